@@ -1,0 +1,194 @@
+"""The `alpr` command: create, serve and reach a node; run the federation's PKI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
+from gateway import logs
+from gateway.config import load_config
+from gateway.node_dir import init_node
+from gateway.server import serve
+from gateway.tls import TLSConfig
+from node.errors import NodeError
+from node.identity import Principal, PrincipalKind
+from node.pki import CA_CERT_FILE, CertificateAuthority
+
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 1
+DEFAULT_HOSTS = ("localhost", "127.0.0.1")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    ca = CertificateAuthority.load(args.ca) if args.ca else None
+    config = init_node(
+        args.directory,
+        ori=args.ori,
+        name=args.name,
+        federation=args.federation,
+        ca=ca,
+        hosts=tuple(args.host or DEFAULT_HOSTS),
+        listen=args.listen,
+        store_url=args.store_url,
+        now=_now(),
+    )
+    print(f"created node {config.ori} ({config.name}) in {config.directory}")
+    if ca is None:
+        print(
+            f"next: put the node's certificate, key and the federation CA at {config.tls_cert},"
+            f" {config.tls_key} and {config.tls_ca} (`alpr pki issue-node`)"
+        )
+    print(f"serve it with: alpr serve {args.directory}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    config = load_config(args.directory, os.environ)
+    logs.configure()
+    asyncio.run(serve(config))
+    return 0
+
+
+def _cmd_pki_init_ca(args: argparse.Namespace) -> int:
+    if (args.directory / CA_CERT_FILE).exists():
+        print(f"alpr: error: {args.directory} already holds a CA", file=sys.stderr)
+        return EXIT_USAGE
+    ca = CertificateAuthority.create(args.federation, now=_now(), days=args.days)
+    ca.save(args.directory)
+    print(f"created the CA of federation {ca.federation} in {args.directory}")
+    return 0
+
+
+def _cmd_pki_issue(args: argparse.Namespace) -> int:
+    ca = CertificateAuthority.load(args.ca)
+    if args.command == "issue-node":
+        principal = Principal(ca.federation, args.ori, PrincipalKind.NODE)
+        stem = "node"
+    else:
+        kind = PrincipalKind.USER if args.user else PrincipalKind.DEVICE
+        principal = Principal(ca.federation, args.ori, kind, args.user or args.device)
+        stem = principal.name
+    issued = ca.issue(
+        principal,
+        now=_now(),
+        days=args.days,
+        hosts=tuple(getattr(args, "host", None) or DEFAULT_HOSTS),
+    )
+    issued.write(args.out / f"{stem}.crt", args.out / f"{stem}.key")
+    (args.out / CA_CERT_FILE).write_bytes(ca.certificate_pem)
+    print(f"issued {principal.spiffe_id} -> {args.out / f'{stem}.crt'} and {stem}.key (mode 0600)")
+    return 0
+
+
+def _cmd_admin_info(args: argparse.Namespace) -> int:
+    tls = TLSConfig.from_files(ca=args.ca, cert=args.cert, key=args.key)
+    with grpc.secure_channel(args.target, tls.channel_credentials()) as channel:
+        try:
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=args.timeout
+            )
+            admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+            me = admin.WhoAmI(admin_service_pb2.WhoAmIRequest(), timeout=args.timeout)
+            node = admin.GetNodeInfo(admin_service_pb2.GetNodeInfoRequest(), timeout=args.timeout)
+        except grpc.RpcError as error:
+            code = error.code() if isinstance(error, grpc.Call) else None
+            details = error.details() if isinstance(error, grpc.Call) else str(error)
+            print(
+                f"alpr: error: {args.target}: {code.name if code else ''} {details}",
+                file=sys.stderr,
+            )
+            return EXIT_UNREACHABLE
+    print(f"node        {node.node.ori} {node.node.name} (federation {node.node.federation})")
+    print(f"health      {health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)}")
+    print(f"signing key {node.node.signing_key_fingerprint}")
+    print(f"version     {node.node.software_version}")
+    print(f"you are     {me.principal.spiffe_id}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alpr", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = commands.add_parser("init", help="create a node's directory")
+    init.add_argument("directory", type=Path)
+    init.add_argument("--ori", required=True, help="the agency's NCIC ORI, e.g. CA0194200")
+    init.add_argument("--name", required=True, help="the agency's name")
+    init.add_argument("--federation", help="the federation's trust domain (or take it from --ca)")
+    init.add_argument("--ca", type=Path, help="a CA directory: issue the node's certificate now")
+    init.add_argument(
+        "--host", action="append", help="a DNS name or IP the node serves as (repeat)"
+    )
+    init.add_argument("--listen", default="127.0.0.1:50051", help="host:port to serve on")
+    init.add_argument("--store-url", default="", help="database URL (default: SQLite file)")
+    init.set_defaults(run=_cmd_init)
+
+    serve_cmd = commands.add_parser("serve", help="serve a node until SIGTERM or SIGINT")
+    serve_cmd.add_argument("directory", type=Path)
+    serve_cmd.set_defaults(run=_cmd_serve)
+
+    pki = commands.add_parser("pki", help="the federation's certificate authority")
+    pki_commands = pki.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    init_ca = pki_commands.add_parser("init-ca", help="create a federation CA")
+    init_ca.add_argument("directory", type=Path)
+    init_ca.add_argument("--federation", required=True, help="trust domain, e.g. socal.alpr")
+    init_ca.add_argument("--days", type=int, default=3650)
+    init_ca.set_defaults(run=_cmd_pki_init_ca)
+    for name, help_text in (
+        ("issue-node", "issue a node certificate"),
+        ("issue-client", "issue a user's or device's certificate"),
+    ):
+        issue = pki_commands.add_parser(name, help=help_text)
+        issue.add_argument("ca", type=Path, help="the CA directory")
+        issue.add_argument("--ori", required=True)
+        issue.add_argument("--out", type=Path, required=True, help="directory to write into")
+        issue.add_argument("--days", type=int, default=365)
+        if name == "issue-node":
+            issue.add_argument(
+                "--host", action="append", help="a DNS name or IP it serves as (repeat)"
+            )
+        else:
+            who = issue.add_mutually_exclusive_group(required=True)
+            who.add_argument("--user", help="a user name")
+            who.add_argument("--device", help="a patrol device or camera id")
+        issue.set_defaults(run=_cmd_pki_issue)
+
+    admin = commands.add_parser("admin", help="call a running node as its operator")
+    admin_commands = admin.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    info = admin_commands.add_parser("info", help="health, identity and who you are")
+    info.add_argument("--target", required=True, help="host:port of the node")
+    info.add_argument("--ca", type=Path, required=True, help="the federation CA certificate")
+    info.add_argument("--cert", type=Path, required=True, help="your client certificate")
+    info.add_argument("--key", type=Path, required=True, help="your client key")
+    info.add_argument("--timeout", type=float, default=10.0, help="seconds")
+    info.set_defaults(run=_cmd_admin_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `alpr` command; every expected failure is one line and exit code 2."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except NodeError as error:
+        print(f"alpr: error: {error.diagnostics()}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

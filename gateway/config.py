@@ -1,0 +1,206 @@
+"""The node's configuration: `node.toml` in the node's directory, with environment overrides.
+
+Any value can be overridden by ``ALPR_<SECTION>_<KEY>`` (``ALPR_SERVER_LISTEN=0.0.0.0:7443``).
+Relative paths are relative to the node's directory. Every problem is reported as one
+`ConfigError` naming the file or variable, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+from node.errors import ValidationError
+from node.identity import validate_federation, validate_ori
+from node.store import sqlite_url
+
+CONFIG_FILE = "node.toml"
+DATABASE_FILE = "node.db"
+ENV_PREFIX = "ALPR_"
+MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeConfig:
+    """A node's settings, validated.
+
+    Attributes:
+        directory: The node's directory; relative paths in the file are resolved from it.
+        ori: The agency's ORI.
+        name: The agency's name.
+        federation: The federation's trust domain.
+        listen: ``host:port`` the gRPC server binds; port 0 picks a free one.
+        shutdown_grace_seconds: How long in-flight calls may finish after SIGTERM.
+        max_message_bytes: The largest message the server receives or sends.
+        tls_ca: The federation CA certificate.
+        tls_cert: The node's certificate.
+        tls_key: The node's TLS private key.
+        signing_key: The node's Ed25519 seed.
+        store_url: The database URL.
+    """
+
+    directory: Path
+    ori: str
+    name: str
+    federation: str
+    listen: str = "127.0.0.1:50051"
+    shutdown_grace_seconds: float = 10.0
+    max_message_bytes: int = 4 * 1024 * 1024
+    tls_ca: Path
+    tls_cert: Path
+    tls_key: Path
+    signing_key: Path
+    store_url: str
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _listen(value: object) -> str:
+    host, separator, port = _text(value).rpartition(":")
+    if not separator or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r} is not host:port")
+    return str(value)
+
+
+def _positive_float(value: object) -> float:
+    number = float(value) if isinstance(value, (int, float, str)) else float("nan")
+    if not number > 0:
+        raise ValueError(f"{value!r} is not a positive number")
+    return number
+
+
+def _message_bytes(value: object) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or not 1024 <= value <= MAX_MESSAGE_BYTES_LIMIT:
+        raise ValueError(f"{value!r} is not a byte count from 1024 to {MAX_MESSAGE_BYTES_LIMIT}")
+    return value
+
+
+def _checked(check: Callable[[str], str]) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        try:
+            return check(_text(value))
+        except ValidationError as error:
+            raise ValueError(error.problem) from error
+
+    return parse
+
+
+# (section, key) -> (NodeConfig field, parser, default or None when required).
+_SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
+    ("node", "ori"): ("ori", _checked(validate_ori), None),
+    ("node", "name"): ("name", _text, None),
+    ("node", "federation"): ("federation", _checked(validate_federation), None),
+    ("server", "listen"): ("listen", _listen, NodeConfig.listen),
+    ("server", "shutdown_grace_seconds"): (
+        "shutdown_grace_seconds",
+        _positive_float,
+        NodeConfig.shutdown_grace_seconds,
+    ),
+    ("server", "max_message_bytes"): (
+        "max_message_bytes",
+        _message_bytes,
+        NodeConfig.max_message_bytes,
+    ),
+    ("tls", "ca"): ("tls_ca", _text, "tls/ca.crt"),
+    ("tls", "cert"): ("tls_cert", _text, "tls/node.crt"),
+    ("tls", "key"): ("tls_key", _text, "tls/node.key"),
+    ("keys", "signing_key"): ("signing_key", _text, "keys/signing.key"),
+    ("store", "url"): ("store_url", str, ""),
+}
+_PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key"}
+
+
+def load_config(directory: Path, environ: Mapping[str, str]) -> NodeConfig:
+    """Read and validate `directory`/node.toml, applying ``ALPR_*`` overrides from `environ`.
+
+    Raises:
+        ConfigError: The file is missing or not TOML, has an unknown section or key,
+            or a value (from the file or the environment) is invalid.
+    """
+    path = directory / CONFIG_FILE
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ConfigError(f"{path}: not found; create a node with `alpr init`") from error
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read it as TOML ({error})") from error
+    _reject_unknown(path, document)
+    values: dict[str, Any] = {"directory": directory.resolve()}
+    for (section, key), (attribute, parse, default) in _SCHEMA.items():
+        variable = f"{ENV_PREFIX}{section}_{key}".upper()
+        source, raw = (
+            (variable, environ[variable])
+            if variable in environ
+            else (
+                f"{path} [{section}] {key}",
+                document.get(section, {}).get(key, default),
+            )
+        )
+        if raw is None:
+            raise ConfigError(f"{source}: missing")
+        try:
+            values[attribute] = parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{source}: {error}") from error
+    for attribute in _PATHS:
+        values[attribute] = directory.resolve() / values[attribute]
+    values["store_url"] = values["store_url"] or sqlite_url(directory / DATABASE_FILE)
+    return NodeConfig(**values)
+
+
+def _reject_unknown(path: Path, document: Mapping[str, Any]) -> None:
+    sections = {section for section, _ in _SCHEMA}
+    for section, table in document.items():
+        if section not in sections or not isinstance(table, dict):
+            raise ConfigError(f"{path}: unknown section [{section}]")
+        for key in table:
+            if (section, key) not in _SCHEMA:
+                raise ConfigError(f"{path} [{section}]: unknown key {key!r}")
+
+
+def render_config(*, ori: str, name: str, federation: str, listen: str, store_url: str) -> str:
+    """The text of a new node.toml, with every setting present and explained."""
+
+    def quoted(value: str) -> str:
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+    return f"""\
+# Node configuration, written by `alpr init`. Relative paths are relative to this directory.
+# Any value can be overridden by an environment variable ALPR_<SECTION>_<KEY>,
+# e.g. ALPR_SERVER_LISTEN=0.0.0.0:7443 or ALPR_STORE_URL=postgresql://...
+
+[node]
+ori = {quoted(ori)}
+name = {quoted(name)}
+federation = {quoted(federation)}
+
+[server]
+listen = {quoted(listen)}
+shutdown_grace_seconds = {NodeConfig.shutdown_grace_seconds}
+max_message_bytes = {NodeConfig.max_message_bytes}
+
+[tls]
+# Issued by the federation CA: `alpr pki issue-node`.
+ca = "tls/ca.crt"
+cert = "tls/node.crt"
+key = "tls/node.key"
+
+[keys]
+# The node's Ed25519 signing key (mode 0600). Never copied into the database.
+signing_key = "keys/signing.key"
+
+[store]
+# Empty: the SQLite file {DATABASE_FILE} in this directory. Or postgresql://user@host:port/db
+url = {quoted(store_url)}
+"""

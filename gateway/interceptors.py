@@ -1,0 +1,267 @@
+"""Server interceptors, one per concern: access log, error mapping, identity, authorization.
+
+Each concern is an async context manager around the call (`ScopedInterceptor.scope`),
+so the same code wraps unary and streaming handlers alike. The caller's identity comes
+from the verified client certificate in `context.auth_context()` and nowhere else (SEC-1).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import grpc.aio
+from cryptography import x509
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from gateway.logs import fields
+from node.errors import NodeError, PermissionDeniedError, ValidationError
+from node.identity import Principal, PrincipalKind
+from node.pki import principal_of
+
+log = logging.getLogger("alpr.rpc")
+ERROR_DOMAIN = "alpr.gateway"
+_CALLER: contextvars.ContextVar[Principal] = contextvars.ContextVar("caller")
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Scope = Callable[[str, Context], AbstractAsyncContextManager[None]]
+if TYPE_CHECKING:
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:  # the runtime class is not generic
+    _Interceptor = grpc.aio.ServerInterceptor
+
+
+def current_caller() -> Principal:
+    """The principal making the RPC being served, as its certificate names it."""
+    return _CALLER.get()
+
+
+class ScopedInterceptor(_Interceptor):
+    """An interceptor whose concern is one async context manager around every call."""
+
+    def scope(self, method: str, context: Context) -> AbstractAsyncContextManager[None]:
+        """The context the call to `method` runs inside."""
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        """Wrap the handler of the method being called in `scope`."""
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        return _wrap(handler, handler_call_details.method, self.scope)
+
+
+def _wrap(handler: Handler, method: str, scope: Scope) -> Handler:
+    serialization = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.response_streaming:
+        inner_stream: Any = handler.unary_stream or handler.stream_stream
+        make = (
+            grpc.stream_stream_rpc_method_handler
+            if handler.request_streaming
+            else grpc.unary_stream_rpc_method_handler
+        )
+        if not inspect.isasyncgenfunction(inner_stream):
+            # A servicer that streams with `await context.write(...)` (grpc_health's Watch).
+            return make(_unary_wrapper(inner_stream, method, scope), **serialization)
+
+        async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:  # noqa: ANN401
+            async with scope(method, context):
+                async for response in inner_stream(request, context):
+                    yield response
+
+        return make(streaming, **serialization)
+
+    make_unary = (
+        grpc.stream_unary_rpc_method_handler
+        if handler.request_streaming
+        else grpc.unary_unary_rpc_method_handler
+    )
+    inner_unary: Any = handler.unary_unary or handler.stream_unary
+    return make_unary(_unary_wrapper(inner_unary, method, scope), **serialization)
+
+
+def _unary_wrapper(
+    inner: Callable[[Any, Context], Any], method: str, scope: Scope
+) -> Callable[[Any, Context], Awaitable[Any]]:
+    async def unary(request: Any, context: Context) -> Any:  # noqa: ANN401
+        async with scope(method, context):
+            response = inner(request, context)
+            return await response if inspect.isawaitable(response) else response
+
+    return unary
+
+
+class AccessLogInterceptor(ScopedInterceptor):
+    """Logs every call: method, peer, caller, status code and duration."""
+
+    @asynccontextmanager
+    async def scope(self, method: str, context: Context) -> AsyncIterator[None]:
+        """Time the call and log how it ended."""
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            yield
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        finally:
+            caller = _certificate_principal(context)
+            log.info(
+                "rpc",
+                extra=fields(
+                    method=method,
+                    peer=context.peer(),
+                    caller=caller.spiffe_id if caller else None,
+                    code=code.name if isinstance(code, grpc.StatusCode) else str(code),
+                    ms=round((time.perf_counter() - started) * 1000, 2),
+                ),
+            )
+
+
+def _certificate_principal(context: Context) -> Principal | None:
+    """The principal the peer's verified certificate names, if it names one."""
+    pems = list(context.auth_context().get("x509_pem_cert", []))
+    try:
+        return principal_of_pem(pems[0]) if pems else None
+    except (ValueError, NodeError):
+        return None
+
+
+# The gRPC status each error maps to, with the ErrorInfo reason it carries (AIP-193).
+STATUS_OF_ERROR: dict[type[NodeError], tuple[grpc.StatusCode, str]] = {
+    ValidationError: (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD"),
+    PermissionDeniedError: (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED"),
+}
+
+
+def status_for(error: Exception) -> tuple[status_pb2.Status, str | None]:
+    """The rich status to answer `error` with, and the error id when it was unexpected.
+
+    An unexpected error gets INTERNAL with a fresh error id and nothing of its text,
+    which is logged locally with the trace under that id.
+    """
+    for kind in type(error).__mro__:
+        if kind in STATUS_OF_ERROR:
+            code, reason = STATUS_OF_ERROR[kind]
+            metadata = {"field": error.field} if isinstance(error, ValidationError) else {}
+            return _status(code, str(error), reason, metadata), None
+    error_id = uuid.uuid4().hex[:12]
+    message = f"internal error; quote error id {error_id} to the node's operator"
+    return _status(grpc.StatusCode.INTERNAL, message, "INTERNAL", {"errorId": error_id}), error_id
+
+
+def _status(
+    code: grpc.StatusCode, message: str, reason: str, metadata: Mapping[str, str]
+) -> status_pb2.Status:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
+    status.details.add().Pack(info)
+    return status
+
+
+class ErrorInterceptor(ScopedInterceptor):
+    """Maps every exception a servicer raises to a precise status; never leaks a trace."""
+
+    @asynccontextmanager
+    async def scope(self, method: str, context: Context) -> AsyncIterator[None]:
+        """Turn an exception from the call into an abort with a rich status."""
+        try:
+            yield
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            status, error_id = status_for(error)
+            if error_id is not None:
+                log.exception("unexpected error", extra=fields(method=method, error_id=error_id))
+            grpc_status = rpc_status.to_status(status)
+            await context.abort(
+                grpc_status.code, grpc_status.details, grpc_status.trailing_metadata
+            )
+
+
+@lru_cache(maxsize=1024)
+def principal_of_pem(pem: bytes) -> Principal:
+    """The principal a PEM certificate names (cached: a client presents it on every call)."""
+    return principal_of(x509.load_pem_x509_certificate(pem))
+
+
+class IdentityInterceptor(ScopedInterceptor):
+    """Reads the caller from its verified certificate and holds it for the call (SEC-1)."""
+
+    def __init__(self, federation: str) -> None:
+        """Accept only principals of `federation`."""
+        self._federation = federation
+
+    @asynccontextmanager
+    async def scope(self, method: str, context: Context) -> AsyncIterator[None]:
+        """Set `current_caller()` for the call, or refuse it UNAUTHENTICATED."""
+        principal = _certificate_principal(context)
+        if principal is None or principal.federation != self._federation:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "the client certificate names no principal of this federation",
+            )
+            return
+        token = _CALLER.set(principal)
+        try:
+            yield
+        finally:
+            _CALLER.reset(token)
+
+
+class Audience(enum.Enum):
+    """Who may call a method, relative to this node's agency."""
+
+    ANY_PRINCIPAL = "any principal of the federation"
+    OWN_AGENCY = "a user or device of this agency"
+    OWN_USERS = "a user of this agency"
+    PARTNER_NODES = "another agency's node"
+
+
+class AuthorizationInterceptor(ScopedInterceptor):
+    """Checks every method against one table of method -> audience; the rest is denied."""
+
+    def __init__(self, ori: str, audiences: Mapping[str, Audience]) -> None:
+        """Authorize for the agency `ori` by `audiences` (full method name -> audience)."""
+        self._ori = ori
+        self._audiences = audiences
+
+    def allows(self, method: str, caller: Principal) -> bool:
+        """Whether `caller` may call `method`."""
+        own = caller.ori == self._ori
+        match self._audiences.get(method):
+            case Audience.ANY_PRINCIPAL:
+                return True
+            case Audience.OWN_AGENCY:
+                return own and caller.kind is not PrincipalKind.NODE
+            case Audience.OWN_USERS:
+                return own and caller.kind is PrincipalKind.USER
+            case Audience.PARTNER_NODES:
+                return not own and caller.kind is PrincipalKind.NODE
+            case None:
+                return False
+
+    @asynccontextmanager
+    async def scope(self, method: str, context: Context) -> AsyncIterator[None]:
+        """Refuse the call PERMISSION_DENIED unless the table allows it."""
+        if not self.allows(method, current_caller()):
+            raise PermissionDeniedError(f"{method} is not open to this caller")
+        yield

@@ -1,0 +1,135 @@
+"""Assembling the gRPC server, and running it until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
+
+from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
+from alpr.federation.v1 import federation_service_pb2, federation_service_pb2_grpc
+from gateway.config import NodeConfig
+from gateway.interceptors import (
+    AccessLogInterceptor,
+    Audience,
+    AuthorizationInterceptor,
+    ErrorInterceptor,
+    IdentityInterceptor,
+)
+from gateway.logs import fields
+from gateway.node_dir import OpenedNode, open_node
+from gateway.servicers.admin import AdminServicer
+from gateway.servicers.federation import FederationServicer
+
+log = logging.getLogger("alpr.server")
+HealthServicer = Any  # grpc_health ships no types
+
+_ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
+_FEDERATION = federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"]
+_HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
+_REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
+
+# Who may call each method. A method missing here is refused to everyone.
+AUDIENCES: dict[str, Audience] = {
+    f"/{_HEALTH.full_name}/Check": Audience.ANY_PRINCIPAL,
+    f"/{_HEALTH.full_name}/Watch": Audience.ANY_PRINCIPAL,
+    f"/{_REFLECTION}/ServerReflectionInfo": Audience.ANY_PRINCIPAL,
+    f"/{_ADMIN.full_name}/GetNodeInfo": Audience.OWN_USERS,
+    f"/{_ADMIN.full_name}/WhoAmI": Audience.OWN_AGENCY,
+    f"/{_FEDERATION.full_name}/GetNodeInfo": Audience.PARTNER_NODES,
+}
+SERVICE_NAMES = (_ADMIN.full_name, _FEDERATION.full_name)
+
+
+def create_server(
+    node: OpenedNode,
+    *,
+    audiences: Mapping[str, Audience] = AUDIENCES,
+    extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
+) -> tuple[grpc.aio.Server, int, HealthServicer]:
+    """Build the node's server, bound but not started.
+
+    Args:
+        node: The opened node directory.
+        audiences: Who may call each method; tests widen it for their own handlers.
+        extra_handlers: More services to serve behind the same interceptors (tests).
+
+    Returns:
+        The server, the port it is bound to, and its health servicer.
+    """
+    config = node.config
+    server = grpc.aio.server(
+        interceptors=[
+            AccessLogInterceptor(),
+            ErrorInterceptor(),
+            IdentityInterceptor(config.federation),
+            AuthorizationInterceptor(config.ori, audiences),
+        ],
+        options=[
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+        ],
+    )
+    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(node.identity), server)
+    federation_service_pb2_grpc.add_FederationServiceServicer_to_server(
+        FederationServicer(node.identity), server
+    )
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, _HEALTH.full_name, _REFLECTION), server)
+    if extra_handlers:
+        server.add_generic_rpc_handlers(tuple(extra_handlers))
+    port = server.add_secure_port(config.listen, node.tls.server_credentials())
+    return server, port, health_servicer
+
+
+async def _set_serving(health_servicer: HealthServicer, *, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for service in ("", *SERVICE_NAMES):
+        await health_servicer.set(service, status)
+
+
+async def serve(config: NodeConfig) -> None:
+    """Open the node, serve until SIGTERM or SIGINT, then drain in-flight calls and stop.
+
+    Raises:
+        ConfigError: The node cannot be opened (see `open_node`).
+    """
+    node = open_node(config, now=datetime.now(UTC))
+    server, port, health_servicer = create_server(node)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await server.start()
+    await _set_serving(health_servicer, serving=True)
+    host = config.listen.rpartition(":")[0]
+    log.info(
+        "serving",
+        extra=fields(
+            ori=config.ori,
+            federation=config.federation,
+            address=f"{host}:{port}",
+            port=port,
+            store=node.engine.url.get_backend_name(),
+        ),
+    )
+    await stop.wait()
+    log.info("stopping", extra=fields(grace_seconds=config.shutdown_grace_seconds))
+    await _set_serving(health_servicer, serving=False)
+    await server.stop(config.shutdown_grace_seconds)
+    node.engine.dispose()
+    log.info("stopped")

@@ -1,0 +1,1 @@
+"""gRPC servicers: they translate protobuf to `node` and `federation` calls and back."""

@@ -1,0 +1,34 @@
+"""The node's error base and the errors every layer shares."""
+
+from __future__ import annotations
+
+
+class NodeError(Exception):
+    """Base of every error raised on purpose by this project.
+
+    The CLI catches this once and prints `diagnostics()`; the gateway maps its
+    subclasses to gRPC status codes in one table.
+    """
+
+    def diagnostics(self) -> str:
+        """One line that tells an operator what went wrong and what to do."""
+        return str(self)
+
+
+class ValidationError(NodeError):
+    """A value given to the node is not acceptable.
+
+    Attributes:
+        field: The name of the offending field, as the caller spelled it.
+        problem: What is wrong with it.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        """Name the field and the problem."""
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class PermissionDeniedError(NodeError):
+    """The caller may not do this. Says nothing about whether the data exists (SHR-6)."""

@@ -1,0 +1,46 @@
+"""Fixtures shared by every test: databases on both engines, a federation PKI, nodes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from node.store import sqlite_url
+from tests.support.pki import Federation
+from tests.support.postgres import ENV_URL, throwaway_cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server URL: ALPR_TEST_POSTGRES_URL, or a cluster this session starts."""
+    if ENV_URL in os.environ:
+        yield os.environ[ENV_URL].rstrip("/")
+        return
+    with throwaway_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each engine: every store test runs on both."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path / "node.db")
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{server}/{name}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def federation(tmp_path: Path) -> Federation:
+    """A fresh federation CA in tmp_path."""
+    return Federation.create(tmp_path)

@@ -1,0 +1,85 @@
+"""Real nodes served on loopback from a background thread, for tests with sync clients."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from gateway.config import NodeConfig
+from gateway.interceptors import Audience
+from gateway.node_dir import init_node, open_node
+from gateway.server import AUDIENCES, create_server
+from gateway.tls import TLSConfig
+from tests.support.pki import Federation
+
+
+@dataclass
+class RunningNode:
+    """A node served on 127.0.0.1:`port`."""
+
+    config: NodeConfig
+    port: int
+
+    @property
+    def target(self) -> str:
+        """Where clients connect."""
+        return f"localhost:{self.port}"
+
+    def channel(self, tls: TLSConfig) -> grpc.Channel:
+        """A sync channel presenting `tls`."""
+        return grpc.secure_channel(self.target, tls.channel_credentials())
+
+
+def make_node(
+    federation: Federation, directory: Path, ori: str, *, store_url: str = ""
+) -> NodeConfig:
+    """`alpr init` a node of agency `ori` with a certificate from `federation`."""
+    return init_node(
+        directory,
+        ori=ori,
+        name=f"Agency {ori}",
+        federation=None,
+        ca=federation.ca,
+        hosts=("localhost", "127.0.0.1"),
+        listen="127.0.0.1:0",
+        store_url=store_url,
+        now=datetime.now(UTC),
+    )
+
+
+@contextmanager
+def serving(
+    config: NodeConfig,
+    *,
+    audiences: Mapping[str, Audience] = AUDIENCES,
+    extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
+) -> Iterator[RunningNode]:
+    """Serve the node in a thread with its own event loop until the block ends."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    node = open_node(config, now=datetime.now(UTC))
+
+    async def start() -> tuple[grpc.aio.Server, int]:
+        server, port, _ = create_server(node, audiences=audiences, extra_handlers=extra_handlers)
+        await server.start()
+        return server, port
+
+    server, port = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
+    try:
+        yield RunningNode(config, port)
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(None), loop).result(timeout=30)
+        node.engine.dispose()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()

@@ -1,0 +1,52 @@
+"""A federation's PKI minted into a test's tmp_path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.tls import TLSConfig
+from node.identity import Principal, PrincipalKind
+from node.pki import CertificateAuthority
+
+FEDERATION = "test.alpr"
+LAPD = "CA0194200"
+LASD = "CA0190000"
+
+
+@dataclass
+class Federation:
+    """A CA and the certificates a test asks it for."""
+
+    ca: CertificateAuthority
+    directory: Path
+
+    @classmethod
+    def create(cls, directory: Path, federation: str = FEDERATION) -> Federation:
+        """A new CA whose files are under `directory`/ca."""
+        ca = CertificateAuthority.create(federation, now=datetime.now(UTC))
+        ca.save(directory / "ca")
+        return cls(ca, directory)
+
+    def client(
+        self,
+        ori: str = LAPD,
+        kind: PrincipalKind = PrincipalKind.USER,
+        name: str = "operator",
+        *,
+        now: datetime | None = None,
+        days: int = 365,
+    ) -> TLSConfig:
+        """Client credentials for a principal, trusting this CA."""
+        principal = Principal(self.ca.federation, ori, kind, name)
+        issued = self.ca.issue(
+            principal, now=now or datetime.now(UTC), days=days, hosts=("localhost", "127.0.0.1")
+        )
+        stem = self.directory / "clients" / f"{ori}-{kind.value}-{name or 'node'}"
+        issued.write(stem.with_suffix(".crt"), stem.with_suffix(".key"))
+        return TLSConfig(
+            ca=self.ca.certificate_pem,
+            cert=stem.with_suffix(".crt").read_bytes(),
+            key=stem.with_suffix(".key").read_bytes(),
+        )

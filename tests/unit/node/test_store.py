@@ -1,0 +1,105 @@
+"""The store on SQLite and PostgreSQL: migrations from empty, models that agree, round trips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from node.errors import ValidationError
+from node.owner import OwnerMismatchError, check_owner, record_owner
+from node.store import create_engine, upgrade
+from node.store.migrate import current_revision, head, schema_differences
+from node.store.models import NodeIdentity, utc
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+KEY = bytes(range(32))
+
+
+class TestMigrations:
+    def test_succeeds_from_empty_to_head_matching_the_models(self, database_url: str) -> None:
+        engine = create_engine(database_url)
+        assert current_revision(engine) is None
+        assert upgrade(engine) == head()
+        assert current_revision(engine) == head()
+        assert schema_differences(engine) == []
+        assert upgrade(engine) == head()  # a second start changes nothing
+        engine.dispose()
+
+
+class TestRoundTrip:
+    def test_succeeds(self, database_url: str) -> None:
+        engine = create_engine(database_url)
+        upgrade(engine)
+        record_owner(
+            engine, ori="CA0194200", name="LAPD", federation="test.alpr", public_key=KEY, now=NOW
+        )
+        with Session(engine) as session:
+            owner = session.get(NodeIdentity, 1)
+        assert owner is not None
+        assert (owner.ori, owner.name, owner.signing_public_key) == ("CA0194200", "LAPD", KEY)
+        assert utc(owner.created_at) == NOW
+        engine.dispose()
+
+    def test_sec2_only_the_public_key_is_stored(self, database_url: str) -> None:
+        engine = create_engine(database_url)
+        upgrade(engine)
+        record_owner(
+            engine, ori="CA0194200", name="LAPD", federation="test.alpr", public_key=KEY, now=NOW
+        )
+        with engine.connect() as connection:
+            columns = connection.execute(text("SELECT * FROM node_identity")).keys()
+        assert "signing_public_key" in columns
+        assert not [c for c in columns if "private" in c or "secret" in c or "seed" in c]
+        engine.dispose()
+
+
+class TestOwner:
+    @pytest.fixture
+    def engine_with_owner(self, database_url: str) -> Iterator[Engine]:
+        engine = create_engine(database_url)
+        upgrade(engine)
+        record_owner(
+            engine, ori="CA0194200", name="LAPD", federation="test.alpr", public_key=KEY, now=NOW
+        )
+        yield engine
+        engine.dispose()
+
+    def test_succeeds(self, engine_with_owner: Engine) -> None:
+        assert (
+            check_owner(
+                engine_with_owner, ori="CA0194200", federation="test.alpr", public_key=KEY
+            ).name
+            == "LAPD"
+        )
+
+    def test_fails_for_another_agency(self, engine_with_owner: Engine) -> None:
+        with pytest.raises(OwnerMismatchError, match="belongs to CA0194200"):
+            check_owner(engine_with_owner, ori="CA0190000", federation="test.alpr", public_key=KEY)
+
+    def test_fails_for_another_signing_key(self, engine_with_owner: Engine) -> None:
+        with pytest.raises(OwnerMismatchError, match="signing key"):
+            check_owner(
+                engine_with_owner, ori="CA0194200", federation="test.alpr", public_key=bytes(32)
+            )
+
+
+class TestEngine:
+    def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(self, tmp_path: Path) -> None:
+        engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+        with engine.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+        engine.dispose()
+
+    @pytest.mark.parametrize("url", ["mysql://x/y", "not a url", "oracle://u@h/db"])
+    def test_fails_for_an_unsupported_url(self, url: str) -> None:
+        with pytest.raises(ValidationError) as raised:
+            create_engine(url)
+        assert raised.value.field == "store.url"
