@@ -25,7 +25,15 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from gateway.logs import fields
-from node.errors import NodeError, PermissionDeniedError, ValidationError
+from node.errors import (
+    AlreadyExistsError,
+    NodeError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionError,
+    UnavailableError,
+    ValidationError,
+)
 from node.identity import Principal, PrincipalKind
 from node.pki import principal_of
 
@@ -149,6 +157,10 @@ def _certificate_principal(context: Context) -> Principal | None:
 STATUS_OF_ERROR: dict[type[NodeError], tuple[grpc.StatusCode, str]] = {
     ValidationError: (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD"),
     PermissionDeniedError: (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED"),
+    NotFoundError: (grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
+    AlreadyExistsError: (grpc.StatusCode.ALREADY_EXISTS, "ALREADY_EXISTS"),
+    PreconditionError: (grpc.StatusCode.FAILED_PRECONDITION, "FAILED_PRECONDITION"),
+    UnavailableError: (grpc.StatusCode.UNAVAILABLE, "PARTNER_UNAVAILABLE"),
 }
 
 

@@ -28,13 +28,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler `configure` installs, so a second call replaces it rather than adding one."""
+class _JsonHandler(logging.Handler):
+    """Writes to whatever `sys.stderr` is when a record is emitted.
+
+    A second `configure` replaces it rather than adding another.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write `record` as one line."""
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            self.handleError(record)
 
 
 def configure(level: int = logging.INFO) -> None:
     """Send every log record of the process to standard error as JSON."""
-    handler = _JsonHandler(sys.stderr)
+    handler = _JsonHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for previous in [h for h in root.handlers if isinstance(h, _JsonHandler)]:

@@ -74,7 +74,12 @@ def init_node(
     try:
         upgrade(engine)
         record_owner(
-            engine, ori=ori, name=name, federation=federation, public_key=signer.public_key, now=now
+            engine,
+            ori=ori,
+            name=name,
+            federation=federation,
+            public_key=signer.public_key.public_bytes,
+            now=now,
         )
     finally:
         engine.dispose()
@@ -103,7 +108,10 @@ def open_node(config: NodeConfig, *, now: datetime) -> OpenedNode:
     try:
         upgrade(engine)
         check_owner(
-            engine, ori=config.ori, federation=config.federation, public_key=signer.public_key
+            engine,
+            ori=config.ori,
+            federation=config.federation,
+            public_key=signer.public_key.public_bytes,
         )
     except NodeError as error:
         engine.dispose()
@@ -116,7 +124,7 @@ def open_node(config: NodeConfig, *, now: datetime) -> OpenedNode:
         ori=config.ori,
         name=config.name,
         federation=config.federation,
-        signing_public_key=signer.public_key,
+        signing_public_key=signer.public_key.public_bytes,
     )
     return OpenedNode(config, tls, signer, engine, identity)
 

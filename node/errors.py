@@ -32,3 +32,19 @@ class ValidationError(NodeError):
 
 class PermissionDeniedError(NodeError):
     """The caller may not do this. Says nothing about whether the data exists (SHR-6)."""
+
+
+class NotFoundError(NodeError):
+    """The named record does not exist (answered only after permission is checked)."""
+
+
+class AlreadyExistsError(NodeError):
+    """A record with that key already exists."""
+
+
+class PreconditionError(NodeError):
+    """The request is well formed but the system's state forbids it (e.g. an expired agreement)."""
+
+
+class UnavailableError(NodeError):
+    """A partner node could not be reached or did not answer in time."""

@@ -1,14 +1,14 @@
-"""The node's signing key stays in its own 0600 file (SEC-2)."""
+"""The node's Ed25519 key: signatures that verify, a seed kept in its 0600 file (SEC-2)."""
 
 from __future__ import annotations
 
 import stat
 from pathlib import Path
 
-import nacl.signing
 import pytest
 
-from node.ed25519 import Ed25519Signer, SigningKeyError
+from node.ed25519 import Ed25519Key, Ed25519Signer, SigningKeyError
+from node.signing import Signature, UnverifiedSignatureError, VerificationError
 
 
 class TestSigner:
@@ -17,10 +17,9 @@ class TestSigner:
         made = Ed25519Signer.generate(path)
         loaded = Ed25519Signer.load(path)
         assert loaded.public_key == made.public_key
-        signature = loaded.sign(b"hotlist")
-        nacl.signing.VerifyKey(made.public_key).verify(b"hotlist", signature)
+        made.public_key.verify_signature(loaded.sign(b"hotlist"), b"hotlist")
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        assert len(made.fingerprint.replace(":", "")) == 64
+        assert made.fingerprint.replace(":", "") == made.public_key.key_id
 
     @pytest.mark.parametrize(
         "content", ["", "zz" * 32, "ab" * 31], ids=["empty", "not hex", "short"]
@@ -33,3 +32,25 @@ class TestSigner:
     def test_fails_on_a_missing_key_file(self, tmp_path: Path) -> None:
         with pytest.raises(SigningKeyError, match="cannot read"):
             Ed25519Signer.load(tmp_path / "absent")
+
+
+class TestKey:
+    def test_fails_on_altered_data(self) -> None:
+        signer = Ed25519Signer.generate()
+        with pytest.raises(UnverifiedSignatureError):
+            signer.public_key.verify_signature(signer.sign(b"CA0194200"), b"CA0194201")
+
+    def test_fails_on_another_signers_signature_under_our_key_id(self) -> None:
+        ours, theirs = Ed25519Signer.generate(), Ed25519Signer.generate()
+        forged = Signature(ours.public_key.key_id, theirs.sign(b"x").signature)
+        with pytest.raises(UnverifiedSignatureError):
+            ours.public_key.verify_signature(forged, b"x")
+
+    def test_fails_on_a_signature_naming_another_key(self) -> None:
+        ours, theirs = Ed25519Signer.generate(), Ed25519Signer.generate()
+        with pytest.raises(VerificationError, match="signature by key"):
+            ours.public_key.verify_signature(theirs.sign(b"x"), b"x")
+
+    def test_fails_on_a_short_public_key(self) -> None:
+        with pytest.raises(VerificationError, match="32 bytes"):
+            Ed25519Key(b"short")
