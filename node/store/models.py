@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime
+from sqlalchemy import BigInteger, DateTime
 from sqlmodel import Field, SQLModel
 
 
@@ -33,3 +33,42 @@ class NodeIdentity(SQLModel, table=True):
     federation: str = Field(max_length=253)
     signing_public_key: bytes
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class AuditEvent(SQLModel, table=True):
+    """One event of the append-only audit log: a leaf of its Merkle tree (AUD-1, AUD-5).
+
+    `seq` starts at 1 and grows by one with no gap; it is assigned by `node.audit`, never
+    by the database. `leaf_hash` is the RFC 9162 leaf hash of the event's canonical bytes
+    (`node.audit.leaf_bytes`), so a changed field no longer matches it. Rows are never
+    updated or deleted by the code: audit records outlive data retention (AUD-2).
+    """
+
+    __tablename__ = "audit_event"
+
+    seq: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    recorded_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+    kind: str = Field(min_length=1, max_length=64, index=True)
+    actor: str = Field(min_length=1, max_length=2048)
+    agency: str = Field(max_length=9)
+    peer_ip: str = Field(default="", max_length=64)
+    purpose: str = Field(default="", max_length=64)
+    case_number: str = Field(default="", max_length=64)
+    details: str = "{}"
+    leaf_hash: bytes = Field(min_length=32, max_length=32)
+
+
+class AuditHead(SQLModel, table=True):
+    """The audit log's current tree head: one row, updated with every append.
+
+    It holds the tree size and the serialized `node.merkle.CompactRange`, so an append
+    reads and writes O(log n) hashes and never the events themselves.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    size: int = Field(sa_type=BigInteger)
+    frontier: bytes

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import node.store.models  # noqa: F401 (registers the tables on SQLModel.metadata)
+from node.store import models, sharing  # noqa: F401 (registers every table on SQLModel.metadata)
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:
