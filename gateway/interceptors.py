@@ -55,6 +55,16 @@ def current_caller() -> Principal:
     return _CALLER.get()
 
 
+def peer_ip(context: Context) -> str:
+    """The caller's IP address, from gRPC's peer string (``ipv4:1.2.3.4:5678``)."""
+    kind, _, rest = context.peer().partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]")
+    return rest
+
+
 class ScopedInterceptor(_Interceptor):
     """An interceptor whose concern is one async context manager around every call."""
 

@@ -29,6 +29,8 @@ from gateway.logs import fields
 from gateway.node_dir import OpenedNode, open_node
 from gateway.servicers.admin import AdminServicer
 from gateway.servicers.federation import FederationServicer
+from gateway.services import Services
+from node.clock import Clock, system_clock
 
 log = logging.getLogger("alpr.server")
 HealthServicer = Any  # grpc_health ships no types
@@ -39,13 +41,17 @@ _HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
 _REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
 
 # Who may call each method. A method missing here is refused to everyone.
+# AdminService is for the agency's operators; FederationService for partner nodes.
 AUDIENCES: dict[str, Audience] = {
     f"/{_HEALTH.full_name}/Check": Audience.ANY_PRINCIPAL,
     f"/{_HEALTH.full_name}/Watch": Audience.ANY_PRINCIPAL,
     f"/{_REFLECTION}/ServerReflectionInfo": Audience.ANY_PRINCIPAL,
-    f"/{_ADMIN.full_name}/GetNodeInfo": Audience.OWN_USERS,
+    **{f"/{_ADMIN.full_name}/{method.name}": Audience.OWN_USERS for method in _ADMIN.methods},
     f"/{_ADMIN.full_name}/WhoAmI": Audience.OWN_AGENCY,
-    f"/{_FEDERATION.full_name}/GetNodeInfo": Audience.PARTNER_NODES,
+    **{
+        f"/{_FEDERATION.full_name}/{method.name}": Audience.PARTNER_NODES
+        for method in _FEDERATION.methods
+    },
 }
 SERVICE_NAMES = (_ADMIN.full_name, _FEDERATION.full_name)
 
@@ -55,6 +61,7 @@ def create_server(
     *,
     audiences: Mapping[str, Audience] = AUDIENCES,
     extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
+    clock: Clock = system_clock,
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """Build the node's server, bound but not started.
 
@@ -62,6 +69,7 @@ def create_server(
         node: The opened node directory.
         audiences: Who may call each method; tests widen it for their own handlers.
         extra_handlers: More services to serve behind the same interceptors (tests).
+        clock: Where time comes from; tests inject one.
 
     Returns:
         The server, the port it is bound to, and its health servicer.
@@ -79,9 +87,10 @@ def create_server(
             ("grpc.max_send_message_length", config.max_message_bytes),
         ],
     )
-    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(node.identity), server)
+    services = Services.build(node, clock=clock)
+    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(services), server)
     federation_service_pb2_grpc.add_FederationServiceServicer_to_server(
-        FederationServicer(node.identity), server
+        FederationServicer(services), server
     )
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -5,15 +5,21 @@ from __future__ import annotations
 from alpr.admin.v1 import admin_service_pb2 as pb
 from alpr.admin.v1 import admin_service_pb2_grpc as pb_grpc
 from gateway.interceptors import Context, current_caller
-from gateway.servicers.identity import NodeIdentityView, principal_to_proto
+from gateway.servicers.admin_agreements import AgreementAdmin
+from gateway.servicers.admin_peers import PeerAdmin
+from gateway.servicers.identity import principal_to_proto
+from gateway.services import Services
 
 
-class AdminServicer(pb_grpc.AdminServiceServicer):
-    """Serves the node's operators."""
+class AdminServicer(PeerAdmin, AgreementAdmin, pb_grpc.AdminServiceServicer):
+    """Serves the node's operators; each area of RPCs is a mixin in its own module."""
 
-    def __init__(self, identity: NodeIdentityView) -> None:
-        """Serve for the node `identity` describes."""
-        self._identity = identity
+    def __init__(self, services: Services) -> None:
+        """Serve with the node's `services`."""
+        self.services = services
+        self._identity = services.identity
+        self.federation = services.identity.federation
+        self.peers = services.peers
 
     async def GetNodeInfo(  # noqa: N802 (gRPC method name)
         self, request: pb.GetNodeInfoRequest, context: Context

@@ -1,22 +1,78 @@
-"""FederationService: what partner nodes call."""
+"""FederationService: what partner nodes call. Every refusal is the uniform denial (SHR-6)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alpr.federation.v1 import federation_service_pb2 as pb
 from alpr.federation.v1 import federation_service_pb2_grpc as pb_grpc
-from gateway.interceptors import Context
-from gateway.servicers.identity import NodeIdentityView
+from federation.envelope import Envelope
+from federation.peers import Peer
+from gateway.interceptors import Context, current_caller, peer_ip
+from gateway.services import Services
 
 
 class FederationServicer(pb_grpc.FederationServiceServicer):
     """Serves partner nodes."""
 
-    def __init__(self, identity: NodeIdentityView) -> None:
-        """Serve for the node `identity` describes."""
-        self._identity = identity
+    def __init__(self, services: Services) -> None:
+        """Serve with the node's `services`."""
+        self._services = services
+
+    @contextmanager
+    def _partner(self, method: str, context: Context) -> Iterator[Peer]:
+        """Admit the calling partner; deny uniformly whatever fails inside."""
+        caller, address = current_caller(), peer_ip(context)
+        gate = self._services.gate
+        peer = gate.admit(caller, method=method, peer_ip=address)
+        with gate.guard(caller, method=method, peer_ip=address):
+            yield peer
 
     async def GetNodeInfo(  # noqa: N802 (gRPC method name)
         self, request: pb.GetNodeInfoRequest, context: Context
     ) -> pb.GetNodeInfoResponse:
         """Describe this node, so a partner can pin its key after an out-of-band check."""
-        return pb.GetNodeInfoResponse(node=self._identity.to_proto())
+        return pb.GetNodeInfoResponse(node=self._services.identity.to_proto())
+
+    async def ProposeAgreement(  # noqa: N802 (gRPC method name)
+        self, request: pb.ProposeAgreementRequest, context: Context
+    ) -> pb.ProposeAgreementResponse:
+        """Take a partner's signed proposal for our operator to accept."""
+        with self._partner("ProposeAgreement", context) as peer:
+            agreement = self._services.agreements.receive_proposal(
+                Envelope.from_proto(request.terms), peer
+            )
+            self._audit_agreement("agreement.proposal_received", peer, agreement.id, context)
+        return pb.ProposeAgreementResponse()
+
+    async def AcceptAgreement(  # noqa: N802 (gRPC method name)
+        self, request: pb.AcceptAgreementRequest, context: Context
+    ) -> pb.AcceptAgreementResponse:
+        """Activate our proposal, countersigned by the partner."""
+        with self._partner("AcceptAgreement", context) as peer:
+            agreement = self._services.agreements.receive_acceptance(
+                Envelope.from_proto(request.terms), peer
+            )
+            self._audit_agreement("agreement.activated", peer, agreement.id, context)
+        return pb.AcceptAgreementResponse()
+
+    async def RevokeAgreement(  # noqa: N802 (gRPC method name)
+        self, request: pb.RevokeAgreementRequest, context: Context
+    ) -> pb.RevokeAgreementResponse:
+        """Revoke an agreement because the partner did."""
+        with self._partner("RevokeAgreement", context) as peer:
+            agreement = self._services.agreements.receive_revocation(
+                Envelope.from_proto(request.notice), peer
+            )
+            self._audit_agreement("agreement.revoked_by_partner", peer, agreement.id, context)
+        return pb.RevokeAgreementResponse()
+
+    def _audit_agreement(self, kind: str, peer: Peer, agreement_id: str, context: Context) -> None:
+        self._services.audit.append(
+            kind,
+            actor=peer.spiffe_id,
+            agency=peer.ori,
+            peer_ip=peer_ip(context),
+            details={"agreement_id": agreement_id},
+        )

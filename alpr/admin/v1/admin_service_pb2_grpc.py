@@ -4,6 +4,8 @@ import grpc
 import warnings
 
 from alpr.admin.v1 import admin_service_pb2 as alpr_dot_admin_dot_v1_dot_admin__service__pb2
+from alpr.admin.v1 import agreements_pb2 as alpr_dot_admin_dot_v1_dot_agreements__pb2
+from alpr.admin.v1 import peers_pb2 as alpr_dot_admin_dot_v1_dot_peers__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -45,6 +47,61 @@ class AdminServiceStub:
                 request_serializer=alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIRequest.SerializeToString,
                 response_deserializer=alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIResponse.FromString,
                 _registered_method=True)
+        self.AddPeer = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/AddPeer',
+                request_serializer=alpr_dot_admin_dot_v1_dot_peers__pb2.AddPeerRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_peers__pb2.AddPeerResponse.FromString,
+                _registered_method=True)
+        self.ListPeers = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ListPeers',
+                request_serializer=alpr_dot_admin_dot_v1_dot_peers__pb2.ListPeersRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_peers__pb2.ListPeersResponse.FromString,
+                _registered_method=True)
+        self.UpdatePeer = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/UpdatePeer',
+                request_serializer=alpr_dot_admin_dot_v1_dot_peers__pb2.UpdatePeerRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_peers__pb2.UpdatePeerResponse.FromString,
+                _registered_method=True)
+        self.RemovePeer = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/RemovePeer',
+                request_serializer=alpr_dot_admin_dot_v1_dot_peers__pb2.RemovePeerRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_peers__pb2.RemovePeerResponse.FromString,
+                _registered_method=True)
+        self.CreateAgreement = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/CreateAgreement',
+                request_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.CreateAgreementRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.CreateAgreementResponse.FromString,
+                _registered_method=True)
+        self.ProposeAgreement = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ProposeAgreement',
+                request_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ProposeAgreementRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ProposeAgreementResponse.FromString,
+                _registered_method=True)
+        self.AcceptAgreement = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/AcceptAgreement',
+                request_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.AcceptAgreementRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.AcceptAgreementResponse.FromString,
+                _registered_method=True)
+        self.RevokeAgreement = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/RevokeAgreement',
+                request_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.RevokeAgreementRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.RevokeAgreementResponse.FromString,
+                _registered_method=True)
+        self.RenewAgreement = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/RenewAgreement',
+                request_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.RenewAgreementRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.RenewAgreementResponse.FromString,
+                _registered_method=True)
+        self.ListAgreements = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ListAgreements',
+                request_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ListAgreementsRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ListAgreementsResponse.FromString,
+                _registered_method=True)
+        self.ImportNonComplianceList = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ImportNonComplianceList',
+                request_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -65,6 +122,83 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddPeer(self, request, context):
+        """Registers a partner agency's node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPeers(self, request, context):
+        """Lists registered partners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePeer(self, request, context):
+        """Changes a partner's name, endpoint, SAN or key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemovePeer(self, request, context):
+        """Forgets a partner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAgreement(self, request, context):
+        """Drafts an agreement with a partner, signed by us.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProposeAgreement(self, request, context):
+        """Sends a draft to the partner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptAgreement(self, request, context):
+        """Countersigns a partner's proposal; both sides make it active.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeAgreement(self, request, context):
+        """Revokes an agreement at once and tells the partner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenewAgreement(self, request, context):
+        """Drafts the next term after a compliance review and the SB 34 check (SHR-4).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAgreements(self, request, context):
+        """Lists agreements.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportNonComplianceList(self, request, context):
+        """Replaces the SB 34 non-compliance list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +211,61 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.WhoAmI,
                     request_deserializer=alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIRequest.FromString,
                     response_serializer=alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIResponse.SerializeToString,
+            ),
+            'AddPeer': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddPeer,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_peers__pb2.AddPeerRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_peers__pb2.AddPeerResponse.SerializeToString,
+            ),
+            'ListPeers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPeers,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_peers__pb2.ListPeersRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_peers__pb2.ListPeersResponse.SerializeToString,
+            ),
+            'UpdatePeer': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePeer,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_peers__pb2.UpdatePeerRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_peers__pb2.UpdatePeerResponse.SerializeToString,
+            ),
+            'RemovePeer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemovePeer,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_peers__pb2.RemovePeerRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_peers__pb2.RemovePeerResponse.SerializeToString,
+            ),
+            'CreateAgreement': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAgreement,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.CreateAgreementRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.CreateAgreementResponse.SerializeToString,
+            ),
+            'ProposeAgreement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeAgreement,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ProposeAgreementRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ProposeAgreementResponse.SerializeToString,
+            ),
+            'AcceptAgreement': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptAgreement,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.AcceptAgreementRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.AcceptAgreementResponse.SerializeToString,
+            ),
+            'RevokeAgreement': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAgreement,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.RevokeAgreementRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.RevokeAgreementResponse.SerializeToString,
+            ),
+            'RenewAgreement': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewAgreement,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.RenewAgreementRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.RenewAgreementResponse.SerializeToString,
+            ),
+            'ListAgreements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAgreements,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ListAgreementsRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ListAgreementsResponse.SerializeToString,
+            ),
+            'ImportNonComplianceList': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportNonComplianceList,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +323,303 @@ class AdminService:
             '/alpr.admin.v1.AdminService/WhoAmI',
             alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIRequest.SerializeToString,
             alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddPeer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/AddPeer',
+            alpr_dot_admin_dot_v1_dot_peers__pb2.AddPeerRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_peers__pb2.AddPeerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPeers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ListPeers',
+            alpr_dot_admin_dot_v1_dot_peers__pb2.ListPeersRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_peers__pb2.ListPeersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePeer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/UpdatePeer',
+            alpr_dot_admin_dot_v1_dot_peers__pb2.UpdatePeerRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_peers__pb2.UpdatePeerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemovePeer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/RemovePeer',
+            alpr_dot_admin_dot_v1_dot_peers__pb2.RemovePeerRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_peers__pb2.RemovePeerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAgreement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/CreateAgreement',
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.CreateAgreementRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.CreateAgreementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeAgreement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ProposeAgreement',
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.ProposeAgreementRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.ProposeAgreementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptAgreement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/AcceptAgreement',
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.AcceptAgreementRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.AcceptAgreementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAgreement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/RevokeAgreement',
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.RevokeAgreementRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.RevokeAgreementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewAgreement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/RenewAgreement',
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.RenewAgreementRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.RenewAgreementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAgreements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ListAgreements',
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.ListAgreementsRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.ListAgreementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportNonComplianceList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ImportNonComplianceList',
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListResponse.FromString,
             options,
             channel_credentials,
             insecure,

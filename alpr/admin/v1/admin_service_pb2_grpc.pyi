@@ -4,6 +4,8 @@ isort:skip_file
 """
 
 from alpr.admin.v1 import admin_service_pb2 as _admin_service_pb2
+from alpr.admin.v1 import agreements_pb2 as _agreements_pb2
+from alpr.admin.v1 import peers_pb2 as _peers_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
@@ -37,6 +39,28 @@ class AdminServiceStub:
     """Describes this node: agency, federation and signing key."""
     WhoAmI: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.WhoAmIRequest, _admin_service_pb2.WhoAmIResponse]
     """Tells callers who the node takes them to be, read from their certificate."""
+    AddPeer: _grpc.UnaryUnaryMultiCallable[_peers_pb2.AddPeerRequest, _peers_pb2.AddPeerResponse]
+    """Registers a partner agency's node."""
+    ListPeers: _grpc.UnaryUnaryMultiCallable[_peers_pb2.ListPeersRequest, _peers_pb2.ListPeersResponse]
+    """Lists registered partners."""
+    UpdatePeer: _grpc.UnaryUnaryMultiCallable[_peers_pb2.UpdatePeerRequest, _peers_pb2.UpdatePeerResponse]
+    """Changes a partner's name, endpoint, SAN or key."""
+    RemovePeer: _grpc.UnaryUnaryMultiCallable[_peers_pb2.RemovePeerRequest, _peers_pb2.RemovePeerResponse]
+    """Forgets a partner."""
+    CreateAgreement: _grpc.UnaryUnaryMultiCallable[_agreements_pb2.CreateAgreementRequest, _agreements_pb2.CreateAgreementResponse]
+    """Drafts an agreement with a partner, signed by us."""
+    ProposeAgreement: _grpc.UnaryUnaryMultiCallable[_agreements_pb2.ProposeAgreementRequest, _agreements_pb2.ProposeAgreementResponse]
+    """Sends a draft to the partner."""
+    AcceptAgreement: _grpc.UnaryUnaryMultiCallable[_agreements_pb2.AcceptAgreementRequest, _agreements_pb2.AcceptAgreementResponse]
+    """Countersigns a partner's proposal; both sides make it active."""
+    RevokeAgreement: _grpc.UnaryUnaryMultiCallable[_agreements_pb2.RevokeAgreementRequest, _agreements_pb2.RevokeAgreementResponse]
+    """Revokes an agreement at once and tells the partner."""
+    RenewAgreement: _grpc.UnaryUnaryMultiCallable[_agreements_pb2.RenewAgreementRequest, _agreements_pb2.RenewAgreementResponse]
+    """Drafts the next term after a compliance review and the SB 34 check (SHR-4)."""
+    ListAgreements: _grpc.UnaryUnaryMultiCallable[_agreements_pb2.ListAgreementsRequest, _agreements_pb2.ListAgreementsResponse]
+    """Lists agreements."""
+    ImportNonComplianceList: _grpc.UnaryUnaryMultiCallable[_agreements_pb2.ImportNonComplianceListRequest, _agreements_pb2.ImportNonComplianceListResponse]
+    """Replaces the SB 34 non-compliance list."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -47,6 +71,28 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Describes this node: agency, federation and signing key."""
     WhoAmI: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.WhoAmIRequest, _admin_service_pb2.WhoAmIResponse]  # type: ignore[assignment]
     """Tells callers who the node takes them to be, read from their certificate."""
+    AddPeer: _aio.UnaryUnaryMultiCallable[_peers_pb2.AddPeerRequest, _peers_pb2.AddPeerResponse]  # type: ignore[assignment]
+    """Registers a partner agency's node."""
+    ListPeers: _aio.UnaryUnaryMultiCallable[_peers_pb2.ListPeersRequest, _peers_pb2.ListPeersResponse]  # type: ignore[assignment]
+    """Lists registered partners."""
+    UpdatePeer: _aio.UnaryUnaryMultiCallable[_peers_pb2.UpdatePeerRequest, _peers_pb2.UpdatePeerResponse]  # type: ignore[assignment]
+    """Changes a partner's name, endpoint, SAN or key."""
+    RemovePeer: _aio.UnaryUnaryMultiCallable[_peers_pb2.RemovePeerRequest, _peers_pb2.RemovePeerResponse]  # type: ignore[assignment]
+    """Forgets a partner."""
+    CreateAgreement: _aio.UnaryUnaryMultiCallable[_agreements_pb2.CreateAgreementRequest, _agreements_pb2.CreateAgreementResponse]  # type: ignore[assignment]
+    """Drafts an agreement with a partner, signed by us."""
+    ProposeAgreement: _aio.UnaryUnaryMultiCallable[_agreements_pb2.ProposeAgreementRequest, _agreements_pb2.ProposeAgreementResponse]  # type: ignore[assignment]
+    """Sends a draft to the partner."""
+    AcceptAgreement: _aio.UnaryUnaryMultiCallable[_agreements_pb2.AcceptAgreementRequest, _agreements_pb2.AcceptAgreementResponse]  # type: ignore[assignment]
+    """Countersigns a partner's proposal; both sides make it active."""
+    RevokeAgreement: _aio.UnaryUnaryMultiCallable[_agreements_pb2.RevokeAgreementRequest, _agreements_pb2.RevokeAgreementResponse]  # type: ignore[assignment]
+    """Revokes an agreement at once and tells the partner."""
+    RenewAgreement: _aio.UnaryUnaryMultiCallable[_agreements_pb2.RenewAgreementRequest, _agreements_pb2.RenewAgreementResponse]  # type: ignore[assignment]
+    """Drafts the next term after a compliance review and the SB 34 check (SHR-4)."""
+    ListAgreements: _aio.UnaryUnaryMultiCallable[_agreements_pb2.ListAgreementsRequest, _agreements_pb2.ListAgreementsResponse]  # type: ignore[assignment]
+    """Lists agreements."""
+    ImportNonComplianceList: _aio.UnaryUnaryMultiCallable[_agreements_pb2.ImportNonComplianceListRequest, _agreements_pb2.ImportNonComplianceListResponse]  # type: ignore[assignment]
+    """Replaces the SB 34 non-compliance list."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Operators of the agency manage their node through this service."""
@@ -66,5 +112,93 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.WhoAmIResponse, _abc.Awaitable[_admin_service_pb2.WhoAmIResponse]]:
         """Tells callers who the node takes them to be, read from their certificate."""
+
+    @_abc_1.abstractmethod
+    def AddPeer(
+        self,
+        request: _peers_pb2.AddPeerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_peers_pb2.AddPeerResponse, _abc.Awaitable[_peers_pb2.AddPeerResponse]]:
+        """Registers a partner agency's node."""
+
+    @_abc_1.abstractmethod
+    def ListPeers(
+        self,
+        request: _peers_pb2.ListPeersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_peers_pb2.ListPeersResponse, _abc.Awaitable[_peers_pb2.ListPeersResponse]]:
+        """Lists registered partners."""
+
+    @_abc_1.abstractmethod
+    def UpdatePeer(
+        self,
+        request: _peers_pb2.UpdatePeerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_peers_pb2.UpdatePeerResponse, _abc.Awaitable[_peers_pb2.UpdatePeerResponse]]:
+        """Changes a partner's name, endpoint, SAN or key."""
+
+    @_abc_1.abstractmethod
+    def RemovePeer(
+        self,
+        request: _peers_pb2.RemovePeerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_peers_pb2.RemovePeerResponse, _abc.Awaitable[_peers_pb2.RemovePeerResponse]]:
+        """Forgets a partner."""
+
+    @_abc_1.abstractmethod
+    def CreateAgreement(
+        self,
+        request: _agreements_pb2.CreateAgreementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agreements_pb2.CreateAgreementResponse, _abc.Awaitable[_agreements_pb2.CreateAgreementResponse]]:
+        """Drafts an agreement with a partner, signed by us."""
+
+    @_abc_1.abstractmethod
+    def ProposeAgreement(
+        self,
+        request: _agreements_pb2.ProposeAgreementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agreements_pb2.ProposeAgreementResponse, _abc.Awaitable[_agreements_pb2.ProposeAgreementResponse]]:
+        """Sends a draft to the partner."""
+
+    @_abc_1.abstractmethod
+    def AcceptAgreement(
+        self,
+        request: _agreements_pb2.AcceptAgreementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agreements_pb2.AcceptAgreementResponse, _abc.Awaitable[_agreements_pb2.AcceptAgreementResponse]]:
+        """Countersigns a partner's proposal; both sides make it active."""
+
+    @_abc_1.abstractmethod
+    def RevokeAgreement(
+        self,
+        request: _agreements_pb2.RevokeAgreementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agreements_pb2.RevokeAgreementResponse, _abc.Awaitable[_agreements_pb2.RevokeAgreementResponse]]:
+        """Revokes an agreement at once and tells the partner."""
+
+    @_abc_1.abstractmethod
+    def RenewAgreement(
+        self,
+        request: _agreements_pb2.RenewAgreementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agreements_pb2.RenewAgreementResponse, _abc.Awaitable[_agreements_pb2.RenewAgreementResponse]]:
+        """Drafts the next term after a compliance review and the SB 34 check (SHR-4)."""
+
+    @_abc_1.abstractmethod
+    def ListAgreements(
+        self,
+        request: _agreements_pb2.ListAgreementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agreements_pb2.ListAgreementsResponse, _abc.Awaitable[_agreements_pb2.ListAgreementsResponse]]:
+        """Lists agreements."""
+
+    @_abc_1.abstractmethod
+    def ImportNonComplianceList(
+        self,
+        request: _agreements_pb2.ImportNonComplianceListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agreements_pb2.ImportNonComplianceListResponse, _abc.Awaitable[_agreements_pb2.ImportNonComplianceListResponse]]:
+        """Replaces the SB 34 non-compliance list."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from alpr.common.v1 import envelope_pb2 as alpr_dot_common_dot_v1_dot_envelope__pb2
 from alpr.common.v1 import identity_pb2 as alpr_dot_common_dot_v1_dot_identity__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+alpr/federation/v1/federation_service.proto\x12\x12\x61lpr.federation.v1\x1a\x1d\x61lpr/common/v1/identity.proto\x1a\x1fgoogle/api/field_behavior.proto\"\x14\n\x12GetNodeInfoRequest\"J\n\x13GetNodeInfoResponse\x12\x33\n\x04node\x18\x01 \x01(\x0b\x32\x1f.alpr.common.v1.NodeDescriptionB\x04\xe2\x41\x01\x03\x32s\n\x11\x46\x65\x64\x65rationService\x12^\n\x0bGetNodeInfo\x12&.alpr.federation.v1.GetNodeInfoRequest\x1a\'.alpr.federation.v1.GetNodeInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+alpr/federation/v1/federation_service.proto\x12\x12\x61lpr.federation.v1\x1a\x1d\x61lpr/common/v1/envelope.proto\x1a\x1d\x61lpr/common/v1/identity.proto\x1a\x1fgoogle/api/field_behavior.proto\"\x14\n\x12GetNodeInfoRequest\"J\n\x13GetNodeInfoResponse\x12\x33\n\x04node\x18\x01 \x01(\x0b\x32\x1f.alpr.common.v1.NodeDescriptionB\x04\xe2\x41\x01\x03\"N\n\x17ProposeAgreementRequest\x12\x33\n\x05terms\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x1a\n\x18ProposeAgreementResponse\"M\n\x16\x41\x63\x63\x65ptAgreementRequest\x12\x33\n\x05terms\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x19\n\x17\x41\x63\x63\x65ptAgreementResponse\"N\n\x16RevokeAgreementRequest\x12\x34\n\x06notice\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x19\n\x17RevokeAgreementResponse2\xba\x03\n\x11\x46\x65\x64\x65rationService\x12^\n\x0bGetNodeInfo\x12&.alpr.federation.v1.GetNodeInfoRequest\x1a\'.alpr.federation.v1.GetNodeInfoResponse\x12m\n\x10ProposeAgreement\x12+.alpr.federation.v1.ProposeAgreementRequest\x1a,.alpr.federation.v1.ProposeAgreementResponse\x12j\n\x0f\x41\x63\x63\x65ptAgreement\x12*.alpr.federation.v1.AcceptAgreementRequest\x1a+.alpr.federation.v1.AcceptAgreementResponse\x12j\n\x0fRevokeAgreement\x12*.alpr.federation.v1.RevokeAgreementRequest\x1a+.alpr.federation.v1.RevokeAgreementResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +36,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETNODEINFORESPONSE'].fields_by_name['node']._loaded_options = None
   _globals['_GETNODEINFORESPONSE'].fields_by_name['node']._serialized_options = b'\342A\001\003'
-  _globals['_GETNODEINFOREQUEST']._serialized_start=131
-  _globals['_GETNODEINFOREQUEST']._serialized_end=151
-  _globals['_GETNODEINFORESPONSE']._serialized_start=153
-  _globals['_GETNODEINFORESPONSE']._serialized_end=227
-  _globals['_FEDERATIONSERVICE']._serialized_start=229
-  _globals['_FEDERATIONSERVICE']._serialized_end=344
+  _globals['_PROPOSEAGREEMENTREQUEST'].fields_by_name['terms']._loaded_options = None
+  _globals['_PROPOSEAGREEMENTREQUEST'].fields_by_name['terms']._serialized_options = b'\342A\001\002'
+  _globals['_ACCEPTAGREEMENTREQUEST'].fields_by_name['terms']._loaded_options = None
+  _globals['_ACCEPTAGREEMENTREQUEST'].fields_by_name['terms']._serialized_options = b'\342A\001\002'
+  _globals['_REVOKEAGREEMENTREQUEST'].fields_by_name['notice']._loaded_options = None
+  _globals['_REVOKEAGREEMENTREQUEST'].fields_by_name['notice']._serialized_options = b'\342A\001\002'
+  _globals['_GETNODEINFOREQUEST']._serialized_start=162
+  _globals['_GETNODEINFOREQUEST']._serialized_end=182
+  _globals['_GETNODEINFORESPONSE']._serialized_start=184
+  _globals['_GETNODEINFORESPONSE']._serialized_end=258
+  _globals['_PROPOSEAGREEMENTREQUEST']._serialized_start=260
+  _globals['_PROPOSEAGREEMENTREQUEST']._serialized_end=338
+  _globals['_PROPOSEAGREEMENTRESPONSE']._serialized_start=340
+  _globals['_PROPOSEAGREEMENTRESPONSE']._serialized_end=366
+  _globals['_ACCEPTAGREEMENTREQUEST']._serialized_start=368
+  _globals['_ACCEPTAGREEMENTREQUEST']._serialized_end=445
+  _globals['_ACCEPTAGREEMENTRESPONSE']._serialized_start=447
+  _globals['_ACCEPTAGREEMENTRESPONSE']._serialized_end=472
+  _globals['_REVOKEAGREEMENTREQUEST']._serialized_start=474
+  _globals['_REVOKEAGREEMENTREQUEST']._serialized_end=552
+  _globals['_REVOKEAGREEMENTRESPONSE']._serialized_start=554
+  _globals['_REVOKEAGREEMENTRESPONSE']._serialized_end=579
+  _globals['_FEDERATIONSERVICE']._serialized_start=582
+  _globals['_FEDERATIONSERVICE']._serialized_end=1024
 # @@protoc_insertion_point(module_scope)

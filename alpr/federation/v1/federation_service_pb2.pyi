@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from alpr.common.v1 import envelope_pb2 as _envelope_pb2
 from alpr.common.v1 import identity_pb2 as _identity_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -57,3 +58,126 @@ class GetNodeInfoResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetNodeInfoResponse: _TypeAlias = GetNodeInfoResponse  # noqa: Y015
+
+@_typing.final
+class ProposeAgreementRequest(_message.Message):
+    """Request for FederationService.ProposeAgreement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def terms(self) -> _envelope_pb2.SignedEnvelope:
+        """AgreementTerms signed by the proposer (the caller)."""
+
+    def __init__(
+        self,
+        *,
+        terms: _envelope_pb2.SignedEnvelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["terms", b"terms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["terms", b"terms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeAgreementRequest: _TypeAlias = ProposeAgreementRequest  # noqa: Y015
+
+@_typing.final
+class ProposeAgreementResponse(_message.Message):
+    """Response for FederationService.ProposeAgreement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeAgreementResponse: _TypeAlias = ProposeAgreementResponse  # noqa: Y015
+
+@_typing.final
+class AcceptAgreementRequest(_message.Message):
+    """Request for FederationService.AcceptAgreement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def terms(self) -> _envelope_pb2.SignedEnvelope:
+        """The AgreementTerms we proposed, signed by us and by the accepter (the caller)."""
+
+    def __init__(
+        self,
+        *,
+        terms: _envelope_pb2.SignedEnvelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["terms", b"terms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["terms", b"terms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptAgreementRequest: _TypeAlias = AcceptAgreementRequest  # noqa: Y015
+
+@_typing.final
+class AcceptAgreementResponse(_message.Message):
+    """Response for FederationService.AcceptAgreement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptAgreementResponse: _TypeAlias = AcceptAgreementResponse  # noqa: Y015
+
+@_typing.final
+class RevokeAgreementRequest(_message.Message):
+    """Request for FederationService.RevokeAgreement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTICE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def notice(self) -> _envelope_pb2.SignedEnvelope:
+        """A RevocationNotice signed by the caller."""
+
+    def __init__(
+        self,
+        *,
+        notice: _envelope_pb2.SignedEnvelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notice", b"notice"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notice", b"notice"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeAgreementRequest: _TypeAlias = RevokeAgreementRequest  # noqa: Y015
+
+@_typing.final
+class RevokeAgreementResponse(_message.Message):
+    """Response for FederationService.RevokeAgreement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeAgreementResponse: _TypeAlias = RevokeAgreementResponse  # noqa: Y015

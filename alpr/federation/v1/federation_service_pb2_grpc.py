@@ -40,6 +40,21 @@ class FederationServiceStub:
                 request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetNodeInfoRequest.SerializeToString,
                 response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetNodeInfoResponse.FromString,
                 _registered_method=True)
+        self.ProposeAgreement = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/ProposeAgreement',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.ProposeAgreementRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.ProposeAgreementResponse.FromString,
+                _registered_method=True)
+        self.AcceptAgreement = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/AcceptAgreement',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcceptAgreementRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcceptAgreementResponse.FromString,
+                _registered_method=True)
+        self.RevokeAgreement = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/RevokeAgreement',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementResponse.FromString,
+                _registered_method=True)
 
 
 class FederationServiceServicer:
@@ -54,6 +69,27 @@ class FederationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProposeAgreement(self, request, context):
+        """Offers agreement terms the caller has signed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptAgreement(self, request, context):
+        """Returns terms we proposed, now signed by both parties.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeAgreement(self, request, context):
+        """Tells us the caller revoked an agreement; all flow under it stops at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +97,21 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     servicer.GetNodeInfo,
                     request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetNodeInfoRequest.FromString,
                     response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetNodeInfoResponse.SerializeToString,
+            ),
+            'ProposeAgreement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeAgreement,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.ProposeAgreementRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.ProposeAgreementResponse.SerializeToString,
+            ),
+            'AcceptAgreement': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptAgreement,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcceptAgreementRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcceptAgreementResponse.SerializeToString,
+            ),
+            'RevokeAgreement': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAgreement,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +142,87 @@ class FederationService:
             '/alpr.federation.v1.FederationService/GetNodeInfo',
             alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetNodeInfoRequest.SerializeToString,
             alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetNodeInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeAgreement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/ProposeAgreement',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.ProposeAgreementRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.ProposeAgreementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptAgreement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/AcceptAgreement',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcceptAgreementRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcceptAgreementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAgreement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/RevokeAgreement',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementResponse.FromString,
             options,
             channel_credentials,
             insecure,

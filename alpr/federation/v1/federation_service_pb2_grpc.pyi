@@ -37,6 +37,12 @@ class FederationServiceStub:
     """Describes this node, so a partner's operator can pin its signing key
     after checking the fingerprint out of band.
     """
+    ProposeAgreement: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.ProposeAgreementRequest, _federation_service_pb2.ProposeAgreementResponse]
+    """Offers agreement terms the caller has signed."""
+    AcceptAgreement: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.AcceptAgreementRequest, _federation_service_pb2.AcceptAgreementResponse]
+    """Returns terms we proposed, now signed by both parties."""
+    RevokeAgreement: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.RevokeAgreementRequest, _federation_service_pb2.RevokeAgreementResponse]
+    """Tells us the caller revoked an agreement; all flow under it stops at once."""
 
 @_typing.type_check_only
 class FederationServiceAsyncStub(FederationServiceStub):
@@ -47,6 +53,12 @@ class FederationServiceAsyncStub(FederationServiceStub):
     """Describes this node, so a partner's operator can pin its signing key
     after checking the fingerprint out of band.
     """
+    ProposeAgreement: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.ProposeAgreementRequest, _federation_service_pb2.ProposeAgreementResponse]  # type: ignore[assignment]
+    """Offers agreement terms the caller has signed."""
+    AcceptAgreement: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.AcceptAgreementRequest, _federation_service_pb2.AcceptAgreementResponse]  # type: ignore[assignment]
+    """Returns terms we proposed, now signed by both parties."""
+    RevokeAgreement: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.RevokeAgreementRequest, _federation_service_pb2.RevokeAgreementResponse]  # type: ignore[assignment]
+    """Tells us the caller revoked an agreement; all flow under it stops at once."""
 
 class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Partner nodes call each other through this service, and only this one."""
@@ -60,5 +72,29 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
         """Describes this node, so a partner's operator can pin its signing key
         after checking the fingerprint out of band.
         """
+
+    @_abc_1.abstractmethod
+    def ProposeAgreement(
+        self,
+        request: _federation_service_pb2.ProposeAgreementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.ProposeAgreementResponse, _abc.Awaitable[_federation_service_pb2.ProposeAgreementResponse]]:
+        """Offers agreement terms the caller has signed."""
+
+    @_abc_1.abstractmethod
+    def AcceptAgreement(
+        self,
+        request: _federation_service_pb2.AcceptAgreementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.AcceptAgreementResponse, _abc.Awaitable[_federation_service_pb2.AcceptAgreementResponse]]:
+        """Returns terms we proposed, now signed by both parties."""
+
+    @_abc_1.abstractmethod
+    def RevokeAgreement(
+        self,
+        request: _federation_service_pb2.RevokeAgreementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.RevokeAgreementResponse, _abc.Awaitable[_federation_service_pb2.RevokeAgreementResponse]]:
+        """Tells us the caller revoked an agreement; all flow under it stops at once."""
 
 def add_FederationServiceServicer_to_server(servicer: FederationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

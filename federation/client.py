@@ -1,0 +1,79 @@
+"""The client a node uses to call its partners' FederationService."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+
+from alpr.federation.v1 import federation_service_pb2 as pb
+from alpr.federation.v1 import federation_service_pb2_grpc as pb_grpc
+from federation.envelope import Envelope
+from federation.errors import FederationError
+from federation.peers import Peer
+from node.errors import UnavailableError
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+_Response = TypeVar("_Response")
+
+
+class PartnerRefusedError(FederationError):
+    """The partner answered, and refused."""
+
+
+class PartnerClient:
+    """Calls partner nodes over mTLS with this node's certificate."""
+
+    def __init__(
+        self, credentials: grpc.ChannelCredentials, *, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    ) -> None:
+        """Present `credentials` (our node certificate, trusting the federation CA)."""
+        self._credentials = credentials
+        self._timeout = timeout
+
+    async def propose_agreement(self, peer: Peer, terms: Envelope) -> None:
+        """Offer signed terms to `peer`.
+
+        Raises:
+            UnavailableError: The partner cannot be reached or did not answer in time.
+            PartnerRefusedError: The partner refused.
+        """
+        request = pb.ProposeAgreementRequest(terms=terms.to_proto())
+        await self._call(peer, lambda stub: stub.ProposeAgreement(request, timeout=self._timeout))
+
+    async def accept_agreement(self, peer: Peer, terms: Envelope) -> None:
+        """Return `peer`'s proposal signed by both parties.
+
+        Raises:
+            UnavailableError: The partner cannot be reached or did not answer in time.
+            PartnerRefusedError: The partner refused.
+        """
+        request = pb.AcceptAgreementRequest(terms=terms.to_proto())
+        await self._call(peer, lambda stub: stub.AcceptAgreement(request, timeout=self._timeout))
+
+    async def revoke_agreement(self, peer: Peer, notice: Envelope) -> None:
+        """Tell `peer` we revoked an agreement.
+
+        Raises:
+            UnavailableError: The partner cannot be reached or did not answer in time.
+            PartnerRefusedError: The partner refused.
+        """
+        request = pb.RevokeAgreementRequest(notice=notice.to_proto())
+        await self._call(peer, lambda stub: stub.RevokeAgreement(request, timeout=self._timeout))
+
+    async def _call(self, peer: Peer, call: Callable[[Any], Awaitable[_Response]]) -> _Response:
+        """Make one call on a fresh channel to `peer`, mapping failures to our errors."""
+        async with grpc.aio.secure_channel(peer.endpoint, self._credentials) as channel:
+            try:
+                return await call(pb_grpc.FederationServiceStub(channel))
+            except grpc.aio.AioRpcError as error:
+                code = error.code()
+                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise UnavailableError(
+                        f"partner {peer.ori} at {peer.endpoint} is unreachable ({code.name})"
+                    ) from error
+                raise PartnerRefusedError(
+                    f"partner {peer.ori} refused: {code.name} {error.details()}"
+                ) from error

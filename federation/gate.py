@@ -1,0 +1,73 @@
+"""The responder's door for partner calls: identity, then uniform denials (SEC-1, SHR-6).
+
+Every refusal of a partner's call is answered the same way, PERMISSION_DENIED with
+the same message, whatever the reason: unknown peer, a certificate that does not
+match the peer record, a bad signature, no agreement, wrong scope, expiry,
+revocation or replay. The real reason is kept in our own audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+from federation.peers import Peer, PeerRegistry
+from node.audit import AuditLog
+from node.errors import NodeError, PermissionDeniedError
+from node.identity import Principal, PrincipalKind
+
+DENIED = "the request was denied"
+
+
+class ExchangeGate:
+    """Admits partner nodes and denies everything else uniformly, auditing each denial."""
+
+    def __init__(self, peers: PeerRegistry, audit: AuditLog, *, ori: str) -> None:
+        """Admit by `peers`, audit into `audit` on behalf of agency `ori`."""
+        self._peers = peers
+        self._audit = audit
+        self._ori = ori
+
+    def admit(self, caller: Principal, *, method: str, peer_ip: str) -> Peer:
+        """The registered peer the caller's certificate names.
+
+        Raises:
+            PermissionDeniedError: It names no registered peer, or not the SAN on record.
+        """
+        peer = self._peers.get(caller.ori) if caller.kind is PrincipalKind.NODE else None
+        if peer is None:
+            self.deny(caller, method=method, peer_ip=peer_ip, reason="no such peer")
+        if peer.spiffe_id != caller.spiffe_id:
+            self.deny(
+                caller,
+                method=method,
+                peer_ip=peer_ip,
+                reason=f"certificate names {caller.spiffe_id}, peer record {peer.spiffe_id}",
+            )
+        return peer
+
+    @contextmanager
+    def guard(self, caller: Principal, *, method: str, peer_ip: str) -> Iterator[None]:
+        """Turn any refusal raised inside into the uniform, audited denial."""
+        try:
+            yield
+        except PermissionDeniedError:
+            raise
+        except NodeError as error:
+            self.deny(caller, method=method, peer_ip=peer_ip, reason=error.diagnostics())
+
+    def deny(self, caller: Principal, *, method: str, peer_ip: str, reason: str) -> NoReturn:
+        """Audit the real reason, then refuse with the uniform denial.
+
+        Raises:
+            PermissionDeniedError: Always.
+        """
+        self._audit.append(
+            "exchange.denied",
+            actor=caller.spiffe_id,
+            agency=caller.ori,
+            peer_ip=peer_ip,
+            details={"method": method, "reason": reason, "responder": self._ori},
+        )
+        raise PermissionDeniedError(DENIED)

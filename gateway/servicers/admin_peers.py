@@ -1,0 +1,103 @@
+"""AdminService's peer RPCs: operators register the partner nodes they deal with."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from alpr.admin.v1 import peers_pb2
+from federation.peers import Peer, PeerRegistry
+from gateway.interceptors import Context
+from node.errors import ValidationError
+from node.identity import Principal, PrincipalKind
+
+
+def timestamp(moment: datetime | None) -> Timestamp | None:
+    """A datetime on the wire."""
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def peer_to_proto(peer: Peer) -> peers_pb2.Peer:
+    """A peer on the wire."""
+    return peers_pb2.Peer(
+        ori=peer.ori,
+        name=peer.name,
+        endpoint=peer.endpoint,
+        spiffe_id=peer.spiffe_id,
+        signing_public_key=peer.signing_public_key,
+        signing_key_fingerprint=peer.fingerprint,
+        create_time=timestamp(peer.created_at),
+        update_time=timestamp(peer.updated_at),
+    )
+
+
+class PeerAdmin:
+    """The peer RPCs of AdminService, mixed into its servicer."""
+
+    peers: PeerRegistry
+    federation: str
+
+    def _peer_from_proto(self, message: peers_pb2.Peer) -> Peer:
+        spiffe_id = message.spiffe_id
+        if not spiffe_id and message.ori:
+            spiffe_id = Principal(self.federation, message.ori, PrincipalKind.NODE).spiffe_id
+        return Peer(
+            ori=message.ori,
+            name=message.name,
+            endpoint=message.endpoint,
+            spiffe_id=spiffe_id,
+            signing_public_key=message.signing_public_key,
+        )
+
+    async def AddPeer(  # noqa: N802 (gRPC method name)
+        self, request: peers_pb2.AddPeerRequest, context: Context
+    ) -> peers_pb2.AddPeerResponse:
+        """Register a partner."""
+        if not request.HasField("peer"):
+            raise ValidationError("peer", "is required")
+        peer = self.peers.add(self._peer_from_proto(request.peer))
+        return peers_pb2.AddPeerResponse(peer=peer_to_proto(peer))
+
+    async def ListPeers(  # noqa: N802 (gRPC method name)
+        self, request: peers_pb2.ListPeersRequest, context: Context
+    ) -> peers_pb2.ListPeersResponse:
+        """List partners a page at a time."""
+        page = self.peers.list(page_size=request.page_size, page_token=request.page_token)
+        return peers_pb2.ListPeersResponse(
+            peers=[peer_to_proto(peer) for peer in page.peers],
+            next_page_token=page.next_page_token,
+        )
+
+    async def UpdatePeer(  # noqa: N802 (gRPC method name)
+        self, request: peers_pb2.UpdatePeerRequest, context: Context
+    ) -> peers_pb2.UpdatePeerResponse:
+        """Change the fields the update mask names."""
+        if not request.HasField("peer") or not request.peer.ori:
+            raise ValidationError("peer.ori", "is required")
+        paths = list(request.update_mask.paths)
+        if not paths:
+            raise ValidationError("update_mask", "names no field to change")
+        changes = {
+            path: getattr(request.peer, path)
+            for path in paths
+            if path in peers_pb2.Peer.DESCRIPTOR.fields_by_name
+        }
+        unknown = sorted(set(paths) - set(changes))
+        if unknown:
+            raise ValidationError("update_mask", f"no such field: {', '.join(unknown)}")
+        peer = self.peers.update(request.peer.ori, changes)
+        return peers_pb2.UpdatePeerResponse(peer=peer_to_proto(peer))
+
+    async def RemovePeer(  # noqa: N802 (gRPC method name)
+        self, request: peers_pb2.RemovePeerRequest, context: Context
+    ) -> peers_pb2.RemovePeerResponse:
+        """Forget a partner."""
+        if not request.ori:
+            raise ValidationError("ori", "is required")
+        self.peers.remove(request.ori)
+        return peers_pb2.RemovePeerResponse()
