@@ -10,21 +10,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
 from gateway import logs
+from gateway.cli_admin import add_admin_commands
 from gateway.config import load_config
 from gateway.node_dir import init_node
 from gateway.server import serve
-from gateway.tls import TLSConfig
 from node.errors import NodeError
 from node.identity import Principal, PrincipalKind
 from node.pki import CA_CERT_FILE, CertificateAuthority
 
 EXIT_USAGE = 2
-EXIT_UNREACHABLE = 1
 DEFAULT_HOSTS = ("localhost", "127.0.0.1")
 
 
@@ -93,32 +88,6 @@ def _cmd_pki_issue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_admin_info(args: argparse.Namespace) -> int:
-    tls = TLSConfig.from_files(ca=args.ca, cert=args.cert, key=args.key)
-    with grpc.secure_channel(args.target, tls.channel_credentials()) as channel:
-        try:
-            health = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=args.timeout
-            )
-            admin = admin_service_pb2_grpc.AdminServiceStub(channel)
-            me = admin.WhoAmI(admin_service_pb2.WhoAmIRequest(), timeout=args.timeout)
-            node = admin.GetNodeInfo(admin_service_pb2.GetNodeInfoRequest(), timeout=args.timeout)
-        except grpc.RpcError as error:
-            code = error.code() if isinstance(error, grpc.Call) else None
-            details = error.details() if isinstance(error, grpc.Call) else str(error)
-            print(
-                f"alpr: error: {args.target}: {code.name if code else ''} {details}",
-                file=sys.stderr,
-            )
-            return EXIT_UNREACHABLE
-    print(f"node        {node.node.ori} {node.node.name} (federation {node.node.federation})")
-    print(f"health      {health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)}")
-    print(f"signing key {node.node.signing_key_fingerprint}")
-    print(f"version     {node.node.software_version}")
-    print(f"you are     {me.principal.spiffe_id}")
-    return 0
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alpr", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -166,15 +135,7 @@ def _parser() -> argparse.ArgumentParser:
             who.add_argument("--device", help="a patrol device or camera id")
         issue.set_defaults(run=_cmd_pki_issue)
 
-    admin = commands.add_parser("admin", help="call a running node as its operator")
-    admin_commands = admin.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    info = admin_commands.add_parser("info", help="health, identity and who you are")
-    info.add_argument("--target", required=True, help="host:port of the node")
-    info.add_argument("--ca", type=Path, required=True, help="the federation CA certificate")
-    info.add_argument("--cert", type=Path, required=True, help="your client certificate")
-    info.add_argument("--key", type=Path, required=True, help="your client key")
-    info.add_argument("--timeout", type=float, default=10.0, help="seconds")
-    info.set_defaults(run=_cmd_admin_info)
+    add_admin_commands(commands)
     return parser
 
 

@@ -19,6 +19,7 @@ from gateway.interceptors import Audience
 from gateway.node_dir import init_node, open_node
 from gateway.server import AUDIENCES, create_server
 from gateway.tls import TLSConfig
+from node.clock import Clock, system_clock
 from tests.support.pki import Federation
 
 
@@ -62,6 +63,7 @@ def serving(
     *,
     audiences: Mapping[str, Audience] = AUDIENCES,
     extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
+    clock: Clock = system_clock,
 ) -> Iterator[RunningNode]:
     """Serve the node in a thread with its own event loop until the block ends."""
     loop = asyncio.new_event_loop()
@@ -70,7 +72,9 @@ def serving(
     node = open_node(config, now=datetime.now(UTC))
 
     async def start() -> tuple[grpc.aio.Server, int]:
-        server, port, _ = create_server(node, audiences=audiences, extra_handlers=extra_handlers)
+        server, port, _ = create_server(
+            node, audiences=audiences, extra_handlers=extra_handlers, clock=clock
+        )
         await server.start()
         return server, port
 

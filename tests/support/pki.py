@@ -39,14 +39,28 @@ class Federation:
         days: int = 365,
     ) -> TLSConfig:
         """Client credentials for a principal, trusting this CA."""
+        cert, key = self.client_files(ori, kind, name, now=now, days=days)
+        return TLSConfig(ca=self.ca.certificate_pem, cert=cert.read_bytes(), key=key.read_bytes())
+
+    def client_files(
+        self,
+        ori: str = LAPD,
+        kind: PrincipalKind = PrincipalKind.USER,
+        name: str = "operator",
+        *,
+        now: datetime | None = None,
+        days: int = 365,
+    ) -> tuple[Path, Path]:
+        """Issue a principal's certificate and key into files; their paths."""
         principal = Principal(self.ca.federation, ori, kind, name)
         issued = self.ca.issue(
             principal, now=now or datetime.now(UTC), days=days, hosts=("localhost", "127.0.0.1")
         )
         stem = self.directory / "clients" / f"{ori}-{kind.value}-{name or 'node'}"
         issued.write(stem.with_suffix(".crt"), stem.with_suffix(".key"))
-        return TLSConfig(
-            ca=self.ca.certificate_pem,
-            cert=stem.with_suffix(".crt").read_bytes(),
-            key=stem.with_suffix(".key").read_bytes(),
-        )
+        return stem.with_suffix(".crt"), stem.with_suffix(".key")
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate's path."""
+        return self.directory / "ca" / "ca.crt"

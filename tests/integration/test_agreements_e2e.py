@@ -1,0 +1,249 @@
+"""Two real nodes on loopback agree, disagree and deny, through their operators' admin RPCs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import field_mask_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlmodel import Session, col, select
+
+from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc, agreements_pb2, peers_pb2
+from alpr.common.v1 import envelope_pb2
+from alpr.federation.v1 import agreement_pb2, federation_service_pb2, federation_service_pb2_grpc
+from federation.gate import DENIED
+from node.identity import PrincipalKind
+from node.store import create_engine
+from node.store.models import AuditEvent
+from tests.support.clock import START, ManualClock
+from tests.support.nodes import RunningNode, make_node, serving
+from tests.support.pki import LAPD, LASD, Federation
+
+SPD = "CA0193300"  # South Pasadena PD: a third agency, in the federation but no peer of LAPD
+TIMEOUT = 10
+
+
+@dataclass
+class Agency:
+    ori: str
+    node: RunningNode
+    admin: admin_service_pb2_grpc.AdminServiceStub
+    node_key: bytes
+
+    def add_peer(self, other: Agency) -> None:
+        self.admin.AddPeer(
+            peers_pb2.AddPeerRequest(
+                peer=peers_pb2.Peer(
+                    ori=other.ori,
+                    name=f"Agency {other.ori}",
+                    endpoint=other.node.target,
+                    signing_public_key=other.node_key,
+                )
+            ),
+            timeout=TIMEOUT,
+        )
+
+    def agreement(self, agreement_id: str) -> agreements_pb2.Agreement:
+        listed = self.admin.ListAgreements(agreements_pb2.ListAgreementsRequest(), timeout=TIMEOUT)
+        [found] = [a for a in listed.agreements if a.agreement_id == agreement_id]
+        return found
+
+    def audit_events(self, kind: str) -> list[AuditEvent]:
+        engine = create_engine(self.node.config.store_url)
+        with Session(engine) as session:
+            query = select(AuditEvent).where(col(AuditEvent.kind) == kind)
+            events = list(session.exec(query.order_by(col(AuditEvent.seq))).all())
+        engine.dispose()
+        return events
+
+
+def stamp(delta: timedelta) -> Timestamp:
+    result = Timestamp()
+    result.FromDatetime(START + delta)
+    return result
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def agencies(
+    federation: Federation, tmp_path: Path, database_url: str, clock: ManualClock
+) -> Iterator[dict[str, Agency]]:
+    """LAPD (on each database engine), LASD and SPD served; LAPD and LASD peers of each other."""
+    with ExitStack() as stack:
+        found = {}
+        for ori in (LAPD, LASD, SPD):
+            url = database_url if ori == LAPD else ""
+            config = make_node(federation, tmp_path / ori, ori, store_url=url)
+            node = stack.enter_context(serving(config, clock=clock))
+            channel = stack.enter_context(node.channel(federation.client(ori)))
+            admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+            info = admin.GetNodeInfo(admin_service_pb2.GetNodeInfoRequest(), timeout=TIMEOUT)
+            found[ori] = Agency(ori, node, admin, info.node.signing_public_key)
+        found[LAPD].add_peer(found[LASD])
+        found[LASD].add_peer(found[LAPD])
+        yield found
+
+
+def propose(lapd: Agency, **changes: object) -> str:
+    request = agreements_pb2.CreateAgreementRequest(
+        partner_ori=LASD,
+        starts_at=stamp(timedelta(0)),
+        sunsets_at=stamp(timedelta(days=90)),
+        we_grant=[agreement_pb2.GRANT_RECEIVE_HOTLISTS],
+        they_grant=[agreement_pb2.GRANT_RECEIVE_HOTLISTS, agreement_pb2.GRANT_ASK_PLATE_QUERIES],
+        purposes=["stolen vehicle recovery"],
+    )
+    for name, value in changes.items():
+        getattr(request, name).CopyFrom(value)
+    created = lapd.admin.CreateAgreement(request, timeout=TIMEOUT).agreement
+    assert created.state == agreements_pb2.AGREEMENT_STATE_DRAFT
+    proposal = agreements_pb2.ProposeAgreementRequest(agreement_id=created.agreement_id)
+    proposed = lapd.admin.ProposeAgreement(proposal, timeout=TIMEOUT).agreement
+    assert proposed.state == agreements_pb2.AGREEMENT_STATE_PROPOSED
+    return created.agreement_id
+
+
+class TestAgreementOverTheWire:
+    def test_succeeds_propose_accept_activate_with_both_signatures_on_both_sides(
+        self, agencies: dict[str, Agency]
+    ) -> None:
+        lapd, lasd = agencies[LAPD], agencies[LASD]
+        agreement_id = propose(lapd)
+        received = lasd.agreement(agreement_id)
+        assert (received.state, received.we_proposed) == (
+            agreements_pb2.AGREEMENT_STATE_PROPOSED,
+            False,
+        )
+        accept = agreements_pb2.AcceptAgreementRequest(agreement_id=agreement_id)
+        accepted = lasd.admin.AcceptAgreement(accept, timeout=TIMEOUT).agreement
+        for held in (accepted, lapd.agreement(agreement_id)):
+            assert held.state == agreements_pb2.AGREEMENT_STATE_ACTIVE
+            assert held.signature_count == 2
+        assert list(lasd.agreement(agreement_id).they_grant) == [
+            agreement_pb2.GRANT_RECEIVE_HOTLISTS
+        ]
+        assert [e.kind for e in lapd.audit_events("agreement.activated")] == ["agreement.activated"]
+
+    def test_shr3_fails_invalid_argument_for_a_sunset_past_a_year(
+        self, agencies: dict[str, Agency]
+    ) -> None:
+        with pytest.raises(grpc.RpcError) as raised:
+            propose(agencies[LAPD], sunsets_at=stamp(timedelta(days=366)))
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "sunsets_at: must be at most one year after starts_at (SHR-3)" in str(
+            raised.value.details()
+        )
+
+    def test_succeeds_revocation_stopping_both_sides_at_once(
+        self, agencies: dict[str, Agency]
+    ) -> None:
+        lapd, lasd = agencies[LAPD], agencies[LASD]
+        agreement_id = propose(lapd)
+        lasd.admin.AcceptAgreement(
+            agreements_pb2.AcceptAgreementRequest(agreement_id=agreement_id), timeout=TIMEOUT
+        )
+        revoked = lasd.admin.RevokeAgreement(
+            agreements_pb2.RevokeAgreementRequest(agreement_id=agreement_id, reason="audit"),
+            timeout=TIMEOUT,
+        )
+        assert revoked.partner_notified
+        for agency in (lapd, lasd):
+            assert agency.agreement(agreement_id).state == agreements_pb2.AGREEMENT_STATE_REVOKED
+
+    def test_shr4_renewal_refused_for_a_partner_on_the_sb34_list(
+        self, agencies: dict[str, Agency]
+    ) -> None:
+        lapd, lasd = agencies[LAPD], agencies[LASD]
+        agreement_id = propose(lapd)
+        lasd.admin.AcceptAgreement(
+            agreements_pb2.AcceptAgreementRequest(agreement_id=agreement_id), timeout=TIMEOUT
+        )
+        lapd.admin.ImportNonComplianceList(
+            agreements_pb2.ImportNonComplianceListRequest(
+                agencies=[agreements_pb2.NonCompliantAgency(name="Other", ori=LASD)],
+                source="AG SB 34 list 2026-11",
+            ),
+            timeout=TIMEOUT,
+        )
+        renew = agreements_pb2.RenewAgreementRequest(
+            agreement_id=agreement_id,
+            starts_at=stamp(timedelta(days=90)),
+            sunsets_at=stamp(timedelta(days=400)),
+            reviewer="Lt. Ortiz",
+            review_summary="reviewed",
+        )
+        with pytest.raises(grpc.RpcError) as raised:
+            lapd.admin.RenewAgreement(renew, timeout=TIMEOUT)
+        assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "SB 34" in str(raised.value.details())
+
+
+class TestUniformDenials:
+    """SHR-6: whatever the reason, a refused partner call looks the same, and is audited."""
+
+    def call_propose(
+        self,
+        agencies: dict[str, Agency],
+        federation: Federation,
+        *,
+        caller_ori: str,
+        envelope: envelope_pb2.SignedEnvelope,
+    ) -> grpc.RpcError:
+        lasd = agencies[LASD]
+        credentials = federation.client(caller_ori, PrincipalKind.NODE, "")
+        with lasd.node.channel(credentials) as channel, pytest.raises(grpc.RpcError) as raised:
+            federation_service_pb2_grpc.FederationServiceStub(channel).ProposeAgreement(
+                federation_service_pb2.ProposeAgreementRequest(terms=envelope), timeout=TIMEOUT
+            )
+        return raised.value
+
+    def test_shr6_every_refusal_is_answered_alike_and_audited(
+        self, agencies: dict[str, Agency], federation: Federation
+    ) -> None:
+        lasd = agencies[LASD]
+        forged = envelope_pb2.SignedEnvelope(
+            payload=b"terms", payload_type="application/vnd.alpr.agreement-terms.v1+protobuf"
+        )
+        forged.signatures.add(key_id="0" * 64, signature=b"\x00" * 64)
+        unsigned = envelope_pb2.SignedEnvelope(payload=b"terms")
+        cases = [
+            ("unknown peer: SPD is no peer of LASD", SPD, forged),
+            ("bad signature from a registered peer", LAPD, forged),
+            ("an envelope with no type or signature", LAPD, unsigned),
+        ]
+        errors = [
+            self.call_propose(agencies, federation, caller_ori=ori, envelope=envelope)
+            for _, ori, envelope in cases
+        ]
+        # The certificate no longer matches the SAN on record for LAPD.
+        lasd.admin.UpdatePeer(
+            peers_pb2.UpdatePeerRequest(
+                peer=peers_pb2.Peer(ori=LAPD, spiffe_id=f"spiffe://elsewhere.alpr/agency/{LAPD}"),
+                update_mask=field_mask_pb2.FieldMask(paths=["spiffe_id"]),
+            ),
+            timeout=TIMEOUT,
+        )
+        errors.append(self.call_propose(agencies, federation, caller_ori=LAPD, envelope=forged))
+
+        first = errors[0]
+        for error in errors:
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert error.details() == DENIED
+            assert error.trailing_metadata() == first.trailing_metadata()
+        reasons = [json.loads(e.details)["reason"] for e in lasd.audit_events("exchange.denied")]
+        assert reasons[0] == "no such peer"
+        assert "signatures" in reasons[1]
+        assert "no payload type" in reasons[2]
+        assert reasons[3].startswith(f"certificate names spiffe://test.alpr/agency/{LAPD}")
+        assert len(reasons) == 4

@@ -1,0 +1,109 @@
+"""Operators run the whole agreement lifecycle with `alpr`, through their own nodes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from tests.support.nodes import RunningNode, make_node, serving
+from tests.support.pki import LAPD, LASD, Federation
+
+
+@pytest.fixture
+def nodes(federation: Federation, tmp_path: Path) -> Iterator[dict[str, RunningNode]]:
+    with ExitStack() as stack:
+        yield {
+            ori: stack.enter_context(serving(make_node(federation, tmp_path / ori, ori)))
+            for ori in (LAPD, LASD)
+        }
+
+
+class Operator:
+    """Runs `alpr` as one agency's operator against its own node."""
+
+    def __init__(
+        self, node: RunningNode, federation: Federation, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        cert, key = federation.client_files(node.config.ori)
+        self.connection = ["--target", node.target, "--ca", str(federation.ca_file),
+                           "--cert", str(cert), "--key", str(key)]  # fmt: skip
+        self.capsys = capsys
+
+    def __call__(self, *argv: str, expect: int = 0) -> str:
+        code = main([*argv, *self.connection])
+        out, err = self.capsys.readouterr()
+        assert code == expect, err
+        return out if expect == 0 else err
+
+
+def public_key(operator: Operator) -> str:
+    match = re.search(r"public key  ([0-9a-f]{64})", operator("admin", "info"))
+    assert match is not None
+    return match.group(1)
+
+
+class TestAgreementLifecycleByCli:
+    def test_succeeds_from_peering_to_revocation(
+        self,
+        nodes: dict[str, RunningNode],
+        federation: Federation,
+        capsys: pytest.CaptureFixture[str],
+        tmp_path: Path,
+    ) -> None:
+        lapd = Operator(nodes[LAPD], federation, capsys)
+        lasd = Operator(nodes[LASD], federation, capsys)
+        for us, them, ori in ((lapd, lasd, LASD), (lasd, lapd, LAPD)):
+            out = us("peers", "add", "--ori", ori, "--name", f"Agency {ori}",
+                     "--endpoint", nodes[ori].target, "--public-key", public_key(them))  # fmt: skip
+            assert "key fingerprint" in out
+        assert LASD in lapd("peers", "list")
+
+        created = lapd("agreements", "create", "--partner", LASD,
+                       "--starts", "2026-11-25", "--sunsets", "2027-05-25",
+                       "--we-grant", "hotlists", "--they-grant", "hotlists",
+                       "--they-grant", "queries",
+                       "--purpose", "stolen vehicle recovery")  # fmt: skip
+        agreement_id = created.split()[1]
+        assert "draft" in created
+        assert "1 of 2 signatures" in created
+        assert "proposed" in lapd("agreements", "propose", agreement_id)
+        accepted = lasd("agreements", "accept", agreement_id)
+        assert "active" in accepted
+        assert "2 of 2 signatures" in accepted
+        assert "we grant: hotlists, queries" in accepted
+        assert f"agreement {agreement_id}  active" in lapd("agreements", "list")
+
+        sb34 = tmp_path / "sb34.csv"
+        sb34.write_text(f"name,ori\nAgency {LASD},\n")
+        assert "holds 1 agencies" in lapd("sb34", "import", str(sb34))
+        refused = lapd("agreements", "renew", agreement_id, "--starts", "2027-05-25",
+                       "--sunsets", "2028-05-25", "--reviewer", "Lt. Ortiz",
+                       "--summary", "reviewed", expect=1)  # fmt: skip
+        assert "FAILED_PRECONDITION" in refused
+        assert "SB 34" in refused
+
+        revoked = lasd("agreements", "revoke", agreement_id, "--reason", "policy review")
+        assert "revoked" in revoked
+        assert "not told" not in revoked
+        assert "revoked by CA0190000: policy review" in lapd("agreements", "list")
+
+    def test_fails_in_one_line_for_a_sunset_past_a_year(
+        self,
+        nodes: dict[str, RunningNode],
+        federation: Federation,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        lapd = Operator(nodes[LAPD], federation, capsys)
+        lasd = Operator(nodes[LASD], federation, capsys)
+        lapd("peers", "add", "--ori", LASD, "--name", "LASD", "--endpoint", nodes[LASD].target,
+             "--public-key", public_key(lasd))  # fmt: skip
+        err = lapd("agreements", "create", "--partner", LASD, "--starts", "2026-11-25",
+                   "--sunsets", "2027-11-26", "--we-grant", "hotlists", "--purpose", "x",
+                   expect=1)  # fmt: skip
+        assert err.count("\n") == 1
+        assert "INVALID_ARGUMENT sunsets_at: must be at most one year after starts_at" in err
