@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway import logs
 from gateway.cli_admin import add_admin_commands
 from gateway.config import load_config
 from gateway.node_dir import init_node
@@ -52,7 +51,6 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.directory, os.environ)
-    logs.configure()
     asyncio.run(serve(config))
     return 0
 

@@ -41,6 +41,7 @@ class NodeConfig:
         tls_cert: The node's certificate.
         tls_key: The node's TLS private key.
         signing_key: The node's Ed25519 seed.
+        data_key: The key that encrypts hotlist fields at rest (HOT-2).
         store_url: The database URL.
     """
 
@@ -55,6 +56,7 @@ class NodeConfig:
     tls_cert: Path
     tls_key: Path
     signing_key: Path
+    data_key: Path
     store_url: str
 
 
@@ -116,9 +118,10 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
     ("tls", "cert"): ("tls_cert", _text, "tls/node.crt"),
     ("tls", "key"): ("tls_key", _text, "tls/node.key"),
     ("keys", "signing_key"): ("signing_key", _text, "keys/signing.key"),
+    ("keys", "data_key"): ("data_key", _text, "keys/data.key"),
     ("store", "url"): ("store_url", str, ""),
 }
-_PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key"}
+_PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key", "data_key"}
 
 
 def load_config(directory: Path, environ: Mapping[str, str]) -> NodeConfig:
@@ -197,8 +200,10 @@ cert = "tls/node.crt"
 key = "tls/node.key"
 
 [keys]
-# The node's Ed25519 signing key (mode 0600). Never copied into the database.
+# The node's Ed25519 signing key and the key that encrypts hotlist fields at rest
+# (mode 0600). Neither is ever copied into the database.
 signing_key = "keys/signing.key"
+data_key = "keys/data.key"
 
 [store]
 # Empty: the SQLite file {DATABASE_FILE} in this directory. Or postgresql://user@host:port/db

@@ -14,7 +14,7 @@ from gateway.config import CONFIG_FILE, NodeConfig, load_config, render_config
 from gateway.errors import ConfigError
 from gateway.servicers.identity import NodeIdentityView
 from gateway.tls import TLSConfig
-from node.ed25519 import Ed25519Signer
+from node.ed25519 import DataKey, Ed25519Signer
 from node.errors import NodeError, ValidationError
 from node.identity import Principal, PrincipalKind, validate_federation, validate_ori
 from node.owner import check_owner, record_owner
@@ -29,6 +29,7 @@ class OpenedNode:
     config: NodeConfig
     tls: TLSConfig
     signer: Ed25519Signer
+    data_key: DataKey
     engine: Engine
     identity: NodeIdentityView
 
@@ -66,6 +67,7 @@ def init_node(
     )
     config = load_config(directory, {})
     signer = Ed25519Signer.generate(config.signing_key)
+    DataKey.load_or_create(config.data_key)
     if ca is not None:
         issued = ca.issue(Principal(federation, ori, PrincipalKind.NODE), now=now, hosts=hosts)
         issued.write(config.tls_cert, config.tls_key)
@@ -102,6 +104,7 @@ def open_node(config: NodeConfig, *, now: datetime) -> OpenedNode:
         )
     try:
         signer = Ed25519Signer.load(config.signing_key)
+        data_key = DataKey.load_or_create(config.data_key)
         engine = create_engine(config.store_url)
     except NodeError as error:
         raise ConfigError(error.diagnostics()) from error
@@ -126,7 +129,7 @@ def open_node(config: NodeConfig, *, now: datetime) -> OpenedNode:
         federation=config.federation,
         signing_public_key=signer.public_key.public_bytes,
     )
-    return OpenedNode(config, tls, signer, engine, identity)
+    return OpenedNode(config, tls, signer, data_key, engine, identity)
 
 
 def _redacted(url: str) -> str:

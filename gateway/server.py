@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
 from alpr.federation.v1 import federation_service_pb2, federation_service_pb2_grpc
+from gateway import logs
 from gateway.config import NodeConfig
 from gateway.interceptors import (
     AccessLogInterceptor,
@@ -118,6 +119,7 @@ async def serve(config: NodeConfig) -> None:
         ConfigError: The node cannot be opened (see `open_node`).
     """
     node = open_node(config, now=datetime.now(UTC))
+    logs.configure()
     server, port, health_servicer = create_server(node)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 from node.errors import NodeError, ValidationError
 from node.identity import validate_ori
 from node.merkle import HASH_SIZE, CompactRange, MerkleError, leaf_hash
+from node.store.engine import lock_for_write
 from node.store.models import AuditEvent, AuditHead, utc
 
 MAX_PAGE = 1000
@@ -165,10 +166,7 @@ class AuditLog:
             details=details_json,
         )
         with Session(self._engine) as session:
-            connection = session.connection()
-            if connection.dialect.name == "sqlite":
-                # SQLite ignores FOR UPDATE: take its write lock before reading the head.
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            lock_for_write(session)
             head, frontier = _loaded(
                 session.exec(
                     select(AuditHead).where(AuditHead.id == _HEAD_ID).with_for_update()

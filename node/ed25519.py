@@ -1,8 +1,9 @@
-"""Ed25519 with PyNaCl: the one module that imports it for signing.
+"""PyNaCl's adapter: the one module that imports it.
 
-The node's key signs hotlists, agreements, receipts and audit checkpoints. Its 32-byte
-seed lives in a file of mode 0600 in the node's directory and never in the database
-(SEC-2).
+The node's Ed25519 key signs hotlists, agreements, receipts and audit checkpoints; its
+Curve25519 form opens sealed boxes addressed to the node. A `DataKey` (SecretBox)
+encrypts hotlist fields at rest. Both keys live in files of mode 0600 in the node's
+directory and never in the database (SEC-2).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import hashlib
 from pathlib import Path
 
 import nacl.exceptions
+import nacl.public
+import nacl.secret
 import nacl.signing
+import nacl.utils
 
 from node.errors import NodeError
 from node.pki import write_secret
@@ -22,6 +26,10 @@ PUBLIC_KEY_BYTES = 32
 
 class SigningKeyError(NodeError):
     """The node's signing key file is missing or malformed."""
+
+
+class DecryptionError(NodeError):
+    """Ciphertext that does not open: altered, truncated, or for another key."""
 
 
 def key_id(public_key: bytes) -> str:
@@ -67,6 +75,11 @@ class Ed25519Key(Key):
             self._verify_key.verify(data, signature.signature)
         except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as error:
             raise UnverifiedSignatureError("the Ed25519 signature does not verify") from error
+
+    def seal(self, plaintext: bytes) -> bytes:
+        """Encrypt `plaintext` so only the holder of this key's private half can read it."""
+        recipient = self._verify_key.to_curve25519_public_key()
+        return bytes(nacl.public.SealedBox(recipient).encrypt(plaintext))
 
     def __eq__(self, other: object) -> bool:
         """Keys are equal when their public bytes are."""
@@ -123,3 +136,68 @@ class Ed25519Signer(Signer):
     def sign(self, data: bytes) -> Signature:
         """A detached signature of `data`."""
         return Signature(self._public.key_id, self._key.sign(data).signature)
+
+    def unseal(self, ciphertext: bytes) -> bytes:
+        """Open a box sealed to this key's public half (`Ed25519Key.seal`).
+
+        Raises:
+            DecryptionError: It was not sealed to us, or was altered.
+        """
+        box = nacl.public.SealedBox(self._key.to_curve25519_private_key())
+        try:
+            return bytes(box.decrypt(ciphertext))
+        except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as error:
+            raise DecryptionError("the sealed box does not open with this node's key") from error
+
+
+class DataKey:
+    """A symmetric key (XSalsa20-Poly1305 SecretBox) for encrypting data at rest or in transit."""
+
+    SIZE = nacl.secret.SecretBox.KEY_SIZE
+
+    def __init__(self, key: bytes) -> None:
+        """Wrap 32 key bytes.
+
+        Raises:
+            DecryptionError: They are not 32 bytes.
+        """
+        if len(key) != self.SIZE:
+            raise DecryptionError(f"a data key is {self.SIZE} bytes, not {len(key)}")
+        self.key = key
+        self._box = nacl.secret.SecretBox(key)
+
+    @classmethod
+    def generate(cls) -> DataKey:
+        """A fresh random key."""
+        return cls(nacl.utils.random(cls.SIZE))
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> DataKey:
+        """The key in `path`, made (mode 0600) if the file does not exist yet.
+
+        Raises:
+            SigningKeyError: The file exists but does not hold a 32-byte hex key.
+        """
+        if not path.exists():
+            key = cls.generate()
+            write_secret(path, key.key.hex().encode() + b"\n")
+            return key
+        try:
+            return cls(bytes.fromhex(path.read_text().strip()))
+        except (ValueError, DecryptionError) as error:
+            raise SigningKeyError(f"{path}: not a data key (64 hex digits)") from error
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        """Nonce and ciphertext, authenticated."""
+        return bytes(self._box.encrypt(plaintext))
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        """The plaintext of `encrypt`'s output.
+
+        Raises:
+            DecryptionError: It was altered or made with another key.
+        """
+        try:
+            return bytes(self._box.decrypt(ciphertext))
+        except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as error:
+            raise DecryptionError("the ciphertext does not open with this key") from error

@@ -9,6 +9,7 @@ import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlmodel import Session
 
 from node.errors import ValidationError
 
@@ -60,3 +61,15 @@ def _configure_sqlite(connection: Any, _record: object) -> None:  # noqa: ANN401
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def lock_for_write(session: Session) -> None:
+    """Take the database's write lock now, before reading what the transaction will update.
+
+    On PostgreSQL the caller's ``SELECT ... FOR UPDATE`` locks the row it reads; SQLite
+    ignores FOR UPDATE, so there the transaction starts with ``BEGIN IMMEDIATE``. Call it
+    first in a fresh session.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.ed25519 import Ed25519Key, Ed25519Signer, SigningKeyError
+from node.ed25519 import DataKey, DecryptionError, Ed25519Key, Ed25519Signer, SigningKeyError
 from node.signing import Signature, UnverifiedSignatureError, VerificationError
 
 
@@ -54,3 +54,25 @@ class TestKey:
     def test_fails_on_a_short_public_key(self) -> None:
         with pytest.raises(VerificationError, match="32 bytes"):
             Ed25519Key(b"short")
+
+
+class TestSealing:
+    def test_hot2_succeeds_sealing_to_a_node_only_it_can_open(self) -> None:
+        recipient, other = Ed25519Signer.generate(), Ed25519Signer.generate()
+        sealed = recipient.public_key.seal(b"snapshot key")
+        assert recipient.unseal(sealed) == b"snapshot key"
+        with pytest.raises(DecryptionError):
+            other.unseal(sealed)
+
+    def test_hot2_data_key_round_trips_and_refuses_tampering(self, tmp_path: Path) -> None:
+        key = DataKey.load_or_create(tmp_path / "keys" / "data.key")
+        assert DataKey.load_or_create(tmp_path / "keys" / "data.key").key == key.key
+        assert stat.S_IMODE((tmp_path / "keys" / "data.key").stat().st_mode) == 0o600
+        ciphertext = key.encrypt(b"reason: armed and dangerous")
+        assert b"armed" not in ciphertext
+        assert key.decrypt(ciphertext) == b"reason: armed and dangerous"
+        tampered = ciphertext[:-1] + bytes([ciphertext[-1] ^ 1])
+        with pytest.raises(DecryptionError):
+            key.decrypt(tampered)
+        with pytest.raises(DecryptionError):
+            DataKey.generate().decrypt(ciphertext)
