@@ -1,0 +1,252 @@
+"""The agency's own hotlists in its store: lists, entries, cancellations, versions and deltas.
+
+Every change raises the hotlists' version by one, in the same transaction, so a partner
+that holds version v can be sent exactly what changed since (`changes_since`). Removed
+and cancelled entries stay as tombstones for that reason. Only the plate is kept in
+clear; the other fields are encrypted with the node's data key (HOT-2).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from node.clock import Clock
+from node.ed25519 import DataKey
+from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
+from node.hotlists.codec import decode_fields, encode_fields
+from node.hotlists.entry import HotlistEntry
+from node.store.engine import lock_for_write
+from node.store.hotlist_models import HotlistEntryRecord, HotlistRecord, HotlistVersion
+from node.store.models import utc
+
+MAX_LIST_NAME = 100
+MAX_BATCH = 100_000
+REMOVED = "removed"
+CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class HotlistInfo:
+    """One of the agency's lists, with how many entries are in force on it."""
+
+    name: str
+    description: str
+    created_at: datetime
+    active_entries: int
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry as stored: its id, the list it is on, and the version that last changed it."""
+
+    entry_id: str
+    list_name: str
+    entry: HotlistEntry
+    version: int
+    ended_how: str = ""
+
+    @property
+    def in_force(self) -> bool:
+        """Whether it was neither removed nor cancelled."""
+        return not self.ended_how
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed after a version: entries added, and ids of entries that ended."""
+
+    version: int
+    added: list[StoredEntry]
+    ended: list[str]
+
+
+class HotlistStore:
+    """The agency's own hotlists."""
+
+    def __init__(self, engine: Engine, *, data_key: DataKey, clock: Clock) -> None:
+        """Keep lists in `engine`'s database, encrypting fields with `data_key`."""
+        self._engine = engine
+        self._key = data_key
+        self._clock = clock
+
+    def create_list(self, name: str, description: str = "") -> HotlistInfo:
+        """Make an empty list.
+
+        Raises:
+            ValidationError: The name is empty or too long.
+            AlreadyExistsError: A list has that name.
+        """
+        if not name.strip() or len(name) > MAX_LIST_NAME or name != name.strip():
+            raise ValidationError("name", f"must be 1 to {MAX_LIST_NAME} characters, trimmed")
+        with Session(self._engine) as session:
+            if self._find_list(session, name) is not None:
+                raise AlreadyExistsError(f"a hotlist named {name!r} exists")
+            record = HotlistRecord(name=name, description=description, created_at=self._clock())
+            session.add(record)
+            session.commit()
+            return HotlistInfo(name, description, utc(record.created_at), 0)
+
+    def lists(self) -> list[HotlistInfo]:
+        """Every list, by name, with its count of entries in force."""
+        with Session(self._engine) as session:
+            counts = dict(
+                session.exec(
+                    select(HotlistEntryRecord.hotlist_id, func.count())
+                    .where(col(HotlistEntryRecord.ended_at).is_(None))
+                    .group_by(col(HotlistEntryRecord.hotlist_id))
+                ).all()
+            )
+            records = session.exec(select(HotlistRecord).order_by(col(HotlistRecord.name))).all()
+            return [
+                HotlistInfo(r.name, r.description, utc(r.created_at), counts.get(r.id or 0, 0))
+                for r in records
+            ]
+
+    def add(self, list_name: str, entries: Sequence[HotlistEntry]) -> list[StoredEntry]:
+        """Put `entries` on a list, in one transaction and one version.
+
+        Raises:
+            NotFoundError: No list has that name.
+            ValidationError: More than `MAX_BATCH` entries at once, or none.
+        """
+        if not 0 < len(entries) <= MAX_BATCH:
+            raise ValidationError("entries", f"give 1 to {MAX_BATCH} entries at a time")
+        now = self._clock()
+        with Session(self._engine) as session:
+            version = self._next_version(session)
+            hotlist_id = self._require_list(session, list_name).id
+            assert hotlist_id is not None  # noqa: S101 (a stored row has its key)
+            stored = []
+            for entry in entries:
+                entry_id = str(uuid.uuid4())
+                session.add(
+                    HotlistEntryRecord(
+                        id=entry_id,
+                        hotlist_id=hotlist_id,
+                        plate=entry.plate,
+                        is_partial=entry.is_partial,
+                        fields=self._key.encrypt(encode_fields(entry, list_name)),
+                        version=version,
+                        created_at=now,
+                    )
+                )
+                stored.append(StoredEntry(entry_id, list_name, entry, version))
+            session.commit()
+            return stored
+
+    def remove(self, entry_id: str) -> StoredEntry:
+        """Take an entry off its list (entered by mistake).
+
+        Raises:
+            NotFoundError: No such entry.
+            PreconditionError: It already ended.
+        """
+        return self._end(entry_id, REMOVED)
+
+    def cancel(self, entry_id: str) -> StoredEntry:
+        """Cancel an entry found to be in error (HOT-5); partners learn it in their next delta.
+
+        Raises:
+            NotFoundError: No such entry.
+            PreconditionError: It already ended.
+        """
+        return self._end(entry_id, CANCELLED)
+
+    def get(self, entry_id: str) -> StoredEntry:
+        """One entry, decrypted.
+
+        Raises:
+            NotFoundError: No such entry.
+        """
+        with Session(self._engine) as session:
+            record = session.get(HotlistEntryRecord, entry_id)
+            if record is None:
+                raise NotFoundError(f"no hotlist entry {entry_id}")
+            return self._stored(record)
+
+    def entries(self, list_name: str | None = None) -> list[StoredEntry]:
+        """Every entry in force, on one list or all, oldest first.
+
+        Raises:
+            NotFoundError: No list has that name.
+        """
+        with Session(self._engine) as session:
+            query = select(HotlistEntryRecord).where(col(HotlistEntryRecord.ended_at).is_(None))
+            if list_name is not None:
+                hotlist = self._require_list(session, list_name)
+                query = query.where(col(HotlistEntryRecord.hotlist_id) == hotlist.id)
+            records = session.exec(query.order_by(col(HotlistEntryRecord.version))).all()
+            return [self._stored(record) for record in records]
+
+    def version(self) -> int:
+        """The current version of the agency's hotlists (0 before the first change)."""
+        with Session(self._engine) as session:
+            row = session.get(HotlistVersion, 1)
+            return row.version if row else 0
+
+    def changes_since(self, version: int) -> Changes:
+        """Everything that changed after `version`; from 0, every entry in force.
+
+        Raises:
+            ValidationError: `version` is negative or ahead of ours.
+        """
+        with Session(self._engine) as session:
+            row = session.get(HotlistVersion, 1)
+            current = row.version if row else 0
+            if not 0 <= version <= current:
+                raise ValidationError("since_version", f"must be 0 to {current}, not {version}")
+            query = select(HotlistEntryRecord).where(col(HotlistEntryRecord.version) > version)
+            if version == 0:
+                query = query.where(col(HotlistEntryRecord.ended_at).is_(None))
+            added, ended = [], []
+            for record in session.exec(query.order_by(col(HotlistEntryRecord.version))).all():
+                if record.ended_at is None:
+                    added.append(self._stored(record))
+                else:
+                    ended.append(record.id)
+            return Changes(current, added, ended)
+
+    def _end(self, entry_id: str, how: str) -> StoredEntry:
+        with Session(self._engine) as session:
+            version = self._next_version(session)
+            record = session.get(HotlistEntryRecord, entry_id)
+            if record is None:
+                raise NotFoundError(f"no hotlist entry {entry_id}")
+            if record.ended_at is not None:
+                raise PreconditionError(f"hotlist entry {entry_id} was already {record.ended_how}")
+            record.ended_at, record.ended_how, record.version = self._clock(), how, version
+            session.add(record)
+            session.commit()
+            return self._stored(record)
+
+    def _next_version(self, session: Session) -> int:
+        """Raise the version under the write lock; first thing in the session's transaction."""
+        lock_for_write(session)
+        row = session.exec(
+            select(HotlistVersion).where(col(HotlistVersion.id) == 1).with_for_update()
+        ).one_or_none()
+        row = row or HotlistVersion(id=1, version=0)
+        row.version += 1
+        session.add(row)
+        return row.version
+
+    def _stored(self, record: HotlistEntryRecord) -> StoredEntry:
+        entry, list_name = decode_fields(record.plate, self._key.decrypt(record.fields))
+        return StoredEntry(record.id, list_name, entry, record.version, record.ended_how)
+
+    @staticmethod
+    def _find_list(session: Session, name: str) -> HotlistRecord | None:
+        return session.exec(select(HotlistRecord).where(col(HotlistRecord.name) == name)).first()
+
+    def _require_list(self, session: Session, name: str) -> HotlistRecord:
+        hotlist = self._find_list(session, name)
+        if hotlist is None:
+            raise NotFoundError(f"no hotlist named {name!r}")
+        return hotlist

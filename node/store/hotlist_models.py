@@ -1,0 +1,76 @@
+"""Tables of hotlists: the agency's own lists and the lists received from partners.
+
+Only the plate is stored in clear, for matching; every other field is encrypted with
+the node's data key (HOT-2).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime
+from sqlmodel import Field, SQLModel
+
+
+class HotlistRecord(SQLModel, table=True):
+    """One of the agency's own hotlists."""
+
+    __tablename__ = "hotlist"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    description: str = Field(default="", max_length=500)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class HotlistEntryRecord(SQLModel, table=True):
+    """An entry of an own hotlist. Removed and cancelled entries stay as tombstones for deltas."""
+
+    __tablename__ = "hotlist_entry"
+
+    id: str = Field(primary_key=True, max_length=36)
+    hotlist_id: int = Field(foreign_key="hotlist.id", index=True)
+    plate: str = Field(max_length=16, index=True)
+    is_partial: bool
+    fields: bytes
+    version: int = Field(sa_type=BigInteger, index=True)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    ended_how: str = Field(default="", max_length=16)
+
+
+class HotlistVersion(SQLModel, table=True):
+    """The version of the agency's hotlists: one row, raised by every change."""
+
+    __tablename__ = "hotlist_version"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = Field(sa_type=BigInteger)
+
+
+class PartnerHotlistRecord(SQLModel, table=True):
+    """The last snapshot received from a partner: used only until `expires_at` (HOT-6)."""
+
+    __tablename__ = "partner_hotlist"
+
+    issuer_ori: str = Field(primary_key=True, max_length=9)
+    version: int = Field(sa_type=BigInteger)
+    issued_at: datetime = Field(sa_type=DateTime(timezone=True))
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+    received_at: datetime = Field(sa_type=DateTime(timezone=True))
+    agreement_id: str = Field(max_length=36)
+    snapshot_digest: bytes
+
+
+class PartnerEntryRecord(SQLModel, table=True):
+    """An entry of a partner's hotlist, as received."""
+
+    __tablename__ = "partner_entry"
+
+    issuer_ori: str = Field(
+        primary_key=True, max_length=9, foreign_key="partner_hotlist.issuer_ori"
+    )
+    entry_id: str = Field(primary_key=True, max_length=36)
+    plate: str = Field(max_length=16, index=True)
+    is_partial: bool
+    fields: bytes

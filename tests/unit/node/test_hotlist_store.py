@@ -1,0 +1,122 @@
+"""The agency's own hotlists in the store, on SQLite and PostgreSQL: versions, deltas, HOT-2."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from node.ed25519 import DataKey
+from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
+from node.hotlists.entry import HotlistEntry, ListType
+from node.hotlists.store import HotlistStore
+from node.store import create_engine, upgrade
+from tests.support.clock import ManualClock
+
+STOLEN = HotlistEntry(
+    plate="7ABC123",
+    state="CA",
+    list_type=ListType.STOLEN_VEHICLE,
+    reason="armed and dangerous",
+    case_number="23-000417",
+    contact="LAPD Auto Theft 213-555-0100",
+)
+PARTIAL = HotlistEntry(plate="7AB?12*", list_type=ListType.AMBER_ALERT, reason="witness saw")
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[HotlistStore]:
+    engine = create_engine(database_url)
+    upgrade(engine)
+    yield HotlistStore(engine, data_key=DataKey.generate(), clock=ManualClock())
+    engine.dispose()
+
+
+class TestLists:
+    def test_succeeds_creating_and_counting(self, store: HotlistStore) -> None:
+        store.create_list("stolen", "stolen vehicles")
+        store.add("stolen", [STOLEN, PARTIAL])
+        [info] = store.lists()
+        assert (info.name, info.description, info.active_entries) == (
+            "stolen",
+            "stolen vehicles",
+            2,
+        )
+
+    def test_fails_on_a_duplicate_name(self, store: HotlistStore) -> None:
+        store.create_list("stolen")
+        with pytest.raises(AlreadyExistsError):
+            store.create_list("stolen")
+
+    @pytest.mark.parametrize("name", ["", " padded ", "x" * 101])
+    def test_fails_on_a_bad_name(self, store: HotlistStore, name: str) -> None:
+        with pytest.raises(ValidationError):
+            store.create_list(name)
+
+    def test_fails_adding_to_a_missing_list(self, store: HotlistStore) -> None:
+        with pytest.raises(NotFoundError):
+            store.add("nope", [STOLEN])
+
+
+class TestEntries:
+    def test_hot2_only_the_plate_is_stored_in_clear(
+        self, store: HotlistStore, database_url: str
+    ) -> None:
+        store.create_list("stolen")
+        [stored] = store.add("stolen", [STOLEN])
+        engine = create_engine(database_url)
+        with engine.connect() as connection:
+            plate, fields = connection.execute(
+                text("SELECT plate, fields FROM hotlist_entry WHERE id = :id"),
+                {"id": stored.entry_id},
+            ).one()
+        engine.dispose()
+        assert plate == "7ABC123"
+        for secret in (b"armed", b"23-000417", b"Auto Theft", b"stolen_vehicle"):
+            assert secret not in bytes(fields)
+        assert store.get(stored.entry_id).entry == STOLEN
+
+    def test_cap5_partial_patterns_are_kept_as_patterns(self, store: HotlistStore) -> None:
+        store.create_list("amber")
+        [stored] = store.add("amber", [PARTIAL])
+        assert store.get(stored.entry_id).entry.is_partial
+
+    def test_hot5_cancel_ends_an_entry_once(self, store: HotlistStore) -> None:
+        store.create_list("stolen")
+        [stored] = store.add("stolen", [STOLEN])
+        assert store.cancel(stored.entry_id).ended_how == "cancelled"
+        assert store.entries() == []
+        with pytest.raises(PreconditionError, match="already cancelled"):
+            store.remove(stored.entry_id)
+
+
+class TestVersions:
+    def test_succeeds_full_snapshot_then_exact_deltas(self, store: HotlistStore) -> None:
+        assert store.version() == 0
+        store.create_list("stolen")
+        first = store.add("stolen", [STOLEN, PARTIAL])
+        assert store.version() == 1
+        full = store.changes_since(0)
+        assert (full.version, len(full.added), full.ended) == (1, 2, [])
+
+        store.cancel(first[0].entry_id)
+        [third] = store.add("stolen", [STOLEN])
+        delta = store.changes_since(1)
+        assert delta.version == 3
+        assert [s.entry_id for s in delta.added] == [third.entry_id]
+        assert delta.ended == [first[0].entry_id]
+
+        assert {s.entry_id for s in store.changes_since(0).added} == {
+            first[1].entry_id,
+            third.entry_id,
+        }
+        assert store.changes_since(3).added == []
+
+    @pytest.mark.parametrize("version", [-1, 5])
+    def test_fails_for_a_version_we_never_had(self, store: HotlistStore, version: int) -> None:
+        store.create_list("stolen")
+        store.add("stolen", [STOLEN])
+        with pytest.raises(ValidationError) as raised:
+            store.changes_since(version)
+        assert raised.value.field == "since_version"
