@@ -27,11 +27,22 @@ class PartnerClient:
     """Calls partner nodes over mTLS with this node's certificate."""
 
     def __init__(
-        self, credentials: grpc.ChannelCredentials, *, timeout: float = DEFAULT_TIMEOUT_SECONDS
+        self,
+        credentials: grpc.ChannelCredentials,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        max_message_bytes: int = 64 * 1024 * 1024,
     ) -> None:
-        """Present `credentials` (our node certificate, trusting the federation CA)."""
+        """Present `credentials` (our node certificate, trusting the federation CA).
+
+        Args:
+            credentials: Our node certificate and key, trusting the federation CA.
+            timeout: Seconds each call may take.
+            max_message_bytes: The largest answer taken (a partner's whole hotlist).
+        """
         self._credentials = credentials
         self._timeout = timeout
+        self._options = [("grpc.max_receive_message_length", max_message_bytes)]
 
     async def propose_agreement(self, peer: Peer, terms: Envelope) -> None:
         """Offer signed terms to `peer`.
@@ -63,9 +74,35 @@ class PartnerClient:
         request = pb.RevokeAgreementRequest(notice=notice.to_proto())
         await self._call(peer, lambda stub: stub.RevokeAgreement(request, timeout=self._timeout))
 
+    async def get_hotlist(self, peer: Peer, request: Envelope) -> tuple[Envelope, Envelope]:
+        """Ask `peer` for its hotlists; its signed snapshot and receipt, unverified.
+
+        Raises:
+            UnavailableError: The partner cannot be reached or did not answer in time.
+            PartnerRefusedError: The partner refused.
+            InvalidEnvelopeError: The answer is malformed.
+        """
+        message = pb.GetHotlistRequest(request=request.to_proto())
+        answer = await self._call(
+            peer, lambda stub: stub.GetHotlist(message, timeout=self._timeout)
+        )
+        return Envelope.from_proto(answer.snapshot), Envelope.from_proto(answer.receipt)
+
+    async def acknowledge_receipt(self, peer: Peer, acknowledgement: Envelope) -> None:
+        """Give `peer` our signed acknowledgement of its receipt.
+
+        Raises:
+            UnavailableError: The partner cannot be reached or did not answer in time.
+            PartnerRefusedError: The partner refused.
+        """
+        message = pb.AcknowledgeReceiptRequest(acknowledgement=acknowledgement.to_proto())
+        await self._call(peer, lambda stub: stub.AcknowledgeReceipt(message, timeout=self._timeout))
+
     async def _call(self, peer: Peer, call: Callable[[Any], Awaitable[_Response]]) -> _Response:
         """Make one call on a fresh channel to `peer`, mapping failures to our errors."""
-        async with grpc.aio.secure_channel(peer.endpoint, self._credentials) as channel:
+        async with grpc.aio.secure_channel(
+            peer.endpoint, self._credentials, options=self._options
+        ) as channel:
             try:
                 return await call(pb_grpc.FederationServiceStub(channel))
             except grpc.aio.AioRpcError as error:

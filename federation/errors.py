@@ -9,3 +9,15 @@ class FederationError(NodeError):
 
 class InvalidEnvelopeError(FederationError):
     """Signed bytes that cannot be used: malformed, of another type, or short of signatures."""
+
+
+class ReplayError(FederationError):
+    """A request nonce was used before."""
+
+
+class StaleRequestError(FederationError):
+    """A request's timestamp is outside the allowed clock skew."""
+
+
+class ExchangeRefusedError(FederationError):
+    """No agreement in force covers the exchange, or its purpose is not one the agreement allows."""

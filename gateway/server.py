@@ -62,6 +62,7 @@ def create_server(
     *,
     audiences: Mapping[str, Audience] = AUDIENCES,
     extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
+    services: Services | None = None,
     clock: Clock = system_clock,
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """Build the node's server, bound but not started.
@@ -70,7 +71,8 @@ def create_server(
         node: The opened node directory.
         audiences: Who may call each method; tests widen it for their own handlers.
         extra_handlers: More services to serve behind the same interceptors (tests).
-        clock: Where time comes from; tests inject one.
+        services: The node's services, if the caller built them; else built here.
+        clock: Where time comes from when the services are built here.
 
     Returns:
         The server, the port it is bound to, and its health servicer.
@@ -88,7 +90,7 @@ def create_server(
             ("grpc.max_send_message_length", config.max_message_bytes),
         ],
     )
-    services = Services.build(node, clock=clock)
+    services = services or Services.build(node, clock=clock)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(services), server)
     federation_service_pb2_grpc.add_FederationServiceServicer_to_server(
         FederationServicer(services), server

@@ -6,12 +6,17 @@ from dataclasses import dataclass
 
 from federation.agreements import AgreementBook
 from federation.client import PartnerClient
+from federation.exchange import ExchangeLedger, RequestChecker
 from federation.gate import ExchangeGate
+from federation.hotlist_sharing import HotlistSharing
 from federation.peers import PeerRegistry
 from gateway.node_dir import OpenedNode
 from gateway.servicers.identity import NodeIdentityView
 from node.audit import AuditLog
 from node.clock import Clock
+from node.hotlists.partner_store import PartnerHotlists
+from node.hotlists.store import HotlistStore
+from node.identity import Principal, PrincipalKind
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,11 @@ class Services:
     agreements: AgreementBook
     gate: ExchangeGate
     partners: PartnerClient
+    hotlists: HotlistStore
+    partner_lists: PartnerHotlists
+    ledger: ExchangeLedger
+    checker: RequestChecker
+    sharing: HotlistSharing
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -40,6 +50,25 @@ class Services:
             peers=peers,
             clock=clock,
         )
+        partners = PartnerClient(node.tls.channel_credentials())
+        hotlists = HotlistStore(node.engine, data_key=node.data_key, clock=clock)
+        partner_lists = PartnerHotlists(node.engine, data_key=node.data_key, clock=clock)
+        ledger = ExchangeLedger(node.engine, clock=clock)
+        checker = RequestChecker(node.engine, ori=config.ori, agreements=agreements, clock=clock)
+        sharing = HotlistSharing(
+            ori=config.ori,
+            spiffe_id=Principal(config.federation, config.ori, PrincipalKind.NODE).spiffe_id,
+            signer=node.signer,
+            peers=peers,
+            agreements=agreements,
+            checker=checker,
+            own=hotlists,
+            partner_lists=partner_lists,
+            audit=audit,
+            ledger=ledger,
+            client=partners,
+            clock=clock,
+        )
         return cls(
             identity=node.identity,
             clock=clock,
@@ -47,5 +76,10 @@ class Services:
             peers=peers,
             agreements=agreements,
             gate=ExchangeGate(peers, audit, ori=config.ori),
-            partners=PartnerClient(node.tls.channel_credentials()),
+            partners=partners,
+            hotlists=hotlists,
+            partner_lists=partner_lists,
+            ledger=ledger,
+            checker=checker,
+            sharing=sharing,
         )

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from node.store import sqlite_url
+from tests.support.clock import ManualClock
 from tests.support.pki import Federation
 from tests.support.postgres import ENV_URL, throwaway_cluster
 
@@ -44,3 +45,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def federation(tmp_path: Path) -> Federation:
     """A fresh federation CA in tmp_path."""
     return Federation.create(tmp_path)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock the test moves by hand, starting at tests.support.clock.START."""
+    return ManualClock()

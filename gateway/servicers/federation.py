@@ -68,6 +68,26 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
             self._audit_agreement("agreement.revoked_by_partner", peer, agreement.id, context)
         return pb.RevokeAgreementResponse()
 
+    async def GetHotlist(  # noqa: N802 (gRPC method name)
+        self, request: pb.GetHotlistRequest, context: Context
+    ) -> pb.GetHotlistResponse:
+        """Answer a partner's signed pull with our signed snapshot and a receipt (AUD-6)."""
+        with self._partner("GetHotlist", context) as peer:
+            snapshot, receipt = self._services.sharing.serve(
+                Envelope.from_proto(request.request), peer, peer_ip(context)
+            )
+        return pb.GetHotlistResponse(snapshot=snapshot.to_proto(), receipt=receipt.to_proto())
+
+    async def AcknowledgeReceipt(  # noqa: N802 (gRPC method name)
+        self, request: pb.AcknowledgeReceiptRequest, context: Context
+    ) -> pb.AcknowledgeReceiptResponse:
+        """Keep a partner's signed acknowledgement of our receipt (AUD-6)."""
+        with self._partner("AcknowledgeReceipt", context) as peer:
+            self._services.ledger.accept_acknowledgement(
+                Envelope.from_proto(request.acknowledgement), peer
+            )
+        return pb.AcknowledgeReceiptResponse()
+
     def _audit_agreement(self, kind: str, peer: Peer, agreement_id: str, context: Context) -> None:
         self._services.audit.append(
             kind,

@@ -65,3 +65,35 @@ class NonCompliantAgency(SQLModel, table=True):
     ori: str = Field(default="", max_length=9)
     source: str = Field(max_length=300)
     imported_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class ExchangeRecord(SQLModel, table=True):
+    """One exchange with a partner, from our side, with both signatures once complete (AUD-6).
+
+    As responder we hold our receipt and, once it arrives, the partner's
+    acknowledgement; as requester, the partner's receipt and our acknowledgement.
+    """
+
+    __tablename__ = "exchange"
+
+    id: str = Field(primary_key=True, max_length=36)
+    partner_ori: str = Field(max_length=9, index=True)
+    we_responded: bool
+    kind: str = Field(max_length=32)
+    agreement_id: str = Field(max_length=36)
+    request_digest: bytes
+    response_digest: bytes
+    receipt: bytes
+    acknowledgement: bytes | None = None
+    created_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class SeenNonce(SQLModel, table=True):
+    """A request nonce already used by a partner: a second use is a replay."""
+
+    __tablename__ = "seen_nonce"
+
+    partner_ori: str = Field(primary_key=True, max_length=9)
+    nonce: bytes = Field(primary_key=True)
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)

@@ -4,75 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
-from sqlmodel import Session, col, select
 
-from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc, agreements_pb2, peers_pb2
+from alpr.admin.v1 import agreements_pb2, peers_pb2
 from alpr.common.v1 import envelope_pb2
 from alpr.federation.v1 import agreement_pb2, federation_service_pb2, federation_service_pb2_grpc
 from federation.gate import DENIED
 from node.identity import PrincipalKind
-from node.store import create_engine
-from node.store.models import AuditEvent
-from tests.support.clock import START, ManualClock
-from tests.support.nodes import RunningNode, make_node, serving
+from tests.support.agencies import TIMEOUT, Agency, running_agencies, stamp
+from tests.support.clock import ManualClock
 from tests.support.pki import LAPD, LASD, Federation
 
 SPD = "CA0193300"  # South Pasadena PD: a third agency, in the federation but no peer of LAPD
-TIMEOUT = 10
-
-
-@dataclass
-class Agency:
-    ori: str
-    node: RunningNode
-    admin: admin_service_pb2_grpc.AdminServiceStub
-    node_key: bytes
-
-    def add_peer(self, other: Agency) -> None:
-        self.admin.AddPeer(
-            peers_pb2.AddPeerRequest(
-                peer=peers_pb2.Peer(
-                    ori=other.ori,
-                    name=f"Agency {other.ori}",
-                    endpoint=other.node.target,
-                    signing_public_key=other.node_key,
-                )
-            ),
-            timeout=TIMEOUT,
-        )
-
-    def agreement(self, agreement_id: str) -> agreements_pb2.Agreement:
-        listed = self.admin.ListAgreements(agreements_pb2.ListAgreementsRequest(), timeout=TIMEOUT)
-        [found] = [a for a in listed.agreements if a.agreement_id == agreement_id]
-        return found
-
-    def audit_events(self, kind: str) -> list[AuditEvent]:
-        engine = create_engine(self.node.config.store_url)
-        with Session(engine) as session:
-            query = select(AuditEvent).where(col(AuditEvent.kind) == kind)
-            events = list(session.exec(query.order_by(col(AuditEvent.seq))).all())
-        engine.dispose()
-        return events
-
-
-def stamp(delta: timedelta) -> Timestamp:
-    result = Timestamp()
-    result.FromDatetime(START + delta)
-    return result
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture
@@ -80,16 +28,9 @@ def agencies(
     federation: Federation, tmp_path: Path, database_url: str, clock: ManualClock
 ) -> Iterator[dict[str, Agency]]:
     """LAPD (on each database engine), LASD and SPD served; LAPD and LASD peers of each other."""
-    with ExitStack() as stack:
-        found = {}
-        for ori in (LAPD, LASD, SPD):
-            url = database_url if ori == LAPD else ""
-            config = make_node(federation, tmp_path / ori, ori, store_url=url)
-            node = stack.enter_context(serving(config, clock=clock))
-            channel = stack.enter_context(node.channel(federation.client(ori)))
-            admin = admin_service_pb2_grpc.AdminServiceStub(channel)
-            info = admin.GetNodeInfo(admin_service_pb2.GetNodeInfoRequest(), timeout=TIMEOUT)
-            found[ori] = Agency(ori, node, admin, info.node.signing_public_key)
+    with running_agencies(
+        federation, tmp_path, clock, (LAPD, LASD, SPD), {LAPD: database_url}
+    ) as found:
         found[LAPD].add_peer(found[LASD])
         found[LASD].add_peer(found[LAPD])
         yield found

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -18,17 +18,26 @@ from gateway.config import NodeConfig
 from gateway.interceptors import Audience
 from gateway.node_dir import init_node, open_node
 from gateway.server import AUDIENCES, create_server
+from gateway.services import Services
 from gateway.tls import TLSConfig
 from node.clock import Clock, system_clock
 from tests.support.pki import Federation
 
+_T = TypeVar("_T")
+
 
 @dataclass
 class RunningNode:
-    """A node served on 127.0.0.1:`port`."""
+    """A node served on 127.0.0.1:`port`, with its services and its event loop."""
 
     config: NodeConfig
     port: int
+    services: Services
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run `coroutine` on the node's event loop, as the node's own work runs."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
 
     @property
     def target(self) -> str:
@@ -71,16 +80,18 @@ def serving(
     thread.start()
     node = open_node(config, now=datetime.now(UTC))
 
+    services = Services.build(node, clock=clock)
+
     async def start() -> tuple[grpc.aio.Server, int]:
         server, port, _ = create_server(
-            node, audiences=audiences, extra_handlers=extra_handlers, clock=clock
+            node, audiences=audiences, extra_handlers=extra_handlers, services=services
         )
         await server.start()
         return server, port
 
     server, port = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
     try:
-        yield RunningNode(config, port)
+        yield RunningNode(config, port, services, loop)
     finally:
         asyncio.run_coroutine_threadsafe(server.stop(None), loop).result(timeout=30)
         node.engine.dispose()

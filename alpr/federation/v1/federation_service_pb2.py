@@ -27,7 +27,7 @@ from alpr.common.v1 import identity_pb2 as alpr_dot_common_dot_v1_dot_identity__
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+alpr/federation/v1/federation_service.proto\x12\x12\x61lpr.federation.v1\x1a\x1d\x61lpr/common/v1/envelope.proto\x1a\x1d\x61lpr/common/v1/identity.proto\x1a\x1fgoogle/api/field_behavior.proto\"\x14\n\x12GetNodeInfoRequest\"J\n\x13GetNodeInfoResponse\x12\x33\n\x04node\x18\x01 \x01(\x0b\x32\x1f.alpr.common.v1.NodeDescriptionB\x04\xe2\x41\x01\x03\"N\n\x17ProposeAgreementRequest\x12\x33\n\x05terms\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x1a\n\x18ProposeAgreementResponse\"M\n\x16\x41\x63\x63\x65ptAgreementRequest\x12\x33\n\x05terms\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x19\n\x17\x41\x63\x63\x65ptAgreementResponse\"N\n\x16RevokeAgreementRequest\x12\x34\n\x06notice\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x19\n\x17RevokeAgreementResponse2\xba\x03\n\x11\x46\x65\x64\x65rationService\x12^\n\x0bGetNodeInfo\x12&.alpr.federation.v1.GetNodeInfoRequest\x1a\'.alpr.federation.v1.GetNodeInfoResponse\x12m\n\x10ProposeAgreement\x12+.alpr.federation.v1.ProposeAgreementRequest\x1a,.alpr.federation.v1.ProposeAgreementResponse\x12j\n\x0f\x41\x63\x63\x65ptAgreement\x12*.alpr.federation.v1.AcceptAgreementRequest\x1a+.alpr.federation.v1.AcceptAgreementResponse\x12j\n\x0fRevokeAgreement\x12*.alpr.federation.v1.RevokeAgreementRequest\x1a+.alpr.federation.v1.RevokeAgreementResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+alpr/federation/v1/federation_service.proto\x12\x12\x61lpr.federation.v1\x1a\x1d\x61lpr/common/v1/envelope.proto\x1a\x1d\x61lpr/common/v1/identity.proto\x1a\x1fgoogle/api/field_behavior.proto\"\x14\n\x12GetNodeInfoRequest\"J\n\x13GetNodeInfoResponse\x12\x33\n\x04node\x18\x01 \x01(\x0b\x32\x1f.alpr.common.v1.NodeDescriptionB\x04\xe2\x41\x01\x03\"N\n\x17ProposeAgreementRequest\x12\x33\n\x05terms\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x1a\n\x18ProposeAgreementResponse\"M\n\x16\x41\x63\x63\x65ptAgreementRequest\x12\x33\n\x05terms\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x19\n\x17\x41\x63\x63\x65ptAgreementResponse\"N\n\x16RevokeAgreementRequest\x12\x34\n\x06notice\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x19\n\x17RevokeAgreementResponse\"J\n\x11GetHotlistRequest\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x83\x01\n\x12GetHotlistResponse\x12\x36\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\x12\x35\n\x07receipt\x18\x02 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"Z\n\x19\x41\x63knowledgeReceiptRequest\x12=\n\x0f\x61\x63knowledgement\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x1c\n\x1a\x41\x63knowledgeReceiptResponse2\x8c\x05\n\x11\x46\x65\x64\x65rationService\x12^\n\x0bGetNodeInfo\x12&.alpr.federation.v1.GetNodeInfoRequest\x1a\'.alpr.federation.v1.GetNodeInfoResponse\x12m\n\x10ProposeAgreement\x12+.alpr.federation.v1.ProposeAgreementRequest\x1a,.alpr.federation.v1.ProposeAgreementResponse\x12j\n\x0f\x41\x63\x63\x65ptAgreement\x12*.alpr.federation.v1.AcceptAgreementRequest\x1a+.alpr.federation.v1.AcceptAgreementResponse\x12j\n\x0fRevokeAgreement\x12*.alpr.federation.v1.RevokeAgreementRequest\x1a+.alpr.federation.v1.RevokeAgreementResponse\x12[\n\nGetHotlist\x12%.alpr.federation.v1.GetHotlistRequest\x1a&.alpr.federation.v1.GetHotlistResponse\x12s\n\x12\x41\x63knowledgeReceipt\x12-.alpr.federation.v1.AcknowledgeReceiptRequest\x1a..alpr.federation.v1.AcknowledgeReceiptResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCEPTAGREEMENTREQUEST'].fields_by_name['terms']._serialized_options = b'\342A\001\002'
   _globals['_REVOKEAGREEMENTREQUEST'].fields_by_name['notice']._loaded_options = None
   _globals['_REVOKEAGREEMENTREQUEST'].fields_by_name['notice']._serialized_options = b'\342A\001\002'
+  _globals['_GETHOTLISTREQUEST'].fields_by_name['request']._loaded_options = None
+  _globals['_GETHOTLISTREQUEST'].fields_by_name['request']._serialized_options = b'\342A\001\002'
+  _globals['_GETHOTLISTRESPONSE'].fields_by_name['snapshot']._loaded_options = None
+  _globals['_GETHOTLISTRESPONSE'].fields_by_name['snapshot']._serialized_options = b'\342A\001\002'
+  _globals['_GETHOTLISTRESPONSE'].fields_by_name['receipt']._loaded_options = None
+  _globals['_GETHOTLISTRESPONSE'].fields_by_name['receipt']._serialized_options = b'\342A\001\002'
+  _globals['_ACKNOWLEDGERECEIPTREQUEST'].fields_by_name['acknowledgement']._loaded_options = None
+  _globals['_ACKNOWLEDGERECEIPTREQUEST'].fields_by_name['acknowledgement']._serialized_options = b'\342A\001\002'
   _globals['_GETNODEINFOREQUEST']._serialized_start=162
   _globals['_GETNODEINFOREQUEST']._serialized_end=182
   _globals['_GETNODEINFORESPONSE']._serialized_start=184
@@ -58,6 +66,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVOKEAGREEMENTREQUEST']._serialized_end=552
   _globals['_REVOKEAGREEMENTRESPONSE']._serialized_start=554
   _globals['_REVOKEAGREEMENTRESPONSE']._serialized_end=579
-  _globals['_FEDERATIONSERVICE']._serialized_start=582
-  _globals['_FEDERATIONSERVICE']._serialized_end=1024
+  _globals['_GETHOTLISTREQUEST']._serialized_start=581
+  _globals['_GETHOTLISTREQUEST']._serialized_end=655
+  _globals['_GETHOTLISTRESPONSE']._serialized_start=658
+  _globals['_GETHOTLISTRESPONSE']._serialized_end=789
+  _globals['_ACKNOWLEDGERECEIPTREQUEST']._serialized_start=791
+  _globals['_ACKNOWLEDGERECEIPTREQUEST']._serialized_end=881
+  _globals['_ACKNOWLEDGERECEIPTRESPONSE']._serialized_start=883
+  _globals['_ACKNOWLEDGERECEIPTRESPONSE']._serialized_end=911
+  _globals['_FEDERATIONSERVICE']._serialized_start=914
+  _globals['_FEDERATIONSERVICE']._serialized_end=1566
 # @@protoc_insertion_point(module_scope)

@@ -181,3 +181,98 @@ class RevokeAgreementResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeAgreementResponse: _TypeAlias = RevokeAgreementResponse  # noqa: Y015
+
+@_typing.final
+class GetHotlistRequest(_message.Message):
+    """Request for FederationService.GetHotlist."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _envelope_pb2.SignedEnvelope:
+        """An ExchangeRequest with a HotlistQuery, signed by the requester."""
+
+    def __init__(
+        self,
+        *,
+        request: _envelope_pb2.SignedEnvelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHotlistRequest: _TypeAlias = GetHotlistRequest  # noqa: Y015
+
+@_typing.final
+class GetHotlistResponse(_message.Message):
+    """Response for FederationService.GetHotlist."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def snapshot(self) -> _envelope_pb2.SignedEnvelope:
+        """A HotlistSnapshot signed by us."""
+
+    @_builtins.property
+    def receipt(self) -> _envelope_pb2.SignedEnvelope:
+        """A Receipt for the exchange, signed by us."""
+
+    def __init__(
+        self,
+        *,
+        snapshot: _envelope_pb2.SignedEnvelope | None = ...,
+        receipt: _envelope_pb2.SignedEnvelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt", "snapshot", b"snapshot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt", "snapshot", b"snapshot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHotlistResponse: _TypeAlias = GetHotlistResponse  # noqa: Y015
+
+@_typing.final
+class AcknowledgeReceiptRequest(_message.Message):
+    """Request for FederationService.AcknowledgeReceipt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACKNOWLEDGEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def acknowledgement(self) -> _envelope_pb2.SignedEnvelope:
+        """An Acknowledgement signed by the requester."""
+
+    def __init__(
+        self,
+        *,
+        acknowledgement: _envelope_pb2.SignedEnvelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeReceiptRequest: _TypeAlias = AcknowledgeReceiptRequest  # noqa: Y015
+
+@_typing.final
+class AcknowledgeReceiptResponse(_message.Message):
+    """Response for FederationService.AcknowledgeReceipt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeReceiptResponse: _TypeAlias = AcknowledgeReceiptResponse  # noqa: Y015

@@ -55,6 +55,16 @@ class FederationServiceStub:
                 request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementRequest.SerializeToString,
                 response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementResponse.FromString,
                 _registered_method=True)
+        self.GetHotlist = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/GetHotlist',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgeReceipt = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/AcknowledgeReceipt',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptResponse.FromString,
+                _registered_method=True)
 
 
 class FederationServiceServicer:
@@ -90,6 +100,20 @@ class FederationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetHotlist(self, request, context):
+        """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeReceipt(self, request, context):
+        """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +136,16 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     servicer.RevokeAgreement,
                     request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementRequest.FromString,
                     response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementResponse.SerializeToString,
+            ),
+            'GetHotlist': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHotlist,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistResponse.SerializeToString,
+            ),
+            'AcknowledgeReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeReceipt,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +257,60 @@ class FederationService:
             '/alpr.federation.v1.FederationService/RevokeAgreement',
             alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementRequest.SerializeToString,
             alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHotlist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/GetHotlist',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/AcknowledgeReceipt',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,10 @@ class FederationServiceStub:
     """Returns terms we proposed, now signed by both parties."""
     RevokeAgreement: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.RevokeAgreementRequest, _federation_service_pb2.RevokeAgreementResponse]
     """Tells us the caller revoked an agreement; all flow under it stops at once."""
+    GetHotlist: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetHotlistRequest, _federation_service_pb2.GetHotlistResponse]
+    """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
+    AcknowledgeReceipt: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptRequest, _federation_service_pb2.AcknowledgeReceiptResponse]
+    """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6)."""
 
 @_typing.type_check_only
 class FederationServiceAsyncStub(FederationServiceStub):
@@ -59,6 +63,10 @@ class FederationServiceAsyncStub(FederationServiceStub):
     """Returns terms we proposed, now signed by both parties."""
     RevokeAgreement: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.RevokeAgreementRequest, _federation_service_pb2.RevokeAgreementResponse]  # type: ignore[assignment]
     """Tells us the caller revoked an agreement; all flow under it stops at once."""
+    GetHotlist: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetHotlistRequest, _federation_service_pb2.GetHotlistResponse]  # type: ignore[assignment]
+    """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
+    AcknowledgeReceipt: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptRequest, _federation_service_pb2.AcknowledgeReceiptResponse]  # type: ignore[assignment]
+    """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6)."""
 
 class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Partner nodes call each other through this service, and only this one."""
@@ -96,5 +104,21 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_federation_service_pb2.RevokeAgreementResponse, _abc.Awaitable[_federation_service_pb2.RevokeAgreementResponse]]:
         """Tells us the caller revoked an agreement; all flow under it stops at once."""
+
+    @_abc_1.abstractmethod
+    def GetHotlist(
+        self,
+        request: _federation_service_pb2.GetHotlistRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.GetHotlistResponse, _abc.Awaitable[_federation_service_pb2.GetHotlistResponse]]:
+        """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
+
+    @_abc_1.abstractmethod
+    def AcknowledgeReceipt(
+        self,
+        request: _federation_service_pb2.AcknowledgeReceiptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.AcknowledgeReceiptResponse, _abc.Awaitable[_federation_service_pb2.AcknowledgeReceiptResponse]]:
+        """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6)."""
 
 def add_FederationServiceServicer_to_server(servicer: FederationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

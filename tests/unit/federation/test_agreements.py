@@ -56,11 +56,6 @@ def make_party(url: str, ori: str, name: str, clock: ManualClock) -> Party:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def parties(database_url: str, tmp_path: Path, clock: ManualClock) -> Iterator[tuple[Party, Party]]:
     """LAPD on each database engine, LASD on SQLite, each registered as the other's peer."""
     lapd = make_party(database_url, LAPD, "Los Angeles Police Department", clock)

@@ -1,0 +1,363 @@
+"""The shape every exchange between agencies shares: signed request, receipt, acknowledgement.
+
+1. The requester signs an `ExchangeRequest` (agreement, agency, user, purpose, case
+   number, nonce, time) in an envelope.
+2. The responder checks it (`RequestChecker`), answers, appends an audit event and
+   signs a `Receipt` over the digests of the request and response payloads, with its
+   audit sequence number and tree head.
+3. The requester verifies the receipt, appends its own audit event holding it, and
+   signs an `Acknowledgement` the responder stores. Each side then holds the other's
+   signature over the exchange (AUD-6); `ExchangeLedger` keeps them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.message import DecodeError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, select
+
+from alpr.federation.v1 import exchange_pb2
+from federation.agreements import Agreement, AgreementBook
+from federation.envelope import Envelope
+from federation.errors import (
+    ExchangeRefusedError,
+    InvalidEnvelopeError,
+    ReplayError,
+    StaleRequestError,
+)
+from federation.peers import Peer
+from federation.terms import Grant
+from node.audit import AuditRecord
+from node.clock import Clock
+from node.errors import NotFoundError
+from node.signing import Signer
+from node.store.models import utc
+from node.store.sharing import ExchangeRecord, SeenNonce
+
+REQUEST_TYPE = "application/vnd.alpr.exchange-request.v1+protobuf"
+RECEIPT_TYPE = "application/vnd.alpr.receipt.v1+protobuf"
+ACKNOWLEDGEMENT_TYPE = "application/vnd.alpr.acknowledgement.v1+protobuf"
+ALLOWED_SKEW = timedelta(minutes=5)
+NONCE_BYTES = 16
+
+
+def digest(payload: bytes) -> bytes:
+    """SHA-256 of signed payload bytes, as receipts name them."""
+    return hashlib.sha256(payload).digest()
+
+
+def sign_request(
+    signer: Signer,
+    *,
+    agreement: Agreement,
+    requesting_ori: str,
+    requesting_user: str,
+    purpose: str,
+    case_number: str,
+    now: datetime,
+    hotlist_since: int,
+) -> tuple[exchange_pb2.ExchangeRequest, Envelope]:
+    """A fresh signed request for the partner of `agreement`'s hotlists."""
+    request = exchange_pb2.ExchangeRequest(
+        exchange_id=str(uuid.uuid4()),
+        agreement_id=agreement.id,
+        requesting_ori=requesting_ori,
+        responding_ori=agreement.terms.partner_of(requesting_ori),
+        requesting_user=requesting_user,
+        purpose=purpose,
+        case_number=case_number,
+        nonce=os.urandom(NONCE_BYTES),
+        hotlist=exchange_pb2.HotlistQuery(since_version=hotlist_since),
+    )
+    request.issued_at.FromDatetime(now)
+    return request, Envelope.sign(request.SerializeToString(), REQUEST_TYPE, signer)
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A request that passed every check, with the agreement that covers it."""
+
+    request: exchange_pb2.ExchangeRequest
+    payload: bytes
+    agreement: Agreement
+
+
+class RequestChecker:
+    """The responder's checks, in the design's order, after the caller was admitted by TLS."""
+
+    def __init__(
+        self, engine: Engine, *, ori: str, agreements: AgreementBook, clock: Clock
+    ) -> None:
+        """Check requests addressed to agency `ori`."""
+        self._engine = engine
+        self._ori = ori
+        self._agreements = agreements
+        self._clock = clock
+
+    def check(self, envelope: Envelope, sender: Peer, grant: Grant) -> CheckedRequest:
+        """Verify a request from `sender` for what `grant` covers.
+
+        Raises:
+            InvalidEnvelopeError: Not signed by the sender, malformed, or not from it to us.
+            ExchangeRefusedError: No agreement in force covers it, or its purpose is not allowed.
+            StaleRequestError: Its time is outside the allowed skew.
+            ReplayError: Its nonce was used before.
+        """
+        payload = envelope.verify([sender.key], 1, REQUEST_TYPE).payload
+        request = exchange_pb2.ExchangeRequest()
+        try:
+            request.ParseFromString(payload)
+        except DecodeError as error:
+            raise InvalidEnvelopeError("the request is not an ExchangeRequest") from error
+        if (request.requesting_ori, request.responding_ori) != (sender.ori, self._ori):
+            raise InvalidEnvelopeError("the request is not from its sender to us")
+        agreement = self._agreements.in_force(sender.ori, grant, grantor=self._ori)
+        if agreement is None or agreement.id != request.agreement_id:
+            raise ExchangeRefusedError(
+                f"no agreement in force lets {sender.ori} {grant.name.lower()} (asked under "
+                f"{request.agreement_id or 'none'})"
+            )
+        if request.purpose not in agreement.terms.purposes:
+            raise ExchangeRefusedError(f"purpose {request.purpose!r} is not in the agreement")
+        if not request.case_number or len(request.nonce) != NONCE_BYTES:
+            raise InvalidEnvelopeError("the request lacks a case number or a 16-byte nonce")
+        now = self._clock()
+        issued_at = request.issued_at.ToDatetime(UTC)
+        if abs(now - issued_at) > ALLOWED_SKEW:
+            raise StaleRequestError(f"request time {issued_at:%H:%M:%S} is outside the skew")
+        self._remember_nonce(sender.ori, request.nonce, now)
+        return CheckedRequest(request, payload, agreement)
+
+    def _remember_nonce(self, partner_ori: str, nonce: bytes, now: datetime) -> None:
+        try:
+            with Session(self._engine) as session:
+                session.add(
+                    SeenNonce(
+                        partner_ori=partner_ori, nonce=nonce, expires_at=now + 2 * ALLOWED_SKEW
+                    )
+                )
+                session.commit()
+        except IntegrityError as error:
+            raise ReplayError(f"nonce {nonce.hex()} from {partner_ori} was used before") from error
+
+    def forget_old_nonces(self) -> int:
+        """Delete nonces too old to be replayed within the skew; how many."""
+        with Session(self._engine) as session:
+            result = session.exec(
+                delete(SeenNonce).where(col(SeenNonce.expires_at) <= self._clock())
+            )
+            session.commit()
+            return int(result.rowcount or 0)
+
+
+def sign_receipt(
+    signer: Signer,
+    *,
+    checked: CheckedRequest,
+    response_payload: bytes,
+    audit: AuditRecord,
+    now: datetime,
+) -> Envelope:
+    """The responder's signed receipt for an exchange it answered."""
+    receipt = exchange_pb2.Receipt(
+        exchange_id=checked.request.exchange_id,
+        responder_ori=checked.request.responding_ori,
+        requester_ori=checked.request.requesting_ori,
+        request_digest=digest(checked.payload),
+        response_digest=digest(response_payload),
+        audit_seq=audit.seq,
+        tree_size=audit.tree_size,
+        tree_root=audit.root,
+    )
+    receipt.issued_at.FromDatetime(now)
+    return Envelope.sign(receipt.SerializeToString(), RECEIPT_TYPE, signer)
+
+
+def verify_receipt(
+    envelope: Envelope,
+    responder: Peer,
+    *,
+    request: exchange_pb2.ExchangeRequest,
+    request_payload: bytes,
+    response_payload: bytes,
+) -> exchange_pb2.Receipt:
+    """Check a receipt is the responder's, for this exchange, over exactly these bytes.
+
+    Raises:
+        InvalidEnvelopeError: It is not signed by the responder, or names other bytes.
+    """
+    receipt = exchange_pb2.Receipt()
+    receipt.ParseFromString(envelope.verify([responder.key], 1, RECEIPT_TYPE).payload)
+    expected = (
+        request.exchange_id,
+        responder.ori,
+        request.requesting_ori,
+        digest(request_payload),
+        digest(response_payload),
+    )
+    found = (
+        receipt.exchange_id,
+        receipt.responder_ori,
+        receipt.requester_ori,
+        receipt.request_digest,
+        receipt.response_digest,
+    )
+    if found != expected:
+        raise InvalidEnvelopeError("the receipt does not cover this exchange's bytes")
+    return receipt
+
+
+def sign_acknowledgement(
+    signer: Signer, *, receipt: Envelope, requester_ori: str, audit: AuditRecord, now: datetime
+) -> Envelope:
+    """The requester's signed acknowledgement of a verified receipt."""
+    parsed = exchange_pb2.Receipt()
+    parsed.ParseFromString(receipt.payload)
+    acknowledgement = exchange_pb2.Acknowledgement(
+        exchange_id=parsed.exchange_id,
+        requester_ori=requester_ori,
+        receipt_digest=digest(receipt.payload),
+        audit_seq=audit.seq,
+        tree_size=audit.tree_size,
+        tree_root=audit.root,
+    )
+    acknowledgement.issued_at.FromDatetime(now)
+    return Envelope.sign(acknowledgement.SerializeToString(), ACKNOWLEDGEMENT_TYPE, signer)
+
+
+class ExchangeLedger:
+    """Every exchange's receipt and acknowledgement, as this node holds them (AUD-6)."""
+
+    def __init__(self, engine: Engine, *, clock: Clock) -> None:
+        """Keep exchanges in `engine`'s database."""
+        self._engine = engine
+        self._clock = clock
+
+    def record(
+        self,
+        *,
+        exchange_id: str,
+        partner_ori: str,
+        we_responded: bool,
+        kind: str,
+        agreement_id: str,
+        request_payload: bytes,
+        response_payload: bytes,
+        receipt: Envelope,
+        acknowledgement: Envelope | None = None,
+    ) -> None:
+        """Keep an exchange with its receipt (and our acknowledgement, as requester)."""
+        now = self._clock()
+        with Session(self._engine) as session:
+            session.add(
+                ExchangeRecord(
+                    id=exchange_id,
+                    partner_ori=partner_ori,
+                    we_responded=we_responded,
+                    kind=kind,
+                    agreement_id=agreement_id,
+                    request_digest=digest(request_payload),
+                    response_digest=digest(response_payload),
+                    receipt=receipt.to_bytes(),
+                    acknowledgement=acknowledgement.to_bytes() if acknowledgement else None,
+                    created_at=now,
+                    acknowledged_at=now if acknowledgement else None,
+                )
+            )
+            session.commit()
+
+    def accept_acknowledgement(self, envelope: Envelope, requester: Peer) -> None:
+        """Store a requester's acknowledgement of a receipt we gave, once verified.
+
+        Raises:
+            InvalidEnvelopeError: It is not the requester's, or not over our receipt.
+            NotFoundError: We answered no such exchange for the requester.
+        """
+        acknowledgement = exchange_pb2.Acknowledgement()
+        payload = envelope.verify([requester.key], 1, ACKNOWLEDGEMENT_TYPE).payload
+        acknowledgement.ParseFromString(payload)
+        with Session(self._engine) as session:
+            record = session.get(ExchangeRecord, acknowledgement.exchange_id)
+            if record is None or not record.we_responded or record.partner_ori != requester.ori:
+                raise NotFoundError(
+                    f"no exchange {acknowledgement.exchange_id} with {requester.ori}"
+                )
+            receipt = Envelope.from_bytes(record.receipt)
+            if acknowledgement.receipt_digest != digest(receipt.payload):
+                raise InvalidEnvelopeError("the acknowledgement is not over our receipt")
+            record.acknowledgement = envelope.to_bytes()
+            record.acknowledged_at = self._clock()
+            session.add(record)
+            session.commit()
+
+    def exchanges(self, partner_ori: str = "") -> list[ExchangeRecord]:
+        """Every exchange held, oldest first, or those with one partner."""
+        with Session(self._engine) as session:
+            query = select(ExchangeRecord).order_by(col(ExchangeRecord.created_at))
+            if partner_ori:
+                query = query.where(col(ExchangeRecord.partner_ori) == partner_ori)
+            return list(session.exec(query).all())
+
+    def unacknowledged(self, older_than: timedelta) -> list[ExchangeRecord]:
+        """Exchanges we answered whose acknowledgement has not come after `older_than`."""
+        cutoff = self._clock() - older_than
+        return [
+            record
+            for record in self.exchanges()
+            if record.we_responded
+            and record.acknowledgement is None
+            and utc(record.created_at) <= cutoff
+        ]
+
+
+@dataclass(frozen=True)
+class ReceiptCheck:
+    """The outcome of checking one exchange's signatures."""
+
+    exchange_id: str
+    partner_ori: str
+    problems: Sequence[str]
+
+
+def check_exchange(record: ExchangeRecord, *, ours: Peer, theirs: Peer) -> ReceiptCheck:
+    """Check the receipt and acknowledgement of one exchange against both parties' keys.
+
+    `ours` is this node as a peer (our key); `theirs` the partner.
+    """
+    responder, requester = (ours, theirs) if record.we_responded else (theirs, ours)
+    problems = []
+    try:
+        receipt = Envelope.from_bytes(record.receipt)
+        parsed = exchange_pb2.Receipt()
+        parsed.ParseFromString(receipt.verify([responder.key], 1, RECEIPT_TYPE).payload)
+        if (parsed.request_digest, parsed.response_digest) != (
+            record.request_digest,
+            record.response_digest,
+        ):
+            problems.append("the receipt names other request or response bytes")
+    except InvalidEnvelopeError as error:
+        problems.append(f"receipt: {error}")
+        receipt = None
+    if record.acknowledgement is None:
+        problems.append("no acknowledgement")
+    elif receipt is not None:
+        try:
+            acknowledgement = exchange_pb2.Acknowledgement()
+            acknowledgement.ParseFromString(
+                Envelope.from_bytes(record.acknowledgement)
+                .verify([requester.key], 1, ACKNOWLEDGEMENT_TYPE)
+                .payload
+            )
+            if acknowledgement.receipt_digest != digest(receipt.payload):
+                problems.append("the acknowledgement is over another receipt")
+        except InvalidEnvelopeError as error:
+            problems.append(f"acknowledgement: {error}")
+    return ReceiptCheck(record.id, record.partner_ori, problems)

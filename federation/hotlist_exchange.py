@@ -1,0 +1,142 @@
+"""Hotlists between agencies: signed, sealed snapshots and deltas, and the pull that fetches them.
+
+The issuer signs each snapshot (HOT-7) and encrypts every field but the plate once,
+with a fresh key sealed to the recipient (HOT-2); a snapshot is usable for 24 hours
+(HOT-6). The receiver verifies signature, issuer, recipient, agreement and expiry
+before a single entry is stored or used, and refuses entries of categories its policy
+forbids (ACC-7), auditing each refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.message import DecodeError
+
+from alpr.common.v1 import hotlist_pb2
+from alpr.federation.v1 import exchange_pb2
+from federation.envelope import Envelope
+from federation.errors import InvalidEnvelopeError
+from federation.exchange import digest
+from federation.peers import Peer
+from node.ed25519 import DataKey, DecryptionError, Ed25519Signer
+from node.errors import ValidationError
+from node.hotlists.codec import entry_from_message, fields_message
+from node.hotlists.partner_store import ReceivedEntry, ReceivedList
+from node.hotlists.store import Changes
+
+SNAPSHOT_TYPE = "application/vnd.alpr.hotlist-snapshot.v1+protobuf"
+VALIDITY = timedelta(hours=24)
+
+
+def sign_snapshot(
+    signer: Ed25519Signer,
+    *,
+    changes: Changes,
+    since_version: int,
+    issuer_ori: str,
+    recipient: Peer,
+    agreement_id: str,
+    now: datetime,
+) -> Envelope:
+    """A signed snapshot (since 0) or delta of our lists for `recipient`."""
+    key = DataKey.generate()
+    fields = hotlist_pb2.HotlistEntryFieldsList(
+        fields=[fields_message(stored.entry, stored.list_name) for stored in changes.added]
+    )
+    snapshot = exchange_pb2.HotlistSnapshot(
+        issuer_ori=issuer_ori,
+        recipient_ori=recipient.ori,
+        agreement_id=agreement_id,
+        version=changes.version,
+        since_version=since_version,
+        sealed_key=recipient.key.seal(key.key),
+        entry_ids=[stored.entry_id for stored in changes.added],
+        plates=[stored.entry.plate for stored in changes.added],
+        encrypted_fields=key.encrypt(fields.SerializeToString()),
+        ended_entry_ids=changes.ended,
+    )
+    snapshot.issued_at.FromDatetime(now)
+    snapshot.expires_at.FromDatetime(now + VALIDITY)
+    return Envelope.sign(snapshot.SerializeToString(), SNAPSHOT_TYPE, signer)
+
+
+@dataclass(frozen=True)
+class OpenedSnapshot:
+    """A verified, decrypted snapshot: what to store, and what was refused."""
+
+    received: ReceivedList
+    added: list[ReceivedEntry]
+    ended: list[str]
+    refused: list[tuple[str, str, str]]  # (entry id, plate, reason)
+
+
+def open_snapshot(
+    envelope: Envelope,
+    *,
+    issuer: Peer,
+    recipient: Ed25519Signer,
+    recipient_ori: str,
+    agreement_id: str,
+    now: datetime,
+) -> OpenedSnapshot:
+    """Verify a snapshot from `issuer` for us, then decrypt it (HOT-7 before HOT-2).
+
+    Raises:
+        InvalidEnvelopeError: Bad signature, wrong issuer, recipient or agreement, an
+            expiry past or more than 24 hours after issue, or undecryptable fields.
+    """
+    payload = envelope.verify([issuer.key], 1, SNAPSHOT_TYPE).payload
+    snapshot = exchange_pb2.HotlistSnapshot()
+    try:
+        snapshot.ParseFromString(payload)
+    except DecodeError as error:
+        raise InvalidEnvelopeError("the snapshot is not a HotlistSnapshot") from error
+    if (snapshot.issuer_ori, snapshot.recipient_ori, snapshot.agreement_id) != (
+        issuer.ori,
+        recipient_ori,
+        agreement_id,
+    ):
+        raise InvalidEnvelopeError("the snapshot is not from its issuer to us under our agreement")
+    issued_at = snapshot.issued_at.ToDatetime(UTC)
+    expires_at = snapshot.expires_at.ToDatetime(UTC)
+    if not now < expires_at <= issued_at + VALIDITY:
+        raise InvalidEnvelopeError(f"the snapshot expired or claims too long a life ({expires_at})")
+    if len(snapshot.plates) != len(snapshot.entry_ids):
+        raise InvalidEnvelopeError("the snapshot's plates and entry ids differ in number")
+    fields = _decrypt_fields(snapshot, recipient)
+    added, refused = [], []
+    for entry_id, plate, message in zip(
+        snapshot.entry_ids, snapshot.plates, fields.fields, strict=True
+    ):
+        try:
+            added.append(
+                ReceivedEntry(entry_id, message.list_name, entry_from_message(plate, message))
+            )
+        except ValidationError as error:
+            refused.append((entry_id, plate, str(error)))
+    received = ReceivedList(
+        issuer_ori=issuer.ori,
+        agreement_id=agreement_id,
+        version=snapshot.version,
+        since_version=snapshot.since_version,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        digest=digest(payload),
+    )
+    return OpenedSnapshot(received, added, list(snapshot.ended_entry_ids), refused)
+
+
+def _decrypt_fields(
+    snapshot: exchange_pb2.HotlistSnapshot, recipient: Ed25519Signer
+) -> hotlist_pb2.HotlistEntryFieldsList:
+    fields = hotlist_pb2.HotlistEntryFieldsList()
+    try:
+        key = DataKey(recipient.unseal(snapshot.sealed_key))
+        fields.ParseFromString(key.decrypt(snapshot.encrypted_fields))
+    except (DecryptionError, DecodeError) as error:
+        raise InvalidEnvelopeError(f"the snapshot's fields do not open: {error}") from error
+    if len(fields.fields) != len(snapshot.plates):
+        raise InvalidEnvelopeError("the snapshot's fields and plates differ in number")
+    return fields

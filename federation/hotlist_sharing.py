@@ -1,0 +1,218 @@
+"""Sharing hotlists under agreements: answering a partner's pull, and pulling a partner's list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from federation.agreements import AgreementBook
+from federation.client import PartnerClient, PartnerRefusedError
+from federation.envelope import Envelope
+from federation.exchange import (
+    ExchangeLedger,
+    RequestChecker,
+    digest,
+    sign_acknowledgement,
+    sign_receipt,
+    sign_request,
+    verify_receipt,
+)
+from federation.hotlist_exchange import open_snapshot, sign_snapshot
+from federation.peers import Peer, PeerRegistry
+from federation.terms import Grant
+from node.audit import AuditLog
+from node.clock import Clock
+from node.ed25519 import Ed25519Signer
+from node.errors import PreconditionError, UnavailableError
+from node.hotlists.partner_store import PartnerHotlists
+from node.hotlists.store import HotlistStore
+
+HOTLIST = "hotlist"
+SCHEDULED = "scheduled hotlist refresh"
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What a pull brought: the version now held and counts of entries."""
+
+    partner_ori: str
+    exchange_id: str
+    version: int
+    added: int
+    ended: int
+    refused: int
+    acknowledged: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class HotlistSharing:
+    """Both ends of hotlist exchanges for one node."""
+
+    ori: str
+    spiffe_id: str
+    signer: Ed25519Signer
+    peers: PeerRegistry
+    agreements: AgreementBook
+    checker: RequestChecker
+    own: HotlistStore
+    partner_lists: PartnerHotlists
+    audit: AuditLog
+    ledger: ExchangeLedger
+    client: PartnerClient
+    clock: Clock
+
+    def serve(self, request: Envelope, sender: Peer, peer_ip: str) -> tuple[Envelope, Envelope]:
+        """Answer a partner's signed pull with a signed snapshot or delta, and a receipt.
+
+        Raises:
+            NodeError: Any check failed (the gate turns it into the uniform denial).
+        """
+        checked = self.checker.check(request, sender, Grant.RECEIVE_HOTLISTS)
+        since = checked.request.hotlist.since_version
+        if since > self.own.version():
+            since = 0  # a version we never issued: send everything
+        changes = self.own.changes_since(since)
+        now = self.clock()
+        snapshot = sign_snapshot(
+            self.signer,
+            changes=changes,
+            since_version=since,
+            issuer_ori=self.ori,
+            recipient=sender,
+            agreement_id=checked.agreement.id,
+            now=now,
+        )
+        event = self.audit.append(
+            "exchange.hotlist_served",
+            actor=checked.request.requesting_user,
+            agency=sender.ori,
+            peer_ip=peer_ip,
+            purpose=checked.request.purpose,
+            case_number=checked.request.case_number,
+            details={
+                "exchange_id": checked.request.exchange_id,
+                "agreement_id": checked.agreement.id,
+                "version": changes.version,
+                "since_version": since,
+                "entries": len(changes.added),
+                "ended": len(changes.ended),
+                "request_digest": digest(checked.payload).hex(),
+                "response_digest": digest(snapshot.payload).hex(),
+            },
+        )
+        receipt = sign_receipt(
+            self.signer, checked=checked, response_payload=snapshot.payload, audit=event, now=now
+        )
+        self.ledger.record(
+            exchange_id=checked.request.exchange_id,
+            partner_ori=sender.ori,
+            we_responded=True,
+            kind=HOTLIST,
+            agreement_id=checked.agreement.id,
+            request_payload=checked.payload,
+            response_payload=snapshot.payload,
+            receipt=receipt,
+        )
+        return snapshot, receipt
+
+    async def pull(self, partner_ori: str, *, requesting_user: str = "") -> PullResult:
+        """Fetch a partner's list under the agreement in force, verify it, store it, acknowledge.
+
+        Raises:
+            NotFoundError: The partner is not registered.
+            PreconditionError: No agreement in force lets us receive its hotlists.
+            UnavailableError: The partner cannot be reached.
+            PartnerRefusedError: The partner refused.
+            InvalidEnvelopeError: The snapshot or receipt does not verify; nothing was stored.
+        """
+        peer = self.peers.require(partner_ori)
+        agreement = self.agreements.in_force(
+            partner_ori, Grant.RECEIVE_HOTLISTS, grantor=partner_ori
+        )
+        if agreement is None:
+            raise PreconditionError(f"no agreement in force lets us receive {partner_ori}'s lists")
+        purpose = agreement.terms.purposes[0]
+        user = requesting_user or self.spiffe_id
+        request, envelope = sign_request(
+            self.signer,
+            agreement=agreement,
+            requesting_ori=self.ori,
+            requesting_user=user,
+            purpose=purpose,
+            case_number=SCHEDULED,
+            now=self.clock(),
+            hotlist_since=self.partner_lists.held_version(partner_ori),
+        )
+        snapshot, receipt = await self.client.get_hotlist(peer, envelope)
+        verify_receipt(
+            receipt,
+            peer,
+            request=request,
+            request_payload=envelope.payload,
+            response_payload=snapshot.payload,
+        )
+        opened = open_snapshot(
+            snapshot,
+            issuer=peer,
+            recipient=self.signer,
+            recipient_ori=self.ori,
+            agreement_id=agreement.id,
+            now=self.clock(),
+        )
+        self.partner_lists.store(opened.received, opened.added, opened.ended)
+        for entry_id, plate, reason in opened.refused:
+            self.audit.append(
+                "hotlist.refused",
+                actor=user,
+                agency=self.ori,
+                details={
+                    "issuer": partner_ori,
+                    "entry_id": entry_id,
+                    "plate": plate,
+                    "reason": reason,
+                },
+            )
+        event = self.audit.append(
+            "exchange.hotlist_received",
+            actor=user,
+            agency=self.ori,
+            purpose=purpose,
+            case_number=SCHEDULED,
+            details={
+                "exchange_id": request.exchange_id,
+                "partner": partner_ori,
+                "agreement_id": agreement.id,
+                "version": opened.received.version,
+                "entries": len(opened.added),
+                "ended": len(opened.ended),
+                "refused": len(opened.refused),
+                "receipt_digest": digest(receipt.payload).hex(),
+            },
+        )
+        acknowledgement = sign_acknowledgement(
+            self.signer, receipt=receipt, requester_ori=self.ori, audit=event, now=self.clock()
+        )
+        self.ledger.record(
+            exchange_id=request.exchange_id,
+            partner_ori=partner_ori,
+            we_responded=False,
+            kind=HOTLIST,
+            agreement_id=agreement.id,
+            request_payload=envelope.payload,
+            response_payload=snapshot.payload,
+            receipt=receipt,
+            acknowledgement=acknowledgement,
+        )
+        try:
+            await self.client.acknowledge_receipt(peer, acknowledgement)
+            acknowledged = True
+        except (UnavailableError, PartnerRefusedError):
+            acknowledged = False  # the partner's ledger flags it unacknowledged
+        return PullResult(
+            partner_ori,
+            request.exchange_id,
+            opened.received.version,
+            len(opened.added),
+            len(opened.ended),
+            len(opened.refused),
+            acknowledged,
+        )

@@ -1,0 +1,206 @@
+"""Hotlists pulled between real nodes: signed, sealed, receipted on both sides, and never stale."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from alpr.federation.v1 import agreement_pb2, federation_service_pb2, federation_service_pb2_grpc
+from federation.client import PartnerRefusedError
+from federation.exchange import check_exchange, sign_request
+from federation.gate import DENIED
+from federation.hotlist_sharing import PullResult
+from federation.peers import Peer
+from federation.terms import Grant
+from node.hotlists.entry import HotlistEntry, ListType
+from node.identity import PrincipalKind
+from tests.support.agencies import Agency, agree, running_agencies
+from tests.support.clock import ManualClock
+from tests.support.pki import LAPD, LASD, Federation
+
+RECEIVE = agreement_pb2.GRANT_RECEIVE_HOTLISTS
+STOLEN = HotlistEntry(
+    plate="7ABC123",
+    state="CA",
+    list_type=ListType.STOLEN_VEHICLE,
+    reason="armed and dangerous",
+    contact="LASD Auto Theft",
+)
+PARTIAL = HotlistEntry(plate="8XY?4*", list_type=ListType.AMBER_ALERT, reason="AMBER 26-3")
+
+
+@pytest.fixture
+def pair(
+    federation: Federation, tmp_path: Path, database_url: str, clock: ManualClock
+) -> Iterator[tuple[Agency, Agency, str]]:
+    """LAPD (each engine) and LASD; LASD lets LAPD receive its hotlists, not the reverse."""
+    with running_agencies(federation, tmp_path, clock, (LAPD, LASD), {LAPD: database_url}) as found:
+        lapd, lasd = found[LAPD], found[LASD]
+        lapd.add_peer(lasd)
+        lasd.add_peer(lapd)
+        agreement_id = agree(lasd, lapd, we_grant=[RECEIVE], they_grant=[])
+        lasd.node.services.hotlists.create_list("stolen")
+        lasd.node.services.hotlists.add("stolen", [STOLEN, PARTIAL])
+        yield lapd, lasd, agreement_id
+
+
+def pull(agency: Agency, partner: str) -> PullResult:
+    return agency.node.run(agency.node.services.sharing.pull(partner))
+
+
+class TestPull:
+    def test_succeeds_and_the_list_is_used_with_fields_decrypted(
+        self, pair: tuple[Agency, Agency, str]
+    ) -> None:
+        lapd, _, _ = pair
+        result = pull(lapd, LASD)
+        assert (result.added, result.refused, result.acknowledged) == (2, 0, True)
+        [hit] = lapd.node.services.partner_lists.find("7ABC123")
+        assert (hit.issuer_ori, hit.list_name, hit.entry) == (LASD, "stolen", STOLEN)
+        [partial] = lapd.node.services.partner_lists.find("8XY947")
+        assert partial.entry.is_partial
+        assert lapd.node.services.partner_lists.find("7ABC124") == []
+
+    def test_aud6_both_sides_hold_the_others_signature(
+        self, pair: tuple[Agency, Agency, str]
+    ) -> None:
+        lapd, lasd, _ = pair
+        pull(lapd, LASD)
+        peer_of = {a.ori: _as_peer(a) for a in (lapd, lasd)}
+        for agency, partner in ((lapd, LASD), (lasd, LAPD)):
+            [record] = agency.node.services.ledger.exchanges()
+            check = check_exchange(record, ours=peer_of[agency.ori], theirs=peer_of[partner])
+            assert check.problems == []
+        assert lasd.node.services.ledger.unacknowledged(timedelta(0)) == []
+        served = lasd.audit_events("exchange.hotlist_served")
+        assert json.loads(served[0].details)["entries"] == 2
+
+    def test_hot6_entries_stop_matching_at_24h_and_are_purged(
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock
+    ) -> None:
+        lapd, _, _ = pair
+        pull(lapd, LASD)
+        lists = lapd.node.services.partner_lists
+        clock.advance(timedelta(hours=24) - timedelta(seconds=1))
+        assert len(lists.find("7ABC123")) == 1
+        assert lists.purge_expired() == []
+        clock.advance(timedelta(seconds=2))
+        assert lists.find("7ABC123") == []
+        assert lists.purge_expired() == [LASD]
+        assert lists.entry_count(LASD) == 0
+
+    def test_hot5_a_cancellation_reaches_the_partner_in_the_next_delta(
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock
+    ) -> None:
+        lapd, lasd, _ = pair
+        pull(lapd, LASD)
+        [stolen] = [s for s in lasd.node.services.hotlists.entries() if s.entry.plate == "7ABC123"]
+        lasd.node.services.hotlists.cancel(stolen.entry_id)
+        clock.advance(timedelta(hours=6))
+        result = pull(lapd, LASD)
+        assert (result.added, result.ended) == (0, 1)
+        assert lapd.node.services.partner_lists.find("7ABC123") == []
+        assert len(lapd.node.services.partner_lists.find("8XY947")) == 1
+
+
+class TestDenials:
+    def test_shr3_nothing_flows_after_the_sunset(
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock
+    ) -> None:
+        lapd, lasd, _ = pair
+        clock.advance(timedelta(days=90))
+        with pytest.raises(Exception, match="no agreement in force"):
+            pull(lapd, LASD)
+        assert lasd.audit_events("exchange.denied") == []  # refused before asking
+
+    def test_fails_after_revocation_with_the_uniform_denial(
+        self, pair: tuple[Agency, Agency, str]
+    ) -> None:
+        lapd, lasd, agreement_id = pair
+        lasd.node.services.agreements.revoke(agreement_id, "partner left the program")
+        # LAPD was not told (we revoke on LASD's side only): its pull is refused by LASD.
+        with pytest.raises(PartnerRefusedError, match=DENIED):
+            pull(lapd, LASD)
+        [denial] = lasd.audit_events("exchange.denied")
+        assert "no agreement in force" in json.loads(denial.details)["reason"]
+
+    def test_fails_for_the_wrong_direction(self, pair: tuple[Agency, Agency, str]) -> None:
+        _, lasd, _ = pair
+        with pytest.raises(Exception, match="no agreement in force"):
+            pull(lasd, LAPD)  # LAPD granted LASD nothing
+
+    @pytest.mark.parametrize("skew", [timedelta(minutes=6), -timedelta(minutes=6)])
+    def test_fails_for_a_request_outside_the_clock_skew(
+        self,
+        pair: tuple[Agency, Agency, str],
+        federation: Federation,
+        clock: ManualClock,
+        skew: timedelta,
+    ) -> None:
+        lapd, lasd, _ = pair
+        error = _send_raw_pull(lapd, lasd, federation, issued_at=clock() + skew, times=1)[0]
+        assert error is not None
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert (
+            "outside the skew"
+            in json.loads(lasd.audit_events("exchange.denied")[0].details)["reason"]
+        )
+
+    def test_fails_on_a_replayed_request(
+        self, pair: tuple[Agency, Agency, str], federation: Federation, clock: ManualClock
+    ) -> None:
+        lapd, lasd, _ = pair
+        first, second = _send_raw_pull(lapd, lasd, federation, issued_at=clock(), times=2)
+        assert first is None
+        assert second is not None
+        assert (second.code(), second.details()) == (grpc.StatusCode.PERMISSION_DENIED, DENIED)
+        [denial] = lasd.audit_events("exchange.denied")
+        assert "used before" in json.loads(denial.details)["reason"]
+
+
+def _as_peer(agency: Agency) -> Peer:
+    return Peer(
+        ori=agency.ori,
+        name=agency.ori,
+        endpoint=agency.node.target,
+        spiffe_id=f"spiffe://test.alpr/agency/{agency.ori}",
+        signing_public_key=agency.node_key,
+    )
+
+
+def _send_raw_pull(
+    lapd: Agency, lasd: Agency, federation: Federation, *, issued_at: datetime, times: int
+) -> list[grpc.RpcError | None]:
+    """Send one signed LAPD pull to LASD `times` times, as a replaying attacker would."""
+    services = lapd.node.services
+    agreement = services.agreements.in_force(LASD, Grant.RECEIVE_HOTLISTS, grantor=LASD)
+    assert agreement is not None
+    _, envelope = sign_request(
+        services.sharing.signer,
+        agreement=agreement,
+        requesting_ori=LAPD,
+        requesting_user="spiffe://test.alpr/agency/CA0194200/user/det-1",
+        purpose="stolen vehicle recovery",
+        case_number="26-001",
+        now=issued_at,
+        hotlist_since=0,
+    )
+    outcomes: list[grpc.RpcError | None] = []
+    credentials = federation.client(LAPD, PrincipalKind.NODE, "")
+    with lasd.node.channel(credentials) as channel:
+        stub = federation_service_pb2_grpc.FederationServiceStub(channel)
+        for _ in range(times):
+            try:
+                stub.GetHotlist(
+                    federation_service_pb2.GetHotlistRequest(request=envelope.to_proto()),
+                    timeout=10,
+                )
+                outcomes.append(None)
+            except grpc.RpcError as error:
+                outcomes.append(error)
+    return outcomes

@@ -1,0 +1,145 @@
+"""Snapshots are verified before a single entry is used (HOT-7), sealed to one recipient (HOT-2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from alpr.common.v1 import hotlist_pb2
+from alpr.federation.v1 import exchange_pb2
+from federation.envelope import Envelope
+from federation.errors import InvalidEnvelopeError
+from federation.hotlist_exchange import (
+    SNAPSHOT_TYPE,
+    VALIDITY,
+    OpenedSnapshot,
+    open_snapshot,
+    sign_snapshot,
+)
+from federation.peers import Peer
+from node.ed25519 import DataKey, Ed25519Signer
+from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
+from node.hotlists.store import Changes, StoredEntry
+from tests.support.clock import START
+from tests.support.pki import LAPD, LASD
+
+ISSUER, RECIPIENT, STRANGER = (Ed25519Signer.generate() for _ in range(3))
+STOLEN = HotlistEntry(plate="7ABC123", list_type=ListType.STOLEN_VEHICLE, reason="armed")
+CHANGES = Changes(version=3, added=[StoredEntry("e-1", "stolen", STOLEN, 3)], ended=["e-0"])
+
+
+def peer(ori: str, signer: Ed25519Signer) -> Peer:
+    return Peer(
+        ori=ori,
+        name=ori,
+        endpoint="localhost:1",
+        spiffe_id=f"spiffe://test.alpr/agency/{ori}",
+        signing_public_key=signer.public_key.public_bytes,
+    )
+
+
+def snapshot(changes: Changes = CHANGES, signer: Ed25519Signer = ISSUER) -> Envelope:
+    return sign_snapshot(
+        signer,
+        changes=changes,
+        since_version=2,
+        issuer_ori=LASD,
+        recipient=peer(LAPD, RECIPIENT),
+        agreement_id="a-1",
+        now=START,
+    )
+
+
+def open_(envelope: Envelope, **changes: Any) -> OpenedSnapshot:
+    arguments: dict[str, Any] = {
+        "issuer": peer(LASD, ISSUER),
+        "recipient": RECIPIENT,
+        "recipient_ori": LAPD,
+        "agreement_id": "a-1",
+        "now": START + timedelta(hours=1),
+    }
+    return open_snapshot(envelope, **(arguments | changes))
+
+
+def resign(envelope: Envelope, edit: Callable[[exchange_pb2.HotlistSnapshot], None]) -> Envelope:
+    """The snapshot with a field changed by `edit`, re-signed by the true issuer."""
+    message = exchange_pb2.HotlistSnapshot()
+    message.ParseFromString(envelope.payload)
+    edit(message)
+    return Envelope.sign(message.SerializeToString(), SNAPSHOT_TYPE, ISSUER)
+
+
+class TestOpen:
+    def test_succeeds_with_every_field_back(self) -> None:
+        opened = open_(snapshot())
+        assert [(e.entry_id, e.list_name, e.entry) for e in opened.added] == [
+            ("e-1", "stolen", STOLEN)
+        ]
+        assert opened.ended == ["e-0"]
+        received = opened.received
+        assert (received.version, received.since_version, received.expires_at) == (
+            3,
+            2,
+            START + VALIDITY,
+        )
+
+    def test_hot2_fields_travel_encrypted_and_only_the_recipient_opens_them(self) -> None:
+        envelope = snapshot()
+        assert b"7ABC123" in envelope.payload
+        assert b"armed" not in envelope.payload
+        with pytest.raises(InvalidEnvelopeError, match="do not open"):
+            open_(envelope, recipient=STRANGER)
+
+    def test_hot7_fails_on_a_tampered_snapshot(self) -> None:
+        envelope = snapshot()
+        tampered = replace(envelope, payload=envelope.payload.replace(b"7ABC123", b"7ABC124"))
+        with pytest.raises(InvalidEnvelopeError, match="found 0"):
+            open_(tampered)
+
+    def test_hot7_fails_when_signed_by_another_agency(self) -> None:
+        with pytest.raises(InvalidEnvelopeError):
+            open_(snapshot(signer=STRANGER))
+
+    @pytest.mark.parametrize(
+        ("changes", "match"),
+        [
+            ({"recipient_ori": LASD}, "not from its issuer to us"),
+            ({"agreement_id": "a-2"}, "not from its issuer to us"),
+            ({"now": START + VALIDITY}, "expired"),
+        ],
+        ids=["another recipient", "another agreement", "expired"],
+    )
+    def test_hot7_fails_on_recipient_agreement_or_expiry(
+        self, changes: dict[str, object], match: str
+    ) -> None:
+        with pytest.raises(InvalidEnvelopeError, match=match):
+            open_(snapshot(), **changes)
+
+    def test_hot6_fails_when_the_issuer_claims_more_than_24_hours(self) -> None:
+        longer = resign(
+            snapshot(), lambda m: m.expires_at.FromDatetime(START + VALIDITY + timedelta(seconds=1))
+        )
+        with pytest.raises(InvalidEnvelopeError, match="too long a life"):
+            open_(longer)
+
+    def test_acc7_a_forbidden_category_from_a_partner_is_refused(self) -> None:
+        def smuggle(message: exchange_pb2.HotlistSnapshot) -> None:
+            key = DataKey.generate()
+            fields = hotlist_pb2.HotlistEntryFieldsList(
+                fields=[
+                    hotlist_pb2.HotlistEntryFields(list_type="stolen_vehicle"),
+                    hotlist_pb2.HotlistEntryFields(list_type="civil_immigration"),
+                ]
+            )
+            message.entry_ids[:] = ["e-1", "e-2"]
+            message.plates[:] = ["7ABC123", "4XYZ999"]
+            message.sealed_key = RECIPIENT.public_key.seal(key.key)
+            message.encrypted_fields = key.encrypt(fields.SerializeToString())
+
+        opened = open_(resign(snapshot(), smuggle))
+        assert [e.entry_id for e in opened.added] == ["e-1"]
+        assert opened.refused == [("e-2", "4XYZ999", f"list_type: {FORBIDDEN_REASON}")]
