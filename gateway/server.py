@@ -26,6 +26,7 @@ from gateway.interceptors import (
     ErrorInterceptor,
     IdentityInterceptor,
 )
+from gateway.jobs import start_scheduler
 from gateway.logs import fields
 from gateway.node_dir import OpenedNode, open_node
 from gateway.servicers.admin import AdminServicer
@@ -122,12 +123,14 @@ async def serve(config: NodeConfig) -> None:
     """
     node = open_node(config, now=datetime.now(UTC))
     logs.configure()
-    server, port, health_servicer = create_server(node)
+    services = Services.build(node, clock=system_clock)
+    server, port, health_servicer = create_server(node, services=services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await server.start()
+    scheduler = start_scheduler(services, node.engine)
     await _set_serving(health_servicer, serving=True)
     host = config.listen.rpartition(":")[0]
     log.info(
@@ -143,6 +146,7 @@ async def serve(config: NodeConfig) -> None:
     await stop.wait()
     log.info("stopping", extra=fields(grace_seconds=config.shutdown_grace_seconds))
     await _set_serving(health_servicer, serving=False)
+    scheduler.shutdown(wait=False)
     await server.stop(config.shutdown_grace_seconds)
     node.engine.dispose()
     log.info("stopped")

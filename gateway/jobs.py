@@ -1,0 +1,152 @@
+"""The node's scheduled jobs, run by APScheduler in the node's event loop.
+
+Jobs are stored in the node's own database (APScheduler's SQLAlchemy job store), so a
+restart loses no schedule, and each is a module-level function APScheduler names by
+reference. Every run is audited as ``job.run``.
+
+- ``refresh_partners`` (every 6 hours): pull every partner's hotlists that an agreement
+  in force lets us receive, well before their 24 hours run out (HOT-6). A failed pull
+  is retried for that partner alone with exponential backoff.
+- ``purge`` (every 5 minutes): delete partner lists past their expiry (HOT-6; they
+  stopped matching at that instant already) and nonces too old to be replayed.
+- ``expire_sunsets`` (every 15 minutes): mark agreements past their sunset expired
+  (SHR-3; nothing flowed under them from that instant already).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import Engine
+
+from federation.terms import Grant
+from gateway.logs import fields
+from gateway.services import Services
+from node.errors import NodeError
+
+log = logging.getLogger("alpr.jobs")
+JOB_TABLE = "scheduler_job"
+REFRESH_EVERY = timedelta(hours=6)
+PURGE_EVERY = timedelta(minutes=5)
+SUNSET_EVERY = timedelta(minutes=15)
+FIRST_RETRY = timedelta(minutes=1)
+LAST_RETRY = timedelta(hours=1)
+FIRST_RUN_AFTER = timedelta(seconds=10)
+
+_services: Services | None = None
+_scheduler: AsyncIOScheduler | None = None
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """How long to wait before retry `attempt` (1, 2, ...): doubling from 1 minute to 1 hour."""
+    return min(FIRST_RETRY * (1 << max(attempt - 1, 0)), LAST_RETRY)
+
+
+def _bound() -> Services:
+    if _services is None:
+        raise RuntimeError("the scheduler's jobs ran before start_scheduler bound the services")
+    return _services
+
+
+def _audit(job: str, **details: object) -> None:
+    services = _bound()
+    services.audit.append(
+        "job.run",
+        actor=services.sharing.spiffe_id,
+        agency=services.identity.ori,
+        details={"job": job, **details},
+    )
+
+
+async def refresh_partner(partner_ori: str, attempt: int = 0) -> bool:
+    """Pull one partner's hotlists; on failure schedule the next retry. Whether it worked."""
+    services = _bound()
+    try:
+        result = await services.sharing.pull(partner_ori)
+    except NodeError as error:
+        delay = retry_delay(attempt + 1)
+        _audit("refresh_partner", partner=partner_ori, ok=False, error=error.diagnostics(),
+               retry_in_seconds=int(delay.total_seconds()))  # fmt: skip
+        if _scheduler is not None:
+            _scheduler.add_job(
+                refresh_partner,
+                "date",
+                run_date=services.clock() + delay,
+                args=[partner_ori, attempt + 1],
+                id=f"retry-{partner_ori}",
+                replace_existing=True,
+            )
+        return False
+    _audit("refresh_partner", partner=partner_ori, ok=True, version=result.version,
+           added=result.added, ended=result.ended, refused=result.refused)  # fmt: skip
+    return True
+
+
+async def refresh_partners() -> list[str]:
+    """Pull from every partner that lets us receive its hotlists; the partners refreshed."""
+    services = _bound()
+    refreshed = []
+    for agreement in services.agreements.list():
+        partner = agreement.terms.partner_of(services.identity.ori)
+        if partner in refreshed:
+            continue
+        in_force = services.agreements.in_force(partner, Grant.RECEIVE_HOTLISTS, grantor=partner)
+        if in_force is not None and await refresh_partner(partner):
+            refreshed.append(partner)
+    return refreshed
+
+
+def purge() -> list[str]:
+    """Delete expired partner lists and old nonces; the partners whose lists went."""
+    services = _bound()
+    expired = services.partner_lists.purge_expired()
+    nonces = services.checker.forget_old_nonces()
+    _audit("purge", expired_partner_lists=expired, nonces=nonces)
+    return expired
+
+
+def expire_sunsets() -> list[str]:
+    """Mark agreements past their sunset expired; their ids."""
+    expired = _bound().agreements.expire_sunsets()
+    _audit("expire_sunsets", expired=expired)
+    return expired
+
+
+def start_scheduler(
+    services: Services, engine: Engine, *, paused: bool = False
+) -> AsyncIOScheduler:
+    """Bind `services`, then start the scheduler on the running loop with jobs kept in `engine`.
+
+    Args:
+        services: The node's services, which the jobs use.
+        engine: The node's database, where the jobs are kept.
+        paused: Keep the jobs but run none (tests run them by hand, on their own clock).
+    """
+    global _services, _scheduler  # noqa: PLW0603 (APScheduler calls module-level functions)
+    _services = services
+    scheduler = AsyncIOScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        timezone="UTC",
+    )
+    soon = services.clock() + FIRST_RUN_AFTER
+    for job, every in (
+        (refresh_partners, REFRESH_EVERY),
+        (purge, PURGE_EVERY),
+        (expire_sunsets, SUNSET_EVERY),
+    ):
+        scheduler.add_job(
+            job,
+            "interval",
+            seconds=every.total_seconds(),
+            next_run_time=soon,
+            id=job.__name__,
+            replace_existing=True,
+        )
+    scheduler.start(paused=paused)
+    _scheduler = scheduler
+    log.info("scheduler started", extra=fields(jobs=[j.id for j in scheduler.get_jobs()]))
+    return scheduler
