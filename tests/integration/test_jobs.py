@@ -58,7 +58,7 @@ class TestSchedule:
             lapd.node.run(_shutdown(scheduler))
         engine = create_engine(lapd.node.config.store_url)
         with engine.connect() as connection:
-            ids = connection.execute(text(f"SELECT id FROM {jobs.JOB_TABLE} ORDER BY id")).scalars()
+            ids = connection.execute(text("SELECT id FROM scheduler_job ORDER BY id")).scalars()
             assert list(ids) == ["expire_sunsets", "purge", "refresh_partners"]
         engine.dispose()
 
