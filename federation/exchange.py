@@ -38,7 +38,7 @@ from federation.terms import Grant
 from node.audit import AuditRecord
 from node.clock import Clock
 from node.errors import NotFoundError
-from node.signing import Signer
+from node.signing import Key, Signer
 from node.store.models import utc
 from node.store.sharing import ExchangeRecord, SeenNonce
 
@@ -46,6 +46,7 @@ REQUEST_TYPE = "application/vnd.alpr.exchange-request.v1+protobuf"
 RECEIPT_TYPE = "application/vnd.alpr.receipt.v1+protobuf"
 ACKNOWLEDGEMENT_TYPE = "application/vnd.alpr.acknowledgement.v1+protobuf"
 ALLOWED_SKEW = timedelta(minutes=5)
+UNACKNOWLEDGED = "no acknowledgement yet"
 NONCE_BYTES = 16
 
 
@@ -327,17 +328,14 @@ class ReceiptCheck:
     problems: Sequence[str]
 
 
-def check_exchange(record: ExchangeRecord, *, ours: Peer, theirs: Peer) -> ReceiptCheck:
-    """Check the receipt and acknowledgement of one exchange against both parties' keys.
-
-    `ours` is this node as a peer (our key); `theirs` the partner.
-    """
+def check_exchange(record: ExchangeRecord, *, ours: Key, theirs: Key) -> ReceiptCheck:
+    """Check the receipt and acknowledgement of one exchange against both parties' keys."""
     responder, requester = (ours, theirs) if record.we_responded else (theirs, ours)
     problems = []
     try:
         receipt = Envelope.from_bytes(record.receipt)
         parsed = exchange_pb2.Receipt()
-        parsed.ParseFromString(receipt.verify([responder.key], 1, RECEIPT_TYPE).payload)
+        parsed.ParseFromString(receipt.verify([responder], 1, RECEIPT_TYPE).payload)
         if (parsed.request_digest, parsed.response_digest) != (
             record.request_digest,
             record.response_digest,
@@ -347,13 +345,13 @@ def check_exchange(record: ExchangeRecord, *, ours: Peer, theirs: Peer) -> Recei
         problems.append(f"receipt: {error}")
         receipt = None
     if record.acknowledgement is None:
-        problems.append("no acknowledgement")
+        problems.append(UNACKNOWLEDGED)
     elif receipt is not None:
         try:
             acknowledgement = exchange_pb2.Acknowledgement()
             acknowledgement.ParseFromString(
                 Envelope.from_bytes(record.acknowledgement)
-                .verify([requester.key], 1, ACKNOWLEDGEMENT_TYPE)
+                .verify([requester], 1, ACKNOWLEDGEMENT_TYPE)
                 .payload
             )
             if acknowledgement.receipt_digest != digest(receipt.payload):
@@ -361,3 +359,21 @@ def check_exchange(record: ExchangeRecord, *, ours: Peer, theirs: Peer) -> Recei
         except InvalidEnvelopeError as error:
             problems.append(f"acknowledgement: {error}")
     return ReceiptCheck(record.id, record.partner_ori, problems)
+
+
+def check_ledger(
+    ledger: ExchangeLedger, *, ours: Peer, peers: Sequence[Peer]
+) -> list[ReceiptCheck]:
+    """Check every exchange held against our key and its partner's current key.
+
+    An exchange with a partner no longer registered is reported as such.
+    """
+    by_ori = {peer.ori: peer for peer in peers}
+    checks = []
+    for record in ledger.exchanges():
+        partner = by_ori.get(record.partner_ori)
+        if partner is None:
+            checks.append(ReceiptCheck(record.id, record.partner_ori, ["partner not registered"]))
+        else:
+            checks.append(check_exchange(record, ours=ours, theirs=partner.key))
+    return checks

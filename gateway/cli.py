@@ -10,10 +10,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from federation.exchange import UNACKNOWLEDGED, ExchangeLedger, check_ledger
+from federation.peers import Peer, PeerRegistry
 from gateway.cli_admin import add_admin_commands
+from gateway.cli_hotlists import add_hotlist_commands
 from gateway.config import load_config
-from gateway.node_dir import init_node
+from gateway.node_dir import init_node, open_node
 from gateway.server import serve
+from node.clock import system_clock
 from node.errors import NodeError
 from node.identity import Principal, PrincipalKind
 from node.pki import CA_CERT_FILE, CertificateAuthority
@@ -53,6 +57,35 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.directory, os.environ)
     asyncio.run(serve(config))
     return 0
+
+
+def _cmd_receipts_verify(args: argparse.Namespace) -> int:
+    config = load_config(args.directory, os.environ)
+    node = open_node(config, now=_now())
+    try:
+        ledger = ExchangeLedger(node.engine, clock=system_clock)
+        peers = PeerRegistry(node.engine, clock=system_clock)
+        checks = check_ledger(ledger, ours=node.signer.public_key, peers=_all_peers(peers))
+    finally:
+        node.engine.dispose()
+    bad = [c for c in checks if any(p != UNACKNOWLEDGED for p in c.problems)]
+    waiting = [c for c in checks if UNACKNOWLEDGED in c.problems]
+    for check in checks:
+        verdict = "; ".join(check.problems) or "ok: both signatures verify"
+        print(f"{check.exchange_id}  {check.partner_ori}  {verdict}")
+    print(f"{len(checks)} exchanges: {len(checks) - len(bad) - len(waiting)} complete, "
+          f"{len(waiting)} unacknowledged (flagged), {len(bad)} failing")  # fmt: skip
+    return 1 if bad else 0
+
+
+def _all_peers(registry: PeerRegistry) -> list[Peer]:
+    peers, token = [], ""
+    while True:
+        page = registry.list(page_token=token)
+        peers += page.peers
+        token = page.next_page_token
+        if not token:
+            return peers
 
 
 def _cmd_pki_init_ca(args: argparse.Namespace) -> int:
@@ -107,6 +140,13 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("directory", type=Path)
     serve_cmd.set_defaults(run=_cmd_serve)
 
+    receipts = commands.add_parser("receipts", help="the receipts of exchanges with partners")
+    verify = receipts.add_subparsers(dest="action", required=True).add_parser(
+        "verify", help="check every receipt and acknowledgement against both parties' keys"
+    )
+    verify.add_argument("directory", type=Path, help="the node's directory")
+    verify.set_defaults(run=_cmd_receipts_verify)
+
     pki = commands.add_parser("pki", help="the federation's certificate authority")
     pki_commands = pki.add_subparsers(dest="command", required=True, metavar="COMMAND")
     init_ca = pki_commands.add_parser("init-ca", help="create a federation CA")
@@ -134,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
         issue.set_defaults(run=_cmd_pki_issue)
 
     add_admin_commands(commands)
+    add_hotlist_commands(commands)
     return parser
 
 

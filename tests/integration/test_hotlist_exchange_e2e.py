@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from alpr.federation.v1 import agreement_pb2, federation_service_pb2, federation_service_pb2_grpc
 from federation.client import PartnerRefusedError
+from federation.envelope import Envelope
 from federation.exchange import check_exchange, sign_request
 from federation.gate import DENIED
 from federation.hotlist_sharing import PullResult
-from federation.peers import Peer
 from federation.terms import Grant
+from gateway.cli import main
+from node.ed25519 import Ed25519Key
 from node.hotlists.entry import HotlistEntry, ListType
 from node.identity import PrincipalKind
+from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import ManualClock
 from tests.support.pki import LAPD, LASD, Federation
@@ -71,10 +78,10 @@ class TestPull:
     ) -> None:
         lapd, lasd, _ = pair
         pull(lapd, LASD)
-        peer_of = {a.ori: _as_peer(a) for a in (lapd, lasd)}
+        key_of = {a.ori: Ed25519Key(a.node_key) for a in (lapd, lasd)}
         for agency, partner in ((lapd, LASD), (lasd, LAPD)):
             [record] = agency.node.services.ledger.exchanges()
-            check = check_exchange(record, ours=peer_of[agency.ori], theirs=peer_of[partner])
+            check = check_exchange(record, ours=key_of[agency.ori], theirs=key_of[partner])
             assert check.problems == []
         assert lasd.node.services.ledger.unacknowledged(timedelta(0)) == []
         served = lasd.audit_events("exchange.hotlist_served")
@@ -163,16 +170,6 @@ class TestDenials:
         assert "used before" in json.loads(denial.details)["reason"]
 
 
-def _as_peer(agency: Agency) -> Peer:
-    return Peer(
-        ori=agency.ori,
-        name=agency.ori,
-        endpoint=agency.node.target,
-        spiffe_id=f"spiffe://test.alpr/agency/{agency.ori}",
-        signing_public_key=agency.node_key,
-    )
-
-
 def _send_raw_pull(
     lapd: Agency, lasd: Agency, federation: Federation, *, issued_at: datetime, times: int
 ) -> list[grpc.RpcError | None]:
@@ -204,3 +201,50 @@ def _send_raw_pull(
             except grpc.RpcError as error:
                 outcomes.append(error)
     return outcomes
+
+
+class TestReceiptsVerify:
+    def run_verify(self, agency: Agency, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+        code = main(["receipts", "verify", str(agency.node.config.directory)])
+        out, err = capsys.readouterr()
+        assert code in (0, 1), err
+        return code, out
+
+    def test_aud6_succeeds_on_both_sides(
+        self, pair: tuple[Agency, Agency, str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        lapd, lasd, _ = pair
+        pull(lapd, LASD)
+        for agency in (lapd, lasd):
+            code, out = self.run_verify(agency, capsys)
+            assert code == 0
+            assert "ok: both signatures verify" in out
+            assert "1 exchanges: 1 complete, 0 unacknowledged (flagged), 0 failing" in out
+
+    def test_aud6_flags_an_unacknowledged_exchange_and_fails_a_forged_receipt(
+        self, pair: tuple[Agency, Agency, str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        lapd, lasd, _ = pair
+        pull(lapd, LASD)
+        with _engine(lasd) as engine, engine.begin() as connection:
+            connection.execute(text("UPDATE exchange SET acknowledgement = NULL"))
+        code, out = self.run_verify(lasd, capsys)
+        assert (code, "1 unacknowledged (flagged)" in out) == (0, True)
+
+        with _engine(lapd) as engine, engine.begin() as connection:
+            receipt = connection.execute(text("SELECT receipt FROM exchange")).scalar_one()
+            forged = replace(Envelope.from_bytes(receipt), payload=b"another receipt")
+            connection.execute(text("UPDATE exchange SET receipt = :r"), {"r": forged.to_bytes()})
+        code, out = self.run_verify(lapd, capsys)
+        assert code == 1
+        assert "receipt: not enough valid signatures" in out
+        assert "1 failing" in out
+
+
+@contextmanager
+def _engine(agency: Agency) -> Iterator[Engine]:
+    engine = create_engine(agency.node.config.store_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
