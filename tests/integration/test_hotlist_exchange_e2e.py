@@ -20,7 +20,6 @@ from federation.envelope import Envelope
 from federation.exchange import check_exchange, sign_request
 from federation.gate import DENIED
 from federation.hotlist_sharing import PullResult
-from federation.terms import Grant
 from gateway.cli import main
 from node.ed25519 import Ed25519Key
 from node.hotlists.entry import HotlistEntry, ListType
@@ -170,19 +169,48 @@ class TestDenials:
         assert "used before" in json.loads(denial.details)["reason"]
 
 
+class TestUniformDenialsAtTheResponder:
+    def test_shr6_purpose_sunset_and_revocation_are_denied_alike_and_audited(
+        self, pair: tuple[Agency, Agency, str], federation: Federation, clock: ManualClock
+    ) -> None:
+        lapd, lasd, agreement_id = pair
+        answers = _send_raw_pull(
+            lapd, lasd, federation, issued_at=clock(), times=1, purpose="civil immigration"
+        )
+        clock.advance(timedelta(days=90))  # the sunset
+        answers += _send_raw_pull(lapd, lasd, federation, issued_at=clock(), times=1)
+        lasd.node.services.agreements.revoke(agreement_id, "audit finding")
+        answers += _send_raw_pull(lapd, lasd, federation, issued_at=clock(), times=1)
+        first = answers[0]
+        assert first is not None
+        for answer in answers:
+            assert answer is not None
+            assert (answer.code(), answer.details()) == (grpc.StatusCode.PERMISSION_DENIED, DENIED)
+            assert answer.trailing_metadata() == first.trailing_metadata()
+        reasons = [json.loads(e.details)["reason"] for e in lasd.audit_events("exchange.denied")]
+        assert "purpose 'civil immigration' is not in the agreement" in reasons[0]
+        assert all("no agreement in force" in reason for reason in reasons[1:])
+        assert len(reasons) == 3
+
+
 def _send_raw_pull(
-    lapd: Agency, lasd: Agency, federation: Federation, *, issued_at: datetime, times: int
+    lapd: Agency,
+    lasd: Agency,
+    federation: Federation,
+    *,
+    issued_at: datetime,
+    times: int,
+    purpose: str = "stolen vehicle recovery",
 ) -> list[grpc.RpcError | None]:
     """Send one signed LAPD pull to LASD `times` times, as a replaying attacker would."""
     services = lapd.node.services
-    agreement = services.agreements.in_force(LASD, Grant.RECEIVE_HOTLISTS, grantor=LASD)
-    assert agreement is not None
+    [agreement] = services.agreements.list(LASD)
     _, envelope = sign_request(
         services.sharing.signer,
         agreement=agreement,
         requesting_ori=LAPD,
         requesting_user="spiffe://test.alpr/agency/CA0194200/user/det-1",
-        purpose="stolen vehicle recovery",
+        purpose=purpose,
         case_number="26-001",
         now=issued_at,
         hotlist_since=0,
