@@ -5,6 +5,7 @@ import warnings
 
 from alpr.admin.v1 import admin_service_pb2 as alpr_dot_admin_dot_v1_dot_admin__service__pb2
 from alpr.admin.v1 import agreements_pb2 as alpr_dot_admin_dot_v1_dot_agreements__pb2
+from alpr.admin.v1 import hotlists_pb2 as alpr_dot_admin_dot_v1_dot_hotlists__pb2
 from alpr.admin.v1 import peers_pb2 as alpr_dot_admin_dot_v1_dot_peers__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -101,6 +102,41 @@ class AdminServiceStub:
                 '/alpr.admin.v1.AdminService/ImportNonComplianceList',
                 request_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListRequest.SerializeToString,
                 response_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListResponse.FromString,
+                _registered_method=True)
+        self.CreateHotlist = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/CreateHotlist',
+                request_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.CreateHotlistRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.CreateHotlistResponse.FromString,
+                _registered_method=True)
+        self.ListHotlists = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ListHotlists',
+                request_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistsRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistsResponse.FromString,
+                _registered_method=True)
+        self.AddHotlistEntries = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/AddHotlistEntries',
+                request_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.AddHotlistEntriesRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.AddHotlistEntriesResponse.FromString,
+                _registered_method=True)
+        self.ListHotlistEntries = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ListHotlistEntries',
+                request_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistEntriesRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistEntriesResponse.FromString,
+                _registered_method=True)
+        self.RemoveHotlistEntry = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/RemoveHotlistEntry',
+                request_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.RemoveHotlistEntryRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.RemoveHotlistEntryResponse.FromString,
+                _registered_method=True)
+        self.CancelHotlistEntry = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/CancelHotlistEntry',
+                request_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.CancelHotlistEntryRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.CancelHotlistEntryResponse.FromString,
+                _registered_method=True)
+        self.ImportHotlist = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ImportHotlist',
+                request_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistResponse.FromString,
                 _registered_method=True)
 
 
@@ -199,6 +235,55 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateHotlist(self, request, context):
+        """Creates an empty hotlist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHotlists(self, request, context):
+        """Lists the agency's hotlists with their entry counts, and the current version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddHotlistEntries(self, request, context):
+        """Adds entries to a hotlist, whole or partial plates (CAP-5); never civil immigration (ACC-7).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHotlistEntries(self, request, context):
+        """Lists the entries in force, on one hotlist or all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveHotlistEntry(self, request, context):
+        """Takes an entry entered by mistake off its list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelHotlistEntry(self, request, context):
+        """Cancels an entry found to be in error (HOT-5).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportHotlist(self, request, context):
+        """Parses a CSV, NCIC or CLEW file on the node and adds what it accepts to a hotlist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -266,6 +351,41 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ImportNonComplianceList,
                     request_deserializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListRequest.FromString,
                     response_serializer=alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListResponse.SerializeToString,
+            ),
+            'CreateHotlist': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateHotlist,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.CreateHotlistRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.CreateHotlistResponse.SerializeToString,
+            ),
+            'ListHotlists': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHotlists,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistsRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistsResponse.SerializeToString,
+            ),
+            'AddHotlistEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddHotlistEntries,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.AddHotlistEntriesRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.AddHotlistEntriesResponse.SerializeToString,
+            ),
+            'ListHotlistEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHotlistEntries,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistEntriesRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistEntriesResponse.SerializeToString,
+            ),
+            'RemoveHotlistEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveHotlistEntry,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.RemoveHotlistEntryRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.RemoveHotlistEntryResponse.SerializeToString,
+            ),
+            'CancelHotlistEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelHotlistEntry,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.CancelHotlistEntryRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.CancelHotlistEntryResponse.SerializeToString,
+            ),
+            'ImportHotlist': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportHotlist,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -620,6 +740,195 @@ class AdminService:
             '/alpr.admin.v1.AdminService/ImportNonComplianceList',
             alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListRequest.SerializeToString,
             alpr_dot_admin_dot_v1_dot_agreements__pb2.ImportNonComplianceListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateHotlist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/CreateHotlist',
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.CreateHotlistRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.CreateHotlistResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHotlists(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ListHotlists',
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistsRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddHotlistEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/AddHotlistEntries',
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.AddHotlistEntriesRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.AddHotlistEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHotlistEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ListHotlistEntries',
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistEntriesRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.ListHotlistEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveHotlistEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/RemoveHotlistEntry',
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.RemoveHotlistEntryRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.RemoveHotlistEntryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelHotlistEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/CancelHotlistEntry',
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.CancelHotlistEntryRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.CancelHotlistEntryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportHotlist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ImportHotlist',
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistResponse.FromString,
             options,
             channel_credentials,
             insecure,

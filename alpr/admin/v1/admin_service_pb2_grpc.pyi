@@ -5,6 +5,7 @@ isort:skip_file
 
 from alpr.admin.v1 import admin_service_pb2 as _admin_service_pb2
 from alpr.admin.v1 import agreements_pb2 as _agreements_pb2
+from alpr.admin.v1 import hotlists_pb2 as _hotlists_pb2
 from alpr.admin.v1 import peers_pb2 as _peers_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
@@ -61,6 +62,20 @@ class AdminServiceStub:
     """Lists agreements."""
     ImportNonComplianceList: _grpc.UnaryUnaryMultiCallable[_agreements_pb2.ImportNonComplianceListRequest, _agreements_pb2.ImportNonComplianceListResponse]
     """Replaces the SB 34 non-compliance list."""
+    CreateHotlist: _grpc.UnaryUnaryMultiCallable[_hotlists_pb2.CreateHotlistRequest, _hotlists_pb2.CreateHotlistResponse]
+    """Creates an empty hotlist."""
+    ListHotlists: _grpc.UnaryUnaryMultiCallable[_hotlists_pb2.ListHotlistsRequest, _hotlists_pb2.ListHotlistsResponse]
+    """Lists the agency's hotlists with their entry counts, and the current version."""
+    AddHotlistEntries: _grpc.UnaryUnaryMultiCallable[_hotlists_pb2.AddHotlistEntriesRequest, _hotlists_pb2.AddHotlistEntriesResponse]
+    """Adds entries to a hotlist, whole or partial plates (CAP-5); never civil immigration (ACC-7)."""
+    ListHotlistEntries: _grpc.UnaryUnaryMultiCallable[_hotlists_pb2.ListHotlistEntriesRequest, _hotlists_pb2.ListHotlistEntriesResponse]
+    """Lists the entries in force, on one hotlist or all."""
+    RemoveHotlistEntry: _grpc.UnaryUnaryMultiCallable[_hotlists_pb2.RemoveHotlistEntryRequest, _hotlists_pb2.RemoveHotlistEntryResponse]
+    """Takes an entry entered by mistake off its list."""
+    CancelHotlistEntry: _grpc.UnaryUnaryMultiCallable[_hotlists_pb2.CancelHotlistEntryRequest, _hotlists_pb2.CancelHotlistEntryResponse]
+    """Cancels an entry found to be in error (HOT-5)."""
+    ImportHotlist: _grpc.UnaryUnaryMultiCallable[_hotlists_pb2.ImportHotlistRequest, _hotlists_pb2.ImportHotlistResponse]
+    """Parses a CSV, NCIC or CLEW file on the node and adds what it accepts to a hotlist."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -93,6 +108,20 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Lists agreements."""
     ImportNonComplianceList: _aio.UnaryUnaryMultiCallable[_agreements_pb2.ImportNonComplianceListRequest, _agreements_pb2.ImportNonComplianceListResponse]  # type: ignore[assignment]
     """Replaces the SB 34 non-compliance list."""
+    CreateHotlist: _aio.UnaryUnaryMultiCallable[_hotlists_pb2.CreateHotlistRequest, _hotlists_pb2.CreateHotlistResponse]  # type: ignore[assignment]
+    """Creates an empty hotlist."""
+    ListHotlists: _aio.UnaryUnaryMultiCallable[_hotlists_pb2.ListHotlistsRequest, _hotlists_pb2.ListHotlistsResponse]  # type: ignore[assignment]
+    """Lists the agency's hotlists with their entry counts, and the current version."""
+    AddHotlistEntries: _aio.UnaryUnaryMultiCallable[_hotlists_pb2.AddHotlistEntriesRequest, _hotlists_pb2.AddHotlistEntriesResponse]  # type: ignore[assignment]
+    """Adds entries to a hotlist, whole or partial plates (CAP-5); never civil immigration (ACC-7)."""
+    ListHotlistEntries: _aio.UnaryUnaryMultiCallable[_hotlists_pb2.ListHotlistEntriesRequest, _hotlists_pb2.ListHotlistEntriesResponse]  # type: ignore[assignment]
+    """Lists the entries in force, on one hotlist or all."""
+    RemoveHotlistEntry: _aio.UnaryUnaryMultiCallable[_hotlists_pb2.RemoveHotlistEntryRequest, _hotlists_pb2.RemoveHotlistEntryResponse]  # type: ignore[assignment]
+    """Takes an entry entered by mistake off its list."""
+    CancelHotlistEntry: _aio.UnaryUnaryMultiCallable[_hotlists_pb2.CancelHotlistEntryRequest, _hotlists_pb2.CancelHotlistEntryResponse]  # type: ignore[assignment]
+    """Cancels an entry found to be in error (HOT-5)."""
+    ImportHotlist: _aio.UnaryUnaryMultiCallable[_hotlists_pb2.ImportHotlistRequest, _hotlists_pb2.ImportHotlistResponse]  # type: ignore[assignment]
+    """Parses a CSV, NCIC or CLEW file on the node and adds what it accepts to a hotlist."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Operators of the agency manage their node through this service."""
@@ -200,5 +229,61 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agreements_pb2.ImportNonComplianceListResponse, _abc.Awaitable[_agreements_pb2.ImportNonComplianceListResponse]]:
         """Replaces the SB 34 non-compliance list."""
+
+    @_abc_1.abstractmethod
+    def CreateHotlist(
+        self,
+        request: _hotlists_pb2.CreateHotlistRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotlists_pb2.CreateHotlistResponse, _abc.Awaitable[_hotlists_pb2.CreateHotlistResponse]]:
+        """Creates an empty hotlist."""
+
+    @_abc_1.abstractmethod
+    def ListHotlists(
+        self,
+        request: _hotlists_pb2.ListHotlistsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotlists_pb2.ListHotlistsResponse, _abc.Awaitable[_hotlists_pb2.ListHotlistsResponse]]:
+        """Lists the agency's hotlists with their entry counts, and the current version."""
+
+    @_abc_1.abstractmethod
+    def AddHotlistEntries(
+        self,
+        request: _hotlists_pb2.AddHotlistEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotlists_pb2.AddHotlistEntriesResponse, _abc.Awaitable[_hotlists_pb2.AddHotlistEntriesResponse]]:
+        """Adds entries to a hotlist, whole or partial plates (CAP-5); never civil immigration (ACC-7)."""
+
+    @_abc_1.abstractmethod
+    def ListHotlistEntries(
+        self,
+        request: _hotlists_pb2.ListHotlistEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotlists_pb2.ListHotlistEntriesResponse, _abc.Awaitable[_hotlists_pb2.ListHotlistEntriesResponse]]:
+        """Lists the entries in force, on one hotlist or all."""
+
+    @_abc_1.abstractmethod
+    def RemoveHotlistEntry(
+        self,
+        request: _hotlists_pb2.RemoveHotlistEntryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotlists_pb2.RemoveHotlistEntryResponse, _abc.Awaitable[_hotlists_pb2.RemoveHotlistEntryResponse]]:
+        """Takes an entry entered by mistake off its list."""
+
+    @_abc_1.abstractmethod
+    def CancelHotlistEntry(
+        self,
+        request: _hotlists_pb2.CancelHotlistEntryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotlists_pb2.CancelHotlistEntryResponse, _abc.Awaitable[_hotlists_pb2.CancelHotlistEntryResponse]]:
+        """Cancels an entry found to be in error (HOT-5)."""
+
+    @_abc_1.abstractmethod
+    def ImportHotlist(
+        self,
+        request: _hotlists_pb2.ImportHotlistRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotlists_pb2.ImportHotlistResponse, _abc.Awaitable[_hotlists_pb2.ImportHotlistResponse]]:
+        """Parses a CSV, NCIC or CLEW file on the node and adds what it accepts to a hotlist."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

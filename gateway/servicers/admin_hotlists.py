@@ -1,0 +1,335 @@
+"""AdminService's hotlist RPCs: operators keep their agency's own hotlists on the node.
+
+Entries arrive one by one (AddHotlistEntries) or as a whole CSV, NCIC or CLEW file that the
+node parses itself (ImportHotlist). Either way a civil-immigration entry is refused and the
+refusal audited (ACC-7), and every change is audited with the plates it touched (AUD-1).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import UTC
+from typing import TypeVar
+
+from alpr.admin.v1 import hotlists_pb2 as pb
+from gateway.interceptors import Context, current_caller, peer_ip
+from gateway.servicers.admin_agreements import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from gateway.servicers.admin_peers import timestamp
+from gateway.services import Services
+from node.errors import NotFoundError, ValidationError
+from node.hotlists.entry import (
+    FORBIDDEN_REASON,
+    MAX_REASON,
+    HotlistEntry,
+    ListType,
+    PlatePattern,
+    ensure_allowed,
+)
+from node.hotlists.importers import ImportResult, parse_clew, parse_csv, parse_ncic
+from node.hotlists.store import MAX_BATCH, HotlistInfo, StoredEntry
+
+MAX_ADD = 10_000
+MAX_IMPORT_BYTES = 4 * 1024 * 1024
+MAX_DESCRIPTION = 500  # the width of hotlist.description
+_Item = TypeVar("_Item")
+
+
+def hotlist_to_proto(info: HotlistInfo) -> pb.Hotlist:
+    """A hotlist on the wire."""
+    return pb.Hotlist(
+        name=info.name,
+        description=info.description,
+        create_time=timestamp(info.created_at),
+        active_entry_count=info.active_entries,
+    )
+
+
+def entry_to_proto(stored: StoredEntry) -> pb.HotlistEntry:
+    """A stored entry on the wire, its fields decrypted."""
+    entry = stored.entry
+    return pb.HotlistEntry(
+        entry_id=stored.entry_id,
+        list_name=stored.list_name,
+        plate=entry.plate,
+        state=entry.state,
+        list_type=entry.list_type.value,
+        reason=entry.reason,
+        case_number=entry.case_number,
+        ncic_number=entry.ncic_number,
+        expires_at=timestamp(entry.expires_at),
+        contact=entry.contact,
+        partial=entry.is_partial,
+        version=stored.version,
+    )
+
+
+def entry_from_proto(message: pb.HotlistEntry) -> HotlistEntry:
+    """The entry an operator sent, normalized and validated, its category checked first.
+
+    The plate may be partial (CAP-5); it is normalized by `PlatePattern.parse`. The list
+    type is read by `ListType.from_text`, and the state and NCIC number are uppercased.
+
+    Raises:
+        ValidationError: A field, named as in the message, is not acceptable; ``list_type``
+            with `FORBIDDEN_REASON` when the category is forbidden (ACC-7).
+    """
+    list_type = ensure_allowed(ListType.from_text(message.list_type))
+    return HotlistEntry(
+        plate=PlatePattern.parse(message.plate).text,
+        state=message.state.upper(),
+        list_type=list_type,
+        reason=message.reason,
+        case_number=message.case_number,
+        ncic_number=message.ncic_number.upper(),
+        expires_at=message.expires_at.ToDatetime(UTC) if message.HasField("expires_at") else None,
+        contact=message.contact,
+    )
+
+
+def parse_import(request: pb.ImportHotlistRequest) -> ImportResult:
+    """Parse the file of an ImportHotlist request with the importer of its format.
+
+    Raises:
+        ValidationError: Naming the request's field: the content is too large, empty, not
+            UTF-8 or unreadable as a whole (a CSV without a plate column); the format is
+            unspecified; a column mapping or list type is given for a format without one.
+    """
+    if not request.content:
+        raise ValidationError("content", "is required")
+    if len(request.content) > MAX_IMPORT_BYTES:
+        raise ValidationError(
+            "content", f"is {len(request.content)} bytes; at most {MAX_IMPORT_BYTES} (4 MiB)"
+        )
+    csv, clew = pb.HOTLIST_FORMAT_CSV, pb.HOTLIST_FORMAT_CLEW
+    if request.column_mapping and request.format != csv:
+        raise ValidationError("column_mapping", "applies to CSV files only")
+    if request.list_type and request.format != clew:
+        raise ValidationError("list_type", "applies to CLEW files only")
+    try:
+        text = request.content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValidationError("content", f"is not UTF-8 text ({error.reason})") from error
+    if request.format == csv:
+        try:
+            return parse_csv(text, dict(request.column_mapping))
+        except ValidationError as error:
+            field = "column_mapping" if error.field == "mapping" else "content"
+            raise ValidationError(field, str(error)) from error
+    if request.format == pb.HOTLIST_FORMAT_NCIC:
+        return parse_ncic(text)
+    if request.format == clew:
+        list_type = ListType.from_text(request.list_type) if request.list_type else None
+        return parse_clew(text, list_type=list_type)
+    raise ValidationError("format", "must be CSV, NCIC or CLEW")
+
+
+def page(
+    items: Sequence[_Item], page_size: int, page_token: str, kind: str
+) -> tuple[Sequence[_Item], str]:
+    """One page of `items` and the token of the next, empty at the end (AIP-158).
+
+    Args:
+        items: Everything listed, in a stable order.
+        page_size: At most this many; 0 means `DEFAULT_PAGE_SIZE`; capped at `MAX_PAGE_SIZE`.
+        page_token: A token this function returned for the same `kind`, or empty to start.
+        kind: What is listed; a token made for another kind is refused.
+
+    Raises:
+        ValidationError: `page_size` is negative, or `page_token` is not one of ours.
+    """
+    if page_size < 0:
+        raise ValidationError("page_size", "must not be negative")
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    start = _offset(page_token, kind)
+    end = start + size
+    token = base64.urlsafe_b64encode(f"{kind}:{end}".encode()).decode()
+    return items[start:end], token if end < len(items) else ""
+
+
+def _offset(token: str, kind: str) -> int:
+    if not token:
+        return 0
+    try:
+        found, _, number = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if found == kind and number.isdigit():
+            return int(number)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise ValidationError("page_token", "is not a token this node issued")
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise ValidationError(field, "is required")
+    return value
+
+
+def _plates(stored: Sequence[StoredEntry]) -> list[dict[str, str]]:
+    """What the audit records of entries a change touched: their ids and plates (AUD-1)."""
+    return [{"entry_id": s.entry_id, "plate": s.entry.plate} for s in stored]
+
+
+class HotlistAdmin:
+    """The hotlist RPCs of AdminService, mixed into its servicer."""
+
+    services: Services
+
+    def _record(self, kind: str, context: Context, **details: object) -> None:
+        """Audit a hotlist event by the caller."""
+        caller = current_caller()
+        self.services.audit.append(
+            kind,
+            actor=caller.spiffe_id,
+            agency=caller.ori,
+            peer_ip=peer_ip(context),
+            details=details,
+        )
+
+    def _require_list(self, name: str) -> None:
+        """Check that a list of that name exists, before work that might add nothing to it."""
+        if all(info.name != name for info in self.services.hotlists.lists()):
+            raise NotFoundError(f"no hotlist named {name!r}")
+
+    async def CreateHotlist(  # noqa: N802 (gRPC method name)
+        self, request: pb.CreateHotlistRequest, context: Context
+    ) -> pb.CreateHotlistResponse:
+        """Create an empty list."""
+        if len(request.description) > MAX_DESCRIPTION:
+            raise ValidationError("description", f"is longer than {MAX_DESCRIPTION} characters")
+        info = self.services.hotlists.create_list(request.name, request.description)
+        self._record("hotlist.created", context, list=info.name, description=info.description)
+        return pb.CreateHotlistResponse(hotlist=hotlist_to_proto(info))
+
+    async def ListHotlists(  # noqa: N802 (gRPC method name)
+        self, request: pb.ListHotlistsRequest, context: Context
+    ) -> pb.ListHotlistsResponse:
+        """List the lists by name, a page at a time, with the current version."""
+        store = self.services.hotlists
+        version = store.version()
+        lists, token = page(store.lists(), request.page_size, request.page_token, "hotlists")
+        return pb.ListHotlistsResponse(
+            hotlists=[hotlist_to_proto(info) for info in lists],
+            version=version,
+            next_page_token=token,
+        )
+
+    async def AddHotlistEntries(  # noqa: N802 (gRPC method name)
+        self, request: pb.AddHotlistEntriesRequest, context: Context
+    ) -> pb.AddHotlistEntriesResponse:
+        """Add entries in one version, or none if any is refused; audit ACC-7 refusals."""
+        list_name = _required(request.list_name, "list_name")
+        if not 0 < len(request.entries) <= MAX_ADD:
+            raise ValidationError(
+                "entries", f"holds {len(request.entries)}; give 1 to {MAX_ADD} at a time"
+            )
+        entries: list[HotlistEntry] = []
+        first_error: ValidationError | None = None
+        refused: list[dict[str, object]] = []
+        for index, message in enumerate(request.entries):
+            try:
+                entries.append(entry_from_proto(message))
+            except ValidationError as error:
+                field = f"entries[{index}].{error.field}"
+                first_error = first_error or ValidationError(field, error.problem)
+                if error.problem == FORBIDDEN_REASON:
+                    refused.append({"index": index, "plate": message.plate})
+        if refused:
+            self._record(
+                "hotlist.refused", context, list=list_name, reason=FORBIDDEN_REASON, entries=refused
+            )
+        if first_error is not None:
+            raise first_error
+        stored = self.services.hotlists.add(list_name, entries)
+        self._record(
+            "hotlist.entries_added",
+            context,
+            list=list_name,
+            version=stored[0].version,
+            entries=_plates(stored),
+        )
+        return pb.AddHotlistEntriesResponse(entries=[entry_to_proto(s) for s in stored])
+
+    async def ListHotlistEntries(  # noqa: N802 (gRPC method name)
+        self, request: pb.ListHotlistEntriesRequest, context: Context
+    ) -> pb.ListHotlistEntriesResponse:
+        """List the entries in force, oldest first, a page at a time."""
+        found = self.services.hotlists.entries(request.list_name or None)
+        entries, token = page(found, request.page_size, request.page_token, "hotlist-entries")
+        return pb.ListHotlistEntriesResponse(
+            entries=[entry_to_proto(s) for s in entries], next_page_token=token
+        )
+
+    async def RemoveHotlistEntry(  # noqa: N802 (gRPC method name)
+        self, request: pb.RemoveHotlistEntryRequest, context: Context
+    ) -> pb.RemoveHotlistEntryResponse:
+        """Take an entry entered by mistake off its list."""
+        removed = self.services.hotlists.remove(_required(request.entry_id, "entry_id"))
+        self._record(
+            "hotlist.entry_removed",
+            context,
+            list=removed.list_name,
+            version=removed.version,
+            entries=_plates([removed]),
+        )
+        return pb.RemoveHotlistEntryResponse(entry=entry_to_proto(removed))
+
+    async def CancelHotlistEntry(  # noqa: N802 (gRPC method name)
+        self, request: pb.CancelHotlistEntryRequest, context: Context
+    ) -> pb.CancelHotlistEntryResponse:
+        """Cancel an entry found to be in error (HOT-5), auditing why."""
+        entry_id = _required(request.entry_id, "entry_id")
+        reason = _required(request.reason.strip(), "reason")
+        if len(reason) > MAX_REASON:
+            raise ValidationError("reason", f"is longer than {MAX_REASON} characters")
+        cancelled = self.services.hotlists.cancel(entry_id)
+        self._record(
+            "hotlist.entry_cancelled",
+            context,
+            list=cancelled.list_name,
+            version=cancelled.version,
+            entries=_plates([cancelled]),
+            reason=reason,
+        )
+        return pb.CancelHotlistEntryResponse(entry=entry_to_proto(cancelled))
+
+    async def ImportHotlist(  # noqa: N802 (gRPC method name)
+        self, request: pb.ImportHotlistRequest, context: Context
+    ) -> pb.ImportHotlistResponse:
+        """Parse a file on the node and add what it accepts, in one version; report the rest."""
+        list_name = _required(request.list_name, "list_name")
+        result = parse_import(request)
+        if len(result.entries) > MAX_BATCH:
+            raise ValidationError(
+                "content", f"holds {len(result.entries)} entries; at most {MAX_BATCH} at a time"
+            )
+        forbidden = [
+            {"line": line.line, "raw": line.raw}
+            for line in result.rejected
+            if line.reason == FORBIDDEN_REASON
+        ]
+        if forbidden:
+            self._record(
+                "hotlist.refused", context, list=list_name, reason=FORBIDDEN_REASON, lines=forbidden
+            )
+        self._require_list(list_name)
+        store = self.services.hotlists
+        stored = store.add(list_name, result.entries) if result.entries else []
+        version = stored[0].version if stored else store.version()
+        self._record(
+            "hotlist.imported",
+            context,
+            list=list_name,
+            format=pb.HotlistFormat.Name(request.format),
+            version=version,
+            rejected=len(result.rejected),
+            entries=_plates(stored),
+        )
+        return pb.ImportHotlistResponse(
+            imported=len(stored),
+            rejected=[
+                pb.RejectedHotlistLine(line=r.line, raw=r.raw, field=r.field, reason=r.reason)
+                for r in result.rejected
+            ],
+            version=version,
+        )
