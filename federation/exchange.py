@@ -361,9 +361,7 @@ def check_exchange(record: ExchangeRecord, *, ours: Key, theirs: Key) -> Receipt
     return ReceiptCheck(record.id, record.partner_ori, problems)
 
 
-def check_ledger(
-    ledger: ExchangeLedger, *, ours: Peer, peers: Sequence[Peer]
-) -> list[ReceiptCheck]:
+def check_ledger(ledger: ExchangeLedger, *, ours: Key, peers: Sequence[Peer]) -> list[ReceiptCheck]:
     """Check every exchange held against our key and its partner's current key.
 
     An exchange with a partner no longer registered is reported as such.
