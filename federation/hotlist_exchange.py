@@ -21,9 +21,8 @@ from federation.errors import InvalidEnvelopeError
 from federation.exchange import digest
 from federation.peers import Peer
 from node.ed25519 import DataKey, DecryptionError, Ed25519Signer
-from node.errors import ValidationError
-from node.hotlists.codec import entry_from_message, fields_message
-from node.hotlists.partner_store import ReceivedEntry, ReceivedList
+from node.hotlists.codec import frame_fields, problem_with
+from node.hotlists.partner_store import ReceivedEntries, ReceivedList
 from node.hotlists.store import Changes
 
 SNAPSHOT_TYPE = "application/vnd.alpr.hotlist-snapshot.v1+protobuf"
@@ -42,9 +41,6 @@ def sign_snapshot(
 ) -> Envelope:
     """A signed snapshot (since 0) or delta of our lists for `recipient`."""
     key = DataKey.generate()
-    fields = hotlist_pb2.HotlistEntryFieldsList(
-        fields=[fields_message(stored.entry, stored.list_name) for stored in changes.added]
-    )
     snapshot = exchange_pb2.HotlistSnapshot(
         issuer_ori=issuer_ori,
         recipient_ori=recipient.ori,
@@ -52,9 +48,9 @@ def sign_snapshot(
         version=changes.version,
         since_version=since_version,
         sealed_key=recipient.key.seal(key.key),
-        entry_ids=[stored.entry_id for stored in changes.added],
-        plates=[stored.entry.plate for stored in changes.added],
-        encrypted_fields=key.encrypt(fields.SerializeToString()),
+        entry_ids=changes.entry_ids,
+        plates=changes.plates,
+        encrypted_fields=key.encrypt(frame_fields(changes.fields)),
         ended_entry_ids=changes.ended,
     )
     snapshot.issued_at.FromDatetime(now)
@@ -67,7 +63,7 @@ class OpenedSnapshot:
     """A verified, decrypted snapshot: what to store, and what was refused."""
 
     received: ReceivedList
-    added: list[ReceivedEntry]
+    entries: ReceivedEntries
     ended: list[str]
     refused: list[tuple[str, str, str]]  # (entry id, plate, reason)
 
@@ -105,17 +101,17 @@ def open_snapshot(
         raise InvalidEnvelopeError(f"the snapshot expired or claims too long a life ({expires_at})")
     if len(snapshot.plates) != len(snapshot.entry_ids):
         raise InvalidEnvelopeError("the snapshot's plates and entry ids differ in number")
-    fields = _decrypt_fields(snapshot, recipient)
-    added, refused = [], []
-    for entry_id, plate, message in zip(
-        snapshot.entry_ids, snapshot.plates, fields.fields, strict=True
-    ):
-        try:
-            added.append(
-                ReceivedEntry(entry_id, message.list_name, entry_from_message(plate, message))
-            )
-        except ValidationError as error:
-            refused.append((entry_id, plate, str(error)))
+    fields = _decrypt_fields(snapshot, recipient).fields
+    entry_ids, plates = list(snapshot.entry_ids), list(snapshot.plates)
+    problems = [problem_with(plate, message) for plate, message in zip(plates, fields, strict=True)]
+    refused = [(entry_ids[i], plates[i], problem) for i, problem in enumerate(problems) if problem]
+    if refused:
+        kept = [i for i, problem in enumerate(problems) if problem is None]
+        entries = ReceivedEntries(
+            [entry_ids[i] for i in kept], [plates[i] for i in kept], [fields[i] for i in kept]
+        )
+    else:
+        entries = ReceivedEntries(entry_ids, plates, list(fields))
     received = ReceivedList(
         issuer_ori=issuer.ori,
         agreement_id=agreement_id,
@@ -125,7 +121,7 @@ def open_snapshot(
         expires_at=expires_at,
         digest=digest(payload),
     )
-    return OpenedSnapshot(received, added, list(snapshot.ended_entry_ids), refused)
+    return OpenedSnapshot(received, entries, list(snapshot.ended_entry_ids), refused)
 
 
 def _decrypt_fields(

@@ -93,7 +93,7 @@ class HotlistSharing:
                 "agreement_id": checked.agreement.id,
                 "version": changes.version,
                 "since_version": since,
-                "entries": len(changes.added),
+                "entries": len(changes.entry_ids),
                 "ended": len(changes.ended),
                 "request_digest": digest(checked.payload).hex(),
                 "response_digest": digest(snapshot.payload).hex(),
@@ -158,7 +158,7 @@ class HotlistSharing:
             agreement_id=agreement.id,
             now=self.clock(),
         )
-        self.partner_lists.store(opened.received, opened.added, opened.ended)
+        self.partner_lists.store(opened.received, opened.entries, opened.ended)
         for entry_id, plate, reason in opened.refused:
             self.audit.append(
                 "hotlist.refused",
@@ -182,7 +182,7 @@ class HotlistSharing:
                 "partner": partner_ori,
                 "agreement_id": agreement.id,
                 "version": opened.received.version,
-                "entries": len(opened.added),
+                "entries": len(opened.entries.entry_ids),
                 "ended": len(opened.ended),
                 "refused": len(opened.refused),
                 "receipt_digest": digest(receipt.payload).hex(),
@@ -211,7 +211,7 @@ class HotlistSharing:
             partner_ori,
             request.exchange_id,
             opened.received.version,
-            len(opened.added),
+            len(opened.entries.entry_ids),
             len(opened.ended),
             len(opened.refused),
             acknowledged,

@@ -9,8 +9,10 @@ directory and never in the database (SEC-2).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.public
 import nacl.secret
@@ -190,6 +192,19 @@ class DataKey:
     def encrypt(self, plaintext: bytes) -> bytes:
         """Nonce and ciphertext, authenticated."""
         return bytes(self._box.encrypt(plaintext))
+
+    def decrypt_many(self, ciphertexts: Iterable[bytes]) -> list[bytes]:
+        """`decrypt` for many values, with less overhead per value (whole lists at a time).
+
+        Raises:
+            DecryptionError: One was altered or made with another key.
+        """
+        key, nonce_size = self.key, nacl.secret.SecretBox.NONCE_SIZE
+        open_box = nacl.bindings.crypto_secretbox_open
+        try:
+            return [open_box(c[nonce_size:], c[:nonce_size], key) for c in ciphertexts]
+        except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as error:
+            raise DecryptionError("a ciphertext does not open with this key") from error
 
     def decrypt(self, ciphertext: bytes) -> bytes:
         """The plaintext of `encrypt`'s output.

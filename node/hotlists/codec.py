@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import UTC
 
 from google.protobuf.message import DecodeError
 
 from alpr.common.v1 import hotlist_pb2
 from node.errors import ValidationError
-from node.hotlists.entry import HotlistEntry, ListType
+from node.hotlists.entry import (
+    FORBIDDEN_LIST_TYPES,
+    FORBIDDEN_REASON,
+    MAX_CASE_NUMBER,
+    MAX_CONTACT,
+    MAX_REASON,
+    HotlistEntry,
+    ListType,
+    PlatePattern,
+)
+from node.identity import STATE_CODES
 
 
 def fields_message(entry: HotlistEntry, list_name: str) -> hotlist_pb2.HotlistEntryFields:
@@ -66,3 +78,60 @@ def decode_fields(plate: str, data: bytes) -> tuple[HotlistEntry, str]:
     except DecodeError as error:
         raise ValidationError("fields", "not hotlist entry fields") from error
     return entry_from_message(plate, message), message.list_name
+
+
+_PLATE_TEXT = re.compile(r"[A-Z0-9?*]{1,16}")
+_ALLOWED_TYPES = frozenset(t.value for t in ListType if t not in FORBIDDEN_LIST_TYPES)
+_FORBIDDEN_TYPES = frozenset(t.value for t in FORBIDDEN_LIST_TYPES)
+_TEXT_LIMITS = (("reason", MAX_REASON), ("case_number", MAX_CASE_NUMBER), ("contact", MAX_CONTACT))
+
+
+def problem_with(plate: str, message: hotlist_pb2.HotlistEntryFields) -> str | None:
+    """Why an entry received in bulk is unusable, or None: the checks that matter, fast.
+
+    Refuses forbidden categories (ACC-7), unknown categories, malformed plates and
+    patterns, unknown states and oversized text. The full `HotlistEntry` validation runs
+    again when an entry is read back for a hit.
+    """
+    if message.list_type in _FORBIDDEN_TYPES:
+        return f"list_type: {FORBIDDEN_REASON}"
+    if message.list_type not in _ALLOWED_TYPES:
+        return f"list_type: {message.list_type!r} is no list type"
+    if not _plate_or_pattern(plate):
+        return f"plate: {plate!r} is not a plate or a valid partial pattern"
+    if message.state and message.state not in STATE_CODES:
+        return f"state: {message.state!r} is not a state code"
+    for field, limit in _TEXT_LIMITS:
+        if len(getattr(message, field)) > limit:
+            return f"{field}: longer than {limit} characters"
+    return None
+
+
+def _plate_or_pattern(text: str) -> bool:
+    if not _PLATE_TEXT.fullmatch(text):
+        return False
+    if "?" not in text and "*" not in text:
+        return True
+    try:
+        PlatePattern.parse(text)
+    except ValidationError:
+        return False
+    return True
+
+
+def frame_fields(fields: Sequence[bytes]) -> bytes:
+    """Serialized `HotlistEntryFields` joined into one serialized `HotlistEntryFieldsList`.
+
+    Equivalent to building the list message and serializing it, without parsing each
+    entry's bytes first: field 1, length-delimited, for each.
+    """
+    return b"".join(b"\n" + _varint(len(item)) + item for item in fields)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

@@ -3,6 +3,9 @@
 A partner's list is usable from the moment its verified snapshot is stored until the
 snapshot's `expires_at` (issued + 24 h). `find` never returns an entry of a list past
 that instant, whether or not the purge job has run; `purge_expired` then deletes it.
+Plates are stored in clear for matching; the other fields of each thousand entries are
+encrypted together with the node's data key, so storing a million entries is a
+thousand encryptions and reading one hit decrypts one chunk.
 """
 
 from __future__ import annotations
@@ -11,17 +14,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
+from alpr.common.v1 import hotlist_pb2
 from node.clock import Clock
 from node.ed25519 import DataKey
-from node.errors import PreconditionError
-from node.hotlists.codec import decode_fields, encode_fields
-from node.hotlists.entry import HotlistEntry
-from node.store.hotlist_models import PartnerEntryRecord, PartnerHotlistRecord
+from node.errors import PreconditionError, ValidationError
+from node.hotlists.codec import entry_from_message
+from node.hotlists.entry import HotlistEntry, PlatePattern
+from node.store.engine import table_of
+from node.store.hotlist_models import PartnerChunkRecord, PartnerEntryRecord, PartnerHotlistRecord
 from node.store.models import utc
+
+CHUNK_SIZE = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,12 +45,12 @@ class ReceivedList:
 
 
 @dataclass(frozen=True)
-class ReceivedEntry:
-    """An entry of a partner's list."""
+class ReceivedEntries:
+    """A partner's entries as a snapshot carries them: aligned columns, fields still as messages."""
 
-    entry_id: str
-    list_name: str
-    entry: HotlistEntry
+    entry_ids: list[str]
+    plates: list[str]
+    fields: list[hotlist_pb2.HotlistEntryFields]
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ class PartnerHotlists:
     def store(
         self,
         received: ReceivedList,
-        added: Sequence[ReceivedEntry],
+        columns: ReceivedEntries,
         ended: Sequence[str] = (),
     ) -> None:
         """Store a verified snapshot (replacing the list) or delta (applied to the version held).
@@ -85,30 +92,17 @@ class PartnerHotlists:
             PreconditionError: A delta is for another version than the one held.
         """
         now = self._clock()
+        issuer = received.issuer_ori
         with Session(self._engine) as session:
-            record = session.get(PartnerHotlistRecord, received.issuer_ori)
-            if received.since_version:
-                held = record.version if record and utc(record.expires_at) > now else 0
-                if held != received.since_version:
-                    raise PreconditionError(
-                        f"the delta from {received.issuer_ori} applies to version "
-                        f"{received.since_version}, we hold {held}"
-                    )
-            else:
-                session.exec(
-                    delete(PartnerEntryRecord).where(
-                        col(PartnerEntryRecord.issuer_ori) == received.issuer_ori
-                    )
-                )
-            if ended:
-                session.exec(
-                    delete(PartnerEntryRecord).where(
-                        col(PartnerEntryRecord.issuer_ori) == received.issuer_ori,
-                        col(PartnerEntryRecord.entry_id).in_(ended),
-                    )
+            record = session.get(PartnerHotlistRecord, issuer)
+            held = record.version if record and utc(record.expires_at) > now else 0
+            if received.since_version and held != received.since_version:
+                raise PreconditionError(
+                    f"the delta from {issuer} applies to version {received.since_version}, "
+                    f"we hold {held}"
                 )
             values = {
-                "issuer_ori": received.issuer_ori,
+                "issuer_ori": issuer,
                 "version": received.version,
                 "issued_at": received.issued_at,
                 "expires_at": received.expires_at,
@@ -122,17 +116,56 @@ class PartnerHotlists:
                 record.sqlmodel_update(values)
             session.add(record)
             session.flush()
-            session.add_all(
-                PartnerEntryRecord(
-                    issuer_ori=received.issuer_ori,
-                    entry_id=item.entry_id,
-                    plate=item.entry.plate,
-                    is_partial=item.entry.is_partial,
-                    fields=self._key.encrypt(encode_fields(item.entry, item.list_name)),
+            if not received.since_version:
+                for table in (PartnerEntryRecord, PartnerChunkRecord):
+                    session.exec(delete(table).where(col(table.issuer_ori) == issuer))
+            if ended:
+                session.exec(
+                    delete(PartnerEntryRecord).where(
+                        col(PartnerEntryRecord.issuer_ori) == issuer,
+                        col(PartnerEntryRecord.entry_id).in_(ended),
+                    )
                 )
-                for item in added
-            )
+            first_chunk = session.exec(
+                select(func.coalesce(func.max(PartnerChunkRecord.chunk) + 1, 0)).where(
+                    col(PartnerChunkRecord.issuer_ori) == issuer
+                )
+            ).one()
+            self._insert(session, issuer, columns, first_chunk)
             session.commit()
+
+    def _insert(
+        self, session: Session, issuer: str, columns: ReceivedEntries, first_chunk: int
+    ) -> None:
+        chunks, entries = [], []
+        for start in range(0, len(columns.entry_ids), CHUNK_SIZE):
+            chunk = first_chunk + start // CHUNK_SIZE
+            stop = start + CHUNK_SIZE
+            fields = hotlist_pb2.HotlistEntryFieldsList(fields=columns.fields[start:stop])
+            chunks.append(
+                {
+                    "issuer_ori": issuer,
+                    "chunk": chunk,
+                    "fields": self._key.encrypt(fields.SerializeToString()),
+                }
+            )
+            entries += [
+                {
+                    "issuer_ori": issuer,
+                    "entry_id": entry_id,
+                    "plate": plate,
+                    "is_partial": "?" in plate or "*" in plate,
+                    "chunk": chunk,
+                    "slot": slot,
+                }
+                for slot, (entry_id, plate) in enumerate(
+                    zip(columns.entry_ids[start:stop], columns.plates[start:stop], strict=True)
+                )
+            ]
+        if chunks:  # Core inserts: the ORM's bulk path costs more than SQLite itself here
+            connection = session.connection()
+            connection.execute(insert(table_of(PartnerChunkRecord)), chunks)
+            connection.execute(insert(table_of(PartnerEntryRecord)), entries)
 
     def find(self, plate: str) -> list[PartnerMatch]:
         """Entries for `plate` on partner lists in force now: whole plates and partial patterns."""
@@ -145,11 +178,30 @@ class PartnerHotlists:
                 col(PartnerEntryRecord.issuer_ori).in_(fresh),
                 (col(PartnerEntryRecord.plate) == plate) | col(PartnerEntryRecord.is_partial),
             )
+            candidates = [
+                record
+                for record in session.exec(query).all()
+                if PlatePattern(record.plate).matches(plate)
+            ]
+            chunks: dict[tuple[str, int], hotlist_pb2.HotlistEntryFieldsList] = {}
             found = []
-            for record in session.exec(query).all():
-                entry, list_name = decode_fields(record.plate, self._key.decrypt(record.fields))
-                if entry.pattern.matches(plate):
-                    found.append(PartnerMatch(record.issuer_ori, record.entry_id, list_name, entry))
+            for record in candidates:
+                key = (record.issuer_ori, record.chunk)
+                if key not in chunks:
+                    chunk = session.get(PartnerChunkRecord, key)
+                    if chunk is None:
+                        continue
+                    chunks[key] = hotlist_pb2.HotlistEntryFieldsList.FromString(
+                        self._key.decrypt(chunk.fields)
+                    )
+                message = chunks[key].fields[record.slot]
+                try:
+                    entry = entry_from_message(record.plate, message)
+                except ValidationError:
+                    continue  # passed the bulk checks on receipt, but not the full ones
+                found.append(
+                    PartnerMatch(record.issuer_ori, record.entry_id, message.list_name, entry)
+                )
             return found
 
     def purge_expired(self) -> list[str]:
@@ -164,11 +216,8 @@ class PartnerHotlists:
                 ).all()
             )
             if expired:
-                session.exec(
-                    delete(PartnerEntryRecord).where(
-                        col(PartnerEntryRecord.issuer_ori).in_(expired)
-                    )
-                )
+                for table in (PartnerEntryRecord, PartnerChunkRecord):
+                    session.exec(delete(table).where(col(table.issuer_ori).in_(expired)))
                 session.exec(
                     delete(PartnerHotlistRecord).where(
                         col(PartnerHotlistRecord.issuer_ori).in_(expired)

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -22,7 +23,7 @@ from node.ed25519 import DataKey
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
 from node.hotlists.codec import decode_fields, encode_fields
 from node.hotlists.entry import HotlistEntry
-from node.store.engine import lock_for_write
+from node.store.engine import lock_for_write, table_of
 from node.store.hotlist_models import HotlistEntryRecord, HotlistRecord, HotlistVersion
 from node.store.models import utc
 
@@ -60,11 +61,25 @@ class StoredEntry:
 
 @dataclass(frozen=True)
 class Changes:
-    """What changed after a version: entries added, and ids of entries that ended."""
+    """What changed after a version, column by column, as a snapshot carries it.
+
+    Attributes:
+        version: The version the changes bring a holder to.
+        entry_ids: Ids of the entries added, oldest first.
+        plates: Their plates or partial patterns, in the same order.
+        fields: Their serialized `HotlistEntryFields`, decrypted, in the same order.
+        ended: Ids of entries removed or cancelled after the version.
+    """
 
     version: int
-    added: list[StoredEntry]
+    entry_ids: list[str]
+    plates: list[str]
+    fields: list[bytes]
     ended: list[str]
+
+    def entries(self) -> list[HotlistEntry]:
+        """The added entries, decoded and validated (for small change sets)."""
+        return [decode_fields(p, f)[0] for p, f in zip(self.plates, self.fields, strict=True)]
 
 
 class HotlistStore:
@@ -123,23 +138,26 @@ class HotlistStore:
             version = self._next_version(session)
             hotlist_id = self._require_list(session, list_name).id
             assert hotlist_id is not None  # noqa: S101 (a stored row has its key)
-            stored = []
-            for entry in entries:
-                entry_id = str(uuid.uuid4())
-                session.add(
-                    HotlistEntryRecord(
-                        id=entry_id,
-                        hotlist_id=hotlist_id,
-                        plate=entry.plate,
-                        is_partial=entry.is_partial,
-                        fields=self._key.encrypt(encode_fields(entry, list_name)),
-                        version=version,
-                        created_at=now,
-                    )
-                )
-                stored.append(StoredEntry(entry_id, list_name, entry, version))
+            ids = [str(uuid.uuid4()) for _ in entries]
+            rows = [
+                {
+                    "id": entry_id,
+                    "hotlist_id": hotlist_id,
+                    "plate": entry.plate,
+                    "is_partial": entry.is_partial,
+                    "fields": self._key.encrypt(encode_fields(entry, list_name)),
+                    "version": version,
+                    "created_at": now,
+                    "ended_how": "",
+                }
+                for entry_id, entry in zip(ids, entries, strict=True)
+            ]
+            session.connection().execute(insert(table_of(HotlistEntryRecord)), rows)
             session.commit()
-            return stored
+        return [
+            StoredEntry(entry_id, list_name, entry, version)
+            for entry_id, entry in zip(ids, entries, strict=True)
+        ]
 
     def remove(self, entry_id: str) -> StoredEntry:
         """Take an entry off its list (entered by mistake).
@@ -194,24 +212,31 @@ class HotlistStore:
     def changes_since(self, version: int) -> Changes:
         """Everything that changed after `version`; from 0, every entry in force.
 
+        Reads columns rather than objects and decrypts in bulk: a million entries is
+        one query and one pass.
+
         Raises:
             ValidationError: `version` is negative or ahead of ours.
         """
+        table = table_of(HotlistEntryRecord)
         with Session(self._engine) as session:
             row = session.get(HotlistVersion, 1)
             current = row.version if row else 0
             if not 0 <= version <= current:
                 raise ValidationError("since_version", f"must be 0 to {current}, not {version}")
-            query = select(HotlistEntryRecord).where(col(HotlistEntryRecord.version) > version)
+            query = sa_select(table.c.id, table.c.plate, table.c.fields, table.c.ended_at)
+            query = query.where(table.c.version > version)
             if version == 0:
-                query = query.where(col(HotlistEntryRecord.ended_at).is_(None))
-            added, ended = [], []
-            for record in session.exec(query.order_by(col(HotlistEntryRecord.version))).all():
-                if record.ended_at is None:
-                    added.append(self._stored(record))
-                else:
-                    ended.append(record.id)
-            return Changes(current, added, ended)
+                query = query.where(table.c.ended_at.is_(None))
+            rows = session.connection().execute(query.order_by(table.c.version)).all()
+        added = [row for row in rows if row.ended_at is None]
+        return Changes(
+            version=current,
+            entry_ids=[row.id for row in added],
+            plates=[row.plate for row in added],
+            fields=self._key.decrypt_many(row.fields for row in added),
+            ended=[row.id for row in rows if row.ended_at is not None],
+        )
 
     def _end(self, entry_id: str, how: str) -> StoredEntry:
         with Session(self._engine) as session:

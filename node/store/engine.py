@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from node.errors import ValidationError
 
@@ -73,3 +73,10 @@ def lock_for_write(session: Session) -> None:
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a SQLModel table class, for bulk statements."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)  # noqa: S101 (every table=True model has one)
+    return table

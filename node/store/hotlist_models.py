@@ -63,7 +63,7 @@ class PartnerHotlistRecord(SQLModel, table=True):
 
 
 class PartnerEntryRecord(SQLModel, table=True):
-    """An entry of a partner's hotlist, as received."""
+    """An entry of a partner's hotlist: its plate, and where its encrypted fields are."""
 
     __tablename__ = "partner_entry"
 
@@ -73,4 +73,21 @@ class PartnerEntryRecord(SQLModel, table=True):
     entry_id: str = Field(primary_key=True, max_length=36)
     plate: str = Field(max_length=16, index=True)
     is_partial: bool
+    chunk: int
+    slot: int
+
+
+class PartnerChunkRecord(SQLModel, table=True):
+    """The fields of up to a thousand entries of a partner's list, encrypted as one (HOT-2).
+
+    Encrypting in chunks keeps a million-entry list to a thousand encryptions, while a
+    hit still decrypts only the chunk that holds its entry.
+    """
+
+    __tablename__ = "partner_chunk"
+
+    issuer_ori: str = Field(
+        primary_key=True, max_length=9, foreign_key="partner_hotlist.issuer_ori"
+    )
+    chunk: int = Field(primary_key=True)
     fields: bytes

@@ -22,14 +22,21 @@ from federation.hotlist_exchange import (
 )
 from federation.peers import Peer
 from node.ed25519 import DataKey, Ed25519Signer
+from node.hotlists.codec import encode_fields, entry_from_message
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
-from node.hotlists.store import Changes, StoredEntry
+from node.hotlists.store import Changes
 from tests.support.clock import START
 from tests.support.pki import LAPD, LASD
 
 ISSUER, RECIPIENT, STRANGER = (Ed25519Signer.generate() for _ in range(3))
 STOLEN = HotlistEntry(plate="7ABC123", list_type=ListType.STOLEN_VEHICLE, reason="armed")
-CHANGES = Changes(version=3, added=[StoredEntry("e-1", "stolen", STOLEN, 3)], ended=["e-0"])
+CHANGES = Changes(
+    version=3,
+    entry_ids=["e-1"],
+    plates=[STOLEN.plate],
+    fields=[encode_fields(STOLEN, "stolen")],
+    ended=["e-0"],
+)
 
 
 def peer(ori: str, signer: Ed25519Signer) -> Peer:
@@ -76,9 +83,10 @@ def resign(envelope: Envelope, edit: Callable[[exchange_pb2.HotlistSnapshot], No
 class TestOpen:
     def test_succeeds_with_every_field_back(self) -> None:
         opened = open_(snapshot())
-        assert [(e.entry_id, e.list_name, e.entry) for e in opened.added] == [
-            ("e-1", "stolen", STOLEN)
-        ]
+        entries = opened.entries
+        assert (entries.entry_ids, entries.plates) == (["e-1"], ["7ABC123"])
+        [fields] = entries.fields
+        assert (fields.list_name, entry_from_message("7ABC123", fields)) == ("stolen", STOLEN)
         assert opened.ended == ["e-0"]
         received = opened.received
         assert (received.version, received.since_version, received.expires_at) == (
@@ -141,5 +149,5 @@ class TestOpen:
             message.encrypted_fields = key.encrypt(fields.SerializeToString())
 
         opened = open_(resign(snapshot(), smuggle))
-        assert [e.entry_id for e in opened.added] == ["e-1"]
+        assert opened.entries.entry_ids == ["e-1"]
         assert opened.refused == [("e-2", "4XYZ999", f"list_type: {FORBIDDEN_REASON}")]

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from alpr.common.v1 import hotlist_pb2
 from node.errors import ValidationError
 from node.hotlists import (
     FORBIDDEN_LIST_TYPES,
@@ -21,6 +22,7 @@ from node.hotlists import (
     ensure_allowed,
     normalize_plate,
 )
+from node.hotlists.codec import frame_fields
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -278,3 +280,13 @@ class TestHotlistEntry:
     def test_succeeds_at_the_limits(self) -> None:
         made = entry(reason="r" * 500, case_number="c" * 64, contact="c" * 200, ncic_number="")
         assert len(made.reason) == 500
+
+
+class TestFraming:
+    @given(st.lists(st.binary(max_size=300), max_size=20))
+    @example([b"", b"x" * 127, b"y" * 128, b"z" * 20000])
+    def test_succeeds_framing_exactly_as_protobuf_serializes(self, items: list[bytes]) -> None:
+        messages = [hotlist_pb2.HotlistEntryFields(reason=item.hex()) for item in items]
+        serialized = [message.SerializeToString() for message in messages]
+        expected = hotlist_pb2.HotlistEntryFieldsList(fields=messages).SerializeToString()
+        assert frame_fields(serialized) == expected

@@ -98,20 +98,18 @@ class TestVersions:
         first = store.add("stolen", [STOLEN, PARTIAL])
         assert store.version() == 1
         full = store.changes_since(0)
-        assert (full.version, len(full.added), full.ended) == (1, 2, [])
+        assert (full.version, full.plates, full.ended) == (1, ["7ABC123", "7AB?12*"], [])
+        assert full.entries() == [STOLEN, PARTIAL]
 
         store.cancel(first[0].entry_id)
         [third] = store.add("stolen", [STOLEN])
         delta = store.changes_since(1)
         assert delta.version == 3
-        assert [s.entry_id for s in delta.added] == [third.entry_id]
+        assert delta.entry_ids == [third.entry_id]
         assert delta.ended == [first[0].entry_id]
 
-        assert {s.entry_id for s in store.changes_since(0).added} == {
-            first[1].entry_id,
-            third.entry_id,
-        }
-        assert store.changes_since(3).added == []
+        assert set(store.changes_since(0).entry_ids) == {first[1].entry_id, third.entry_id}
+        assert store.changes_since(3).entry_ids == []
 
     @pytest.mark.parametrize("version", [-1, 5])
     def test_fails_for_a_version_we_never_had(self, store: HotlistStore, version: int) -> None:

@@ -1,0 +1,251 @@
+"""Benchmark: a partner's hotlist pulled end to end, against plain protobuf, no crypto, no store.
+
+    python scripts/bench/hotlist_sync.py [--sizes 100000 1000000] [--delta 1000]
+
+For each size it builds two nodes (issuer and receiver) with an agreement between them,
+fills the issuer's list (not timed), serves the issuer as a real `alpr serve` process,
+and in a fresh receiver process times a full pull: sign, encrypt, send, verify,
+decrypt, store. Then it adds `--delta` entries to the issuer and times the delta pull.
+The baseline, in the same run, sends the same entries as one plain protobuf message
+over an insecure gRPC channel and only parses them. Peak RSS is the receiver process's.
+Targets (issue "Exchange"): 1M entries under 15 s and 1.5 GB; a 1k delta under 200 ms;
+crypto and store at most 3x the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent import futures
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from alpr.common.v1 import hotlist_pb2  # noqa: E402
+from alpr.federation.v1 import exchange_pb2  # noqa: E402
+from federation.agreements import AgreementBook  # noqa: E402
+from federation.peers import Peer, PeerRegistry  # noqa: E402
+from federation.terms import Grant  # noqa: E402
+from gateway.config import load_config  # noqa: E402
+from gateway.node_dir import init_node, open_node  # noqa: E402
+from gateway.services import Services  # noqa: E402
+from node.clock import system_clock  # noqa: E402
+from node.hotlists.codec import fields_message  # noqa: E402
+from node.hotlists.entry import HotlistEntry, ListType  # noqa: E402
+from node.hotlists.store import HotlistStore  # noqa: E402
+from node.pki import CertificateAuthority  # noqa: E402
+
+ISSUER, RECEIVER = "CA0190000", "CA0194200"
+BATCH = 50_000
+
+
+def entries(count: int, offset: int = 0) -> list[HotlistEntry]:
+    """`count` distinct plausible entries."""
+    return [
+        HotlistEntry(
+            plate=f"{(offset + i) % 10}{chr(65 + (offset + i) // 10 % 26)}"
+            f"{chr(65 + (offset + i) // 260 % 26)}{(offset + i) // 6760:04d}"[:8],
+            state="CA",
+            list_type=ListType.STOLEN_VEHICLE,
+            reason="stolen from a parking structure",
+            case_number=f"26-{offset + i:06d}",
+            ncic_number=f"V{offset + i:09d}",
+            contact="Auto Theft Detail 213-555-0100",
+        )
+        for i in range(count)
+    ]
+
+
+def build(base: Path, size: int) -> tuple[Path, Path]:
+    """Two nodes with an active agreement, the issuer's list filled with `size` entries."""
+    now = datetime.now(UTC)
+    ca = CertificateAuthority.create("bench.alpr", now=now)
+    directories = {}
+    for ori in (ISSUER, RECEIVER):
+        directories[ori] = base / ori
+        init_node(directories[ori], ori=ori, name=ori, federation=None, ca=ca,
+                  hosts=("localhost",), listen="localhost:0", store_url="", now=now)  # fmt: skip
+        config_text = (directories[ori] / "node.toml").read_text()
+        (directories[ori] / "node.toml").write_text(
+            config_text.replace("max_message_bytes = 4194304", "max_message_bytes = 67108864")
+        )
+    nodes = {ori: open_node(load_config(d, {}), now=now) for ori, d in directories.items()}
+    books = {}
+    for ori, node in nodes.items():
+        other = RECEIVER if ori == ISSUER else ISSUER
+        peers = PeerRegistry(node.engine, clock=system_clock)
+        peers.add(Peer(ori=other, name=other, endpoint="localhost:1",
+                       spiffe_id=f"spiffe://bench.alpr/agency/{other}",
+                       signing_public_key=nodes[other].signer.public_key.public_bytes))  # fmt: skip
+        books[ori] = AgreementBook(node.engine, ori=ori, federation="bench.alpr",
+                                   signer=node.signer, peers=peers, clock=system_clock)  # fmt: skip
+    draft = books[ISSUER].create(partner_ori=RECEIVER, starts_at=now - timedelta(minutes=1),
+                                 sunsets_at=now + timedelta(days=30),
+                                 we_grant={Grant.RECEIVE_HOTLISTS}, they_grant=set(),
+                                 purposes=["stolen vehicle recovery"])  # fmt: skip
+    issuer_peer = PeerRegistry(nodes[RECEIVER].engine, clock=system_clock).require(ISSUER)
+    books[RECEIVER].receive_proposal(draft.envelope, issuer_peer)
+    books[ISSUER].mark_proposed(draft.id)
+    both = books[RECEIVER].countersign(draft.id)
+    books[RECEIVER].activate(draft.id, both)
+    books[ISSUER].activate(draft.id, both)
+    store = HotlistStore(nodes[ISSUER].engine, data_key=nodes[ISSUER].data_key, clock=system_clock)
+    store.create_list("stolen")
+    for start in range(0, size, BATCH):
+        store.add("stolen", entries(min(BATCH, size - start), start))
+    for node in nodes.values():
+        node.engine.dispose()
+    return directories[ISSUER], directories[RECEIVER]
+
+
+def serve_issuer(directory: Path) -> tuple[subprocess.Popen[str], int]:
+    """`alpr serve` the issuer; the process and its port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", str(directory)],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in process.stderr or ():
+        entry = json.loads(line)
+        if entry["msg"] == "serving":
+            return process, int(entry["port"])
+    raise RuntimeError("the issuer did not start")
+
+
+def child_pull(receiver: Path, port: int) -> dict[str, float]:
+    """In this (fresh) process: one pull from the issuer; seconds and peak RSS in MB."""
+    config = load_config(receiver, {})
+    node = open_node(config, now=datetime.now(UTC))
+    services = Services.build(node, clock=system_clock)
+    services.peers.update(ISSUER, {"endpoint": f"localhost:{port}"})
+
+    async def pull() -> float:
+        started = time.perf_counter()
+        result = await services.sharing.pull(ISSUER)
+        if not result.acknowledged:
+            raise RuntimeError("the issuer did not take the acknowledgement")
+        return time.perf_counter() - started
+
+    seconds = asyncio.run(pull())
+    return {"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def baseline_server(size: int) -> tuple[grpc.Server, int]:
+    """A plain gRPC server answering with the entries as one unencrypted protobuf message."""
+    listed = entries(size)
+    fields = hotlist_pb2.HotlistEntryFieldsList(
+        fields=[fields_message(entry, "stolen") for entry in listed]
+    )
+    payload = exchange_pb2.HotlistSnapshot(
+        entry_ids=[str(uuid.UUID(int=i)) for i in range(size)],
+        plates=[entry.plate for entry in listed],
+        encrypted_fields=fields.SerializeToString(),  # in clear: no crypto in the baseline
+    ).SerializeToString()
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Plain", {"Get": grpc.unary_unary_rpc_method_handler(lambda req, ctx: payload)}
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(2),
+                         options=[("grpc.max_send_message_length", 1 << 30)])  # fmt: skip
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("localhost:0")
+    server.start()
+    return server, port
+
+
+def child_baseline(port: int) -> dict[str, float]:
+    """In this (fresh) process: fetch and parse the plain message; seconds and peak RSS."""
+    started = time.perf_counter()
+    with grpc.insecure_channel(
+        f"localhost:{port}", options=[("grpc.max_receive_message_length", 1 << 30)]
+    ) as channel:
+        get = channel.unary_unary(
+            "/bench.Plain/Get", request_serializer=None, response_deserializer=None
+        )
+        data = get(b"", timeout=600)
+    snapshot = exchange_pb2.HotlistSnapshot.FromString(data)
+    fields = hotlist_pb2.HotlistEntryFieldsList.FromString(snapshot.encrypted_fields)
+    if len(fields.fields) != len(snapshot.plates):
+        raise RuntimeError("the baseline message is inconsistent")
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def in_child(*argv: str) -> dict[str, float]:
+    """Run this script's child mode in a fresh process; its JSON answer."""
+    done = subprocess.run([sys.executable, __file__, "--child", *argv], cwd=ROOT,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}  # type: ignore[dict-item]
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def measure(size: int, delta: int) -> list[tuple[str, dict[str, float]]]:
+    """The rows for one list size."""
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        issuer, receiver = build(Path(scratch), size)
+        process, port = serve_issuer(issuer)
+        try:
+            rows.append((f"full pull {size:,}", in_child("pull", str(receiver), str(port))))
+            engine_node = open_node(load_config(issuer, {}), now=datetime.now(UTC))
+            HotlistStore(engine_node.engine, data_key=engine_node.data_key,
+                         clock=system_clock).add("stolen", entries(delta, size))  # fmt: skip
+            engine_node.engine.dispose()
+            rows.append(
+                (f"delta {delta:,} on {size:,}", in_child("pull", str(receiver), str(port)))
+            )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        server, port = baseline_server(size)
+        try:
+            rows.append((f"baseline {size:,} (plain protobuf)", in_child("baseline", str(port))))
+        finally:
+            server.stop(None)
+    return rows
+
+
+def main() -> int:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--delta", type=int, default=1_000)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, *rest = args.child
+        answer = (
+            child_pull(Path(rest[0]), int(rest[1]))
+            if mode == "pull"
+            else child_baseline(int(rest[0]))
+        )
+        print(json.dumps(answer))
+        return 0
+    print(f"hotlist_sync on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"{'case':<36}{'seconds':>10}{'peak RSS MB':>14}{'x baseline':>12}")
+    for size in args.sizes:
+        rows = measure(size, args.delta)
+        base = rows[-1][1].get("seconds")
+        for name, row in rows:
+            if "error" in row:
+                print(f"{name:<36}  failed: {row['error']}")
+                continue
+            ratio = f"{row['seconds'] / base:.1f}" if base and "baseline" not in name else ""
+            print(f"{name:<36}{row['seconds']:>10.3f}{row['rss_mb']:>14.0f}{ratio:>12}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
