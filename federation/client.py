@@ -16,6 +16,10 @@ from federation.peers import Peer
 from node.errors import UnavailableError
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
+# A full pull of a large list is signed, sealed and sent in one answer: give it longer.
+HOTLIST_TIMEOUT_SECONDS = 120.0
+# The largest answer taken from a partner: a full snapshot of a million-entry list is ~170 MB.
+MAX_ANSWER_BYTES = 512 * 1024 * 1024
 _Response = TypeVar("_Response")
 
 
@@ -31,7 +35,7 @@ class PartnerClient:
         credentials: grpc.ChannelCredentials,
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        max_message_bytes: int = 64 * 1024 * 1024,
+        max_message_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         """Present `credentials` (our node certificate, trusting the federation CA).
 
@@ -84,7 +88,7 @@ class PartnerClient:
         """
         message = pb.GetHotlistRequest(request=request.to_proto())
         answer = await self._call(
-            peer, lambda stub: stub.GetHotlist(message, timeout=self._timeout)
+            peer, lambda stub: stub.GetHotlist(message, timeout=HOTLIST_TIMEOUT_SECONDS)
         )
         return Envelope.from_proto(answer.snapshot), Envelope.from_proto(answer.receipt)
 

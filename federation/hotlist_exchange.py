@@ -21,7 +21,7 @@ from federation.errors import InvalidEnvelopeError
 from federation.exchange import digest
 from federation.peers import Peer
 from node.ed25519 import DataKey, DecryptionError, Ed25519Signer
-from node.hotlists.codec import frame_fields, problem_with
+from node.hotlists.codec import problem_with
 from node.hotlists.partner_store import ReceivedEntries, ReceivedList
 from node.hotlists.store import Changes
 
@@ -50,7 +50,7 @@ def sign_snapshot(
         sealed_key=recipient.key.seal(key.key),
         entry_ids=changes.entry_ids,
         plates=changes.plates,
-        encrypted_fields=key.encrypt(frame_fields(changes.fields)),
+        encrypted_fields=key.encrypt(changes.framed_fields),
         ended_entry_ids=changes.ended,
     )
     snapshot.issued_at.FromDatetime(now)

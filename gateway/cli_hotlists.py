@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 import grpc
 
 from alpr.admin.v1 import hotlists_pb2 as pb
+from alpr.admin.v1 import partner_hotlists_pb2
 from gateway.cli_admin import Stub, _call, _connection_options, _print_rows, _timestamp
 from node.errors import ValidationError
 
@@ -137,6 +138,18 @@ def _entries(args: argparse.Namespace) -> int:
     return _call(args, action)
 
 
+def _pull(args: argparse.Namespace) -> int:
+    def action(admin: Stub, _: grpc.Channel) -> None:
+        request = partner_hotlists_pb2.PullPartnerHotlistRequest(partner_ori=args.partner)
+        got = admin.PullPartnerHotlist(request, timeout=args.timeout)
+        acknowledged = "acknowledged" if got.acknowledged else "NOT acknowledged (flagged)"
+        print(f"pulled {args.partner} to version {got.version}: {got.added} added, "
+              f"{got.ended} ended, {got.refused} refused; receipt {got.exchange_id} "
+              f"verified and {acknowledged}")  # fmt: skip
+
+    return _call(args, action)
+
+
 def _end(args: argparse.Namespace) -> int:
     def action(admin: Stub, _: grpc.Channel) -> None:
         if args.how == "cancel":
@@ -221,5 +234,8 @@ def add_hotlist_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     )
     load.add_argument("--list-type", help="CLEW: the type of lines with no category")
     load.set_defaults(run=_import)
-    for command in (create, listing, add, entries, remove, cancel, load):
+    pull = steps.add_parser("pull", help="pull a partner's hotlists now, as the refresh job does")
+    pull.add_argument("partner", help="the partner's ORI")
+    pull.set_defaults(run=_pull)
+    for command in (create, listing, add, entries, remove, cancel, load, pull):
         _connection_options(command)

@@ -88,7 +88,8 @@ def create_server(
         ],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", config.max_message_bytes),
+            # What we send is ours (a whole hotlist snapshot can be large); what we take is bounded.
+            ("grpc.max_send_message_length", -1),
         ],
     )
     services = services or Services.build(node, clock=clock)

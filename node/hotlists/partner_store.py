@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
@@ -24,7 +24,7 @@ from node.ed25519 import DataKey
 from node.errors import PreconditionError, ValidationError
 from node.hotlists.codec import entry_from_message
 from node.hotlists.entry import HotlistEntry, PlatePattern
-from node.store.engine import table_of
+from node.store.engine import insert_rows, table_of
 from node.store.hotlist_models import PartnerChunkRecord, PartnerEntryRecord, PartnerHotlistRecord
 from node.store.models import utc
 
@@ -137,35 +137,39 @@ class PartnerHotlists:
     def _insert(
         self, session: Session, issuer: str, columns: ReceivedEntries, first_chunk: int
     ) -> None:
-        chunks, entries = [], []
-        for start in range(0, len(columns.entry_ids), CHUNK_SIZE):
-            chunk = first_chunk + start // CHUNK_SIZE
-            stop = start + CHUNK_SIZE
-            fields = hotlist_pb2.HotlistEntryFieldsList(fields=columns.fields[start:stop])
-            chunks.append(
-                {
-                    "issuer_ori": issuer,
-                    "chunk": chunk,
-                    "fields": self._key.encrypt(fields.SerializeToString()),
-                }
+        count = len(columns.entry_ids)
+        chunks = (
+            (
+                issuer,
+                first_chunk + start // CHUNK_SIZE,
+                self._key.encrypt(
+                    hotlist_pb2.HotlistEntryFieldsList(
+                        fields=columns.fields[start : start + CHUNK_SIZE]
+                    ).SerializeToString()
+                ),
             )
-            entries += [
-                {
-                    "issuer_ori": issuer,
-                    "entry_id": entry_id,
-                    "plate": plate,
-                    "is_partial": "?" in plate or "*" in plate,
-                    "chunk": chunk,
-                    "slot": slot,
-                }
-                for slot, (entry_id, plate) in enumerate(
-                    zip(columns.entry_ids[start:stop], columns.plates[start:stop], strict=True)
-                )
-            ]
-        if chunks:  # Core inserts: the ORM's bulk path costs more than SQLite itself here
-            connection = session.connection()
-            connection.execute(insert(table_of(PartnerChunkRecord)), chunks)
-            connection.execute(insert(table_of(PartnerEntryRecord)), entries)
+            for start in range(0, count, CHUNK_SIZE)
+        )
+        insert_rows(
+            session, table_of(PartnerChunkRecord), ("issuer_ori", "chunk", "fields"), chunks
+        )
+        entries = (
+            (
+                issuer,
+                columns.entry_ids[i],
+                plate,
+                "?" in plate or "*" in plate,
+                first_chunk + i // CHUNK_SIZE,
+                i % CHUNK_SIZE,
+            )
+            for i, plate in enumerate(columns.plates)
+        )
+        insert_rows(
+            session,
+            table_of(PartnerEntryRecord),
+            ("issuer_ori", "entry_id", "plate", "is_partial", "chunk", "slot"),
+            entries,
+        )
 
     def find(self, plate: str) -> list[PartnerMatch]:
         """Entries for `plate` on partner lists in force now: whole plates and partial patterns."""

@@ -9,26 +9,37 @@ clear; the other fields are encrypted with the node's data key (HOT-2).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert
+from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from alpr.common.v1 import hotlist_pb2
 from node.clock import Clock
 from node.ed25519 import DataKey
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
-from node.hotlists.codec import decode_fields, encode_fields
+from node.hotlists.codec import encode_fields, entry_from_message, frame_fields
 from node.hotlists.entry import HotlistEntry
-from node.store.engine import lock_for_write, table_of
-from node.store.hotlist_models import HotlistEntryRecord, HotlistRecord, HotlistVersion
+from node.store.engine import fetch_tuples, insert_rows, lock_for_write, table_of
+from node.store.hotlist_models import (
+    HotlistChunkRecord,
+    HotlistEntryRecord,
+    HotlistRecord,
+    HotlistVersion,
+)
 from node.store.models import utc
 
 MAX_LIST_NAME = 100
 MAX_BATCH = 100_000
+CHUNK_SIZE = 1000
+_ENTRY_COLUMNS = (
+    "id", "hotlist_id", "plate", "is_partial", "chunk_id", "slot",
+    "version", "created_at", "ended_at", "ended_how",
+)  # fmt: skip
 REMOVED = "removed"
 CANCELLED = "cancelled"
 
@@ -67,19 +78,62 @@ class Changes:
         version: The version the changes bring a holder to.
         entry_ids: Ids of the entries added, oldest first.
         plates: Their plates or partial patterns, in the same order.
-        fields: Their serialized `HotlistEntryFields`, decrypted, in the same order.
+        framed_fields: Their fields as one serialized `HotlistEntryFieldsList`, decrypted,
+            in the same order.
         ended: Ids of entries removed or cancelled after the version.
     """
 
     version: int
     entry_ids: list[str]
     plates: list[str]
-    fields: list[bytes]
+    framed_fields: bytes
     ended: list[str]
 
     def entries(self) -> list[HotlistEntry]:
         """The added entries, decoded and validated (for small change sets)."""
-        return [decode_fields(p, f)[0] for p, f in zip(self.plates, self.fields, strict=True)]
+        fields = hotlist_pb2.HotlistEntryFieldsList.FromString(self.framed_fields).fields
+        return [entry_from_message(p, f) for p, f in zip(self.plates, fields, strict=True)]
+
+
+class _Chunks:
+    """Decrypts each chunk of fields once per operation."""
+
+    def __init__(self, session: Session, key: DataKey) -> None:
+        self._session = session
+        self._key = key
+        self._plain: dict[int, bytes] = {}
+        self._parsed: dict[int, hotlist_pb2.HotlistEntryFieldsList] = {}
+
+    def load(self, chunk_ids: Iterable[int]) -> None:
+        """Decrypt these chunks, in one query and one pass."""
+        wanted = sorted(set(chunk_ids) - set(self._plain))
+        table = table_of(HotlistChunkRecord)
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            rows = self._session.connection().execute(
+                sa_select(table.c.id, table.c.fields).where(table.c.id.in_(batch))
+            )
+            for chunk_id, ciphertext in rows:
+                self._plain[chunk_id] = ciphertext
+        pending = [i for i in wanted if i in self._plain]
+        for chunk_id, plain in zip(
+            pending, self._key.decrypt_many(self._plain[i] for i in pending), strict=True
+        ):
+            self._plain[chunk_id] = plain
+
+    def plaintext(self, chunk_id: int) -> bytes:
+        """The serialized fields list of a chunk."""
+        if chunk_id not in self._plain:
+            self.load([chunk_id])
+        return self._plain[chunk_id]
+
+    def fields(self, chunk_id: int) -> hotlist_pb2.HotlistEntryFieldsList:
+        """The parsed fields list of a chunk."""
+        if chunk_id not in self._parsed:
+            self._parsed[chunk_id] = hotlist_pb2.HotlistEntryFieldsList.FromString(
+                self.plaintext(chunk_id)
+            )
+        return self._parsed[chunk_id]
 
 
 class HotlistStore:
@@ -139,20 +193,34 @@ class HotlistStore:
             hotlist_id = self._require_list(session, list_name).id
             assert hotlist_id is not None  # noqa: S101 (a stored row has its key)
             ids = [str(uuid.uuid4()) for _ in entries]
-            rows = [
-                {
-                    "id": entry_id,
-                    "hotlist_id": hotlist_id,
-                    "plate": entry.plate,
-                    "is_partial": entry.is_partial,
-                    "fields": self._key.encrypt(encode_fields(entry, list_name)),
-                    "version": version,
-                    "created_at": now,
-                    "ended_how": "",
-                }
-                for entry_id, entry in zip(ids, entries, strict=True)
-            ]
-            session.connection().execute(insert(table_of(HotlistEntryRecord)), rows)
+            for start in range(0, len(entries), CHUNK_SIZE):
+                part = entries[start : start + CHUNK_SIZE]
+                framed = frame_fields([encode_fields(entry, list_name) for entry in part])
+                chunk = HotlistChunkRecord(fields=self._key.encrypt(framed))
+                session.add(chunk)
+                session.flush()
+                insert_rows(
+                    session,
+                    table_of(HotlistEntryRecord),
+                    _ENTRY_COLUMNS,
+                    (
+                        (
+                            entry_id,
+                            hotlist_id,
+                            entry.plate,
+                            entry.is_partial,
+                            chunk.id,
+                            slot,
+                            version,
+                            now,
+                            None,
+                            "",
+                        )
+                        for slot, (entry_id, entry) in enumerate(
+                            zip(ids[start : start + CHUNK_SIZE], part, strict=True)
+                        )
+                    ),
+                )
             session.commit()
         return [
             StoredEntry(entry_id, list_name, entry, version)
@@ -187,7 +255,7 @@ class HotlistStore:
             record = session.get(HotlistEntryRecord, entry_id)
             if record is None:
                 raise NotFoundError(f"no hotlist entry {entry_id}")
-            return self._stored(record)
+            return self._stored(record, _Chunks(session, self._key))
 
     def entries(self, list_name: str | None = None) -> list[StoredEntry]:
         """Every entry in force, on one list or all, oldest first.
@@ -201,7 +269,9 @@ class HotlistStore:
                 hotlist = self._require_list(session, list_name)
                 query = query.where(col(HotlistEntryRecord.hotlist_id) == hotlist.id)
             records = session.exec(query.order_by(col(HotlistEntryRecord.version))).all()
-            return [self._stored(record) for record in records]
+            chunks = _Chunks(session, self._key)
+            chunks.load(record.chunk_id for record in records)
+            return [self._stored(record, chunks) for record in records]
 
     def version(self) -> int:
         """The current version of the agency's hotlists (0 before the first change)."""
@@ -212,8 +282,8 @@ class HotlistStore:
     def changes_since(self, version: int) -> Changes:
         """Everything that changed after `version`; from 0, every entry in force.
 
-        Reads columns rather than objects and decrypts in bulk: a million entries is
-        one query and one pass.
+        Reads columns rather than objects and decrypts a chunk per thousand entries; a
+        chunk whose entries are all still in force is passed on as it was stored.
 
         Raises:
             ValidationError: `version` is negative or ahead of ours.
@@ -224,19 +294,35 @@ class HotlistStore:
             current = row.version if row else 0
             if not 0 <= version <= current:
                 raise ValidationError("since_version", f"must be 0 to {current}, not {version}")
-            query = sa_select(table.c.id, table.c.plate, table.c.fields, table.c.ended_at)
-            query = query.where(table.c.version > version)
+            query = sa_select(
+                table.c.id, table.c.plate, table.c.chunk_id, table.c.slot, table.c.ended_at
+            ).where(table.c.version > version)
             if version == 0:
                 query = query.where(table.c.ended_at.is_(None))
-            rows = session.connection().execute(query.order_by(table.c.version)).all()
-        added = [row for row in rows if row.ended_at is None]
-        return Changes(
-            version=current,
-            entry_ids=[row.id for row in added],
-            plates=[row.plate for row in added],
-            fields=self._key.decrypt_many(row.fields for row in added),
-            ended=[row.id for row in rows if row.ended_at is not None],
-        )
+            order = (table.c.version, table.c.chunk_id, table.c.slot)
+            rows = fetch_tuples(session, query.order_by(*order))
+            entry_ids, plates, ended = [], [], []
+            by_chunk: dict[int, list[int]] = {}
+            for entry_id, plate, chunk_id, slot, ended_at in rows:
+                if ended_at is None:
+                    entry_ids.append(entry_id)
+                    plates.append(plate)
+                    by_chunk.setdefault(chunk_id, []).append(slot)
+                else:
+                    ended.append(entry_id)
+            chunks = _Chunks(session, self._key)
+            chunks.load(by_chunk)
+            pieces = []
+            for chunk_id, slots in by_chunk.items():  # in row order: dicts keep insertion order
+                fields = chunks.fields(chunk_id)
+                if slots == list(range(len(fields.fields))):
+                    pieces.append(chunks.plaintext(chunk_id))
+                else:
+                    subset = [fields.fields[slot] for slot in slots]
+                    pieces.append(
+                        hotlist_pb2.HotlistEntryFieldsList(fields=subset).SerializeToString()
+                    )
+        return Changes(current, entry_ids, plates, b"".join(pieces), ended)
 
     def _end(self, entry_id: str, how: str) -> StoredEntry:
         with Session(self._engine) as session:
@@ -249,7 +335,7 @@ class HotlistStore:
             record.ended_at, record.ended_how, record.version = self._clock(), how, version
             session.add(record)
             session.commit()
-            return self._stored(record)
+            return self._stored(record, _Chunks(session, self._key))
 
     def _next_version(self, session: Session) -> int:
         """Raise the version under the write lock; first thing in the session's transaction."""
@@ -262,9 +348,11 @@ class HotlistStore:
         session.add(row)
         return row.version
 
-    def _stored(self, record: HotlistEntryRecord) -> StoredEntry:
-        entry, list_name = decode_fields(record.plate, self._key.decrypt(record.fields))
-        return StoredEntry(record.id, list_name, entry, record.version, record.ended_how)
+    @staticmethod
+    def _stored(record: HotlistEntryRecord, chunks: _Chunks) -> StoredEntry:
+        message = chunks.fields(record.chunk_id).fields[record.slot]
+        entry = entry_from_message(record.plate, message)
+        return StoredEntry(record.id, message.list_name, entry, record.version, record.ended_how)
 
     @staticmethod
     def _find_list(session: Session, name: str) -> HotlistRecord | None:

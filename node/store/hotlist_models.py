@@ -23,6 +23,19 @@ class HotlistRecord(SQLModel, table=True):
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
+class HotlistChunkRecord(SQLModel, table=True):
+    """The encrypted fields of up to a thousand own entries added together (HOT-2).
+
+    The plaintext is a serialized `HotlistEntryFieldsList`: a snapshot of entries added
+    together reuses it whole, so a million entries are a thousand decryptions.
+    """
+
+    __tablename__ = "hotlist_chunk"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fields: bytes
+
+
 class HotlistEntryRecord(SQLModel, table=True):
     """An entry of an own hotlist. Removed and cancelled entries stay as tombstones for deltas."""
 
@@ -32,7 +45,8 @@ class HotlistEntryRecord(SQLModel, table=True):
     hotlist_id: int = Field(foreign_key="hotlist.id", index=True)
     plate: str = Field(max_length=16, index=True)
     is_partial: bool
-    fields: bytes
+    chunk_id: int = Field(foreign_key="hotlist_chunk.id")
+    slot: int
     version: int = Field(sa_type=BigInteger, index=True)
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
     ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

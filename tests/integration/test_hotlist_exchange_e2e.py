@@ -276,3 +276,23 @@ def _engine(agency: Agency) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+class TestOperatorPull:
+    def test_succeeds_through_the_admin_rpc_and_cli(
+        self,
+        pair: tuple[Agency, Agency, str],
+        federation: Federation,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        lapd, _, _ = pair
+        cert, key = federation.client_files(LAPD, PrincipalKind.USER, "sgt-ray")
+        connection = ["--target", lapd.node.target, "--ca", str(federation.ca_file),
+                      "--cert", str(cert), "--key", str(key)]  # fmt: skip
+        code = main(["hotlists", "pull", LASD, *connection])
+        out = capsys.readouterr().out
+        assert code == 0
+        assert f"pulled {LASD} to version 1: 2 added, 0 ended, 0 refused" in out
+        assert "verified and acknowledged" in out
+        [received] = lapd.audit_events("exchange.hotlist_received")
+        assert received.actor == f"spiffe://test.alpr/agency/{LAPD}/user/sgt-ray"

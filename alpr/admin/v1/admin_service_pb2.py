@@ -24,12 +24,13 @@ _sym_db = _symbol_database.Default()
 
 from alpr.admin.v1 import agreements_pb2 as alpr_dot_admin_dot_v1_dot_agreements__pb2
 from alpr.admin.v1 import hotlists_pb2 as alpr_dot_admin_dot_v1_dot_hotlists__pb2
+from alpr.admin.v1 import partner_hotlists_pb2 as alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2
 from alpr.admin.v1 import peers_pb2 as alpr_dot_admin_dot_v1_dot_peers__pb2
 from alpr.common.v1 import identity_pb2 as alpr_dot_common_dot_v1_dot_identity__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!alpr/admin/v1/admin_service.proto\x12\ralpr.admin.v1\x1a\x1e\x61lpr/admin/v1/agreements.proto\x1a\x1c\x61lpr/admin/v1/hotlists.proto\x1a\x19\x61lpr/admin/v1/peers.proto\x1a\x1d\x61lpr/common/v1/identity.proto\x1a\x1fgoogle/api/field_behavior.proto\"\x14\n\x12GetNodeInfoRequest\"J\n\x13GetNodeInfoResponse\x12\x33\n\x04node\x18\x01 \x01(\x0b\x32\x1f.alpr.common.v1.NodeDescriptionB\x04\xe2\x41\x01\x03\"\x0f\n\rWhoAmIRequest\"D\n\x0eWhoAmIResponse\x12\x32\n\tprincipal\x18\x01 \x01(\x0b\x32\x19.alpr.common.v1.PrincipalB\x04\xe2\x41\x01\x03\x32\xe8\x0e\n\x0c\x41\x64minService\x12T\n\x0bGetNodeInfo\x12!.alpr.admin.v1.GetNodeInfoRequest\x1a\".alpr.admin.v1.GetNodeInfoResponse\x12\x45\n\x06WhoAmI\x12\x1c.alpr.admin.v1.WhoAmIRequest\x1a\x1d.alpr.admin.v1.WhoAmIResponse\x12H\n\x07\x41\x64\x64Peer\x12\x1d.alpr.admin.v1.AddPeerRequest\x1a\x1e.alpr.admin.v1.AddPeerResponse\x12N\n\tListPeers\x12\x1f.alpr.admin.v1.ListPeersRequest\x1a .alpr.admin.v1.ListPeersResponse\x12Q\n\nUpdatePeer\x12 .alpr.admin.v1.UpdatePeerRequest\x1a!.alpr.admin.v1.UpdatePeerResponse\x12Q\n\nRemovePeer\x12 .alpr.admin.v1.RemovePeerRequest\x1a!.alpr.admin.v1.RemovePeerResponse\x12`\n\x0f\x43reateAgreement\x12%.alpr.admin.v1.CreateAgreementRequest\x1a&.alpr.admin.v1.CreateAgreementResponse\x12\x63\n\x10ProposeAgreement\x12&.alpr.admin.v1.ProposeAgreementRequest\x1a\'.alpr.admin.v1.ProposeAgreementResponse\x12`\n\x0f\x41\x63\x63\x65ptAgreement\x12%.alpr.admin.v1.AcceptAgreementRequest\x1a&.alpr.admin.v1.AcceptAgreementResponse\x12`\n\x0fRevokeAgreement\x12%.alpr.admin.v1.RevokeAgreementRequest\x1a&.alpr.admin.v1.RevokeAgreementResponse\x12]\n\x0eRenewAgreement\x12$.alpr.admin.v1.RenewAgreementRequest\x1a%.alpr.admin.v1.RenewAgreementResponse\x12]\n\x0eListAgreements\x12$.alpr.admin.v1.ListAgreementsRequest\x1a%.alpr.admin.v1.ListAgreementsResponse\x12x\n\x17ImportNonComplianceList\x12-.alpr.admin.v1.ImportNonComplianceListRequest\x1a..alpr.admin.v1.ImportNonComplianceListResponse\x12Z\n\rCreateHotlist\x12#.alpr.admin.v1.CreateHotlistRequest\x1a$.alpr.admin.v1.CreateHotlistResponse\x12W\n\x0cListHotlists\x12\".alpr.admin.v1.ListHotlistsRequest\x1a#.alpr.admin.v1.ListHotlistsResponse\x12\x66\n\x11\x41\x64\x64HotlistEntries\x12\'.alpr.admin.v1.AddHotlistEntriesRequest\x1a(.alpr.admin.v1.AddHotlistEntriesResponse\x12i\n\x12ListHotlistEntries\x12(.alpr.admin.v1.ListHotlistEntriesRequest\x1a).alpr.admin.v1.ListHotlistEntriesResponse\x12i\n\x12RemoveHotlistEntry\x12(.alpr.admin.v1.RemoveHotlistEntryRequest\x1a).alpr.admin.v1.RemoveHotlistEntryResponse\x12i\n\x12\x43\x61ncelHotlistEntry\x12(.alpr.admin.v1.CancelHotlistEntryRequest\x1a).alpr.admin.v1.CancelHotlistEntryResponse\x12Z\n\rImportHotlist\x12#.alpr.admin.v1.ImportHotlistRequest\x1a$.alpr.admin.v1.ImportHotlistResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!alpr/admin/v1/admin_service.proto\x12\ralpr.admin.v1\x1a\x1e\x61lpr/admin/v1/agreements.proto\x1a\x1c\x61lpr/admin/v1/hotlists.proto\x1a$alpr/admin/v1/partner_hotlists.proto\x1a\x19\x61lpr/admin/v1/peers.proto\x1a\x1d\x61lpr/common/v1/identity.proto\x1a\x1fgoogle/api/field_behavior.proto\"\x14\n\x12GetNodeInfoRequest\"J\n\x13GetNodeInfoResponse\x12\x33\n\x04node\x18\x01 \x01(\x0b\x32\x1f.alpr.common.v1.NodeDescriptionB\x04\xe2\x41\x01\x03\"\x0f\n\rWhoAmIRequest\"D\n\x0eWhoAmIResponse\x12\x32\n\tprincipal\x18\x01 \x01(\x0b\x32\x19.alpr.common.v1.PrincipalB\x04\xe2\x41\x01\x03\x32\xd3\x0f\n\x0c\x41\x64minService\x12T\n\x0bGetNodeInfo\x12!.alpr.admin.v1.GetNodeInfoRequest\x1a\".alpr.admin.v1.GetNodeInfoResponse\x12\x45\n\x06WhoAmI\x12\x1c.alpr.admin.v1.WhoAmIRequest\x1a\x1d.alpr.admin.v1.WhoAmIResponse\x12H\n\x07\x41\x64\x64Peer\x12\x1d.alpr.admin.v1.AddPeerRequest\x1a\x1e.alpr.admin.v1.AddPeerResponse\x12N\n\tListPeers\x12\x1f.alpr.admin.v1.ListPeersRequest\x1a .alpr.admin.v1.ListPeersResponse\x12Q\n\nUpdatePeer\x12 .alpr.admin.v1.UpdatePeerRequest\x1a!.alpr.admin.v1.UpdatePeerResponse\x12Q\n\nRemovePeer\x12 .alpr.admin.v1.RemovePeerRequest\x1a!.alpr.admin.v1.RemovePeerResponse\x12`\n\x0f\x43reateAgreement\x12%.alpr.admin.v1.CreateAgreementRequest\x1a&.alpr.admin.v1.CreateAgreementResponse\x12\x63\n\x10ProposeAgreement\x12&.alpr.admin.v1.ProposeAgreementRequest\x1a\'.alpr.admin.v1.ProposeAgreementResponse\x12`\n\x0f\x41\x63\x63\x65ptAgreement\x12%.alpr.admin.v1.AcceptAgreementRequest\x1a&.alpr.admin.v1.AcceptAgreementResponse\x12`\n\x0fRevokeAgreement\x12%.alpr.admin.v1.RevokeAgreementRequest\x1a&.alpr.admin.v1.RevokeAgreementResponse\x12]\n\x0eRenewAgreement\x12$.alpr.admin.v1.RenewAgreementRequest\x1a%.alpr.admin.v1.RenewAgreementResponse\x12]\n\x0eListAgreements\x12$.alpr.admin.v1.ListAgreementsRequest\x1a%.alpr.admin.v1.ListAgreementsResponse\x12x\n\x17ImportNonComplianceList\x12-.alpr.admin.v1.ImportNonComplianceListRequest\x1a..alpr.admin.v1.ImportNonComplianceListResponse\x12Z\n\rCreateHotlist\x12#.alpr.admin.v1.CreateHotlistRequest\x1a$.alpr.admin.v1.CreateHotlistResponse\x12W\n\x0cListHotlists\x12\".alpr.admin.v1.ListHotlistsRequest\x1a#.alpr.admin.v1.ListHotlistsResponse\x12\x66\n\x11\x41\x64\x64HotlistEntries\x12\'.alpr.admin.v1.AddHotlistEntriesRequest\x1a(.alpr.admin.v1.AddHotlistEntriesResponse\x12i\n\x12ListHotlistEntries\x12(.alpr.admin.v1.ListHotlistEntriesRequest\x1a).alpr.admin.v1.ListHotlistEntriesResponse\x12i\n\x12RemoveHotlistEntry\x12(.alpr.admin.v1.RemoveHotlistEntryRequest\x1a).alpr.admin.v1.RemoveHotlistEntryResponse\x12i\n\x12\x43\x61ncelHotlistEntry\x12(.alpr.admin.v1.CancelHotlistEntryRequest\x1a).alpr.admin.v1.CancelHotlistEntryResponse\x12Z\n\rImportHotlist\x12#.alpr.admin.v1.ImportHotlistRequest\x1a$.alpr.admin.v1.ImportHotlistResponse\x12i\n\x12PullPartnerHotlist\x12(.alpr.admin.v1.PullPartnerHotlistRequest\x1a).alpr.admin.v1.PullPartnerHotlistResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,14 +41,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETNODEINFORESPONSE'].fields_by_name['node']._serialized_options = b'\342A\001\003'
   _globals['_WHOAMIRESPONSE'].fields_by_name['principal']._loaded_options = None
   _globals['_WHOAMIRESPONSE'].fields_by_name['principal']._serialized_options = b'\342A\001\003'
-  _globals['_GETNODEINFOREQUEST']._serialized_start=205
-  _globals['_GETNODEINFOREQUEST']._serialized_end=225
-  _globals['_GETNODEINFORESPONSE']._serialized_start=227
-  _globals['_GETNODEINFORESPONSE']._serialized_end=301
-  _globals['_WHOAMIREQUEST']._serialized_start=303
-  _globals['_WHOAMIREQUEST']._serialized_end=318
-  _globals['_WHOAMIRESPONSE']._serialized_start=320
-  _globals['_WHOAMIRESPONSE']._serialized_end=388
-  _globals['_ADMINSERVICE']._serialized_start=391
-  _globals['_ADMINSERVICE']._serialized_end=2287
+  _globals['_GETNODEINFOREQUEST']._serialized_start=243
+  _globals['_GETNODEINFOREQUEST']._serialized_end=263
+  _globals['_GETNODEINFORESPONSE']._serialized_start=265
+  _globals['_GETNODEINFORESPONSE']._serialized_end=339
+  _globals['_WHOAMIREQUEST']._serialized_start=341
+  _globals['_WHOAMIREQUEST']._serialized_end=356
+  _globals['_WHOAMIRESPONSE']._serialized_start=358
+  _globals['_WHOAMIRESPONSE']._serialized_end=426
+  _globals['_ADMINSERVICE']._serialized_start=429
+  _globals['_ADMINSERVICE']._serialized_end=2432
 # @@protoc_insertion_point(module_scope)

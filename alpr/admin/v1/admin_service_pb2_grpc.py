@@ -6,6 +6,7 @@ import warnings
 from alpr.admin.v1 import admin_service_pb2 as alpr_dot_admin_dot_v1_dot_admin__service__pb2
 from alpr.admin.v1 import agreements_pb2 as alpr_dot_admin_dot_v1_dot_agreements__pb2
 from alpr.admin.v1 import hotlists_pb2 as alpr_dot_admin_dot_v1_dot_hotlists__pb2
+from alpr.admin.v1 import partner_hotlists_pb2 as alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2
 from alpr.admin.v1 import peers_pb2 as alpr_dot_admin_dot_v1_dot_peers__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -137,6 +138,11 @@ class AdminServiceStub:
                 '/alpr.admin.v1.AdminService/ImportHotlist',
                 request_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistRequest.SerializeToString,
                 response_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistResponse.FromString,
+                _registered_method=True)
+        self.PullPartnerHotlist = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/PullPartnerHotlist',
+                request_serializer=alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistResponse.FromString,
                 _registered_method=True)
 
 
@@ -284,6 +290,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PullPartnerHotlist(self, request, context):
+        """Pulls a partner's hotlists now, as the scheduled refresh does (HOT-6, AUD-6).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -386,6 +399,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ImportHotlist,
                     request_deserializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistRequest.FromString,
                     response_serializer=alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistResponse.SerializeToString,
+            ),
+            'PullPartnerHotlist': grpc.unary_unary_rpc_method_handler(
+                    servicer.PullPartnerHotlist,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -929,6 +947,33 @@ class AdminService:
             '/alpr.admin.v1.AdminService/ImportHotlist',
             alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistRequest.SerializeToString,
             alpr_dot_admin_dot_v1_dot_hotlists__pb2.ImportHotlistResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullPartnerHotlist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/PullPartnerHotlist',
+            alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistResponse.FromString,
             options,
             channel_credentials,
             insecure,

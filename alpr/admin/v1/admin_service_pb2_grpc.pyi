@@ -6,6 +6,7 @@ isort:skip_file
 from alpr.admin.v1 import admin_service_pb2 as _admin_service_pb2
 from alpr.admin.v1 import agreements_pb2 as _agreements_pb2
 from alpr.admin.v1 import hotlists_pb2 as _hotlists_pb2
+from alpr.admin.v1 import partner_hotlists_pb2 as _partner_hotlists_pb2
 from alpr.admin.v1 import peers_pb2 as _peers_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
@@ -76,6 +77,8 @@ class AdminServiceStub:
     """Cancels an entry found to be in error (HOT-5)."""
     ImportHotlist: _grpc.UnaryUnaryMultiCallable[_hotlists_pb2.ImportHotlistRequest, _hotlists_pb2.ImportHotlistResponse]
     """Parses a CSV, NCIC or CLEW file on the node and adds what it accepts to a hotlist."""
+    PullPartnerHotlist: _grpc.UnaryUnaryMultiCallable[_partner_hotlists_pb2.PullPartnerHotlistRequest, _partner_hotlists_pb2.PullPartnerHotlistResponse]
+    """Pulls a partner's hotlists now, as the scheduled refresh does (HOT-6, AUD-6)."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -122,6 +125,8 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Cancels an entry found to be in error (HOT-5)."""
     ImportHotlist: _aio.UnaryUnaryMultiCallable[_hotlists_pb2.ImportHotlistRequest, _hotlists_pb2.ImportHotlistResponse]  # type: ignore[assignment]
     """Parses a CSV, NCIC or CLEW file on the node and adds what it accepts to a hotlist."""
+    PullPartnerHotlist: _aio.UnaryUnaryMultiCallable[_partner_hotlists_pb2.PullPartnerHotlistRequest, _partner_hotlists_pb2.PullPartnerHotlistResponse]  # type: ignore[assignment]
+    """Pulls a partner's hotlists now, as the scheduled refresh does (HOT-6, AUD-6)."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Operators of the agency manage their node through this service."""
@@ -285,5 +290,13 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_hotlists_pb2.ImportHotlistResponse, _abc.Awaitable[_hotlists_pb2.ImportHotlistResponse]]:
         """Parses a CSV, NCIC or CLEW file on the node and adds what it accepts to a hotlist."""
+
+    @_abc_1.abstractmethod
+    def PullPartnerHotlist(
+        self,
+        request: _partner_hotlists_pb2.PullPartnerHotlistRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partner_hotlists_pb2.PullPartnerHotlistResponse, _abc.Awaitable[_partner_hotlists_pb2.PullPartnerHotlistResponse]]:
+        """Pulls a partner's hotlists now, as the scheduled refresh does (HOT-6, AUD-6)."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

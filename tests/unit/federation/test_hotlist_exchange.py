@@ -22,7 +22,7 @@ from federation.hotlist_exchange import (
 )
 from federation.peers import Peer
 from node.ed25519 import DataKey, Ed25519Signer
-from node.hotlists.codec import encode_fields, entry_from_message
+from node.hotlists.codec import encode_fields, entry_from_message, frame_fields
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
 from node.hotlists.store import Changes
 from tests.support.clock import START
@@ -34,7 +34,7 @@ CHANGES = Changes(
     version=3,
     entry_ids=["e-1"],
     plates=[STOLEN.plate],
-    fields=[encode_fields(STOLEN, "stolen")],
+    framed_fields=frame_fields([encode_fields(STOLEN, "stolen")]),
     ended=["e-0"],
 )
 

@@ -68,7 +68,10 @@ class TestEntries:
         engine = create_engine(database_url)
         with engine.connect() as connection:
             plate, fields = connection.execute(
-                text("SELECT plate, fields FROM hotlist_entry WHERE id = :id"),
+                text(
+                    "SELECT e.plate, c.fields FROM hotlist_entry e "
+                    "JOIN hotlist_chunk c ON c.id = e.chunk_id WHERE e.id = :id"
+                ),
                 {"id": stored.entry_id},
             ).one()
         engine.dispose()

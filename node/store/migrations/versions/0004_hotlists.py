@@ -1,5 +1,7 @@
 """hotlists: the agency's own lists and the lists received from partners.
 
+Each keeps every field but the plate encrypted, a thousand entries to a chunk (HOT-2).
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-25
@@ -28,16 +30,24 @@ def upgrade() -> None:
         sa.UniqueConstraint("name"),
     )
     op.create_table(
+        "hotlist_chunk",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("fields", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
         "hotlist_entry",
         sa.Column("id", AutoString(length=36), nullable=False),
         sa.Column("hotlist_id", sa.Integer(), nullable=False),
         sa.Column("plate", AutoString(length=16), nullable=False),
         sa.Column("is_partial", sa.Boolean(), nullable=False),
-        sa.Column("fields", sa.LargeBinary(), nullable=False),
+        sa.Column("chunk_id", sa.Integer(), nullable=False),
+        sa.Column("slot", sa.Integer(), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ended_how", AutoString(length=16), nullable=False),
+        sa.ForeignKeyConstraint(["chunk_id"], ["hotlist_chunk.id"]),
         sa.ForeignKeyConstraint(["hotlist_id"], ["hotlist.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -68,14 +78,24 @@ def upgrade() -> None:
         sa.Column("entry_id", AutoString(length=36), nullable=False),
         sa.Column("plate", AutoString(length=16), nullable=False),
         sa.Column("is_partial", sa.Boolean(), nullable=False),
-        sa.Column("fields", sa.LargeBinary(), nullable=False),
+        sa.Column("chunk", sa.Integer(), nullable=False),
+        sa.Column("slot", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["issuer_ori"], ["partner_hotlist.issuer_ori"]),
         sa.PrimaryKeyConstraint("issuer_ori", "entry_id"),
     )
     op.create_index("ix_partner_entry_plate", "partner_entry", ["plate"])
+    op.create_table(
+        "partner_chunk",
+        sa.Column("issuer_ori", AutoString(length=9), nullable=False),
+        sa.Column("chunk", sa.Integer(), nullable=False),
+        sa.Column("fields", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(["issuer_ori"], ["partner_hotlist.issuer_ori"]),
+        sa.PrimaryKeyConstraint("issuer_ori", "chunk"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("partner_chunk")
     op.drop_index("ix_partner_entry_plate", table_name="partner_entry")
     op.drop_table("partner_entry")
     op.drop_index("ix_partner_hotlist_expires_at", table_name="partner_hotlist")
@@ -85,4 +105,5 @@ def downgrade() -> None:
     op.drop_index("ix_hotlist_entry_plate", table_name="hotlist_entry")
     op.drop_index("ix_hotlist_entry_hotlist_id", table_name="hotlist_entry")
     op.drop_table("hotlist_entry")
+    op.drop_table("hotlist_chunk")
     op.drop_table("hotlist")
