@@ -21,7 +21,7 @@ from federation.errors import InvalidEnvelopeError
 from federation.exchange import digest
 from federation.peers import Peer
 from node.ed25519 import DataKey, DecryptionError, Ed25519Signer
-from node.hotlists.codec import problem_with
+from node.hotlists.codec import problems_in_bulk
 from node.hotlists.partner_store import ReceivedEntries, ReceivedList
 from node.hotlists.store import Changes
 
@@ -103,7 +103,7 @@ def open_snapshot(
         raise InvalidEnvelopeError("the snapshot's plates and entry ids differ in number")
     fields = _decrypt_fields(snapshot, recipient).fields
     entry_ids, plates = list(snapshot.entry_ids), list(snapshot.plates)
-    problems = [problem_with(plate, message) for plate, message in zip(plates, fields, strict=True)]
+    problems = problems_in_bulk(plates, fields)
     refused = [(entry_ids[i], plates[i], problem) for i, problem in enumerate(problems) if problem]
     if refused:
         kept = [i for i, problem in enumerate(problems) if problem is None]

@@ -7,7 +7,6 @@ revocation, which stops flow on our side at once whether or not the partner hear
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -19,6 +18,7 @@ from federation.errors import FederationError
 from federation.terms import Grant
 from gateway.interceptors import Context, current_caller, peer_ip
 from gateway.servicers.admin_peers import timestamp
+from gateway.servicers.paging import page
 from gateway.services import Services
 from node.errors import UnavailableError, ValidationError
 
@@ -29,8 +29,6 @@ _STATE = {
     AgreementState.EXPIRED: pb.AGREEMENT_STATE_EXPIRED,
     AgreementState.REVOKED: pb.AGREEMENT_STATE_REVOKED,
 }
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 
 
 def agreement_to_proto(agreement: Agreement, our_ori: str) -> pb.Agreement:
@@ -170,16 +168,15 @@ class AgreementAdmin:
         self, request: pb.ListAgreementsRequest, context: Context
     ) -> pb.ListAgreementsResponse:
         """List agreements, oldest first, a page at a time."""
-        if request.page_size < 0:
-            raise ValidationError("page_size", "must not be negative")
-        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        start = _offset(request.page_token)
-        agreements = self.services.agreements.list(request.partner_ori)
-        page = agreements[start : start + size]
-        more = start + size < len(agreements)
+        agreements, token = page(
+            self.services.agreements.list(request.partner_ori),
+            request.page_size,
+            request.page_token,
+            "agreements",
+        )
         return pb.ListAgreementsResponse(
-            agreements=[self._proto(agreement) for agreement in page],
-            next_page_token=_token(start + size) if more else "",
+            agreements=[self._proto(agreement) for agreement in agreements],
+            next_page_token=token,
         )
 
     async def ImportNonComplianceList(  # noqa: N802 (gRPC method name)
@@ -192,19 +189,3 @@ class AgreementAdmin:
         )
         self._audit("sb34.imported", "", context, source=source, agencies=count)
         return pb.ImportNonComplianceListResponse(imported=count)
-
-
-def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"agreements:{offset}".encode()).decode()
-
-
-def _offset(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        kind, _, number = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if kind == "agreements" and number.isdigit():
-            return int(number)
-    except (ValueError, UnicodeDecodeError):
-        pass
-    raise ValidationError("page_token", "is not a token this node issued")

@@ -7,15 +7,13 @@ refusal audited (ACC-7), and every change is audited with the plates it touched 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from datetime import UTC
-from typing import TypeVar
 
 from alpr.admin.v1 import hotlists_pb2 as pb
 from gateway.interceptors import Context, current_caller, peer_ip
-from gateway.servicers.admin_agreements import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from gateway.servicers.admin_peers import timestamp
+from gateway.servicers.paging import page
 from gateway.services import Services
 from node.errors import NotFoundError, ValidationError
 from node.hotlists.entry import (
@@ -32,7 +30,6 @@ from node.hotlists.store import MAX_BATCH, HotlistInfo, StoredEntry
 MAX_ADD = 10_000
 MAX_IMPORT_BYTES = 4 * 1024 * 1024
 MAX_DESCRIPTION = 500  # the width of hotlist.description
-_Item = TypeVar("_Item")
 
 
 def hotlist_to_proto(info: HotlistInfo) -> pb.Hotlist:
@@ -122,41 +119,6 @@ def parse_import(request: pb.ImportHotlistRequest) -> ImportResult:
         list_type = ListType.from_text(request.list_type) if request.list_type else None
         return parse_clew(text, list_type=list_type)
     raise ValidationError("format", "must be CSV, NCIC or CLEW")
-
-
-def page(
-    items: Sequence[_Item], page_size: int, page_token: str, kind: str
-) -> tuple[Sequence[_Item], str]:
-    """One page of `items` and the token of the next, empty at the end (AIP-158).
-
-    Args:
-        items: Everything listed, in a stable order.
-        page_size: At most this many; 0 means `DEFAULT_PAGE_SIZE`; capped at `MAX_PAGE_SIZE`.
-        page_token: A token this function returned for the same `kind`, or empty to start.
-        kind: What is listed; a token made for another kind is refused.
-
-    Raises:
-        ValidationError: `page_size` is negative, or `page_token` is not one of ours.
-    """
-    if page_size < 0:
-        raise ValidationError("page_size", "must not be negative")
-    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    start = _offset(page_token, kind)
-    end = start + size
-    token = base64.urlsafe_b64encode(f"{kind}:{end}".encode()).decode()
-    return items[start:end], token if end < len(items) else ""
-
-
-def _offset(token: str, kind: str) -> int:
-    if not token:
-        return 0
-    try:
-        found, _, number = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if found == kind and number.isdigit():
-            return int(number)
-    except (ValueError, UnicodeDecodeError):
-        pass
-    raise ValidationError("page_token", "is not a token this node issued")
 
 
 def _required(value: str, field: str) -> str:

@@ -81,6 +81,8 @@ def decode_fields(plate: str, data: bytes) -> tuple[HotlistEntry, str]:
 
 
 _PLATE_TEXT = re.compile(r"[A-Z0-9?*]{1,16}")
+_ALL_PLATES = re.compile(r"(?:[A-Z0-9]{1,8}\n)*[A-Z0-9]{1,8}")
+_STATES_OR_EMPTY = STATE_CODES | {""}
 _ALLOWED_TYPES = frozenset(t.value for t in ListType if t not in FORBIDDEN_LIST_TYPES)
 _FORBIDDEN_TYPES = frozenset(t.value for t in FORBIDDEN_LIST_TYPES)
 _TEXT_LIMITS = (("reason", MAX_REASON), ("case_number", MAX_CASE_NUMBER), ("contact", MAX_CONTACT))
@@ -105,6 +107,30 @@ def problem_with(plate: str, message: hotlist_pb2.HotlistEntryFields) -> str | N
         if len(getattr(message, field)) > limit:
             return f"{field}: longer than {limit} characters"
     return None
+
+
+def problems_in_bulk(
+    plates: Sequence[str], fields: Sequence[hotlist_pb2.HotlistEntryFields]
+) -> list[str | None]:
+    """`problem_with` for every entry, checking whole columns at once when they are clean.
+
+    A million received entries are usually all of allowed types, well-formed plates and
+    sizes; one regex over all plates and a pass per column show that in C-speed loops.
+    Only a column that fails is checked entry by entry.
+    """
+    clean = (
+        _ALL_PLATES.fullmatch("\n".join(plates)) is not None
+        and not any("?" in plate or "*" in plate for plate in plates)
+        and {message.list_type for message in fields} <= _ALLOWED_TYPES
+        and {message.state for message in fields} <= _STATES_OR_EMPTY
+        and all(
+            max((len(getattr(m, field)) for m in fields), default=0) <= limit
+            for field, limit in _TEXT_LIMITS
+        )
+    )
+    if clean:
+        return [None] * len(plates)
+    return [problem_with(plate, message) for plate, message in zip(plates, fields, strict=True)]
 
 
 def _plate_or_pattern(text: str) -> bool:

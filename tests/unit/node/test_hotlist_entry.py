@@ -22,7 +22,7 @@ from node.hotlists import (
     ensure_allowed,
     normalize_plate,
 )
-from node.hotlists.codec import frame_fields
+from node.hotlists.codec import frame_fields, problem_with, problems_in_bulk
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -290,3 +290,29 @@ class TestFraming:
         serialized = [message.SerializeToString() for message in messages]
         expected = hotlist_pb2.HotlistEntryFieldsList(fields=messages).SerializeToString()
         assert frame_fields(serialized) == expected
+
+
+class TestBulkChecks:
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["7ABC123", "8XY?4*", "bad plate", "A", "ABCDEFGHI"]),
+                st.sampled_from(["stolen_vehicle", "civil_immigration", "no_such_type"]),
+                st.sampled_from(["CA", "", "ZZ"]),
+                st.integers(min_value=0, max_value=600),
+            ),
+            max_size=12,
+        )
+    )
+    @example([("7ABC123", "stolen_vehicle", "CA", 10)] * 3)
+    @example([("7ABC123", "civil_immigration", "CA", 10)])
+    def test_acc7_bulk_checks_agree_with_entry_by_entry_checks(
+        self, rows: list[tuple[str, str, str, int]]
+    ) -> None:
+        plates = [plate for plate, *_ in rows]
+        fields = [
+            hotlist_pb2.HotlistEntryFields(list_type=kind, state=state, reason="r" * length)
+            for _, kind, state, length in rows
+        ]
+        expected = [problem_with(p, f) for p, f in zip(plates, fields, strict=True)]
+        assert problems_in_bulk(plates, fields) == expected
