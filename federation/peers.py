@@ -7,15 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from node.clock import Clock
 from node.ed25519 import PUBLIC_KEY_BYTES, Ed25519Key, fingerprint
-from node.errors import AlreadyExistsError, NotFoundError, ValidationError
+from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
 from node.identity import Principal, PrincipalKind, validate_ori
 from node.store.models import utc
-from node.store.sharing import PeerRecord
+from node.store.sharing import AgreementRecord, PeerRecord
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -175,15 +176,26 @@ class PeerRegistry:
             return _to_peer(record)
 
     def remove(self, ori: str) -> None:
-        """Forget a peer.
+        """Forget a peer that never had an agreement with us.
+
+        A peer with agreements stays: its record names the key that signed them, which
+        auditors need as long as the agreements are kept.
 
         Raises:
             NotFoundError: No such peer.
+            PreconditionError: We hold agreements with it.
         """
         with Session(self._engine) as session:
             record = session.get(PeerRecord, ori)
             if record is None:
                 raise NotFoundError(f"no peer {ori} is registered")
+            held = session.exec(
+                select(func.count()).where(col(AgreementRecord.partner_ori) == ori)
+            ).one()
+            if held:
+                raise PreconditionError(
+                    f"we hold {held} agreement(s) with {ori}; revoke them, the record stays"
+                )
             session.delete(record)
             session.commit()
 
