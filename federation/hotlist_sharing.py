@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
-from federation.agreements import AgreementBook
+from alpr.federation.v1 import exchange_pb2
+from federation.agreements import Agreement, AgreementBook
 from federation.client import PartnerClient, PartnerRefusedError
 from federation.envelope import Envelope
 from federation.exchange import (
@@ -16,7 +18,7 @@ from federation.exchange import (
     sign_request,
     verify_receipt,
 )
-from federation.hotlist_exchange import open_snapshot, sign_snapshot
+from federation.hotlist_exchange import OpenedSnapshot, open_snapshot, sign_snapshot
 from federation.peers import Peer, PeerRegistry
 from federation.terms import Grant
 from node.audit import AuditLog
@@ -41,6 +43,18 @@ class PullResult:
     ended: int
     refused: int
     acknowledged: bool
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A pull sent and answered, to be verified and stored."""
+
+    peer: Peer
+    agreement: Agreement
+    request: exchange_pb2.ExchangeRequest
+    envelope: Envelope
+    user: str
+    purpose: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +128,78 @@ class HotlistSharing:
         )
         return snapshot, receipt
 
+    def _accept(
+        self, pending: _Pending, snapshot: Envelope, receipt: Envelope
+    ) -> tuple[OpenedSnapshot, Envelope]:
+        """Verify the receipt and the snapshot, store the list, audit; our acknowledgement."""
+        peer, agreement, request, envelope = (
+            pending.peer,
+            pending.agreement,
+            pending.request,
+            pending.envelope,
+        )
+        user, purpose = pending.user, pending.purpose
+        verify_receipt(
+            receipt,
+            peer,
+            request=request,
+            request_payload=envelope.payload,
+            response_payload=snapshot.payload,
+        )
+        opened = open_snapshot(
+            snapshot,
+            issuer=peer,
+            recipient=self.signer,
+            recipient_ori=self.ori,
+            agreement_id=agreement.id,
+            now=self.clock(),
+        )
+        self.partner_lists.store(opened.received, opened.entries, opened.ended)
+        for entry_id, plate, reason in opened.refused:
+            self.audit.append(
+                "hotlist.refused",
+                actor=user,
+                agency=self.ori,
+                details={
+                    "issuer": peer.ori,
+                    "entry_id": entry_id,
+                    "plate": plate,
+                    "reason": reason,
+                },
+            )
+        event = self.audit.append(
+            "exchange.hotlist_received",
+            actor=user,
+            agency=self.ori,
+            purpose=purpose,
+            case_number=SCHEDULED,
+            details={
+                "exchange_id": request.exchange_id,
+                "partner": peer.ori,
+                "agreement_id": agreement.id,
+                "version": opened.received.version,
+                "entries": len(opened.entries.entry_ids),
+                "ended": len(opened.ended),
+                "refused": len(opened.refused),
+                "receipt_digest": digest(receipt.payload).hex(),
+            },
+        )
+        acknowledgement = sign_acknowledgement(
+            self.signer, receipt=receipt, requester_ori=self.ori, audit=event, now=self.clock()
+        )
+        self.ledger.record(
+            exchange_id=request.exchange_id,
+            partner_ori=peer.ori,
+            we_responded=False,
+            kind=HOTLIST,
+            agreement_id=agreement.id,
+            request_payload=envelope.payload,
+            response_payload=snapshot.payload,
+            receipt=receipt,
+            acknowledgement=acknowledgement,
+        )
+        return opened, acknowledgement
+
     async def pull(self, partner_ori: str, *, requesting_user: str = "") -> PullResult:
         """Fetch a partner's list under the agreement in force, verify it, store it, acknowledge.
 
@@ -143,65 +229,9 @@ class HotlistSharing:
             hotlist_since=self.partner_lists.held_version(partner_ori),
         )
         snapshot, receipt = await self.client.get_hotlist(peer, envelope)
-        verify_receipt(
-            receipt,
-            peer,
-            request=request,
-            request_payload=envelope.payload,
-            response_payload=snapshot.payload,
-        )
-        opened = open_snapshot(
-            snapshot,
-            issuer=peer,
-            recipient=self.signer,
-            recipient_ori=self.ori,
-            agreement_id=agreement.id,
-            now=self.clock(),
-        )
-        self.partner_lists.store(opened.received, opened.entries, opened.ended)
-        for entry_id, plate, reason in opened.refused:
-            self.audit.append(
-                "hotlist.refused",
-                actor=user,
-                agency=self.ori,
-                details={
-                    "issuer": partner_ori,
-                    "entry_id": entry_id,
-                    "plate": plate,
-                    "reason": reason,
-                },
-            )
-        event = self.audit.append(
-            "exchange.hotlist_received",
-            actor=user,
-            agency=self.ori,
-            purpose=purpose,
-            case_number=SCHEDULED,
-            details={
-                "exchange_id": request.exchange_id,
-                "partner": partner_ori,
-                "agreement_id": agreement.id,
-                "version": opened.received.version,
-                "entries": len(opened.entries.entry_ids),
-                "ended": len(opened.ended),
-                "refused": len(opened.refused),
-                "receipt_digest": digest(receipt.payload).hex(),
-            },
-        )
-        acknowledgement = sign_acknowledgement(
-            self.signer, receipt=receipt, requester_ori=self.ori, audit=event, now=self.clock()
-        )
-        self.ledger.record(
-            exchange_id=request.exchange_id,
-            partner_ori=partner_ori,
-            we_responded=False,
-            kind=HOTLIST,
-            agreement_id=agreement.id,
-            request_payload=envelope.payload,
-            response_payload=snapshot.payload,
-            receipt=receipt,
-            acknowledgement=acknowledgement,
-        )
+        pending = _Pending(peer, agreement, request, envelope, user, purpose)
+        # Verifying, decrypting and storing a large list takes seconds: not on the event loop.
+        opened, acknowledgement = await asyncio.to_thread(self._accept, pending, snapshot, receipt)
         try:
             await self.client.acknowledge_receipt(peer, acknowledgement)
             acknowledged = True

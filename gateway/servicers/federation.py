@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -73,8 +74,12 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
     ) -> pb.GetHotlistResponse:
         """Answer a partner's signed pull with our signed snapshot and a receipt (AUD-6)."""
         with self._partner("GetHotlist", context) as peer:
-            snapshot, receipt = self._services.sharing.serve(
-                Envelope.from_proto(request.request), peer, peer_ip(context)
+            # Building a large snapshot takes seconds: not on the event loop.
+            snapshot, receipt = await asyncio.to_thread(
+                self._services.sharing.serve,
+                Envelope.from_proto(request.request),
+                peer,
+                peer_ip(context),
             )
         return pb.GetHotlistResponse(snapshot=snapshot.to_proto(), receipt=receipt.to_proto())
 
