@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
 from tests.support.nodes import RunningNode, make_node, serving
+from tests.support.operator import Operator
 from tests.support.pki import LAPD, LASD, Federation
 
 
@@ -21,24 +21,6 @@ def nodes(federation: Federation, tmp_path: Path) -> Iterator[dict[str, RunningN
             ori: stack.enter_context(serving(make_node(federation, tmp_path / ori, ori)))
             for ori in (LAPD, LASD)
         }
-
-
-class Operator:
-    """Runs `alpr` as one agency's operator against its own node."""
-
-    def __init__(
-        self, node: RunningNode, federation: Federation, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        cert, key = federation.client_files(node.config.ori)
-        self.connection = ["--target", node.target, "--ca", str(federation.ca_file),
-                           "--cert", str(cert), "--key", str(key)]  # fmt: skip
-        self.capsys = capsys
-
-    def __call__(self, *argv: str, expect: int = 0) -> str:
-        code = main([*argv, *self.connection])
-        out, err = self.capsys.readouterr()
-        assert code == expect, err
-        return out if expect == 0 else err
 
 
 def public_key(operator: Operator) -> str:

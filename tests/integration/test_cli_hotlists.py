@@ -8,30 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
-from tests.support.nodes import RunningNode, make_node, serving
+from tests.support.nodes import make_node, serving
+from tests.support.operator import Operator
 from tests.support.pki import LAPD, Federation
 
 DATA = Path(__file__).parent.parent / "data" / "hotlists"
 ENTRY_ID = r"[0-9a-f-]{36}"
-
-
-class Operator:
-    """Runs `alpr` as LAPD's operator against LAPD's node."""
-
-    def __init__(
-        self, node: RunningNode, federation: Federation, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        cert, key = federation.client_files(node.config.ori)
-        self.connection = ["--target", node.target, "--ca", str(federation.ca_file),
-                           "--cert", str(cert), "--key", str(key)]  # fmt: skip
-        self.capsys = capsys
-
-    def __call__(self, *argv: str, expect: int = 0) -> str:
-        code = main(["hotlists", *argv, *self.connection])
-        out, err = self.capsys.readouterr()
-        assert code == expect, err
-        return out if expect == 0 else err
 
 
 @pytest.fixture
@@ -39,7 +21,7 @@ def alpr(
     federation: Federation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Operator]:
     with serving(make_node(federation, tmp_path / "lapd", LAPD)) as node:
-        operator = Operator(node, federation, capsys)
+        operator = Operator(node, federation, capsys, prefix=("hotlists",))
         operator("create", "stolen", "--description", "stolen vehicles")
         yield operator
 

@@ -27,6 +27,7 @@ from node.identity import PrincipalKind
 from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import ManualClock
+from tests.support.operator import Operator
 from tests.support.pki import LAPD, LASD, Federation
 
 RECEIVE = agreement_pb2.GRANT_RECEIVE_HOTLISTS
@@ -286,12 +287,8 @@ class TestOperatorPull:
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         lapd, _, _ = pair
-        cert, key = federation.client_files(LAPD, PrincipalKind.USER, "sgt-ray")
-        connection = ["--target", lapd.node.target, "--ca", str(federation.ca_file),
-                      "--cert", str(cert), "--key", str(key)]  # fmt: skip
-        code = main(["hotlists", "pull", LASD, *connection])
-        out = capsys.readouterr().out
-        assert code == 0
+        sergeant = Operator(lapd.node, federation, capsys, user="sgt-ray")
+        out = sergeant("hotlists", "pull", LASD)
         assert f"pulled {LASD} to version 1: 2 added, 0 ended, 0 refused" in out
         assert "verified and acknowledged" in out
         [received] = lapd.audit_events("exchange.hotlist_received")
