@@ -163,17 +163,21 @@ def sign_receipt(
     signer: Signer,
     *,
     checked: CheckedRequest,
-    response_payload: bytes,
+    response_digest: bytes,
     audit: AuditRecord,
     now: datetime,
 ) -> Envelope:
-    """The responder's signed receipt for an exchange it answered."""
+    """The responder's signed receipt for an exchange it answered.
+
+    `response_digest` is `digest` of the response payload, computed once by the caller:
+    a large snapshot's payload is hundreds of megabytes.
+    """
     receipt = exchange_pb2.Receipt(
         exchange_id=checked.request.exchange_id,
         responder_ori=checked.request.responding_ori,
         requester_ori=checked.request.requesting_ori,
         request_digest=digest(checked.payload),
-        response_digest=digest(response_payload),
+        response_digest=response_digest,
         audit_seq=audit.seq,
         tree_size=audit.tree_size,
         tree_root=audit.root,
@@ -188,9 +192,11 @@ def verify_receipt(
     *,
     request: exchange_pb2.ExchangeRequest,
     request_payload: bytes,
-    response_payload: bytes,
+    response_digest: bytes,
 ) -> exchange_pb2.Receipt:
     """Check a receipt is the responder's, for this exchange, over exactly these bytes.
+
+    `response_digest` is `digest` of the response payload as received.
 
     Raises:
         InvalidEnvelopeError: It is not signed by the responder, or names other bytes.
@@ -202,7 +208,7 @@ def verify_receipt(
         responder.ori,
         request.requesting_ori,
         digest(request_payload),
-        digest(response_payload),
+        response_digest,
     )
     found = (
         receipt.exchange_id,
@@ -250,8 +256,8 @@ class ExchangeLedger:
         we_responded: bool,
         kind: str,
         agreement_id: str,
-        request_payload: bytes,
-        response_payload: bytes,
+        request_digest: bytes,
+        response_digest: bytes,
         receipt: Envelope,
         acknowledgement: Envelope | None = None,
     ) -> None:
@@ -265,8 +271,8 @@ class ExchangeLedger:
                     we_responded=we_responded,
                     kind=kind,
                     agreement_id=agreement_id,
-                    request_digest=digest(request_payload),
-                    response_digest=digest(response_payload),
+                    request_digest=request_digest,
+                    response_digest=response_digest,
                     receipt=receipt.to_bytes(),
                     acknowledgement=acknowledgement.to_bytes() if acknowledgement else None,
                     created_at=now,

@@ -95,6 +95,7 @@ class HotlistSharing:
             agreement_id=checked.agreement.id,
             now=now,
         )
+        request_digest, response_digest = digest(checked.payload), digest(snapshot.payload)
         event = self.audit.append(
             "exchange.hotlist_served",
             actor=checked.request.requesting_user,
@@ -109,12 +110,12 @@ class HotlistSharing:
                 "since_version": since,
                 "entries": len(changes.entry_ids),
                 "ended": len(changes.ended),
-                "request_digest": digest(checked.payload).hex(),
-                "response_digest": digest(snapshot.payload).hex(),
+                "request_digest": request_digest.hex(),
+                "response_digest": response_digest.hex(),
             },
         )
         receipt = sign_receipt(
-            self.signer, checked=checked, response_payload=snapshot.payload, audit=event, now=now
+            self.signer, checked=checked, response_digest=response_digest, audit=event, now=now
         )
         self.ledger.record(
             exchange_id=checked.request.exchange_id,
@@ -122,8 +123,8 @@ class HotlistSharing:
             we_responded=True,
             kind=HOTLIST,
             agreement_id=checked.agreement.id,
-            request_payload=checked.payload,
-            response_payload=snapshot.payload,
+            request_digest=request_digest,
+            response_digest=response_digest,
             receipt=receipt,
         )
         return snapshot, receipt
@@ -139,13 +140,8 @@ class HotlistSharing:
             pending.envelope,
         )
         user, purpose = pending.user, pending.purpose
-        verify_receipt(
-            receipt,
-            peer,
-            request=request,
-            request_payload=envelope.payload,
-            response_payload=snapshot.payload,
-        )
+        # The snapshot's signature first (HOT-7), then the receipt over its digest; nothing
+        # is stored until both hold.
         opened = open_snapshot(
             snapshot,
             issuer=peer,
@@ -153,6 +149,13 @@ class HotlistSharing:
             recipient_ori=self.ori,
             agreement_id=agreement.id,
             now=self.clock(),
+        )
+        verify_receipt(
+            receipt,
+            peer,
+            request=request,
+            request_payload=envelope.payload,
+            response_digest=opened.received.digest,
         )
         self.partner_lists.store(opened.received, opened.entries, opened.ended)
         for entry_id, plate, reason in opened.refused:
@@ -193,8 +196,8 @@ class HotlistSharing:
             we_responded=False,
             kind=HOTLIST,
             agreement_id=agreement.id,
-            request_payload=envelope.payload,
-            response_payload=snapshot.payload,
+            request_digest=digest(envelope.payload),
+            response_digest=opened.received.digest,
             receipt=receipt,
             acknowledgement=acknowledgement,
         )
