@@ -3,18 +3,24 @@
 A partner's list is usable from the moment its verified snapshot is stored until the
 snapshot's `expires_at` (issued + 24 h). `find` never returns an entry of a list past
 that instant, whether or not the purge job has run; `purge_expired` then deletes it.
-Plates are stored in clear for matching; the other fields of each thousand entries are
-encrypted together with the node's data key, so storing a million entries is a
-thousand encryptions and reading one hit decrypts one chunk.
+
+A list is stored as chunks of a thousand entries: ids and plates in clear, the other
+fields encrypted together with the node's data key. Plates are matched from an
+in-memory index of each list, built as the list is stored or, in another process,
+rebuilt from the chunks when the list it holds changed; a hit decrypts one chunk.
+Entries a partner ends in a delta are kept as tombstones until its next full snapshot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
@@ -25,7 +31,7 @@ from node.errors import PreconditionError, ValidationError
 from node.hotlists.codec import entry_from_message
 from node.hotlists.entry import HotlistEntry, PlatePattern
 from node.store.engine import insert_rows, table_of
-from node.store.hotlist_models import PartnerChunkRecord, PartnerEntryRecord, PartnerHotlistRecord
+from node.store.hotlist_models import PartnerChunkRecord, PartnerEndedRecord, PartnerHotlistRecord
 from node.store.models import utc
 
 CHUNK_SIZE = 1000
@@ -63,6 +69,36 @@ class PartnerMatch:
     entry: HotlistEntry
 
 
+@dataclass
+class _ListIndex:
+    """One partner list's plates in memory, for the list version it was built from."""
+
+    stamp: tuple[int, datetime]
+    exact: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    partial: list[tuple[PlatePattern, int, int]] = field(default_factory=list)
+    entry_ids: dict[int, list[str]] = field(default_factory=dict)
+    plates: dict[int, list[str]] = field(default_factory=dict)
+    ended: set[str] = field(default_factory=set)
+
+    def add_chunk(self, chunk: int, entry_ids: list[str], plates: list[str]) -> None:
+        """Index the entries of one chunk."""
+        self.entry_ids[chunk] = entry_ids
+        self.plates[chunk] = plates
+        exact = self.exact
+        for slot, plate in enumerate(plates):
+            if "?" in plate or "*" in plate:
+                self.partial.append((PlatePattern(plate), chunk, slot))
+            else:
+                exact.setdefault(plate, []).append((chunk, slot))
+
+    def lookup(self, plate: str) -> list[tuple[str, int, int]]:
+        """(entry id, chunk, slot) of every entry in force that matches `plate`."""
+        places = list(self.exact.get(plate, ()))
+        places += [(c, s) for pattern, c, s in self.partial if pattern.matches(plate)]
+        found = [(self.entry_ids[c][s], c, s) for c, s in places]
+        return [place for place in found if place[0] not in self.ended]
+
+
 class PartnerHotlists:
     """The partner lists this node holds."""
 
@@ -71,6 +107,8 @@ class PartnerHotlists:
         self._engine = engine
         self._key = data_key
         self._clock = clock
+        self._indexes: dict[str, _ListIndex] = {}
+        self._lock = threading.Lock()
 
     def held_version(self, issuer_ori: str) -> int:
         """The version held of `issuer_ori`'s list, if still in force; else 0 (ask for all)."""
@@ -96,6 +134,7 @@ class PartnerHotlists:
         with Session(self._engine) as session:
             record = session.get(PartnerHotlistRecord, issuer)
             held = record.version if record and utc(record.expires_at) > now else 0
+            held_stamp = (record.version, utc(record.received_at)) if record else None
             if received.since_version and held != received.since_version:
                 raise PreconditionError(
                     f"the delta from {issuer} applies to version {received.since_version}, "
@@ -117,96 +156,105 @@ class PartnerHotlists:
             session.add(record)
             session.flush()
             if not received.since_version:
-                for table in (PartnerEntryRecord, PartnerChunkRecord):
+                for table in (PartnerChunkRecord, PartnerEndedRecord):
                     session.exec(delete(table).where(col(table.issuer_ori) == issuer))
-            if ended:
-                session.exec(
-                    delete(PartnerEntryRecord).where(
-                        col(PartnerEntryRecord.issuer_ori) == issuer,
-                        col(PartnerEntryRecord.entry_id).in_(ended),
-                    )
-                )
             first_chunk = session.exec(
                 select(func.coalesce(func.max(PartnerChunkRecord.chunk) + 1, 0)).where(
                     col(PartnerChunkRecord.issuer_ori) == issuer
                 )
             ).one()
-            self._insert(session, issuer, columns, first_chunk)
+            chunks = list(self._chunk_rows(issuer, columns, first_chunk))
+            insert_rows(session, table_of(PartnerChunkRecord), _CHUNK_COLUMNS, chunks)
+            insert_rows(
+                session,
+                table_of(PartnerEndedRecord),
+                ("issuer_ori", "entry_id"),
+                ((issuer, entry_id) for entry_id in ended),
+            )
             session.commit()
+            stamp = (received.version, now)
+        with self._lock:
+            index = self._indexes.get(issuer)
+            if received.since_version and index is not None and index.stamp == held_stamp:
+                index.stamp = stamp
+            else:
+                index = self._indexes[issuer] = _ListIndex(stamp)
+            for row in chunks:
+                index.add_chunk(row.chunk, _split(row.entry_ids), _split(row.plates))
+            index.ended.update(ended)
 
-    def _insert(
-        self, session: Session, issuer: str, columns: ReceivedEntries, first_chunk: int
-    ) -> None:
-        count = len(columns.entry_ids)
-        chunks = (
-            (
+    def _chunk_rows(
+        self, issuer: str, columns: ReceivedEntries, first_chunk: int
+    ) -> Iterable[_ChunkRow]:
+        for start in range(0, len(columns.entry_ids), CHUNK_SIZE):
+            stop = start + CHUNK_SIZE
+            fields = hotlist_pb2.HotlistEntryFieldsList(fields=columns.fields[start:stop])
+            yield _ChunkRow(
                 issuer,
                 first_chunk + start // CHUNK_SIZE,
-                self._key.encrypt(
-                    hotlist_pb2.HotlistEntryFieldsList(
-                        fields=columns.fields[start : start + CHUNK_SIZE]
-                    ).SerializeToString()
-                ),
+                len(columns.entry_ids[start:stop]),
+                "\n".join(columns.entry_ids[start:stop]).encode(),
+                "\n".join(columns.plates[start:stop]).encode(),
+                self._key.encrypt(fields.SerializeToString()),
             )
-            for start in range(0, count, CHUNK_SIZE)
-        )
-        insert_rows(
-            session, table_of(PartnerChunkRecord), ("issuer_ori", "chunk", "fields"), chunks
-        )
-        entries = (
-            (
-                issuer,
-                columns.entry_ids[i],
-                plate,
-                "?" in plate or "*" in plate,
-                first_chunk + i // CHUNK_SIZE,
-                i % CHUNK_SIZE,
-            )
-            for i, plate in enumerate(columns.plates)
-        )
-        insert_rows(
-            session,
-            table_of(PartnerEntryRecord),
-            ("issuer_ori", "entry_id", "plate", "is_partial", "chunk", "slot"),
-            entries,
-        )
 
     def find(self, plate: str) -> list[PartnerMatch]:
         """Entries for `plate` on partner lists in force now: whole plates and partial patterns."""
         now = self._clock()
+        found = []
         with Session(self._engine) as session:
-            fresh = select(PartnerHotlistRecord.issuer_ori).where(
-                col(PartnerHotlistRecord.expires_at) > now
-            )
-            query = select(PartnerEntryRecord).where(
-                col(PartnerEntryRecord.issuer_ori).in_(fresh),
-                (col(PartnerEntryRecord.plate) == plate) | col(PartnerEntryRecord.is_partial),
-            )
-            candidates = [
-                record
-                for record in session.exec(query).all()
-                if PlatePattern(record.plate).matches(plate)
-            ]
-            chunks: dict[tuple[str, int], hotlist_pb2.HotlistEntryFieldsList] = {}
-            found = []
-            for record in candidates:
-                key = (record.issuer_ori, record.chunk)
-                if key not in chunks:
-                    chunk = session.get(PartnerChunkRecord, key)
-                    if chunk is None:
-                        continue
-                    chunks[key] = hotlist_pb2.HotlistEntryFieldsList.FromString(
-                        self._key.decrypt(chunk.fields)
+            fresh = session.exec(
+                select(PartnerHotlistRecord).where(col(PartnerHotlistRecord.expires_at) > now)
+            ).all()
+            for record in fresh:
+                index = self._index(session, record)
+                fields: dict[int, hotlist_pb2.HotlistEntryFieldsList] = {}
+                for entry_id, chunk, slot in index.lookup(plate):
+                    if chunk not in fields:
+                        row = session.get(PartnerChunkRecord, (record.issuer_ori, chunk))
+                        if row is None:
+                            continue
+                        fields[chunk] = hotlist_pb2.HotlistEntryFieldsList.FromString(
+                            self._key.decrypt(row.fields)
+                        )
+                    message = fields[chunk].fields[slot]
+                    stored_plate = _split(
+                        session.get(PartnerChunkRecord, (record.issuer_ori, chunk)).plates  # type: ignore[union-attr]
+                    )[slot]
+                    try:
+                        entry = entry_from_message(stored_plate, message)
+                    except ValidationError:
+                        continue  # passed the bulk checks on receipt, but not the full ones
+                    found.append(
+                        PartnerMatch(record.issuer_ori, entry_id, message.list_name, entry)
                     )
-                message = chunks[key].fields[record.slot]
-                try:
-                    entry = entry_from_message(record.plate, message)
-                except ValidationError:
-                    continue  # passed the bulk checks on receipt, but not the full ones
-                found.append(
-                    PartnerMatch(record.issuer_ori, record.entry_id, message.list_name, entry)
+        return found
+
+    def _index(self, session: Session, record: PartnerHotlistRecord) -> _ListIndex:
+        """The in-memory index of a list, rebuilt from its chunks if it changed since."""
+        stamp = (record.version, utc(record.received_at))
+        with self._lock:
+            index = self._indexes.get(record.issuer_ori)
+            if index is not None and index.stamp == stamp:
+                return index
+            index = _ListIndex(stamp)
+            table = table_of(PartnerChunkRecord)
+            rows = session.connection().execute(
+                sa_select(table.c.chunk, table.c.entry_ids, table.c.plates).where(
+                    table.c.issuer_ori == record.issuer_ori
                 )
-            return found
+            )
+            for chunk, entry_ids, plates in rows:
+                index.add_chunk(chunk, _split(entry_ids), _split(plates))
+            index.ended.update(
+                session.exec(
+                    select(PartnerEndedRecord.entry_id).where(
+                        col(PartnerEndedRecord.issuer_ori) == record.issuer_ori
+                    )
+                ).all()
+            )
+            self._indexes[record.issuer_ori] = index
+            return index
 
     def purge_expired(self) -> list[str]:
         """Delete every partner list past its expiry, with its entries (HOT-6); their issuers."""
@@ -220,7 +268,7 @@ class PartnerHotlists:
                 ).all()
             )
             if expired:
-                for table in (PartnerEntryRecord, PartnerChunkRecord):
+                for table in (PartnerChunkRecord, PartnerEndedRecord):
                     session.exec(delete(table).where(col(table.issuer_ori).in_(expired)))
                 session.exec(
                     delete(PartnerHotlistRecord).where(
@@ -228,10 +276,36 @@ class PartnerHotlists:
                     )
                 )
             session.commit()
-            return expired
+        with self._lock:
+            for issuer in expired:
+                self._indexes.pop(issuer, None)
+        return expired
 
     def entry_count(self, issuer_ori: str) -> int:
-        """How many entries of `issuer_ori`'s list are stored (in force or not)."""
+        """How many entries of `issuer_ori`'s list are stored and not ended."""
         with Session(self._engine) as session:
-            query = select(func.count()).where(col(PartnerEntryRecord.issuer_ori) == issuer_ori)
-            return session.exec(query).one()
+            stored = session.exec(
+                select(func.coalesce(func.sum(PartnerChunkRecord.size), 0)).where(
+                    col(PartnerChunkRecord.issuer_ori) == issuer_ori
+                )
+            ).one()
+            ended = session.exec(
+                select(func.count()).where(col(PartnerEndedRecord.issuer_ori) == issuer_ori)
+            ).one()
+            return int(stored) - int(ended)
+
+
+class _ChunkRow(NamedTuple):
+    issuer_ori: str
+    chunk: int
+    size: int
+    entry_ids: bytes
+    plates: bytes
+    fields: bytes
+
+
+_CHUNK_COLUMNS = _ChunkRow._fields
+
+
+def _split(joined: bytes) -> list[str]:
+    return joined.decode().split("\n") if joined else []

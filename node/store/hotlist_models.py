@@ -76,26 +76,12 @@ class PartnerHotlistRecord(SQLModel, table=True):
     snapshot_digest: bytes
 
 
-class PartnerEntryRecord(SQLModel, table=True):
-    """An entry of a partner's hotlist: its plate, and where its encrypted fields are."""
-
-    __tablename__ = "partner_entry"
-
-    issuer_ori: str = Field(
-        primary_key=True, max_length=9, foreign_key="partner_hotlist.issuer_ori"
-    )
-    entry_id: str = Field(primary_key=True, max_length=36)
-    plate: str = Field(max_length=16, index=True)
-    is_partial: bool
-    chunk: int
-    slot: int
-
-
 class PartnerChunkRecord(SQLModel, table=True):
-    """The fields of up to a thousand entries of a partner's list, encrypted as one (HOT-2).
+    """Up to a thousand entries of a partner's list: ids and plates in clear, fields encrypted.
 
-    Encrypting in chunks keeps a million-entry list to a thousand encryptions, while a
-    hit still decrypts only the chunk that holds its entry.
+    Plates are matched from an in-memory index built from these chunks, so a million
+    received entries are a thousand rows and a thousand encryptions (HOT-2); a hit
+    decrypts only the chunk that holds its entry.
     """
 
     __tablename__ = "partner_chunk"
@@ -104,4 +90,18 @@ class PartnerChunkRecord(SQLModel, table=True):
         primary_key=True, max_length=9, foreign_key="partner_hotlist.issuer_ori"
     )
     chunk: int = Field(primary_key=True)
+    size: int
+    entry_ids: bytes
+    plates: bytes
     fields: bytes
+
+
+class PartnerEndedRecord(SQLModel, table=True):
+    """An entry a partner removed or cancelled since its last full snapshot (HOT-5)."""
+
+    __tablename__ = "partner_ended"
+
+    issuer_ori: str = Field(
+        primary_key=True, max_length=9, foreign_key="partner_hotlist.issuer_ori"
+    )
+    entry_id: str = Field(primary_key=True, max_length=36)

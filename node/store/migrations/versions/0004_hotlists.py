@@ -73,31 +73,28 @@ def upgrade() -> None:
     )
     op.create_index("ix_partner_hotlist_expires_at", "partner_hotlist", ["expires_at"])
     op.create_table(
-        "partner_entry",
-        sa.Column("issuer_ori", AutoString(length=9), nullable=False),
-        sa.Column("entry_id", AutoString(length=36), nullable=False),
-        sa.Column("plate", AutoString(length=16), nullable=False),
-        sa.Column("is_partial", sa.Boolean(), nullable=False),
-        sa.Column("chunk", sa.Integer(), nullable=False),
-        sa.Column("slot", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["issuer_ori"], ["partner_hotlist.issuer_ori"]),
-        sa.PrimaryKeyConstraint("issuer_ori", "entry_id"),
-    )
-    op.create_index("ix_partner_entry_plate", "partner_entry", ["plate"])
-    op.create_table(
         "partner_chunk",
         sa.Column("issuer_ori", AutoString(length=9), nullable=False),
         sa.Column("chunk", sa.Integer(), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("entry_ids", sa.LargeBinary(), nullable=False),
+        sa.Column("plates", sa.LargeBinary(), nullable=False),
         sa.Column("fields", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["issuer_ori"], ["partner_hotlist.issuer_ori"]),
         sa.PrimaryKeyConstraint("issuer_ori", "chunk"),
     )
+    op.create_table(
+        "partner_ended",
+        sa.Column("issuer_ori", AutoString(length=9), nullable=False),
+        sa.Column("entry_id", AutoString(length=36), nullable=False),
+        sa.ForeignKeyConstraint(["issuer_ori"], ["partner_hotlist.issuer_ori"]),
+        sa.PrimaryKeyConstraint("issuer_ori", "entry_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("partner_ended")
     op.drop_table("partner_chunk")
-    op.drop_index("ix_partner_entry_plate", table_name="partner_entry")
-    op.drop_table("partner_entry")
     op.drop_index("ix_partner_hotlist_expires_at", table_name="partner_hotlist")
     op.drop_table("partner_hotlist")
     op.drop_table("hotlist_version")
