@@ -13,6 +13,7 @@ from pathlib import Path
 from federation.exchange import UNACKNOWLEDGED, ExchangeLedger, check_ledger
 from federation.peers import Peer, PeerRegistry
 from gateway.cli_admin import add_admin_commands
+from gateway.cli_audit import add_audit_commands
 from gateway.cli_hotlists import add_hotlist_commands
 from gateway.config import load_config
 from gateway.node_dir import init_node, open_node
@@ -174,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         issue.set_defaults(run=_cmd_pki_issue)
 
     add_admin_commands(commands)
+    add_audit_commands(commands)
     add_hotlist_commands(commands)
     return parser
 

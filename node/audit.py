@@ -6,6 +6,8 @@ O(log n) hashes under one lock and never rereads the events. Nothing here delete
 changes an event (AUD-2). `AuditLog.verify` replays the events from their fields, so a
 record altered, removed or moved in the database is found (AUD-5); a log rewritten
 together with its head is caught by the signed checkpoints partners hold.
+`AuditLog.inclusion_proof` and `AuditLog.consistency_proof` prove an event's place in
+the tree and the tree's growth (see `node.audit_proofs`).
 
 The leaf of an event is `node.merkle.leaf_hash` over `leaf_bytes(event)`: the canonical
 JSON (keys sorted, no spaces, ASCII) of the object with keys ``actor``, ``agency``,
@@ -25,6 +27,13 @@ import pydantic
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from node.audit_proofs import (
+    ConsistencyProof,
+    InclusionProof,
+    check_sizes,
+    prove_consistency,
+    prove_inclusion,
+)
 from node.errors import NodeError, ValidationError
 from node.identity import validate_ori
 from node.merkle import HASH_SIZE, CompactRange, MerkleError, leaf_hash
@@ -258,6 +267,59 @@ class AuditLog:
                 f"events, {frontier.root().hex()}: leaf hashes were rewritten"
             )
 
+    def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
+        """The proof that event `seq` is in the tree of the first `size` events (all by default).
+
+        It is built from the stored leaf hashes, reading the first `size` of them (see
+        `node.audit_proofs`). An event whose fields were altered keeps its stored leaf
+        hash: `verify` is what finds it.
+
+        Raises:
+            ValidationError: `size` is not 1 to the log's size, or `seq` not 1 to `size`.
+            AuditLogError: An event up to `size` is missing, or the stored leaf hashes
+                do not give the head's root.
+        """
+        head = self.head()
+        size = head.size if size is None else size
+        check_sizes("size", size, head.size, least=1)
+        proof = prove_inclusion(self._leaf_hashes(size), seq)
+        _check_head(head, size, proof.root)
+        return proof
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """The proof that the tree of `old_size` events is a prefix of that of `new_size`.
+
+        `new_size` is the log's size by default. The proof comes with both roots; it is
+        built from the first `new_size` stored leaf hashes (see `node.audit_proofs`).
+
+        Raises:
+            ValidationError: `new_size` is not 0 to the log's size, or `old_size` not
+                0 to `new_size`.
+            AuditLogError: An event up to `new_size` is missing, or the stored leaf
+                hashes do not give the head's root.
+        """
+        head = self.head()
+        new_size = head.size if new_size is None else new_size
+        check_sizes("new_size", new_size, head.size, least=0)
+        proof = prove_consistency(self._leaf_hashes(new_size), old_size)
+        _check_head(head, new_size, proof.new_root)
+        return proof
+
+    def _leaf_hashes(self, size: int) -> list[bytes]:
+        """The stored leaf hashes of events 1 to `size`, in order."""
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(col(AuditEvent.seq), col(AuditEvent.leaf_hash))
+                .where(col(AuditEvent.seq) <= size)
+                .order_by(col(AuditEvent.seq))
+            ).all()
+        for expected, (seq, _leaf) in enumerate(rows, start=1):
+            if seq != expected:
+                raise _missing(expected, size)
+        if len(rows) != size:
+            raise _missing(len(rows) + 1, size)
+        return [leaf for _seq, leaf in rows]
+
     def _replay(self, size: int) -> Iterator[tuple[AuditEvent, bytes]]:
         """Events 1 to `size` in order, each with its leaf hash recomputed from its fields."""
         expected = 1
@@ -284,6 +346,14 @@ def _loaded(head: AuditHead | None) -> tuple[AuditHead, CompactRange]:
             f"the audit head says {head.size} events but its frontier covers {frontier.size}"
         )
     return head, frontier
+
+
+def _check_head(head: TreeHead, size: int, root: bytes) -> None:
+    if size == head.size and root != head.root:
+        raise AuditLogError(
+            f"the audit head's root {head.root.hex()} is not the root of the {size} stored "
+            f"leaf hashes, {root.hex()}: leaf hashes were rewritten"
+        )
 
 
 def _missing(seq: int, size: int) -> AuditLogError:

@@ -272,7 +272,15 @@ class TestVerify:
 class TestRetention:
     def test_aud2_offers_no_way_to_change_or_remove_an_event(self) -> None:
         public = {name for name in dir(AuditLog) if not name.startswith("_")}
-        assert public == {"append", "events", "head", "recompute_root", "verify"}
+        assert public == {
+            "append",
+            "consistency_proof",
+            "events",
+            "head",
+            "inclusion_proof",
+            "recompute_root",
+            "verify",
+        }
 
     def test_aud2_events_survive_a_restart(self, database_url: str, log: AuditLog) -> None:
         append_queries(log, 3)

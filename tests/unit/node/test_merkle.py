@@ -1,8 +1,9 @@
-"""RFC 9162 Merkle Tree Hash: the published test vectors, and the frontier against the reference."""
+"""RFC 9162 Merkle Tree Hash and proofs: the published test vectors, and random trees."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import pytest
 from hypothesis import example, given
@@ -12,9 +13,13 @@ from node.merkle import (
     EMPTY_ROOT,
     CompactRange,
     MerkleError,
+    consistency_proof,
+    inclusion_proof,
     leaf_hash,
     node_hash,
     root_from_leaves,
+    verify_consistency,
+    verify_inclusion,
 )
 
 # The test vectors of transparency-dev/merkle, testonly/constants.go at commit
@@ -82,7 +87,95 @@ MALFORMED_RANGES = {
     "a hash cut short": (1).to_bytes(8, "big") + bytes(31),
 }
 
+# The proof vectors of transparency-dev/merkle, proof/verify_test.go at commit
+# 02194e9afb6c1d95b5381350007963aa70fff472 (inclusionProofs, consistencyProofs), over the
+# tree of LEAF_INPUTS above. Go numbers the leaf from 1; the index here is from 0. Its
+# first inclusion vector, {0, 0, nil}, is one its own test skips as "an invalid path".
+_H = {
+    "leaf1": "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    "5f08": "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+    "6b47": "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+    "ca85": "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+}
+INCLUSION_VECTORS = [
+    (0, 1, ()),
+    (0, 8, (_H["leaf1"], _H["5f08"], _H["6b47"])),
+    (5, 8, (_L0[2], _H["ca85"], _L2)),
+    (2, 3, (_L1[0],)),
+    (1, 5, (_L0[0], _H["5f08"], _L0[2])),
+]
+CONSISTENCY_VECTORS = [
+    (1, 1, ()),
+    (1, 8, (_H["leaf1"], _H["5f08"], _H["6b47"])),
+    (6, 8, (_L1[1], _H["ca85"], _L2)),
+    (2, 5, (_H["5f08"], _L0[2])),
+    (6, 7, (_L1[1], _L0[3], _L2)),
+]
+SOME_HASH = bytes.fromhex("abacaba000000000000000000000000000000000000000000060061e00123456")
+PUBLISHED_LEAVES = [leaf_hash(data) for data in LEAF_INPUTS]
+
+# Ways to spoil a good inclusion proof, after the probes of corruptInclusionProof in
+# verify_test.go: (leaf hash, index, size, proof, root) -> the same, spoiled.
+_Inclusion = tuple[bytes, int, int, list[bytes], bytes]
+INCLUSION_PROBES: dict[str, Callable[[_Inclusion], _Inclusion]] = {
+    "index - 1": lambda p: (p[0], p[1] - 1, p[2], p[3], p[4]),
+    "index + 1": lambda p: (p[0], p[1] + 1, p[2], p[3], p[4]),
+    "index ^ 2": lambda p: (p[0], p[1] ^ 2, p[2], p[3], p[4]),
+    "size * 2": lambda p: (p[0], p[1], p[2] * 2, p[3], p[4]),
+    "size // 2": lambda p: (p[0], p[1], p[2] // 2, p[3], p[4]),
+    "wrong leaf": lambda p: (b"WrongLeaf", p[1], p[2], p[3], p[4]),
+    "empty root": lambda p: (p[0], p[1], p[2], p[3], EMPTY_ROOT),
+    "random root": lambda p: (p[0], p[1], p[2], p[3], SOME_HASH),
+    "trailing garbage": lambda p: (p[0], p[1], p[2], [*p[3], b""], p[4]),
+    "trailing root": lambda p: (p[0], p[1], p[2], [*p[3], p[4]], p[4]),
+    "preceding garbage": lambda p: (p[0], p[1], p[2], [b"", *p[3]], p[4]),
+    "preceding root": lambda p: (p[0], p[1], p[2], [p[4], *p[3]], p[4]),
+    "removed component": lambda p: (p[0], p[1], p[2], p[3][:-1], p[4]),
+    "inserted component": lambda p: (p[0], p[1], p[2], [*p[3][:1], SOME_HASH, *p[3][1:]], p[4]),
+}
+# And a good consistency proof, after corruptConsistencyProof:
+# (old size, new size, old root, new root, proof) -> the same, spoiled.
+_Consistency = tuple[int, int, bytes, bytes, list[bytes]]
+CONSISTENCY_PROBES: dict[str, Callable[[_Consistency], _Consistency]] = {
+    "old size - 1": lambda p: (p[0] - 1, p[1], p[2], p[3], p[4]),
+    "old size + 1": lambda p: (p[0] + 1, p[1], p[2], p[3], p[4]),
+    "old size ^ 2": lambda p: (p[0] ^ 2, p[1], p[2], p[3], p[4]),
+    "new size * 2": lambda p: (p[0], p[1] * 2, p[2], p[3], p[4]),
+    "new size // 2": lambda p: (p[0], p[1] // 2, p[2], p[3], p[4]),
+    "wrong old root": lambda p: (p[0], p[1], b"WrongRoot", p[3], p[4]),
+    "wrong new root": lambda p: (p[0], p[1], p[2], b"WrongRoot", p[4]),
+    "swapped roots": lambda p: (p[0], p[1], p[3], p[2], p[4]),
+    "empty proof": lambda p: (p[0], p[1], p[2], p[3], []),
+    "trailing garbage": lambda p: (p[0], p[1], p[2], p[3], [*p[4], b""]),
+    "trailing old root": lambda p: (p[0], p[1], p[2], p[3], [*p[4], p[2]]),
+    "trailing new root": lambda p: (p[0], p[1], p[2], p[3], [*p[4], p[3]]),
+    "preceding garbage": lambda p: (p[0], p[1], p[2], p[3], [b"", *p[4]]),
+    "preceding old root": lambda p: (p[0], p[1], p[2], p[3], [p[2], *p[4]]),
+    "preceding new root": lambda p: (p[0], p[1], p[2], p[3], [p[3], *p[4]]),
+    "preceding proof[0]": lambda p: (p[0], p[1], p[2], p[3], [p[4][0], *p[4]]),
+    "truncated proof": lambda p: (p[0], p[1], p[2], p[3], p[4][:-1]),
+}
+# Consistency between sizes RFC 9162 leaves to the caller, after TestVerifyConsistency
+# (with 32-byte stand-ins for its "don't care" roots, and the empty tree's root required
+# for size 0, which transparency-dev does not check).
+_R1, _R2 = bytes([1]) * 32, bytes([2]) * 32
+TRIVIAL_CONSISTENCY = {
+    "0 to 0": (0, 0, EMPTY_ROOT, EMPTY_ROOT, [], True),
+    "0 to 1": (0, 1, EMPTY_ROOT, _R2, [], True),
+    "1 to 1": (1, 1, _R2, _R2, [], True),
+    "0 to 0, other roots": (0, 0, _R1, _R2, [], False),
+    "0 to 1, not the empty root": (0, 1, _R1, _R2, [], False),
+    "1 to 1, other roots": (1, 1, _R1, _R2, [], False),
+    "1 to 0": (1, 0, _R1, _R2, [], False),
+    "2 to 1": (2, 1, _R1, _R2, [], False),
+    "1 to 2, empty proof": (1, 2, _R1, _R2, [], False),
+    "0 to 0, a hash too many": (0, 0, EMPTY_ROOT, EMPTY_ROOT, [EMPTY_ROOT], False),
+    "0 to 1, a hash too many": (0, 1, EMPTY_ROOT, EMPTY_ROOT, [EMPTY_ROOT], False),
+    "1 to 1, a hash too many": (1, 1, EMPTY_ROOT, EMPTY_ROOT, [EMPTY_ROOT], False),
+}
+
 leaf_lists = st.lists(st.binary(max_size=16).map(leaf_hash), max_size=70)
+trees = st.lists(st.binary(max_size=16).map(leaf_hash), min_size=1, max_size=33)
 
 
 def _range_of(leaves: list[bytes]) -> CompactRange:
@@ -154,3 +247,174 @@ class TestCompactRange:
         with pytest.raises(MerkleError, match=f"not {length}"):
             compact.append(bytes(length))
         assert compact.size == 0
+
+
+def _hashes(hexes: tuple[str, ...]) -> list[bytes]:
+    return [bytes.fromhex(value) for value in hexes]
+
+
+def _flipped(value: bytes, position: int) -> bytes:
+    return value[:position] + bytes([value[position] ^ 0x01]) + value[position + 1 :]
+
+
+class TestInclusionProof:
+    @pytest.mark.parametrize(("index", "size", "proof"), INCLUSION_VECTORS)
+    def test_succeeds_on_the_published_vectors(
+        self, index: int, size: int, proof: tuple[str, ...]
+    ) -> None:
+        assert inclusion_proof(PUBLISHED_LEAVES, index, size) == _hashes(proof)
+        verify_inclusion(PUBLISHED_LEAVES[index], index, size, _hashes(proof), ROOTS_BY_SIZE[size])
+
+    @pytest.mark.parametrize(
+        ("index", "size", "proof", "probe"),
+        [
+            pytest.param(*vector, probe, id=f"{vector[0]}-{vector[1]}-{name}")
+            for vector in INCLUSION_VECTORS
+            for name, probe in INCLUSION_PROBES.items()
+            if vector[2] or name != "removed component"
+        ],
+    )
+    def test_fails_on_the_published_vectors_spoiled(
+        self,
+        index: int,
+        size: int,
+        proof: tuple[str, ...],
+        probe: Callable[[_Inclusion], _Inclusion],
+    ) -> None:
+        good = (PUBLISHED_LEAVES[index], index, size, _hashes(proof), ROOTS_BY_SIZE[size])
+        with pytest.raises(MerkleError):
+            verify_inclusion(*probe(good))
+
+    @pytest.mark.parametrize(("index", "size"), [(0, 0), (0, 1), (1, 0), (2, 1), (-1, 1)])
+    @pytest.mark.parametrize(
+        ("leaf", "root"),
+        [(SOME_HASH, b""), (b"", EMPTY_ROOT), (SOME_HASH, EMPTY_ROOT)],
+        ids=["short root", "short leaf", "wrong root"],
+    )
+    def test_fails_without_the_leaf_in_the_tree(
+        self, index: int, size: int, leaf: bytes, root: bytes
+    ) -> None:
+        with pytest.raises(MerkleError):
+            verify_inclusion(leaf, index, size, [], root)
+
+    def test_succeeds_for_a_single_leaf_with_an_empty_proof(self) -> None:
+        leaf = leaf_hash(b"data")
+        verify_inclusion(leaf, 0, 1, [], leaf)
+        for other_leaf, other_root in ((leaf, b""), (b"", leaf), (b"", b"")):
+            with pytest.raises(MerkleError, match="a hash is 32 bytes"):
+                verify_inclusion(other_leaf, 0, 1, [], other_root)
+
+    @pytest.mark.parametrize(("index", "size"), [(0, 0), (1, 0), (2, 1), (8, 7), (-1, 3), (0, 9)])
+    def test_fails_building_for_a_leaf_outside_the_tree(self, index: int, size: int) -> None:
+        with pytest.raises(MerkleError):
+            inclusion_proof(PUBLISHED_LEAVES, index, size)
+
+    @given(trees)
+    def test_succeeds_for_every_leaf_of_random_trees(self, leaves: list[bytes]) -> None:
+        root = root_from_leaves(leaves)
+        for index, leaf in enumerate(leaves):
+            proof = inclusion_proof(leaves, index, len(leaves))
+            assert len(proof) <= (len(leaves) - 1).bit_length()
+            verify_inclusion(leaf, index, len(leaves), proof, root)
+
+    @given(trees.filter(lambda leaves: len(leaves) > 1), st.data())
+    def test_fails_with_any_byte_of_the_proof_or_root_flipped(
+        self, leaves: list[bytes], data: st.DataObject
+    ) -> None:
+        index = data.draw(st.integers(0, len(leaves) - 1))
+        proof = inclusion_proof(leaves, index, len(leaves))
+        root = root_from_leaves(leaves)
+        at = data.draw(st.integers(0, len(proof) - 1))
+        byte = data.draw(st.integers(0, 31))
+        spoiled = [*proof[:at], _flipped(proof[at], byte), *proof[at + 1 :]]
+        with pytest.raises(MerkleError):
+            verify_inclusion(leaves[index], index, len(leaves), spoiled, root)
+        with pytest.raises(MerkleError):
+            verify_inclusion(leaves[index], index, len(leaves), proof, _flipped(root, byte))
+        with pytest.raises(MerkleError):
+            verify_inclusion(_flipped(leaves[index], byte), index, len(leaves), proof, root)
+
+
+class TestConsistencyProof:
+    @pytest.mark.parametrize(("old_size", "new_size", "proof"), CONSISTENCY_VECTORS)
+    def test_succeeds_on_the_published_vectors(
+        self, old_size: int, new_size: int, proof: tuple[str, ...]
+    ) -> None:
+        assert consistency_proof(PUBLISHED_LEAVES, old_size, new_size) == _hashes(proof)
+        verify_consistency(
+            old_size, new_size, ROOTS_BY_SIZE[old_size], ROOTS_BY_SIZE[new_size], _hashes(proof)
+        )
+
+    @pytest.mark.parametrize("probe", CONSISTENCY_PROBES.values(), ids=CONSISTENCY_PROBES.keys())
+    @pytest.mark.parametrize(
+        ("old_size", "new_size", "proof"), [v for v in CONSISTENCY_VECTORS if v[2]]
+    )
+    def test_fails_on_the_published_vectors_spoiled(
+        self,
+        old_size: int,
+        new_size: int,
+        proof: tuple[str, ...],
+        probe: Callable[[_Consistency], _Consistency],
+    ) -> None:
+        good = (
+            old_size,
+            new_size,
+            ROOTS_BY_SIZE[old_size],
+            ROOTS_BY_SIZE[new_size],
+            _hashes(proof),
+        )
+        with pytest.raises(MerkleError):
+            verify_consistency(*probe(good))
+
+    @pytest.mark.parametrize(
+        ("old_size", "new_size", "old_root", "new_root", "proof", "holds"),
+        TRIVIAL_CONSISTENCY.values(),
+        ids=TRIVIAL_CONSISTENCY.keys(),
+    )
+    def test_succeeds_only_where_the_sizes_need_no_proof(
+        self,
+        old_size: int,
+        new_size: int,
+        old_root: bytes,
+        new_root: bytes,
+        proof: list[bytes],
+        holds: bool,
+    ) -> None:
+        if holds:
+            verify_consistency(old_size, new_size, old_root, new_root, proof)
+        else:
+            with pytest.raises(MerkleError):
+                verify_consistency(old_size, new_size, old_root, new_root, proof)
+
+    @pytest.mark.parametrize(("old_size", "new_size"), [(5, 0), (9, 8), (-1, 3), (1, 9)])
+    def test_fails_building_for_sizes_out_of_order_or_range(
+        self, old_size: int, new_size: int
+    ) -> None:
+        with pytest.raises(MerkleError):
+            consistency_proof(PUBLISHED_LEAVES, old_size, new_size)
+
+    @given(trees)
+    def test_succeeds_for_every_pair_of_sizes_of_random_trees(self, leaves: list[bytes]) -> None:
+        roots = [root_from_leaves(leaves[:size]) for size in range(len(leaves) + 1)]
+        for new_size in range(len(leaves) + 1):
+            for old_size in range(new_size + 1):
+                proof = consistency_proof(leaves, old_size, new_size)
+                verify_consistency(old_size, new_size, roots[old_size], roots[new_size], proof)
+
+    @given(trees.filter(lambda leaves: len(leaves) > 1), st.data())
+    def test_fails_with_any_byte_of_the_proof_or_a_root_flipped(
+        self, leaves: list[bytes], data: st.DataObject
+    ) -> None:
+        new_size = len(leaves)
+        old_size = data.draw(st.integers(1, new_size - 1))
+        proof = consistency_proof(leaves, old_size, new_size)
+        old_root, new_root = root_from_leaves(leaves[:old_size]), root_from_leaves(leaves)
+        at = data.draw(st.integers(0, len(proof) - 1))
+        byte = data.draw(st.integers(0, 31))
+        spoiled = [*proof[:at], _flipped(proof[at], byte), *proof[at + 1 :]]
+        with pytest.raises(MerkleError):
+            verify_consistency(old_size, new_size, old_root, new_root, spoiled)
+        with pytest.raises(MerkleError):
+            verify_consistency(old_size, new_size, _flipped(old_root, byte), new_root, proof)
+        with pytest.raises(MerkleError):
+            verify_consistency(old_size, new_size, old_root, _flipped(new_root, byte), proof)

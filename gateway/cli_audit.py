@@ -1,0 +1,217 @@
+"""`alpr audit` commands: check a node's audit log, and prove an event is in it (AUD-5).
+
+`verify` and `prove` read the node's database from its directory; no running node is
+needed. `prove` writes a JSON proof that `check-proof` checks with nothing else: the
+event's canonical bytes (`node.audit.leaf_bytes`, base64), its leaf index, the tree
+size, the inclusion path (hex) and the root (hex). An auditor passes ``--root`` with a
+root obtained elsewhere (a checkpoint the node signed, a partner's copy), so that the
+root in the file itself need not be trusted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from gateway.config import load_config
+from gateway.node_dir import open_node
+from node.audit import AuditLog, AuditLogError, leaf_bytes
+from node.audit_proofs import InclusionProof
+from node.clock import system_clock
+from node.errors import NodeError, ValidationError
+from node.merkle import HASH_SIZE, MerkleError, leaf_hash
+
+EXIT_FAILS = 1
+PROOF_FORMAT = "alpr-audit-inclusion-proof/v1"
+_T = TypeVar("_T")
+
+
+class _ProofFileError(NodeError):
+    """A proof file does not hold a well-formed proof, or the event in it is not the one proved."""
+
+
+def _with_log(directory: Path, action: Callable[[AuditLog], _T]) -> _T:
+    """Open the node in `directory` and run `action` on its audit log."""
+    node = open_node(load_config(directory, os.environ), now=datetime.now(UTC))
+    try:
+        return action(AuditLog(node.engine, clock=system_clock))
+    finally:
+        node.engine.dispose()
+
+
+def _verify(args: argparse.Namespace) -> int:
+    def check(log: AuditLog) -> int:
+        try:
+            head = log.head()
+            log.verify()
+        except AuditLogError as error:
+            where = "" if error.seq is None else f" (first bad event: {error.seq})"
+            print(f"audit log fails{where}: {error}")
+            return EXIT_FAILS
+        print(f"tree size {head.size}, root {head.root.hex()}: ok")
+        return 0
+
+    return _with_log(args.directory, check)
+
+
+def _prove(args: argparse.Namespace) -> int:
+    def prove(log: AuditLog) -> dict[str, object]:
+        proof = log.inclusion_proof(args.seq, args.size)
+        [event] = log.events(after_seq=args.seq - 1, limit=1)
+        data = leaf_bytes(event)
+        if leaf_hash(data) != proof.leaf_hash:
+            raise AuditLogError(
+                f"audit event {args.seq} was altered: its fields do not match its leaf hash",
+                seq=args.seq,
+            )
+        return {
+            "format": PROOF_FORMAT,
+            "event": base64.b64encode(data).decode("ascii"),
+            "leaf_index": proof.leaf_index,
+            "tree_size": proof.tree_size,
+            "hashes": [value.hex() for value in proof.hashes],
+            "root": proof.root.hex(),
+        }
+
+    text = json.dumps(_with_log(args.directory, prove), indent=2) + "\n"
+    if args.out is None:
+        print(text, end="")
+        return 0
+    try:
+        args.out.write_text(text, encoding="ascii")
+    except OSError as error:
+        raise ValidationError("--out", f"cannot write {args.out}: {error.strerror}") from error
+    print(f"wrote the proof of event {args.seq} to {args.out}")
+    return 0
+
+
+def _check_proof(args: argparse.Namespace) -> int:
+    root = None if args.root is None else _hash_arg(args.root)
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValidationError("FILE", f"cannot read {args.file}: {error}") from error
+    try:
+        data, proof = _read_proof(text)
+        proof.verify(root)
+        seq = _event_seq(data)
+        if seq != proof.seq:
+            raise _ProofFileError(f"the event is number {seq}, not {proof.seq} as its index says")
+    except (_ProofFileError, MerkleError) as error:
+        print(f"proof does not hold: {error}")
+        return EXIT_FAILS
+    against = "the root given" if root is not None else "the root in the file"
+    print(
+        f"proof holds: event {proof.seq} is in the tree of size {proof.tree_size} "
+        f"with root {(root or proof.root).hex()} ({against})"
+    )
+    return 0
+
+
+def _hash_arg(text: str) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError as error:
+        raise ValidationError("--root", "is not hex") from error
+    if len(value) != HASH_SIZE:
+        raise ValidationError("--root", f"is {len(value)} bytes, not {HASH_SIZE}")
+    return value
+
+
+def _read_proof(text: str) -> tuple[bytes, InclusionProof]:
+    """The event bytes and the proof a file written by `alpr audit prove` holds.
+
+    Raises:
+        _ProofFileError: The text is not such a file.
+    """
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise _ProofFileError(f"the file is not JSON ({error})") from error
+    if not isinstance(document, dict) or document.get("format") != PROOF_FORMAT:
+        raise _ProofFileError(f"the file is not a JSON object of format {PROOF_FORMAT}")
+    index, size = _integer(document, "leaf_index"), _integer(document, "tree_size")
+    hashes = document.get("hashes")
+    if not isinstance(hashes, list):
+        raise _ProofFileError("hashes: not a list")
+    try:
+        data = base64.b64decode(_string(document, "event"), validate=True)
+    except binascii.Error as error:
+        raise _ProofFileError(f"event: not base64 ({error})") from error
+    return data, InclusionProof(
+        seq=index + 1,
+        leaf_index=index,
+        tree_size=size,
+        leaf_hash=leaf_hash(data),
+        hashes=tuple(_hex(value, "hashes") for value in hashes),
+        root=_hex(document.get("root"), "root"),
+    )
+
+
+def _event_seq(data: bytes) -> object:
+    """The ``seq`` an event's canonical bytes name, or None where they name none.
+
+    Raises:
+        _ProofFileError: The bytes are not JSON.
+    """
+    try:
+        event = json.loads(data)
+    except ValueError as error:
+        raise _ProofFileError("event: not the canonical JSON of an audit event") from error
+    return event.get("seq") if isinstance(event, dict) else None
+
+
+def _integer(document: dict[str, object], key: str) -> int:
+    value = document.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _ProofFileError(f"{key}: not an integer")
+    return value
+
+
+def _string(document: dict[str, object], key: str) -> str:
+    value = document.get(key)
+    if not isinstance(value, str):
+        raise _ProofFileError(f"{key}: not a string")
+    return value
+
+
+def _hex(value: object, key: str) -> bytes:
+    if not isinstance(value, str):
+        raise _ProofFileError(f"{key}: {value!r} is not a hex string")
+    try:
+        return bytes.fromhex(value)
+    except ValueError as error:
+        raise _ProofFileError(f"{key}: {value!r} is not hex") from error
+
+
+def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `audit` command and its `verify`, `prove` and `check-proof` to `alpr`."""
+    audit = commands.add_parser("audit", help="the node's tamper-evident audit log")
+    actions = audit.add_subparsers(dest="action", required=True)
+
+    verify = actions.add_parser(
+        "verify", help="recompute the tree from the stored events; name the first bad one"
+    )
+    verify.add_argument("directory", type=Path, help="the node's directory")
+    verify.set_defaults(run=_verify)
+
+    prove = actions.add_parser("prove", help="write an inclusion proof of one event")
+    prove.add_argument("directory", type=Path, help="the node's directory")
+    prove.add_argument("--seq", type=int, required=True, help="the event's number, from 1")
+    prove.add_argument("--size", type=int, help="the tree size to prove it in (default: all)")
+    prove.add_argument("--out", type=Path, help="write the proof here (default: print it)")
+    prove.set_defaults(run=_prove)
+
+    check = actions.add_parser(
+        "check-proof", help="check a proof from `alpr audit prove`, without the node's data"
+    )
+    check.add_argument("file", type=Path, help="the proof file")
+    check.add_argument("--root", help="the root to check against (hex), e.g. from a checkpoint")
+    check.set_defaults(run=_check_proof)
