@@ -71,11 +71,15 @@ class PartnerMatch:
 
 @dataclass
 class _ListIndex:
-    """One partner list's plates in memory, for the list version it was built from."""
+    """One partner list's plates in memory, for the list version it was built from.
+
+    A place is ``chunk * CHUNK_SIZE + slot``: one int per entry rather than a tuple in
+    a list, which keeps a million-entry list to tens of megabytes.
+    """
 
     stamp: tuple[int, datetime]
-    exact: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    partial: list[tuple[PlatePattern, int, int]] = field(default_factory=list)
+    exact: dict[str, int | list[int]] = field(default_factory=dict)
+    partial: list[tuple[PlatePattern, int]] = field(default_factory=list)
     entry_ids: dict[int, list[str]] = field(default_factory=dict)
     plates: dict[int, list[str]] = field(default_factory=dict)
     ended: set[str] = field(default_factory=set)
@@ -84,18 +88,28 @@ class _ListIndex:
         """Index the entries of one chunk."""
         self.entry_ids[chunk] = entry_ids
         self.plates[chunk] = plates
-        exact = self.exact
+        exact, base = self.exact, chunk * CHUNK_SIZE
         for slot, plate in enumerate(plates):
             if "?" in plate or "*" in plate:
-                self.partial.append((PlatePattern(plate), chunk, slot))
+                self.partial.append((PlatePattern(plate), base + slot))
+                continue
+            held = exact.get(plate)
+            if held is None:
+                exact[plate] = base + slot
+            elif isinstance(held, int):
+                exact[plate] = [held, base + slot]
             else:
-                exact.setdefault(plate, []).append((chunk, slot))
+                held.append(base + slot)
 
     def lookup(self, plate: str) -> list[tuple[str, int, int]]:
         """(entry id, chunk, slot) of every entry in force that matches `plate`."""
-        places = list(self.exact.get(plate, ()))
-        places += [(c, s) for pattern, c, s in self.partial if pattern.matches(plate)]
-        found = [(self.entry_ids[c][s], c, s) for c, s in places]
+        held = self.exact.get(plate)
+        places = [] if held is None else [held] if isinstance(held, int) else list(held)
+        places += [place for pattern, place in self.partial if pattern.matches(plate)]
+        found = [
+            (self.entry_ids[p // CHUNK_SIZE][p % CHUNK_SIZE], p // CHUNK_SIZE, p % CHUNK_SIZE)
+            for p in places
+        ]
         return [place for place in found if place[0] not in self.ended]
 
 

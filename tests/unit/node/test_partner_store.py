@@ -98,3 +98,10 @@ class TestPartnerLists:
         assert store.held_version(LASD) == 0
         assert store.purge_expired() == [LASD]
         assert store.entry_count(LASD) == 0
+
+    def test_succeeds_finding_every_entry_of_a_plate_listed_more_than_once(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        store = lists(engine, clock)
+        store.store(received(1), entries(["7ABC123", "1XYZ000", "7ABC123", "7ABC123"]))
+        assert sorted(m.entry_id for m in store.find("7ABC123")) == ["e-0", "e-2", "e-3"]
