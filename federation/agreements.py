@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
 from alpr.federation.v1 import agreement_pb2
-from federation.envelope import Envelope
+from federation.envelope import Envelope, parse_payload
 from federation.errors import InvalidEnvelopeError
 from federation.peers import Peer, PeerRegistry
 from federation.terms import REQUIRED_CLAUSES, TERMS_TYPE, Grant, Terms
@@ -316,8 +316,9 @@ class AgreementBook:
             InvalidEnvelopeError: The notice is not signed by the sender or not about its agreement.
             NotFoundError: No such agreement.
         """
-        notice = agreement_pb2.RevocationNotice()
-        notice.ParseFromString(envelope.verify([sender.key], 1, NOTICE_TYPE).payload)
+        notice = parse_payload(
+            agreement_pb2.RevocationNotice, envelope.verify([sender.key], 1, NOTICE_TYPE).payload
+        )
         agreement = self.require(notice.agreement_id)
         if (
             notice.revoked_by_ori != sender.ori

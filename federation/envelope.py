@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from alpr.common.v1 import envelope_pb2
 from federation.errors import InvalidEnvelopeError
@@ -24,6 +25,24 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE v1 pre-authentication encoding: the bytes every signature covers."""
     kind = payload_type.encode()
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+_Message = TypeVar("_Message", bound=Message)
+
+
+def parse_payload(message_type: type[_Message], payload: bytes) -> _Message:
+    """Parse verified payload bytes as `message_type`.
+
+    Raises:
+        InvalidEnvelopeError: They are not a well-formed message of that type.
+    """
+    message = message_type()
+    try:
+        message.ParseFromString(payload)
+    except DecodeError as error:
+        name = message_type.DESCRIPTOR.name
+        raise InvalidEnvelopeError(f"the signed payload is not a {name}") from error
+    return message
 
 
 @dataclass(frozen=True)

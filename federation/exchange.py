@@ -19,14 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from google.protobuf.message import DecodeError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from alpr.federation.v1 import exchange_pb2
 from federation.agreements import Agreement, AgreementBook
-from federation.envelope import Envelope
+from federation.envelope import Envelope, parse_payload
 from federation.errors import (
     ExchangeRefusedError,
     InvalidEnvelopeError,
@@ -113,11 +112,7 @@ class RequestChecker:
             ReplayError: Its nonce was used before.
         """
         payload = envelope.verify([sender.key], 1, REQUEST_TYPE).payload
-        request = exchange_pb2.ExchangeRequest()
-        try:
-            request.ParseFromString(payload)
-        except DecodeError as error:
-            raise InvalidEnvelopeError("the request is not an ExchangeRequest") from error
+        request = parse_payload(exchange_pb2.ExchangeRequest, payload)
         if (request.requesting_ori, request.responding_ori) != (sender.ori, self._ori):
             raise InvalidEnvelopeError("the request is not from its sender to us")
         agreement = self._agreements.in_force(sender.ori, grant, grantor=self._ori)
@@ -201,8 +196,9 @@ def verify_receipt(
     Raises:
         InvalidEnvelopeError: It is not signed by the responder, or names other bytes.
     """
-    receipt = exchange_pb2.Receipt()
-    receipt.ParseFromString(envelope.verify([responder.key], 1, RECEIPT_TYPE).payload)
+    receipt = parse_payload(
+        exchange_pb2.Receipt, envelope.verify([responder.key], 1, RECEIPT_TYPE).payload
+    )
     expected = (
         request.exchange_id,
         responder.ori,
@@ -226,8 +222,7 @@ def sign_acknowledgement(
     signer: Signer, *, receipt: Envelope, requester_ori: str, audit: AuditRecord, now: datetime
 ) -> Envelope:
     """The requester's signed acknowledgement of a verified receipt."""
-    parsed = exchange_pb2.Receipt()
-    parsed.ParseFromString(receipt.payload)
+    parsed = parse_payload(exchange_pb2.Receipt, receipt.payload)
     acknowledgement = exchange_pb2.Acknowledgement(
         exchange_id=parsed.exchange_id,
         requester_ori=requester_ori,
@@ -288,9 +283,8 @@ class ExchangeLedger:
             InvalidEnvelopeError: It is not the requester's, or not over our receipt.
             NotFoundError: We answered no such exchange for the requester.
         """
-        acknowledgement = exchange_pb2.Acknowledgement()
         payload = envelope.verify([requester.key], 1, ACKNOWLEDGEMENT_TYPE).payload
-        acknowledgement.ParseFromString(payload)
+        acknowledgement = parse_payload(exchange_pb2.Acknowledgement, payload)
         with Session(self._engine) as session:
             record = session.get(ExchangeRecord, acknowledgement.exchange_id)
             if record is None or not record.we_responded or record.partner_ori != requester.ori:
@@ -340,8 +334,9 @@ def check_exchange(record: ExchangeRecord, *, ours: Key, theirs: Key) -> Receipt
     problems = []
     try:
         receipt = Envelope.from_bytes(record.receipt)
-        parsed = exchange_pb2.Receipt()
-        parsed.ParseFromString(receipt.verify([responder], 1, RECEIPT_TYPE).payload)
+        parsed = parse_payload(
+            exchange_pb2.Receipt, receipt.verify([responder], 1, RECEIPT_TYPE).payload
+        )
         if (parsed.request_digest, parsed.response_digest) != (
             record.request_digest,
             record.response_digest,
@@ -354,11 +349,11 @@ def check_exchange(record: ExchangeRecord, *, ours: Key, theirs: Key) -> Receipt
         problems.append(UNACKNOWLEDGED)
     elif receipt is not None:
         try:
-            acknowledgement = exchange_pb2.Acknowledgement()
-            acknowledgement.ParseFromString(
+            acknowledgement = parse_payload(
+                exchange_pb2.Acknowledgement,
                 Envelope.from_bytes(record.acknowledgement)
                 .verify([requester], 1, ACKNOWLEDGEMENT_TYPE)
-                .payload
+                .payload,
             )
             if acknowledgement.receipt_digest != digest(receipt.payload):
                 problems.append("the acknowledgement is over another receipt")

@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 
 from alpr.common.v1 import hotlist_pb2
 from alpr.federation.v1 import exchange_pb2
-from federation.envelope import Envelope
+from federation.envelope import Envelope, parse_payload
 from federation.errors import InvalidEnvelopeError
 from federation.exchange import digest
 from federation.peers import Peer
@@ -84,11 +84,7 @@ def open_snapshot(
             expiry past or more than 24 hours after issue, or undecryptable fields.
     """
     payload = envelope.verify([issuer.key], 1, SNAPSHOT_TYPE).payload
-    snapshot = exchange_pb2.HotlistSnapshot()
-    try:
-        snapshot.ParseFromString(payload)
-    except DecodeError as error:
-        raise InvalidEnvelopeError("the snapshot is not a HotlistSnapshot") from error
+    snapshot = parse_payload(exchange_pb2.HotlistSnapshot, payload)
     if (snapshot.issuer_ori, snapshot.recipient_ori, snapshot.agreement_id) != (
         issuer.ori,
         recipient_ori,

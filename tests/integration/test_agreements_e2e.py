@@ -14,6 +14,8 @@ from google.protobuf import field_mask_pb2
 from alpr.admin.v1 import agreements_pb2, peers_pb2
 from alpr.common.v1 import envelope_pb2
 from alpr.federation.v1 import agreement_pb2, federation_service_pb2, federation_service_pb2_grpc
+from federation.agreements import NOTICE_TYPE
+from federation.envelope import Envelope
 from federation.gate import DENIED
 from node.identity import PrincipalKind
 from tests.support.agencies import TIMEOUT, Agency, running_agencies, stamp
@@ -188,3 +190,21 @@ class TestUniformDenials:
         assert "no payload type" in reasons[2]
         assert reasons[3].startswith(f"certificate names spiffe://test.alpr/agency/{LAPD}")
         assert len(reasons) == 4
+
+    def test_shr6_a_signed_but_malformed_notice_is_denied_not_an_internal_error(
+        self, agencies: dict[str, Agency], federation: Federation
+    ) -> None:
+        lapd, lasd = agencies[LAPD], agencies[LASD]
+        garbage = Envelope.sign(b"\xff\xff\xff", NOTICE_TYPE, lapd.node.services.sharing.signer)
+        credentials = federation.client(LAPD, PrincipalKind.NODE, "")
+        with lasd.node.channel(credentials) as channel, pytest.raises(grpc.RpcError) as raised:
+            federation_service_pb2_grpc.FederationServiceStub(channel).RevokeAgreement(
+                federation_service_pb2.RevokeAgreementRequest(notice=garbage.to_proto()),
+                timeout=TIMEOUT,
+            )
+        assert (raised.value.code(), raised.value.details()) == (
+            grpc.StatusCode.PERMISSION_DENIED,
+            DENIED,
+        )
+        [denial] = lasd.audit_events("exchange.denied")
+        assert "not a RevocationNotice" in json.loads(denial.details)["reason"]
