@@ -123,8 +123,12 @@ class RequestChecker:
             )
         if request.purpose not in agreement.terms.purposes:
             raise ExchangeRefusedError(f"purpose {request.purpose!r} is not in the agreement")
-        if not request.case_number or len(request.nonce) != NONCE_BYTES:
-            raise InvalidEnvelopeError("the request lacks a case number or a 16-byte nonce")
+        if (
+            not (request.requesting_user and request.case_number)
+            or len(request.nonce) != NONCE_BYTES
+        ):
+            # SHR-5: the request names the person asking and the case; the nonce stops replays.
+            raise InvalidEnvelopeError("the request lacks its user, case number or 16-byte nonce")
         now = self._clock()
         issued_at = request.issued_at.ToDatetime(UTC)
         if abs(now - issued_at) > ALLOWED_SKEW:
