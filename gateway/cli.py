@@ -43,6 +43,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         listen=args.listen,
         store_url=args.store_url,
         now=_now(),
+        profile=args.profile,
     )
     print(f"created node {config.ori} ({config.name}) in {config.directory}")
     if ca is None:
@@ -128,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("directory", type=Path)
     init.add_argument("--ori", required=True, help="the agency's NCIC ORI, e.g. CA0194200")
     init.add_argument("--name", required=True, help="the agency's name")
+    init.add_argument(
+        "--profile",
+        required=True,
+        help="policy profile: a shipped one (lapd, lasd, claremont_pd, south_pasadena_pd, "
+        "usc_dps) or the path of your own TOML",
+    )
     init.add_argument("--federation", help="the federation's trust domain (or take it from --ca)")
     init.add_argument("--ca", type=Path, help="a CA directory: issue the node's certificate now")
     init.add_argument(

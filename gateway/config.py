@@ -21,6 +21,7 @@ from node.store import sqlite_url
 
 CONFIG_FILE = "node.toml"
 DATABASE_FILE = "node.db"
+PROFILE_FILE = "profile.toml"
 ENV_PREFIX = "ALPR_"
 MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024
 
@@ -42,6 +43,7 @@ class NodeConfig:
         tls_key: The node's TLS private key.
         signing_key: The node's Ed25519 seed.
         data_key: The key that encrypts hotlist fields at rest (HOT-2).
+        profile: The agency's policy profile (retention, purposes, approvers, audit).
         store_url: The database URL.
     """
 
@@ -57,6 +59,7 @@ class NodeConfig:
     tls_key: Path
     signing_key: Path
     data_key: Path
+    profile: Path
     store_url: str
 
 
@@ -119,9 +122,10 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
     ("tls", "key"): ("tls_key", _text, "tls/node.key"),
     ("keys", "signing_key"): ("signing_key", _text, "keys/signing.key"),
     ("keys", "data_key"): ("data_key", _text, "keys/data.key"),
+    ("policy", "profile"): ("profile", _text, PROFILE_FILE),
     ("store", "url"): ("store_url", str, ""),
 }
-_PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key", "data_key"}
+_PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key", "data_key", "profile"}
 
 
 def load_config(directory: Path, environ: Mapping[str, str]) -> NodeConfig:
@@ -204,6 +208,11 @@ key = "tls/node.key"
 # (mode 0600). Neither is ever copied into the database.
 signing_key = "keys/signing.key"
 data_key = "keys/data.key"
+
+[policy]
+# The agency's policy profile: retention, authorized purposes, approvers, audit retention.
+# `alpr init --profile` copied it here with the policy sections each value comes from.
+profile = "{PROFILE_FILE}"
 
 [store]
 # Empty: the SQLite file {DATABASE_FILE} in this directory. Or postgresql://user@host:port/db

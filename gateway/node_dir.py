@@ -19,6 +19,7 @@ from node.errors import NodeError, ValidationError
 from node.identity import Principal, PrincipalKind, validate_federation, validate_ori
 from node.owner import check_owner, record_owner
 from node.pki import CertificateAuthority
+from node.profile import PolicyProfile, builtin_profiles, load_profile
 from node.store import create_engine, upgrade
 
 
@@ -30,6 +31,7 @@ class OpenedNode:
     tls: TLSConfig
     signer: Ed25519Signer
     data_key: DataKey
+    profile: PolicyProfile
     engine: Engine
     identity: NodeIdentityView
 
@@ -45,12 +47,26 @@ def init_node(
     listen: str,
     store_url: str,
     now: datetime,
+    profile: str,
 ) -> NodeConfig:
-    """Create a node: config, Ed25519 signing key, database, and its certificate if a CA is given.
+    """Create a node: config, policy profile, keys, database, and its certificate if a CA is given.
+
+    Args:
+        directory: Where the node's files go.
+        ori: The agency's ORI.
+        name: The agency's name.
+        federation: The federation's trust domain, or None to take the CA's.
+        ca: The federation CA, to issue the node's certificate now; or None.
+        hosts: The DNS names and addresses the node serves as.
+        listen: host:port to serve on.
+        store_url: The database URL, or empty for the SQLite file.
+        now: The time the certificate and the database start from.
+        profile: A shipped profile's name (e.g. ``lapd``) or the path of the agency's own.
 
     Raises:
         ValidationError: The ORI or federation is malformed, the directory already holds
-            a node, or the federation disagrees with the CA's.
+            a node, the federation disagrees with the CA's, or the profile is unknown or
+            breaks a rule (with the key that does).
     """
     validate_ori(ori)
     if ca is not None and federation not in (None, ca.federation):
@@ -59,6 +75,7 @@ def init_node(
     if federation is None:
         raise ValidationError("federation", "give --federation or --ca")
     validate_federation(federation)
+    profile_text = _profile_text(profile)
     if (directory / CONFIG_FILE).exists():
         raise ValidationError("directory", f"{directory} already holds a node")
     directory.mkdir(parents=True, exist_ok=True)
@@ -66,6 +83,7 @@ def init_node(
         render_config(ori=ori, name=name, federation=federation, listen=listen, store_url=store_url)
     )
     config = load_config(directory, {})
+    config.profile.write_text(profile_text)
     signer = Ed25519Signer.generate(config.signing_key)
     DataKey.load_or_create(config.data_key)
     if ca is not None:
@@ -88,6 +106,21 @@ def init_node(
     return config
 
 
+def _profile_text(profile: str) -> str:
+    """The text of a shipped profile by name, or of the profile file at that path, validated.
+
+    Raises:
+        ValidationError: No such profile, or it breaks a rule.
+    """
+    shipped = builtin_profiles()
+    path = shipped.get(profile, Path(profile))
+    if profile not in shipped and not path.is_file():
+        names = ", ".join(sorted(shipped))
+        raise ValidationError("profile", f"{profile!r} is no file and no shipped profile ({names})")
+    load_profile(path)
+    return path.read_text()
+
+
 def open_node(config: NodeConfig, *, now: datetime) -> OpenedNode:
     """Check and open everything `config` names, migrating the database to the current schema.
 
@@ -103,6 +136,7 @@ def open_node(config: NodeConfig, *, now: datetime) -> OpenedNode:
             f"{config.tls_cert}: names {named.spiffe_id}, not this node ({expected.spiffe_id})"
         )
     try:
+        profile = load_profile(config.profile)
         signer = Ed25519Signer.load(config.signing_key)
         data_key = DataKey.load_or_create(config.data_key)
         engine = create_engine(config.store_url)
@@ -129,7 +163,7 @@ def open_node(config: NodeConfig, *, now: datetime) -> OpenedNode:
         federation=config.federation,
         signing_public_key=signer.public_key.public_bytes,
     )
-    return OpenedNode(config, tls, signer, data_key, engine, identity)
+    return OpenedNode(config, tls, signer, data_key, profile, engine, identity)
 
 
 def _redacted(url: str) -> str:

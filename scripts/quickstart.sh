@@ -20,7 +20,7 @@ alpr=.venv/bin/alpr
 [ -f $home/ca/ca.crt ] || $alpr pki init-ca $home/ca --federation quickstart.alpr
 [ -f $home/lapd/node.toml ] ||
     $alpr init $home/lapd --ori CA0194200 --name "Los Angeles Police Department" \
-        --ca $home/ca --listen "$listen"
+        --profile lapd --ca $home/ca --listen "$listen"
 [ -f $home/operator/admin.crt ] ||
     $alpr pki issue-client $home/ca --ori CA0194200 --user admin --out $home/operator
 

@@ -77,7 +77,8 @@ def build(base: Path, size: int) -> tuple[Path, Path]:
     for ori in (ISSUER, RECEIVER):
         directories[ori] = base / ori
         init_node(directories[ori], ori=ori, name=ori, federation=None, ca=ca,
-                  hosts=("localhost",), listen="localhost:0", store_url="", now=now)  # fmt: skip
+                  hosts=("localhost",), listen="localhost:0", store_url="", now=now,
+                  profile="lapd")  # fmt: skip
         config_text = (directories[ori] / "node.toml").read_text()
         (directories[ori] / "node.toml").write_text(
             config_text.replace("max_message_bytes = 4194304", "max_message_bytes = 67108864")

@@ -35,6 +35,8 @@ def site(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
                 LAPD,
                 "--name",
                 "LAPD",
+                "--profile",
+                "lapd",
                 "--ca",
                 str(tmp_path / "ca"),
                 "--listen",
@@ -152,6 +154,8 @@ class TestBadConfiguration:
                     LASD,
                     "--name",
                     "LASD",
+                    "--profile",
+                    "lasd",
                     "--ca",
                     str(site / "ca"),
                 ]
@@ -170,15 +174,64 @@ class TestBadConfiguration:
         self, site: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         code = main(
-            ["init", str(site / "lapd"), "--ori", LAPD, "--name", "x", "--ca", str(site / "ca")]
+            [
+                "init",
+                str(site / "lapd"),
+                "--ori",
+                LAPD,
+                "--name",
+                "x",
+                "--profile",
+                "lapd",
+                "--ca",
+                str(site / "ca"),
+            ]
         )
         assert "already holds a node" in one_line_error(capsys, code)
+
+    @pytest.mark.parametrize(
+        ("profile", "expected"),
+        [
+            ("nypd", "profile: 'nypd' is no file and no shipped profile"),
+            ("BROKEN", "retention.read_period: P6M is less than 1 year"),
+        ],
+        ids=["unknown", "breaks RET-1"],
+    )
+    def test_ret1_fails_init_with_a_profile_that_is_unknown_or_breaks_a_rule(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], profile: str, expected: str
+    ) -> None:
+        if profile == "BROKEN":
+            lapd = (ROOT / "node" / "profiles" / "lapd.toml").read_text()
+            profile = str(tmp_path / "ours.toml")
+            Path(profile).write_text(lapd.replace('read_period = "P2Y"', 'read_period = "P6M"'))
+        code = main(["init", str(tmp_path / "n"), "--ori", LAPD, "--name", "x",
+                     "--profile", profile, "--federation", "f.alpr"])  # fmt: skip
+        assert expected in one_line_error(capsys, code)
+        assert not (tmp_path / "n").exists()
+
+    def test_fails_serve_when_the_profile_was_edited_to_break_a_rule(
+        self, site: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = site / "lapd" / "profile.toml"
+        path.write_text(path.read_text().replace('retention = "P5Y"', 'retention = "P1Y"'))
+        assert "audit.retention" in one_line_error(capsys, main(["serve", str(site / "lapd")]))
 
     def test_fails_init_with_a_bad_ori(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         code = main(
-            ["init", str(tmp_path / "n"), "--ori", "XX123", "--name", "x", "--federation", "f.alpr"]
+            [
+                "init",
+                str(tmp_path / "n"),
+                "--ori",
+                "XX123",
+                "--name",
+                "x",
+                "--profile",
+                "lapd",
+                "--federation",
+                "f.alpr",
+            ]
         )
         assert "ori: 'XX123' is not an ORI" in one_line_error(capsys, code)
 

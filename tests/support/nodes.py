@@ -63,6 +63,7 @@ def make_node(
         listen="127.0.0.1:0",
         store_url=store_url,
         now=datetime.now(UTC),
+        profile="lapd",
     )
 
 
