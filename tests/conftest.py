@@ -9,8 +9,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.engine import Engine
 
-from node.store import sqlite_url
+from node.store import create_engine, sqlite_url, upgrade
 from tests.support.clock import ManualClock
 from tests.support.pki import Federation
 from tests.support.postgres import ENV_URL, throwaway_cluster
@@ -39,6 +40,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield f"{server}/{name}"
     with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on a fresh database of each kind, migrated to the current schema."""
+    engine = create_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -14,7 +13,6 @@ from federation.peers import Peer, PeerRegistry
 from federation.terms import Grant
 from node.ed25519 import Ed25519Signer
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
-from node.store import create_engine, upgrade
 from tests.support.clock import START, ManualClock
 
 KEY = Ed25519Signer.generate().public_key.public_bytes
@@ -34,14 +32,6 @@ INVALID = {
     "SAN of a user": ({"spiffe_id": "spiffe://test.alpr/agency/CA0190000/user/x"}, "spiffe_id"),
     "short key": ({"signing_public_key": b"short"}, "signing_public_key"),
 }
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

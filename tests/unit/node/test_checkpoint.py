@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import nacl.signing
 import pytest
@@ -27,7 +26,6 @@ from node.checkpoint import (
 from node.ed25519 import Ed25519Signer
 from node.errors import ValidationError
 from node.merkle import EMPTY_ROOT, verify_consistency
-from node.store import create_engine, upgrade
 from tests.support.clock import ManualClock
 
 # golang.org/x/mod sumdb/note/note_test.go (TestSign, TestOpen, TestNewVerifier), golang/mod
@@ -352,14 +350,6 @@ class TestLogOrigin:
     def test_fails_an_invalid_ori(self) -> None:
         with pytest.raises(ValidationError):
             log_origin("socal.alpr", "XX01")
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 class TestCheckpointFor:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from node.ed25519 import DataKey
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
 from node.hotlists.entry import HotlistEntry, ListType
 from node.hotlists.store import HotlistStore
-from node.store import create_engine, upgrade
+from node.store import create_engine
 from tests.support.clock import ManualClock
 
 STOLEN = HotlistEntry(
@@ -26,11 +25,8 @@ PARTIAL = HotlistEntry(plate="7AB?12*", list_type=ListType.AMBER_ALERT, reason="
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[HotlistStore]:
-    engine = create_engine(database_url)
-    upgrade(engine)
-    yield HotlistStore(engine, data_key=DataKey.generate(), clock=ManualClock())
-    engine.dispose()
+def store(engine: Engine) -> HotlistStore:
+    return HotlistStore(engine, data_key=DataKey.generate(), clock=ManualClock())
 
 
 class TestLists:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,7 +13,6 @@ from node.errors import PreconditionError
 from node.hotlists.codec import fields_message
 from node.hotlists.entry import HotlistEntry, ListType
 from node.hotlists.partner_store import PartnerHotlists, ReceivedEntries, ReceivedList
-from node.store import create_engine, upgrade
 from tests.support.clock import START, ManualClock
 
 LASD = "CA0190000"
@@ -39,14 +37,6 @@ def received(version: int, since: int = 0) -> ReceivedList:
         expires_at=START + timedelta(hours=24),
         digest=b"d" * 32,
     )
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def lists(engine: Engine, clock: ManualClock) -> PartnerHotlists:
