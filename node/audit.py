@@ -2,7 +2,9 @@
 
 Each event is a row of `audit_event` numbered 1, 2, 3… with no gap (AUD-1); the row
 `audit_head` holds the tree size and its `CompactRange`, so an append reads and writes
-O(log n) hashes under one lock and never rereads the events. Nothing here deletes or
+O(log n) hashes under one lock and never rereads the events; each append also stores
+the hash of every perfect subtree it completes (`audit_subtree`, amortized one row), so a
+proof reads O(log n) stored hashes, however long the log. Nothing here deletes or
 changes an event (AUD-2). `AuditLog.verify` replays the events from their fields, so a
 record altered, removed or moved in the database is found (AUD-5); a log rewritten
 together with its head is caught by the signed checkpoints partners hold.
@@ -19,26 +21,28 @@ JSON (keys sorted, no spaces, ASCII) of the object with keys ``actor``, ``agency
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pydantic
+from sqlalchemy import and_, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from node.audit_proofs import (
     ConsistencyProof,
     InclusionProof,
+    Subtree,
     check_sizes,
     prove_consistency,
     prove_inclusion,
 )
 from node.errors import NodeError, ValidationError
 from node.identity import validate_ori
-from node.merkle import HASH_SIZE, CompactRange, MerkleError, leaf_hash
+from node.merkle import HASH_SIZE, CompactRange, MerkleError, leaf_hash, verify_consistency
 from node.store.engine import lock_for_write
-from node.store.models import AuditEvent, AuditHead, utc
+from node.store.models import AuditEvent, AuditHead, AuditSubtree, utc
 
 MAX_PAGE = 1000
 _HEAD_ID = 1
@@ -183,9 +187,13 @@ class AuditLog:
             )
             seq = event.seq = frontier.size + 1
             leaf = event.leaf_hash = leaf_hash(leaf_bytes(event))
-            frontier.append(leaf)
+            completed = frontier.append(leaf)
             head.size, head.frontier = frontier.size, frontier.to_bytes()
             session.add(event)
+            session.add_all(
+                AuditSubtree(level=level, index=(seq - 1) >> level, hash=subtree)
+                for level, subtree in enumerate(completed, start=1)
+            )
             session.add(head)
             session.commit()
         return AuditRecord(
@@ -270,55 +278,100 @@ class AuditLog:
     def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
         """The proof that event `seq` is in the tree of the first `size` events (all by default).
 
-        It is built from the stored leaf hashes, reading the first `size` of them (see
-        `node.audit_proofs`). An event whose fields were altered keeps its stored leaf
-        hash: `verify` is what finds it.
+        It is built from O(log size) stored hashes: event `seq`'s leaf hash and those of
+        the subtrees on its path (see `node.audit_proofs`), and checked before it is
+        returned. An event whose fields were altered keeps its stored leaf hash, and a
+        hash rewritten off the path is never read: `verify`, which reads every event, is
+        what finds both.
 
         Raises:
             ValidationError: `size` is not 1 to the log's size, or `seq` not 1 to `size`.
-            AuditLogError: An event up to `size` is missing, or the stored leaf hashes
-                do not give the head's root.
+            AuditLogError: An event or subtree the proof needs is missing, or the stored
+                hashes do not lead to the proof's root or, at the log's size, the head's.
         """
         head = self.head()
         size = head.size if size is None else size
         check_sizes("size", size, head.size, least=1)
-        proof = prove_inclusion(self._leaf_hashes(size), seq)
+        proof = prove_inclusion(seq, size, lambda wanted: self._stored_hashes(wanted, size))
         _check_head(head, size, proof.root)
+        try:
+            proof.verify()
+        except MerkleError as error:
+            raise _rewritten(error) from error
         return proof
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
         """The proof that the tree of `old_size` events is a prefix of that of `new_size`.
 
         `new_size` is the log's size by default. The proof comes with both roots; it is
-        built from the first `new_size` stored leaf hashes (see `node.audit_proofs`).
+        built from O(log new_size) stored hashes (see `node.audit_proofs`) and checked
+        before it is returned.
 
         Raises:
             ValidationError: `new_size` is not 0 to the log's size, or `old_size` not
                 0 to `new_size`.
-            AuditLogError: An event up to `new_size` is missing, or the stored leaf
-                hashes do not give the head's root.
+            AuditLogError: An event or subtree the proof needs is missing, or the stored
+                hashes do not lead to both roots or, at the log's size, to the head's.
         """
         head = self.head()
         new_size = head.size if new_size is None else new_size
         check_sizes("new_size", new_size, head.size, least=0)
-        proof = prove_consistency(self._leaf_hashes(new_size), old_size)
+        proof = prove_consistency(
+            old_size, new_size, lambda wanted: self._stored_hashes(wanted, new_size)
+        )
         _check_head(head, new_size, proof.new_root)
+        try:
+            verify_consistency(old_size, new_size, proof.old_root, proof.new_root, proof.hashes)
+        except MerkleError as error:
+            raise _rewritten(error) from error
         return proof
 
-    def _leaf_hashes(self, size: int) -> list[bytes]:
-        """The stored leaf hashes of events 1 to `size`, in order."""
+    def _stored_hashes(self, wanted: Collection[Subtree], size: int) -> dict[Subtree, bytes]:
+        """The stored hash of each subtree in `wanted`, in two queries.
+
+        Raises:
+            AuditLogError: A leaf's event or a subtree's row is missing.
+        """
+        seqs = sorted(index + 1 for level, index in wanted if level == 0)
+        inner = sorted(subtree for subtree in wanted if subtree[0] > 0)
         with Session(self._engine) as session:
-            rows = session.exec(
-                select(col(AuditEvent.seq), col(AuditEvent.leaf_hash))
-                .where(col(AuditEvent.seq) <= size)
-                .order_by(col(AuditEvent.seq))
-            ).all()
-        for expected, (seq, _leaf) in enumerate(rows, start=1):
-            if seq != expected:
-                raise _missing(expected, size)
-        if len(rows) != size:
-            raise _missing(len(rows) + 1, size)
-        return [leaf for _seq, leaf in rows]
+            stored = {
+                (0, seq - 1): leaf
+                for seq, leaf in session.exec(
+                    select(col(AuditEvent.seq), col(AuditEvent.leaf_hash)).where(
+                        col(AuditEvent.seq).in_(seqs)
+                    )
+                )
+            }
+            if inner:
+                # OR of key lookups, not a row-value IN, which SQLite answers by a scan.
+                rows = session.exec(
+                    select(
+                        col(AuditSubtree.level), col(AuditSubtree.index), col(AuditSubtree.hash)
+                    ).where(
+                        or_(
+                            *(
+                                and_(
+                                    col(AuditSubtree.level) == level,
+                                    col(AuditSubtree.index) == index,
+                                )
+                                for level, index in inner
+                            )
+                        )
+                    )
+                )
+                stored.update(((level, index), subtree) for level, index, subtree in rows)
+        for level, index in sorted(wanted, key=lambda subtree: subtree[1] << subtree[0]):
+            if (level, index) not in stored:
+                first = (index << level) + 1
+                if level == 0:
+                    raise _missing(first, size)
+                raise AuditLogError(
+                    f"the audit log's stored subtree of events {first} to "
+                    f"{first + (1 << level) - 1} is missing",
+                    seq=first,
+                )
+        return stored
 
     def _replay(self, size: int) -> Iterator[tuple[AuditEvent, bytes]]:
         """Events 1 to `size` in order, each with its leaf hash recomputed from its fields."""
@@ -354,6 +407,10 @@ def _check_head(head: TreeHead, size: int, root: bytes) -> None:
             f"the audit head's root {head.root.hex()} is not the root of the {size} stored "
             f"leaf hashes, {root.hex()}: leaf hashes were rewritten"
         )
+
+
+def _rewritten(error: MerkleError) -> AuditLogError:
+    return AuditLogError(f"the stored hashes do not agree ({error}): leaf hashes were rewritten")
 
 
 def _missing(seq: int, size: int) -> AuditLogError:

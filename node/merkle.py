@@ -80,20 +80,28 @@ class CompactRange:
         """The perfect subtrees' roots, largest first."""
         return tuple(self._hashes)
 
-    def append(self, leaf: bytes) -> None:
+    def append(self, leaf: bytes) -> list[bytes]:
         """Add the next leaf, given by its leaf hash (see `leaf_hash`).
+
+        Returns:
+            The roots of the perfect subtrees the leaf completed, of 2, 4, 8… leaves in
+            that order: leaf ``n`` (from 0) ends one of ``2**level`` leaves for each
+            level from 1 up to the number of trailing one bits of ``n``.
 
         Raises:
             MerkleError: `leaf` is not a 32-byte hash.
         """
         _check_hash(leaf)
         self._hashes.append(leaf)
+        completed = []
         carry = self._size
         while carry & 1:
             right = self._hashes.pop()
             self._hashes[-1] = node_hash(self._hashes[-1], right)
+            completed.append(self._hashes[-1])
             carry >>= 1
         self._size += 1
+        return completed
 
     def root(self) -> bytes:
         """The Merkle Tree Hash of every leaf appended so far."""

@@ -72,3 +72,22 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     size: int = Field(sa_type=BigInteger)
     frontier: bytes
+
+
+class AuditSubtree(SQLModel, table=True):
+    """The hash of one perfect subtree of the audit log's Merkle tree, stored as it completes.
+
+    Row (`level`, `index`) is the root of the ``2**level`` leaves from leaf
+    ``index * 2**level`` (events ``index * 2**level + 1`` on). Leaves (level 0) are not
+    stored here: they are `AuditEvent.leaf_hash`. With these, `node.audit` builds any
+    proof from O(log n) stored hashes. Like the events, rows are never updated or
+    deleted by the code.
+    """
+
+    __tablename__ = "audit_subtree"
+
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    index: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    hash: bytes
