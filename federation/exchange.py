@@ -35,7 +35,17 @@ from federation.errors import (
 from federation.peers import Peer
 from federation.terms import Grant
 from node.audit import AuditRecord
+from node.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    NoteSigner,
+    NoteVerifier,
+    log_origin,
+    open_checkpoint,
+    sign_note,
+)
 from node.clock import Clock
+from node.ed25519 import Ed25519Signer
 from node.errors import NotFoundError
 from node.signing import Key, Signer
 from node.store.models import utc
@@ -164,12 +174,19 @@ def sign_receipt(
     checked: CheckedRequest,
     response_digest: bytes,
     audit: AuditRecord,
+    checkpoint: bytes,
     now: datetime,
 ) -> Envelope:
     """The responder's signed receipt for an exchange it answered.
 
-    `response_digest` is `digest` of the response payload, computed once by the caller:
-    a large snapshot's payload is hundreds of megabytes.
+    Args:
+        signer: The responder's key.
+        checked: The request answered.
+        response_digest: `digest` of the response payload, computed once by the caller
+            (a large snapshot's payload is hundreds of megabytes).
+        audit: The responder's audit event for the exchange, and the tree head after it.
+        checkpoint: The responder's signed checkpoint at that tree head (`sign_checkpoint`).
+        now: When it is signed.
     """
     receipt = exchange_pb2.Receipt(
         exchange_id=checked.request.exchange_id,
@@ -180,9 +197,19 @@ def sign_receipt(
         audit_seq=audit.seq,
         tree_size=audit.tree_size,
         tree_root=audit.root,
+        checkpoint=checkpoint,
     )
     receipt.issued_at.FromDatetime(now)
     return Envelope.sign(receipt.SerializeToString(), RECEIPT_TYPE, signer)
+
+
+def sign_checkpoint(
+    signer: Ed25519Signer, *, federation: str, ori: str, audit: AuditRecord
+) -> bytes:
+    """Our audit log's signed checkpoint at the tree head `audit` left (C2SP signed note)."""
+    origin = log_origin(federation, ori)
+    body = Checkpoint(origin, audit.tree_size, audit.root).body()
+    return sign_note(body, [NoteSigner(origin, signer)])
 
 
 def verify_receipt(
@@ -195,10 +222,12 @@ def verify_receipt(
 ) -> exchange_pb2.Receipt:
     """Check a receipt is the responder's, for this exchange, over exactly these bytes.
 
-    `response_digest` is `digest` of the response payload as received.
+    `response_digest` is `digest` of the response payload as received. The receipt's
+    checkpoint must be the responder's log, signed by it, at the receipt's tree head.
 
     Raises:
-        InvalidEnvelopeError: It is not signed by the responder, or names other bytes.
+        InvalidEnvelopeError: It is not signed by the responder, names other bytes, or its
+            checkpoint does not verify or names another tree head.
     """
     receipt = parse_payload(
         exchange_pb2.Receipt, envelope.verify([responder.key], 1, RECEIPT_TYPE).payload
@@ -219,6 +248,15 @@ def verify_receipt(
     )
     if found != expected:
         raise InvalidEnvelopeError("the receipt does not cover this exchange's bytes")
+    origin = log_origin(responder.federation, responder.ori)
+    try:
+        checkpoint, _ = open_checkpoint(
+            receipt.checkpoint, origin, NoteVerifier(origin, responder.key)
+        )
+    except CheckpointError as error:
+        raise InvalidEnvelopeError(f"the receipt's checkpoint: {error.diagnostics()}") from error
+    if (checkpoint.size, checkpoint.root) != (receipt.tree_size, receipt.tree_root):
+        raise InvalidEnvelopeError("the receipt's checkpoint names another tree head")
     return receipt
 
 

@@ -14,6 +14,7 @@ from federation.exchange import (
     RequestChecker,
     digest,
     sign_acknowledgement,
+    sign_checkpoint,
     sign_receipt,
     sign_request,
     verify_receipt,
@@ -27,6 +28,7 @@ from node.ed25519 import Ed25519Signer
 from node.errors import PreconditionError, UnavailableError
 from node.hotlists.partner_store import PartnerHotlists
 from node.hotlists.store import HotlistStore
+from node.identity import Principal
 
 HOTLIST = "hotlist"
 SCHEDULED = "scheduled hotlist refresh"
@@ -74,6 +76,11 @@ class HotlistSharing:
     client: PartnerClient
     clock: Clock
 
+    @property
+    def federation(self) -> str:
+        """Our federation's trust domain, from our node's SPIFFE ID."""
+        return Principal.from_spiffe_id(self.spiffe_id).federation
+
     def serve(self, request: Envelope, sender: Peer, peer_ip: str) -> tuple[Envelope, Envelope]:
         """Answer a partner's signed pull with a signed snapshot or delta, and a receipt.
 
@@ -114,8 +121,16 @@ class HotlistSharing:
                 "response_digest": response_digest.hex(),
             },
         )
+        checkpoint = sign_checkpoint(
+            self.signer, federation=self.federation, ori=self.ori, audit=event
+        )
         receipt = sign_receipt(
-            self.signer, checked=checked, response_digest=response_digest, audit=event, now=now
+            self.signer,
+            checked=checked,
+            response_digest=response_digest,
+            audit=event,
+            checkpoint=checkpoint,
+            now=now,
         )
         self.ledger.record(
             exchange_id=checked.request.exchange_id,

@@ -199,6 +199,7 @@ class Receipt(_message.Message):
     TREE_SIZE_FIELD_NUMBER: _builtins.int
     TREE_ROOT_FIELD_NUMBER: _builtins.int
     ISSUED_AT_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
     exchange_id: _builtins.str
     """The exchange."""
     responder_ori: _builtins.str
@@ -215,6 +216,10 @@ class Receipt(_message.Message):
     """The responder's audit tree size after that event."""
     tree_root: _builtins.bytes
     """The responder's RFC 9162 audit tree root at that size."""
+    checkpoint: _builtins.bytes
+    """The responder's audit log at tree_size, as a C2SP signed checkpoint
+    (tlog-checkpoint in a signed note, origin "<federation>/agency/<ORI>/audit").
+    """
     @_builtins.property
     def issued_at(self) -> _timestamp_pb2.Timestamp:
         """When it was signed."""
@@ -231,10 +236,11 @@ class Receipt(_message.Message):
         tree_size: _builtins.int = ...,
         tree_root: _builtins.bytes = ...,
         issued_at: _timestamp_pb2.Timestamp | None = ...,
+        checkpoint: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_seq", b"audit_seq", "exchange_id", b"exchange_id", "issued_at", b"issued_at", "request_digest", b"request_digest", "requester_ori", b"requester_ori", "responder_ori", b"responder_ori", "response_digest", b"response_digest", "tree_root", b"tree_root", "tree_size", b"tree_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_seq", b"audit_seq", "checkpoint", b"checkpoint", "exchange_id", b"exchange_id", "issued_at", b"issued_at", "request_digest", b"request_digest", "requester_ori", b"requester_ori", "responder_ori", b"responder_ori", "response_digest", b"response_digest", "tree_root", b"tree_root", "tree_size", b"tree_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
