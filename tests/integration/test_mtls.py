@@ -10,6 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
 
 from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
 from alpr.common.v1 import identity_pb2
@@ -180,3 +183,16 @@ def serving_trusting_both(
     config = make_node(ours, tmp_path / "lapd-both", LAPD)
     config.tls_ca.write_bytes(ours.ca.certificate_pem + theirs.ca.certificate_pem)
     return serving(config)
+
+
+class TestReflection:
+    def test_succeeds_listing_the_node_services_to_a_federation_principal(
+        self, lapd: RunningNode, federation: Federation
+    ) -> None:
+        with lapd.channel(federation.client()) as channel:
+            services = ProtoReflectionDescriptorDatabase(channel).get_services()
+        assert {
+            "alpr.admin.v1.AdminService",
+            "alpr.federation.v1.FederationService",
+            "grpc.health.v1.Health",
+        } <= set(services)
