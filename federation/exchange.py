@@ -36,16 +36,12 @@ from federation.peers import Peer
 from federation.terms import Grant
 from node.audit import AuditRecord
 from node.checkpoint import (
-    Checkpoint,
     CheckpointError,
-    NoteSigner,
     NoteVerifier,
     log_origin,
     open_checkpoint,
-    sign_note,
 )
 from node.clock import Clock
-from node.ed25519 import Ed25519Signer
 from node.errors import NotFoundError
 from node.signing import Key, Signer
 from node.store.models import utc
@@ -185,7 +181,7 @@ def sign_receipt(
         response_digest: `digest` of the response payload, computed once by the caller
             (a large snapshot's payload is hundreds of megabytes).
         audit: The responder's audit event for the exchange, and the tree head after it.
-        checkpoint: The responder's signed checkpoint at that tree head (`sign_checkpoint`).
+        checkpoint: The responder's signed checkpoint at that tree head.
         now: When it is signed.
     """
     receipt = exchange_pb2.Receipt(
@@ -201,15 +197,6 @@ def sign_receipt(
     )
     receipt.issued_at.FromDatetime(now)
     return Envelope.sign(receipt.SerializeToString(), RECEIPT_TYPE, signer)
-
-
-def sign_checkpoint(
-    signer: Ed25519Signer, *, federation: str, ori: str, audit: AuditRecord
-) -> bytes:
-    """Our audit log's signed checkpoint at the tree head `audit` left (C2SP signed note)."""
-    origin = log_origin(federation, ori)
-    body = Checkpoint(origin, audit.tree_size, audit.root).body()
-    return sign_note(body, [NoteSigner(origin, signer)])
 
 
 def verify_receipt(

@@ -14,7 +14,6 @@ from federation.exchange import (
     RequestChecker,
     digest,
     sign_acknowledgement,
-    sign_checkpoint,
     sign_receipt,
     sign_request,
     verify_receipt,
@@ -22,13 +21,13 @@ from federation.exchange import (
 from federation.hotlist_exchange import OpenedSnapshot, open_snapshot, sign_snapshot
 from federation.peers import Peer, PeerRegistry
 from federation.terms import Grant
-from node.audit import AuditLog
+from node.audit import AuditLog, TreeHead
+from node.audit_checkpoints import CheckpointStore
 from node.clock import Clock
 from node.ed25519 import Ed25519Signer
 from node.errors import PreconditionError, UnavailableError
 from node.hotlists.partner_store import PartnerHotlists
 from node.hotlists.store import HotlistStore
-from node.identity import Principal
 
 HOTLIST = "hotlist"
 SCHEDULED = "scheduled hotlist refresh"
@@ -72,14 +71,10 @@ class HotlistSharing:
     own: HotlistStore
     partner_lists: PartnerHotlists
     audit: AuditLog
+    checkpoints: CheckpointStore
     ledger: ExchangeLedger
     client: PartnerClient
     clock: Clock
-
-    @property
-    def federation(self) -> str:
-        """Our federation's trust domain, from our node's SPIFFE ID."""
-        return Principal.from_spiffe_id(self.spiffe_id).federation
 
     def serve(self, request: Envelope, sender: Peer, peer_ip: str) -> tuple[Envelope, Envelope]:
         """Answer a partner's signed pull with a signed snapshot or delta, and a receipt.
@@ -121,9 +116,7 @@ class HotlistSharing:
                 "response_digest": response_digest.hex(),
             },
         )
-        checkpoint = sign_checkpoint(
-            self.signer, federation=self.federation, ori=self.ori, audit=event
-        )
+        checkpoint = self.checkpoints.sign(TreeHead(event.tree_size, event.root))
         receipt = sign_receipt(
             self.signer,
             checked=checked,

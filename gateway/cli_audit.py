@@ -23,7 +23,9 @@ from typing import TypeVar
 from gateway.config import load_config
 from gateway.node_dir import open_node
 from node.audit import AuditLog, AuditLogError, leaf_bytes
+from node.audit_checkpoints import CheckpointStore
 from node.audit_proofs import InclusionProof
+from node.checkpoint import log_origin
 from node.clock import system_clock
 from node.errors import NodeError, ValidationError
 from node.merkle import HASH_SIZE, MerkleError, leaf_hash
@@ -37,32 +39,50 @@ class _ProofFileError(NodeError):
     """A proof file does not hold a well-formed proof, or the event in it is not the one proved."""
 
 
-def _with_log(directory: Path, action: Callable[[AuditLog], _T]) -> _T:
-    """Open the node in `directory` and run `action` on its audit log."""
-    node = open_node(load_config(directory, os.environ), now=datetime.now(UTC))
+def _with_log(directory: Path, action: Callable[[AuditLog, CheckpointStore], _T]) -> _T:
+    """Open the node in `directory` and run `action` on its audit log and checkpoints."""
+    config = load_config(directory, os.environ)
+    node = open_node(config, now=datetime.now(UTC))
+    checkpoints = CheckpointStore(
+        node.engine,
+        signer=node.signer,
+        origin=log_origin(config.federation, config.ori),
+        clock=system_clock,
+    )
     try:
-        return action(AuditLog(node.engine, clock=system_clock))
+        return action(AuditLog(node.engine, clock=system_clock), checkpoints)
     finally:
         node.engine.dispose()
 
 
 def _verify(args: argparse.Namespace) -> int:
-    def check(log: AuditLog) -> int:
+    def check(log: AuditLog, checkpoints: CheckpointStore) -> int:
         try:
             head = log.head()
             log.verify()
+            signed = checkpoints.verify(log)
         except AuditLogError as error:
             where = "" if error.seq is None else f" (first bad event: {error.seq})"
             print(f"audit log fails{where}: {error}")
             return EXIT_FAILS
         print(f"tree size {head.size}, root {head.root.hex()}: ok")
+        print(f"{signed} signed checkpoints hold")
         return 0
 
     return _with_log(args.directory, check)
 
 
+def _checkpoint(args: argparse.Namespace) -> int:
+    note = _with_log(args.directory, lambda _, checkpoints: checkpoints.latest())
+    if note is None:
+        print("the node has signed no checkpoint yet (the scheduler signs one every 10 minutes)")
+        return EXIT_FAILS
+    print(note.decode(), end="")
+    return 0
+
+
 def _prove(args: argparse.Namespace) -> int:
-    def prove(log: AuditLog) -> dict[str, object]:
+    def prove(log: AuditLog, _: CheckpointStore) -> dict[str, object]:
         proof = log.inclusion_proof(args.seq, args.size)
         [event] = log.events(after_seq=args.seq - 1, limit=1)
         data = leaf_bytes(event)
@@ -192,7 +212,7 @@ def _hex(value: object, key: str) -> bytes:
 
 
 def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the `audit` command and its `verify`, `prove` and `check-proof` to `alpr`."""
+    """Add the `audit` command and its `verify`, `checkpoint`, `prove`, `check-proof`."""
     audit = commands.add_parser("audit", help="the node's tamper-evident audit log")
     actions = audit.add_subparsers(dest="action", required=True)
 
@@ -201,6 +221,12 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     verify.add_argument("directory", type=Path, help="the node's directory")
     verify.set_defaults(run=_verify)
+
+    latest = actions.add_parser(
+        "checkpoint", help="print the latest checkpoint the node signed (C2SP signed note)"
+    )
+    latest.add_argument("directory", type=Path, help="the node's directory")
+    latest.set_defaults(run=_checkpoint)
 
     prove = actions.add_parser("prove", help="write an inclusion proof of one event")
     prove.add_argument("directory", type=Path, help="the node's directory")

@@ -11,6 +11,8 @@ reference. Every run is audited as ``job.run``.
   stopped matching at that instant already) and nonces too old to be replayed.
 - ``expire_sunsets`` (every 15 minutes): mark agreements past their sunset expired
   (SHR-3; nothing flowed under them from that instant already).
+- ``sign_checkpoint`` (every 10 minutes): sign and keep a checkpoint of the audit log,
+  which `alpr audit verify` checks and auditors and partners can hold the node to (AUD-5).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ JOB_TABLE = "scheduler_job"
 REFRESH_EVERY = timedelta(hours=6)
 PURGE_EVERY = timedelta(minutes=5)
 SUNSET_EVERY = timedelta(minutes=15)
+CHECKPOINT_EVERY = timedelta(minutes=10)
 FIRST_RETRY = timedelta(minutes=1)
 LAST_RETRY = timedelta(hours=1)
 FIRST_RUN_AFTER = timedelta(seconds=10)
@@ -115,6 +118,15 @@ def expire_sunsets() -> list[str]:
     return expired
 
 
+def sign_checkpoint() -> int:
+    """Audit the run, then sign a checkpoint of the log that includes it; its tree size."""
+    services = _bound()
+    _audit("sign_checkpoint")
+    head = services.audit.head()
+    services.checkpoints.sign(head)
+    return head.size
+
+
 def start_scheduler(
     services: Services, engine: Engine, *, paused: bool = False
 ) -> AsyncIOScheduler:
@@ -137,6 +149,7 @@ def start_scheduler(
         (refresh_partners, REFRESH_EVERY),
         (purge, PURGE_EVERY),
         (expire_sunsets, SUNSET_EVERY),
+        (sign_checkpoint, CHECKPOINT_EVERY),
     ):
         scheduler.add_job(
             job,

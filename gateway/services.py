@@ -13,6 +13,8 @@ from federation.peers import PeerRegistry
 from gateway.node_dir import OpenedNode
 from gateway.servicers.identity import NodeIdentityView
 from node.audit import AuditLog
+from node.audit_checkpoints import CheckpointStore
+from node.checkpoint import log_origin
 from node.clock import Clock
 from node.hotlists.partner_store import PartnerHotlists
 from node.hotlists.store import HotlistStore
@@ -34,6 +36,7 @@ class Services:
     partner_lists: PartnerHotlists
     ledger: ExchangeLedger
     checker: RequestChecker
+    checkpoints: CheckpointStore
     sharing: HotlistSharing
 
     @classmethod
@@ -55,6 +58,12 @@ class Services:
         partner_lists = PartnerHotlists(node.engine, data_key=node.data_key, clock=clock)
         ledger = ExchangeLedger(node.engine, clock=clock)
         checker = RequestChecker(node.engine, ori=config.ori, agreements=agreements, clock=clock)
+        checkpoints = CheckpointStore(
+            node.engine,
+            signer=node.signer,
+            origin=log_origin(config.federation, config.ori),
+            clock=clock,
+        )
         sharing = HotlistSharing(
             ori=config.ori,
             spiffe_id=Principal(config.federation, config.ori, PrincipalKind.NODE).spiffe_id,
@@ -65,6 +74,7 @@ class Services:
             own=hotlists,
             partner_lists=partner_lists,
             audit=audit,
+            checkpoints=checkpoints,
             ledger=ledger,
             client=partners,
             clock=clock,
@@ -81,5 +91,6 @@ class Services:
             partner_lists=partner_lists,
             ledger=ledger,
             checker=checker,
+            checkpoints=checkpoints,
             sharing=sharing,
         )

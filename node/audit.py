@@ -21,7 +21,7 @@ JSON (keys sorted, no spaces, ASCII) of the object with keys ``actor``, ``agency
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -246,12 +246,30 @@ class AuditLog:
         """
         if size is None:
             size = self.head().size
-        if size < 0:
-            raise ValidationError("size", f"must be 0 or more, not {size}")
+        return self.roots_at([size])[size]
+
+    def roots_at(self, sizes: Iterable[int]) -> dict[int, bytes]:
+        """The root at each of `sizes`, recomputed as `recompute_root` does, in one pass.
+
+        Raises:
+            ValidationError: A size is negative.
+            AuditLogError: An event up to the largest size is missing or its details are
+                not JSON.
+        """
+        wanted = sorted(set(sizes))
+        if not wanted:
+            return {}
+        if wanted[0] < 0:
+            raise ValidationError("size", f"must be 0 or more, not {wanted[0]}")
+        roots: dict[int, bytes] = {}
         frontier = CompactRange()
-        for _event, recomputed in self._replay(size):
-            frontier.append(recomputed)
-        return frontier.root()
+        replay = self._replay(wanted[-1])
+        for target in wanted:
+            while frontier.size < target:
+                _event, recomputed = next(replay)
+                frontier.append(recomputed)
+            roots[target] = frontier.root()
+        return roots
 
     def verify(self) -> None:
         """Check every event against its leaf hash, and all of them against the head (AUD-5).

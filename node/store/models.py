@@ -91,3 +91,19 @@ class AuditSubtree(SQLModel, table=True):
         primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
     )
     hash: bytes
+
+
+class AuditCheckpointRecord(SQLModel, table=True):
+    """A checkpoint of the audit log that the node signed: at intervals and in each receipt.
+
+    Kept so that `alpr audit verify` can check every head the node ever vouched for
+    against the events, and so partners' cosignatures can be matched to them (AUD-7).
+    """
+
+    __tablename__ = "audit_checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    size: int = Field(sa_type=BigInteger, index=True)
+    root: bytes
+    note: bytes
+    signed_at: datetime = Field(sa_type=DateTime(timezone=True))

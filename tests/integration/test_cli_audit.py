@@ -15,6 +15,9 @@ from sqlalchemy.engine import Engine
 
 from gateway.cli import main
 from node.audit import AuditLog
+from node.audit_checkpoints import CheckpointStore
+from node.checkpoint import log_origin
+from node.ed25519 import Ed25519Signer
 from node.merkle import inclusion_proof, leaf_hash, root_from_leaves
 from node.store import create_engine
 from tests.support.clock import ManualClock
@@ -68,7 +71,26 @@ class TestVerify:
     ) -> None:
         code, output = run(capsys, "audit", "verify", str(site.directory))
         assert code == 0
-        assert output == f"tree size {EVENTS}, root {site.log.head().root.hex()}: ok\n"
+        assert output == (
+            f"tree size {EVENTS}, root {site.log.head().root.hex()}: ok\n"
+            "0 signed checkpoints hold\n"
+        )
+
+    def test_aud5_checks_the_checkpoints_the_node_signed_and_prints_the_latest(
+        self, site: Site, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, output = run(capsys, "audit", "checkpoint", str(site.directory))
+        assert (code, output.startswith("the node has signed no checkpoint yet")) == (1, True)
+        signer = Ed25519Signer.load(site.directory / "keys" / "signing.key")
+        origin = log_origin("test.alpr", LAPD)
+        note = CheckpointStore(site.engine, signer=signer, origin=origin, clock=ManualClock()).sign(
+            site.log.head()
+        )
+        code, output = run(capsys, "audit", "verify", str(site.directory))
+        assert (code, output.endswith("1 signed checkpoints hold\n")) == (0, True)
+        code, output = run(capsys, "audit", "checkpoint", str(site.directory))
+        assert (code, output) == (0, note.decode())
+        assert output.startswith(f"{origin}\n{EVENTS}\n")
 
     def test_aud5_fails_naming_the_event_whose_row_was_updated(
         self, site: Site, capsys: pytest.CaptureFixture[str]

@@ -59,7 +59,7 @@ class TestSchedule:
         engine = create_engine(lapd.node.config.store_url)
         with engine.connect() as connection:
             ids = connection.execute(text("SELECT id FROM scheduler_job ORDER BY id")).scalars()
-            assert list(ids) == ["expire_sunsets", "purge", "refresh_partners"]
+            assert list(ids) == ["expire_sunsets", "purge", "refresh_partners", "sign_checkpoint"]
         engine.dispose()
 
     @pytest.mark.parametrize(
@@ -122,3 +122,22 @@ class TestJobs:
 
 async def _shutdown(scheduler: AsyncIOScheduler) -> None:
     scheduler.shutdown(wait=False)
+
+
+class TestCheckpointJob:
+    def test_aud5_signs_a_checkpoint_of_the_log_including_its_own_run(
+        self, pair: tuple[Agency, Agency]
+    ) -> None:
+        lapd, _ = pair
+        scheduler = start(lapd)
+        try:
+            size = jobs.sign_checkpoint()
+        finally:
+            lapd.node.run(_shutdown(scheduler))
+        services = lapd.node.services
+        assert size == services.audit.head().size
+        note = services.checkpoints.latest()
+        assert note is not None
+        assert note.split(b"\n")[1] == str(size).encode()
+        assert services.checkpoints.verify(services.audit) >= 1
+        assert [run["job"] for run in job_runs(lapd)] == ["sign_checkpoint"]

@@ -11,9 +11,10 @@ from alpr.federation.v1 import exchange_pb2
 from federation.agreements import Agreement
 from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
-from federation.exchange import CheckedRequest, sign_checkpoint, sign_receipt, verify_receipt
+from federation.exchange import CheckedRequest, sign_receipt, verify_receipt
 from federation.peers import Peer
-from node.audit import AuditRecord
+from node.audit import AuditRecord, TreeHead
+from node.audit_checkpoints import signed_checkpoint
 from node.checkpoint import Checkpoint, NoteVerifier, log_origin, open_checkpoint
 from node.ed25519 import Ed25519Signer
 from tests.support.clock import START
@@ -32,6 +33,14 @@ REQUEST = exchange_pb2.ExchangeRequest(
 )
 PAYLOAD = REQUEST.SerializeToString()
 HEAD = AuditRecord(seq=7, recorded_at=START, leaf_hash=b"\x01" * 32, tree_size=7, root=b"\x02" * 32)
+
+
+def sign_checkpoint(
+    signer: Ed25519Signer, *, federation: str, ori: str, audit: AuditRecord
+) -> bytes:
+    return signed_checkpoint(
+        signer, log_origin(federation, ori), TreeHead(audit.tree_size, audit.root)
+    )
 
 
 def receipt(checkpoint: bytes) -> Envelope:

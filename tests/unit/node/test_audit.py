@@ -178,6 +178,7 @@ class TestRecomputeRoot:
         for size, root in enumerate(roots, start=1):
             assert log.recompute_root(size) == root
         assert log.recompute_root(0) == EMPTY_ROOT
+        assert log.roots_at([6, 0, 3, 3]) == {0: EMPTY_ROOT, 3: roots[2], 6: roots[5]}
 
     def test_fails_beyond_the_log(self, log: AuditLog) -> None:
         append_queries(log, 2)
@@ -270,6 +271,7 @@ class TestRetention:
             "head",
             "inclusion_proof",
             "recompute_root",
+            "roots_at",
             "verify",
         }
 
