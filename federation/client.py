@@ -102,6 +102,67 @@ class PartnerClient:
         message = pb.AcknowledgeReceiptRequest(acknowledgement=acknowledgement.to_proto())
         await self._call(peer, lambda stub: stub.AcknowledgeReceipt(message, timeout=self._timeout))
 
+    async def checkpoint(self, peer: Peer) -> bytes:
+        """`peer`'s latest signed checkpoint of its audit log, unverified.
+
+        Raises:
+            UnavailableError: The partner cannot be reached or did not answer in time.
+            PartnerRefusedError: The partner refused.
+        """
+        answer = await self._call(
+            peer, lambda stub: stub.GetCheckpoint(pb.GetCheckpointRequest(), timeout=self._timeout)
+        )
+        return bytes(answer.checkpoint)
+
+    async def consistency_proof(self, peer: Peer, old_size: int, new_size: int) -> list[bytes]:
+        """`peer`'s consistency path between two sizes of its audit log, unverified.
+
+        Raises:
+            UnavailableError: The partner cannot be reached or did not answer in time.
+            PartnerRefusedError: The partner refused.
+        """
+        message = pb.GetConsistencyProofRequest(old_size=old_size, new_size=new_size)
+        answer = await self._call(
+            peer, lambda stub: stub.GetConsistencyProof(message, timeout=self._timeout)
+        )
+        return list(answer.hashes)
+
+    async def inclusion_proof(self, peer: Peer, exchange_id: str) -> pb.GetInclusionProofResponse:
+        """`peer`'s proof that its audit event of our exchange is in its log, unverified.
+
+        Raises:
+            UnavailableError: The partner cannot be reached or did not answer in time.
+            PartnerRefusedError: The partner refused.
+        """
+        message = pb.GetInclusionProofRequest(exchange_id=exchange_id)
+        return await self._call(
+            peer, lambda stub: stub.GetInclusionProof(message, timeout=self._timeout)
+        )
+
+    async def cosign_checkpoint(self, peer: Peer, checkpoint: bytes) -> None:
+        """Give `peer` its checkpoint with our cosignature.
+
+        Raises:
+            UnavailableError: The partner cannot be reached or did not answer in time.
+            PartnerRefusedError: The partner refused.
+        """
+        message = pb.CosignCheckpointRequest(checkpoint=checkpoint)
+        await self._call(peer, lambda stub: stub.CosignCheckpoint(message, timeout=self._timeout))
+
+    async def report_inconsistency(
+        self, peer: Peer, held: bytes, offered: bytes, detail: str
+    ) -> None:
+        """Tell `peer` two checkpoints of its log disagree.
+
+        Raises:
+            UnavailableError: The partner cannot be reached or did not answer in time.
+            PartnerRefusedError: The partner refused.
+        """
+        message = pb.ReportInconsistencyRequest(held=held, offered=offered, detail=detail[:500])
+        await self._call(
+            peer, lambda stub: stub.ReportInconsistency(message, timeout=self._timeout)
+        )
+
     async def _call(self, peer: Peer, call: Callable[[Any], Awaitable[_Response]]) -> _Response:
         """Make one call on a fresh channel to `peer`, mapping failures to our errors."""
         async with grpc.aio.secure_channel(

@@ -336,6 +336,14 @@ class ExchangeLedger:
                 query = query.where(col(ExchangeRecord.partner_ori) == partner_ori)
             return list(session.exec(query).all())
 
+    def answered(self, partner_ori: str, exchange_id: str) -> ExchangeRecord | None:
+        """The exchange `exchange_id` we answered for `partner_ori`, if there is one."""
+        with Session(self._engine) as session:
+            record = session.get(ExchangeRecord, exchange_id)
+            if record is None or not record.we_responded or record.partner_ori != partner_ori:
+                return None
+            return record
+
     def unacknowledged(self, older_than: timedelta) -> list[ExchangeRecord]:
         """Exchanges we answered whose acknowledgement has not come after `older_than`."""
         cutoff = self._clock() - older_than

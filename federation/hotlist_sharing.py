@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from alpr.federation.v1 import exchange_pb2
 from federation.agreements import Agreement, AgreementBook
 from federation.client import PartnerClient, PartnerRefusedError
-from federation.envelope import Envelope
+from federation.envelope import Envelope, parse_payload
 from federation.exchange import (
     ExchangeLedger,
     RequestChecker,
@@ -21,6 +21,7 @@ from federation.exchange import (
 from federation.hotlist_exchange import OpenedSnapshot, open_snapshot, sign_snapshot
 from federation.peers import Peer, PeerRegistry
 from federation.terms import Grant
+from federation.witness import Witness, Witnessed
 from node.audit import AuditLog, TreeHead
 from node.audit_checkpoints import CheckpointStore
 from node.clock import Clock
@@ -44,6 +45,9 @@ class PullResult:
     ended: int
     refused: int
     acknowledged: bool
+    witnessed: Witnessed | None
+    """What became of the partner's checkpoint in the receipt; None if it could not be
+    witnessed now (the partner did not give a consistency proof)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class HotlistSharing:
     partner_lists: PartnerHotlists
     audit: AuditLog
     checkpoints: CheckpointStore
+    witness: Witness
     ledger: ExchangeLedger
     client: PartnerClient
     clock: Clock
@@ -248,6 +253,11 @@ class HotlistSharing:
             acknowledged = True
         except (UnavailableError, PartnerRefusedError):
             acknowledged = False  # the partner's ledger flags it unacknowledged
+        checkpoint = parse_payload(exchange_pb2.Receipt, receipt.payload).checkpoint
+        try:
+            witnessed: Witnessed | None = await self.witness.observe(peer, checkpoint)
+        except (UnavailableError, PartnerRefusedError):
+            witnessed = None  # the scheduled witnessing job asks again
         return PullResult(
             partner_ori,
             request.exchange_id,
@@ -256,4 +266,5 @@ class HotlistSharing:
             len(opened.ended),
             len(opened.refused),
             acknowledged,
+            witnessed,
         )

@@ -153,6 +153,17 @@ class PeerRegistry:
         token = _encode_token(peers[-1].ori) if len(records) > size else ""
         return PeerPage(peers, token)
 
+    def every(self) -> tuple[Peer, ...]:
+        """Every peer, in ORI order."""
+        peers: tuple[Peer, ...] = ()
+        token = ""
+        while True:
+            page = self.list(page_size=MAX_PAGE_SIZE, page_token=token)
+            peers += tuple(page.peers)
+            token = page.next_page_token
+            if not token:
+                return peers
+
     def update(self, ori: str, changes: Mapping[str, object]) -> Peer:
         """Change some fields of a peer: any of name, endpoint, spiffe_id, signing_public_key.
 

@@ -16,16 +16,19 @@ import binascii
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from federation.peers import PeerRegistry
+from federation.witness import witness_verifier
 from gateway.config import load_config
 from gateway.node_dir import open_node
 from node.audit import AuditLog, AuditLogError, leaf_bytes
 from node.audit_checkpoints import CheckpointStore
 from node.audit_proofs import InclusionProof
-from node.checkpoint import log_origin
+from node.checkpoint import NoteVerifier, log_origin
 from node.clock import system_clock
 from node.errors import NodeError, ValidationError
 from node.merkle import HASH_SIZE, MerkleError, leaf_hash
@@ -39,7 +42,20 @@ class _ProofFileError(NodeError):
     """A proof file does not hold a well-formed proof, or the event in it is not the one proved."""
 
 
-def _with_log(directory: Path, action: Callable[[AuditLog, CheckpointStore], _T]) -> _T:
+@dataclass(frozen=True)
+class _Site:
+    """A node's audit log, the checkpoints it signed, and its partners' witness keys."""
+
+    log: AuditLog
+    checkpoints: CheckpointStore
+    peers: PeerRegistry
+
+    def witnesses(self) -> dict[str, NoteVerifier]:
+        """Each registered partner's witness key, by ORI."""
+        return {peer.ori: witness_verifier(peer) for peer in self.peers.every()}
+
+
+def _with_log(directory: Path, action: Callable[[_Site], _T]) -> _T:
     """Open the node in `directory` and run `action` on its audit log and checkpoints."""
     config = load_config(directory, os.environ)
     node = open_node(config, now=datetime.now(UTC))
@@ -49,31 +65,36 @@ def _with_log(directory: Path, action: Callable[[AuditLog, CheckpointStore], _T]
         origin=log_origin(config.federation, config.ori),
         clock=system_clock,
     )
+    site = _Site(
+        AuditLog(node.engine, clock=system_clock),
+        checkpoints,
+        PeerRegistry(node.engine, clock=system_clock),
+    )
     try:
-        return action(AuditLog(node.engine, clock=system_clock), checkpoints)
+        return action(site)
     finally:
         node.engine.dispose()
 
 
 def _verify(args: argparse.Namespace) -> int:
-    def check(log: AuditLog, checkpoints: CheckpointStore) -> int:
+    def check(site: _Site) -> int:
         try:
-            head = log.head()
-            log.verify()
-            signed = checkpoints.verify(log)
+            head = site.log.head()
+            site.log.verify()
+            signed = site.checkpoints.verify(site.log, site.witnesses())
         except AuditLogError as error:
             where = "" if error.seq is None else f" (first bad event: {error.seq})"
             print(f"audit log fails{where}: {error}")
             return EXIT_FAILS
         print(f"tree size {head.size}, root {head.root.hex()}: ok")
-        print(f"{signed} signed checkpoints hold")
+        print(f"{signed} signed checkpoints and partners' cosignatures hold")
         return 0
 
     return _with_log(args.directory, check)
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
-    note = _with_log(args.directory, lambda _, checkpoints: checkpoints.latest())
+    note = _with_log(args.directory, lambda site: site.checkpoints.latest())
     if note is None:
         print("the node has signed no checkpoint yet (the scheduler signs one every 10 minutes)")
         return EXIT_FAILS
@@ -82,9 +103,9 @@ def _checkpoint(args: argparse.Namespace) -> int:
 
 
 def _prove(args: argparse.Namespace) -> int:
-    def prove(log: AuditLog, _: CheckpointStore) -> dict[str, object]:
-        proof = log.inclusion_proof(args.seq, args.size)
-        [event] = log.events(after_seq=args.seq - 1, limit=1)
+    def prove(site: _Site) -> dict[str, object]:
+        proof = site.log.inclusion_proof(args.seq, args.size)
+        [event] = site.log.events(after_seq=args.seq - 1, limit=1)
         data = leaf_bytes(event)
         if leaf_hash(data) != proof.leaf_hash:
             raise AuditLogError(

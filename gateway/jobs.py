@@ -13,6 +13,9 @@ reference. Every run is audited as ``job.run``.
   (SHR-3; nothing flowed under them from that instant already).
 - ``sign_checkpoint`` (every 10 minutes): sign and keep a checkpoint of the audit log,
   which `alpr audit verify` checks and auditors and partners can hold the node to (AUD-5).
+- ``witness_partners`` (every 10 minutes): ask every registered partner, agreement or
+  not, for its latest checkpoint; check it is consistent with the last one we hold and
+  cosign it, or raise the alarm (AUD-7).
 """
 
 from __future__ import annotations
@@ -127,6 +130,19 @@ def sign_checkpoint() -> int:
     return head.size
 
 
+async def witness_partners() -> dict[str, str]:
+    """Witness every partner's latest checkpoint; what became of each, by ORI."""
+    services = _bound()
+    outcomes: dict[str, str] = {}
+    for peer in services.peers.every():
+        try:
+            outcomes[peer.ori] = (await services.witness.observe_latest(peer)).value
+        except NodeError as error:
+            outcomes[peer.ori] = f"not witnessed: {error.diagnostics()}"
+    _audit("witness_partners", outcomes=outcomes)
+    return outcomes
+
+
 def start_scheduler(
     services: Services, engine: Engine, *, paused: bool = False
 ) -> AsyncIOScheduler:
@@ -150,6 +166,7 @@ def start_scheduler(
         (purge, PURGE_EVERY),
         (expire_sunsets, SUNSET_EVERY),
         (sign_checkpoint, CHECKPOINT_EVERY),
+        (witness_partners, CHECKPOINT_EVERY),
     ):
         scheduler.add_job(
             job,

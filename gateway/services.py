@@ -10,6 +10,7 @@ from federation.exchange import ExchangeLedger, RequestChecker
 from federation.gate import ExchangeGate
 from federation.hotlist_sharing import HotlistSharing
 from federation.peers import PeerRegistry
+from federation.witness import Witness, WitnessedLog
 from gateway.node_dir import OpenedNode
 from gateway.servicers.identity import NodeIdentityView
 from node.audit import AuditLog
@@ -37,6 +38,8 @@ class Services:
     ledger: ExchangeLedger
     checker: RequestChecker
     checkpoints: CheckpointStore
+    witness: Witness
+    witnessed: WitnessedLog
     sharing: HotlistSharing
 
     @classmethod
@@ -64,6 +67,15 @@ class Services:
             origin=log_origin(config.federation, config.ori),
             clock=clock,
         )
+        witness = Witness(
+            node.engine,
+            federation=config.federation,
+            ori=config.ori,
+            signer=node.signer,
+            audit=audit,
+            client=partners,
+            clock=clock,
+        )
         sharing = HotlistSharing(
             ori=config.ori,
             spiffe_id=Principal(config.federation, config.ori, PrincipalKind.NODE).spiffe_id,
@@ -75,6 +87,7 @@ class Services:
             partner_lists=partner_lists,
             audit=audit,
             checkpoints=checkpoints,
+            witness=witness,
             ledger=ledger,
             client=partners,
             clock=clock,
@@ -92,5 +105,9 @@ class Services:
             ledger=ledger,
             checker=checker,
             checkpoints=checkpoints,
+            witness=witness,
+            witnessed=WitnessedLog(
+                ori=config.ori, audit=audit, checkpoints=checkpoints, ledger=ledger
+            ),
             sharing=sharing,
         )

@@ -2,10 +2,13 @@
 
 Each is a C2SP signed checkpoint (`node.checkpoint`) kept in the store, so an auditor's
 `alpr audit verify` checks every head the node ever vouched for against the events, and
-a rewritten log is caught by anyone holding one of them (AUD-5, AUD-7).
+a rewritten log is caught by anyone holding one of them (AUD-5, AUD-7). Partners that
+witnessed one of them send back their cosignature, kept here too and checked alike.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -21,7 +24,7 @@ from node.checkpoint import (
 )
 from node.clock import Clock
 from node.ed25519 import Ed25519Signer
-from node.store.models import AuditCheckpointRecord
+from node.store.models import AuditCheckpointRecord, AuditCosignatureRecord, LogAlarmRecord
 
 
 def signed_checkpoint(signer: Ed25519Signer, origin: str, head: TreeHead) -> bytes:
@@ -65,37 +68,123 @@ class CheckpointStore:
             ).first()
             return last.note if last else None
 
-    def verify(self, log: AuditLog) -> int:
-        """Check every kept checkpoint: our signature, and its root against the events.
+    @property
+    def verifier(self) -> NoteVerifier:
+        """Our log's key, named by its origin, as partners and auditors check it."""
+        return NoteVerifier(self._origin, self._signer.public_key)
 
-        Returns:
-            How many checkpoints were checked.
+    def open(self, note: bytes, cosigners: tuple[NoteVerifier, ...] = ()) -> Checkpoint:
+        """A checkpoint of our log that we signed (and, if named, `cosigners` did).
 
         Raises:
-            AuditLogError: A checkpoint does not verify, or names a root the events at its
-                size do not give (the log was rewritten after it was signed).
+            CheckpointError: We did not sign it, a cosigner did not, or it is malformed.
+        """
+        checkpoint, _ = open_checkpoint(
+            note, self._origin, self.verifier, cosigners, threshold=len(cosigners)
+        )
+        return checkpoint
+
+    def accept_cosignature(self, note: bytes, *, witness_ori: str, witness: NoteVerifier) -> None:
+        """Keep a partner's cosignature on a checkpoint we signed and kept (AUD-7).
+
+        Raises:
+            CheckpointError: The note is not ours cosigned by `witness`, or names a head
+                we never signed.
+        """
+        checkpoint = self.open(note, (witness,))
+        with Session(self._engine) as session:
+            signed = session.exec(
+                select(AuditCheckpointRecord).where(
+                    AuditCheckpointRecord.size == checkpoint.size,
+                    AuditCheckpointRecord.root == checkpoint.root,
+                )
+            ).first()
+            if signed is None:
+                raise CheckpointError(f"we signed no checkpoint at size {checkpoint.size}")
+            session.add(
+                AuditCosignatureRecord(
+                    witness_ori=witness_ori,
+                    size=checkpoint.size,
+                    root=checkpoint.root,
+                    note=note,
+                    received_at=self._clock(),
+                )
+            )
+            session.commit()
+
+    def cosignatures(self) -> list[AuditCosignatureRecord]:
+        """Every cosignature partners gave on our checkpoints, oldest first."""
+        with Session(self._engine) as session:
+            return list(
+                session.exec(
+                    select(AuditCosignatureRecord).order_by(col(AuditCosignatureRecord.id))
+                )
+            )
+
+    def record_report(self, *, reporter_ori: str, held: bytes, offered: bytes, detail: str) -> None:
+        """Keep a partner's report that two checkpoints of ours disagree, as evidence.
+
+        Raises:
+            CheckpointError: Either note is not a checkpoint we signed.
+        """
+        self.open(held)
+        self.open(offered)
+        with Session(self._engine) as session:
+            session.add(
+                LogAlarmRecord(
+                    partner_ori=reporter_ori,
+                    our_log=True,
+                    held=held,
+                    offered=offered,
+                    detail=detail[:500],
+                    raised_at=self._clock(),
+                )
+            )
+            session.commit()
+
+    def verify(self, log: AuditLog, witnesses: Mapping[str, NoteVerifier] | None = None) -> int:
+        """Check every kept checkpoint and cosignature: signatures, and roots against the events.
+
+        Args:
+            log: Our audit log.
+            witnesses: Each partner's witness key by ORI; a cosignature by an agency not
+                named is checked for our signature and its root only.
+
+        Returns:
+            How many checkpoints and cosignatures were checked.
+
+        Raises:
+            AuditLogError: A checkpoint or cosignature does not verify, or names a root the
+                events at its size do not give (the log was rewritten after it was signed).
         """
         with Session(self._engine) as session:
             kept = list(
                 session.exec(select(AuditCheckpointRecord).order_by(col(AuditCheckpointRecord.id)))
             )
-        verifier = NoteVerifier(self._origin, self._signer.public_key)
+        heads: list[tuple[str, int, bytes, tuple[NoteVerifier, ...]]] = [
+            (f"checkpoint {r.id}", r.size, r.note, ()) for r in kept
+        ]
+        for record in self.cosignatures():
+            # A former partner's key may be gone: our own signature and the root still count.
+            witness = (witnesses or {}).get(record.witness_ori)
+            cosigners: tuple[NoteVerifier, ...] = () if witness is None else (witness,)
+            heads.append((f"cosignature {record.id}", record.size, record.note, cosigners))
         size = log.head().size
-        for record in kept:
-            if record.size > size:
+        for name, at, _, _ in heads:
+            if at > size:
                 raise AuditLogError(
-                    f"checkpoint {record.id} vouched for {record.size} events, the log holds "
+                    f"{name} vouched for {at} events, the log holds "
                     f"{size}: it was truncated after the checkpoint was signed"
                 )
-        roots = log.roots_at(record.size for record in kept)
-        for record in kept:
+        roots = log.roots_at(at for _, at, _, _ in heads)
+        for name, at, note, cosigners in heads:
             try:
-                checkpoint, _ = open_checkpoint(record.note, self._origin, verifier)
+                checkpoint = self.open(note, cosigners)
             except CheckpointError as error:
-                raise AuditLogError(f"checkpoint {record.id} does not verify: {error}") from error
-            if (checkpoint.size, checkpoint.root) != (record.size, roots[record.size]):
+                raise AuditLogError(f"{name} does not verify: {error}") from error
+            if (checkpoint.size, checkpoint.root) != (at, roots[at]):
                 raise AuditLogError(
-                    f"checkpoint {record.id} at size {record.size} names a root the events "
+                    f"{name} at size {at} names a root the events "
                     "no longer give: the log was rewritten after it was signed"
                 )
-        return len(kept)
+        return len(heads)

@@ -57,6 +57,15 @@ def log_origin(federation: str, ori: str) -> str:
     return f"{validate_federation(federation)}/agency/{validate_ori(ori)}/audit"
 
 
+def witness_name(federation: str, ori: str) -> str:
+    """The key name an agency cosigns partners' checkpoints under: ``…/agency/<ORI>/witness``.
+
+    Raises:
+        ValidationError: `federation` is not a trust domain or `ori` not an ORI.
+    """
+    return f"{validate_federation(federation)}/agency/{validate_ori(ori)}/witness"
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """An audit log's origin, tree size and root, with optional extension lines.

@@ -93,6 +93,48 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
             )
         return pb.AcknowledgeReceiptResponse()
 
+    async def GetCheckpoint(  # noqa: N802 (gRPC method name)
+        self, request: pb.GetCheckpointRequest, context: Context
+    ) -> pb.GetCheckpointResponse:
+        """Our audit log's latest checkpoint, signed now, for a partner to witness (AUD-7)."""
+        self._witness("GetCheckpoint", context)
+        return pb.GetCheckpointResponse(checkpoint=self._services.witnessed.checkpoint())
+
+    async def GetConsistencyProof(  # noqa: N802 (gRPC method name)
+        self, request: pb.GetConsistencyProofRequest, context: Context
+    ) -> pb.GetConsistencyProofResponse:
+        """Prove our log at one size is a prefix of it at another (AUD-7)."""
+        self._witness("GetConsistencyProof", context)
+        hashes = self._services.witnessed.consistency(request.old_size, request.new_size)
+        return pb.GetConsistencyProofResponse(hashes=hashes)
+
+    async def GetInclusionProof(  # noqa: N802 (gRPC method name)
+        self, request: pb.GetInclusionProofRequest, context: Context
+    ) -> pb.GetInclusionProofResponse:
+        """Prove our audit event of an exchange with the caller is in our log (AUD-6, AUD-7)."""
+        peer = self._witness("GetInclusionProof", context)
+        return self._services.witnessed.inclusion(peer, request.exchange_id).to_proto()
+
+    async def CosignCheckpoint(  # noqa: N802 (gRPC method name)
+        self, request: pb.CosignCheckpointRequest, context: Context
+    ) -> pb.CosignCheckpointResponse:
+        """Keep a partner's cosignature on one of our checkpoints (AUD-7)."""
+        peer = self._witness("CosignCheckpoint", context)
+        self._services.witnessed.cosigned(peer, request.checkpoint)
+        return pb.CosignCheckpointResponse()
+
+    async def ReportInconsistency(  # noqa: N802 (gRPC method name)
+        self, request: pb.ReportInconsistencyRequest, context: Context
+    ) -> pb.ReportInconsistencyResponse:
+        """Raise the alarm a partner raised about two checkpoints of our log (AUD-7)."""
+        peer = self._witness("ReportInconsistency", context)
+        self._services.witnessed.reported(peer, request.held, request.offered, request.detail)
+        return pb.ReportInconsistencyResponse()
+
+    def _witness(self, method: str, context: Context) -> Peer:
+        """Admit a registered partner to witness our log: no agreement needed, it outlives them."""
+        return self._services.gate.admit(current_caller(), method=method, peer_ip=peer_ip(context))
+
     def _audit_agreement(self, kind: str, peer: Peer, agreement_id: str, context: Context) -> None:
         self._services.audit.append(
             kind,

@@ -107,3 +107,47 @@ class AuditCheckpointRecord(SQLModel, table=True):
     root: bytes
     note: bytes
     signed_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class AuditCosignatureRecord(SQLModel, table=True):
+    """A partner's cosignature on a checkpoint we signed: it witnessed our log to there (AUD-7)."""
+
+    __tablename__ = "audit_cosignature"
+
+    id: int | None = Field(default=None, primary_key=True)
+    witness_ori: str = Field(max_length=9, index=True)
+    size: int = Field(sa_type=BigInteger)
+    root: bytes
+    note: bytes
+    received_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class WitnessedCheckpointRecord(SQLModel, table=True):
+    """A partner's checkpoint we verified as consistent with what we held, and cosigned (AUD-7)."""
+
+    __tablename__ = "witnessed_checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_ori: str = Field(max_length=9, index=True)
+    size: int = Field(sa_type=BigInteger)
+    root: bytes
+    note: bytes
+    witnessed_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class LogAlarmRecord(SQLModel, table=True):
+    """Two checkpoints of one log that cannot both be true: evidence that it was rewritten.
+
+    Raised by a witness against a partner's log (`partner_ori` is the log's agency), or
+    reported to us by a partner about our own log (`partner_ori` is the reporter).
+    """
+
+    __tablename__ = "log_alarm"
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_ori: str = Field(max_length=9, index=True)
+    our_log: bool
+    held: bytes
+    offered: bytes
+    detail: str = Field(max_length=500)
+    raised_at: datetime = Field(sa_type=DateTime(timezone=True))

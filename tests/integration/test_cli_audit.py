@@ -73,7 +73,7 @@ class TestVerify:
         assert code == 0
         assert output == (
             f"tree size {EVENTS}, root {site.log.head().root.hex()}: ok\n"
-            "0 signed checkpoints hold\n"
+            "0 signed checkpoints and partners' cosignatures hold\n"
         )
 
     def test_aud5_checks_the_checkpoints_the_node_signed_and_prints_the_latest(
@@ -87,7 +87,10 @@ class TestVerify:
             site.log.head()
         )
         code, output = run(capsys, "audit", "verify", str(site.directory))
-        assert (code, output.endswith("1 signed checkpoints hold\n")) == (0, True)
+        assert (
+            code,
+            output.endswith("1 signed checkpoints and partners' cosignatures hold\n"),
+        ) == (0, True)
         code, output = run(capsys, "audit", "checkpoint", str(site.directory))
         assert (code, output) == (0, note.decode())
         assert output.startswith(f"{origin}\n{EVENTS}\n")

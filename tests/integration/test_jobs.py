@@ -59,7 +59,13 @@ class TestSchedule:
         engine = create_engine(lapd.node.config.store_url)
         with engine.connect() as connection:
             ids = connection.execute(text("SELECT id FROM scheduler_job ORDER BY id")).scalars()
-            assert list(ids) == ["expire_sunsets", "purge", "refresh_partners", "sign_checkpoint"]
+            assert list(ids) == [
+                "expire_sunsets",
+                "purge",
+                "refresh_partners",
+                "sign_checkpoint",
+                "witness_partners",
+            ]
         engine.dispose()
 
     @pytest.mark.parametrize(

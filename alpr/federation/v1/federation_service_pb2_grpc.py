@@ -65,6 +65,31 @@ class FederationServiceStub:
                 request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptRequest.SerializeToString,
                 response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptResponse.FromString,
                 _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/GetCheckpoint',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetCheckpointResponse.FromString,
+                _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/GetConsistencyProof',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofResponse.FromString,
+                _registered_method=True)
+        self.GetInclusionProof = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/GetInclusionProof',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetInclusionProofRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetInclusionProofResponse.FromString,
+                _registered_method=True)
+        self.CosignCheckpoint = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/CosignCheckpoint',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.CosignCheckpointRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.CosignCheckpointResponse.FromString,
+                _registered_method=True)
+        self.ReportInconsistency = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/ReportInconsistency',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.ReportInconsistencyRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.ReportInconsistencyResponse.FromString,
+                _registered_method=True)
 
 
 class FederationServiceServicer:
@@ -114,6 +139,44 @@ class FederationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCheckpoint(self, request, context):
+        """The calls below let a partner witness our audit log (AUD-7). They need a
+        registered peer but no agreement in force: the log outlives sharing.
+
+        Our audit log's latest checkpoint, signed now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyProof(self, request, context):
+        """Proves our audit log at old_size is a prefix of it at new_size (RFC 9162 2.1.4).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInclusionProof(self, request, context):
+        """Proves our audit event for an exchange with the caller is in our log (RFC 9162 2.1.3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CosignCheckpoint(self, request, context):
+        """Takes the caller's cosignature on a checkpoint of ours it verified.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportInconsistency(self, request, context):
+        """Tells us the caller holds two checkpoints of ours that are not consistent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +209,31 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     servicer.AcknowledgeReceipt,
                     request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptRequest.FromString,
                     response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptResponse.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetCheckpointResponse.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofResponse.SerializeToString,
+            ),
+            'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInclusionProof,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetInclusionProofRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetInclusionProofResponse.SerializeToString,
+            ),
+            'CosignCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CosignCheckpoint,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.CosignCheckpointRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.CosignCheckpointResponse.SerializeToString,
+            ),
+            'ReportInconsistency': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportInconsistency,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.ReportInconsistencyRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.ReportInconsistencyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +399,141 @@ class FederationService:
             '/alpr.federation.v1.FederationService/AcknowledgeReceipt',
             alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptRequest.SerializeToString,
             alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/GetCheckpoint',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetCheckpointRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/GetConsistencyProof',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInclusionProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/GetInclusionProof',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetInclusionProofRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetInclusionProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CosignCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/CosignCheckpoint',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.CosignCheckpointRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.CosignCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportInconsistency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/ReportInconsistency',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.ReportInconsistencyRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.ReportInconsistencyResponse.FromString,
             options,
             channel_credentials,
             insecure,

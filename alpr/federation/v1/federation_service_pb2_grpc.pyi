@@ -47,6 +47,20 @@ class FederationServiceStub:
     """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
     AcknowledgeReceipt: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptRequest, _federation_service_pb2.AcknowledgeReceiptResponse]
     """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6)."""
+    GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetCheckpointRequest, _federation_service_pb2.GetCheckpointResponse]
+    """The calls below let a partner witness our audit log (AUD-7). They need a
+    registered peer but no agreement in force: the log outlives sharing.
+
+    Our audit log's latest checkpoint, signed now.
+    """
+    GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetConsistencyProofRequest, _federation_service_pb2.GetConsistencyProofResponse]
+    """Proves our audit log at old_size is a prefix of it at new_size (RFC 9162 2.1.4)."""
+    GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetInclusionProofRequest, _federation_service_pb2.GetInclusionProofResponse]
+    """Proves our audit event for an exchange with the caller is in our log (RFC 9162 2.1.3)."""
+    CosignCheckpoint: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.CosignCheckpointRequest, _federation_service_pb2.CosignCheckpointResponse]
+    """Takes the caller's cosignature on a checkpoint of ours it verified."""
+    ReportInconsistency: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.ReportInconsistencyRequest, _federation_service_pb2.ReportInconsistencyResponse]
+    """Tells us the caller holds two checkpoints of ours that are not consistent."""
 
 @_typing.type_check_only
 class FederationServiceAsyncStub(FederationServiceStub):
@@ -67,6 +81,20 @@ class FederationServiceAsyncStub(FederationServiceStub):
     """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
     AcknowledgeReceipt: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptRequest, _federation_service_pb2.AcknowledgeReceiptResponse]  # type: ignore[assignment]
     """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6)."""
+    GetCheckpoint: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetCheckpointRequest, _federation_service_pb2.GetCheckpointResponse]  # type: ignore[assignment]
+    """The calls below let a partner witness our audit log (AUD-7). They need a
+    registered peer but no agreement in force: the log outlives sharing.
+
+    Our audit log's latest checkpoint, signed now.
+    """
+    GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetConsistencyProofRequest, _federation_service_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
+    """Proves our audit log at old_size is a prefix of it at new_size (RFC 9162 2.1.4)."""
+    GetInclusionProof: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetInclusionProofRequest, _federation_service_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
+    """Proves our audit event for an exchange with the caller is in our log (RFC 9162 2.1.3)."""
+    CosignCheckpoint: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.CosignCheckpointRequest, _federation_service_pb2.CosignCheckpointResponse]  # type: ignore[assignment]
+    """Takes the caller's cosignature on a checkpoint of ours it verified."""
+    ReportInconsistency: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.ReportInconsistencyRequest, _federation_service_pb2.ReportInconsistencyResponse]  # type: ignore[assignment]
+    """Tells us the caller holds two checkpoints of ours that are not consistent."""
 
 class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Partner nodes call each other through this service, and only this one."""
@@ -120,5 +148,49 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_federation_service_pb2.AcknowledgeReceiptResponse, _abc.Awaitable[_federation_service_pb2.AcknowledgeReceiptResponse]]:
         """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6)."""
+
+    @_abc_1.abstractmethod
+    def GetCheckpoint(
+        self,
+        request: _federation_service_pb2.GetCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.GetCheckpointResponse, _abc.Awaitable[_federation_service_pb2.GetCheckpointResponse]]:
+        """The calls below let a partner witness our audit log (AUD-7). They need a
+        registered peer but no agreement in force: the log outlives sharing.
+
+        Our audit log's latest checkpoint, signed now.
+        """
+
+    @_abc_1.abstractmethod
+    def GetConsistencyProof(
+        self,
+        request: _federation_service_pb2.GetConsistencyProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.GetConsistencyProofResponse, _abc.Awaitable[_federation_service_pb2.GetConsistencyProofResponse]]:
+        """Proves our audit log at old_size is a prefix of it at new_size (RFC 9162 2.1.4)."""
+
+    @_abc_1.abstractmethod
+    def GetInclusionProof(
+        self,
+        request: _federation_service_pb2.GetInclusionProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.GetInclusionProofResponse, _abc.Awaitable[_federation_service_pb2.GetInclusionProofResponse]]:
+        """Proves our audit event for an exchange with the caller is in our log (RFC 9162 2.1.3)."""
+
+    @_abc_1.abstractmethod
+    def CosignCheckpoint(
+        self,
+        request: _federation_service_pb2.CosignCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.CosignCheckpointResponse, _abc.Awaitable[_federation_service_pb2.CosignCheckpointResponse]]:
+        """Takes the caller's cosignature on a checkpoint of ours it verified."""
+
+    @_abc_1.abstractmethod
+    def ReportInconsistency(
+        self,
+        request: _federation_service_pb2.ReportInconsistencyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.ReportInconsistencyResponse, _abc.Awaitable[_federation_service_pb2.ReportInconsistencyResponse]]:
+        """Tells us the caller holds two checkpoints of ours that are not consistent."""
 
 def add_FederationServiceServicer_to_server(servicer: FederationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

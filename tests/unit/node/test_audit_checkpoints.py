@@ -7,12 +7,20 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from node.audit import AuditLog, AuditLogError
-from node.audit_checkpoints import CheckpointStore
-from node.checkpoint import NoteVerifier, log_origin, open_checkpoint
+from node.audit_checkpoints import CheckpointStore, signed_checkpoint
+from node.checkpoint import (
+    CheckpointError,
+    NoteSigner,
+    NoteVerifier,
+    add_signatures,
+    log_origin,
+    open_checkpoint,
+    witness_name,
+)
 from node.ed25519 import Ed25519Signer
-from node.merkle import CompactRange
 from tests.support.clock import ManualClock
-from tests.support.pki import FEDERATION, LAPD
+from tests.support.forgery import truncate_log
+from tests.support.pki import FEDERATION, LAPD, LASD
 
 ORIGIN = log_origin(FEDERATION, LAPD)
 SIGNER = Ed25519Signer.generate()
@@ -63,19 +71,7 @@ class TestCheckpointStore:
     ) -> None:
         grow(log, 5)
         store.sign(log.head())
-        # Truncate to 3 events the way a careful forger would: events, subtrees and head.
-        with engine.begin() as connection:
-            kept = connection.execute(
-                text("SELECT leaf_hash FROM audit_event WHERE seq <= 3 ORDER BY seq")
-            ).scalars()
-            frontier = CompactRange()
-            for leaf in kept:
-                frontier.append(bytes(leaf))
-            connection.execute(text("DELETE FROM audit_event WHERE seq > 3"))
-            connection.execute(text("DELETE FROM audit_subtree"))
-            connection.execute(
-                text("UPDATE audit_head SET size = 3, frontier = :f"), {"f": frontier.to_bytes()}
-            )
+        truncate_log(engine, 3)
         log.verify()  # the shortened log is consistent with itself...
         with pytest.raises(AuditLogError, match="truncated"):
             store.verify(log)  # ...but not with what the node signed
@@ -89,3 +85,73 @@ class TestCheckpointStore:
         )
         with pytest.raises(AuditLogError, match="does not verify"):
             CheckpointStore(engine, signer=SIGNER, origin=ORIGIN, clock=clock).verify(log)
+
+
+WITNESS = Ed25519Signer.generate()
+WITNESS_KEY = NoteVerifier(witness_name(FEDERATION, LASD), WITNESS.public_key)
+
+
+def cosign(note: bytes, signer: Ed25519Signer = WITNESS) -> bytes:
+    return add_signatures(note, [NoteSigner(witness_name(FEDERATION, LASD), signer)])
+
+
+class TestCosignatures:
+    def test_aud7_succeeds_keeping_a_partners_cosignature_that_verify_checks(
+        self, log: AuditLog, store: CheckpointStore
+    ) -> None:
+        grow(log, 4)
+        note = store.sign(log.head())
+        store.accept_cosignature(cosign(note), witness_ori=LASD, witness=WITNESS_KEY)
+        [kept] = store.cosignatures()
+        assert (kept.witness_ori, kept.size, kept.root) == (LASD, 4, log.head().root)
+        assert store.verify(log, {LASD: WITNESS_KEY}) == 2  # the checkpoint and its cosignature
+
+    def test_aud7_fails_for_a_head_we_never_signed(
+        self, log: AuditLog, store: CheckpointStore, engine: Engine, clock: ManualClock
+    ) -> None:
+        grow(log, 4)
+        store.sign(log.head())
+        grow(log, 1)
+        # Signed with our key, but never by this node's store: not a head it vouched for.
+        unsigned = signed_checkpoint(SIGNER, ORIGIN, log.head())
+        with pytest.raises(CheckpointError, match="no checkpoint at size 5"):
+            store.accept_cosignature(cosign(unsigned), witness_ori=LASD, witness=WITNESS_KEY)
+
+    def test_fails_for_a_note_the_witness_did_not_cosign(
+        self, log: AuditLog, store: CheckpointStore
+    ) -> None:
+        grow(log, 2)
+        note = store.sign(log.head())
+        with pytest.raises(CheckpointError):
+            store.accept_cosignature(note, witness_ori=LASD, witness=WITNESS_KEY)
+        other = cosign(note, Ed25519Signer.generate())
+        with pytest.raises(CheckpointError):
+            store.accept_cosignature(other, witness_ori=LASD, witness=WITNESS_KEY)
+        assert store.cosignatures() == []
+
+    def test_aud7_verify_fails_on_an_altered_cosignature(
+        self, log: AuditLog, store: CheckpointStore, engine: Engine
+    ) -> None:
+        grow(log, 3)
+        note = store.sign(log.head())
+        store.accept_cosignature(cosign(note), witness_ori=LASD, witness=WITNESS_KEY)
+        forged = cosign(note, Ed25519Signer.generate())
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE audit_cosignature SET note = :n"), {"n": forged})
+        with pytest.raises(AuditLogError, match="cosignature 1 does not verify"):
+            store.verify(log, {LASD: WITNESS_KEY})
+
+    def test_aud7_keeps_a_partners_report_of_two_checkpoints_that_disagree(
+        self, log: AuditLog, store: CheckpointStore, engine: Engine
+    ) -> None:
+        grow(log, 3)
+        held = store.sign(log.head())
+        grow(log, 1)
+        offered = store.sign(log.head())
+        store.record_report(reporter_ori=LASD, held=held, offered=offered, detail="no proof")
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT partner_ori, our_log FROM log_alarm")).one()
+        assert (row[0], bool(row[1])) == (LASD, True)
+        not_ours = signed_checkpoint(WITNESS, ORIGIN, log.head())
+        with pytest.raises(CheckpointError):
+            store.record_report(reporter_ori=LASD, held=held, offered=not_ours, detail="")

@@ -1,0 +1,381 @@
+"""Partners witness each other's audit logs (AUD-7), as transparency-log witnesses do.
+
+Every receipt a partner gives us carries its signed checkpoint, and a scheduled job
+asks each partner for its latest. `Witness.observe` checks a checkpoint against the
+last one of that partner's log we hold: a consistency proof from the smaller to the
+larger tree (RFC 9162 §2.1.4), fetched from the partner and verified here. A checkpoint
+that extends what we held is kept and cosigned, and the cosignature goes back to the
+partner; one that does not is refused, kept with the one we held as evidence, audited,
+and reported to the partner, whose own operators then see the alarm. So a node that
+rewrites or truncates its log after a partner witnessed it is caught on the next
+exchange, or at the next scheduled look.
+
+`WitnessedLog` is the other side: what we answer partners that witness our log. These
+calls need a registered peer and nothing more: the log outlives any agreement.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from alpr.federation.v1 import exchange_pb2
+from alpr.federation.v1 import federation_service_pb2 as pb
+from federation.client import PartnerClient, PartnerRefusedError
+from federation.envelope import Envelope, parse_payload
+from federation.exchange import ExchangeLedger
+from federation.peers import Peer
+from node.audit import AuditLog, leaf_bytes
+from node.audit_checkpoints import CheckpointStore
+from node.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    NoteSigner,
+    NoteVerifier,
+    add_signatures,
+    log_origin,
+    open_checkpoint,
+    witness_name,
+)
+from node.clock import Clock
+from node.ed25519 import Ed25519Signer
+from node.errors import NotFoundError, UnavailableError, ValidationError
+from node.merkle import MerkleError, leaf_hash, verify_consistency, verify_inclusion
+from node.store.models import LogAlarmRecord, WitnessedCheckpointRecord
+
+log = logging.getLogger(__name__)
+
+MAX_NOTE_BYTES = 8 * 1024
+"""A checkpoint with a hundred signatures is under 8 KiB; anything larger is refused."""
+
+
+class Witnessed(enum.Enum):
+    """What became of a partner's checkpoint we looked at."""
+
+    COSIGNED = "cosigned"
+    """The first we saw of its log, or a consistent extension: kept and cosigned."""
+    CONSISTENT = "consistent"
+    """The very head we already witnessed: nothing to do."""
+    INCONSISTENT = "inconsistent"
+    """Not consistent with what we hold: refused, kept as evidence, alarm raised."""
+
+
+def witness_verifier(peer: Peer) -> NoteVerifier:
+    """The key `peer` cosigns our checkpoints with, under its witness name."""
+    return NoteVerifier(witness_name(peer.federation, peer.ori), peer.key)
+
+
+def check_note_size(note: bytes, field: str) -> bytes:
+    """`note`, if it is not empty and not too large for a checkpoint.
+
+    Raises:
+        ValidationError: It is empty or larger than `MAX_NOTE_BYTES`.
+    """
+    if not note or len(note) > MAX_NOTE_BYTES:
+        raise ValidationError(field, f"must be a signed checkpoint of 1 to {MAX_NOTE_BYTES} bytes")
+    return note
+
+
+@dataclass(frozen=True)
+class InclusionAnswer:
+    """A proof that the audit event of an exchange is in a log, to a checkpoint of it."""
+
+    audit_seq: int
+    event: bytes
+    hashes: tuple[bytes, ...]
+    checkpoint: bytes
+
+    def to_proto(self) -> pb.GetInclusionProofResponse:
+        """As FederationService.GetInclusionProof answers it."""
+        return pb.GetInclusionProofResponse(
+            audit_seq=self.audit_seq,
+            event=self.event,
+            hashes=self.hashes,
+            checkpoint=self.checkpoint,
+        )
+
+    @classmethod
+    def from_proto(cls, message: pb.GetInclusionProofResponse) -> InclusionAnswer:
+        """From FederationService.GetInclusionProof's answer (not yet verified)."""
+        return cls(message.audit_seq, message.event, tuple(message.hashes), message.checkpoint)
+
+
+class Witness:
+    """Witnesses partners' audit logs: checks each checkpoint for consistency, cosigns."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        federation: str,
+        ori: str,
+        signer: Ed25519Signer,
+        audit: AuditLog,
+        client: PartnerClient,
+        clock: Clock,
+    ) -> None:
+        """Witness as agency `ori` of `federation`, cosigning with `signer`."""
+        self._engine = engine
+        self._ori = ori
+        self._signer = NoteSigner(witness_name(federation, ori), signer)
+        self._audit = audit
+        self._client = client
+        self._clock = clock
+
+    def held(self, partner_ori: str) -> WitnessedCheckpointRecord | None:
+        """The largest checkpoint of `partner_ori`'s log we witnessed, if any."""
+        with Session(self._engine) as session:
+            return session.exec(
+                select(WitnessedCheckpointRecord)
+                .where(WitnessedCheckpointRecord.partner_ori == partner_ori)
+                .order_by(col(WitnessedCheckpointRecord.size).desc())
+            ).first()
+
+    def alarms(self) -> list[LogAlarmRecord]:
+        """Every alarm raised about a log, ours or a partner's, oldest first."""
+        with Session(self._engine) as session:
+            return list(session.exec(select(LogAlarmRecord).order_by(col(LogAlarmRecord.id))))
+
+    async def observe(self, peer: Peer, note: bytes) -> Witnessed:
+        """Witness `peer`'s signed checkpoint `note` against the last one of its we hold.
+
+        Raises:
+            CheckpointError: `note` is not a checkpoint of `peer`'s log signed by it.
+            UnavailableError: The partner could not be asked for a consistency proof.
+            PartnerRefusedError: It refused to give one.
+        """
+        origin = log_origin(peer.federation, peer.ori)
+        offered, _ = open_checkpoint(
+            check_note_size(note, "checkpoint"), origin, NoteVerifier(origin, peer.key)
+        )
+        held = self.held(peer.ori)
+        if held is None:
+            await self._cosign(peer, offered, note)
+            return Witnessed.COSIGNED
+        if offered.size < held.size:
+            # Checkpoints reach us fresh (in a receipt, or asked for): the log shrank.
+            detail = f"the log shrank from {held.size} events, witnessed, to {offered.size}"
+            await self._alarm(peer, held.note, note, detail)
+            return Witnessed.INCONSISTENT
+        proof = (
+            await self._client.consistency_proof(peer, held.size, offered.size)
+            if offered.size > held.size
+            else []
+        )
+        try:
+            verify_consistency(held.size, offered.size, held.root, offered.root, proof)
+        except MerkleError as error:
+            detail = f"no consistency from {held.size} to {offered.size} events: {error}"
+            await self._alarm(peer, held.note, note, detail)
+            return Witnessed.INCONSISTENT
+        if offered.size == held.size:
+            return Witnessed.CONSISTENT
+        await self._cosign(peer, offered, note)
+        return Witnessed.COSIGNED
+
+    async def observe_latest(self, peer: Peer) -> Witnessed:
+        """Ask `peer` for its latest checkpoint and witness it.
+
+        Raises:
+            CheckpointError: Its answer is not a checkpoint of its log signed by it.
+            UnavailableError: The partner cannot be reached.
+            PartnerRefusedError: It refused.
+        """
+        return await self.observe(peer, await self._client.checkpoint(peer))
+
+    async def prove_exchange(self, peer: Peer, exchange_id: str) -> Checkpoint:
+        """Ask `peer` to prove its audit event of our exchange is in its log, and check it.
+
+        Returns:
+            The partner's signed checkpoint the event is proved to be under.
+
+        Raises:
+            UnavailableError: The partner cannot be reached.
+            PartnerRefusedError: It refused (NOT_FOUND: it answered us no such exchange).
+            CheckpointError: The checkpoint is not the partner's.
+            MerkleError: The proof does not lead from the event to its root.
+            ValidationError: The proved event does not name the exchange.
+        """
+        answer = await self._client.inclusion_proof(peer, exchange_id)
+        return verify_inclusion_answer(InclusionAnswer.from_proto(answer), peer, exchange_id)
+
+    async def _cosign(self, peer: Peer, checkpoint: Checkpoint, note: bytes) -> None:
+        """Keep `note` with our cosignature, audit it, and give the partner the cosignature."""
+        cosigned = add_signatures(note, [self._signer])
+        with Session(self._engine) as session:
+            session.add(
+                WitnessedCheckpointRecord(
+                    partner_ori=peer.ori,
+                    size=checkpoint.size,
+                    root=checkpoint.root,
+                    note=cosigned,
+                    witnessed_at=self._clock(),
+                )
+            )
+            session.commit()
+        self._audit.append(
+            "witness.cosigned",
+            actor=peer.spiffe_id,
+            agency=self._ori,
+            details={"partner": peer.ori, "size": checkpoint.size, "root": checkpoint.root.hex()},
+        )
+        try:
+            await self._client.cosign_checkpoint(peer, cosigned)
+        except (UnavailableError, PartnerRefusedError) as error:
+            # We witnessed it either way; the partner lacks one cosignature.
+            log.warning("cosignature not delivered to %s: %s", peer.ori, error.diagnostics())
+
+    async def _alarm(self, peer: Peer, held: bytes, offered: bytes, detail: str) -> None:
+        """Keep both checkpoints as evidence, audit the alarm, and tell the partner."""
+        with Session(self._engine) as session:
+            session.add(
+                LogAlarmRecord(
+                    partner_ori=peer.ori,
+                    our_log=False,
+                    held=held,
+                    offered=offered,
+                    detail=detail[:500],
+                    raised_at=self._clock(),
+                )
+            )
+            session.commit()
+        self._audit.append(
+            "witness.inconsistent",
+            actor=peer.spiffe_id,
+            agency=self._ori,
+            details={"partner": peer.ori, "detail": detail},
+        )
+        log.error("partner %s's audit log is not consistent with what we witnessed", peer.ori)
+        try:
+            await self._client.report_inconsistency(peer, held, offered, detail)
+        except (UnavailableError, PartnerRefusedError) as error:
+            log.warning("alarm not delivered to %s: %s", peer.ori, error.diagnostics())
+
+
+class WitnessedLog:
+    """What we answer partners that witness our audit log."""
+
+    def __init__(
+        self,
+        *,
+        ori: str,
+        audit: AuditLog,
+        checkpoints: CheckpointStore,
+        ledger: ExchangeLedger,
+    ) -> None:
+        """Answer for agency `ori`'s log `audit`, its `checkpoints` and exchange `ledger`."""
+        self._ori = ori
+        self._audit = audit
+        self._checkpoints = checkpoints
+        self._ledger = ledger
+
+    def checkpoint(self) -> bytes:
+        """Our log's head, as a signed checkpoint."""
+        return self._checkpoints.sign(self._audit.head())
+
+    def consistency(self, old_size: int, new_size: int) -> tuple[bytes, ...]:
+        """The consistency path from our log at `old_size` to it at `new_size`.
+
+        Raises:
+            ValidationError: The sizes are not ``0 <= old_size <= new_size <= our size``.
+        """
+        return self._audit.consistency_proof(old_size, new_size).hashes
+
+    def inclusion(self, peer: Peer, exchange_id: str) -> InclusionAnswer:
+        """Prove our audit event of an exchange we answered for `peer` is in our log.
+
+        Raises:
+            NotFoundError: We answered `peer` no exchange of that id.
+        """
+        found = self._ledger.answered(peer.ori, exchange_id)
+        if found is None:
+            raise NotFoundError(f"we answered you no exchange {exchange_id!r}")
+        receipt = parse_payload(exchange_pb2.Receipt, Envelope.from_bytes(found.receipt).payload)
+        head = self._audit.head()
+        note = self._checkpoints.sign(head)
+        proof = self._audit.inclusion_proof(receipt.audit_seq, head.size)
+        [event] = self._audit.events(after_seq=receipt.audit_seq - 1, limit=1)
+        return InclusionAnswer(receipt.audit_seq, leaf_bytes(event), proof.hashes, note)
+
+    def cosigned(self, peer: Peer, note: bytes) -> None:
+        """Keep `peer`'s cosignature on a checkpoint of ours, and audit it.
+
+        Raises:
+            ValidationError: `note` is not a checkpoint we signed, cosigned by `peer`.
+        """
+        try:
+            self._checkpoints.accept_cosignature(
+                check_note_size(note, "checkpoint"),
+                witness_ori=peer.ori,
+                witness=witness_verifier(peer),
+            )
+        except CheckpointError as error:
+            raise ValidationError("checkpoint", error.diagnostics()) from error
+        self._audit.append(
+            "audit.cosigned", actor=peer.spiffe_id, agency=peer.ori, details={"witness": peer.ori}
+        )
+
+    def reported(self, peer: Peer, held: bytes, offered: bytes, detail: str) -> None:
+        """Keep `peer`'s report that two checkpoints of ours disagree, and raise the alarm.
+
+        Raises:
+            ValidationError: Either is not a checkpoint we signed.
+        """
+        try:
+            self._checkpoints.record_report(
+                reporter_ori=peer.ori,
+                held=check_note_size(held, "held"),
+                offered=check_note_size(offered, "offered"),
+                detail=detail,
+            )
+        except CheckpointError as error:
+            raise ValidationError("held", error.diagnostics()) from error
+        self._audit.append(
+            "audit.inconsistency_reported",
+            actor=peer.spiffe_id,
+            agency=peer.ori,
+            details={"reporter": peer.ori, "detail": detail[:500]},
+        )
+        log.error("partner %s reports two checkpoints of our audit log that disagree", peer.ori)
+
+
+def verify_inclusion_answer(
+    answer: InclusionAnswer, responder: Peer, exchange_id: str
+) -> Checkpoint:
+    """Check a partner's inclusion proof for our exchange, with nothing but the answer.
+
+    The event must be the partner's audit event naming `exchange_id`, its leaf must
+    lead by the proof to the root of a checkpoint the partner signed.
+
+    Raises:
+        CheckpointError: The checkpoint is not the partner's.
+        MerkleError: The proof does not lead from the event to that root.
+        ValidationError: The event does not name the exchange.
+    """
+    origin = log_origin(responder.federation, responder.ori)
+    checkpoint, _ = open_checkpoint(answer.checkpoint, origin, NoteVerifier(origin, responder.key))
+    verify_inclusion(
+        leaf_hash(answer.event),
+        answer.audit_seq - 1,
+        checkpoint.size,
+        answer.hashes,
+        checkpoint.root,
+    )
+    details = _event_details(answer.event)
+    if details.get("exchange_id") != exchange_id:
+        raise ValidationError("event", f"the proved event does not name exchange {exchange_id}")
+    return checkpoint
+
+
+def _event_details(event: bytes) -> dict[str, object]:
+    try:
+        parsed = json.loads(event)
+    except ValueError as error:
+        raise ValidationError("event", "the proved event is not JSON") from error
+    details = parsed.get("details") if isinstance(parsed, dict) else None
+    return details if isinstance(details, dict) else {}
