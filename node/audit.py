@@ -21,12 +21,14 @@ JSON (keys sorted, no spaces, ASCII) of the object with keys ``actor``, ``agency
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pydantic
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, bindparam, insert, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -41,11 +43,21 @@ from node.audit_proofs import (
 from node.errors import NodeError, ValidationError
 from node.identity import validate_ori
 from node.merkle import HASH_SIZE, CompactRange, MerkleError, leaf_hash, verify_consistency
-from node.store.engine import lock_for_write
+from node.store.engine import lock_for_write, table_of
 from node.store.models import AuditEvent, AuditHead, AuditSubtree, utc
 
 MAX_PAGE = 1000
 _HEAD_ID = 1
+_EVENTS, _HEADS, _SUBTREES = table_of(AuditEvent), table_of(AuditHead), table_of(AuditSubtree)
+# Built once: an append runs these on every audited request.
+_READ_HEAD = sa_select(_HEADS.c.size, _HEADS.c.frontier).where(_HEADS.c.id == _HEAD_ID)
+_LOCK_HEAD = _READ_HEAD.with_for_update()
+_INSERT_EVENT, _INSERT_SUBTREES = insert(_EVENTS), insert(_SUBTREES)
+_UPDATE_HEAD = (
+    update(_HEADS)
+    .where(_HEADS.c.id == _HEAD_ID)
+    .values(size=bindparam("new_size"), frontier=bindparam("new_frontier"))
+)
 
 
 class AuditLogError(NodeError):
@@ -178,23 +190,26 @@ class AuditLog:
             case_number=case_number,
             details=details_json,
         )
+        # Core statements, not ORM flushes: an append is on every request's path.
         with Session(self._engine) as session:
             lock_for_write(session)
-            head, frontier = _loaded(
-                session.exec(
-                    select(AuditHead).where(AuditHead.id == _HEAD_ID).with_for_update()
-                ).one_or_none()
-            )
+            connection = session.connection()
+            frontier = _loaded(connection.execute(_LOCK_HEAD).one_or_none())
             seq = event.seq = frontier.size + 1
             leaf = event.leaf_hash = leaf_hash(leaf_bytes(event))
             completed = frontier.append(leaf)
-            head.size, head.frontier = frontier.size, frontier.to_bytes()
-            session.add(event)
-            session.add_all(
-                AuditSubtree(level=level, index=(seq - 1) >> level, hash=subtree)
-                for level, subtree in enumerate(completed, start=1)
+            connection.execute(_INSERT_EVENT, [event.model_dump()])
+            if completed:
+                connection.execute(
+                    _INSERT_SUBTREES,
+                    [
+                        {"level": level, "index": (seq - 1) >> level, "hash": subtree}
+                        for level, subtree in enumerate(completed, start=1)
+                    ],
+                )
+            connection.execute(
+                _UPDATE_HEAD, {"new_size": frontier.size, "new_frontier": frontier.to_bytes()}
             )
-            session.add(head)
             session.commit()
         return AuditRecord(
             seq=seq, recorded_at=recorded_at, leaf_hash=leaf, tree_size=seq, root=frontier.root()
@@ -206,8 +221,8 @@ class AuditLog:
         Raises:
             AuditLogError: The store has no audit head, or a malformed one.
         """
-        with Session(self._engine) as session:
-            _head, frontier = _loaded(session.get(AuditHead, _HEAD_ID))
+        with self._engine.connect() as connection:
+            frontier = _loaded(connection.execute(_READ_HEAD).one_or_none())
         return TreeHead(size=frontier.size, root=frontier.root())
 
     def events(self, after_seq: int = 0, limit: int = MAX_PAGE) -> list[AuditEvent]:
@@ -405,18 +420,20 @@ class AuditLog:
                 expected += 1
 
 
-def _loaded(head: AuditHead | None) -> tuple[AuditHead, CompactRange]:
+def _loaded(head: Sequence[Any] | None) -> CompactRange:
+    """The frontier of the head row (size, frontier), checked against its size."""
     if head is None:
         raise AuditLogError("the store has no audit head: apply its migrations")
+    size, stored = head
     try:
-        frontier = CompactRange.from_bytes(head.frontier)
+        frontier = CompactRange.from_bytes(stored)
     except MerkleError as error:
         raise AuditLogError(f"the audit head is malformed: {error}") from error
-    if frontier.size != head.size:
+    if frontier.size != size:
         raise AuditLogError(
-            f"the audit head says {head.size} events but its frontier covers {frontier.size}"
+            f"the audit head says {size} events but its frontier covers {frontier.size}"
         )
-    return head, frontier
+    return frontier
 
 
 def _check_head(head: TreeHead, size: int, root: bytes) -> None:
