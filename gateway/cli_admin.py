@@ -61,13 +61,22 @@ def _call(args: argparse.Namespace, action: Callable[[Stub, grpc.Channel], None]
     return 0
 
 
-def _timestamp(text: str, field: str) -> Timestamp:
+def parse_moment(text: str, field: str) -> datetime:
+    """An ISO 8601 date or time from the command line; UTC unless it names a zone.
+
+    Raises:
+        ValidationError: It is not ISO 8601.
+    """
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as error:
         raise ValidationError(field, f"{text!r} is not an ISO 8601 date or time") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _timestamp(text: str, field: str) -> Timestamp:
     stamp = Timestamp()
-    stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    stamp.FromDatetime(parse_moment(text, field))
     return stamp
 
 

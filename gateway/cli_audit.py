@@ -23,15 +23,17 @@ from typing import TypeVar
 
 from federation.peers import PeerRegistry
 from federation.witness import witness_verifier
+from gateway.cli_admin import parse_moment
 from gateway.config import load_config
 from gateway.node_dir import open_node
 from node.audit import AuditLog, AuditLogError, leaf_bytes
 from node.audit_checkpoints import CheckpointStore
 from node.audit_proofs import InclusionProof
-from node.checkpoint import NoteVerifier, log_origin
+from node.checkpoint import Checkpoint, NoteVerifier, log_origin
 from node.clock import system_clock
 from node.errors import NodeError, ValidationError
 from node.merkle import HASH_SIZE, MerkleError, leaf_hash
+from node.oversight import PublicSummary, summarize
 
 EXIT_FAILS = 1
 PROOF_FORMAT = "alpr-audit-inclusion-proof/v1"
@@ -46,6 +48,7 @@ class _ProofFileError(NodeError):
 class _Site:
     """A node's audit log, the checkpoints it signed, and its partners' witness keys."""
 
+    ori: str
     log: AuditLog
     checkpoints: CheckpointStore
     peers: PeerRegistry
@@ -66,6 +69,7 @@ def _with_log(directory: Path, action: Callable[[_Site], _T]) -> _T:
         clock=system_clock,
     )
     site = _Site(
+        config.ori,
         AuditLog(node.engine, clock=system_clock),
         checkpoints,
         PeerRegistry(node.engine, clock=system_clock),
@@ -125,10 +129,7 @@ def _prove(args: argparse.Namespace) -> int:
     if args.out is None:
         print(text, end="")
         return 0
-    try:
-        args.out.write_text(text, encoding="ascii")
-    except OSError as error:
-        raise ValidationError("--out", f"cannot write {args.out}: {error.strerror}") from error
+    _write(args.out, text, "--out")
     print(f"wrote the proof of event {args.seq} to {args.out}")
     return 0
 
@@ -154,6 +155,29 @@ def _check_proof(args: argparse.Namespace) -> int:
         f"with root {(root or proof.root).hex()} ({against})"
     )
     return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    since, until = parse_moment(args.since, "--since"), parse_moment(args.until, "--until")
+
+    def summarize_site(site: _Site) -> tuple[PublicSummary, Checkpoint]:
+        note = site.checkpoints.sign(site.log.head())
+        summary = summarize(site.log, ori=site.ori, since=since, until=until, checkpoint=note)
+        return summary, site.checkpoints.open(note)
+
+    summary, checkpoint = _with_log(args.directory, summarize_site)
+    for path, text in ((args.csv, summary.to_csv()), (args.json, summary.to_json())):
+        if path is not None:
+            _write(path, text, "--csv" if path is args.csv else "--json")
+    print(summary.to_text(checkpoint))
+    return 0
+
+
+def _write(path: Path, text: str, field: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise ValidationError(field, f"cannot write {path}: {error.strerror}") from error
 
 
 def _hash_arg(text: str) -> bytes:
@@ -233,7 +257,7 @@ def _hex(value: object, key: str) -> bytes:
 
 
 def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the `audit` command and its `verify`, `checkpoint`, `prove`, `check-proof`."""
+    """Add `audit` and its `verify`, `checkpoint`, `prove`, `summary`, `check-proof`."""
     audit = commands.add_parser("audit", help="the node's tamper-evident audit log")
     actions = audit.add_subparsers(dest="action", required=True)
 
@@ -255,6 +279,17 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     prove.add_argument("--size", type=int, help="the tree size to prove it in (default: all)")
     prove.add_argument("--out", type=Path, help="write the proof here (default: print it)")
     prove.set_defaults(run=_prove)
+
+    summary = actions.add_parser(
+        "summary",
+        help="the redacted public summary of a period, pinned to a signed checkpoint (AUD-4)",
+    )
+    summary.add_argument("directory", type=Path, help="the node's directory")
+    summary.add_argument("--since", required=True, help="start of the period (ISO 8601, UTC)")
+    summary.add_argument("--until", required=True, help="end of the period, excluded")
+    summary.add_argument("--csv", type=Path, help="also write the counts as CSV here")
+    summary.add_argument("--json", type=Path, help="also write the summary as JSON here")
+    summary.set_defaults(run=_summary)
 
     check = actions.add_parser(
         "check-proof", help="check a proof from `alpr audit prove`, without the node's data"

@@ -299,3 +299,37 @@ class TestCheckProof:
     ) -> None:
         code, output = run(capsys, "audit", "check-proof", str(tmp_path / "none.json"))
         assert (code, output.startswith("alpr: error: FILE: cannot read")) == (2, True)
+
+
+class TestSummary:
+    def test_aud4_prints_the_document_and_writes_csv_and_json_pinned_to_a_checkpoint(
+        self, site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        site.log.append("search.plate", actor=USER, agency=LAPD, purpose="homicide investigation")
+        out_csv, out_json = tmp_path / "summary.csv", tmp_path / "summary.json"
+        code, output = run(
+            capsys, "audit", "summary", str(site.directory), "--since", "2026-01-01",
+            "--until", "2027-01-01", "--csv", str(out_csv), "--json", str(out_json),
+        )  # fmt: skip
+        assert code == 0, output
+        assert "  homicide investigation: 1" in output
+        assert f"Computed at audit log size {EVENTS + 1}," in output
+        assert out_csv.read_text().splitlines() == [
+            "measure,key,count",
+            "searches_by_purpose,homicide investigation,1",
+        ]
+        published = json.loads(out_json.read_text())
+        assert published["checkpoint"].startswith(f"{log_origin('test.alpr', LAPD)}\n")
+        # The checkpoint it was pinned to is one the node keeps, so audit verify checks it.
+        code, output = run(capsys, "audit", "verify", str(site.directory))
+        assert output.endswith("1 signed checkpoints and partners' cosignatures hold\n")
+
+    def test_fails_in_one_line_for_a_bad_date(
+        self, site: Site, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, output = run(
+            capsys, "audit", "summary", str(site.directory), "--since", "soon", "--until", "x"
+        )
+        assert code == 2
+        assert output.count("\n") == 1
+        assert "--since" in output
