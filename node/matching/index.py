@@ -4,9 +4,9 @@ A read is matched against:
 
 - whole plates, exactly, and through OCR-confusable characters (``7A8C123`` finds
   ``7ABC123``): both by one dict lookup of the read's canonical form;
-- partial patterns (CAP-5): each is filed under one literal trigram (or bigram) of its
-  canonical form, so a read looks up its own few n-grams and checks only the patterns filed
-  there; patterns with no two literals side by side sit in a small bucket checked every time;
+- partial patterns (CAP-5): each is filed under one literal n-gram of its canonical form,
+  anchored to the plate's start or end where the pattern fixes it, so a read looks up its own
+  few n-grams and checks only the patterns filed there (`node.matching._patterns`);
 - on lists that allow it, plates one edit away (a character substituted, missing or extra),
   by symmetric deletion: each such plate is also filed under its canonical form with each
   character deleted, and a read looks up its own form and deletions in those.
@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 from node.errors import NotFoundError, ValidationError
 from node.hotlists.entry import MAX_PLATE, PlatePattern
+from node.matching._patterns import PatternFiles
 from node.matching.canonical import (
     Difference,
     canonical,
@@ -45,7 +46,6 @@ from node.matching.canonical import (
     edit_differences,
     one_edit,
     partial_differences,
-    pattern_regex,
     substitutions,
 )
 
@@ -159,18 +159,6 @@ class _List:
         self.entries: dict[str, int] = {}
 
 
-class _Pattern:
-    """A partial pattern's matchers and the n-gram it is filed under."""
-
-    __slots__ = ("canonical", "exact", "key", "text")
-
-    def __init__(self, text: str, key: bytes) -> None:
-        self.text = text
-        self.key = key
-        self.canonical = pattern_regex(canonical(text))
-        self.exact = pattern_regex(text.encode("ascii"))
-
-
 class _Prepared(NamedTuple):
     entry_id: str
     text: str
@@ -197,9 +185,7 @@ class MatchIndex:
         self._edit_whole: dict[bytes, int | list[int]] = {}
         self._deletions: dict[bytes, int | list[int]] = {}
         self._edit_entries = 0
-        self._patterns: dict[int, _Pattern] = {}
-        self._grams: tuple[dict[bytes, list[int]], dict[bytes, list[int]]] = ({}, {})
-        self._unkeyed: list[int] = []
+        self._patterns = PatternFiles()
         self._entry_expiry: dict[int, float] = {}
 
     # Reading.
@@ -225,40 +211,24 @@ class MatchIndex:
             return []
         raw = plate.encode("ascii")
         key = canonical_bytes(raw)
-        size = len(key)
         with self._lock:
             found: list[tuple[int, MatchKind]] = []
             held = self._whole.get(key)
             if held is not None:
                 found.extend((s, MatchKind.EXACT) for s in _slots(held))
-            trigrams, bigrams = self._grams
-            if trigrams:
-                for i in range(size - 2):
-                    bucket = trigrams.get(key[i : i + 3])
-                    if bucket:
-                        found.extend(self._check_patterns(bucket, raw, key))
-            if bigrams:
-                for i in range(size - 1):
-                    bucket = bigrams.get(key[i : i + 2])
-                    if bucket:
-                        found.extend(self._check_patterns(bucket, raw, key))
-            if self._unkeyed:
-                found.extend(self._check_patterns(self._unkeyed, raw, key))
+            if self._patterns:
+                patterns = self._patterns.patterns
+                for slot in self._patterns.candidates(key):
+                    pattern = patterns[slot]
+                    if pattern.canonical.fullmatch(key):
+                        exact = pattern.exact.fullmatch(raw)
+                        kind = MatchKind.PARTIAL if exact else MatchKind.PARTIAL_CONFUSABLE
+                        found.append((slot, kind))
             if self._edit_entries:
                 found.extend(self._edit_candidates(key))
             if not found:
                 return []
             return self._results(plate, found, reference_time.timestamp())
-
-    def _check_patterns(
-        self, slots: Iterable[int], raw: bytes, key: bytes
-    ) -> Iterator[tuple[int, MatchKind]]:
-        patterns = self._patterns
-        for slot in slots:
-            pattern = patterns[slot]
-            if pattern.canonical.fullmatch(key):
-                exact = pattern.exact.fullmatch(raw)
-                yield slot, MatchKind.PARTIAL if exact else MatchKind.PARTIAL_CONFUSABLE
 
     def _edit_candidates(self, key: bytes) -> Iterator[tuple[int, MatchKind]]:
         """Slots that may be one edit from `key`: verified, and their lists checked, later."""
@@ -313,7 +283,7 @@ class MatchIndex:
         return sorted(results.values(), key=lambda m: (-m.confidence, m.list_id, m.entry_id))
 
     def _listed(self, slot: int) -> str:
-        pattern = self._patterns.get(slot)
+        pattern = self._patterns.patterns.get(slot)
         if pattern is not None:
             return pattern.text
         start = slot * _WIDTH
@@ -491,8 +461,7 @@ class MatchIndex:
         if entry.expires is not None:
             self._entry_expiry[slot] = entry.expires
         if entry.partial:
-            self._patterns[slot] = pattern = _Pattern(entry.text, self._pattern_key(entry))
-            self._bucket(pattern.key).append(slot)
+            self._patterns.add(slot, entry.text, entry.canonical)
             return
         start = slot * _WIDTH
         self._plates[start : start + len(entry.text)] = entry.text.encode("ascii")
@@ -502,20 +471,6 @@ class MatchIndex:
             _put(self._edit_whole, entry.canonical, slot)
             for shorter in _deletions(entry.canonical):
                 _put(self._deletions, shorter, slot)
-
-    def _pattern_key(self, entry: _Prepared) -> bytes:
-        """The literal n-gram to file a pattern under: the least crowded of its longest kind."""
-        runs = entry.canonical.replace(b"*", b"?").split(b"?")
-        for size, grams in zip((3, 2), self._grams, strict=True):
-            keys = [run[i : i + size] for run in runs for i in range(len(run) - size + 1)]
-            if keys:
-                return min(keys, key=lambda k: len(grams.get(k, ())))
-        return b""
-
-    def _bucket(self, key: bytes) -> list[int]:
-        if not key:
-            return self._unkeyed
-        return self._grams[3 - len(key)].setdefault(key, [])
 
     def _delete(self, hotlist: _List, slots: Sequence[int]) -> None:
         for start in range(0, len(slots), PATCH_BATCH):
@@ -533,13 +488,7 @@ class MatchIndex:
         assert entry_id is not None  # noqa: S101 (a slot in use has its id)
         del hotlist.entries[entry_id]
         self._entry_expiry.pop(slot, None)
-        pattern = self._patterns.pop(slot, None)
-        if pattern is not None:
-            bucket = self._bucket(pattern.key)
-            bucket.remove(slot)
-            if not bucket and pattern.key:
-                del self._grams[3 - len(pattern.key)][pattern.key]
-        else:
+        if self._patterns.remove(slot) is None:
             key = canonical(self._listed(slot))
             _take(self._whole, key, slot)
             if hotlist.allow_edit and len(key) >= MIN_EDIT_PLATE:

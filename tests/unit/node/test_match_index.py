@@ -153,6 +153,10 @@ class TestPartial:
             ("7?B?1?3", "7ABC123"),
             ("7A?C*", "7AXC"),
             ("A*B", "AXYZB"),
+            ("*ABC*", "XABCY"),
+            ("*A*B*", "XAYBZ"),
+            ("*AB?1", "XXABZ1"),
+            ("*A?B", "7AXB"),
         ],
     )
     def test_cap5_succeeds_on_a_partial_plate(self, pattern: str, read: str) -> None:
@@ -229,6 +233,53 @@ class TestEditProperty:
             for match in matches:
                 same = canonical(match.listed) == canonical(read)
                 assert (match.kind is MatchKind.EDIT) != same
+
+
+def brute_force(listed: dict[str, str], plate: str) -> set[str]:
+    """Ids of the entries a read matches exactly or through confusables (no edits)."""
+    read = canonical(plate).decode()
+    return {i for i, text in listed.items() if PlatePattern(canonical(text).decode()).matches(read)}
+
+
+def _parses(text: str) -> bool:
+    try:
+        PlatePattern.parse(text)
+    except ValidationError:
+        return False
+    return True
+
+
+PLATES_AND_PATTERNS = (
+    st.text("AB8O?*", min_size=1, max_size=8)
+    .filter(_parses)
+    .map(lambda text: PlatePattern.parse(text).text)
+)
+
+
+class TestPatchingProperty:
+    @settings(max_examples=60, deadline=None)
+    @given(
+        steps=st.lists(
+            st.tuples(st.booleans(), st.integers(0, 7), PLATES_AND_PATTERNS), max_size=30
+        ),
+        reads=st.lists(st.text("AB8O", min_size=1, max_size=8), min_size=1, max_size=10),
+    )
+    def test_succeeds_as_a_dict_patched_alike(
+        self, steps: list[tuple[bool, int, str]], reads: list[str]
+    ) -> None:
+        index, model = MatchIndex(), dict[str, str]()
+        index.put_list(STOLEN)
+        for adding, number, text in steps:
+            if adding:
+                index.add("own:stolen", [IndexedEntry(f"e{number}", text)])
+                model[f"e{number}"] = text
+            else:
+                index.remove("own:stolen", [f"e{number}"])
+                model.pop(f"e{number}", None)
+        assert len(index) == len(model)
+        for read in reads:
+            assert {m.entry_id for m in index.match(read, START)} == brute_force(model, read)
+            assert {m.listed for m in index.match(read, START)} <= set(model.values())
 
 
 class TestPatching:
