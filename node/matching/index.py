@@ -1,0 +1,573 @@
+"""One in-memory index of every hotlist in force, the agency's own and its partners' (HOT-1).
+
+A read is matched against:
+
+- whole plates, exactly, and through OCR-confusable characters (``7A8C123`` finds
+  ``7ABC123``): both by one dict lookup of the read's canonical form;
+- partial patterns (CAP-5): each is filed under one literal n-gram of its canonical form,
+  anchored to the plate's start or end where the pattern fixes it, so a read looks up its own
+  few n-grams and checks only the patterns filed there (`node.matching._patterns`);
+- on lists that allow it, plates one edit away (a character substituted, missing or extra),
+  by symmetric deletion: each such plate is also filed under its canonical form with each
+  character deleted, and a read looks up its own form and deletions in those.
+
+The index is patched, not rebuilt: entries are added and removed, and a list is dropped or
+replaced whole (the new version takes over at one instant). A list or an entry may carry an
+expiry; `match` takes the time explicitly and an entry past it stops matching at that instant,
+whether or not anything has been purged yet (HOT-6).
+
+Memory: an entry is a slot number. Its plate lives in one shared byte array (8 bytes a slot),
+its id in a list (the same string the list's id map holds), and its list in an integer array;
+the dict keyed by canonical plate holds the slot's int. Only partial patterns, about 1% of a
+list, are objects of their own. Lists that allow edits cost more: a key per character.
+
+Threads: every read and every mutation holds one lock, for microseconds when matching and for
+at most `PATCH_BATCH` entries when patching, so reads wait little behind a large change.
+Mutations are serialized by a second lock. Pure Python: no I/O, no database, no gRPC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import threading
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from node.errors import NotFoundError, ValidationError
+from node.hotlists.entry import MAX_PLATE, PlatePattern
+from node.matching._patterns import PatternFiles
+from node.matching.canonical import (
+    Difference,
+    canonical,
+    canonical_bytes,
+    edit_differences,
+    one_edit,
+    partial_differences,
+    substitutions,
+)
+
+PATCH_BATCH = 10_000
+MAX_ENTRY_ID = 64
+MAX_LIST_ID = 100
+# Shorter plates are matched exactly or through confusables only: one edit from "AB" is
+# nearly every plate of one to three characters.
+MIN_EDIT_PLATE = 4
+_WIDTH = MAX_PLATE
+_EMPTY = bytes(_WIDTH)
+
+
+class MatchKind(enum.Enum):
+    """How a read matched an entry."""
+
+    EXACT = "exact"
+    CONFUSABLE = "confusable"
+    PARTIAL = "partial"
+    EDIT = "edit"
+    PARTIAL_CONFUSABLE = "partial_confusable"
+
+
+CONFIDENCE = {
+    MatchKind.EXACT: 1.0,
+    MatchKind.CONFUSABLE: 0.8,
+    MatchKind.PARTIAL: 0.7,
+    MatchKind.EDIT: 0.6,
+    MatchKind.PARTIAL_CONFUSABLE: 0.5,
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IndexedList:
+    """A hotlist as the index knows it.
+
+    Attributes:
+        list_id: Unique among the lists indexed (e.g. ``own:stolen`` or a partner's ORI).
+        name: The list's name, as shown with a hit.
+        expires_at: When the whole list stops matching (aware), or None: a partner's list
+            expires 24 h after it was issued (HOT-6).
+        allow_edit: Whether a read one character away (substituted, missing or extra) from
+            a whole plate of `MIN_EDIT_PLATE` characters or more on this list matches it,
+            as a lower-confidence hit.
+    """
+
+    list_id: str
+    name: str
+    expires_at: datetime | None = None
+    allow_edit: bool = False
+
+    def __post_init__(self) -> None:
+        """Check the fields.
+
+        Raises:
+            ValidationError: The id is empty or too long, or `expires_at` is naive.
+        """
+        if not 0 < len(self.list_id) <= MAX_LIST_ID:
+            raise ValidationError("list_id", f"must be 1 to {MAX_LIST_ID} characters")
+        _check_aware("expires_at", self.expires_at)
+
+
+class IndexedEntry(NamedTuple):
+    """One entry to index: its id on its list, its plate or partial pattern, its expiry.
+
+    Attributes:
+        entry_id: Unique on its list; at most 64 characters.
+        plate: A plate as `normalize_plate` gives it, or a pattern as `PlatePattern.parse`.
+        expires_at: When the entry stops matching (aware), or None.
+    """
+
+    entry_id: str
+    plate: str
+    expires_at: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Match:
+    """A read that matched an entry in force.
+
+    Attributes:
+        list_id: The list the entry is on.
+        list_name: That list's name.
+        entry_id: The entry.
+        listed: The entry's plate or pattern as stored.
+        kind: How it matched.
+        confidence: 1.0 for an exact match, less for the others (`CONFIDENCE`).
+        differences: What differed, for a confusable, edit or partial-confusable match.
+    """
+
+    list_id: str
+    list_name: str
+    entry_id: str
+    listed: str
+    kind: MatchKind
+    confidence: float
+    differences: tuple[Difference, ...] = ()
+
+
+class _List:
+    """A list's state: its number, whether it is the one in force for its id, its entries."""
+
+    __slots__ = ("allow_edit", "entries", "expires", "info", "live", "number")
+
+    def __init__(self, info: IndexedList, number: int) -> None:
+        self.info = info
+        self.number = number
+        self.allow_edit = info.allow_edit
+        self.expires = _timestamp(info.expires_at)
+        self.live = False
+        self.entries: dict[str, int] = {}
+
+
+class _Prepared(NamedTuple):
+    entry_id: str
+    text: str
+    canonical: bytes
+    partial: bool
+    expires: float | None
+
+
+class MatchIndex:
+    """Every hotlist in force, for matching reads as they arrive (HOT-1)."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._lists: dict[str, _List] = {}
+        self._numbered: dict[int, _List] = {}
+        self._next_number = 1
+        self._plates = bytearray()
+        self._owner = array("I")
+        self._ids: list[str | None] = []
+        self._free: list[int] = []
+        self._whole: dict[bytes, int | list[int]] = {}
+        self._edit_whole: dict[bytes, int | list[int]] = {}
+        self._deletions: dict[bytes, int | list[int]] = {}
+        self._edit_entries = 0
+        self._patterns = PatternFiles()
+        self._entry_expiry: dict[int, float] = {}
+
+    # Reading.
+
+    def match(self, plate: str, reference_time: datetime) -> list[Match]:
+        """Every entry in force at `reference_time` that `plate` matches, best first.
+
+        Args:
+            plate: A read, as `normalize_plate` gives it; anything else matches nothing.
+            reference_time: The time of the read (aware); a list or entry whose expiry is
+                at or before it does not match.
+
+        Raises:
+            ValidationError: ``reference_time`` is naive.
+        """
+        _check_aware("reference_time", reference_time)
+        if not (
+            0 < len(plate) <= MAX_PLATE
+            and plate.isascii()
+            and plate.isalnum()
+            and (plate.isupper() or plate.isdigit())
+        ):
+            return []
+        raw = plate.encode("ascii")
+        key = canonical_bytes(raw)
+        with self._lock:
+            found: list[tuple[int, MatchKind]] = []
+            held = self._whole.get(key)
+            if held is not None:
+                found.extend((s, MatchKind.EXACT) for s in _slots(held))
+            if self._patterns:
+                patterns = self._patterns.patterns
+                for slot in self._patterns.candidates(key):
+                    pattern = patterns[slot]
+                    if pattern.canonical.fullmatch(key):
+                        exact = pattern.exact.fullmatch(raw)
+                        kind = MatchKind.PARTIAL if exact else MatchKind.PARTIAL_CONFUSABLE
+                        found.append((slot, kind))
+            if self._edit_entries:
+                found.extend(self._edit_candidates(key))
+            if not found:
+                return []
+            return self._results(plate, found, reference_time.timestamp())
+
+    def _edit_candidates(self, key: bytes) -> Iterator[tuple[int, MatchKind]]:
+        """Slots that may be one edit from `key`: verified, and their lists checked, later."""
+        whole, deletions = self._edit_whole, self._deletions
+        held = deletions.get(key)
+        if held is not None:
+            yield from ((s, MatchKind.EDIT) for s in _slots(held))
+        for i in range(len(key)):
+            shorter = key[:i] + key[i + 1 :]
+            for held in (whole.get(shorter), deletions.get(shorter)):
+                if held is not None:
+                    yield from ((s, MatchKind.EDIT) for s in _slots(held))
+
+    def _results(self, plate: str, found: list[tuple[int, MatchKind]], now: float) -> list[Match]:
+        """Matches for the candidates in force, one per entry, with what differed."""
+        results: dict[int, Match] = {}
+        for slot, kind in found:
+            if slot in results:
+                continue
+            hotlist = self._numbered.get(self._owner[slot])
+            if hotlist is None or not hotlist.live:
+                continue
+            if hotlist.expires is not None and now >= hotlist.expires:
+                continue
+            expires = self._entry_expiry.get(slot)
+            if expires is not None and now >= expires:
+                continue
+            listed, how = self._listed(slot), kind
+            differences: tuple[Difference, ...] = ()
+            if kind is MatchKind.EXACT and listed != plate:
+                how, differences = MatchKind.CONFUSABLE, substitutions(plate, listed)
+            elif kind is MatchKind.PARTIAL_CONFUSABLE:
+                differences = partial_differences(plate, listed)
+            elif kind is MatchKind.EDIT:
+                if not hotlist.allow_edit:
+                    continue
+                edit = one_edit(canonical(plate), canonical(listed))
+                if edit is None:
+                    continue
+                differences = edit_differences(plate, listed, edit)
+            entry_id = self._ids[slot]
+            assert entry_id is not None  # noqa: S101 (a slot in use has its id)
+            results[slot] = Match(
+                hotlist.info.list_id,
+                hotlist.info.name,
+                entry_id,
+                listed,
+                how,
+                CONFIDENCE[how],
+                differences,
+            )
+        return sorted(results.values(), key=lambda m: (-m.confidence, m.list_id, m.entry_id))
+
+    def _listed(self, slot: int) -> str:
+        pattern = self._patterns.patterns.get(slot)
+        if pattern is not None:
+            return pattern.text
+        start = slot * _WIDTH
+        return self._plates[start : start + _WIDTH].rstrip(b"\0").decode("ascii")
+
+    def __len__(self) -> int:
+        """How many entries are on the lists in force (expired or not)."""
+        with self._lock:
+            return sum(len(hotlist.entries) for hotlist in self._lists.values())
+
+    def lists(self) -> list[IndexedList]:
+        """The lists indexed, by id (expired ones too, until dropped or purged)."""
+        with self._lock:
+            return [self._lists[list_id].info for list_id in sorted(self._lists)]
+
+    def size(self, list_id: str) -> int:
+        """How many entries a list holds.
+
+        Raises:
+            NotFoundError: No such list.
+        """
+        with self._lock:
+            return len(self._require(list_id).entries)
+
+    # Patching.
+
+    def put_list(self, info: IndexedList, entries: Iterable[IndexedEntry] = ()) -> None:
+        """Index a list whole, replacing any list with its id at one instant.
+
+        Reads matched while it is filled see the old version, then the new.
+
+        Raises:
+            ValidationError: An entry's id or plate is not acceptable (nothing changes).
+        """
+        prepared = _prepare(entries)
+        with self._write_lock:
+            with self._lock:
+                fresh = _List(info, self._next_number)
+                self._next_number += 1
+                self._numbered[fresh.number] = fresh
+            self._insert(fresh, prepared)
+            with self._lock:
+                old = self._lists.get(info.list_id)
+                fresh.live = True
+                self._lists[info.list_id] = fresh
+                if old is not None:
+                    old.live = False
+            if old is not None:
+                self._clear(old)
+
+    def add(self, list_id: str, entries: Iterable[IndexedEntry]) -> None:
+        """Add entries to a list; an entry whose id is already there is replaced.
+
+        Raises:
+            NotFoundError: No such list.
+            ValidationError: An entry's id or plate is not acceptable (nothing changes).
+        """
+        prepared = _prepare(entries)
+        with self._write_lock:
+            with self._lock:
+                hotlist = self._require(list_id)
+            self._insert(hotlist, prepared)
+
+    def remove(self, list_id: str, entry_ids: Iterable[str]) -> int:
+        """Take entries off a list (removed, or cancelled as in error: HOT-5).
+
+        Ids the list does not hold are skipped, as a partner's delta may name them.
+
+        Returns:
+            How many entries were taken off.
+
+        Raises:
+            NotFoundError: No such list.
+        """
+        with self._write_lock:
+            with self._lock:
+                hotlist = self._require(list_id)
+            slots = [hotlist.entries[i] for i in dict.fromkeys(entry_ids) if i in hotlist.entries]
+            self._delete(hotlist, slots)
+            return len(slots)
+
+    def set_expiry(self, list_id: str, expires_at: datetime | None) -> None:
+        """Move a list's expiry, as when a partner's list is refreshed.
+
+        Raises:
+            NotFoundError: No such list.
+            ValidationError: ``expires_at`` is naive.
+        """
+        with self._write_lock, self._lock:
+            hotlist = self._require(list_id)
+            hotlist.info = dataclasses.replace(hotlist.info, expires_at=expires_at)
+            hotlist.expires = _timestamp(expires_at)
+
+    def drop_list(self, list_id: str) -> int:
+        """Stop matching a list at once, then free its entries.
+
+        Returns:
+            How many entries it held.
+
+        Raises:
+            NotFoundError: No such list.
+        """
+        with self._write_lock:
+            return self._drop(list_id)
+
+    def purge_expired(self, reference_time: datetime) -> list[str]:
+        """Free the lists and entries past their expiry at `reference_time`.
+
+        Matching already ignores them; this gives back their memory.
+
+        Returns:
+            The ids of the lists dropped.
+
+        Raises:
+            ValidationError: ``reference_time`` is naive.
+        """
+        _check_aware("reference_time", reference_time)
+        now = reference_time.timestamp()
+        with self._write_lock:
+            with self._lock:
+                gone = [
+                    h.info.list_id
+                    for h in self._lists.values()
+                    if h.expires is not None and now >= h.expires
+                ]
+                stale = [slot for slot, expires in self._entry_expiry.items() if now >= expires]
+            for list_id in gone:
+                self._drop(list_id)
+            by_list: dict[int, list[int]] = {}
+            for slot in stale:
+                by_list.setdefault(self._owner[slot], []).append(slot)
+            for number, slots in by_list.items():
+                hotlist = self._numbered.get(number)
+                if hotlist is not None:
+                    self._delete(hotlist, slots)
+            return gone
+
+    # Internals: every method below runs under the write lock.
+
+    def _require(self, list_id: str) -> _List:
+        hotlist = self._lists.get(list_id)
+        if hotlist is None:
+            raise NotFoundError(f"no hotlist {list_id!r} in the match index")
+        return hotlist
+
+    def _drop(self, list_id: str) -> int:
+        with self._lock:
+            hotlist = self._require(list_id)
+            hotlist.live = False
+            del self._lists[list_id]
+        count = len(hotlist.entries)
+        self._clear(hotlist)
+        return count
+
+    def _insert(self, hotlist: _List, prepared: Sequence[_Prepared]) -> None:
+        for start in range(0, len(prepared), PATCH_BATCH):
+            with self._lock:
+                for entry in prepared[start : start + PATCH_BATCH]:
+                    self._insert_one(hotlist, entry)
+
+    def _insert_one(self, hotlist: _List, entry: _Prepared) -> None:
+        old = hotlist.entries.get(entry.entry_id)
+        if old is not None:
+            self._delete_one(hotlist, old)
+        if self._free:
+            slot = self._free.pop()
+            self._ids[slot] = entry.entry_id
+            self._owner[slot] = hotlist.number
+        else:
+            slot = len(self._ids)
+            self._ids.append(entry.entry_id)
+            self._owner.append(hotlist.number)
+            self._plates += _EMPTY
+        hotlist.entries[entry.entry_id] = slot
+        if entry.expires is not None:
+            self._entry_expiry[slot] = entry.expires
+        if entry.partial:
+            self._patterns.add(slot, entry.text, entry.canonical)
+            return
+        start = slot * _WIDTH
+        self._plates[start : start + len(entry.text)] = entry.text.encode("ascii")
+        _put(self._whole, entry.canonical, slot)
+        if hotlist.allow_edit and len(entry.canonical) >= MIN_EDIT_PLATE:
+            self._edit_entries += 1
+            _put(self._edit_whole, entry.canonical, slot)
+            for shorter in _deletions(entry.canonical):
+                _put(self._deletions, shorter, slot)
+
+    def _delete(self, hotlist: _List, slots: Sequence[int]) -> None:
+        for start in range(0, len(slots), PATCH_BATCH):
+            with self._lock:
+                for slot in slots[start : start + PATCH_BATCH]:
+                    self._delete_one(hotlist, slot)
+
+    def _clear(self, hotlist: _List) -> None:
+        self._delete(hotlist, list(hotlist.entries.values()))
+        with self._lock:
+            self._numbered.pop(hotlist.number, None)
+
+    def _delete_one(self, hotlist: _List, slot: int) -> None:
+        entry_id = self._ids[slot]
+        assert entry_id is not None  # noqa: S101 (a slot in use has its id)
+        del hotlist.entries[entry_id]
+        self._entry_expiry.pop(slot, None)
+        if self._patterns.remove(slot) is None:
+            key = canonical(self._listed(slot))
+            _take(self._whole, key, slot)
+            if hotlist.allow_edit and len(key) >= MIN_EDIT_PLATE:
+                self._edit_entries -= 1
+                _take(self._edit_whole, key, slot)
+                for shorter in _deletions(key):
+                    _take(self._deletions, shorter, slot)
+            start = slot * _WIDTH
+            self._plates[start : start + _WIDTH] = _EMPTY
+        self._ids[slot] = None
+        self._owner[slot] = 0
+        self._free.append(slot)
+
+
+def _prepare(entries: Iterable[IndexedEntry]) -> list[_Prepared]:
+    """Check every entry before any is indexed.
+
+    Raises:
+        ValidationError: An entry's id, plate or expiry is not acceptable.
+    """
+    prepared = []
+    for entry in entries:
+        entry_id, text = entry.entry_id, entry.plate
+        if not (0 < len(entry_id) <= MAX_ENTRY_ID and entry_id.isprintable()):
+            raise ValidationError(
+                "entry_id", f"{entry_id!r}: 1 to {MAX_ENTRY_ID} printable characters"
+            )
+        whole = (
+            0 < len(text) <= MAX_PLATE
+            and text.isascii()
+            and text.isalnum()
+            and (text.isupper() or text.isdigit())
+        )
+        if not whole:
+            PlatePattern(text)  # raises unless it is a canonical pattern
+        _check_aware("expires_at", entry.expires_at)
+        prepared.append(
+            _Prepared(entry_id, text, canonical(text), not whole, _timestamp(entry.expires_at))
+        )
+    return prepared
+
+
+def _check_aware(field: str, value: datetime | None) -> None:
+    if value is not None and value.utcoffset() is None:
+        raise ValidationError(field, f"{value.isoformat()} is naive; give an aware time")
+
+
+def _timestamp(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _slots(held: int | list[int]) -> Sequence[int]:
+    return (held,) if isinstance(held, int) else held
+
+
+def _put(table: dict[bytes, int | list[int]], key: bytes, slot: int) -> None:
+    held = table.get(key)
+    if held is None:
+        table[key] = slot
+    elif isinstance(held, int):
+        table[key] = [held, slot]
+    else:
+        held.append(slot)
+
+
+def _take(table: dict[bytes, int | list[int]], key: bytes, slot: int) -> None:
+    held = table.get(key)
+    if held is None:
+        return
+    if isinstance(held, int):
+        if held == slot:
+            del table[key]
+        return
+    if slot in held:
+        held.remove(slot)
+    if len(held) == 1:
+        table[key] = held[0]
+
+
+def _deletions(key: bytes) -> set[bytes]:
+    """`key` with each one of its characters deleted."""
+    return {key[:i] + key[i + 1 :] for i in range(len(key))}
