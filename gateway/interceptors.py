@@ -7,6 +7,7 @@ from the verified client certificate in `context.auth_context()` and nowhere els
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import enum
 import inspect
@@ -135,18 +136,23 @@ class AccessLogInterceptor(ScopedInterceptor):
         """Time the call and log how it ended."""
         started = time.perf_counter()
         code = grpc.StatusCode.OK
+        # Read the peer before the call runs: once a client cancels a stream, the call's
+        # auth context is gone, and reading it then crashes the process (grpcio 1.85).
+        caller, peer = _certificate_principal(context), context.peer()
         try:
             yield
         except grpc.aio.AbortError:
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
         finally:
-            caller = _certificate_principal(context)
             log.info(
                 "rpc",
                 extra=fields(
                     method=method,
-                    peer=context.peer(),
+                    peer=peer,
                     caller=caller.spiffe_id if caller else None,
                     code=code.name if isinstance(code, grpc.StatusCode) else str(code),
                     ms=round((time.perf_counter() - started) * 1000, 2),
