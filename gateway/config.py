@@ -45,6 +45,8 @@ class NodeConfig:
         data_key: The key that encrypts hotlist fields at rest (HOT-2).
         profile: The agency's policy profile (retention, purposes, approvers, audit).
         store_url: The database URL.
+        images: Where plate and vehicle images are kept, by content hash.
+        heartbeat_seconds: How long a patrol stream stays quiet before a heartbeat.
     """
 
     directory: Path
@@ -61,6 +63,8 @@ class NodeConfig:
     data_key: Path
     profile: Path
     store_url: str
+    images: Path
+    heartbeat_seconds: float = 15.0
 
 
 def _text(value: object) -> str:
@@ -124,8 +128,14 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
     ("keys", "data_key"): ("data_key", _text, "keys/data.key"),
     ("policy", "profile"): ("profile", _text, PROFILE_FILE),
     ("store", "url"): ("store_url", str, ""),
+    ("capture", "images"): ("images", _text, "images"),
+    ("patrol", "heartbeat_seconds"): (
+        "heartbeat_seconds",
+        _positive_float,
+        NodeConfig.heartbeat_seconds,
+    ),
 }
-_PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key", "data_key", "profile"}
+_PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key", "data_key", "profile", "images"}
 
 
 def load_config(directory: Path, environ: Mapping[str, str]) -> NodeConfig:
@@ -217,4 +227,12 @@ profile = "{PROFILE_FILE}"
 [store]
 # Empty: the SQLite file {DATABASE_FILE} in this directory. Or postgresql://user@host:port/db
 url = {quoted(store_url)}
+
+[capture]
+# Plate and vehicle images, kept by the SHA-256 of their bytes.
+images = "images"
+
+[patrol]
+# A patrol stream with nothing to send sends a heartbeat this often.
+heartbeat_seconds = {NodeConfig.heartbeat_seconds}
 """

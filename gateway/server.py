@@ -16,7 +16,9 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
+from alpr.capture.v1 import capture_service_pb2, capture_service_pb2_grpc
 from alpr.federation.v1 import federation_service_pb2, federation_service_pb2_grpc
+from alpr.patrol.v1 import patrol_service_pb2, patrol_service_pb2_grpc
 from gateway import logs
 from gateway.config import NodeConfig
 from gateway.interceptors import (
@@ -30,7 +32,9 @@ from gateway.jobs import start_scheduler
 from gateway.logs import fields
 from gateway.node_dir import OpenedNode, open_node
 from gateway.servicers.admin import AdminServicer
+from gateway.servicers.capture import CaptureServicer
 from gateway.servicers.federation import FederationServicer
+from gateway.servicers.patrol import PatrolServicer
 from gateway.services import Services
 from node.clock import Clock, system_clock
 
@@ -39,11 +43,15 @@ HealthServicer = Any  # grpc_health ships no types
 
 _ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 _FEDERATION = federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"]
+_CAPTURE = capture_service_pb2.DESCRIPTOR.services_by_name["CaptureService"]
+_PATROL = patrol_service_pb2.DESCRIPTOR.services_by_name["PatrolService"]
 _HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
 _REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
 
 # Who may call each method. A method missing here is refused to everyone.
-# AdminService is for the agency's operators; FederationService for partner nodes.
+# AdminService is for the agency's operators; FederationService for partner nodes;
+# CaptureService for the agency's cameras and PatrolService for its patrol clients
+# (devices and users of the agency).
 AUDIENCES: dict[str, Audience] = {
     f"/{_HEALTH.full_name}/Check": Audience.ANY_PRINCIPAL,
     f"/{_HEALTH.full_name}/Watch": Audience.ANY_PRINCIPAL,
@@ -54,8 +62,13 @@ AUDIENCES: dict[str, Audience] = {
         f"/{_FEDERATION.full_name}/{method.name}": Audience.PARTNER_NODES
         for method in _FEDERATION.methods
     },
+    **{
+        f"/{service.full_name}/{method.name}": Audience.OWN_AGENCY
+        for service in (_CAPTURE, _PATROL)
+        for method in service.methods
+    },
 }
-SERVICE_NAMES = (_ADMIN.full_name, _FEDERATION.full_name)
+SERVICE_NAMES = (_ADMIN.full_name, _FEDERATION.full_name, _CAPTURE.full_name, _PATROL.full_name)
 
 
 def create_server(
@@ -97,6 +110,10 @@ def create_server(
     federation_service_pb2_grpc.add_FederationServiceServicer_to_server(
         FederationServicer(services), server
     )
+    capture_service_pb2_grpc.add_CaptureServiceServicer_to_server(CaptureServicer(services), server)
+    patrol_service_pb2_grpc.add_PatrolServiceServicer_to_server(
+        PatrolServicer(services, heartbeat_seconds=config.heartbeat_seconds), server
+    )
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, _HEALTH.full_name, _REFLECTION), server)
@@ -104,6 +121,18 @@ def create_server(
         server.add_generic_rpc_handlers(tuple(extra_handlers))
     port = server.add_secure_port(config.listen, node.tls.server_credentials())
     return server, port, health_servicer
+
+
+def start_background(services: Services) -> list[asyncio.Task[None]]:
+    """Start the node's background work on the running loop: the hit broker."""
+    return [asyncio.create_task(services.broker.run(), name="hit-broker")]
+
+
+async def stop_background(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel what `start_background` started and wait for it to end."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _set_serving(health_servicer: HealthServicer, *, serving: bool) -> None:
@@ -131,6 +160,7 @@ async def serve(config: NodeConfig) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await server.start()
+    background = start_background(services)
     scheduler = start_scheduler(services, node.engine)
     await _set_serving(health_servicer, serving=True)
     host = config.listen.rpartition(":")[0]
@@ -149,5 +179,6 @@ async def serve(config: NodeConfig) -> None:
     await _set_serving(health_servicer, serving=False)
     scheduler.shutdown(wait=False)
     await server.stop(config.shutdown_grace_seconds)
+    await stop_background(background)
     node.engine.dispose()
     log.info("stopped")

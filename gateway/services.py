@@ -17,9 +17,13 @@ from node.audit import AuditLog
 from node.audit_checkpoints import CheckpointStore
 from node.checkpoint import log_origin
 from node.clock import Clock
+from node.hit_broker import HitBroker
+from node.hits import HitFeed
 from node.hotlists.partner_store import PartnerHotlists
 from node.hotlists.store import HotlistStore
 from node.identity import Principal, PrincipalKind
+from node.matching.live import LiveIndex
+from node.reads import ImageStore, ReadIntake
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,10 @@ class Services:
     witness: Witness
     witnessed: WitnessedLog
     sharing: HotlistSharing
+    index: LiveIndex
+    hits: HitFeed
+    broker: HitBroker
+    reads: ReadIntake
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -92,6 +100,17 @@ class Services:
             client=partners,
             clock=clock,
         )
+        index = LiveIndex(hotlists, partner_lists, ori=config.ori)
+        hits = HitFeed(node.engine, data_key=node.data_key, clock=clock)
+        broker = HitBroker(hits)
+        reads = ReadIntake(
+            node.engine,
+            images=ImageStore(config.images),
+            index=index,
+            feed=hits,
+            clock=clock,
+            on_commit=broker.wake,
+        )
         return cls(
             identity=node.identity,
             clock=clock,
@@ -110,4 +129,8 @@ class Services:
                 ori=config.ori, audit=audit, checkpoints=checkpoints, ledger=ledger
             ),
             sharing=sharing,
+            index=index,
+            hits=hits,
+            broker=broker,
+            reads=reads,
         )

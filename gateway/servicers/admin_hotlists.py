@@ -245,6 +245,9 @@ class HotlistAdmin:
         if len(reason) > MAX_REASON:
             raise ValidationError("reason", f"is longer than {MAX_REASON} characters")
         cancelled = self.services.hotlists.cancel(entry_id)
+        # Every patrol stream hears of it at once (HOT-5); reads stop matching it too.
+        self.services.hits.record_cancellation(entry_id, cancelled.list_name)
+        self.services.broker.wake()
         self._record(
             "hotlist.entry_cancelled",
             context,

@@ -106,6 +106,16 @@ class _ListIndex:
         held = self.exact.get(plate)
         places = [] if held is None else [held] if isinstance(held, int) else list(held)
         places += [place for pattern, place in self.partial if pattern.matches(plate)]
+        return self._found(places)
+
+    def places(self, listed: str) -> list[tuple[str, int, int]]:
+        """(entry id, chunk, slot) of every entry in force listed as `listed` exactly."""
+        held = self.exact.get(listed)
+        places = [] if held is None else [held] if isinstance(held, int) else list(held)
+        places += [place for pattern, place in self.partial if pattern.text == listed]
+        return self._found(places)
+
+    def _found(self, places: list[int]) -> list[tuple[str, int, int]]:
         found = [
             (self.entry_ids[p // CHUNK_SIZE][p % CHUNK_SIZE], p // CHUNK_SIZE, p % CHUNK_SIZE)
             for p in places
@@ -222,27 +232,49 @@ class PartnerHotlists:
             ).all()
             for record in fresh:
                 index = self._index(session, record)
-                fields: dict[int, hotlist_pb2.HotlistEntryFieldsList] = {}
+                chunks = _ChunkReader(session, record.issuer_ori, self._key)
                 for entry_id, chunk, slot in index.lookup(plate):
-                    if chunk not in fields:
-                        row = session.get(PartnerChunkRecord, (record.issuer_ori, chunk))
-                        if row is None:
-                            continue
-                        fields[chunk] = hotlist_pb2.HotlistEntryFieldsList.FromString(
-                            self._key.decrypt(row.fields)
-                        )
-                    message = fields[chunk].fields[slot]
-                    stored_plate = _split(
-                        session.get(PartnerChunkRecord, (record.issuer_ori, chunk)).plates  # type: ignore[union-attr]
-                    )[slot]
-                    try:
-                        entry = entry_from_message(stored_plate, message)
-                    except ValidationError:
-                        continue  # passed the bulk checks on receipt, but not the full ones
-                    found.append(
-                        PartnerMatch(record.issuer_ori, entry_id, message.list_name, entry)
-                    )
+                    match = chunks.match(entry_id, chunk, slot)
+                    if match is not None:
+                        found.append(match)
         return found
+
+    def entry(self, issuer_ori: str, entry_id: str, listed: str) -> PartnerMatch | None:
+        """The entry `entry_id`, listed as `listed`, of `issuer_ori`'s list, decrypted."""
+        with Session(self._engine) as session:
+            record = session.get(PartnerHotlistRecord, issuer_ori)
+            if record is None:
+                return None
+            chunks = _ChunkReader(session, issuer_ori, self._key)
+            for found_id, chunk, slot in self._index(session, record).places(listed):
+                if found_id == entry_id:
+                    return chunks.match(entry_id, chunk, slot)
+        return None
+
+    def in_force(self) -> dict[str, tuple[int, datetime, datetime]]:
+        """Each partner list held and in force now: (version, received at, expires at)."""
+        now = self._clock()
+        with Session(self._engine) as session:
+            records = session.exec(
+                select(PartnerHotlistRecord).where(col(PartnerHotlistRecord.expires_at) > now)
+            ).all()
+            return {
+                r.issuer_ori: (r.version, utc(r.received_at), utc(r.expires_at)) for r in records
+            }
+
+    def listed(self, issuer_ori: str) -> list[tuple[str, str]]:
+        """(entry id, plate or pattern) of every entry in force on `issuer_ori`'s list."""
+        with Session(self._engine) as session:
+            record = session.get(PartnerHotlistRecord, issuer_ori)
+            if record is None:
+                return []
+            index = self._index(session, record)
+            return [
+                (entry_id, plate)
+                for chunk, entry_ids in index.entry_ids.items()
+                for entry_id, plate in zip(entry_ids, index.plates[chunk], strict=True)
+                if entry_id not in index.ended
+            ]
 
     def _index(self, session: Session, record: PartnerHotlistRecord) -> _ListIndex:
         """The in-memory index of a list, rebuilt from its chunks if it changed since."""
@@ -319,6 +351,32 @@ class _ChunkRow(NamedTuple):
 
 
 _CHUNK_COLUMNS = _ChunkRow._fields
+
+
+class _ChunkReader:
+    """Decrypts a partner list's chunks as entries in them are asked for, each chunk once."""
+
+    def __init__(self, session: Session, issuer_ori: str, key: DataKey) -> None:
+        self._session = session
+        self._issuer = issuer_ori
+        self._key = key
+        self._chunks: dict[int, tuple[list[str], hotlist_pb2.HotlistEntryFieldsList]] = {}
+
+    def match(self, entry_id: str, chunk: int, slot: int) -> PartnerMatch | None:
+        """The entry at (`chunk`, `slot`), or None if it is gone or fails the full checks."""
+        if chunk not in self._chunks:
+            row = self._session.get(PartnerChunkRecord, (self._issuer, chunk))
+            if row is None:
+                return None
+            fields = hotlist_pb2.HotlistEntryFieldsList.FromString(self._key.decrypt(row.fields))
+            self._chunks[chunk] = (_split(row.plates), fields)
+        plates, fields = self._chunks[chunk]
+        message = fields.fields[slot]
+        try:
+            entry = entry_from_message(plates[slot], message)
+        except ValidationError:
+            return None  # passed the bulk checks on receipt, but not the full ones
+        return PartnerMatch(self._issuer, entry_id, message.list_name, entry)
 
 
 def _split(joined: bytes) -> list[str]:

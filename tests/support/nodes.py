@@ -17,7 +17,7 @@ import grpc.aio
 from gateway.config import NodeConfig
 from gateway.interceptors import Audience
 from gateway.node_dir import init_node, open_node
-from gateway.server import AUDIENCES, create_server
+from gateway.server import AUDIENCES, create_server, start_background, stop_background
 from gateway.services import Services
 from gateway.tls import TLSConfig
 from node.clock import Clock, system_clock
@@ -83,18 +83,22 @@ def serving(
 
     services = Services.build(node, clock=clock)
 
-    async def start() -> tuple[grpc.aio.Server, int]:
+    async def start() -> tuple[grpc.aio.Server, int, list[asyncio.Task[None]]]:
         server, port, _ = create_server(
             node, audiences=audiences, extra_handlers=extra_handlers, services=services
         )
         await server.start()
-        return server, port
+        return server, port, start_background(services)
 
-    server, port = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
+    async def stop() -> None:
+        await server.stop(None)
+        await stop_background(background)
+
+    server, port, background = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
     try:
         yield RunningNode(config, port, services, loop)
     finally:
-        asyncio.run_coroutine_threadsafe(server.stop(None), loop).result(timeout=30)
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
         node.engine.dispose()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)

@@ -1,0 +1,132 @@
+"""The match index kept in step with the store: the agency's lists and the partners' (HOT-1).
+
+`LiveIndex.refresh` brings the index up to what the store holds, patching rather than
+rebuilding: the agency's own lists by the changes since the version it last applied
+(each add, removal and cancellation), each partner's list whole when a new snapshot or
+delta of it was stored (its version or time of receipt changed), and a partner list
+that left the store, or whose 24 hours ran out, dropped. A partner list is indexed with
+its expiry, so it stops matching at that instant whether or not anyone refreshed
+(HOT-6). Refreshing costs two small queries when nothing changed; it runs before every
+batch of reads is matched, so every process serving the agency sees every change.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from alpr.common.v1 import hotlist_pb2
+from node.errors import NotFoundError
+from node.hotlists.entry import HotlistEntry
+from node.hotlists.partner_store import PartnerHotlists
+from node.hotlists.store import HotlistStore
+from node.matching.index import IndexedEntry, IndexedList, Match, MatchIndex
+
+OWN_PREFIX = "own:"
+
+
+@dataclass(frozen=True)
+class ListedEntry:
+    """The entry a match names, decrypted: whose it is, on which list, and its fields."""
+
+    issuer_ori: str
+    list_name: str
+    entry: HotlistEntry
+
+
+class LiveIndex:
+    """A `MatchIndex` over every list in force, refreshed from the node's store."""
+
+    def __init__(
+        self,
+        own: HotlistStore,
+        partners: PartnerHotlists,
+        *,
+        ori: str,
+        edit_lists: frozenset[str] = frozenset(),
+    ) -> None:
+        """Follow `own` lists (agency `ori`) and `partners`' lists.
+
+        Args:
+            own: The agency's hotlists.
+            partners: The partner lists held.
+            ori: Our agency.
+            edit_lists: Names of our lists on which a read one character away matches.
+        """
+        self.index = MatchIndex()
+        self._own = own
+        self._partners = partners
+        self._ori = ori
+        self._edit_lists = edit_lists
+        self._own_version = 0
+        self._partner_stamps: dict[str, tuple[int, datetime, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def match(self, plate: str, reference_time: datetime) -> list[Match]:
+        """Every entry in force that `plate` matches at `reference_time`, best first."""
+        return self.index.match(plate, reference_time)
+
+    def refresh(self) -> None:
+        """Apply what changed in the store since the last refresh."""
+        with self._lock:
+            self._refresh_own()
+            self._refresh_partners()
+
+    def listed(self, match: Match) -> ListedEntry | None:
+        """The entry `match` names, decrypted; None if it left the store meanwhile."""
+        if match.list_id.startswith(OWN_PREFIX):
+            try:
+                stored = self._own.get(match.entry_id)
+            except NotFoundError:
+                return None
+            return ListedEntry(self._ori, stored.list_name, stored.entry)
+        found = self._partners.entry(match.list_id, match.entry_id, match.listed)
+        if found is None:
+            return None
+        return ListedEntry(found.issuer_ori, found.list_name, found.entry)
+
+    def _refresh_own(self) -> None:
+        version = self._own.version()
+        if version == self._own_version:
+            return
+        changes = self._own.changes_since(self._own_version)
+        fields = hotlist_pb2.HotlistEntryFieldsList.FromString(changes.framed_fields).fields
+        for list_id in self._own_list_ids():
+            self.index.remove(list_id, changes.ended)
+        by_list: dict[str, list[IndexedEntry]] = {}
+        for entry_id, plate, entry_fields in zip(
+            changes.entry_ids, changes.plates, fields, strict=True
+        ):
+            expires = (
+                entry_fields.expires_at.ToDatetime(tzinfo=UTC)
+                if entry_fields.HasField("expires_at")
+                else None
+            )
+            by_list.setdefault(entry_fields.list_name, []).append(
+                IndexedEntry(entry_id, plate, expires)
+            )
+        for name, entries in by_list.items():
+            list_id = OWN_PREFIX + name
+            if list_id not in self._own_list_ids():
+                self.index.put_list(
+                    IndexedList(list_id=list_id, name=name, allow_edit=name in self._edit_lists)
+                )
+            self.index.add(list_id, entries)
+        self._own_version = changes.version
+
+    def _own_list_ids(self) -> list[str]:
+        return [held.list_id for held in self.index.lists() if held.list_id.startswith(OWN_PREFIX)]
+
+    def _refresh_partners(self) -> None:
+        in_force = self._partners.in_force()
+        for issuer in set(self._partner_stamps) - set(in_force):
+            self.index.drop_list(issuer)
+            del self._partner_stamps[issuer]
+        for issuer, stamp in in_force.items():
+            if self._partner_stamps.get(issuer) == stamp:
+                continue
+            entries = [IndexedEntry(i, plate) for i, plate in self._partners.listed(issuer)]
+            info = IndexedList(list_id=issuer, name=issuer, expires_at=stamp[2])
+            self.index.put_list(info, entries)
+            self._partner_stamps[issuer] = stamp

@@ -1,0 +1,312 @@
+"""Reads in, hits out: cameras and patrol clients against a real node on loopback.
+
+HOT-1 (matched as committed), HOT-3 (every stream, resume by cursor), HOT-4
+(dispositions), HOT-5 (cancellations), CAP-5 (partial plates), ACC-1 (patrol cannot
+change data).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from alpr.admin.v1 import admin_service_pb2_grpc, hotlists_pb2
+from alpr.capture.v1 import capture_service_pb2 as capture_pb
+from alpr.capture.v1 import capture_service_pb2_grpc as capture_grpc
+from alpr.patrol.v1 import patrol_service_pb2 as pb
+from alpr.patrol.v1 import patrol_service_pb2_grpc as pb_grpc
+from node.hotlists.entry import HotlistEntry, ListType
+from node.identity import PrincipalKind
+from tests.support.clock import START, ManualClock
+from tests.support.nodes import RunningNode, make_node, serving
+from tests.support.pki import LAPD, Federation
+
+TIMEOUT = 10
+STOLEN = HotlistEntry(
+    plate="7ABC123", list_type=ListType.STOLEN_VEHICLE, reason="armed", contact="LAPD Auto"
+)
+AMBER = HotlistEntry(plate="8XY?4*", list_type=ListType.AMBER_ALERT, reason="AMBER 26-3")
+
+
+@dataclass
+class Site:
+    """A node with the list `stolen`, a camera, and a way to open patrol streams."""
+
+    node: RunningNode
+    federation: Federation
+    camera: capture_grpc.CaptureServiceStub
+    patrol: pb_grpc.PatrolServiceStub
+    stack: ExitStack
+
+    def read(self, *plates: str) -> capture_pb.SubmitReadsResponse:
+        stamp = Timestamp()
+        stamp.FromDatetime(START)
+        reads = [
+            capture_pb.PlateRead(plate=p, confidence=0.9, captured_at=stamp, latitude=34.05)
+            for p in plates
+        ]
+        request = capture_pb.SubmitReadsRequest(camera_id="cam-7", reads=reads)
+        return self.camera.SubmitReads(request, timeout=TIMEOUT)
+
+    def stream(self, after: int = 0, name: str = "car-1") -> Stream:
+        channel = self.stack.enter_context(
+            self.node.channel(self.federation.client(LAPD, PrincipalKind.DEVICE, name))
+        )
+        stub = pb_grpc.PatrolServiceStub(channel)
+        stream = Stream(stub.StreamHits(pb.StreamHitsRequest(after_cursor=after), timeout=60))
+        self.stack.callback(stream.close)  # before its channel closes: the stack unwinds LIFO
+        return stream
+
+
+class Stream:
+    """A patrol stream read in a thread, so a test can wait for what arrives."""
+
+    def __init__(self, call: grpc.CallIterator[pb.StreamHitsResponse]) -> None:
+        self.call = call
+        self._received: queue.Queue[pb.StreamHitsResponse | None] = queue.Queue()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for message in self.call:
+                self._received.put(message)
+        except grpc.RpcError:
+            pass
+        self._received.put(None)
+
+    def next(self, *, skip_heartbeats: bool = True) -> pb.StreamHitsResponse:
+        while True:
+            message = self._received.get(timeout=TIMEOUT)
+            assert message is not None, "the stream ended"
+            if not (skip_heartbeats and message.HasField("heartbeat")):
+                return message
+
+    def events(self, count: int) -> list[pb.StreamHitsResponse]:
+        return [self.next() for _ in range(count)]
+
+    def close(self) -> None:
+        """Cancel the call and wait for the reading thread to end (idempotent)."""
+        self.call.cancel()  # type: ignore[no-untyped-call]
+        self._pump_thread.join(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def site(
+    federation: Federation, tmp_path: Path, database_url: str, clock: ManualClock
+) -> Iterator[Site]:
+    config = replace(
+        make_node(federation, tmp_path / "lapd", LAPD, store_url=database_url),
+        heartbeat_seconds=0.2,
+    )
+    with ExitStack() as stack:
+        node = stack.enter_context(serving(config, clock=clock))
+        node.services.hotlists.create_list("stolen")
+        node.services.hotlists.add("stolen", [STOLEN, AMBER])
+        channel = stack.enter_context(
+            node.channel(federation.client(LAPD, PrincipalKind.DEVICE, "cam-7"))
+        )
+        yield Site(
+            node, federation, capture_grpc.CaptureServiceStub(channel),
+            pb_grpc.PatrolServiceStub(channel), stack,
+        )  # fmt: skip
+
+
+@contextmanager
+def streams(site: Site, count: int, after: int) -> Iterator[list[Stream]]:
+    opened = [site.stream(after, f"car-{n}") for n in range(count)]
+    try:
+        yield opened
+    finally:
+        for stream in opened:
+            stream.close()
+
+
+class TestReads:
+    def test_hot1_a_read_is_matched_as_it_is_committed(self, site: Site) -> None:
+        answer = site.read("7ABC123", "6TRK999")
+        assert (len(answer.read_ids), answer.hit_count) == (2, 1)
+        [event] = site.node.services.hits.after(0)
+        assert isinstance(event.message, pb.Hit)
+        hit = event.message
+        assert (hit.plate, hit.listed, hit.list_name, hit.issuer_ori) == (
+            "7ABC123", "7ABC123", "stolen", LAPD,
+        )  # fmt: skip
+        assert (hit.kind, hit.reason, hit.contact, hit.camera_id) == (
+            pb.MATCH_KIND_EXACT, "armed", "LAPD Auto", "cam-7",
+        )  # fmt: skip
+        assert hit.seen_at.ToDatetime().replace(tzinfo=START.tzinfo) == START
+
+    def test_cap5_partial_and_confusable_reads_are_lower_confidence_hits(self, site: Site) -> None:
+        assert site.read("7A8C123", "8XY947").hit_count == 2
+        confusable, partial = (e.message for e in site.node.services.hits.after(0))
+        assert isinstance(confusable, pb.Hit)
+        assert isinstance(partial, pb.Hit)
+        assert (confusable.kind, list(confusable.differences)) == (
+            pb.MATCH_KIND_CONFUSABLE, ["3: read 8, listed B"],
+        )  # fmt: skip
+        assert (partial.kind, partial.listed) == (pb.MATCH_KIND_PARTIAL, "8XY?4*")
+        assert max(confusable.confidence, partial.confidence) < 1.0
+
+    @pytest.mark.parametrize(
+        ("camera", "plates", "field"),
+        [
+            ("", ["7ABC123"], "camera_id"),
+            ("cam-7", [], "reads"),
+            ("cam-7", ["7ABC123", "TOO-LONG-PLATE"], "reads[1].plate"),
+            ("cam-7", ["7AB?123"], "reads[0].plate"),
+        ],
+    )
+    def test_fails_naming_the_field_and_stores_nothing(
+        self, site: Site, camera: str, plates: list[str], field: str
+    ) -> None:
+        reads = [capture_pb.PlateRead(plate=p, confidence=0.5) for p in plates]
+        with pytest.raises(grpc.RpcError) as raised:
+            site.camera.SubmitReads(
+                capture_pb.SubmitReadsRequest(camera_id=camera, reads=reads), timeout=TIMEOUT
+            )
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (raised.value.details() or "")
+        assert site.node.services.hits.after(0) == []
+
+
+class TestStreams:
+    def test_hot3_every_stream_receives_each_hit(self, site: Site) -> None:
+        site.read("7ABC123")
+        with streams(site, 3, after=1) as opened:
+            site.read("7ABC123", "8XY947")
+            for stream in opened:
+                received = stream.events(2)
+                assert [m.cursor for m in received] == [2, 3]
+                assert [m.hit.listed for m in received] == ["7ABC123", "8XY?4*"]
+
+    def test_hot3_a_client_that_reconnects_misses_nothing_and_gets_nothing_twice(
+        self, site: Site
+    ) -> None:
+        site.read("7ABC123")
+        first = site.stream(after=1)
+        site.read(*["7ABC123"] * 4)
+        seen = [m.cursor for m in first.events(2)]
+        first.close()  # the car drops out mid-burst
+        site.read(*["8XY947"] * 5)
+        again = site.stream(after=seen[-1])
+        seen += [m.cursor for m in again.events(7)]
+        again.close()
+        assert seen == list(range(2, 11))
+
+    def test_hot3_a_client_with_no_cursor_starts_from_now_and_hears_heartbeats(
+        self, site: Site
+    ) -> None:
+        site.read("7ABC123")
+        stream = site.stream(after=0)
+        heartbeat = stream.next(skip_heartbeats=False)
+        assert heartbeat.HasField("heartbeat")
+        assert heartbeat.cursor == 1
+        site.read("7ABC123")
+        assert stream.next().cursor == 2
+        stream.close()
+
+    def test_fails_for_a_cursor_past_the_last_event(self, site: Site) -> None:
+        stream = site.stream(after=99)
+        with pytest.raises(AssertionError, match="ended"):
+            stream.next()
+        with pytest.raises(grpc.RpcError) as raised:
+            next(iter(site.patrol.StreamHits(pb.StreamHitsRequest(after_cursor=99))))
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+class TestDispositionsAndCancellations:
+    def test_hot4_a_disposition_is_recorded_and_reaches_every_stream(self, site: Site) -> None:
+        site.read("7ABC123")
+        [event] = site.node.services.hits.after(0)
+        assert isinstance(event.message, pb.Hit)
+        with streams(site, 2, after=1) as opened:
+            answer = site.patrol.RecordDisposition(
+                pb.RecordDispositionRequest(
+                    hit_id=event.message.hit_id,
+                    disposition=pb.DISPOSITION_CONFIRMED_WITH_STATE_SYSTEM,
+                    note="CLETS confirms stolen",
+                ),
+                timeout=TIMEOUT,
+            )
+            for stream in opened:
+                message = stream.next()
+                assert message.cursor == answer.cursor == 2
+                assert message.disposition.recorded_by.endswith("/device/cam-7")
+        hit = site.node.services.hits.hit(event.message.hit_id)
+        assert hit.disposition == "DISPOSITION_CONFIRMED_WITH_STATE_SYSTEM"
+
+    @pytest.mark.parametrize(
+        ("hit_id", "disposition", "code"),
+        [
+            ("", pb.DISPOSITION_MISREAD, grpc.StatusCode.INVALID_ARGUMENT),
+            ("HIT", pb.DISPOSITION_UNSPECIFIED, grpc.StatusCode.INVALID_ARGUMENT),
+            ("no-such-hit", pb.DISPOSITION_MISREAD, grpc.StatusCode.NOT_FOUND),
+        ],
+    )
+    def test_fails_for_a_bad_disposition(
+        self,
+        site: Site,
+        hit_id: str,
+        disposition: pb.Disposition.ValueType,
+        code: grpc.StatusCode,
+    ) -> None:
+        site.read("7ABC123")
+        [event] = site.node.services.hits.after(0)
+        assert isinstance(event.message, pb.Hit)
+        request = pb.RecordDispositionRequest(
+            hit_id=event.message.hit_id if hit_id == "HIT" else hit_id, disposition=disposition
+        )
+        with pytest.raises(grpc.RpcError) as raised:
+            site.patrol.RecordDisposition(request, timeout=TIMEOUT)
+        assert raised.value.code() is code
+
+    def test_hot5_a_cancellation_reaches_every_stream_and_the_entry_stops_matching(
+        self, site: Site
+    ) -> None:
+        site.read("7ABC123")
+        [event] = site.node.services.hits.after(0)
+        assert isinstance(event.message, pb.Hit)
+        operator = site.stack.enter_context(site.node.channel(site.federation.client(LAPD)))
+        admin = admin_service_pb2_grpc.AdminServiceStub(operator)
+        with streams(site, 3, after=1) as opened:
+            admin.CancelHotlistEntry(
+                hotlists_pb2.CancelHotlistEntryRequest(
+                    entry_id=event.message.entry_id, reason="entered in error"
+                ),
+                timeout=TIMEOUT,
+            )
+            for stream in opened:
+                cancellation = stream.next().cancellation
+                assert (cancellation.entry_id, list(cancellation.hit_ids)) == (
+                    event.message.entry_id, [event.message.hit_id],
+                )  # fmt: skip
+        assert site.read("7ABC123").hit_count == 0
+
+
+class TestAccess:
+    def test_acc1_a_patrol_device_cannot_change_hotlists(self, site: Site) -> None:
+        channel = site.stack.enter_context(
+            site.node.channel(site.federation.client(LAPD, PrincipalKind.DEVICE, "car-1"))
+        )
+        admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            admin.CreateHotlist(hotlists_pb2.CreateHotlistRequest(name="mine"), timeout=TIMEOUT)
+        assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+    def test_sec1_another_agencys_device_cannot_stream_our_hits(self, site: Site) -> None:
+        channel = site.stack.enter_context(
+            site.node.channel(site.federation.client("CA0190000", PrincipalKind.DEVICE, "car"))
+        )
+        stub = pb_grpc.PatrolServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            next(iter(stub.StreamHits(pb.StreamHitsRequest(after_cursor=0), timeout=TIMEOUT)))
+        assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED
