@@ -32,7 +32,7 @@ import dataclasses
 import enum
 import threading
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -225,22 +225,30 @@ class MatchIndex:
                         kind = MatchKind.PARTIAL if exact else MatchKind.PARTIAL_CONFUSABLE
                         found.append((slot, kind))
             if self._edit_entries:
-                found.extend(self._edit_candidates(key))
+                self._edit_candidates(key, found)
             if not found:
                 return []
             return self._results(plate, found, reference_time.timestamp())
 
-    def _edit_candidates(self, key: bytes) -> Iterator[tuple[int, MatchKind]]:
-        """Slots that may be one edit from `key`: verified, and their lists checked, later."""
-        whole, deletions = self._edit_whole, self._deletions
+    def _edit_candidates(self, key: bytes, found: list[tuple[int, MatchKind]]) -> None:
+        """Add slots that may be one edit from `key`: verified, and their lists checked, later.
+
+        By symmetric deletion: the read as it is among listed plates with a character deleted
+        (it lacks one), and the read with each character deleted among listed plates as they
+        are (it has an extra one) and with a character deleted (one was substituted).
+        """
+        whole, deletions, edit = self._edit_whole, self._deletions, MatchKind.EDIT
         held = deletions.get(key)
         if held is not None:
-            yield from ((s, MatchKind.EDIT) for s in _slots(held))
+            found += [(s, edit) for s in _slots(held)]
         for i in range(len(key)):
             shorter = key[:i] + key[i + 1 :]
-            for held in (whole.get(shorter), deletions.get(shorter)):
-                if held is not None:
-                    yield from ((s, MatchKind.EDIT) for s in _slots(held))
+            held = whole.get(shorter)
+            if held is not None:
+                found += [(s, edit) for s in _slots(held)]
+            held = deletions.get(shorter)
+            if held is not None:
+                found += [(s, edit) for s in _slots(held)]
 
     def _results(self, plate: str, found: list[tuple[int, MatchKind]], now: float) -> list[Match]:
         """Matches for the candidates in force, one per entry, with what differed."""
