@@ -19,6 +19,7 @@ from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
 from alpr.capture.v1 import capture_service_pb2, capture_service_pb2_grpc
 from alpr.federation.v1 import federation_service_pb2, federation_service_pb2_grpc
 from alpr.patrol.v1 import patrol_service_pb2, patrol_service_pb2_grpc
+from alpr.search.v1 import search_service_pb2, search_service_pb2_grpc
 from gateway import logs
 from gateway.config import NodeConfig
 from gateway.interceptors import (
@@ -35,6 +36,7 @@ from gateway.servicers.admin import AdminServicer
 from gateway.servicers.capture import CaptureServicer
 from gateway.servicers.federation import FederationServicer
 from gateway.servicers.patrol import PatrolServicer
+from gateway.servicers.search import SearchServicer
 from gateway.services import Services
 from node.clock import Clock, system_clock
 
@@ -45,13 +47,14 @@ _ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 _FEDERATION = federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"]
 _CAPTURE = capture_service_pb2.DESCRIPTOR.services_by_name["CaptureService"]
 _PATROL = patrol_service_pb2.DESCRIPTOR.services_by_name["PatrolService"]
+_SEARCH = search_service_pb2.DESCRIPTOR.services_by_name["SearchService"]
 _HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
 _REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
 
 # Who may call each method. A method missing here is refused to everyone.
 # AdminService is for the agency's operators; FederationService for partner nodes;
 # CaptureService for the agency's cameras and PatrolService for its patrol clients
-# (devices and users of the agency).
+# (devices and users of the agency); SearchService for its users only.
 AUDIENCES: dict[str, Audience] = {
     f"/{_HEALTH.full_name}/Check": Audience.ANY_PRINCIPAL,
     f"/{_HEALTH.full_name}/Watch": Audience.ANY_PRINCIPAL,
@@ -67,8 +70,11 @@ AUDIENCES: dict[str, Audience] = {
         for service in (_CAPTURE, _PATROL)
         for method in service.methods
     },
+    **{f"/{_SEARCH.full_name}/{method.name}": Audience.OWN_USERS for method in _SEARCH.methods},
 }
-SERVICE_NAMES = (_ADMIN.full_name, _FEDERATION.full_name, _CAPTURE.full_name, _PATROL.full_name)
+SERVICE_NAMES = tuple(
+    service.full_name for service in (_ADMIN, _FEDERATION, _CAPTURE, _PATROL, _SEARCH)
+)
 
 
 def create_server(
@@ -114,6 +120,7 @@ def create_server(
     patrol_service_pb2_grpc.add_PatrolServiceServicer_to_server(
         PatrolServicer(services, heartbeat_seconds=config.heartbeat_seconds), server
     )
+    search_service_pb2_grpc.add_SearchServiceServicer_to_server(SearchServicer(services), server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, _HEALTH.full_name, _REFLECTION), server)

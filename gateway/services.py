@@ -24,6 +24,7 @@ from node.hotlists.store import HotlistStore
 from node.identity import Principal, PrincipalKind
 from node.matching.live import LiveIndex
 from node.reads import ImageStore, ReadIntake
+from node.search import ReadSearch
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Services:
     hits: HitFeed
     broker: HitBroker
     reads: ReadIntake
+    search: ReadSearch
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -133,4 +135,5 @@ class Services:
             hits=hits,
             broker=broker,
             reads=reads,
+            search=ReadSearch(node.engine, profile=node.profile, audit=audit, ori=config.ori),
         )
