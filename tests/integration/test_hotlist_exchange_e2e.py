@@ -43,10 +43,15 @@ PARTIAL = HotlistEntry(plate="8XY?4*", list_type=ListType.AMBER_ALERT, reason="A
 
 @pytest.fixture
 def pair(
-    federation: Federation, tmp_path: Path, database_url: str, clock: ManualClock
+    federation: Federation,
+    tmp_path: Path,
+    database_url: str,
+    partner_database_url: str,
+    clock: ManualClock,
 ) -> Iterator[tuple[Agency, Agency, str]]:
-    """LAPD (each engine) and LASD; LASD lets LAPD receive its hotlists, not the reverse."""
-    with running_agencies(federation, tmp_path, clock, (LAPD, LASD), {LAPD: database_url}) as found:
+    """LAPD and LASD, both on each engine; LASD lets LAPD receive its hotlists, not the reverse."""
+    stores = {LAPD: database_url, LASD: partner_database_url}
+    with running_agencies(federation, tmp_path, clock, (LAPD, LASD), stores) as found:
         lapd, lasd = found[LAPD], found[LASD]
         lapd.add_peer(lasd)
         lasd.add_peer(lapd)
