@@ -17,21 +17,27 @@ from grpc_status import rpc_status
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from alpr.common.v1 import hotlist_pb2
 from alpr.federation.v1 import agreement_pb2, federation_service_pb2, federation_service_pb2_grpc
+from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
 from federation.client import PartnerRefusedError
 from federation.envelope import Envelope
+from federation.errors import InvalidEnvelopeError
 from federation.exchange import check_exchange, sign_request
 from federation.gate import DENIED
 from federation.hotlist_sharing import PullResult
 from gateway.cli import main
-from node.ed25519 import Ed25519Key, Ed25519Signer
-from node.hotlists.entry import HotlistEntry, ListType
+from node.ed25519 import DataKey, Ed25519Key, Ed25519Signer
+from node.hotlists.codec import frame_fields
+from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
+from node.hotlists.store import Changes, HotlistStore
 from node.identity import PrincipalKind
 from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import ManualClock
 from tests.support.operator import Operator
 from tests.support.pki import LAPD, LASD, Federation
+from tests.support.simulator import PartnerSimulator, simulating
 
 RECEIVE = agreement_pb2.GRANT_RECEIVE_HOTLISTS
 ASK = agreement_pb2.GRANT_ASK_PLATE_QUERIES
@@ -282,8 +288,9 @@ class TestUniformDenialsAtTheResponder:
         assert answered == [None] * (raw.times - 1)  # a replay's first copy was fine
         assert refused is not None
         assert (refused.code(), refused.details()) == (grpc.StatusCode.PERMISSION_DENIED, DENIED)
+        assert isinstance(refused, grpc.Call)
         assert rpc_status.from_call(refused) == UNIFORM_DENIAL
-        assert [key for key, _ in refused.trailing_metadata()] == ["grpc-status-details-bin"]
+        assert [item.key for item in refused.trailing_metadata()] == ["grpc-status-details-bin"]
         [denial] = [json.loads(e.details) for e in lasd.audit_events("exchange.denied")]
         assert (denial["method"], denial["responder"]) == ("GetHotlist", LASD)
         assert reason in denial["reason"]
@@ -321,6 +328,109 @@ def _send_raw_pull(
             except grpc.RpcError as error:
                 outcomes.append(error)
     return outcomes
+
+
+FORBIDDEN_PLATE = "4IMM123"
+
+
+class _SmugglingStore(HotlistStore):
+    """An issuer's store that also hands out an entry its own import would refuse (ACC-7)."""
+
+    def changes_since(self, version: int) -> Changes:
+        """The real changes, and one civil-immigration entry."""
+        changes = super().changes_since(version)
+        forbidden = hotlist_pb2.HotlistEntryFields(
+            list_type=ListType.CIVIL_IMMIGRATION.value, reason="detainer", list_name="stolen"
+        )
+        return replace(
+            changes,
+            entry_ids=[*changes.entry_ids, str(uuid.uuid4())],
+            plates=[*changes.plates, FORBIDDEN_PLATE],
+            framed_fields=changes.framed_fields + frame_fields([forbidden.SerializeToString()]),
+        )
+
+
+def _plate_altered(answer: federation_service_pb2.GetHotlistResponse) -> None:
+    assert STOLEN.plate.encode() in answer.snapshot.payload
+    answer.snapshot.payload = answer.snapshot.payload.replace(b"7ABC123", b"7ABC128")
+
+
+def _receipt_altered(answer: federation_service_pb2.GetHotlistResponse) -> None:
+    answer.receipt.payload = answer.receipt.payload[:-1] + bytes([answer.receipt.payload[-1] ^ 1])
+
+
+@contextmanager
+def _through_simulator(
+    lapd: Agency, lasd: Agency, federation: Federation
+) -> Iterator[PartnerSimulator]:
+    """LAPD's calls to LASD go through a simulator of LASD for the block."""
+    with simulating(lasd.node, federation.client(LAPD, PrincipalKind.NODE, "")) as (
+        simulator,
+        target,
+    ):
+        lapd.node.services.peers.update(LASD, {"endpoint": target})
+        yield simulator
+
+
+class TestAnswersTheRequesterRefuses:
+    @pytest.mark.parametrize("alter", [_plate_altered, _receipt_altered])
+    def test_hot7_an_answer_altered_in_transit_is_refused_before_any_entry_is_stored(
+        self,
+        pair: tuple[Agency, Agency, str],
+        federation: Federation,
+        alter: Callable[[federation_service_pb2.GetHotlistResponse], None],
+    ) -> None:
+        lapd, lasd, _ = pair
+
+        def altered(request: federation_service_pb2.GetHotlistRequest) -> GetHotlistResponse:
+            answer = simulator.forward_hotlist(request)
+            alter(answer)
+            return answer
+
+        with _through_simulator(lapd, lasd, federation) as simulator:
+            simulator.answer_hotlist = altered
+            with pytest.raises(InvalidEnvelopeError, match="signatures"):
+                pull(lapd, LASD)
+        lists = lapd.node.services.partner_lists
+        assert (lists.entry_count(LASD), lists.held_version(LASD)) == (0, 0)
+        assert lists.find(STOLEN.plate) == []
+        [rejected] = [json.loads(e.details) for e in lapd.audit_events("exchange.hotlist_rejected")]
+        assert (rejected["partner"], "signatures" in rejected["reason"]) == (LASD, True)
+        assert lapd.audit_events("exchange.hotlist_received") == []
+        assert lapd.node.services.ledger.exchanges() == []
+        # LASD answered and was never acknowledged: its ledger flags the exchange.
+        [flagged] = lasd.node.services.ledger.unacknowledged(timedelta(0))
+        assert flagged.id == rejected["exchange_id"]
+
+    def test_acc7_a_forbidden_category_from_a_partner_is_refused_and_audited(
+        self, pair: tuple[Agency, Agency, str], federation: Federation, clock: ManualClock
+    ) -> None:
+        lapd, lasd, _ = pair
+        config = lasd.node.config
+        with _engine(lasd) as engine, _through_simulator(lapd, lasd, federation) as simulator:
+            key = DataKey.load_or_create(config.data_key)
+            smuggling = _SmugglingStore(engine, data_key=key, clock=clock)
+            sharing = replace(lasd.node.services.sharing, own=smuggling)
+            requester = lasd.node.services.peers.require(LAPD)
+
+            def serve(request: federation_service_pb2.GetHotlistRequest) -> GetHotlistResponse:
+                request_envelope = Envelope.from_proto(request.request)
+                snapshot, receipt = sharing.serve(request_envelope, requester, "127.0.0.1")
+                return GetHotlistResponse(snapshot=snapshot.to_proto(), receipt=receipt.to_proto())
+
+            simulator.answer_hotlist = serve
+            result = pull(lapd, LASD)
+        assert (result.added, result.refused, result.acknowledged) == (2, 1, True)
+        assert lapd.node.services.partner_lists.find(FORBIDDEN_PLATE) == []
+        assert len(lapd.node.services.partner_lists.find(STOLEN.plate)) == 1
+        [refusal] = [json.loads(e.details) for e in lapd.audit_events("hotlist.refused")]
+        assert (refusal["issuer"], refusal["plate"], refusal["reason"]) == (
+            LASD,
+            FORBIDDEN_PLATE,
+            f"list_type: {FORBIDDEN_REASON}",
+        )
+        [received] = lapd.audit_events("exchange.hotlist_received")
+        assert json.loads(received.details)["refused"] == 1
 
 
 class TestReceiptsVerify:
