@@ -44,7 +44,6 @@ from node.checkpoint import (
 from node.clock import Clock
 from node.errors import NotFoundError
 from node.signing import Key, Signer
-from node.store.models import utc
 from node.store.sharing import ExchangeRecord, SeenNonce
 
 REQUEST_TYPE = "application/vnd.alpr.exchange-request.v1+protobuf"
@@ -359,15 +358,22 @@ class ExchangeLedger:
             return list(session.exec(query).all())
 
     def unacknowledged(self, older_than: timedelta) -> list[ExchangeRecord]:
-        """Exchanges we answered whose acknowledgement has not come after `older_than`."""
-        cutoff = self._clock() - older_than
-        return [
-            record
-            for record in self.exchanges()
-            if record.we_responded
-            and record.acknowledgement is None
-            and utc(record.created_at) <= cutoff
-        ]
+        """Exchanges we answered, unacknowledged after `older_than`, oldest first.
+
+        Asked of the database, not of every exchange held: the purge job asks it every few
+        minutes.
+        """
+        query = (
+            select(ExchangeRecord)
+            .where(
+                col(ExchangeRecord.we_responded).is_(True),
+                col(ExchangeRecord.acknowledgement).is_(None),
+                col(ExchangeRecord.created_at) <= self._clock() - older_than,
+            )
+            .order_by(col(ExchangeRecord.created_at))
+        )
+        with Session(self._engine) as session:
+            return list(session.exec(query).all())
 
 
 @dataclass(frozen=True)
