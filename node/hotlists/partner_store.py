@@ -56,7 +56,7 @@ class ReceivedEntries:
 
     entry_ids: list[str]
     plates: list[str]
-    fields: list[hotlist_pb2.HotlistEntryFields]
+    fields: Sequence[hotlist_pb2.HotlistEntryFields]
 
 
 @dataclass(frozen=True)
