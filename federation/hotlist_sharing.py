@@ -9,6 +9,7 @@ from alpr.federation.v1 import exchange_pb2
 from federation.agreements import Agreement, AgreementBook
 from federation.client import PartnerClient, PartnerRefusedError
 from federation.envelope import Envelope, parse_payload
+from federation.errors import InvalidEnvelopeError
 from federation.exchange import (
     ExchangeLedger,
     RequestChecker,
@@ -216,6 +217,22 @@ class HotlistSharing:
         )
         return opened, acknowledgement
 
+    def _audit_rejection(self, pending: _Pending, error: InvalidEnvelopeError) -> None:
+        """Record that a partner's answer failed verification (HOT-7): nothing of it was kept."""
+        self.audit.append(
+            "exchange.hotlist_rejected",
+            actor=pending.user,
+            agency=self.ori,
+            purpose=pending.purpose,
+            case_number=SCHEDULED,
+            details={
+                "exchange_id": pending.request.exchange_id,
+                "partner": pending.peer.ori,
+                "agreement_id": pending.agreement.id,
+                "reason": error.diagnostics(),
+            },
+        )
+
     async def pull(self, partner_ori: str, *, requesting_user: str = "") -> PullResult:
         """Fetch a partner's list under the agreement in force, verify it, store it, acknowledge.
 
@@ -224,7 +241,8 @@ class HotlistSharing:
             PreconditionError: No agreement in force lets us receive its hotlists.
             UnavailableError: The partner cannot be reached.
             PartnerRefusedError: The partner refused.
-            InvalidEnvelopeError: The snapshot or receipt does not verify; nothing was stored.
+            InvalidEnvelopeError: The snapshot or receipt does not verify; nothing was stored,
+                and the rejection is audited as ``exchange.hotlist_rejected``.
         """
         peer = self.peers.require(partner_ori)
         agreement = self.agreements.in_force(
@@ -244,10 +262,16 @@ class HotlistSharing:
             now=self.clock(),
             hotlist_since=self.partner_lists.held_version(partner_ori),
         )
-        snapshot, receipt = await self.client.get_hotlist(peer, envelope)
         pending = _Pending(peer, agreement, request, envelope, user, purpose)
-        # Verifying, decrypting and storing a large list takes seconds: not on the event loop.
-        opened, acknowledgement = await asyncio.to_thread(self._accept, pending, snapshot, receipt)
+        try:
+            snapshot, receipt = await self.client.get_hotlist(peer, envelope)
+            # Verifying, decrypting and storing a large list takes seconds: not on the event loop.
+            opened, acknowledgement = await asyncio.to_thread(
+                self._accept, pending, snapshot, receipt
+            )
+        except InvalidEnvelopeError as error:
+            self._audit_rejection(pending, error)
+            raise
         try:
             await self.client.acknowledge_receipt(peer, acknowledgement)
             acknowledged = True
