@@ -10,6 +10,8 @@ from federation.exchange import ExchangeLedger, RequestChecker
 from federation.gate import ExchangeGate
 from federation.hotlist_sharing import HotlistSharing
 from federation.peers import PeerRegistry
+from federation.plate_queries import PlateQueries
+from federation.receipting import Receipting
 from federation.witness import Witness, WitnessedLog
 from gateway.node_dir import OpenedNode
 from gateway.servicers.identity import NodeIdentityView
@@ -51,6 +53,7 @@ class Services:
     broker: HitBroker
     reads: ReadIntake
     search: ReadSearch
+    queries: PlateQueries
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -86,6 +89,16 @@ class Services:
             client=partners,
             clock=clock,
         )
+        receipting = Receipting(
+            ori=config.ori,
+            signer=node.signer,
+            audit=audit,
+            checkpoints=checkpoints,
+            ledger=ledger,
+            witness=witness,
+            client=partners,
+            clock=clock,
+        )
         sharing = HotlistSharing(
             ori=config.ori,
             spiffe_id=Principal(config.federation, config.ori, PrincipalKind.NODE).spiffe_id,
@@ -96,9 +109,7 @@ class Services:
             own=hotlists,
             partner_lists=partner_lists,
             audit=audit,
-            checkpoints=checkpoints,
-            witness=witness,
-            ledger=ledger,
+            receipting=receipting,
             client=partners,
             clock=clock,
         )
@@ -113,6 +124,7 @@ class Services:
             clock=clock,
             on_commit=broker.wake,
         )
+        search = ReadSearch(node.engine, profile=node.profile, audit=audit, ori=config.ori)
         return cls(
             identity=node.identity,
             clock=clock,
@@ -135,5 +147,14 @@ class Services:
             hits=hits,
             broker=broker,
             reads=reads,
-            search=ReadSearch(node.engine, profile=node.profile, audit=audit, ori=config.ori),
+            search=search,
+            queries=PlateQueries(
+                ori=config.ori,
+                peers=peers,
+                agreements=agreements,
+                checker=checker,
+                search=search,
+                receipting=receipting,
+                client=partners,
+            ),
         )
