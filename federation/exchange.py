@@ -68,9 +68,9 @@ def sign_request(
     purpose: str,
     case_number: str,
     now: datetime,
-    hotlist_since: int,
+    query: exchange_pb2.HotlistQuery | exchange_pb2.ReadQuery,
 ) -> tuple[exchange_pb2.ExchangeRequest, Envelope]:
-    """A fresh signed request for the partner of `agreement`'s hotlists."""
+    """A fresh signed request to the partner of `agreement`: for its hotlists, or its reads."""
     request = exchange_pb2.ExchangeRequest(
         exchange_id=str(uuid.uuid4()),
         agreement_id=agreement.id,
@@ -80,8 +80,11 @@ def sign_request(
         purpose=purpose,
         case_number=case_number,
         nonce=os.urandom(NONCE_BYTES),
-        hotlist=exchange_pb2.HotlistQuery(since_version=hotlist_since),
     )
+    if isinstance(query, exchange_pb2.HotlistQuery):
+        request.hotlist.CopyFrom(query)
+    else:
+        request.reads.CopyFrom(query)
     request.issued_at.FromDatetime(now)
     return request, Envelope.sign(request.SerializeToString(), REQUEST_TYPE, signer)
 

@@ -91,7 +91,7 @@ class ReadSearch:
                 forbidden (ACC-7); the refusal is audited.
         """
         pattern, size, offset = _checked(query)
-        purpose = self._authorize(query, user, peer_ip)
+        purpose = self.authorize(query, user=user, peer_ip=peer_ip)
         reads, more = self._find(pattern, query, size, offset)
         self._audit.append(
             "search.plate",
@@ -111,18 +111,21 @@ class ReadSearch:
         token = _token(offset + len(reads)) if more else ""
         return ReadPage(reads, token)
 
-    def _authorize(self, query: ReadQuery, user: str, peer_ip: str) -> str:
-        """The purpose as the profile spells it; refusals audited and raised."""
+    def authorize(self, query: ReadQuery, *, user: str, peer_ip: str) -> str:
+        """The purpose as the profile spells it, once allowed; refusals audited.
+
+        Raises:
+            ValidationError: A field of the query is missing or malformed (named).
+            PermissionDeniedError: The purpose is not authorized or is forbidden (ACC-7).
+        """
+        _checked(query)
         folded = query.purpose.strip().casefold()
-        forbidden = next((w for w in FORBIDDEN_PURPOSE_WORDS if w in folded), None)
-        if forbidden == IMMIGRATION and query.judicial_warrant:
-            return query.purpose.strip()
-        if forbidden is not None:
-            reason = FORBIDDEN_PURPOSE_WORDS[forbidden]
-        elif folded in self._purposes:
+        reason = forbidden_reason(query.purpose, query.judicial_warrant)
+        if reason is None and IMMIGRATION in folded:
+            return query.purpose.strip()  # under the warrant recorded with it
+        if reason is None and folded in self._purposes:
             return self._purposes[folded]
-        else:
-            reason = "not one of the agency's authorized purposes (ACC-6)"
+        reason = reason or "not one of the agency's authorized purposes (ACC-6)"
         self._audit.append(
             "search.refused",
             actor=user,
@@ -133,6 +136,21 @@ class ReadSearch:
             details={"plate": query.plate[:16], "reason": reason},
         )
         raise PermissionDeniedError(f"the purpose {query.purpose!r} is refused: {reason}")
+
+    def find(
+        self, plate: str, since: datetime, until: datetime, limit: int
+    ) -> tuple[list[ReadRecord], bool]:
+        """Up to `limit` reads of `plate` in the window, newest first, and whether more exist.
+
+        No purpose is checked here: callers check theirs (a partner's query is checked
+        against its agreement).
+
+        Raises:
+            ValidationError: The plate is malformed or the window empty or naive.
+        """
+        query = ReadQuery(plate=plate, since=since, until=until, purpose="-", case_number="-")
+        pattern, _, _ = _checked(query)
+        return self._find(pattern, query, limit, 0)
 
     def _find(
         self, pattern: PlatePattern, query: ReadQuery, size: int, offset: int
@@ -184,6 +202,19 @@ class ReadSearch:
                 break
             skip += _SCAN_BATCH
         return found[:wanted]
+
+
+def forbidden_reason(purpose: str, judicial_warrant: str) -> str | None:
+    """Why a purpose is never allowed (ACC-7), or None.
+
+    Commerce never is; civil immigration enforcement is not unless a judicial warrant is
+    recorded with the query.
+    """
+    folded = purpose.casefold()
+    for word, reason in FORBIDDEN_PURPOSE_WORDS.items():
+        if word in folded and not (word == IMMIGRATION and judicial_warrant):
+            return reason
+    return None
 
 
 def _checked(query: ReadQuery) -> tuple[PlatePattern, int, int]:

@@ -18,7 +18,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from alpr.common.v1 import hotlist_pb2
-from alpr.federation.v1 import agreement_pb2, federation_service_pb2, federation_service_pb2_grpc
+from alpr.federation.v1 import (
+    agreement_pb2,
+    exchange_pb2,
+    federation_service_pb2,
+    federation_service_pb2_grpc,
+)
 from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
 from federation.client import PartnerRefusedError
 from federation.envelope import Envelope
@@ -36,7 +41,7 @@ from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import ManualClock
 from tests.support.operator import Operator
-from tests.support.pki import LAPD, LASD, Federation
+from tests.support.pki import LAPD, LASD, SPD, Federation
 from tests.support.simulator import PartnerSimulator, simulating
 
 RECEIVE = agreement_pb2.GRANT_RECEIVE_HOTLISTS
@@ -163,7 +168,6 @@ UNIFORM_DENIAL = status_pb2.Status(code=code_pb2.PERMISSION_DENIED, message=DENI
 UNIFORM_DENIAL.details.add().Pack(
     error_details_pb2.ErrorInfo(reason="PERMISSION_DENIED", domain="alpr.gateway")
 )
-SPD = "CA0193300"  # South Pasadena PD: in the federation, no peer of LASD
 
 
 @dataclass(frozen=True)
@@ -312,7 +316,7 @@ def _send_raw_pull(
         purpose=raw.purpose,
         case_number="26-001",
         now=now + raw.skew,
-        hotlist_since=0,
+        query=exchange_pb2.HotlistQuery(since_version=0),
     )
     outcomes: list[grpc.RpcError | None] = []
     credentials = federation.client(raw.caller_ori, PrincipalKind.NODE, "")

@@ -24,6 +24,7 @@ from tests.support.nodes import RunningNode
 FORWARD_TIMEOUT = 30
 _T = TypeVar("_T")
 HotlistAnswer = Callable[[pb.GetHotlistRequest], pb.GetHotlistResponse]
+QueryAnswer = Callable[[pb.QueryReadsRequest], pb.QueryReadsResponse]
 
 
 def _forwarded(name: str) -> Callable[..., Any]:
@@ -43,16 +44,28 @@ class PartnerSimulator(pb_grpc.FederationServiceServicer):
     Attributes:
         upstream: The real partner's FederationService, called as the requester's node.
         answer_hotlist: What GetHotlist answers; by default, the partner's own answer.
+        answer_query: What QueryReads answers; by default, the partner's own answer.
     """
 
     def __init__(self, upstream: pb_grpc.FederationServiceStub) -> None:
         """Pass calls on to `upstream` until a test scripts otherwise."""
         self.upstream = upstream
         self.answer_hotlist: HotlistAnswer = self.forward_hotlist
+        self.answer_query: QueryAnswer = self.forward_query
 
     def forward_hotlist(self, request: pb.GetHotlistRequest) -> pb.GetHotlistResponse:
         """The real partner's answer to `request`."""
         return self.upstream.GetHotlist(request, timeout=FORWARD_TIMEOUT)
+
+    def forward_query(self, request: pb.QueryReadsRequest) -> pb.QueryReadsResponse:
+        """The real partner's answer to `request`."""
+        return self.upstream.QueryReads(request, timeout=FORWARD_TIMEOUT)
+
+    def QueryReads(  # noqa: N802 (gRPC method name)
+        self, request: pb.QueryReadsRequest, context: grpc.ServicerContext
+    ) -> pb.QueryReadsResponse:
+        """Answer as the test scripted; a refusal upstream is passed on as it came."""
+        return _passing_refusals_on(context, lambda: self.answer_query(request))
 
     def GetHotlist(  # noqa: N802 (gRPC method name)
         self, request: pb.GetHotlistRequest, context: grpc.ServicerContext

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +19,160 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _PartnerOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PartnerOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PartnerOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PARTNER_OUTCOME_UNSPECIFIED: _PartnerOutcome.ValueType  # 0
+    """Not set."""
+    PARTNER_OUTCOME_ANSWERED: _PartnerOutcome.ValueType  # 1
+    """It answered; its reads are listed."""
+    PARTNER_OUTCOME_REFUSED: _PartnerOutcome.ValueType  # 2
+    """It refused (it says nothing of whether it holds data, SHR-6)."""
+    PARTNER_OUTCOME_UNAVAILABLE: _PartnerOutcome.ValueType  # 3
+    """It could not be reached."""
+    PARTNER_OUTCOME_TIMED_OUT: _PartnerOutcome.ValueType  # 4
+    """It did not answer before the deadline."""
+    PARTNER_OUTCOME_INVALID: _PartnerOutcome.ValueType  # 5
+    """It answered, but its answer or receipt did not verify; nothing of it is used."""
+
+class PartnerOutcome(_PartnerOutcome, metaclass=_PartnerOutcomeEnumTypeWrapper):
+    """What became of the query at one partner."""
+
+PARTNER_OUTCOME_UNSPECIFIED: PartnerOutcome.ValueType  # 0
+"""Not set."""
+PARTNER_OUTCOME_ANSWERED: PartnerOutcome.ValueType  # 1
+"""It answered; its reads are listed."""
+PARTNER_OUTCOME_REFUSED: PartnerOutcome.ValueType  # 2
+"""It refused (it says nothing of whether it holds data, SHR-6)."""
+PARTNER_OUTCOME_UNAVAILABLE: PartnerOutcome.ValueType  # 3
+"""It could not be reached."""
+PARTNER_OUTCOME_TIMED_OUT: PartnerOutcome.ValueType  # 4
+"""It did not answer before the deadline."""
+PARTNER_OUTCOME_INVALID: PartnerOutcome.ValueType  # 5
+"""It answered, but its answer or receipt did not verify; nothing of it is used."""
+Global___PartnerOutcome: _TypeAlias = PartnerOutcome  # noqa: Y015
+
+@_typing.final
+class PartnerAnswer(_message.Message):
+    """One partner's part of the answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTNER_ORI_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    READS_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    partner_ori: _builtins.str
+    """The partner."""
+    outcome: Global___PartnerOutcome.ValueType
+    """What became of the query there."""
+    truncated: _builtins.bool
+    """Whether it found more than it sent."""
+    exchange_id: _builtins.str
+    """The exchange, whose receipt we hold (AUD-6)."""
+    detail: _builtins.str
+    """Why it is not answered, for the investigator."""
+    @_builtins.property
+    def reads(self) -> _containers.RepeatedCompositeFieldContainer[Global___Read]:
+        """Its reads, newest first, when it answered."""
+
+    def __init__(
+        self,
+        *,
+        partner_ori: _builtins.str = ...,
+        outcome: Global___PartnerOutcome.ValueType = ...,
+        reads: _abc.Iterable[Global___Read] | None = ...,
+        truncated: _builtins.bool = ...,
+        exchange_id: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "exchange_id", b"exchange_id", "outcome", b"outcome", "partner_ori", b"partner_ori", "reads", b"reads", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PartnerAnswer: _TypeAlias = PartnerAnswer  # noqa: Y015
+
+@_typing.final
+class SearchPartnersRequest(_message.Message):
+    """Request for SearchService.SearchPartners."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    JUDICIAL_WARRANT_FIELD_NUMBER: _builtins.int
+    DEADLINE_MS_FIELD_NUMBER: _builtins.int
+    plate: _builtins.str
+    """A whole plate or a partial one."""
+    purpose: _builtins.str
+    """One of our authorized purposes, and of each agreement's."""
+    case_number: _builtins.str
+    """The case or incident number."""
+    judicial_warrant: _builtins.str
+    """The judicial warrant a civil immigration query is made under (ACC-7)."""
+    deadline_ms: _builtins.int
+    """How long to wait for the partners, in milliseconds: 0 for 5000, at most 30000."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """The start of the window."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """The end of the window (excluded)."""
+
+    def __init__(
+        self,
+        *,
+        plate: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        purpose: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        judicial_warrant: _builtins.str = ...,
+        deadline_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "deadline_ms", b"deadline_ms", "judicial_warrant", b"judicial_warrant", "plate", b"plate", "purpose", b"purpose", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchPartnersRequest: _TypeAlias = SearchPartnersRequest  # noqa: Y015
+
+@_typing.final
+class SearchPartnersResponse(_message.Message):
+    """Response for SearchService.SearchPartners."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTNERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def partners(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartnerAnswer]:
+        """One per partner asked, in ORI order."""
+
+    def __init__(
+        self,
+        *,
+        partners: _abc.Iterable[Global___PartnerAnswer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["partners", b"partners"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchPartnersResponse: _TypeAlias = SearchPartnersResponse  # noqa: Y015
 
 @_typing.final
 class Read(_message.Message):

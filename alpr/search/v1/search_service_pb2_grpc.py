@@ -40,6 +40,11 @@ class SearchServiceStub:
                 request_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchReadsRequest.SerializeToString,
                 response_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchReadsResponse.FromString,
                 _registered_method=True)
+        self.SearchPartners = channel.unary_unary(
+                '/alpr.search.v1.SearchService/SearchPartners',
+                request_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersRequest.SerializeToString,
+                response_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -54,6 +59,14 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchPartners(self, request, context):
+        """Asks every partner whose agreement lets us ask plate queries, in parallel with
+        a deadline; says of each whether it answered, refused, or could not be reached.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +74,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.SearchReads,
                     request_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchReadsRequest.FromString,
                     response_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchReadsResponse.SerializeToString,
+            ),
+            'SearchPartners': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchPartners,
+                    request_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersRequest.FromString,
+                    response_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +109,33 @@ class SearchService:
             '/alpr.search.v1.SearchService/SearchReads',
             alpr_dot_search_dot_v1_dot_search__service__pb2.SearchReadsRequest.SerializeToString,
             alpr_dot_search_dot_v1_dot_search__service__pb2.SearchReadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchPartners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.search.v1.SearchService/SearchPartners',
+            alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersRequest.SerializeToString,
+            alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class SearchServiceStub:
     """Where and when a plate (or partial plate) was seen by the agency's cameras.
     Every query states a purpose and a case number and is audited (ACC-6, AUD-1).
     """
+    SearchPartners: _grpc.UnaryUnaryMultiCallable[_search_service_pb2.SearchPartnersRequest, _search_service_pb2.SearchPartnersResponse]
+    """Asks every partner whose agreement lets us ask plate queries, in parallel with
+    a deadline; says of each whether it answered, refused, or could not be reached.
+    """
 
 @_typing.type_check_only
 class SearchServiceAsyncStub(SearchServiceStub):
@@ -46,6 +50,10 @@ class SearchServiceAsyncStub(SearchServiceStub):
     SearchReads: _aio.UnaryUnaryMultiCallable[_search_service_pb2.SearchReadsRequest, _search_service_pb2.SearchReadsResponse]  # type: ignore[assignment]
     """Where and when a plate (or partial plate) was seen by the agency's cameras.
     Every query states a purpose and a case number and is audited (ACC-6, AUD-1).
+    """
+    SearchPartners: _aio.UnaryUnaryMultiCallable[_search_service_pb2.SearchPartnersRequest, _search_service_pb2.SearchPartnersResponse]  # type: ignore[assignment]
+    """Asks every partner whose agreement lets us ask plate queries, in parallel with
+    a deadline; says of each whether it answered, refused, or could not be reached.
     """
 
 class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +67,16 @@ class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_search_service_pb2.SearchReadsResponse, _abc.Awaitable[_search_service_pb2.SearchReadsResponse]]:
         """Where and when a plate (or partial plate) was seen by the agency's cameras.
         Every query states a purpose and a case number and is audited (ACC-6, AUD-1).
+        """
+
+    @_abc_1.abstractmethod
+    def SearchPartners(
+        self,
+        request: _search_service_pb2.SearchPartnersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_service_pb2.SearchPartnersResponse, _abc.Awaitable[_search_service_pb2.SearchPartnersResponse]]:
+        """Asks every partner whose agreement lets us ask plate queries, in parallel with
+        a deadline; says of each whether it answered, refused, or could not be reached.
         """
 
 def add_SearchServiceServicer_to_server(servicer: SearchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
