@@ -16,6 +16,7 @@ from gateway.cli_admin import add_admin_commands
 from gateway.cli_audit import add_audit_commands
 from gateway.cli_hotlists import add_hotlist_commands
 from gateway.config import load_config
+from gateway.demo import add_demo_command
 from gateway.node_dir import init_node, open_node
 from gateway.server import serve
 from node.clock import system_clock
@@ -184,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     add_admin_commands(commands)
     add_audit_commands(commands)
     add_hotlist_commands(commands)
+    add_demo_command(commands)
     return parser
 
 

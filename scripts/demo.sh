@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# README command (a): install the node, then run `alpr demo`: three agency nodes federated
+# on loopback (SQLite, no server needed), hotlists shared, hits streamed to a patrol car,
+# a federated plate query, and every receipt and audit log verified. Exits by itself.
+# Arguments go to `alpr demo` (default directory: var/demo, replaced on each run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e .
+exec .venv/bin/alpr demo "$@"

@@ -1,0 +1,23 @@
+"""`alpr demo` end to end: three real `alpr serve` processes federated on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+
+
+def test_the_demo_federates_three_nodes_and_every_check_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["demo", str(tmp_path / "demo")])
+    output = capsys.readouterr().out
+    assert code == 0, output
+    assert "3 nodes, 3 agreements, 6 hotlist pulls, 3 hits streamed to a patrol car" in output
+    assert "2 partners answered the query" in output
+    assert output.count("0 failing") == 3
+    assert output.count("partners' cosignatures hold") == 3
+    for agency in ("lapd", "lasd", "spd"):
+        assert (tmp_path / "demo" / agency / "node.db").exists()
