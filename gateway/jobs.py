@@ -15,6 +15,8 @@ reference. Every run is audited as ``job.run``.
   (SHR-3; nothing flowed under them from that instant already).
 - ``sign_checkpoint`` (every 10 minutes): sign and keep a checkpoint of the audit log,
   which `alpr audit verify` checks and auditors and partners can hold the node to (AUD-5).
+- ``apply_retention`` (every day): archive reads past the profile's read period and
+  delete them past its hard limit, sparing those under a legal hold (RET-1…RET-4).
 - ``witness_partners`` (every 10 minutes): ask every registered partner, agreement or
   not, for its latest checkpoint; check it is consistent with the last one we hold and
   cosign it, or raise the alarm (AUD-7).
@@ -42,6 +44,7 @@ REFRESH_EVERY = timedelta(hours=6)
 PURGE_EVERY = timedelta(minutes=5)
 SUNSET_EVERY = timedelta(minutes=15)
 CHECKPOINT_EVERY = timedelta(minutes=10)
+RETENTION_EVERY = timedelta(days=1)
 FIRST_RETRY = timedelta(minutes=1)
 LAST_RETRY = timedelta(hours=1)
 FIRST_RUN_AFTER = timedelta(seconds=10)
@@ -175,6 +178,14 @@ def sign_checkpoint() -> int:
     return head.size
 
 
+def apply_retention() -> tuple[int, int, int]:
+    """Apply the profile's retention to the agency's reads; (archived, deleted, held)."""
+    services = _bound()
+    done = services.retention.run(actor=services.sharing.spiffe_id, agency=services.identity.ori)
+    _audit("apply_retention", archived=done.archived, deleted=done.deleted, held=done.held)
+    return done.archived, done.deleted, done.held
+
+
 async def witness_partners() -> dict[str, str]:
     """Witness every partner's latest checkpoint; what became of each, by ORI."""
     services = _bound()
@@ -212,6 +223,7 @@ def start_scheduler(
         (expire_sunsets, SUNSET_EVERY),
         (sign_checkpoint, CHECKPOINT_EVERY),
         (witness_partners, CHECKPOINT_EVERY),
+        (apply_retention, RETENTION_EVERY),
     ):
         scheduler.add_job(
             job,

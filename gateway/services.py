@@ -26,6 +26,7 @@ from node.hotlists.store import HotlistStore
 from node.identity import Principal, PrincipalKind
 from node.matching.live import LiveIndex
 from node.reads import ImageStore, ReadIntake
+from node.retention import LegalHolds, RetentionKeeper
 from node.search import ReadSearch
 
 
@@ -54,6 +55,8 @@ class Services:
     reads: ReadIntake
     search: ReadSearch
     queries: PlateQueries
+    holds: LegalHolds
+    retention: RetentionKeeper
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -116,9 +119,11 @@ class Services:
         index = LiveIndex(hotlists, partner_lists, ori=config.ori)
         hits = HitFeed(node.engine, data_key=node.data_key, clock=clock)
         broker = HitBroker(hits)
+        images = ImageStore(config.images)
+        holds = LegalHolds(node.engine, clock=clock)
         reads = ReadIntake(
             node.engine,
-            images=ImageStore(config.images),
+            images=images,
             index=index,
             feed=hits,
             clock=clock,
@@ -156,5 +161,14 @@ class Services:
                 search=search,
                 receipting=receipting,
                 client=partners,
+            ),
+            holds=holds,
+            retention=RetentionKeeper(
+                node.engine,
+                retention=node.profile.retention,
+                holds=holds,
+                images=images,
+                audit=audit,
+                clock=clock,
             ),
         )

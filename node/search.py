@@ -7,6 +7,8 @@ query (ACC-7). A plate may be whole or partial (``7AB?12*``, CAP-5). Every query
 every refusal, is an audit event naming the user, agency, time, address, the plate
 asked about, the purpose and the case (AUD-1, ACC-3).
 
+Archived reads (past the profile's read period, RET-2) are not searched here.
+
 A whole plate is looked up by the plate index; a partial one by the index on the
 literal characters before its first wildcard when it has some, else over the time
 window, each candidate then checked against the pattern.
@@ -158,6 +160,7 @@ class ReadSearch:
         window = (
             col(ReadRecord.captured_at) >= query.since,
             col(ReadRecord.captured_at) < query.until,
+            col(ReadRecord.archived_at).is_(None),  # archived reads are hidden (RET-2)
         )
         newest_first = (col(ReadRecord.captured_at).desc(), col(ReadRecord.id))
         with Session(self._engine) as session:

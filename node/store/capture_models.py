@@ -31,6 +31,7 @@ class ReadRecord(SQLModel, table=True):
     plate_image_sha256: str = Field(default="", max_length=64)
     vehicle_image_sha256: str = Field(default="", max_length=64)
     committed_at: datetime = Field(sa_type=DateTime(timezone=True))
+    archived_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True), index=True)
 
 
 class HitRecord(SQLModel, table=True):
@@ -77,3 +78,28 @@ class HitCursorRecord(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     last: int = Field(default=0, sa_type=BigInteger)
+
+
+class LegalHoldRecord(SQLModel, table=True):
+    """Reads kept past every retention limit for a case (RET-4), until the hold is released.
+
+    A hold covers the reads of a plate (whole or partial) seen within a window. It names
+    the case, the reason, the investigator to contact and the supervisor who approved it,
+    and is due for review two years after it was placed, and every two years after.
+    """
+
+    __tablename__ = "legal_hold"
+
+    id: str = Field(primary_key=True, max_length=36)
+    plate: str = Field(max_length=16)
+    since: datetime = Field(sa_type=DateTime(timezone=True))
+    until: datetime = Field(sa_type=DateTime(timezone=True))
+    case_number: str = Field(max_length=64)
+    reason: str = Field(max_length=500)
+    investigator_contact: str = Field(max_length=200)
+    supervisor_approval: str = Field(max_length=200)
+    placed_by: str = Field(max_length=400)
+    placed_at: datetime = Field(sa_type=DateTime(timezone=True))
+    reviewed_at: datetime = Field(sa_type=DateTime(timezone=True))
+    released_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    released_by: str = Field(default="", max_length=400)

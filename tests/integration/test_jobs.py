@@ -20,9 +20,10 @@ from gateway import jobs
 from gateway.logs import FIELDS
 from node.errors import UnavailableError
 from node.hotlists.entry import HotlistEntry, ListType
+from node.reads import NewRead
 from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
-from tests.support.clock import ManualClock
+from tests.support.clock import START, ManualClock
 from tests.support.pki import LAPD, LASD, Federation
 
 STOLEN = HotlistEntry(plate="7ABC123", list_type=ListType.STOLEN_VEHICLE)
@@ -82,6 +83,7 @@ class TestSchedule:
         with engine.connect() as connection:
             ids = connection.execute(text("SELECT id FROM scheduler_job ORDER BY id")).scalars()
             assert list(ids) == [
+                "apply_retention",
                 "expire_sunsets",
                 "purge",
                 "refresh_partners",
@@ -220,3 +222,23 @@ class TestCheckpointJob:
         assert note.split(b"\n")[1] == str(size).encode()
         assert services.checkpoints.verify(services.audit) >= 1
         assert [run["job"] for run in job_runs(lapd)] == ["sign_checkpoint"]
+
+
+class TestRetentionJob:
+    def test_ret2_archives_reads_past_the_profiles_period_and_is_audited(
+        self, pair: tuple[Agency, Agency], clock: ManualClock
+    ) -> None:
+        lapd, _ = pair
+        services = lapd.node.services
+        services.reads.commit(
+            "cam-1", [NewRead(plate="7ABC123", confidence=0.9, captured_at=START)]
+        )
+        scheduler = start(lapd)
+        try:
+            assert jobs.apply_retention() == (0, 0, 0)
+            clock.advance(timedelta(days=2 * 366))
+            assert jobs.apply_retention() == (1, 0, 0)  # LAPD's profile: archived at two years
+        finally:
+            lapd.node.run(_shutdown(scheduler))
+        runs = [run for run in job_runs(lapd) if run["job"] == "apply_retention"]
+        assert [(run["archived"], run["deleted"]) for run in runs] == [(0, 0), (1, 0)]
