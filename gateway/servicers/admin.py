@@ -7,6 +7,7 @@ from alpr.admin.v1 import admin_service_pb2_grpc as pb_grpc
 from gateway.interceptors import Context, current_caller
 from gateway.servicers.admin_agreements import AgreementAdmin
 from gateway.servicers.admin_hotlists import HotlistAdmin
+from gateway.servicers.admin_legal_holds import LegalHoldAdmin
 from gateway.servicers.admin_partner_hotlists import PartnerHotlistAdmin
 from gateway.servicers.admin_peers import PeerAdmin
 from gateway.servicers.identity import principal_to_proto
@@ -14,7 +15,12 @@ from gateway.services import Services
 
 
 class AdminServicer(
-    PeerAdmin, AgreementAdmin, HotlistAdmin, PartnerHotlistAdmin, pb_grpc.AdminServiceServicer
+    PeerAdmin,
+    AgreementAdmin,
+    HotlistAdmin,
+    PartnerHotlistAdmin,
+    LegalHoldAdmin,
+    pb_grpc.AdminServiceServicer,
 ):
     """Serves the node's operators; each area of RPCs is a mixin in its own module."""
 

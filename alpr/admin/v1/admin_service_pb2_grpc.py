@@ -6,6 +6,7 @@ import warnings
 from alpr.admin.v1 import admin_service_pb2 as alpr_dot_admin_dot_v1_dot_admin__service__pb2
 from alpr.admin.v1 import agreements_pb2 as alpr_dot_admin_dot_v1_dot_agreements__pb2
 from alpr.admin.v1 import hotlists_pb2 as alpr_dot_admin_dot_v1_dot_hotlists__pb2
+from alpr.admin.v1 import legal_holds_pb2 as alpr_dot_admin_dot_v1_dot_legal__holds__pb2
 from alpr.admin.v1 import partner_hotlists_pb2 as alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2
 from alpr.admin.v1 import peers_pb2 as alpr_dot_admin_dot_v1_dot_peers__pb2
 
@@ -143,6 +144,26 @@ class AdminServiceStub:
                 '/alpr.admin.v1.AdminService/PullPartnerHotlist',
                 request_serializer=alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistRequest.SerializeToString,
                 response_deserializer=alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistResponse.FromString,
+                _registered_method=True)
+        self.PlaceLegalHold = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/PlaceLegalHold',
+                request_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.PlaceLegalHoldRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.PlaceLegalHoldResponse.FromString,
+                _registered_method=True)
+        self.ListLegalHolds = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ListLegalHolds',
+                request_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ListLegalHoldsRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ListLegalHoldsResponse.FromString,
+                _registered_method=True)
+        self.ReviewLegalHold = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ReviewLegalHold',
+                request_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReviewLegalHoldRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReviewLegalHoldResponse.FromString,
+                _registered_method=True)
+        self.ReleaseLegalHold = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ReleaseLegalHold',
+                request_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldResponse.FromString,
                 _registered_method=True)
 
 
@@ -297,6 +318,34 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlaceLegalHold(self, request, context):
+        """Places a legal hold: the reads it covers outlive every retention limit (RET-4).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLegalHolds(self, request, context):
+        """Lists the legal holds in force, with those due for their two-yearly review.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewLegalHold(self, request, context):
+        """Records a hold's review; the next is due two years on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseLegalHold(self, request, context):
+        """Releases a hold: its reads go at the next retention run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -404,6 +453,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.PullPartnerHotlist,
                     request_deserializer=alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistRequest.FromString,
                     response_serializer=alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistResponse.SerializeToString,
+            ),
+            'PlaceLegalHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlaceLegalHold,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.PlaceLegalHoldRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.PlaceLegalHoldResponse.SerializeToString,
+            ),
+            'ListLegalHolds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLegalHolds,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ListLegalHoldsRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ListLegalHoldsResponse.SerializeToString,
+            ),
+            'ReviewLegalHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewLegalHold,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReviewLegalHoldRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReviewLegalHoldResponse.SerializeToString,
+            ),
+            'ReleaseLegalHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseLegalHold,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -974,6 +1043,114 @@ class AdminService:
             '/alpr.admin.v1.AdminService/PullPartnerHotlist',
             alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistRequest.SerializeToString,
             alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2.PullPartnerHotlistResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlaceLegalHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/PlaceLegalHold',
+            alpr_dot_admin_dot_v1_dot_legal__holds__pb2.PlaceLegalHoldRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_legal__holds__pb2.PlaceLegalHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLegalHolds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ListLegalHolds',
+            alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ListLegalHoldsRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ListLegalHoldsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewLegalHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ReviewLegalHold',
+            alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReviewLegalHoldRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReviewLegalHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseLegalHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ReleaseLegalHold',
+            alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ isort:skip_file
 from alpr.admin.v1 import admin_service_pb2 as _admin_service_pb2
 from alpr.admin.v1 import agreements_pb2 as _agreements_pb2
 from alpr.admin.v1 import hotlists_pb2 as _hotlists_pb2
+from alpr.admin.v1 import legal_holds_pb2 as _legal_holds_pb2
 from alpr.admin.v1 import partner_hotlists_pb2 as _partner_hotlists_pb2
 from alpr.admin.v1 import peers_pb2 as _peers_pb2
 from collections import abc as _abc
@@ -79,6 +80,14 @@ class AdminServiceStub:
     """Parses a CSV, NCIC or CLEW file on the node and adds what it accepts to a hotlist."""
     PullPartnerHotlist: _grpc.UnaryUnaryMultiCallable[_partner_hotlists_pb2.PullPartnerHotlistRequest, _partner_hotlists_pb2.PullPartnerHotlistResponse]
     """Pulls a partner's hotlists now, as the scheduled refresh does (HOT-6, AUD-6)."""
+    PlaceLegalHold: _grpc.UnaryUnaryMultiCallable[_legal_holds_pb2.PlaceLegalHoldRequest, _legal_holds_pb2.PlaceLegalHoldResponse]
+    """Places a legal hold: the reads it covers outlive every retention limit (RET-4)."""
+    ListLegalHolds: _grpc.UnaryUnaryMultiCallable[_legal_holds_pb2.ListLegalHoldsRequest, _legal_holds_pb2.ListLegalHoldsResponse]
+    """Lists the legal holds in force, with those due for their two-yearly review."""
+    ReviewLegalHold: _grpc.UnaryUnaryMultiCallable[_legal_holds_pb2.ReviewLegalHoldRequest, _legal_holds_pb2.ReviewLegalHoldResponse]
+    """Records a hold's review; the next is due two years on."""
+    ReleaseLegalHold: _grpc.UnaryUnaryMultiCallable[_legal_holds_pb2.ReleaseLegalHoldRequest, _legal_holds_pb2.ReleaseLegalHoldResponse]
+    """Releases a hold: its reads go at the next retention run."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -127,6 +136,14 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Parses a CSV, NCIC or CLEW file on the node and adds what it accepts to a hotlist."""
     PullPartnerHotlist: _aio.UnaryUnaryMultiCallable[_partner_hotlists_pb2.PullPartnerHotlistRequest, _partner_hotlists_pb2.PullPartnerHotlistResponse]  # type: ignore[assignment]
     """Pulls a partner's hotlists now, as the scheduled refresh does (HOT-6, AUD-6)."""
+    PlaceLegalHold: _aio.UnaryUnaryMultiCallable[_legal_holds_pb2.PlaceLegalHoldRequest, _legal_holds_pb2.PlaceLegalHoldResponse]  # type: ignore[assignment]
+    """Places a legal hold: the reads it covers outlive every retention limit (RET-4)."""
+    ListLegalHolds: _aio.UnaryUnaryMultiCallable[_legal_holds_pb2.ListLegalHoldsRequest, _legal_holds_pb2.ListLegalHoldsResponse]  # type: ignore[assignment]
+    """Lists the legal holds in force, with those due for their two-yearly review."""
+    ReviewLegalHold: _aio.UnaryUnaryMultiCallable[_legal_holds_pb2.ReviewLegalHoldRequest, _legal_holds_pb2.ReviewLegalHoldResponse]  # type: ignore[assignment]
+    """Records a hold's review; the next is due two years on."""
+    ReleaseLegalHold: _aio.UnaryUnaryMultiCallable[_legal_holds_pb2.ReleaseLegalHoldRequest, _legal_holds_pb2.ReleaseLegalHoldResponse]  # type: ignore[assignment]
+    """Releases a hold: its reads go at the next retention run."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Operators of the agency manage their node through this service."""
@@ -298,5 +315,37 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_partner_hotlists_pb2.PullPartnerHotlistResponse, _abc.Awaitable[_partner_hotlists_pb2.PullPartnerHotlistResponse]]:
         """Pulls a partner's hotlists now, as the scheduled refresh does (HOT-6, AUD-6)."""
+
+    @_abc_1.abstractmethod
+    def PlaceLegalHold(
+        self,
+        request: _legal_holds_pb2.PlaceLegalHoldRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_legal_holds_pb2.PlaceLegalHoldResponse, _abc.Awaitable[_legal_holds_pb2.PlaceLegalHoldResponse]]:
+        """Places a legal hold: the reads it covers outlive every retention limit (RET-4)."""
+
+    @_abc_1.abstractmethod
+    def ListLegalHolds(
+        self,
+        request: _legal_holds_pb2.ListLegalHoldsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_legal_holds_pb2.ListLegalHoldsResponse, _abc.Awaitable[_legal_holds_pb2.ListLegalHoldsResponse]]:
+        """Lists the legal holds in force, with those due for their two-yearly review."""
+
+    @_abc_1.abstractmethod
+    def ReviewLegalHold(
+        self,
+        request: _legal_holds_pb2.ReviewLegalHoldRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_legal_holds_pb2.ReviewLegalHoldResponse, _abc.Awaitable[_legal_holds_pb2.ReviewLegalHoldResponse]]:
+        """Records a hold's review; the next is due two years on."""
+
+    @_abc_1.abstractmethod
+    def ReleaseLegalHold(
+        self,
+        request: _legal_holds_pb2.ReleaseLegalHoldRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_legal_holds_pb2.ReleaseLegalHoldResponse, _abc.Awaitable[_legal_holds_pb2.ReleaseLegalHoldResponse]]:
+        """Releases a hold: its reads go at the next retention run."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
