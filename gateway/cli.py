@@ -18,6 +18,7 @@ from gateway.cli_holds import add_hold_commands
 from gateway.cli_hotlists import add_hotlist_commands
 from gateway.config import load_config
 from gateway.demo import add_demo_command
+from gateway.evidence import add_evidence_commands
 from gateway.node_dir import init_node, open_node
 from gateway.server import serve
 from node.clock import system_clock
@@ -187,6 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     add_audit_commands(commands)
     add_hotlist_commands(commands)
     add_hold_commands(commands)
+    add_evidence_commands(commands)
     add_demo_command(commands)
     return parser
 

@@ -1,13 +1,16 @@
-"""`alpr holds` against a real node: place, list, review, release, all audited (RET-4)."""
+"""`alpr holds` and `alpr evidence` against a real node (RET-4, RET-6)."""
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from gateway.cli import main
+from node.ed25519 import Ed25519Signer
 from node.reads import NewRead
 from tests.support.clock import START, ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
@@ -63,3 +66,43 @@ class TestHolds:
         without = [*PLACE[:-1], " "]
         assert "supervisor_approval" in alpr(*without, expect=1)
         assert "NOT_FOUND" in alpr("release", "no-such-hold", expect=1)
+
+
+class TestEvidence:
+    def test_ret6_held_reads_export_as_a_signed_package_anyone_can_check(
+        self, node: RunningNode, alpr: Operator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        services = node.services
+        services.reads.commit(
+            "cam-1",
+            [
+                NewRead(plate="7ABC123", confidence=0.9, captured_at=START, plate_image=b"crop-1"),
+                NewRead(plate="9XYZ999", confidence=0.9, captured_at=START),
+            ],
+        )
+        hold_id = alpr(*PLACE).split()[3]
+        package = tmp_path / "evidence.zip"
+        assert main(["evidence", "export", str(node.config.directory), "--hold", hold_id,
+                     "--out", str(package)]) == 0  # fmt: skip
+        key = services.identity.to_proto().signing_public_key.hex()
+        capsys.readouterr()
+        assert main(["evidence", "verify", str(package), "--public-key", key]) == 0
+        assert "holds: 1 reads of CA0194200" in capsys.readouterr().out
+        with zipfile.ZipFile(package) as original:
+            contents = {name: original.read(name) for name in original.namelist()}
+        assert b"9XYZ999" not in contents["reads.json"]  # only what the hold keeps
+        for name, change, why in (
+            ("reads.json", b'"7ABC124"', "reads.json was altered"),
+            ("images/extra.jpg", b"x", "files not in the manifest"),
+        ):
+            altered = dict(contents)
+            altered[name] = contents.get(name, b"").replace(b'"7ABC123"', change) or change
+            forged = tmp_path / f"forged-{len(name)}.zip"
+            with zipfile.ZipFile(forged, "w") as out:
+                for member, data in altered.items():
+                    out.writestr(member, data)
+            assert main(["evidence", "verify", str(forged), "--public-key", key]) == 1
+            assert why in capsys.readouterr().out
+        other = Ed25519Signer.generate().public_key.public_bytes.hex()
+        assert main(["evidence", "verify", str(package), "--public-key", other]) == 1
+        assert "signature does not hold" in capsys.readouterr().out
