@@ -26,6 +26,7 @@ from node.hotlists.store import HotlistStore
 from node.identity import Principal, PrincipalKind
 from node.matching.live import LiveIndex
 from node.reads import ImageStore, ReadIntake
+from node.records import Corrections, Incidents
 from node.retention import LegalHolds, RetentionKeeper
 from node.search import ReadSearch
 
@@ -57,6 +58,8 @@ class Services:
     queries: PlateQueries
     holds: LegalHolds
     retention: RetentionKeeper
+    corrections: Corrections
+    incidents: Incidents
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -129,6 +132,7 @@ class Services:
             clock=clock,
             on_commit=broker.wake,
         )
+        corrections = Corrections(node.engine, clock=clock)
         search = ReadSearch(node.engine, profile=node.profile, audit=audit, ori=config.ori)
         return cls(
             identity=node.identity,
@@ -171,4 +175,6 @@ class Services:
                 audit=audit,
                 clock=clock,
             ),
+            corrections=corrections,
+            incidents=Incidents(node.engine, clock=clock),
         )

@@ -33,7 +33,13 @@ from node.errors import NotFoundError, PreconditionError, ValidationError
 from node.hotlists.entry import PlatePattern
 from node.profile import Period, Retention
 from node.reads import ImageStore
-from node.store.capture_models import HitEventRecord, HitRecord, LegalHoldRecord, ReadRecord
+from node.store.capture_models import (
+    HitEventRecord,
+    HitRecord,
+    LegalHoldRecord,
+    ReadCorrectionRecord,
+    ReadRecord,
+)
 from node.store.models import utc
 
 REVIEW_EVERY = Period(years=2)
@@ -244,7 +250,7 @@ class RetentionKeeper:
             session.commit()
 
     def _delete(self, reads: list[ReadRecord], now: datetime) -> None:
-        """Delete reads with their hits and hit events, then images no read still uses."""
+        """Delete reads with their hits, hit events and corrections, then unused images."""
         ids = [r.id for r in reads]
         with Session(self._engine) as session:
             hit_ids = list(
@@ -253,6 +259,9 @@ class RetentionKeeper:
             if hit_ids:
                 session.exec(delete(HitEventRecord).where(col(HitEventRecord.hit_id).in_(hit_ids)))
                 session.exec(delete(HitRecord).where(col(HitRecord.id).in_(hit_ids)))
+            session.exec(
+                delete(ReadCorrectionRecord).where(col(ReadCorrectionRecord.read_id).in_(ids))
+            )
             session.exec(delete(ReadRecord).where(col(ReadRecord.id).in_(ids)))
             session.commit()
             images = {d for r in reads for d in (r.plate_image_sha256, r.vehicle_image_sha256) if d}

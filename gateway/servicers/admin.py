@@ -10,6 +10,7 @@ from gateway.servicers.admin_hotlists import HotlistAdmin
 from gateway.servicers.admin_legal_holds import LegalHoldAdmin
 from gateway.servicers.admin_partner_hotlists import PartnerHotlistAdmin
 from gateway.servicers.admin_peers import PeerAdmin
+from gateway.servicers.admin_records import RecordsAdmin
 from gateway.servicers.identity import principal_to_proto
 from gateway.services import Services
 
@@ -20,6 +21,7 @@ class AdminServicer(
     HotlistAdmin,
     PartnerHotlistAdmin,
     LegalHoldAdmin,
+    RecordsAdmin,
     pb_grpc.AdminServiceServicer,
 ):
     """Serves the node's operators; each area of RPCs is a mixin in its own module."""

@@ -11,7 +11,7 @@ from gateway.interceptors import Context, current_caller, peer_ip
 from gateway.services import Services
 from node.errors import ValidationError
 from node.search import ReadQuery
-from node.store.capture_models import ReadRecord
+from node.store.capture_models import ReadCorrectionRecord, ReadRecord
 from node.store.models import utc
 
 DEFAULT_DEADLINE_MS = 5000
@@ -42,8 +42,12 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             user=current_caller().spiffe_id,
             peer_ip=peer_ip(context),
         )
+        corrections = await asyncio.to_thread(
+            self._services.corrections.of, [read.id for read in page.reads]
+        )
         return pb.SearchReadsResponse(
-            reads=[_read(read) for read in page.reads], next_page_token=page.next_page_token
+            reads=[_read(read, corrections.get(read.id, [])) for read in page.reads],
+            next_page_token=page.next_page_token,
         )
 
     async def SearchPartners(  # noqa: N802 (gRPC method name)
@@ -121,7 +125,7 @@ def _partner(reply: PartnerReply) -> pb.PartnerAnswer:
     )
 
 
-def _read(read: ReadRecord) -> pb.Read:
+def _read(read: ReadRecord, corrections: list[ReadCorrectionRecord]) -> pb.Read:
     message = pb.Read(
         read_id=read.id,
         plate=read.plate,
@@ -132,4 +136,9 @@ def _read(read: ReadRecord) -> pb.Read:
         plate_image_sha256=read.plate_image_sha256,
     )
     message.captured_at.FromDatetime(read.captured_at)
+    for correction in corrections:
+        shown = message.corrections.add(
+            plate=correction.plate, reason=correction.reason, corrected_by=correction.corrected_by
+        )
+        shown.correct_time.FromDatetime(correction.corrected_at)
     return message

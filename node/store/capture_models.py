@@ -103,3 +103,39 @@ class LegalHoldRecord(SQLModel, table=True):
     reviewed_at: datetime = Field(sa_type=DateTime(timezone=True))
     released_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     released_by: str = Field(default="", max_length=400)
+
+
+class ReadCorrectionRecord(SQLModel, table=True):
+    """A correction of a misread (CAP-4): the read itself is never altered.
+
+    Both stay visible to those allowed to see them: the original as the camera read it,
+    and each correction with who made it and when.
+    """
+
+    __tablename__ = "read_correction"
+
+    id: str = Field(primary_key=True, max_length=36)
+    read_id: str = Field(foreign_key="plate_read.id", index=True, max_length=36)
+    plate: str = Field(max_length=8, index=True)
+    reason: str = Field(max_length=500)
+    corrected_by: str = Field(max_length=400)
+    corrected_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class IncidentRecord(SQLModel, table=True):
+    """A breach of the system's data (SEC-3), with the records it affected.
+
+    500 or more affected persons marks it for the Attorney General's form (Civil Code
+    1798.29 / 1798.82).
+    """
+
+    __tablename__ = "security_incident"
+
+    id: str = Field(primary_key=True, max_length=36)
+    description: str = Field(max_length=2000)
+    discovered_at: datetime = Field(sa_type=DateTime(timezone=True))
+    affected_records: int
+    affected_persons: int
+    attorney_general_form: bool
+    recorded_by: str = Field(max_length=400)
+    recorded_at: datetime = Field(sa_type=DateTime(timezone=True))

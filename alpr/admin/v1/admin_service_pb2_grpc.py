@@ -9,6 +9,7 @@ from alpr.admin.v1 import hotlists_pb2 as alpr_dot_admin_dot_v1_dot_hotlists__pb
 from alpr.admin.v1 import legal_holds_pb2 as alpr_dot_admin_dot_v1_dot_legal__holds__pb2
 from alpr.admin.v1 import partner_hotlists_pb2 as alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2
 from alpr.admin.v1 import peers_pb2 as alpr_dot_admin_dot_v1_dot_peers__pb2
+from alpr.admin.v1 import records_pb2 as alpr_dot_admin_dot_v1_dot_records__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -164,6 +165,21 @@ class AdminServiceStub:
                 '/alpr.admin.v1.AdminService/ReleaseLegalHold',
                 request_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldRequest.SerializeToString,
                 response_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldResponse.FromString,
+                _registered_method=True)
+        self.CorrectRead = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/CorrectRead',
+                request_serializer=alpr_dot_admin_dot_v1_dot_records__pb2.CorrectReadRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_records__pb2.CorrectReadResponse.FromString,
+                _registered_method=True)
+        self.RecordIncident = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/RecordIncident',
+                request_serializer=alpr_dot_admin_dot_v1_dot_records__pb2.RecordIncidentRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_records__pb2.RecordIncidentResponse.FromString,
+                _registered_method=True)
+        self.ListIncidents = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ListIncidents',
+                request_serializer=alpr_dot_admin_dot_v1_dot_records__pb2.ListIncidentsRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_records__pb2.ListIncidentsResponse.FromString,
                 _registered_method=True)
 
 
@@ -346,6 +362,27 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CorrectRead(self, request, context):
+        """Records what a misread should have been; the read itself is never altered (CAP-4).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordIncident(self, request, context):
+        """Records a breach with the records and persons affected (SEC-3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncidents(self, request, context):
+        """Lists the breaches recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -473,6 +510,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ReleaseLegalHold,
                     request_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldRequest.FromString,
                     response_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldResponse.SerializeToString,
+            ),
+            'CorrectRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.CorrectRead,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_records__pb2.CorrectReadRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_records__pb2.CorrectReadResponse.SerializeToString,
+            ),
+            'RecordIncident': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordIncident,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_records__pb2.RecordIncidentRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_records__pb2.RecordIncidentResponse.SerializeToString,
+            ),
+            'ListIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncidents,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_records__pb2.ListIncidentsRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_records__pb2.ListIncidentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1151,6 +1203,87 @@ class AdminService:
             '/alpr.admin.v1.AdminService/ReleaseLegalHold',
             alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldRequest.SerializeToString,
             alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CorrectRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/CorrectRead',
+            alpr_dot_admin_dot_v1_dot_records__pb2.CorrectReadRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_records__pb2.CorrectReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordIncident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/RecordIncident',
+            alpr_dot_admin_dot_v1_dot_records__pb2.RecordIncidentRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_records__pb2.RecordIncidentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ListIncidents',
+            alpr_dot_admin_dot_v1_dot_records__pb2.ListIncidentsRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_records__pb2.ListIncidentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

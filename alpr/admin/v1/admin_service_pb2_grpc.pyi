@@ -9,6 +9,7 @@ from alpr.admin.v1 import hotlists_pb2 as _hotlists_pb2
 from alpr.admin.v1 import legal_holds_pb2 as _legal_holds_pb2
 from alpr.admin.v1 import partner_hotlists_pb2 as _partner_hotlists_pb2
 from alpr.admin.v1 import peers_pb2 as _peers_pb2
+from alpr.admin.v1 import records_pb2 as _records_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
@@ -88,6 +89,12 @@ class AdminServiceStub:
     """Records a hold's review; the next is due two years on."""
     ReleaseLegalHold: _grpc.UnaryUnaryMultiCallable[_legal_holds_pb2.ReleaseLegalHoldRequest, _legal_holds_pb2.ReleaseLegalHoldResponse]
     """Releases a hold: its reads go at the next retention run."""
+    CorrectRead: _grpc.UnaryUnaryMultiCallable[_records_pb2.CorrectReadRequest, _records_pb2.CorrectReadResponse]
+    """Records what a misread should have been; the read itself is never altered (CAP-4)."""
+    RecordIncident: _grpc.UnaryUnaryMultiCallable[_records_pb2.RecordIncidentRequest, _records_pb2.RecordIncidentResponse]
+    """Records a breach with the records and persons affected (SEC-3)."""
+    ListIncidents: _grpc.UnaryUnaryMultiCallable[_records_pb2.ListIncidentsRequest, _records_pb2.ListIncidentsResponse]
+    """Lists the breaches recorded."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -144,6 +151,12 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Records a hold's review; the next is due two years on."""
     ReleaseLegalHold: _aio.UnaryUnaryMultiCallable[_legal_holds_pb2.ReleaseLegalHoldRequest, _legal_holds_pb2.ReleaseLegalHoldResponse]  # type: ignore[assignment]
     """Releases a hold: its reads go at the next retention run."""
+    CorrectRead: _aio.UnaryUnaryMultiCallable[_records_pb2.CorrectReadRequest, _records_pb2.CorrectReadResponse]  # type: ignore[assignment]
+    """Records what a misread should have been; the read itself is never altered (CAP-4)."""
+    RecordIncident: _aio.UnaryUnaryMultiCallable[_records_pb2.RecordIncidentRequest, _records_pb2.RecordIncidentResponse]  # type: ignore[assignment]
+    """Records a breach with the records and persons affected (SEC-3)."""
+    ListIncidents: _aio.UnaryUnaryMultiCallable[_records_pb2.ListIncidentsRequest, _records_pb2.ListIncidentsResponse]  # type: ignore[assignment]
+    """Lists the breaches recorded."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Operators of the agency manage their node through this service."""
@@ -347,5 +360,29 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_legal_holds_pb2.ReleaseLegalHoldResponse, _abc.Awaitable[_legal_holds_pb2.ReleaseLegalHoldResponse]]:
         """Releases a hold: its reads go at the next retention run."""
+
+    @_abc_1.abstractmethod
+    def CorrectRead(
+        self,
+        request: _records_pb2.CorrectReadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_records_pb2.CorrectReadResponse, _abc.Awaitable[_records_pb2.CorrectReadResponse]]:
+        """Records what a misread should have been; the read itself is never altered (CAP-4)."""
+
+    @_abc_1.abstractmethod
+    def RecordIncident(
+        self,
+        request: _records_pb2.RecordIncidentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_records_pb2.RecordIncidentResponse, _abc.Awaitable[_records_pb2.RecordIncidentResponse]]:
+        """Records a breach with the records and persons affected (SEC-3)."""
+
+    @_abc_1.abstractmethod
+    def ListIncidents(
+        self,
+        request: _records_pb2.ListIncidentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_records_pb2.ListIncidentsResponse, _abc.Awaitable[_records_pb2.ListIncidentsResponse]]:
+        """Lists the breaches recorded."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

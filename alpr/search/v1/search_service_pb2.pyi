@@ -188,6 +188,7 @@ class Read(_message.Message):
     LATITUDE_FIELD_NUMBER: _builtins.int
     LONGITUDE_FIELD_NUMBER: _builtins.int
     PLATE_IMAGE_SHA256_FIELD_NUMBER: _builtins.int
+    CORRECTIONS_FIELD_NUMBER: _builtins.int
     read_id: _builtins.str
     """Its id."""
     plate: _builtins.str
@@ -206,6 +207,10 @@ class Read(_message.Message):
     def captured_at(self) -> _timestamp_pb2.Timestamp:
         """When it was seen."""
 
+    @_builtins.property
+    def corrections(self) -> _containers.RepeatedCompositeFieldContainer[Global___Correction]:
+        """Corrections of a misread, oldest first; the plate above stays as read (CAP-4)."""
+
     def __init__(
         self,
         *,
@@ -217,14 +222,51 @@ class Read(_message.Message):
         latitude: _builtins.float = ...,
         longitude: _builtins.float = ...,
         plate_image_sha256: _builtins.str = ...,
+        corrections: _abc.Iterable[Global___Correction] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "captured_at", b"captured_at", "confidence", b"confidence", "latitude", b"latitude", "longitude", b"longitude", "plate", b"plate", "plate_image_sha256", b"plate_image_sha256", "read_id", b"read_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "captured_at", b"captured_at", "confidence", b"confidence", "corrections", b"corrections", "latitude", b"latitude", "longitude", b"longitude", "plate", b"plate", "plate_image_sha256", b"plate_image_sha256", "read_id", b"read_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Read: _TypeAlias = Read  # noqa: Y015
+
+@_typing.final
+class Correction(_message.Message):
+    """What a read should have been, by whom and when (CAP-4)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CORRECTED_BY_FIELD_NUMBER: _builtins.int
+    CORRECT_TIME_FIELD_NUMBER: _builtins.int
+    plate: _builtins.str
+    """The plate it should have been."""
+    reason: _builtins.str
+    """How that was established."""
+    corrected_by: _builtins.str
+    """Who corrected it."""
+    @_builtins.property
+    def correct_time(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        plate: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        corrected_by: _builtins.str = ...,
+        correct_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["correct_time", b"correct_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["correct_time", b"correct_time", "corrected_by", b"corrected_by", "plate", b"plate", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Correction: _TypeAlias = Correction  # noqa: Y015
 
 @_typing.final
 class SearchReadsRequest(_message.Message):
