@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from federation.agreements import AgreementBook
 from federation.client import PartnerClient
@@ -24,6 +25,8 @@ from node.hotlists.store import HotlistStore
 from node.identity import Principal, PrincipalKind
 from node.matching.live import LiveIndex
 from node.reads import ImageStore, ReadIntake
+from node.sessions import Sessions
+from node.users import UserDirectory
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class Services:
     hits: HitFeed
     broker: HitBroker
     reads: ReadIntake
+    users: UserDirectory
+    sessions: Sessions
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -111,6 +116,15 @@ class Services:
             clock=clock,
             on_commit=broker.wake,
         )
+        users = UserDirectory(node.engine, clock=clock)
+        sessions = Sessions(
+            users,
+            audit,
+            signer=node.signer,
+            ori=config.ori,
+            clock=clock,
+            lifetime=timedelta(minutes=config.session_minutes),
+        )
         return cls(
             identity=node.identity,
             clock=clock,
@@ -133,4 +147,6 @@ class Services:
             hits=hits,
             broker=broker,
             reads=reads,
+            users=users,
+            sessions=sessions,
         )

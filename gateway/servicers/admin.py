@@ -9,12 +9,18 @@ from gateway.servicers.admin_agreements import AgreementAdmin
 from gateway.servicers.admin_hotlists import HotlistAdmin
 from gateway.servicers.admin_partner_hotlists import PartnerHotlistAdmin
 from gateway.servicers.admin_peers import PeerAdmin
+from gateway.servicers.admin_users import UserAdmin
 from gateway.servicers.identity import principal_to_proto
 from gateway.services import Services
 
 
 class AdminServicer(
-    PeerAdmin, AgreementAdmin, HotlistAdmin, PartnerHotlistAdmin, pb_grpc.AdminServiceServicer
+    PeerAdmin,
+    AgreementAdmin,
+    HotlistAdmin,
+    PartnerHotlistAdmin,
+    UserAdmin,
+    pb_grpc.AdminServiceServicer,
 ):
     """Serves the node's operators; each area of RPCs is a mixin in its own module."""
 
