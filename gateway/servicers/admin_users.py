@@ -7,6 +7,7 @@ refused logins), as `gateway.server.ACCESS` says. Every change is audited.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC
 
@@ -96,7 +97,9 @@ class UserAdmin:
         self, request: pb.LoginRequest, context: Context
     ) -> pb.LoginResponse:
         """Log a user in over the caller's certificate (audited, refused or not)."""
-        issued = self.services.sessions.login(
+        # argon2id takes tens of milliseconds on purpose: off the event loop.
+        issued = await asyncio.to_thread(
+            self.services.sessions.login,
             _required(request.user_name, "user_name"),
             request.password,
             current_presenter(context),
@@ -113,7 +116,8 @@ class UserAdmin:
         """Create an account; it has no access until ACC-2's steps are recorded."""
         if not request.HasField("user"):
             raise ValidationError("user", "is required")
-        user = self.services.users.create(
+        user = await asyncio.to_thread(
+            self.services.users.create,
             name=request.user.name,
             display_name=request.user.display_name,
             roles=_roles(list(request.user.roles)),
