@@ -27,6 +27,10 @@ class PartnerRefusedError(FederationError):
     """The partner answered, and refused."""
 
 
+class PartnerTimeoutError(UnavailableError):
+    """The partner did not answer before the call's deadline."""
+
+
 class PartnerClient:
     """Calls partner nodes over mTLS with this node's certificate."""
 
@@ -91,6 +95,21 @@ class PartnerClient:
             peer, lambda stub: stub.GetHotlist(message, timeout=HOTLIST_TIMEOUT_SECONDS)
         )
         return Envelope.from_proto(answer.snapshot), Envelope.from_proto(answer.receipt)
+
+    async def query_reads(
+        self, peer: Peer, request: Envelope, *, timeout: float
+    ) -> tuple[Envelope, Envelope]:
+        """Ask `peer` where it saw a plate; its signed answer and receipt, unverified.
+
+        Raises:
+            PartnerTimeoutError: It did not answer within `timeout` seconds.
+            UnavailableError: The partner cannot be reached.
+            PartnerRefusedError: The partner refused.
+            InvalidEnvelopeError: The answer is malformed.
+        """
+        message = pb.QueryReadsRequest(request=request.to_proto())
+        answer = await self._call(peer, lambda stub: stub.QueryReads(message, timeout=timeout))
+        return Envelope.from_proto(answer.answer), Envelope.from_proto(answer.receipt)
 
     async def acknowledge_receipt(self, peer: Peer, acknowledgement: Envelope) -> None:
         """Give `peer` our signed acknowledgement of its receipt.
@@ -172,7 +191,11 @@ class PartnerClient:
                 return await call(pb_grpc.FederationServiceStub(channel))
             except grpc.aio.AioRpcError as error:
                 code = error.code()
-                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise PartnerTimeoutError(
+                        f"partner {peer.ori} at {peer.endpoint} did not answer in time"
+                    ) from error
+                if code is grpc.StatusCode.UNAVAILABLE:
                     raise UnavailableError(
                         f"partner {peer.ori} at {peer.endpoint} is unreachable ({code.name})"
                     ) from error

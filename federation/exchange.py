@@ -44,7 +44,6 @@ from node.checkpoint import (
 from node.clock import Clock
 from node.errors import NotFoundError
 from node.signing import Key, Signer
-from node.store.models import utc
 from node.store.sharing import ExchangeRecord, SeenNonce
 
 REQUEST_TYPE = "application/vnd.alpr.exchange-request.v1+protobuf"
@@ -69,9 +68,9 @@ def sign_request(
     purpose: str,
     case_number: str,
     now: datetime,
-    hotlist_since: int,
+    query: exchange_pb2.HotlistQuery | exchange_pb2.ReadQuery,
 ) -> tuple[exchange_pb2.ExchangeRequest, Envelope]:
-    """A fresh signed request for the partner of `agreement`'s hotlists."""
+    """A fresh signed request to the partner of `agreement`: for its hotlists, or its reads."""
     request = exchange_pb2.ExchangeRequest(
         exchange_id=str(uuid.uuid4()),
         agreement_id=agreement.id,
@@ -81,8 +80,11 @@ def sign_request(
         purpose=purpose,
         case_number=case_number,
         nonce=os.urandom(NONCE_BYTES),
-        hotlist=exchange_pb2.HotlistQuery(since_version=hotlist_since),
     )
+    if isinstance(query, exchange_pb2.HotlistQuery):
+        request.hotlist.CopyFrom(query)
+    else:
+        request.reads.CopyFrom(query)
     request.issued_at.FromDatetime(now)
     return request, Envelope.sign(request.SerializeToString(), REQUEST_TYPE, signer)
 
@@ -121,12 +123,7 @@ class RequestChecker:
         request = parse_payload(exchange_pb2.ExchangeRequest, payload)
         if (request.requesting_ori, request.responding_ori) != (sender.ori, self._ori):
             raise InvalidEnvelopeError("the request is not from its sender to us")
-        agreement = self._agreements.in_force(sender.ori, grant, grantor=self._ori)
-        if agreement is None or agreement.id != request.agreement_id:
-            raise ExchangeRefusedError(
-                f"no agreement in force lets {sender.ori} {grant.name.lower()} (asked under "
-                f"{request.agreement_id or 'none'})"
-            )
+        agreement = self._covering(request.agreement_id, sender.ori, grant)
         if request.purpose not in agreement.terms.purposes:
             raise ExchangeRefusedError(f"purpose {request.purpose!r} is not in the agreement")
         if (
@@ -141,6 +138,33 @@ class RequestChecker:
             raise StaleRequestError(f"request time {issued_at:%H:%M:%S} is outside the skew")
         self._remember_nonce(sender.ori, request.nonce, now)
         return CheckedRequest(request, payload, agreement)
+
+    def _covering(self, agreement_id: str, sender_ori: str, grant: Grant) -> Agreement:
+        """The agreement a request names, once shown in force and granting `sender_ori` `grant`.
+
+        The agreement the request names is the one checked, so a partner holding two terms
+        (a renewal overlapping the old one) is answered under the one it asked under.
+
+        Raises:
+            ExchangeRefusedError: We hold no such agreement, it is with another agency, it is
+                not in force, or under it we do not grant `grant` to the sender. The reason
+                goes to our audit log only; the partner sees the uniform denial (SHR-6).
+        """
+        agreement = self._agreements.get(agreement_id) if agreement_id else None
+        if agreement is None:
+            why = "we hold no such agreement"
+        elif agreement.terms.partner_of(self._ori) != sender_ori:
+            why = f"it is with {agreement.terms.partner_of(self._ori)}"
+        elif not agreement.in_force(self._clock()):
+            why = f"it is {agreement.state.value} or outside its term"
+        elif grant not in agreement.terms.grants_by(self._ori):
+            why = f"under it we grant {sender_ori} no {grant.name.lower()}"
+        else:
+            return agreement
+        raise ExchangeRefusedError(
+            f"no agreement in force lets {sender_ori} {grant.name.lower()} "
+            f"(asked under {agreement_id or 'none'}: {why})"
+        )
 
     def _remember_nonce(self, partner_ori: str, nonce: bytes, now: datetime) -> None:
         try:
@@ -345,15 +369,22 @@ class ExchangeLedger:
             return record
 
     def unacknowledged(self, older_than: timedelta) -> list[ExchangeRecord]:
-        """Exchanges we answered whose acknowledgement has not come after `older_than`."""
-        cutoff = self._clock() - older_than
-        return [
-            record
-            for record in self.exchanges()
-            if record.we_responded
-            and record.acknowledgement is None
-            and utc(record.created_at) <= cutoff
-        ]
+        """Exchanges we answered, unacknowledged after `older_than`, oldest first.
+
+        Asked of the database, not of every exchange held: the purge job asks it every few
+        minutes.
+        """
+        query = (
+            select(ExchangeRecord)
+            .where(
+                col(ExchangeRecord.we_responded).is_(True),
+                col(ExchangeRecord.acknowledgement).is_(None),
+                col(ExchangeRecord.created_at) <= self._clock() - older_than,
+            )
+            .order_by(col(ExchangeRecord.created_at))
+        )
+        with Session(self._engine) as session:
+            return list(session.exec(query).all())
 
 
 @dataclass(frozen=True)

@@ -6,27 +6,20 @@ import asyncio
 from dataclasses import dataclass
 
 from alpr.federation.v1 import exchange_pb2
-from federation.agreements import Agreement, AgreementBook
-from federation.client import PartnerClient, PartnerRefusedError
-from federation.envelope import Envelope, parse_payload
-from federation.exchange import (
-    ExchangeLedger,
-    RequestChecker,
-    digest,
-    sign_acknowledgement,
-    sign_receipt,
-    sign_request,
-    verify_receipt,
-)
+from federation.agreements import AgreementBook
+from federation.client import PartnerClient
+from federation.envelope import Envelope
+from federation.errors import InvalidEnvelopeError
+from federation.exchange import RequestChecker, verify_receipt
 from federation.hotlist_exchange import OpenedSnapshot, open_snapshot, sign_snapshot
 from federation.peers import Peer, PeerRegistry
+from federation.receipting import Receipting, SentRequest
 from federation.terms import Grant
-from federation.witness import Witness, Witnessed
-from node.audit import AuditLog, TreeHead
-from node.audit_checkpoints import CheckpointStore
+from federation.witness import Witnessed
+from node.audit import AuditLog
 from node.clock import Clock
 from node.ed25519 import Ed25519Signer
-from node.errors import PreconditionError, UnavailableError
+from node.errors import PreconditionError
 from node.hotlists.partner_store import PartnerHotlists
 from node.hotlists.store import HotlistStore
 
@@ -50,18 +43,6 @@ class PullResult:
     witnessed now (the partner did not give a consistency proof)."""
 
 
-@dataclass(frozen=True)
-class _Pending:
-    """A pull sent and answered, to be verified and stored."""
-
-    peer: Peer
-    agreement: Agreement
-    request: exchange_pb2.ExchangeRequest
-    envelope: Envelope
-    user: str
-    purpose: str
-
-
 @dataclass(frozen=True, kw_only=True)
 class HotlistSharing:
     """Both ends of hotlist exchanges for one node."""
@@ -75,9 +56,7 @@ class HotlistSharing:
     own: HotlistStore
     partner_lists: PartnerHotlists
     audit: AuditLog
-    checkpoints: CheckpointStore
-    witness: Witness
-    ledger: ExchangeLedger
+    receipting: Receipting
     client: PartnerClient
     clock: Clock
 
@@ -102,57 +81,26 @@ class HotlistSharing:
             agreement_id=checked.agreement.id,
             now=now,
         )
-        request_digest, response_digest = digest(checked.payload), digest(snapshot.payload)
-        event = self.audit.append(
-            "exchange.hotlist_served",
-            actor=checked.request.requesting_user,
-            agency=sender.ori,
+        receipt = self.receipting.receipt_for(
+            checked,
+            sender,
+            snapshot,
+            kind=HOTLIST,
             peer_ip=peer_ip,
-            purpose=checked.request.purpose,
-            case_number=checked.request.case_number,
             details={
-                "exchange_id": checked.request.exchange_id,
-                "agreement_id": checked.agreement.id,
                 "version": changes.version,
                 "since_version": since,
                 "entries": len(changes.entry_ids),
                 "ended": len(changes.ended),
-                "request_digest": request_digest.hex(),
-                "response_digest": response_digest.hex(),
             },
-        )
-        checkpoint = self.checkpoints.sign(TreeHead(event.tree_size, event.root))
-        receipt = sign_receipt(
-            self.signer,
-            checked=checked,
-            response_digest=response_digest,
-            audit=event,
-            checkpoint=checkpoint,
-            now=now,
-        )
-        self.ledger.record(
-            exchange_id=checked.request.exchange_id,
-            partner_ori=sender.ori,
-            we_responded=True,
-            kind=HOTLIST,
-            agreement_id=checked.agreement.id,
-            request_digest=request_digest,
-            response_digest=response_digest,
-            receipt=receipt,
         )
         return snapshot, receipt
 
     def _accept(
-        self, pending: _Pending, snapshot: Envelope, receipt: Envelope
+        self, sent: SentRequest, snapshot: Envelope, receipt: Envelope
     ) -> tuple[OpenedSnapshot, Envelope]:
         """Verify the receipt and the snapshot, store the list, audit; our acknowledgement."""
-        peer, agreement, request, envelope = (
-            pending.peer,
-            pending.agreement,
-            pending.request,
-            pending.envelope,
-        )
-        user, purpose = pending.user, pending.purpose
+        peer = sent.peer
         # The snapshot's signature first (HOT-7), then the receipt over its digest; nothing
         # is stored until both hold.
         opened = open_snapshot(
@@ -160,21 +108,21 @@ class HotlistSharing:
             issuer=peer,
             recipient=self.signer,
             recipient_ori=self.ori,
-            agreement_id=agreement.id,
+            agreement_id=sent.agreement.id,
             now=self.clock(),
         )
         verify_receipt(
             receipt,
             peer,
-            request=request,
-            request_payload=envelope.payload,
+            request=sent.request,
+            request_payload=sent.envelope.payload,
             response_digest=opened.received.digest,
         )
         self.partner_lists.store(opened.received, opened.entries, opened.ended)
         for entry_id, plate, reason in opened.refused:
             self.audit.append(
                 "hotlist.refused",
-                actor=user,
+                actor=sent.user,
                 agency=self.ori,
                 details={
                     "issuer": peer.ori,
@@ -183,38 +131,35 @@ class HotlistSharing:
                     "reason": reason,
                 },
             )
-        event = self.audit.append(
-            "exchange.hotlist_received",
-            actor=user,
-            agency=self.ori,
-            purpose=purpose,
-            case_number=SCHEDULED,
+        acknowledgement = self.receipting.acknowledge(
+            sent,
+            receipt,
+            opened.received.digest,
+            kind=HOTLIST,
             details={
-                "exchange_id": request.exchange_id,
-                "partner": peer.ori,
-                "agreement_id": agreement.id,
                 "version": opened.received.version,
                 "entries": len(opened.entries.entry_ids),
                 "ended": len(opened.ended),
                 "refused": len(opened.refused),
-                "receipt_digest": digest(receipt.payload).hex(),
             },
         )
-        acknowledgement = sign_acknowledgement(
-            self.signer, receipt=receipt, requester_ori=self.ori, audit=event, now=self.clock()
-        )
-        self.ledger.record(
-            exchange_id=request.exchange_id,
-            partner_ori=peer.ori,
-            we_responded=False,
-            kind=HOTLIST,
-            agreement_id=agreement.id,
-            request_digest=digest(envelope.payload),
-            response_digest=opened.received.digest,
-            receipt=receipt,
-            acknowledgement=acknowledgement,
-        )
         return opened, acknowledgement
+
+    def _audit_rejection(self, sent: SentRequest, error: InvalidEnvelopeError) -> None:
+        """Record that a partner's answer failed verification (HOT-7): nothing of it was kept."""
+        self.audit.append(
+            "exchange.hotlist_rejected",
+            actor=sent.user,
+            agency=self.ori,
+            purpose=sent.purpose,
+            case_number=sent.case_number,
+            details={
+                "exchange_id": sent.request.exchange_id,
+                "partner": sent.peer.ori,
+                "agreement_id": sent.agreement.id,
+                "reason": error.diagnostics(),
+            },
+        )
 
     async def pull(self, partner_ori: str, *, requesting_user: str = "") -> PullResult:
         """Fetch a partner's list under the agreement in force, verify it, store it, acknowledge.
@@ -224,7 +169,8 @@ class HotlistSharing:
             PreconditionError: No agreement in force lets us receive its hotlists.
             UnavailableError: The partner cannot be reached.
             PartnerRefusedError: The partner refused.
-            InvalidEnvelopeError: The snapshot or receipt does not verify; nothing was stored.
+            InvalidEnvelopeError: The snapshot or receipt does not verify; nothing was stored,
+                and the rejection is audited as ``exchange.hotlist_rejected``.
         """
         peer = self.peers.require(partner_ori)
         agreement = self.agreements.in_force(
@@ -232,39 +178,31 @@ class HotlistSharing:
         )
         if agreement is None:
             raise PreconditionError(f"no agreement in force lets us receive {partner_ori}'s lists")
-        purpose = agreement.terms.purposes[0]
-        user = requesting_user or self.spiffe_id
-        request, envelope = sign_request(
-            self.signer,
-            agreement=agreement,
-            requesting_ori=self.ori,
-            requesting_user=user,
-            purpose=purpose,
+        sent = self.receipting.sign(
+            peer,
+            agreement,
+            user=requesting_user or self.spiffe_id,
+            purpose=agreement.terms.purposes[0],
             case_number=SCHEDULED,
-            now=self.clock(),
-            hotlist_since=self.partner_lists.held_version(partner_ori),
+            query=exchange_pb2.HotlistQuery(
+                since_version=self.partner_lists.held_version(partner_ori)
+            ),
         )
-        snapshot, receipt = await self.client.get_hotlist(peer, envelope)
-        pending = _Pending(peer, agreement, request, envelope, user, purpose)
-        # Verifying, decrypting and storing a large list takes seconds: not on the event loop.
-        opened, acknowledgement = await asyncio.to_thread(self._accept, pending, snapshot, receipt)
         try:
-            await self.client.acknowledge_receipt(peer, acknowledgement)
-            acknowledged = True
-        except (UnavailableError, PartnerRefusedError):
-            acknowledged = False  # the partner's ledger flags it unacknowledged
-        checkpoint = parse_payload(exchange_pb2.Receipt, receipt.payload).checkpoint
-        try:
-            witnessed: Witnessed | None = await self.witness.observe(peer, checkpoint)
-        except (UnavailableError, PartnerRefusedError):
-            witnessed = None  # the scheduled witnessing job asks again
+            snapshot, receipt = await self.client.get_hotlist(peer, sent.envelope)
+            # Verifying, decrypting and storing a large list takes seconds: not on the event loop.
+            opened, acknowledgement = await asyncio.to_thread(self._accept, sent, snapshot, receipt)
+        except InvalidEnvelopeError as error:
+            self._audit_rejection(sent, error)
+            raise
+        closed = await self.receipting.close(peer, receipt, acknowledgement)
         return PullResult(
             partner_ori,
-            request.exchange_id,
+            sent.request.exchange_id,
             opened.received.version,
             len(opened.entries.entry_ids),
             len(opened.ended),
             len(opened.refused),
-            acknowledged,
-            witnessed,
+            closed.acknowledged,
+            closed.witnessed,
         )

@@ -5,10 +5,12 @@ restart loses no schedule, and each is a module-level function APScheduler names
 reference. Every run is audited as ``job.run``.
 
 - ``refresh_partners`` (every 6 hours): pull every partner's hotlists that an agreement
-  in force lets us receive, well before their 24 hours run out (HOT-6). A failed pull
-  is retried for that partner alone with exponential backoff.
+  in force lets us receive, well before their 24 hours run out (HOT-6). A failed pull,
+  whatever the error, is audited and retried for that partner alone with exponential
+  backoff.
 - ``purge`` (every 5 minutes): delete partner lists past their expiry (HOT-6; they
-  stopped matching at that instant already) and nonces too old to be replayed.
+  stopped matching at that instant already) and nonces too old to be replayed, and
+  flag exchanges we answered that were left unacknowledged (AUD-6).
 - ``expire_sunsets`` (every 15 minutes): mark agreements past their sunset expired
   (SHR-3; nothing flowed under them from that instant already).
 - ``sign_checkpoint`` (every 10 minutes): sign and keep a checkpoint of the audit log,
@@ -21,6 +23,8 @@ reference. Every run is audited as ``job.run``.
 from __future__ import annotations
 
 import logging
+import uuid
+from collections import Counter
 from datetime import timedelta
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -41,6 +45,8 @@ CHECKPOINT_EVERY = timedelta(minutes=10)
 FIRST_RETRY = timedelta(minutes=1)
 LAST_RETRY = timedelta(hours=1)
 FIRST_RUN_AFTER = timedelta(seconds=10)
+# A requester acknowledges in the same pull that got our receipt; longer than this is flagged.
+ACKNOWLEDGE_WITHIN = timedelta(minutes=10)
 
 _services: Services | None = None
 _scheduler: AsyncIOScheduler | None = None
@@ -67,14 +73,31 @@ def _audit(job: str, **details: object) -> None:
     )
 
 
+def _failure(error: Exception, partner_ori: str) -> str:
+    """What the audit log says of a failed refresh; an unexpected error's trace goes to the log."""
+    if isinstance(error, NodeError):
+        return error.diagnostics()
+    error_id = uuid.uuid4().hex[:12]
+    log.exception(
+        "unexpected error refreshing a partner",
+        extra=fields(partner=partner_ori, error_id=error_id),
+    )
+    return f"unexpected {type(error).__name__}; see the node log, error id {error_id}"
+
+
 async def refresh_partner(partner_ori: str, attempt: int = 0) -> bool:
-    """Pull one partner's hotlists; on failure schedule the next retry. Whether it worked."""
+    """Pull one partner's hotlists; on failure schedule the next retry. Whether it worked.
+
+    Any failure, an unexpected one too, is audited and retried with backoff: APScheduler
+    would only log an exception that escaped, and a retry job that raised would be gone.
+    """
     services = _bound()
     try:
         result = await services.sharing.pull(partner_ori)
-    except NodeError as error:
+    except Exception as error:  # any failure: audited and retried, never lost
         delay = retry_delay(attempt + 1)
-        _audit("refresh_partner", partner=partner_ori, ok=False, error=error.diagnostics(),
+        _audit("refresh_partner", partner=partner_ori, ok=False,
+               error=_failure(error, partner_ori),
                retry_in_seconds=int(delay.total_seconds()))  # fmt: skip
         if _scheduler is not None:
             _scheduler.add_job(
@@ -92,25 +115,47 @@ async def refresh_partner(partner_ori: str, attempt: int = 0) -> bool:
 
 
 async def refresh_partners() -> list[str]:
-    """Pull from every partner that lets us receive its hotlists; the partners refreshed."""
+    """Pull from every partner that lets us receive its hotlists; the partners refreshed.
+
+    The run is audited even when no partner lets us receive anything, so an auditor
+    sees that the 6-hourly refresh ran (each partner's pull is audited too).
+    """
     services = _bound()
-    refreshed = []
+    refreshed: list[str] = []
+    failed: list[str] = []
     for agreement in services.agreements.list():
         partner = agreement.terms.partner_of(services.identity.ori)
-        if partner in refreshed:
+        if partner in refreshed or partner in failed:
             continue
         in_force = services.agreements.in_force(partner, Grant.RECEIVE_HOTLISTS, grantor=partner)
-        if in_force is not None and await refresh_partner(partner):
-            refreshed.append(partner)
+        if in_force is not None:
+            (refreshed if await refresh_partner(partner) else failed).append(partner)
+    _audit("refresh_partners", refreshed=refreshed, failed=failed)
     return refreshed
 
 
 def purge() -> list[str]:
-    """Delete expired partner lists and old nonces; the partners whose lists went."""
+    """Delete expired partner lists and old nonces, and flag unacknowledged exchanges.
+
+    An exchange we answered whose acknowledgement has not come within
+    `ACKNOWLEDGE_WITHIN` is flagged (AUD-6) at every run until it comes: counted by
+    partner in the run's audit record and warned of in the log, where an operator sees
+    it; `alpr receipts verify` lists each one.
+
+    Returns:
+        The partners whose lists went.
+    """
     services = _bound()
     expired = services.partner_lists.purge_expired()
     nonces = services.checker.forget_old_nonces()
-    _audit("purge", expired_partner_lists=expired, nonces=nonces)
+    overdue = services.ledger.unacknowledged(ACKNOWLEDGE_WITHIN)
+    by_partner = dict(Counter(record.partner_ori for record in overdue))
+    if overdue:
+        log.warning(
+            "exchanges left unacknowledged by partners",
+            extra=fields(by_partner=by_partner, oldest=overdue[0].id),
+        )
+    _audit("purge", expired_partner_lists=expired, nonces=nonces, unacknowledged=by_partner)
     return expired
 
 

@@ -20,6 +20,7 @@ from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
 from alpr.capture.v1 import capture_service_pb2, capture_service_pb2_grpc
 from alpr.federation.v1 import federation_service_pb2, federation_service_pb2_grpc
 from alpr.patrol.v1 import patrol_service_pb2, patrol_service_pb2_grpc
+from alpr.search.v1 import search_service_pb2, search_service_pb2_grpc
 from gateway import logs
 from gateway.config import NodeConfig
 from gateway.interceptors import (
@@ -38,6 +39,7 @@ from gateway.servicers.admin import AdminServicer
 from gateway.servicers.capture import CaptureServicer
 from gateway.servicers.federation import FederationServicer
 from gateway.servicers.patrol import PatrolServicer
+from gateway.servicers.search import SearchServicer
 from gateway.services import Services
 from node.clock import Clock, system_clock
 from node.profile import Role
@@ -49,6 +51,7 @@ _ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 _FEDERATION = federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"]
 _CAPTURE = capture_service_pb2.DESCRIPTOR.services_by_name["CaptureService"]
 _PATROL = patrol_service_pb2.DESCRIPTOR.services_by_name["PatrolService"]
+_SEARCH = search_service_pb2.DESCRIPTOR.services_by_name["SearchService"]
 _HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
 _REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
 
@@ -74,8 +77,9 @@ def _admin(roles: frozenset[Role], login: Login, *names: str) -> dict[str, Acces
 # behind a login, the roles of ACC-1 that may. A method missing here is refused to everyone.
 # AdminService is for the agency's operators (WhoAmI and Login for any of its users and
 # devices); FederationService for partner nodes; CaptureService for the agency's cameras and
-# PatrolService for its patrol clients. Managing users always needs a session; the rest of
-# AdminService and PatrolService does when the node's [access] require_login is true.
+# PatrolService for its patrol clients; SearchService for its users. Managing users always
+# needs a session; the rest of AdminService, SearchService and PatrolService does when the
+# node's [access] require_login is true.
 ACCESS: dict[str, Access] = {
     **_rules(_HEALTH, Access(Audience.ANY_PRINCIPAL)),
     f"/{_REFLECTION}/ServerReflectionInfo": Access(Audience.ANY_PRINCIPAL),
@@ -110,8 +114,11 @@ ACCESS: dict[str, Access] = {
     **_rules(_FEDERATION, Access(Audience.PARTNER_NODES)),
     **_rules(_CAPTURE, Access(Audience.OWN_AGENCY)),
     **_rules(_PATROL, Access(Audience.OWN_AGENCY, _HITS, Login.CONFIGURED)),
+    **_rules(_SEARCH, Access(Audience.OWN_USERS, _DATA, Login.CONFIGURED)),
 }
-SERVICE_NAMES = (_ADMIN.full_name, _FEDERATION.full_name, _CAPTURE.full_name, _PATROL.full_name)
+SERVICE_NAMES = tuple(
+    service.full_name for service in (_ADMIN, _FEDERATION, _CAPTURE, _PATROL, _SEARCH)
+)
 
 
 def create_server(
@@ -162,6 +169,7 @@ def create_server(
     patrol_service_pb2_grpc.add_PatrolServiceServicer_to_server(
         PatrolServicer(services, heartbeat_seconds=config.heartbeat_seconds), server
     )
+    search_service_pb2_grpc.add_SearchServiceServicer_to_server(SearchServicer(services), server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, _HEALTH.full_name, _REFLECTION), server)

@@ -11,6 +11,8 @@ from federation.exchange import ExchangeLedger, RequestChecker
 from federation.gate import ExchangeGate
 from federation.hotlist_sharing import HotlistSharing
 from federation.peers import PeerRegistry
+from federation.plate_queries import PlateQueries
+from federation.receipting import Receipting
 from federation.witness import Witness, WitnessedLog
 from gateway.node_dir import OpenedNode
 from gateway.servicers.identity import NodeIdentityView
@@ -25,6 +27,7 @@ from node.hotlists.store import HotlistStore
 from node.identity import Principal, PrincipalKind
 from node.matching.live import LiveIndex
 from node.reads import ImageStore, ReadIntake
+from node.search import ReadSearch
 from node.sessions import Sessions
 from node.users import UserDirectory
 
@@ -54,6 +57,8 @@ class Services:
     reads: ReadIntake
     users: UserDirectory
     sessions: Sessions
+    search: ReadSearch
+    queries: PlateQueries
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -89,6 +94,16 @@ class Services:
             client=partners,
             clock=clock,
         )
+        receipting = Receipting(
+            ori=config.ori,
+            signer=node.signer,
+            audit=audit,
+            checkpoints=checkpoints,
+            ledger=ledger,
+            witness=witness,
+            client=partners,
+            clock=clock,
+        )
         sharing = HotlistSharing(
             ori=config.ori,
             spiffe_id=Principal(config.federation, config.ori, PrincipalKind.NODE).spiffe_id,
@@ -99,9 +114,7 @@ class Services:
             own=hotlists,
             partner_lists=partner_lists,
             audit=audit,
-            checkpoints=checkpoints,
-            witness=witness,
-            ledger=ledger,
+            receipting=receipting,
             client=partners,
             clock=clock,
         )
@@ -125,6 +138,7 @@ class Services:
             clock=clock,
             lifetime=timedelta(minutes=config.session_minutes),
         )
+        search = ReadSearch(node.engine, profile=node.profile, audit=audit, ori=config.ori)
         return cls(
             identity=node.identity,
             clock=clock,
@@ -149,4 +163,14 @@ class Services:
             reads=reads,
             users=users,
             sessions=sessions,
+            search=search,
+            queries=PlateQueries(
+                ori=config.ori,
+                peers=peers,
+                agreements=agreements,
+                checker=checker,
+                search=search,
+                receipting=receipting,
+                client=partners,
+            ),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -33,13 +34,35 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield sqlite_url(tmp_path / "node.db")
         return
-    server = request.getfixturevalue("postgres_server")
+    with _postgres_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
+@pytest.fixture
+def partner_database_url(request: pytest.FixtureRequest, database_url: str) -> Iterator[str]:
+    """A second fresh database on the same engine as `database_url`, for a partner's node.
+
+    On SQLite it is "" (a node keeps its own file in its directory); on PostgreSQL, a
+    second database on the same server, so both ends of an exchange run on it.
+    """
+    if not database_url.startswith("postgresql"):
+        yield ""
+        return
+    with _postgres_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
+@contextmanager
+def _postgres_database(server: str) -> Iterator[str]:
+    """A new, empty database on `server` for the block; its URL."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"{server}/{name}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

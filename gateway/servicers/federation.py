@@ -83,6 +83,19 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
             )
         return pb.GetHotlistResponse(snapshot=snapshot.to_proto(), receipt=receipt.to_proto())
 
+    async def QueryReads(  # noqa: N802 (gRPC method name)
+        self, request: pb.QueryReadsRequest, context: Context
+    ) -> pb.QueryReadsResponse:
+        """Answer a partner's signed plate query with our signed answer and a receipt."""
+        with self._partner("QueryReads", context) as peer:
+            answer, receipt = await asyncio.to_thread(
+                self._services.queries.serve,
+                Envelope.from_proto(request.request),
+                peer,
+                peer_ip(context),
+            )
+        return pb.QueryReadsResponse(answer=answer.to_proto(), receipt=receipt.to_proto())
+
     async def AcknowledgeReceipt(  # noqa: N802 (gRPC method name)
         self, request: pb.AcknowledgeReceiptRequest, context: Context
     ) -> pb.AcknowledgeReceiptResponse:

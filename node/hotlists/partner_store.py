@@ -56,7 +56,7 @@ class ReceivedEntries:
 
     entry_ids: list[str]
     plates: list[str]
-    fields: list[hotlist_pb2.HotlistEntryFields]
+    fields: Sequence[hotlist_pb2.HotlistEntryFields]
 
 
 @dataclass(frozen=True)
@@ -203,8 +203,14 @@ class PartnerHotlists:
                 index.stamp = stamp
             else:
                 index = self._indexes[issuer] = _ListIndex(stamp)
-            for row in chunks:
-                index.add_chunk(row.chunk, _split(row.entry_ids), _split(row.plates))
+            # Indexed from the columns in hand, a chunk's slice each, not by splitting the
+            # joined text just made from them (half a second for a million entries).
+            starts = range(0, len(columns.entry_ids), CHUNK_SIZE)
+            for row, start in zip(chunks, starts, strict=True):
+                stop = start + CHUNK_SIZE
+                index.add_chunk(
+                    row.chunk, columns.entry_ids[start:stop], columns.plates[start:stop]
+                )
             index.ended.update(ended)
 
     def _chunk_rows(

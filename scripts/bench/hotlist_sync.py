@@ -6,8 +6,10 @@ For each size it builds two nodes (issuer and receiver) with an agreement betwee
 fills the issuer's list (not timed), serves the issuer as a real `alpr serve` process,
 and in a fresh receiver process times a full pull: sign, encrypt, send, verify,
 decrypt, store. Then it adds `--delta` entries to the issuer and times the delta pull.
-The baseline, in the same run, sends the same entries as one plain protobuf message
-over an insecure gRPC channel and only parses them. Peak RSS is the receiver process's.
+The baseline, in the same run, sends as many entries as one plain protobuf message
+over an insecure gRPC channel and only parses them; each pull is compared with the
+baseline carrying as many entries as it did (a delta with the delta-sized baseline).
+Peak RSS is the receiving process's own (VmHWM), not inherited from this one.
 Targets (issue "Exchange"): 1M entries under 15 s and 1.5 GB; a 1k delta under 200 ms;
 crypto and store at most 3x the baseline.
 """
@@ -125,6 +127,21 @@ def serve_issuer(directory: Path) -> tuple[subprocess.Popen[str], int]:
     raise RuntimeError("the issuer did not start")
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident set size, in MB.
+
+    Read from /proc (VmHWM), which starts afresh at exec: on Linux `ru_maxrss` of a child
+    starts from its parent's peak, so a child of a parent that built a million entries
+    would report the parent's memory.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child_pull(receiver: Path, port: int) -> dict[str, float]:
     """In this (fresh) process: one pull from the issuer; seconds and peak RSS in MB."""
     config = load_config(receiver, {})
@@ -140,7 +157,7 @@ def child_pull(receiver: Path, port: int) -> dict[str, float]:
         return time.perf_counter() - started
 
     seconds = asyncio.run(pull())
-    return {"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": seconds, "rss_mb": peak_rss_mb()}
 
 
 def baseline_server(size: int) -> tuple[grpc.Server, int]:
@@ -180,7 +197,7 @@ def child_baseline(port: int) -> dict[str, float]:
     if len(fields.fields) != len(snapshot.plates):
         raise RuntimeError("the baseline message is inconsistent")
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": seconds, "rss_mb": peak_rss_mb()}
 
 
 def in_child(*argv: str) -> dict[str, float]:
@@ -192,29 +209,36 @@ def in_child(*argv: str) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def measure(size: int, delta: int) -> list[tuple[str, dict[str, float]]]:
-    """The rows for one list size."""
+def measure_baseline(size: int) -> dict[str, float]:
+    """The plain-protobuf baseline for `size` entries."""
+    server, port = baseline_server(size)
+    try:
+        return in_child("baseline", str(port))
+    finally:
+        server.stop(None)
+
+
+def measure(size: int, delta: int) -> list[tuple[str, dict[str, float], int]]:
+    """The rows for one list size: name, measurement, and the entry count it carried.
+
+    A full pull carries `size` entries and a delta `delta`; each is compared with the
+    baseline that carries as many (the delta's own, not the full list's).
+    """
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         issuer, receiver = build(Path(scratch), size)
         process, port = serve_issuer(issuer)
         try:
-            rows.append((f"full pull {size:,}", in_child("pull", str(receiver), str(port))))
+            rows.append((f"full pull {size:,}", in_child("pull", str(receiver), str(port)), size))
             engine_node = open_node(load_config(issuer, {}), now=datetime.now(UTC))
             HotlistStore(engine_node.engine, data_key=engine_node.data_key,
                          clock=system_clock).add("stolen", entries(delta, size))  # fmt: skip
             engine_node.engine.dispose()
-            rows.append(
-                (f"delta {delta:,} on {size:,}", in_child("pull", str(receiver), str(port)))
-            )
+            delta_row = in_child("pull", str(receiver), str(port))
+            rows.append((f"delta {delta:,} on {size:,}", delta_row, delta))
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
-        server, port = baseline_server(size)
-        try:
-            rows.append((f"baseline {size:,} (plain protobuf)", in_child("baseline", str(port))))
-        finally:
-            server.stop(None)
     return rows
 
 
@@ -236,15 +260,16 @@ def main() -> int:
         return 0
     print(f"hotlist_sync on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"{'case':<36}{'seconds':>10}{'peak RSS MB':>14}{'x baseline':>12}")
-    for size in args.sizes:
-        rows = measure(size, args.delta)
-        base = rows[-1][1].get("seconds")
-        for name, row in rows:
-            if "error" in row:
-                print(f"{name:<36}  failed: {row['error']}")
-                continue
-            ratio = f"{row['seconds'] / base:.1f}" if base and "baseline" not in name else ""
-            print(f"{name:<36}{row['seconds']:>10.3f}{row['rss_mb']:>14.0f}{ratio:>12}")
+    baselines = {count: measure_baseline(count) for count in sorted({*args.sizes, args.delta})}
+    rows = [row for size in args.sizes for row in measure(size, args.delta)]
+    rows += [(f"baseline {n:,} (plain protobuf)", row, 0) for n, row in baselines.items()]
+    for name, row, carried in rows:
+        if "error" in row:
+            print(f"{name:<36}  failed: {row['error']}")
+            continue
+        base = baselines[carried].get("seconds") if carried else None
+        ratio = f"{row['seconds'] / base:.1f}" if base else ""
+        print(f"{name:<36}{row['seconds']:>10.3f}{row['rss_mb']:>14.0f}{ratio:>12}")
     return 0
 
 

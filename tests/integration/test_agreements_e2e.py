@@ -20,9 +20,7 @@ from federation.gate import DENIED
 from node.identity import PrincipalKind
 from tests.support.agencies import TIMEOUT, Agency, running_agencies, stamp
 from tests.support.clock import ManualClock
-from tests.support.pki import LAPD, LASD, Federation
-
-SPD = "CA0193300"  # South Pasadena PD: a third agency, in the federation but no peer of LAPD
+from tests.support.pki import LAPD, LASD, SPD, Federation
 
 
 @pytest.fixture

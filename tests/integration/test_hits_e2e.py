@@ -1,4 +1,4 @@
-"""Reads in, hits out: cameras and patrol clients against a real node on loopback.
+"""Reads in, hits out, reads searched: cameras, patrol clients, investigators, real node.
 
 HOT-1 (matched as committed), HOT-3 (every stream, resume by cursor), HOT-4
 (dispositions), HOT-5 (cancellations), CAP-5 (partial plates), ACC-1 (patrol cannot
@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -23,8 +24,11 @@ from alpr.capture.v1 import capture_service_pb2 as capture_pb
 from alpr.capture.v1 import capture_service_pb2_grpc as capture_grpc
 from alpr.patrol.v1 import patrol_service_pb2 as pb
 from alpr.patrol.v1 import patrol_service_pb2_grpc as pb_grpc
+from alpr.search.v1 import search_service_pb2 as search_pb
+from alpr.search.v1 import search_service_pb2_grpc as search_grpc
 from node.hotlists.entry import HotlistEntry, ListType
 from node.identity import PrincipalKind
+from node.profile import builtin_profiles, load_profile
 from tests.support.clock import START, ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.pki import LAPD, Federation
@@ -34,6 +38,7 @@ STOLEN = HotlistEntry(
     plate="7ABC123", list_type=ListType.STOLEN_VEHICLE, reason="armed", contact="LAPD Auto"
 )
 AMBER = HotlistEntry(plate="8XY?4*", list_type=ListType.AMBER_ALERT, reason="AMBER 26-3")
+PURPOSE = load_profile(builtin_profiles()["lapd"]).access.purposes[0]
 
 
 @dataclass
@@ -309,4 +314,32 @@ class TestAccess:
         stub = pb_grpc.PatrolServiceStub(channel)
         with pytest.raises(grpc.RpcError) as raised:
             next(iter(stub.StreamHits(pb.StreamHitsRequest(after_cursor=0), timeout=TIMEOUT)))
+        assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+class TestSearchService:
+    def search(self, site: Site, name_kind: PrincipalKind, purpose: str = PURPOSE) -> list[str]:
+        channel = site.stack.enter_context(
+            site.node.channel(site.federation.client(LAPD, name_kind, "detective"))
+        )
+        request = search_pb.SearchReadsRequest(
+            plate="7AB?123", purpose=purpose, case_number="26-00042"
+        )
+        request.since.FromDatetime(START)
+        request.until.FromDatetime(START + timedelta(days=1))
+        answer = search_grpc.SearchServiceStub(channel).SearchReads(request, timeout=TIMEOUT)
+        return [read.plate for read in answer.reads]
+
+    def test_cap5_a_user_finds_the_agencys_reads_by_a_partial_plate(self, site: Site) -> None:
+        site.read("7ABC123", "7ABD123", "6TRK999")
+        assert sorted(self.search(site, PrincipalKind.USER)) == ["7ABC123", "7ABD123"]
+
+    def test_acc6_a_purpose_the_agency_does_not_authorize_is_refused(self, site: Site) -> None:
+        with pytest.raises(grpc.RpcError) as raised:
+            self.search(site, PrincipalKind.USER, purpose="curiosity")
+        assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+    def test_acc1_a_patrol_device_cannot_search(self, site: Site) -> None:
+        with pytest.raises(grpc.RpcError) as raised:
+            self.search(site, PrincipalKind.DEVICE)
         assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED

@@ -3,34 +3,49 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from alpr.federation.v1 import agreement_pb2, federation_service_pb2, federation_service_pb2_grpc
+from alpr.common.v1 import hotlist_pb2
+from alpr.federation.v1 import (
+    agreement_pb2,
+    exchange_pb2,
+    federation_service_pb2,
+    federation_service_pb2_grpc,
+)
+from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
 from federation.client import PartnerRefusedError
 from federation.envelope import Envelope
+from federation.errors import InvalidEnvelopeError
 from federation.exchange import check_exchange, sign_request
 from federation.gate import DENIED
 from federation.hotlist_sharing import PullResult
 from gateway.cli import main
-from node.ed25519 import Ed25519Key
-from node.hotlists.entry import HotlistEntry, ListType
+from node.ed25519 import DataKey, Ed25519Key, Ed25519Signer
+from node.hotlists.codec import frame_fields
+from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
+from node.hotlists.store import Changes, HotlistStore
 from node.identity import PrincipalKind
 from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import ManualClock
 from tests.support.operator import Operator
-from tests.support.pki import LAPD, LASD, Federation
+from tests.support.pki import LAPD, LASD, SPD, Federation
+from tests.support.simulator import PartnerSimulator, simulating
 
 RECEIVE = agreement_pb2.GRANT_RECEIVE_HOTLISTS
+ASK = agreement_pb2.GRANT_ASK_PLATE_QUERIES
 STOLEN = HotlistEntry(
     plate="7ABC123",
     state="CA",
@@ -43,10 +58,15 @@ PARTIAL = HotlistEntry(plate="8XY?4*", list_type=ListType.AMBER_ALERT, reason="A
 
 @pytest.fixture
 def pair(
-    federation: Federation, tmp_path: Path, database_url: str, clock: ManualClock
+    federation: Federation,
+    tmp_path: Path,
+    database_url: str,
+    partner_database_url: str,
+    clock: ManualClock,
 ) -> Iterator[tuple[Agency, Agency, str]]:
-    """LAPD (each engine) and LASD; LASD lets LAPD receive its hotlists, not the reverse."""
-    with running_agencies(federation, tmp_path, clock, (LAPD, LASD), {LAPD: database_url}) as found:
+    """LAPD and LASD, both on each engine; LASD lets LAPD receive its hotlists, not the reverse."""
+    stores = {LAPD: database_url, LASD: partner_database_url}
+    with running_agencies(federation, tmp_path, clock, (LAPD, LASD), stores) as found:
         lapd, lasd = found[LAPD], found[LASD]
         lapd.add_peer(lasd)
         lasd.add_peer(lapd)
@@ -141,86 +161,168 @@ class TestDenials:
         with pytest.raises(Exception, match="no agreement in force"):
             pull(lasd, LAPD)  # LAPD granted LASD nothing
 
-    @pytest.mark.parametrize("skew", [timedelta(minutes=6), -timedelta(minutes=6)])
-    def test_fails_for_a_request_outside_the_clock_skew(
+
+# What a refused partner learns, whatever the reason (SHR-6): the code, one fixed message, and
+# an ErrorInfo that names nothing but the denial. Nothing more travels in the trailers.
+UNIFORM_DENIAL = status_pb2.Status(code=code_pb2.PERMISSION_DENIED, message=DENIED)
+UNIFORM_DENIAL.details.add().Pack(
+    error_details_pb2.ErrorInfo(reason="PERMISSION_DENIED", domain="alpr.gateway")
+)
+
+
+@dataclass(frozen=True)
+class RawPull:
+    """A signed pull sent straight to LASD's FederationService, past LAPD's own checks.
+
+    Attributes:
+        caller_ori: Whose node certificate the call presents.
+        agreement_id: The agreement the request names; "" for the one in force.
+        signer: Who signs the request; None for LAPD's node key.
+        purpose: The purpose it states.
+        skew: How far its time is from the responder's clock.
+        times: How often the same signed request is sent (a replay sends it twice).
+    """
+
+    caller_ori: str = LAPD
+    agreement_id: str = ""
+    signer: Ed25519Signer | None = None
+    purpose: str = "stolen vehicle recovery"
+    skew: timedelta = timedelta(0)
+    times: int = 1
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What a denial case may change before the pull is sent."""
+
+    lapd: Agency
+    lasd: Agency
+    agreement_id: str
+    clock: ManualClock
+
+
+def _unknown_peer(_: Scene) -> RawPull:
+    return RawPull(caller_ori=SPD)
+
+
+def _san_mismatch(scene: Scene) -> RawPull:
+    elsewhere = f"spiffe://elsewhere.alpr/agency/{LAPD}"
+    scene.lasd.node.services.peers.update(LAPD, {"spiffe_id": elsewhere})
+    return RawPull()
+
+
+def _bad_signature(_: Scene) -> RawPull:
+    return RawPull(signer=Ed25519Signer.generate())
+
+
+def _no_agreement(_: Scene) -> RawPull:
+    return RawPull(agreement_id=str(uuid.uuid4()))
+
+
+def _wrong_direction(scene: Scene) -> RawPull:
+    # An agreement in force, but LAPD letting LASD receive, not the reverse.
+    reverse = agree(scene.lapd, scene.lasd, we_grant=[RECEIVE], they_grant=[])
+    return RawPull(agreement_id=reverse)
+
+
+def _wrong_scope(scene: Scene) -> RawPull:
+    # An agreement in force in the right direction, but for plate queries only.
+    queries = agree(scene.lasd, scene.lapd, we_grant=[ASK], they_grant=[])
+    return RawPull(agreement_id=queries)
+
+
+def _purpose_not_agreed(_: Scene) -> RawPull:
+    return RawPull(purpose="civil immigration")
+
+
+def _expired(scene: Scene) -> RawPull:
+    scene.clock.advance(timedelta(days=90))  # the sunset
+    return RawPull()
+
+
+def _revoked(scene: Scene) -> RawPull:
+    scene.lasd.node.services.agreements.revoke(scene.agreement_id, "audit finding")
+    return RawPull()
+
+
+def _ahead(_: Scene) -> RawPull:
+    return RawPull(skew=timedelta(minutes=6))
+
+
+def _behind(_: Scene) -> RawPull:
+    return RawPull(skew=-timedelta(minutes=6))
+
+
+def _replayed(_: Scene) -> RawPull:
+    return RawPull(times=2)
+
+
+# Each way a partner's pull is refused, and what the responder's own audit log says of it.
+DENIALS = [
+    pytest.param(_unknown_peer, "no such peer", id="unknown-peer"),
+    pytest.param(_san_mismatch, "peer record spiffe://elsewhere.alpr", id="san-mismatch"),
+    pytest.param(_bad_signature, "signatures", id="bad-signature"),
+    pytest.param(_no_agreement, "we hold no such agreement", id="no-agreement"),
+    pytest.param(_wrong_direction, f"we grant {LAPD} no receive_hotlists", id="wrong-direction"),
+    pytest.param(_wrong_scope, f"we grant {LAPD} no receive_hotlists", id="wrong-scope"),
+    pytest.param(_purpose_not_agreed, "purpose 'civil immigration'", id="purpose"),
+    pytest.param(_expired, "outside its term", id="expired"),
+    pytest.param(_revoked, "it is revoked", id="revoked"),
+    pytest.param(_ahead, "outside the skew", id="ahead-of-skew"),
+    pytest.param(_behind, "outside the skew", id="behind-skew"),
+    pytest.param(_replayed, "used before", id="replay"),
+]
+
+
+class TestUniformDenialsAtTheResponder:
+    """SHR-6: a pull sent straight to the responder, past the requester's own checks."""
+
+    @pytest.mark.parametrize(("prepare", "reason"), DENIALS)
+    def test_shr6_every_denial_is_answered_alike_and_audited(
         self,
         pair: tuple[Agency, Agency, str],
         federation: Federation,
         clock: ManualClock,
-        skew: timedelta,
-    ) -> None:
-        lapd, lasd, _ = pair
-        error = _send_raw_pull(lapd, lasd, federation, issued_at=clock() + skew, times=1)[0]
-        assert error is not None
-        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert (
-            "outside the skew"
-            in json.loads(lasd.audit_events("exchange.denied")[0].details)["reason"]
-        )
-
-    def test_fails_on_a_replayed_request(
-        self, pair: tuple[Agency, Agency, str], federation: Federation, clock: ManualClock
-    ) -> None:
-        lapd, lasd, _ = pair
-        first, second = _send_raw_pull(lapd, lasd, federation, issued_at=clock(), times=2)
-        assert first is None
-        assert second is not None
-        assert (second.code(), second.details()) == (grpc.StatusCode.PERMISSION_DENIED, DENIED)
-        [denial] = lasd.audit_events("exchange.denied")
-        assert "used before" in json.loads(denial.details)["reason"]
-
-
-class TestUniformDenialsAtTheResponder:
-    def test_shr6_purpose_sunset_and_revocation_are_denied_alike_and_audited(
-        self, pair: tuple[Agency, Agency, str], federation: Federation, clock: ManualClock
+        prepare: Callable[[Scene], RawPull],
+        reason: str,
     ) -> None:
         lapd, lasd, agreement_id = pair
-        answers = _send_raw_pull(
-            lapd, lasd, federation, issued_at=clock(), times=1, purpose="civil immigration"
-        )
-        clock.advance(timedelta(days=90))  # the sunset
-        answers += _send_raw_pull(lapd, lasd, federation, issued_at=clock(), times=1)
-        lasd.node.services.agreements.revoke(agreement_id, "audit finding")
-        answers += _send_raw_pull(lapd, lasd, federation, issued_at=clock(), times=1)
-        first = answers[0]
-        assert first is not None
-        for answer in answers:
-            assert answer is not None
-            assert (answer.code(), answer.details()) == (grpc.StatusCode.PERMISSION_DENIED, DENIED)
-            assert answer.trailing_metadata() == first.trailing_metadata()
-        reasons = [json.loads(e.details)["reason"] for e in lasd.audit_events("exchange.denied")]
-        assert "purpose 'civil immigration' is not in the agreement" in reasons[0]
-        assert all("no agreement in force" in reason for reason in reasons[1:])
-        assert len(reasons) == 3
+        raw = prepare(Scene(lapd, lasd, agreement_id, clock))
+        *answered, refused = _send_raw_pull(lapd, lasd, federation, raw, clock())
+        assert answered == [None] * (raw.times - 1)  # a replay's first copy was fine
+        assert refused is not None
+        assert (refused.code(), refused.details()) == (grpc.StatusCode.PERMISSION_DENIED, DENIED)
+        assert isinstance(refused, grpc.Call)
+        assert rpc_status.from_call(refused) == UNIFORM_DENIAL
+        assert [item.key for item in refused.trailing_metadata()] == ["grpc-status-details-bin"]
+        [denial] = [json.loads(e.details) for e in lasd.audit_events("exchange.denied")]
+        assert (denial["method"], denial["responder"]) == ("GetHotlist", LASD)
+        assert reason in denial["reason"]
+        assert len(lasd.audit_events("exchange.hotlist_served")) == raw.times - 1
 
 
 def _send_raw_pull(
-    lapd: Agency,
-    lasd: Agency,
-    federation: Federation,
-    *,
-    issued_at: datetime,
-    times: int,
-    purpose: str = "stolen vehicle recovery",
+    lapd: Agency, lasd: Agency, federation: Federation, raw: RawPull, now: datetime
 ) -> list[grpc.RpcError | None]:
-    """Send one signed LAPD pull to LASD `times` times, as a replaying attacker would."""
+    """Send a signed pull, as `raw` describes it, to LASD; what each sending got back."""
     services = lapd.node.services
-    [agreement] = services.agreements.list(LASD)
+    template = services.agreements.list(LASD)[0]  # sign_request reads its id and parties
+    terms = replace(template.terms, agreement_id=raw.agreement_id or template.id)
     _, envelope = sign_request(
-        services.sharing.signer,
-        agreement=agreement,
+        raw.signer or services.sharing.signer,
+        agreement=replace(template, terms=terms),
         requesting_ori=LAPD,
-        requesting_user="spiffe://test.alpr/agency/CA0194200/user/det-1",
-        purpose=purpose,
+        requesting_user=f"spiffe://test.alpr/agency/{LAPD}/user/det-1",
+        purpose=raw.purpose,
         case_number="26-001",
-        now=issued_at,
-        hotlist_since=0,
+        now=now + raw.skew,
+        query=exchange_pb2.HotlistQuery(since_version=0),
     )
     outcomes: list[grpc.RpcError | None] = []
-    credentials = federation.client(LAPD, PrincipalKind.NODE, "")
+    credentials = federation.client(raw.caller_ori, PrincipalKind.NODE, "")
     with lasd.node.channel(credentials) as channel:
         stub = federation_service_pb2_grpc.FederationServiceStub(channel)
-        for _ in range(times):
+        for _ in range(raw.times):
             try:
                 stub.GetHotlist(
                     federation_service_pb2.GetHotlistRequest(request=envelope.to_proto()),
@@ -230,6 +332,109 @@ def _send_raw_pull(
             except grpc.RpcError as error:
                 outcomes.append(error)
     return outcomes
+
+
+FORBIDDEN_PLATE = "4IMM123"
+
+
+class _SmugglingStore(HotlistStore):
+    """An issuer's store that also hands out an entry its own import would refuse (ACC-7)."""
+
+    def changes_since(self, version: int) -> Changes:
+        """The real changes, and one civil-immigration entry."""
+        changes = super().changes_since(version)
+        forbidden = hotlist_pb2.HotlistEntryFields(
+            list_type=ListType.CIVIL_IMMIGRATION.value, reason="detainer", list_name="stolen"
+        )
+        return replace(
+            changes,
+            entry_ids=[*changes.entry_ids, str(uuid.uuid4())],
+            plates=[*changes.plates, FORBIDDEN_PLATE],
+            framed_fields=changes.framed_fields + frame_fields([forbidden.SerializeToString()]),
+        )
+
+
+def _plate_altered(answer: federation_service_pb2.GetHotlistResponse) -> None:
+    assert STOLEN.plate.encode() in answer.snapshot.payload
+    answer.snapshot.payload = answer.snapshot.payload.replace(b"7ABC123", b"7ABC128")
+
+
+def _receipt_altered(answer: federation_service_pb2.GetHotlistResponse) -> None:
+    answer.receipt.payload = answer.receipt.payload[:-1] + bytes([answer.receipt.payload[-1] ^ 1])
+
+
+@contextmanager
+def _through_simulator(
+    lapd: Agency, lasd: Agency, federation: Federation
+) -> Iterator[PartnerSimulator]:
+    """LAPD's calls to LASD go through a simulator of LASD for the block."""
+    with simulating(lasd.node, federation.client(LAPD, PrincipalKind.NODE, "")) as (
+        simulator,
+        target,
+    ):
+        lapd.node.services.peers.update(LASD, {"endpoint": target})
+        yield simulator
+
+
+class TestAnswersTheRequesterRefuses:
+    @pytest.mark.parametrize("alter", [_plate_altered, _receipt_altered])
+    def test_hot7_an_answer_altered_in_transit_is_refused_before_any_entry_is_stored(
+        self,
+        pair: tuple[Agency, Agency, str],
+        federation: Federation,
+        alter: Callable[[federation_service_pb2.GetHotlistResponse], None],
+    ) -> None:
+        lapd, lasd, _ = pair
+
+        def altered(request: federation_service_pb2.GetHotlistRequest) -> GetHotlistResponse:
+            answer = simulator.forward_hotlist(request)
+            alter(answer)
+            return answer
+
+        with _through_simulator(lapd, lasd, federation) as simulator:
+            simulator.answer_hotlist = altered
+            with pytest.raises(InvalidEnvelopeError, match="signatures"):
+                pull(lapd, LASD)
+        lists = lapd.node.services.partner_lists
+        assert (lists.entry_count(LASD), lists.held_version(LASD)) == (0, 0)
+        assert lists.find(STOLEN.plate) == []
+        [rejected] = [json.loads(e.details) for e in lapd.audit_events("exchange.hotlist_rejected")]
+        assert (rejected["partner"], "signatures" in rejected["reason"]) == (LASD, True)
+        assert lapd.audit_events("exchange.hotlist_received") == []
+        assert lapd.node.services.ledger.exchanges() == []
+        # LASD answered and was never acknowledged: its ledger flags the exchange.
+        [flagged] = lasd.node.services.ledger.unacknowledged(timedelta(0))
+        assert flagged.id == rejected["exchange_id"]
+
+    def test_acc7_a_forbidden_category_from_a_partner_is_refused_and_audited(
+        self, pair: tuple[Agency, Agency, str], federation: Federation, clock: ManualClock
+    ) -> None:
+        lapd, lasd, _ = pair
+        config = lasd.node.config
+        with _engine(lasd) as engine, _through_simulator(lapd, lasd, federation) as simulator:
+            key = DataKey.load_or_create(config.data_key)
+            smuggling = _SmugglingStore(engine, data_key=key, clock=clock)
+            sharing = replace(lasd.node.services.sharing, own=smuggling)
+            requester = lasd.node.services.peers.require(LAPD)
+
+            def serve(request: federation_service_pb2.GetHotlistRequest) -> GetHotlistResponse:
+                request_envelope = Envelope.from_proto(request.request)
+                snapshot, receipt = sharing.serve(request_envelope, requester, "127.0.0.1")
+                return GetHotlistResponse(snapshot=snapshot.to_proto(), receipt=receipt.to_proto())
+
+            simulator.answer_hotlist = serve
+            result = pull(lapd, LASD)
+        assert (result.added, result.refused, result.acknowledged) == (2, 1, True)
+        assert lapd.node.services.partner_lists.find(FORBIDDEN_PLATE) == []
+        assert len(lapd.node.services.partner_lists.find(STOLEN.plate)) == 1
+        [refusal] = [json.loads(e.details) for e in lapd.audit_events("hotlist.refused")]
+        assert (refusal["issuer"], refusal["plate"], refusal["reason"]) == (
+            LASD,
+            FORBIDDEN_PLATE,
+            f"list_type: {FORBIDDEN_REASON}",
+        )
+        [received] = lapd.audit_events("exchange.hotlist_received")
+        assert json.loads(received.details)["refused"] == 1
 
 
 class TestReceiptsVerify:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+import re
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +14,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 
 from alpr.federation.v1 import agreement_pb2
+from federation.client import PartnerClient
+from federation.hotlist_sharing import HotlistSharing, PullResult
 from gateway import jobs
+from gateway.logs import FIELDS
+from node.errors import UnavailableError
 from node.hotlists.entry import HotlistEntry, ListType
 from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
@@ -34,6 +40,22 @@ def pair(
         lasd.node.services.hotlists.create_list("stolen")
         lasd.node.services.hotlists.add("stolen", [STOLEN])
         yield lapd, lasd
+
+
+def _unreachable(lapd: Agency, _: pytest.MonkeyPatch) -> None:
+    lapd.node.services.peers.update(LASD, {"endpoint": "localhost:1"})  # nobody listens
+
+
+async def _pull_failing_unexpectedly(*_: object, **__: object) -> PullResult:
+    raise RuntimeError("a bug, not a refusal")
+
+
+def _unexpected(_: Agency, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(HotlistSharing, "pull", _pull_failing_unexpectedly)
+
+
+async def _partner_down(*_: object) -> None:
+    raise UnavailableError("the partner went down before the acknowledgement")
 
 
 def start(agency: Agency) -> AsyncIOScheduler:
@@ -86,26 +108,76 @@ class TestJobs:
         finally:
             lapd.node.run(_shutdown(scheduler))
         assert len(lapd.node.services.partner_lists.find("7ABC123")) == 1
-        [run] = job_runs(lapd)
+        run, summary = job_runs(lapd)
         assert (run["job"], run["partner"], run["ok"]) == ("refresh_partner", LASD, True)
+        assert summary == {"job": "refresh_partners", "refreshed": [LASD], "failed": []}
 
-    def test_a_failed_refresh_is_retried_with_backoff(
-        self, pair: tuple[Agency, Agency], clock: ManualClock
+    @pytest.mark.parametrize(
+        ("breakage", "error"),
+        [(_unreachable, "unreachable"), (_unexpected, "unexpected RuntimeError")],
+    )
+    def test_a_failed_refresh_is_audited_and_retried_with_backoff(
+        self,
+        pair: tuple[Agency, Agency],
+        clock: ManualClock,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+        breakage: Callable[[Agency, pytest.MonkeyPatch], None],
+        error: str,
     ) -> None:
         lapd, lasd = pair
-        lapd.node.services.peers.update(LASD, {"endpoint": "localhost:1"})  # nobody listens
+        breakage(lapd, monkeypatch)
         scheduler = start(lapd)
         try:
-            assert lapd.node.run(jobs.refresh_partner(LASD)) is False
+            with caplog.at_level(logging.WARNING, logger=jobs.log.name):
+                assert lapd.node.run(jobs.refresh_partners()) == []
             retry = scheduler.get_job(f"retry-{LASD}")
             assert retry.args == (LASD, 1)
             assert retry.trigger.run_date == clock() + timedelta(minutes=1)
         finally:
             lapd.node.run(_shutdown(scheduler))
-        [run] = job_runs(lapd)
+        run, summary = job_runs(lapd)
         assert (run["ok"], run["retry_in_seconds"]) == (False, 60)
-        assert "unreachable" in str(run["error"])
+        assert error in str(run["error"])
+        assert summary == {"job": "refresh_partners", "refreshed": [], "failed": [LASD]}
+        # An unexpected error's trace is in the node's log under the id the audit names.
+        traced = {getattr(r, FIELDS)["error_id"] for r in caplog.records if r.exc_info}
+        assert traced == set(re.findall(r"error id (\w+)", str(run["error"])))
         assert lasd.audit_events("exchange.hotlist_served") == []
+
+    def test_refresh_is_audited_even_with_no_partner_to_refresh(
+        self, pair: tuple[Agency, Agency]
+    ) -> None:
+        _, lasd = pair  # LASD lets LAPD receive its lists; nobody lets LASD receive any
+        scheduler = start(lasd)
+        try:
+            assert lasd.node.run(jobs.refresh_partners()) == []
+        finally:
+            lasd.node.run(_shutdown(scheduler))
+        assert job_runs(lasd) == [{"job": "refresh_partners", "refreshed": [], "failed": []}]
+
+    def test_aud6_purge_flags_an_exchange_left_unacknowledged(
+        self,
+        pair: tuple[Agency, Agency],
+        clock: ManualClock,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        lapd, lasd = pair
+        monkeypatch.setattr(PartnerClient, "acknowledge_receipt", _partner_down)
+        pulled = lapd.node.run(lapd.node.services.sharing.pull(LASD))
+        assert not pulled.acknowledged
+        scheduler = start(lasd)
+        try:
+            jobs.purge()  # just answered: not yet overdue
+            clock.advance(jobs.ACKNOWLEDGE_WITHIN)
+            with caplog.at_level(logging.WARNING, logger=jobs.log.name):
+                jobs.purge()
+        finally:
+            lasd.node.run(_shutdown(scheduler))
+        assert [run["unacknowledged"] for run in job_runs(lasd)] == [{}, {LAPD: 1}]
+        [warning] = caplog.records
+        assert getattr(warning, FIELDS) == {"by_partner": {LAPD: 1}, "oldest": pulled.exchange_id}
 
     def test_purge_and_sunset_jobs_run_and_are_audited(
         self, pair: tuple[Agency, Agency], clock: ManualClock
@@ -121,6 +193,7 @@ class TestJobs:
             lapd.node.run(_shutdown(scheduler))
         assert [run["job"] for run in job_runs(lapd)] == [
             "refresh_partner",
+            "refresh_partners",
             "purge",
             "expire_sunsets",
         ]

@@ -97,6 +97,7 @@ def agree(
     we_grant: list[agreement_pb2.Grant.ValueType],
     they_grant: list[agreement_pb2.Grant.ValueType],
     days: int = 90,
+    purposes: tuple[str, ...] = ("stolen vehicle recovery",),
 ) -> str:
     """Propose and accept an agreement through both operators; its id."""
     created = proposer.admin.CreateAgreement(
@@ -106,7 +107,7 @@ def agree(
             sunsets_at=stamp(timedelta(days=days)),
             we_grant=we_grant,
             they_grant=they_grant,
-            purposes=["stolen vehicle recovery"],
+            purposes=list(purposes),
         ),
         timeout=TIMEOUT,
     ).agreement

@@ -13,6 +13,7 @@ from node.pki import CertificateAuthority
 FEDERATION = "test.alpr"
 LAPD = "CA0194200"
 LASD = "CA0190000"
+SPD = "CA0193300"  # South Pasadena PD
 
 
 @dataclass

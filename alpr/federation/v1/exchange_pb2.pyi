@@ -35,6 +35,7 @@ class ExchangeRequest(_message.Message):
     NONCE_FIELD_NUMBER: _builtins.int
     ISSUED_AT_FIELD_NUMBER: _builtins.int
     HOTLIST_FIELD_NUMBER: _builtins.int
+    READS_FIELD_NUMBER: _builtins.int
     exchange_id: _builtins.str
     """A UUID the requester chooses; receipts and acknowledgements name it."""
     agreement_id: _builtins.str
@@ -59,6 +60,10 @@ class ExchangeRequest(_message.Message):
     def hotlist(self) -> Global___HotlistQuery:
         """The responder's hotlists."""
 
+    @_builtins.property
+    def reads(self) -> Global___ReadQuery:
+        """Where the responder's cameras saw a plate."""
+
     def __init__(
         self,
         *,
@@ -72,16 +77,135 @@ class ExchangeRequest(_message.Message):
         nonce: _builtins.bytes = ...,
         issued_at: _timestamp_pb2.Timestamp | None = ...,
         hotlist: Global___HotlistQuery | None = ...,
+        reads: Global___ReadQuery | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["hotlist", b"hotlist", "issued_at", b"issued_at", "query", b"query"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hotlist", b"hotlist", "issued_at", b"issued_at", "query", b"query", "reads", b"reads"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "case_number", b"case_number", "exchange_id", b"exchange_id", "hotlist", b"hotlist", "issued_at", b"issued_at", "nonce", b"nonce", "purpose", b"purpose", "query", b"query", "requesting_ori", b"requesting_ori", "requesting_user", b"requesting_user", "responding_ori", b"responding_ori"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "case_number", b"case_number", "exchange_id", b"exchange_id", "hotlist", b"hotlist", "issued_at", b"issued_at", "nonce", b"nonce", "purpose", b"purpose", "query", b"query", "reads", b"reads", "requesting_ori", b"requesting_ori", "requesting_user", b"requesting_user", "responding_ori", b"responding_ori"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_query: _TypeAlias = _typing.Literal["hotlist"]  # noqa: Y015
+    _WhichOneofReturnType_query: _TypeAlias = _typing.Literal["hotlist", "reads"]  # noqa: Y015
     _WhichOneofArgType_query: _TypeAlias = _typing.Literal["query", b"query"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_query) -> _WhichOneofReturnType_query | None: ...
 
 Global___ExchangeRequest: _TypeAlias = ExchangeRequest  # noqa: Y015
+
+@_typing.final
+class ReadQuery(_message.Message):
+    """A plate query: where did the responder's cameras see this plate between two times."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    JUDICIAL_WARRANT_FIELD_NUMBER: _builtins.int
+    plate: _builtins.str
+    """A whole plate, or a partial one ("7AB?12*": ? one character, * any run)."""
+    judicial_warrant: _builtins.str
+    """The judicial warrant a civil immigration query is made under (ACC-7)."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """The start of the window."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """The end of the window (excluded)."""
+
+    def __init__(
+        self,
+        *,
+        plate: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        judicial_warrant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["judicial_warrant", b"judicial_warrant", "plate", b"plate", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadQuery: _TypeAlias = ReadQuery  # noqa: Y015
+
+@_typing.final
+class ReadAnswer(_message.Message):
+    """A responder's answer to a ReadQuery, signed by it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    RESPONDER_ORI_FIELD_NUMBER: _builtins.int
+    READS_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    exchange_id: _builtins.str
+    """The exchange it answers."""
+    responder_ori: _builtins.str
+    """The answering agency."""
+    truncated: _builtins.bool
+    """Whether more reads matched than the answer holds."""
+    @_builtins.property
+    def reads(self) -> _containers.RepeatedCompositeFieldContainer[Global___SharedRead]:
+        """The reads found, newest first; at most the responder's answer limit."""
+
+    def __init__(
+        self,
+        *,
+        exchange_id: _builtins.str = ...,
+        responder_ori: _builtins.str = ...,
+        reads: _abc.Iterable[Global___SharedRead] | None = ...,
+        truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_id", b"exchange_id", "reads", b"reads", "responder_ori", b"responder_ori", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadAnswer: _TypeAlias = ReadAnswer  # noqa: Y015
+
+@_typing.final
+class SharedRead(_message.Message):
+    """One read as a partner shares it: no image, no owner (CAP-3)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATE_FIELD_NUMBER: _builtins.int
+    CAPTURED_AT_FIELD_NUMBER: _builtins.int
+    LATITUDE_FIELD_NUMBER: _builtins.int
+    LONGITUDE_FIELD_NUMBER: _builtins.int
+    CAMERA_ID_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_FIELD_NUMBER: _builtins.int
+    plate: _builtins.str
+    """The plate as read."""
+    latitude: _builtins.float
+    """Where, in WGS 84 degrees."""
+    longitude: _builtins.float
+    """Where, in WGS 84 degrees."""
+    camera_id: _builtins.str
+    """The camera, as the responder names it."""
+    confidence: _builtins.float
+    """The reader's confidence, 0 to 1."""
+    @_builtins.property
+    def captured_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was seen."""
+
+    def __init__(
+        self,
+        *,
+        plate: _builtins.str = ...,
+        captured_at: _timestamp_pb2.Timestamp | None = ...,
+        latitude: _builtins.float = ...,
+        longitude: _builtins.float = ...,
+        camera_id: _builtins.str = ...,
+        confidence: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "captured_at", b"captured_at", "confidence", b"confidence", "latitude", b"latitude", "longitude", b"longitude", "plate", b"plate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SharedRead: _TypeAlias = SharedRead  # noqa: Y015
 
 @_typing.final
 class HotlistQuery(_message.Message):

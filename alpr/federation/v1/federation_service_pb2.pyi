@@ -239,6 +239,60 @@ class GetHotlistResponse(_message.Message):
 Global___GetHotlistResponse: _TypeAlias = GetHotlistResponse  # noqa: Y015
 
 @_typing.final
+class QueryReadsRequest(_message.Message):
+    """Request for FederationService.QueryReads."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _envelope_pb2.SignedEnvelope:
+        """An ExchangeRequest with a ReadQuery, signed by the requester."""
+
+    def __init__(
+        self,
+        *,
+        request: _envelope_pb2.SignedEnvelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueryReadsRequest: _TypeAlias = QueryReadsRequest  # noqa: Y015
+
+@_typing.final
+class QueryReadsResponse(_message.Message):
+    """Response for FederationService.QueryReads."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANSWER_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def answer(self) -> _envelope_pb2.SignedEnvelope:
+        """A ReadAnswer signed by us."""
+
+    @_builtins.property
+    def receipt(self) -> _envelope_pb2.SignedEnvelope:
+        """A Receipt for the exchange, signed by us."""
+
+    def __init__(
+        self,
+        *,
+        answer: _envelope_pb2.SignedEnvelope | None = ...,
+        receipt: _envelope_pb2.SignedEnvelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueryReadsResponse: _TypeAlias = QueryReadsResponse  # noqa: Y015
+
+@_typing.final
 class AcknowledgeReceiptRequest(_message.Message):
     """Request for FederationService.AcknowledgeReceipt."""
 

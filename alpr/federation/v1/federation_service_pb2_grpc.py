@@ -60,6 +60,11 @@ class FederationServiceStub:
                 request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistRequest.SerializeToString,
                 response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistResponse.FromString,
                 _registered_method=True)
+        self.QueryReads = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/QueryReads',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsResponse.FromString,
+                _registered_method=True)
         self.AcknowledgeReceipt = channel.unary_unary(
                 '/alpr.federation.v1.FederationService/AcknowledgeReceipt',
                 request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptRequest.SerializeToString,
@@ -127,6 +132,13 @@ class FederationServiceServicer:
 
     def GetHotlist(self, request, context):
         """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryReads(self, request, context):
+        """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -204,6 +216,11 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     servicer.GetHotlist,
                     request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistRequest.FromString,
                     response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistResponse.SerializeToString,
+            ),
+            'QueryReads': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryReads,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsResponse.SerializeToString,
             ),
             'AcknowledgeReceipt': grpc.unary_unary_rpc_method_handler(
                     servicer.AcknowledgeReceipt,
@@ -372,6 +389,33 @@ class FederationService:
             '/alpr.federation.v1.FederationService/GetHotlist',
             alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistRequest.SerializeToString,
             alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryReads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/QueryReads',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsResponse.FromString,
             options,
             channel_credentials,
             insecure,

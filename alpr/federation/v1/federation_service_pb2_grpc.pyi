@@ -45,6 +45,8 @@ class FederationServiceStub:
     """Tells us the caller revoked an agreement; all flow under it stops at once."""
     GetHotlist: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetHotlistRequest, _federation_service_pb2.GetHotlistResponse]
     """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
+    QueryReads: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.QueryReadsRequest, _federation_service_pb2.QueryReadsResponse]
+    """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6)."""
     AcknowledgeReceipt: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptRequest, _federation_service_pb2.AcknowledgeReceiptResponse]
     """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6)."""
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetCheckpointRequest, _federation_service_pb2.GetCheckpointResponse]
@@ -79,6 +81,8 @@ class FederationServiceAsyncStub(FederationServiceStub):
     """Tells us the caller revoked an agreement; all flow under it stops at once."""
     GetHotlist: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetHotlistRequest, _federation_service_pb2.GetHotlistResponse]  # type: ignore[assignment]
     """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
+    QueryReads: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.QueryReadsRequest, _federation_service_pb2.QueryReadsResponse]  # type: ignore[assignment]
+    """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6)."""
     AcknowledgeReceipt: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptRequest, _federation_service_pb2.AcknowledgeReceiptResponse]  # type: ignore[assignment]
     """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6)."""
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetCheckpointRequest, _federation_service_pb2.GetCheckpointResponse]  # type: ignore[assignment]
@@ -140,6 +144,14 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_federation_service_pb2.GetHotlistResponse, _abc.Awaitable[_federation_service_pb2.GetHotlistResponse]]:
         """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
+
+    @_abc_1.abstractmethod
+    def QueryReads(
+        self,
+        request: _federation_service_pb2.QueryReadsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.QueryReadsResponse, _abc.Awaitable[_federation_service_pb2.QueryReadsResponse]]:
+        """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6)."""
 
     @_abc_1.abstractmethod
     def AcknowledgeReceipt(

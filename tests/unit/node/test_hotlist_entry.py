@@ -299,20 +299,25 @@ class TestBulkChecks:
                 st.sampled_from(["7ABC123", "8XY?4*", "bad plate", "A", "ABCDEFGHI"]),
                 st.sampled_from(["stolen_vehicle", "civil_immigration", "no_such_type"]),
                 st.sampled_from(["CA", "", "ZZ"]),
+                st.sampled_from(["reason", "case_number", "contact"]),
                 st.integers(min_value=0, max_value=600),
             ),
             max_size=12,
         )
     )
-    @example([("7ABC123", "stolen_vehicle", "CA", 10)] * 3)
-    @example([("7ABC123", "civil_immigration", "CA", 10)])
+    @example([("7ABC123", "stolen_vehicle", "CA", "reason", 10)] * 3)
+    @example([("7ABC123", "civil_immigration", "CA", "reason", 10)])
+    @example([("7ABC123", "stolen_vehicle", "CA", "case_number", 65)])
+    @example([("7ABC123", "stolen_vehicle", "CA", "contact", 201)])
     def test_acc7_bulk_checks_agree_with_entry_by_entry_checks(
-        self, rows: list[tuple[str, str, str, int]]
+        self, rows: list[tuple[str, str, str, str, int]]
     ) -> None:
         plates = [plate for plate, *_ in rows]
         fields = [
-            hotlist_pb2.HotlistEntryFields(list_type=kind, state=state, reason="r" * length)
-            for _, kind, state, length in rows
+            hotlist_pb2.HotlistEntryFields(list_type=kind, state=state)
+            for _, kind, state, *_ in rows
         ]
+        for message, (*_, text, length) in zip(fields, rows, strict=True):
+            setattr(message, text, "r" * length)
         expected = [problem_with(p, f) for p, f in zip(plates, fields, strict=True)]
         assert problems_in_bulk(plates, fields) == expected

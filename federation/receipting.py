@@ -1,0 +1,221 @@
+"""What both ends of every exchange do around it: audit, receipt, acknowledgement, witness.
+
+Hotlist pulls and plate queries differ in what they carry and share the rest (DESIGN.md,
+"Exchanges between agencies"; AUD-6, AUD-7):
+
+- the responder appends its audit event, signs a checkpoint of its log at that event,
+  signs a receipt over the digests of the request and its answer, and keeps it
+  (`Receipting.receipt_for`);
+- the requester, once the answer and the receipt verify and the answer is used, appends
+  its own event holding the receipt, signs an acknowledgement and keeps both
+  (`Receipting.acknowledge`), then gives the acknowledgement to the responder and
+  witnesses the checkpoint the receipt carries (`Receipting.close`), neither of which
+  may fail the exchange: an undelivered acknowledgement is flagged by the responder's
+  ledger, an unwitnessed checkpoint is asked for again by the scheduled job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from alpr.federation.v1 import exchange_pb2
+from federation.agreements import Agreement
+from federation.client import PartnerClient, PartnerRefusedError
+from federation.envelope import Envelope, parse_payload
+from federation.exchange import (
+    CheckedRequest,
+    ExchangeLedger,
+    digest,
+    sign_acknowledgement,
+    sign_receipt,
+    sign_request,
+)
+from federation.peers import Peer
+from federation.witness import Witness, Witnessed
+from node.audit import AuditLog, TreeHead
+from node.audit_checkpoints import CheckpointStore
+from node.clock import Clock
+from node.ed25519 import Ed25519Signer
+from node.errors import UnavailableError
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    """A request we signed and sent to a partner, and on whose behalf."""
+
+    peer: Peer
+    agreement: Agreement
+    request: exchange_pb2.ExchangeRequest
+    envelope: Envelope
+    user: str
+
+    @property
+    def purpose(self) -> str:
+        """The purpose the request states."""
+        return self.request.purpose
+
+    @property
+    def case_number(self) -> str:
+        """The case number (or schedule) the request states."""
+        return self.request.case_number
+
+
+@dataclass(frozen=True)
+class Closed:
+    """How an exchange ended for the requester, past its answer."""
+
+    acknowledged: bool
+    witnessed: Witnessed | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Receipting:
+    """The receipts, acknowledgements and witnessing of one node's exchanges."""
+
+    ori: str
+    signer: Ed25519Signer
+    audit: AuditLog
+    checkpoints: CheckpointStore
+    ledger: ExchangeLedger
+    witness: Witness
+    client: PartnerClient
+    clock: Clock
+
+    def sign(
+        self,
+        peer: Peer,
+        agreement: Agreement,
+        *,
+        user: str,
+        purpose: str,
+        case_number: str,
+        query: exchange_pb2.HotlistQuery | exchange_pb2.ReadQuery,
+    ) -> SentRequest:
+        """A fresh request to `peer` under `agreement`, signed by us for `user`."""
+        request, envelope = sign_request(
+            self.signer,
+            agreement=agreement,
+            requesting_ori=self.ori,
+            requesting_user=user,
+            purpose=purpose,
+            case_number=case_number,
+            now=self.clock(),
+            query=query,
+        )
+        return SentRequest(peer, agreement, request, envelope, user)
+
+    def receipt_for(
+        self,
+        checked: CheckedRequest,
+        sender: Peer,
+        answer: Envelope,
+        *,
+        kind: str,
+        peer_ip: str,
+        details: Mapping[str, object],
+    ) -> Envelope:
+        """As responder: audit the answer to `checked`, sign its receipt, keep it.
+
+        Args:
+            checked: The request, checked.
+            sender: The partner that sent it.
+            answer: Our signed answer.
+            kind: The exchange's kind (``hotlist``, ``plate_query``); the audit event is
+                ``exchange.<kind>_served``.
+            peer_ip: Where the request came from.
+            details: What the audit event records of the answer.
+        """
+        request_digest, response_digest = digest(checked.payload), digest(answer.payload)
+        event = self.audit.append(
+            f"exchange.{kind}_served",
+            actor=checked.request.requesting_user,
+            agency=sender.ori,
+            peer_ip=peer_ip,
+            purpose=checked.request.purpose,
+            case_number=checked.request.case_number,
+            details={
+                "exchange_id": checked.request.exchange_id,
+                "agreement_id": checked.agreement.id,
+                **details,
+                "request_digest": request_digest.hex(),
+                "response_digest": response_digest.hex(),
+            },
+        )
+        checkpoint = self.checkpoints.sign(TreeHead(event.tree_size, event.root))
+        receipt = sign_receipt(
+            self.signer,
+            checked=checked,
+            response_digest=response_digest,
+            audit=event,
+            checkpoint=checkpoint,
+            now=self.clock(),
+        )
+        self.ledger.record(
+            exchange_id=checked.request.exchange_id,
+            partner_ori=sender.ori,
+            we_responded=True,
+            kind=kind,
+            agreement_id=checked.agreement.id,
+            request_digest=request_digest,
+            response_digest=response_digest,
+            receipt=receipt,
+        )
+        return receipt
+
+    def acknowledge(
+        self,
+        sent: SentRequest,
+        receipt: Envelope,
+        response_digest: bytes,
+        *,
+        kind: str,
+        details: Mapping[str, object],
+    ) -> Envelope:
+        """As requester, once answer and receipt verified: audit, sign and keep our acknowledgement.
+
+        The audit event is ``exchange.<kind>_received`` and holds the receipt's digest.
+        """
+        event = self.audit.append(
+            f"exchange.{kind}_received",
+            actor=sent.user,
+            agency=self.ori,
+            purpose=sent.purpose,
+            case_number=sent.case_number,
+            details={
+                "exchange_id": sent.request.exchange_id,
+                "partner": sent.peer.ori,
+                "agreement_id": sent.agreement.id,
+                **details,
+                "receipt_digest": digest(receipt.payload).hex(),
+            },
+        )
+        acknowledgement = sign_acknowledgement(
+            self.signer, receipt=receipt, requester_ori=self.ori, audit=event, now=self.clock()
+        )
+        self.ledger.record(
+            exchange_id=sent.request.exchange_id,
+            partner_ori=sent.peer.ori,
+            we_responded=False,
+            kind=kind,
+            agreement_id=sent.agreement.id,
+            request_digest=digest(sent.envelope.payload),
+            response_digest=response_digest,
+            receipt=receipt,
+            acknowledgement=acknowledgement,
+        )
+        return acknowledgement
+
+    async def close(self, peer: Peer, receipt: Envelope, acknowledgement: Envelope) -> Closed:
+        """Give `peer` our acknowledgement and witness its checkpoint; neither fails the call."""
+        try:
+            await self.client.acknowledge_receipt(peer, acknowledgement)
+            acknowledged = True
+        except (UnavailableError, PartnerRefusedError):
+            acknowledged = False  # the partner's ledger flags it unacknowledged
+        checkpoint = parse_payload(exchange_pb2.Receipt, receipt.payload).checkpoint
+        try:
+            witnessed: Witnessed | None = await self.witness.observe(peer, checkpoint)
+        except (UnavailableError, PartnerRefusedError):
+            witnessed = None  # the scheduled witnessing job asks again
+        return Closed(acknowledged, witnessed)

@@ -1,0 +1,135 @@
+"""SearchService: the agency's investigators search its own reads (ACC-6, ACC-7, AUD-1)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alpr.search.v1 import search_service_pb2 as pb
+from alpr.search.v1 import search_service_pb2_grpc as pb_grpc
+from federation.plate_queries import Outcome, PartnerReply, PlateQuery
+from gateway.interceptors import Context, current_caller, peer_ip
+from gateway.services import Services
+from node.errors import ValidationError
+from node.search import ReadQuery
+from node.store.capture_models import ReadRecord
+from node.store.models import utc
+
+DEFAULT_DEADLINE_MS = 5000
+_OUTCOMES = {
+    Outcome.ANSWERED: pb.PARTNER_OUTCOME_ANSWERED,
+    Outcome.REFUSED: pb.PARTNER_OUTCOME_REFUSED,
+    Outcome.UNAVAILABLE: pb.PARTNER_OUTCOME_UNAVAILABLE,
+    Outcome.TIMED_OUT: pb.PARTNER_OUTCOME_TIMED_OUT,
+    Outcome.INVALID: pb.PARTNER_OUTCOME_INVALID,
+}
+
+
+class SearchServicer(pb_grpc.SearchServiceServicer):
+    """Serves the agency's users."""
+
+    def __init__(self, services: Services) -> None:
+        """Serve with the node's `services`."""
+        self._services = services
+
+    async def SearchReads(  # noqa: N802 (gRPC method name)
+        self, request: pb.SearchReadsRequest, context: Context
+    ) -> pb.SearchReadsResponse:
+        """The reads of a plate in a window, for a stated purpose and case."""
+        query = _query(request)
+        page = await asyncio.to_thread(
+            self._services.search.search,
+            query,
+            user=current_caller().spiffe_id,
+            peer_ip=peer_ip(context),
+        )
+        return pb.SearchReadsResponse(
+            reads=[_read(read) for read in page.reads], next_page_token=page.next_page_token
+        )
+
+    async def SearchPartners(  # noqa: N802 (gRPC method name)
+        self, request: pb.SearchPartnersRequest, context: Context
+    ) -> pb.SearchPartnersResponse:
+        """Ask every partner that answers our plate queries, within a deadline."""
+        query = _query(request)
+        user, address = current_caller().spiffe_id, peer_ip(context)
+        # Our own rules first: the purpose must be one we authorize (ACC-6, ACC-7).
+        await asyncio.to_thread(self._services.search.authorize, query, user=user, peer_ip=address)
+        deadline = (request.deadline_ms or DEFAULT_DEADLINE_MS) / 1000
+        replies = await self._services.queries.ask(
+            PlateQuery(
+                plate=query.plate,
+                since=query.since,
+                until=query.until,
+                purpose=query.purpose,
+                case_number=query.case_number,
+                judicial_warrant=query.judicial_warrant,
+            ),
+            user=user,
+            deadline=deadline,
+        )
+        self._services.audit.append(
+            "search.federated",
+            actor=user,
+            agency=self._services.identity.ori,
+            peer_ip=address,
+            purpose=query.purpose,
+            case_number=query.case_number,
+            details={
+                "plate": query.plate,
+                "partners": {reply.partner_ori: reply.outcome.value for reply in replies},
+            },
+        )
+        return pb.SearchPartnersResponse(partners=[_partner(reply) for reply in replies])
+
+
+def _query(request: pb.SearchReadsRequest | pb.SearchPartnersRequest) -> ReadQuery:
+    """The query a request states; the window's bounds are required."""
+    for name in ("since", "until"):
+        if not request.HasField(name):
+            raise ValidationError(name, "is required")
+    paging = request if isinstance(request, pb.SearchReadsRequest) else None
+    return ReadQuery(
+        plate=request.plate,
+        since=utc(request.since.ToDatetime()),
+        until=utc(request.until.ToDatetime()),
+        purpose=request.purpose,
+        case_number=request.case_number,
+        judicial_warrant=request.judicial_warrant,
+        page_size=paging.page_size if paging else 0,
+        page_token=paging.page_token if paging else "",
+    )
+
+
+def _partner(reply: PartnerReply) -> pb.PartnerAnswer:
+    return pb.PartnerAnswer(
+        partner_ori=reply.partner_ori,
+        outcome=_OUTCOMES[reply.outcome],
+        reads=[
+            pb.Read(
+                plate=read.plate,
+                confidence=read.confidence,
+                captured_at=read.captured_at,
+                camera_id=read.camera_id,
+                latitude=read.latitude,
+                longitude=read.longitude,
+            )
+            for read in reply.reads
+        ],
+        truncated=reply.truncated,
+        exchange_id=reply.exchange_id,
+        detail=reply.detail,
+    )
+
+
+def _read(read: ReadRecord) -> pb.Read:
+    message = pb.Read(
+        read_id=read.id,
+        plate=read.plate,
+        confidence=read.confidence,
+        camera_id=read.camera_id,
+        latitude=read.latitude or 0.0,
+        longitude=read.longitude or 0.0,
+        plate_image_sha256=read.plate_image_sha256,
+    )
+    message.captured_at.FromDatetime(read.captured_at)
+    return message

@@ -1,0 +1,254 @@
+"""Searching the agency's own reads: by need to know and right to know, every query audited.
+
+A query states an authorized purpose from the agency's policy profile and a case or
+incident number (ACC-6). A purpose of commerce is refused always; one of civil
+immigration enforcement is refused unless a judicial warrant is recorded with the
+query (ACC-7). A plate may be whole or partial (``7AB?12*``, CAP-5). Every query, and
+every refusal, is an audit event naming the user, agency, time, address, the plate
+asked about, the purpose and the case (AUD-1, ACC-3).
+
+A whole plate is looked up by the plate index; a partial one by the index on the
+literal characters before its first wildcard when it has some, else over the time
+window, each candidate then checked against the pattern.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from node.audit import AuditLog
+from node.errors import PermissionDeniedError, ValidationError
+from node.hotlists.entry import PlatePattern
+from node.profile import FORBIDDEN_PURPOSE_WORDS, PolicyProfile
+from node.store.capture_models import ReadRecord
+from node.store.models import utc
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+MAX_CASE_NUMBER = 64
+MAX_WARRANT = 100
+IMMIGRATION = "immigration"
+_SCAN_BATCH = 5000
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadQuery:
+    """Where was a plate seen between two times, and why it is asked.
+
+    Attributes:
+        plate: A whole plate or a partial pattern (CAP-5).
+        since: The start of the window (aware).
+        until: The end of the window (aware, exclusive).
+        purpose: One of the profile's authorized purposes (ACC-6).
+        case_number: The case or incident number (ACC-6).
+        judicial_warrant: The warrant a civil immigration query is made under (ACC-7).
+        page_size: How many reads to return; 0 for the default.
+        page_token: Where the previous page ended, or empty.
+    """
+
+    plate: str
+    since: datetime
+    until: datetime
+    purpose: str
+    case_number: str
+    judicial_warrant: str = ""
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class ReadPage:
+    """One page of reads, newest first, and the token of the next (empty at the end)."""
+
+    reads: list[ReadRecord]
+    next_page_token: str
+
+
+class ReadSearch:
+    """Searches the agency's own reads under its policy profile."""
+
+    def __init__(
+        self, engine: Engine, *, profile: PolicyProfile, audit: AuditLog, ori: str
+    ) -> None:
+        """Search `engine`'s reads for agency `ori`, under `profile`, auditing into `audit`."""
+        self._engine = engine
+        self._purposes = {p.casefold(): p for p in profile.access.purposes}
+        self._audit = audit
+        self._ori = ori
+
+    def search(self, query: ReadQuery, *, user: str, peer_ip: str) -> ReadPage:
+        """The reads of `query`'s plate in its window, once the query is allowed.
+
+        Raises:
+            ValidationError: A field is missing or malformed (named).
+            PermissionDeniedError: The purpose is not one the agency authorizes, or is
+                forbidden (ACC-7); the refusal is audited.
+        """
+        pattern, size, offset = _checked(query)
+        purpose = self.authorize(query, user=user, peer_ip=peer_ip)
+        reads, more = self._find(pattern, query, size, offset)
+        self._audit.append(
+            "search.plate",
+            actor=user,
+            agency=self._ori,
+            peer_ip=peer_ip,
+            purpose=purpose,
+            case_number=query.case_number,
+            details={
+                "plate": pattern.text,
+                "since": query.since.isoformat(),
+                "until": query.until.isoformat(),
+                "results": len(reads),
+                **({"judicial_warrant": query.judicial_warrant} if query.judicial_warrant else {}),
+            },
+        )
+        token = _token(offset + len(reads)) if more else ""
+        return ReadPage(reads, token)
+
+    def authorize(self, query: ReadQuery, *, user: str, peer_ip: str) -> str:
+        """The purpose as the profile spells it, once allowed; refusals audited.
+
+        Raises:
+            ValidationError: A field of the query is missing or malformed (named).
+            PermissionDeniedError: The purpose is not authorized or is forbidden (ACC-7).
+        """
+        _checked(query)
+        folded = query.purpose.strip().casefold()
+        reason = forbidden_reason(query.purpose, query.judicial_warrant)
+        if reason is None and IMMIGRATION in folded:
+            return query.purpose.strip()  # under the warrant recorded with it
+        if reason is None and folded in self._purposes:
+            return self._purposes[folded]
+        reason = reason or "not one of the agency's authorized purposes (ACC-6)"
+        self._audit.append(
+            "search.refused",
+            actor=user,
+            agency=self._ori,
+            peer_ip=peer_ip,
+            purpose=query.purpose[:64],
+            case_number=query.case_number,
+            details={"plate": query.plate[:16], "reason": reason},
+        )
+        raise PermissionDeniedError(f"the purpose {query.purpose!r} is refused: {reason}")
+
+    def find(
+        self, plate: str, since: datetime, until: datetime, limit: int
+    ) -> tuple[list[ReadRecord], bool]:
+        """Up to `limit` reads of `plate` in the window, newest first, and whether more exist.
+
+        No purpose is checked here: callers check theirs (a partner's query is checked
+        against its agreement).
+
+        Raises:
+            ValidationError: The plate is malformed or the window empty or naive.
+        """
+        query = ReadQuery(plate=plate, since=since, until=until, purpose="-", case_number="-")
+        pattern, _, _ = _checked(query)
+        return self._find(pattern, query, limit, 0)
+
+    def _find(
+        self, pattern: PlatePattern, query: ReadQuery, size: int, offset: int
+    ) -> tuple[list[ReadRecord], bool]:
+        window = (
+            col(ReadRecord.captured_at) >= query.since,
+            col(ReadRecord.captured_at) < query.until,
+        )
+        newest_first = (col(ReadRecord.captured_at).desc(), col(ReadRecord.id))
+        with Session(self._engine) as session:
+            if not pattern.is_partial:
+                rows = session.exec(
+                    select(ReadRecord)
+                    .where(col(ReadRecord.plate) == pattern.text, *window)
+                    .order_by(*newest_first)
+                    .offset(offset)
+                    .limit(size + 1)
+                ).all()
+                found = list(rows)
+            else:
+                found = self._scan(session, pattern, window, newest_first, size + 1 + offset)
+                found = found[offset:]
+        for read in found:
+            read.captured_at = utc(read.captured_at)
+            read.committed_at = utc(read.committed_at)
+        return found[:size], len(found) > size
+
+    @staticmethod
+    def _scan(
+        session: Session,
+        pattern: PlatePattern,
+        window: tuple[object, ...],
+        order: tuple[object, ...],
+        wanted: int,
+    ) -> list[ReadRecord]:
+        """Candidates by the pattern's literal prefix (or the window), checked one by one."""
+        prefix = pattern.text.split("?")[0].split("*")[0]
+        query = select(ReadRecord).where(*window)  # type: ignore[arg-type]
+        if prefix:
+            query = query.where(col(ReadRecord.plate).startswith(prefix, autoescape=True))
+        found: list[ReadRecord] = []
+        skip = 0
+        while len(found) < wanted:
+            batch = session.exec(
+                query.order_by(*order).offset(skip).limit(_SCAN_BATCH)  # type: ignore[arg-type]
+            ).all()
+            found += [read for read in batch if pattern.matches(read.plate)]
+            if len(batch) < _SCAN_BATCH:
+                break
+            skip += _SCAN_BATCH
+        return found[:wanted]
+
+
+def forbidden_reason(purpose: str, judicial_warrant: str) -> str | None:
+    """Why a purpose is never allowed (ACC-7), or None.
+
+    Commerce never is; civil immigration enforcement is not unless a judicial warrant is
+    recorded with the query.
+    """
+    folded = purpose.casefold()
+    for word, reason in FORBIDDEN_PURPOSE_WORDS.items():
+        if word in folded and not (word == IMMIGRATION and judicial_warrant):
+            return reason
+    return None
+
+
+def _checked(query: ReadQuery) -> tuple[PlatePattern, int, int]:
+    """The pattern, page size and offset of a well-formed query."""
+    pattern = PlatePattern.parse(query.plate)
+    for name, moment in (("since", query.since), ("until", query.until)):
+        if moment.tzinfo is None:
+            raise ValidationError(name, "must have a time zone")
+    if query.since >= query.until:
+        raise ValidationError("until", "must be after since")
+    if not query.purpose.strip():
+        raise ValidationError("purpose", "is required: one of the agency's purposes (ACC-6)")
+    if not query.case_number.strip() or len(query.case_number) > MAX_CASE_NUMBER:
+        raise ValidationError(
+            "case_number", f"is required (ACC-6), at most {MAX_CASE_NUMBER} characters"
+        )
+    if len(query.judicial_warrant) > MAX_WARRANT:
+        raise ValidationError("judicial_warrant", f"at most {MAX_WARRANT} characters")
+    if query.page_size < 0:
+        raise ValidationError("page_size", "must not be negative")
+    return pattern, min(query.page_size or DEFAULT_PAGE, MAX_PAGE), _offset(query.page_token)
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"reads:{offset}".encode()).decode("ascii")
+
+
+def _offset(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        kind, _, number = base64.urlsafe_b64decode(token.encode("ascii")).decode().partition(":")
+        if kind == "reads" and number.isdigit():
+            return int(number)
+    except (binascii.Error, UnicodeError, ValueError):
+        pass
+    raise ValidationError("page_token", "is not a token this node issued")
