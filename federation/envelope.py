@@ -16,15 +16,9 @@ from google.protobuf.message import DecodeError, Message
 
 from alpr.common.v1 import envelope_pb2
 from federation.errors import InvalidEnvelopeError
-from node.signing import Key, Signature, Signer, VerificationError
+from node.signing import Key, Signature, Signer, VerificationError, pae
 
 MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding: the bytes every signature covers."""
-    kind = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
 _Message = TypeVar("_Message", bound=Message)

@@ -16,6 +16,7 @@ from gateway.cli_admin import add_admin_commands
 from gateway.cli_audit import add_audit_commands
 from gateway.cli_holds import add_hold_commands
 from gateway.cli_hotlists import add_hotlist_commands
+from gateway.cli_users import add_user_commands
 from gateway.config import load_config
 from gateway.demo import add_demo_command
 from gateway.evidence import add_evidence_commands
@@ -190,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     add_hold_commands(commands)
     add_evidence_commands(commands)
     add_demo_command(commands)
+    add_user_commands(commands)
     return parser
 
 

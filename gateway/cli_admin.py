@@ -2,7 +2,8 @@
 
 Admin changes go through the node, never around it: each command connects over mTLS
 with the operator's own certificate (``--cert``/``--key``, or ALPR_CERT/ALPR_KEY;
-``--ca``/ALPR_CA; ``--target``/ALPR_TARGET).
+``--ca``/ALPR_CA; ``--target``/ALPR_TARGET), and with the session `alpr login` kept in
+``--session``/ALPR_SESSION when that file exists (see `gateway.cli_users`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import field_mask_pb2
@@ -22,10 +24,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc, agreements_pb2, peers_pb2
 from alpr.federation.v1 import agreement_pb2
+from gateway.interceptors import SESSION_METADATA
 from gateway.tls import TLSConfig
 from node.errors import ValidationError
 
 EXIT_REFUSED = 1
+if TYPE_CHECKING:
+    _ClientInterceptor = grpc.UnaryUnaryClientInterceptor[Any, Any]
+else:  # the runtime class is not generic
+    _ClientInterceptor = grpc.UnaryUnaryClientInterceptor
 Stub = admin_service_pb2_grpc.AdminServiceStub
 GRANTS = {
     "hotlists": agreement_pb2.GRANT_RECEIVE_HOTLISTS,
@@ -42,6 +49,31 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cert", type=Path, default=env("ALPR_CERT"), help="your certificate")
     group.add_argument("--key", type=Path, default=env("ALPR_KEY"), help="your private key")
     group.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    group.add_argument(
+        "--session",
+        type=Path,
+        default=env("ALPR_SESSION"),
+        help="the file `alpr login` keeps your session in",
+    )
+
+
+class _SessionMetadata(_ClientInterceptor):
+    """Sends the session token with every call, as the node's AuthorizationInterceptor reads it."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = (SESSION_METADATA, f"Bearer {token}")
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:  # noqa: ANN401
+        """Add the token to the call's metadata."""
+        metadata = [*(details.metadata or ()), self._metadata]
+        return continuation(details._replace(metadata=metadata), request)
+
+
+def _with_session(channel: grpc.Channel, session: Path | None) -> grpc.Channel:
+    """`channel`, sending the token in `session` when that file exists."""
+    if session is None or not session.is_file():
+        return channel
+    return grpc.intercept_channel(channel, _SessionMetadata(session.read_text().strip()))
 
 
 def _call(args: argparse.Namespace, action: Callable[[Stub, grpc.Channel], None]) -> int:
@@ -52,7 +84,8 @@ def _call(args: argparse.Namespace, action: Callable[[Stub, grpc.Channel], None]
     tls = TLSConfig.from_files(ca=args.ca, cert=args.cert, key=args.key)
     with grpc.secure_channel(args.target, tls.channel_credentials()) as channel:
         try:
-            action(Stub(channel), channel)
+            session_channel = _with_session(channel, args.session)
+            action(Stub(session_channel), session_channel)
         except grpc.RpcError as error:
             code = error.code().name if isinstance(error, grpc.Call) else ""
             details = error.details() if isinstance(error, grpc.Call) else str(error)

@@ -47,6 +47,9 @@ class NodeConfig:
         store_url: The database URL.
         images: Where plate and vehicle images are kept, by content hash.
         heartbeat_seconds: How long a patrol stream stays quiet before a heartbeat.
+        require_login: Whether the agency's data and admin methods need a logged-in user's
+            session besides the certificate (ACC-3). Managing users always does.
+        session_minutes: How long a login's session lasts.
     """
 
     directory: Path
@@ -65,6 +68,8 @@ class NodeConfig:
     store_url: str
     images: Path
     heartbeat_seconds: float = 15.0
+    require_login: bool = False
+    session_minutes: int = 480
 
 
 def _text(value: object) -> str:
@@ -92,6 +97,22 @@ def _message_bytes(value: object) -> int:
         value = int(value)
     if not isinstance(value, int) or not 1024 <= value <= MAX_MESSAGE_BYTES_LIMIT:
         raise ValueError(f"{value!r} is not a byte count from 1024 to {MAX_MESSAGE_BYTES_LIMIT}")
+    return value
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _minutes(value: object) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 24 * 60:
+        raise ValueError(f"{value!r} is not a whole number of minutes from 1 to 1440")
     return value
 
 
@@ -134,6 +155,8 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
         _positive_float,
         NodeConfig.heartbeat_seconds,
     ),
+    ("access", "require_login"): ("require_login", _boolean, NodeConfig.require_login),
+    ("access", "session_minutes"): ("session_minutes", _minutes, NodeConfig.session_minutes),
 }
 _PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key", "data_key", "profile", "images"}
 
@@ -235,4 +258,13 @@ images = "images"
 [patrol]
 # A patrol stream with nothing to send sends a heartbeat this often.
 heartbeat_seconds = {NodeConfig.heartbeat_seconds}
+
+[access]
+# Users log in (`alpr login`) and get a session bound to their certificate (ACC-3).
+# Managing users always needs a system administrator's session. With require_login = true,
+# every admin and patrol call needs a session too, checked against the roles of ACC-1, the
+# training and yearly acknowledgement of ACC-2, and deactivation (ACC-4). false in this
+# release so certificate-only clients keep working while agencies enrol their users.
+require_login = {"true" if NodeConfig.require_login else "false"}
+session_minutes = {NodeConfig.session_minutes}
 """

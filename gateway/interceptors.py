@@ -16,31 +16,42 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from gateway.logs import fields
+from node.audit import AuditLog
 from node.errors import (
     AlreadyExistsError,
     NodeError,
     NotFoundError,
     PermissionDeniedError,
     PreconditionError,
+    UnauthenticatedError,
     UnavailableError,
     ValidationError,
 )
 from node.identity import Principal, PrincipalKind
 from node.pki import principal_of
+from node.profile import Role
+from node.sessions import Presenter, Sessions
+from node.users import User
 
 log = logging.getLogger("alpr.rpc")
 ERROR_DOMAIN = "alpr.gateway"
+SESSION_METADATA = "authorization"  # value: "Bearer <token from AdminService.Login>"
+_BEARER = "Bearer "
 _CALLER: contextvars.ContextVar[Principal] = contextvars.ContextVar("caller")
+_CERTIFICATE: contextvars.ContextVar[str] = contextvars.ContextVar("certificate")
+_USER: contextvars.ContextVar[User | None] = contextvars.ContextVar("user", default=None)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Scope = Callable[[str, Context], AbstractAsyncContextManager[None]]
@@ -54,6 +65,24 @@ else:  # the runtime class is not generic
 def current_caller() -> Principal:
     """The principal making the RPC being served, as its certificate names it."""
     return _CALLER.get()
+
+
+def current_user() -> User | None:
+    """The logged-in user making the RPC, when its method needed a session; else None."""
+    return _USER.get()
+
+
+def current_presenter(context: Context) -> Presenter:
+    """The caller's certificate (what it names, its digest) and address, for logins."""
+    return Presenter(current_caller(), _CERTIFICATE.get(), peer_ip(context))
+
+
+def audit_call(audit: AuditLog, kind: str, context: Context, **details: object) -> None:
+    """Audit an event done by the caller of the RPC being served (AUD-1)."""
+    caller = current_caller()
+    audit.append(
+        kind, actor=caller.spiffe_id, agency=caller.ori, peer_ip=peer_ip(context), details=details
+    )
 
 
 def peer_ip(context: Context) -> str:
@@ -172,6 +201,7 @@ def _certificate_principal(context: Context) -> Principal | None:
 # The gRPC status each error maps to, with the ErrorInfo reason it carries (AIP-193).
 STATUS_OF_ERROR: dict[type[NodeError], tuple[grpc.StatusCode, str]] = {
     ValidationError: (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD"),
+    UnauthenticatedError: (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
     PermissionDeniedError: (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED"),
     NotFoundError: (grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
     AlreadyExistsError: (grpc.StatusCode.ALREADY_EXISTS, "ALREADY_EXISTS"),
@@ -231,6 +261,13 @@ def principal_of_pem(pem: bytes) -> Principal:
     return principal_of(x509.load_pem_x509_certificate(pem))
 
 
+@lru_cache(maxsize=1024)
+def certificate_sha256(pem: bytes) -> str:
+    """The SHA-256 of a PEM certificate's DER, hex: what a session token is bound to."""
+    certificate = x509.load_pem_x509_certificate(pem)
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
 class IdentityInterceptor(ScopedInterceptor):
     """Reads the caller from its verified certificate and holds it for the call (SEC-1)."""
 
@@ -248,11 +285,13 @@ class IdentityInterceptor(ScopedInterceptor):
                 "the client certificate names no principal of this federation",
             )
             return
-        token = _CALLER.set(principal)
+        pem = next(iter(context.auth_context()["x509_pem_cert"]))
+        caller, certificate = _CALLER.set(principal), _CERTIFICATE.set(certificate_sha256(pem))
         try:
             yield
         finally:
-            _CALLER.reset(token)
+            _CERTIFICATE.reset(certificate)
+            _CALLER.reset(caller)
 
 
 class Audience(enum.Enum):
@@ -264,18 +303,72 @@ class Audience(enum.Enum):
     PARTNER_NODES = "another agency's node"
 
 
-class AuthorizationInterceptor(ScopedInterceptor):
-    """Checks every method against one table of method -> audience; the rest is denied."""
+class Login(enum.Enum):
+    """Whether a method needs a logged-in user's session besides the certificate (ACC-3)."""
 
-    def __init__(self, ori: str, audiences: Mapping[str, Audience]) -> None:
-        """Authorize for the agency `ori` by `audiences` (full method name -> audience)."""
+    NEVER = "the certificate alone"
+    CONFIGURED = "a session when the node's [access] require_login is true"
+    ALWAYS = "a session always"
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call one method: the audience of certificates, and behind a login, the roles.
+
+    Attributes:
+        audience: Which certificates may call it, relative to this node's agency.
+        roles: The roles (ACC-1) that may call it when a session is needed; one suffices.
+        login: When a session is needed.
+    """
+
+    audience: Audience
+    roles: frozenset[Role] = frozenset()
+    login: Login = Login.NEVER
+
+    def __post_init__(self) -> None:
+        """Refuse a rule that needs a login but names no role (no one could ever call it).
+
+        Raises:
+            ValueError: It does.
+        """
+        if self.login is not Login.NEVER and not self.roles:
+            raise ValueError("a method behind a login must name the roles that may call it")
+
+
+class AuthorizationInterceptor(ScopedInterceptor):
+    """Checks every method against one table of method -> `Access`; the rest is denied.
+
+    The certificate must be of the method's audience; where the method needs a session,
+    the call must carry one (`SESSION_METADATA`) that `Sessions.authenticate` accepts for
+    one of its roles, over the same certificate the session was issued to.
+    """
+
+    def __init__(
+        self,
+        ori: str,
+        table: Mapping[str, Access],
+        *,
+        sessions: Sessions,
+        require_login: bool,
+    ) -> None:
+        """Authorize for the agency `ori` by `table` (full method name -> access).
+
+        Args:
+            ori: This node's agency.
+            table: Who may call each method.
+            sessions: Checks the sessions calls carry.
+            require_login: Whether `Login.CONFIGURED` methods need a session.
+        """
         self._ori = ori
-        self._audiences = audiences
+        self._table = table
+        self._sessions = sessions
+        self._require_login = require_login
 
     def allows(self, method: str, caller: Principal) -> bool:
-        """Whether `caller` may call `method`."""
+        """Whether `caller`'s certificate is of `method`'s audience."""
         own = caller.ori == self._ori
-        match self._audiences.get(method):
+        access = self._table.get(method)
+        match access.audience if access else None:
             case Audience.ANY_PRINCIPAL:
                 return True
             case Audience.OWN_AGENCY:
@@ -287,9 +380,39 @@ class AuthorizationInterceptor(ScopedInterceptor):
             case None:
                 return False
 
+    def needs_session(self, method: str) -> bool:
+        """Whether a call to `method` must carry a logged-in user's session."""
+        access = self._table.get(method)
+        login = access.login if access else Login.NEVER
+        return login is Login.ALWAYS or (login is Login.CONFIGURED and self._require_login)
+
     @asynccontextmanager
     async def scope(self, method: str, context: Context) -> AsyncIterator[None]:
-        """Refuse the call PERMISSION_DENIED unless the table allows it."""
+        """Refuse the call unless the table allows it; set `current_user()` for it."""
         if not self.allows(method, current_caller()):
             raise PermissionDeniedError(f"{method} is not open to this caller")
-        yield
+        user = None
+        if self.needs_session(method):
+            user = self._sessions.authenticate(
+                _session_token(context),
+                current_presenter(context),
+                roles=self._table[method].roles,
+                method=method,
+            )
+        token = _USER.set(user)
+        try:
+            yield
+        finally:
+            _USER.reset(token)
+
+
+def _session_token(context: Context) -> str:
+    """The session token the call carries.
+
+    Raises:
+        UnauthenticatedError: It carries none.
+    """
+    for key, value in context.invocation_metadata() or ():
+        if key == SESSION_METADATA and isinstance(value, str) and value.startswith(_BEARER):
+            return value.removeprefix(_BEARER)
+    raise UnauthenticatedError("this method needs a login: call AdminService.Login first")

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
@@ -23,11 +24,13 @@ from alpr.search.v1 import search_service_pb2, search_service_pb2_grpc
 from gateway import logs
 from gateway.config import NodeConfig
 from gateway.interceptors import (
+    Access,
     AccessLogInterceptor,
     Audience,
     AuthorizationInterceptor,
     ErrorInterceptor,
     IdentityInterceptor,
+    Login,
 )
 from gateway.jobs import start_scheduler
 from gateway.logs import fields
@@ -39,6 +42,7 @@ from gateway.servicers.patrol import PatrolServicer
 from gateway.servicers.search import SearchServicer
 from gateway.services import Services
 from node.clock import Clock, system_clock
+from node.profile import Role
 
 log = logging.getLogger("alpr.server")
 HealthServicer = Any  # grpc_health ships no types
@@ -51,26 +55,66 @@ _SEARCH = search_service_pb2.DESCRIPTOR.services_by_name["SearchService"]
 _HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
 _REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
 
-# Who may call each method. A method missing here is refused to everyone.
-# AdminService is for the agency's operators; FederationService for partner nodes;
-# CaptureService for the agency's cameras and PatrolService for its patrol clients
-# (devices and users of the agency); SearchService for its users only.
-AUDIENCES: dict[str, Audience] = {
-    f"/{_HEALTH.full_name}/Check": Audience.ANY_PRINCIPAL,
-    f"/{_HEALTH.full_name}/Watch": Audience.ANY_PRINCIPAL,
-    f"/{_REFLECTION}/ServerReflectionInfo": Audience.ANY_PRINCIPAL,
-    **{f"/{_ADMIN.full_name}/{method.name}": Audience.OWN_USERS for method in _ADMIN.methods},
-    f"/{_ADMIN.full_name}/WhoAmI": Audience.OWN_AGENCY,
-    **{
-        f"/{_FEDERATION.full_name}/{method.name}": Audience.PARTNER_NODES
-        for method in _FEDERATION.methods
-    },
-    **{
-        f"/{service.full_name}/{method.name}": Audience.OWN_AGENCY
-        for service in (_CAPTURE, _PATROL)
-        for method in service.methods
-    },
-    **{f"/{_SEARCH.full_name}/{method.name}": Audience.OWN_USERS for method in _SEARCH.methods},
+_ANYONE = frozenset(Role)
+_ADMINISTRATORS = frozenset({Role.SYSTEM_ADMINISTRATOR})
+_RECORDS = frozenset({Role.SYSTEM_ADMINISTRATOR, Role.CUSTODIAN_OF_RECORDS})
+_DATA = frozenset({Role.SYSTEM_ADMINISTRATOR, Role.DATA_USER})
+_REVIEWERS = frozenset({Role.SYSTEM_ADMINISTRATOR, Role.AUDITOR, Role.CUSTODIAN_OF_RECORDS})
+_HITS = frozenset({Role.SYSTEM_ADMINISTRATOR, Role.DATA_USER, Role.PATROL})
+
+
+def _rules(service: ServiceDescriptor, access: Access, *names: str) -> dict[str, Access]:
+    """`access` for the methods `names` of `service`, or for all of them when none is named."""
+    methods = names or tuple(method.name for method in service.methods)
+    return {f"/{service.full_name}/{name}": access for name in methods}
+
+
+def _admin(roles: frozenset[Role], login: Login, *names: str) -> dict[str, Access]:
+    return _rules(_ADMIN, Access(Audience.OWN_USERS, roles, login), *names)
+
+
+# The one table of who may call each method: the certificate's audience and, for methods
+# behind a login, the roles of ACC-1 that may. A method missing here is refused to everyone.
+# AdminService is for the agency's operators (WhoAmI and Login for any of its users and
+# devices); FederationService for partner nodes; CaptureService for the agency's cameras and
+# PatrolService for its patrol clients; SearchService for its users. Managing users always
+# needs a session; the rest of AdminService, SearchService and PatrolService does when the
+# node's [access] require_login is true.
+ACCESS: dict[str, Access] = {
+    **_rules(_HEALTH, Access(Audience.ANY_PRINCIPAL)),
+    f"/{_REFLECTION}/ServerReflectionInfo": Access(Audience.ANY_PRINCIPAL),
+    **_admin(_ADMINISTRATORS, Login.CONFIGURED),
+    **_admin(_ANYONE, Login.CONFIGURED, "GetNodeInfo"),
+    **_rules(_ADMIN, Access(Audience.OWN_AGENCY), "WhoAmI", "Login"),
+    **_admin(_RECORDS, Login.CONFIGURED, "AddPeer", "ListPeers", "UpdatePeer", "RemovePeer"),
+    **_admin(
+        _RECORDS,
+        Login.CONFIGURED,
+        *(name for name in _ADMIN.methods_by_name if "Agreement" in name),
+        "ImportNonComplianceList",
+    ),
+    **_admin(
+        _DATA,
+        Login.CONFIGURED,
+        *(name for name in _ADMIN.methods_by_name if "HotlistEntr" in name),
+        "CreateHotlist",
+        "ListHotlists",
+        "ImportHotlist",
+    ),
+    **_admin(
+        _ADMINISTRATORS,
+        Login.ALWAYS,
+        "CreateUser",
+        "ListUsers",
+        "DeactivateUser",
+        "ReactivateUser",
+        "RecordUserStep",
+    ),
+    **_admin(_REVIEWERS, Login.ALWAYS, "ListRefusedLogins"),
+    **_rules(_FEDERATION, Access(Audience.PARTNER_NODES)),
+    **_rules(_CAPTURE, Access(Audience.OWN_AGENCY)),
+    **_rules(_PATROL, Access(Audience.OWN_AGENCY, _HITS, Login.CONFIGURED)),
+    **_rules(_SEARCH, Access(Audience.OWN_USERS, _DATA, Login.CONFIGURED)),
 }
 SERVICE_NAMES = tuple(
     service.full_name for service in (_ADMIN, _FEDERATION, _CAPTURE, _PATROL, _SEARCH)
@@ -80,7 +124,7 @@ SERVICE_NAMES = tuple(
 def create_server(
     node: OpenedNode,
     *,
-    audiences: Mapping[str, Audience] = AUDIENCES,
+    access: Mapping[str, Access] = ACCESS,
     extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
     services: Services | None = None,
     clock: Clock = system_clock,
@@ -89,7 +133,7 @@ def create_server(
 
     Args:
         node: The opened node directory.
-        audiences: Who may call each method; tests widen it for their own handlers.
+        access: Who may call each method; tests widen it for their own handlers.
         extra_handlers: More services to serve behind the same interceptors (tests).
         services: The node's services, if the caller built them; else built here.
         clock: Where time comes from when the services are built here.
@@ -98,12 +142,18 @@ def create_server(
         The server, the port it is bound to, and its health servicer.
     """
     config = node.config
+    services = services or Services.build(node, clock=clock)
     server = grpc.aio.server(
         interceptors=[
             AccessLogInterceptor(),
             ErrorInterceptor(),
             IdentityInterceptor(config.federation),
-            AuthorizationInterceptor(config.ori, audiences),
+            AuthorizationInterceptor(
+                config.ori,
+                access,
+                sessions=services.sessions,
+                require_login=config.require_login,
+            ),
         ],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -111,7 +161,6 @@ def create_server(
             ("grpc.max_send_message_length", -1),
         ],
     )
-    services = services or Services.build(node, clock=clock)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(services), server)
     federation_service_pb2_grpc.add_FederationServiceServicer_to_server(
         FederationServicer(services), server

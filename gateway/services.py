@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from federation.agreements import AgreementBook
 from federation.client import PartnerClient
@@ -29,6 +30,8 @@ from node.reads import ImageStore, ReadIntake
 from node.records import Corrections, Incidents
 from node.retention import LegalHolds, RetentionKeeper
 from node.search import ReadSearch
+from node.sessions import Sessions
+from node.users import UserDirectory
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Services:
     hits: HitFeed
     broker: HitBroker
     reads: ReadIntake
+    users: UserDirectory
+    sessions: Sessions
     search: ReadSearch
     queries: PlateQueries
     holds: LegalHolds
@@ -133,6 +138,15 @@ class Services:
             on_commit=broker.wake,
         )
         corrections = Corrections(node.engine, clock=clock)
+        users = UserDirectory(node.engine, clock=clock)
+        sessions = Sessions(
+            users,
+            audit,
+            signer=node.signer,
+            ori=config.ori,
+            clock=clock,
+            lifetime=timedelta(minutes=config.session_minutes),
+        )
         search = ReadSearch(node.engine, profile=node.profile, audit=audit, ori=config.ori)
         return cls(
             identity=node.identity,
@@ -156,6 +170,8 @@ class Services:
             hits=hits,
             broker=broker,
             reads=reads,
+            users=users,
+            sessions=sessions,
             search=search,
             queries=PlateQueries(
                 ori=config.ori,

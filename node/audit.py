@@ -225,8 +225,15 @@ class AuditLog:
             frontier = _loaded(connection.execute(_READ_HEAD).one_or_none())
         return TreeHead(size=frontier.size, root=frontier.root())
 
-    def events(self, after_seq: int = 0, limit: int = MAX_PAGE) -> list[AuditEvent]:
+    def events(
+        self, after_seq: int = 0, limit: int = MAX_PAGE, *, kinds: Collection[str] = ()
+    ) -> list[AuditEvent]:
         """Up to `limit` events numbered above `after_seq`, in order, times in UTC.
+
+        Args:
+            after_seq: Start after this event.
+            limit: At most this many.
+            kinds: Only events of these kinds (by the indexed `kind`); every kind when empty.
 
         Raises:
             ValidationError: `after_seq` is negative or `limit` is not 1 to `MAX_PAGE`.
@@ -235,15 +242,11 @@ class AuditLog:
             raise ValidationError("after_seq", f"must be 0 or more, not {after_seq}")
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError("limit", f"must be 1 to {MAX_PAGE}, not {limit}")
+        query = select(AuditEvent).where(col(AuditEvent.seq) > after_seq)
+        if kinds:
+            query = query.where(col(AuditEvent.kind).in_(sorted(kinds)))
         with Session(self._engine) as session:
-            rows = list(
-                session.exec(
-                    select(AuditEvent)
-                    .where(col(AuditEvent.seq) > after_seq)
-                    .order_by(col(AuditEvent.seq))
-                    .limit(limit)
-                )
-            )
+            rows = list(session.exec(query.order_by(col(AuditEvent.seq)).limit(limit)))
             session.expunge_all()
         for row in rows:
             row.recorded_at = utc(row.recorded_at)

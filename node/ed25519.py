@@ -3,7 +3,8 @@
 The node's Ed25519 key signs hotlists, agreements, receipts and audit checkpoints; its
 Curve25519 form opens sealed boxes addressed to the node. A `DataKey` (SecretBox)
 encrypts hotlist fields at rest. Both keys live in files of mode 0600 in the node's
-directory and never in the database (SEC-2).
+directory and never in the database (SEC-2). Users' passwords are kept only as argon2id
+hashes (`hash_password`, `password_matches`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import nacl.bindings
 import nacl.exceptions
 import nacl.public
+import nacl.pwhash.argon2id
 import nacl.secret
 import nacl.signing
 import nacl.utils
@@ -216,3 +218,20 @@ class DataKey:
             return bytes(self._box.decrypt(ciphertext))
         except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as error:
             raise DecryptionError("the ciphertext does not open with this key") from error
+
+
+def hash_password(password: str) -> bytes:
+    """An argon2id hash of `password`, salted, with libsodium's interactive cost (ACC-3).
+
+    The result is the modular-crypt string ``$argon2id$v=19$m=...`` that names its own
+    parameters, so raising the cost later leaves stored hashes checkable.
+    """
+    return bytes(nacl.pwhash.argon2id.str(password.encode()))
+
+
+def password_matches(stored: bytes, password: str) -> bool:
+    """Whether `password` is the one `stored` (from `hash_password`) was made from."""
+    try:
+        return bool(nacl.pwhash.argon2id.verify(stored, password.encode()))
+    except (nacl.exceptions.InvalidkeyError, nacl.exceptions.CryptoError, ValueError):
+        return False

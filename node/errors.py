@@ -30,6 +30,10 @@ class ValidationError(NodeError):
         self.problem = problem
 
 
+class UnauthenticatedError(NodeError):
+    """The caller did not prove who it is: no session, or one expired, forged or not its own."""
+
+
 class PermissionDeniedError(NodeError):
     """The caller may not do this. Says nothing about whether the data exists (SHR-6)."""
 

@@ -46,6 +46,20 @@ def validate_ori(value: str, field: str = "ori") -> str:
     return value
 
 
+def validate_name(value: str, field: str = "name") -> str:
+    """Return `value` if it can name a user or device in a certificate's SPIFFE ID.
+
+    Raises:
+        ValidationError: It is not 1-64 letters, digits, '.', '-', '_', starting with a letter
+            or digit.
+    """
+    if not _NAME.fullmatch(value):
+        raise ValidationError(
+            field, f"{value!r} is not a name: 1-64 letters, digits, '.', '-', '_'"
+        )
+    return value
+
+
 def validate_federation(value: str, field: str = "federation") -> str:
     """Return `value` if it is a valid SPIFFE trust domain (e.g. ``socal.alpr``).
 

@@ -14,6 +14,16 @@ from dataclasses import dataclass
 from node.errors import NodeError
 
 
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: the bytes every signature covers.
+
+    Binding the payload's type into what is signed means a signature over one kind of
+    message (a hotlist, a session token) can never pass for another.
+    """
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
 class VerificationError(NodeError):
     """A signature could not be checked (wrong key id, malformed key or signature)."""
 

@@ -11,6 +11,7 @@ from gateway.servicers.admin_legal_holds import LegalHoldAdmin
 from gateway.servicers.admin_partner_hotlists import PartnerHotlistAdmin
 from gateway.servicers.admin_peers import PeerAdmin
 from gateway.servicers.admin_records import RecordsAdmin
+from gateway.servicers.admin_users import UserAdmin
 from gateway.servicers.identity import principal_to_proto
 from gateway.services import Services
 
@@ -22,6 +23,7 @@ class AdminServicer(
     PartnerHotlistAdmin,
     LegalHoldAdmin,
     RecordsAdmin,
+    UserAdmin,
     pb_grpc.AdminServiceServicer,
 ):
     """Serves the node's operators; each area of RPCs is a mixin in its own module."""

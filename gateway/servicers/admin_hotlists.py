@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC
 
 from alpr.admin.v1 import hotlists_pb2 as pb
-from gateway.interceptors import Context, current_caller, peer_ip
+from gateway.interceptors import Context, audit_call
 from gateway.servicers.admin_peers import timestamp
 from gateway.servicers.paging import page
 from gateway.services import Services
@@ -139,14 +139,7 @@ class HotlistAdmin:
 
     def _record(self, kind: str, context: Context, **details: object) -> None:
         """Audit a hotlist event by the caller."""
-        caller = current_caller()
-        self.services.audit.append(
-            kind,
-            actor=caller.spiffe_id,
-            agency=caller.ori,
-            peer_ip=peer_ip(context),
-            details=details,
-        )
+        audit_call(self.services.audit, kind, context, **details)
 
     def _require_list(self, name: str) -> None:
         """Check that a list of that name exists, before work that might add nothing to it."""

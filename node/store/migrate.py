@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from node.store import capture_models, hotlist_models, models, sharing  # noqa: F401 (registers every table on SQLModel.metadata)
+from node.store import capture_models, hotlist_models, models, sharing, user_models  # noqa: F401 (registers every table on SQLModel.metadata)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

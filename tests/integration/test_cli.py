@@ -113,6 +113,8 @@ class TestBadConfiguration:
             ("ALPR_STORE_URL", "mysql://x/y", "store.url: 'mysql' is not supported"),
             ("ALPR_STORE_URL", "postgresql://postgres@127.0.0.1:1/none", "cannot open"),
             ("ALPR_SERVER_SHUTDOWN_GRACE_SECONDS", "-1", "is not a positive number"),
+            ("ALPR_ACCESS_REQUIRE_LOGIN", "maybe", "'maybe' is not true or false"),
+            ("ALPR_ACCESS_SESSION_MINUTES", "0", "is not a whole number of minutes"),
         ],
     )
     def test_fails_in_one_line_for_a_bad_environment_override(

@@ -11,8 +11,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway.interceptors import Audience, Context
-from gateway.server import AUDIENCES
+from gateway.interceptors import Access, Audience, Context
+from gateway.server import ACCESS
 from node.errors import ValidationError
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.pki import LAPD, Federation
@@ -46,12 +46,12 @@ HANDLERS = grpc.method_handlers_generic_handler(
 
 @pytest.fixture
 def node(federation: Federation, tmp_path: Path) -> Iterator[RunningNode]:
-    audiences = AUDIENCES | {
-        f"/{SERVICE}/{name}": Audience.OWN_AGENCY
+    access = ACCESS | {
+        f"/{SERVICE}/{name}": Access(Audience.OWN_AGENCY)
         for name in ("RejectPlate", "Crash", "CrashMidStream")
     }
     config = make_node(federation, tmp_path / "lapd", LAPD)
-    with serving(config, audiences=audiences, extra_handlers=[HANDLERS]) as running:
+    with serving(config, access=access, extra_handlers=[HANDLERS]) as running:
         yield running
 
 

@@ -15,9 +15,9 @@ import grpc
 import grpc.aio
 
 from gateway.config import NodeConfig
-from gateway.interceptors import Audience
+from gateway.interceptors import Access
 from gateway.node_dir import init_node, open_node
-from gateway.server import AUDIENCES, create_server, start_background, stop_background
+from gateway.server import ACCESS, create_server, start_background, stop_background
 from gateway.services import Services
 from gateway.tls import TLSConfig
 from node.clock import Clock, system_clock
@@ -71,7 +71,7 @@ def make_node(
 def serving(
     config: NodeConfig,
     *,
-    audiences: Mapping[str, Audience] = AUDIENCES,
+    access: Mapping[str, Access] = ACCESS,
     extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
     clock: Clock = system_clock,
 ) -> Iterator[RunningNode]:
@@ -85,7 +85,7 @@ def serving(
 
     async def start() -> tuple[grpc.aio.Server, int, list[asyncio.Task[None]]]:
         server, port, _ = create_server(
-            node, audiences=audiences, extra_handlers=extra_handlers, services=services
+            node, access=access, extra_handlers=extra_handlers, services=services
         )
         await server.start()
         return server, port, start_background(services)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -23,11 +24,17 @@ class Operator:
         *,
         user: str = "operator",
         prefix: Sequence[str] = (),
+        session: Path | None = None,
     ) -> None:
-        """Act as `user` of the node's agency; `prefix` goes before every command's words."""
+        """Act as `user` of the node's agency; `prefix` goes before every command's words.
+
+        With `session`, commands keep and send the user's login session in that file.
+        """
         cert, key = federation.client_files(node.config.ori, PrincipalKind.USER, user)
         self.connection = ["--target", node.target, "--ca", str(federation.ca_file),
                            "--cert", str(cert), "--key", str(key)]  # fmt: skip
+        if session is not None:
+            self.connection += ["--session", str(session)]
         self.prefix = list(prefix)
         self.capsys = capsys
 

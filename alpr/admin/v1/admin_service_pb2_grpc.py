@@ -10,6 +10,7 @@ from alpr.admin.v1 import legal_holds_pb2 as alpr_dot_admin_dot_v1_dot_legal__ho
 from alpr.admin.v1 import partner_hotlists_pb2 as alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2
 from alpr.admin.v1 import peers_pb2 as alpr_dot_admin_dot_v1_dot_peers__pb2
 from alpr.admin.v1 import records_pb2 as alpr_dot_admin_dot_v1_dot_records__pb2
+from alpr.admin.v1 import users_pb2 as alpr_dot_admin_dot_v1_dot_users__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -50,6 +51,41 @@ class AdminServiceStub:
                 '/alpr.admin.v1.AdminService/WhoAmI',
                 request_serializer=alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIRequest.SerializeToString,
                 response_deserializer=alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
+        self.Login = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/Login',
+                request_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.LoginRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/CreateUser',
+                request_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.CreateUserResponse.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ListUsers',
+                request_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.DeactivateUser = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/DeactivateUser',
+                request_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.DeactivateUserRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.DeactivateUserResponse.FromString,
+                _registered_method=True)
+        self.ReactivateUser = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ReactivateUser',
+                request_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ReactivateUserRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ReactivateUserResponse.FromString,
+                _registered_method=True)
+        self.RecordUserStep = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/RecordUserStep',
+                request_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.RecordUserStepRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.RecordUserStepResponse.FromString,
+                _registered_method=True)
+        self.ListRefusedLogins = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ListRefusedLogins',
+                request_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsResponse.FromString,
                 _registered_method=True)
         self.AddPeer = channel.unary_unary(
                 '/alpr.admin.v1.AdminService/AddPeer',
@@ -196,6 +232,55 @@ class AdminServiceServicer:
 
     def WhoAmI(self, request, context):
         """Tells callers who the node takes them to be, read from their certificate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Login(self, request, context):
+        """Logs a user in over the caller's certificate; every attempt is audited (ACC-3, ACC-4).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateUser(self, request, context):
+        """Creates a user account (ACC-1); no access until training and acknowledgement (ACC-2).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Lists the agency's users with what blocks each one's access.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeactivateUser(self, request, context):
+        """Deactivates a user at once, ending their sessions (ACC-4, ACC-5).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReactivateUser(self, request, context):
+        """Reactivates a deactivated user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordUserStep(self, request, context):
+        """Records training, the yearly policy acknowledgement or a reorientation (ACC-2).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRefusedLogins(self, request, context):
+        """Reports refused logins, attempts on deactivated accounts among them (ACC-4).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -396,6 +481,41 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIRequest.FromString,
                     response_serializer=alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIResponse.SerializeToString,
             ),
+            'Login': grpc.unary_unary_rpc_method_handler(
+                    servicer.Login,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.LoginRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.LoginResponse.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.CreateUserRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.CreateUserResponse.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListUsersRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'DeactivateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeactivateUser,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.DeactivateUserRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.DeactivateUserResponse.SerializeToString,
+            ),
+            'ReactivateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReactivateUser,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ReactivateUserRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ReactivateUserResponse.SerializeToString,
+            ),
+            'RecordUserStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordUserStep,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.RecordUserStepRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.RecordUserStepResponse.SerializeToString,
+            ),
+            'ListRefusedLogins': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRefusedLogins,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsResponse.SerializeToString,
+            ),
             'AddPeer': grpc.unary_unary_rpc_method_handler(
                     servicer.AddPeer,
                     request_deserializer=alpr_dot_admin_dot_v1_dot_peers__pb2.AddPeerRequest.FromString,
@@ -582,6 +702,195 @@ class AdminService:
             '/alpr.admin.v1.AdminService/WhoAmI',
             alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIRequest.SerializeToString,
             alpr_dot_admin_dot_v1_dot_admin__service__pb2.WhoAmIResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Login(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/Login',
+            alpr_dot_admin_dot_v1_dot_users__pb2.LoginRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_users__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/CreateUser',
+            alpr_dot_admin_dot_v1_dot_users__pb2.CreateUserRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_users__pb2.CreateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ListUsers',
+            alpr_dot_admin_dot_v1_dot_users__pb2.ListUsersRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_users__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeactivateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/DeactivateUser',
+            alpr_dot_admin_dot_v1_dot_users__pb2.DeactivateUserRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_users__pb2.DeactivateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReactivateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ReactivateUser',
+            alpr_dot_admin_dot_v1_dot_users__pb2.ReactivateUserRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_users__pb2.ReactivateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordUserStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/RecordUserStep',
+            alpr_dot_admin_dot_v1_dot_users__pb2.RecordUserStepRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_users__pb2.RecordUserStepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRefusedLogins(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ListRefusedLogins',
+            alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,6 +10,7 @@ from alpr.admin.v1 import legal_holds_pb2 as _legal_holds_pb2
 from alpr.admin.v1 import partner_hotlists_pb2 as _partner_hotlists_pb2
 from alpr.admin.v1 import peers_pb2 as _peers_pb2
 from alpr.admin.v1 import records_pb2 as _records_pb2
+from alpr.admin.v1 import users_pb2 as _users_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
@@ -43,6 +44,20 @@ class AdminServiceStub:
     """Describes this node: agency, federation and signing key."""
     WhoAmI: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.WhoAmIRequest, _admin_service_pb2.WhoAmIResponse]
     """Tells callers who the node takes them to be, read from their certificate."""
+    Login: _grpc.UnaryUnaryMultiCallable[_users_pb2.LoginRequest, _users_pb2.LoginResponse]
+    """Logs a user in over the caller's certificate; every attempt is audited (ACC-3, ACC-4)."""
+    CreateUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.CreateUserRequest, _users_pb2.CreateUserResponse]
+    """Creates a user account (ACC-1); no access until training and acknowledgement (ACC-2)."""
+    ListUsers: _grpc.UnaryUnaryMultiCallable[_users_pb2.ListUsersRequest, _users_pb2.ListUsersResponse]
+    """Lists the agency's users with what blocks each one's access."""
+    DeactivateUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.DeactivateUserRequest, _users_pb2.DeactivateUserResponse]
+    """Deactivates a user at once, ending their sessions (ACC-4, ACC-5)."""
+    ReactivateUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.ReactivateUserRequest, _users_pb2.ReactivateUserResponse]
+    """Reactivates a deactivated user."""
+    RecordUserStep: _grpc.UnaryUnaryMultiCallable[_users_pb2.RecordUserStepRequest, _users_pb2.RecordUserStepResponse]
+    """Records training, the yearly policy acknowledgement or a reorientation (ACC-2)."""
+    ListRefusedLogins: _grpc.UnaryUnaryMultiCallable[_users_pb2.ListRefusedLoginsRequest, _users_pb2.ListRefusedLoginsResponse]
+    """Reports refused logins, attempts on deactivated accounts among them (ACC-4)."""
     AddPeer: _grpc.UnaryUnaryMultiCallable[_peers_pb2.AddPeerRequest, _peers_pb2.AddPeerResponse]
     """Registers a partner agency's node."""
     ListPeers: _grpc.UnaryUnaryMultiCallable[_peers_pb2.ListPeersRequest, _peers_pb2.ListPeersResponse]
@@ -105,6 +120,20 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Describes this node: agency, federation and signing key."""
     WhoAmI: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.WhoAmIRequest, _admin_service_pb2.WhoAmIResponse]  # type: ignore[assignment]
     """Tells callers who the node takes them to be, read from their certificate."""
+    Login: _aio.UnaryUnaryMultiCallable[_users_pb2.LoginRequest, _users_pb2.LoginResponse]  # type: ignore[assignment]
+    """Logs a user in over the caller's certificate; every attempt is audited (ACC-3, ACC-4)."""
+    CreateUser: _aio.UnaryUnaryMultiCallable[_users_pb2.CreateUserRequest, _users_pb2.CreateUserResponse]  # type: ignore[assignment]
+    """Creates a user account (ACC-1); no access until training and acknowledgement (ACC-2)."""
+    ListUsers: _aio.UnaryUnaryMultiCallable[_users_pb2.ListUsersRequest, _users_pb2.ListUsersResponse]  # type: ignore[assignment]
+    """Lists the agency's users with what blocks each one's access."""
+    DeactivateUser: _aio.UnaryUnaryMultiCallable[_users_pb2.DeactivateUserRequest, _users_pb2.DeactivateUserResponse]  # type: ignore[assignment]
+    """Deactivates a user at once, ending their sessions (ACC-4, ACC-5)."""
+    ReactivateUser: _aio.UnaryUnaryMultiCallable[_users_pb2.ReactivateUserRequest, _users_pb2.ReactivateUserResponse]  # type: ignore[assignment]
+    """Reactivates a deactivated user."""
+    RecordUserStep: _aio.UnaryUnaryMultiCallable[_users_pb2.RecordUserStepRequest, _users_pb2.RecordUserStepResponse]  # type: ignore[assignment]
+    """Records training, the yearly policy acknowledgement or a reorientation (ACC-2)."""
+    ListRefusedLogins: _aio.UnaryUnaryMultiCallable[_users_pb2.ListRefusedLoginsRequest, _users_pb2.ListRefusedLoginsResponse]  # type: ignore[assignment]
+    """Reports refused logins, attempts on deactivated accounts among them (ACC-4)."""
     AddPeer: _aio.UnaryUnaryMultiCallable[_peers_pb2.AddPeerRequest, _peers_pb2.AddPeerResponse]  # type: ignore[assignment]
     """Registers a partner agency's node."""
     ListPeers: _aio.UnaryUnaryMultiCallable[_peers_pb2.ListPeersRequest, _peers_pb2.ListPeersResponse]  # type: ignore[assignment]
@@ -176,6 +205,62 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.WhoAmIResponse, _abc.Awaitable[_admin_service_pb2.WhoAmIResponse]]:
         """Tells callers who the node takes them to be, read from their certificate."""
+
+    @_abc_1.abstractmethod
+    def Login(
+        self,
+        request: _users_pb2.LoginRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.LoginResponse, _abc.Awaitable[_users_pb2.LoginResponse]]:
+        """Logs a user in over the caller's certificate; every attempt is audited (ACC-3, ACC-4)."""
+
+    @_abc_1.abstractmethod
+    def CreateUser(
+        self,
+        request: _users_pb2.CreateUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.CreateUserResponse, _abc.Awaitable[_users_pb2.CreateUserResponse]]:
+        """Creates a user account (ACC-1); no access until training and acknowledgement (ACC-2)."""
+
+    @_abc_1.abstractmethod
+    def ListUsers(
+        self,
+        request: _users_pb2.ListUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.ListUsersResponse, _abc.Awaitable[_users_pb2.ListUsersResponse]]:
+        """Lists the agency's users with what blocks each one's access."""
+
+    @_abc_1.abstractmethod
+    def DeactivateUser(
+        self,
+        request: _users_pb2.DeactivateUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.DeactivateUserResponse, _abc.Awaitable[_users_pb2.DeactivateUserResponse]]:
+        """Deactivates a user at once, ending their sessions (ACC-4, ACC-5)."""
+
+    @_abc_1.abstractmethod
+    def ReactivateUser(
+        self,
+        request: _users_pb2.ReactivateUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.ReactivateUserResponse, _abc.Awaitable[_users_pb2.ReactivateUserResponse]]:
+        """Reactivates a deactivated user."""
+
+    @_abc_1.abstractmethod
+    def RecordUserStep(
+        self,
+        request: _users_pb2.RecordUserStepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.RecordUserStepResponse, _abc.Awaitable[_users_pb2.RecordUserStepResponse]]:
+        """Records training, the yearly policy acknowledgement or a reorientation (ACC-2)."""
+
+    @_abc_1.abstractmethod
+    def ListRefusedLogins(
+        self,
+        request: _users_pb2.ListRefusedLoginsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.ListRefusedLoginsResponse, _abc.Awaitable[_users_pb2.ListRefusedLoginsResponse]]:
+        """Reports refused logins, attempts on deactivated accounts among them (ACC-4)."""
 
     @_abc_1.abstractmethod
     def AddPeer(

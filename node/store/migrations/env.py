@@ -3,7 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-from node.store import capture_models, hotlist_models, models, sharing  # noqa: F401 (registers every table on SQLModel.metadata)
+from node.store import capture_models, hotlist_models, models, sharing, user_models  # noqa: F401 (registers every table on SQLModel.metadata)
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:

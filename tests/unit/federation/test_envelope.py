@@ -8,10 +8,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from federation.envelope import Envelope, pae
+from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
 from node.ed25519 import Ed25519Signer
-from node.signing import Signature
+from node.signing import Signature, pae
 
 AGREEMENT = "application/vnd.alpr.agreement-terms.v1+protobuf"
 HOTLIST = "application/vnd.alpr.hotlist.v1+protobuf"
