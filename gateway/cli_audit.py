@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import csv
+import io
 import json
 import os
 from collections.abc import Callable
@@ -33,7 +35,8 @@ from node.checkpoint import Checkpoint, NoteVerifier, log_origin
 from node.clock import system_clock
 from node.errors import NodeError, ValidationError
 from node.merkle import HASH_SIZE, MerkleError, leaf_hash
-from node.oversight import PublicSummary, summarize
+from node.oversight import PublicSummary, access_summary, query_sample, summarize
+from node.store.models import AuditEvent
 
 EXIT_FAILS = 1
 PROOF_FORMAT = "alpr-audit-inclusion-proof/v1"
@@ -173,6 +176,58 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _period(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    return parse_moment(args.since, "--since"), parse_moment(args.until, "--until")
+
+
+def _access(args: argparse.Namespace) -> int:
+    since, until = _period(args)
+    rows = _with_log(
+        args.directory, lambda site: access_summary(site.log, since=since, until=until)
+    )
+    table = [
+        (row.actor, row.searches, row.refused_searches, row.logins, row.refused_logins,
+         "; ".join(f"{purpose}: {count}" for purpose, count in sorted(row.purposes.items())))
+        for row in rows
+    ]  # fmt: skip
+    header = ("user", "searches", "refused searches", "logins", "refused logins", "purposes")
+    if args.csv is not None:
+        _write(args.csv, _csv([header, *table]), "--csv")
+    print(f"Access summary, {since:%Y-%m-%d} to {until:%Y-%m-%d} (AUD-4): {len(rows)} users")
+    for row in table:
+        print(f"  {row[0]}: {row[1]} searches ({row[5] or 'none'}), {row[2]} refused; "
+              f"{row[3]} logins, {row[4]} refused")  # fmt: skip
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    since, until = _period(args)
+
+    def draw(site: _Site) -> tuple[str, list[AuditEvent]]:
+        seed = args.seed or site.checkpoints.open(site.checkpoints.sign(site.log.head())).root.hex()
+        events = query_sample(site.log, since=since, until=until, size=args.size, seed=seed)
+        return seed, events
+
+    seed, events = _with_log(args.directory, draw)
+    header = ("seq", "time", "user", "kind", "purpose", "case")
+    table = [
+        (e.seq, f"{e.recorded_at:%Y-%m-%d %H:%M}", e.actor, e.kind, e.purpose, e.case_number)
+        for e in events
+    ]
+    if args.csv is not None:
+        _write(args.csv, _csv([header, *table]), "--csv")
+    print(f"Random sample of {len(events)} queries for review (AUD-3), seed {seed}:")
+    for row in table:
+        print("  " + "  ".join(str(cell) for cell in row))
+    return 0
+
+
+def _csv(rows: list[tuple[object, ...]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
 def _write(path: Path, text: str, field: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")
@@ -290,6 +345,24 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     summary.add_argument("--csv", type=Path, help="also write the counts as CSV here")
     summary.add_argument("--json", type=Path, help="also write the summary as JSON here")
     summary.set_defaults(run=_summary)
+
+    access = actions.add_parser(
+        "access", help="each user's searches, refusals and logins in a period (AUD-4)"
+    )
+    sample = actions.add_parser(
+        "sample", help="a reproducible random sample of user queries for review (AUD-3)"
+    )
+    for command in (access, sample):
+        command.add_argument("directory", type=Path, help="the node's directory")
+        command.add_argument("--since", required=True, help="start of the period (ISO 8601)")
+        command.add_argument("--until", required=True, help="end of the period, excluded")
+        command.add_argument("--csv", type=Path, help="also write it as CSV here")
+    sample.add_argument("--size", type=int, default=25, help="how many queries (default 25)")
+    sample.add_argument(
+        "--seed", help="the draw's seed (default: the root of a checkpoint signed now)"
+    )
+    access.set_defaults(run=_access)
+    sample.set_defaults(run=_sample)
 
     check = actions.add_parser(
         "check-proof", help="check a proof from `alpr audit prove`, without the node's data"

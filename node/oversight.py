@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -133,17 +134,11 @@ def summarize(
     Raises:
         ValidationError: The period is empty or a bound has no time zone.
     """
-    if since.tzinfo is None or until.tzinfo is None:
-        raise ValidationError("since", "the period's bounds need a time zone")
-    if since >= until:
-        raise ValidationError("until", "must be after since")
     searches: Counter[str] = Counter()
     exchanges: Counter[str] = Counter()
     refused: Counter[str] = Counter()
     first = last = 0
-    for event in _events(log):
-        if not since <= utc(event.recorded_at) < until:
-            continue
+    for event in _in_period(log, since, until):
         first, last = first or event.seq, event.seq
         if event.kind.startswith(SEARCH_PREFIX):
             searches[event.purpose or "(none stated)"] += 1
@@ -154,6 +149,75 @@ def summarize(
     return PublicSummary(
         since, until, first, last, dict(searches), dict(exchanges), dict(refused), checkpoint
     )
+
+
+@dataclass
+class AccessRow:
+    """One user's use of the system over a period, for the semi-annual summary (AUD-4)."""
+
+    actor: str
+    searches: int = 0
+    refused_searches: int = 0
+    logins: int = 0
+    refused_logins: int = 0
+    purposes: dict[str, int] = field(default_factory=dict)
+
+
+_ACCESS_COUNTS = {
+    "search.refused": "refused_searches",
+    "login": "logins",
+    "login.refused": "refused_logins",
+}
+
+
+def access_summary(log: AuditLog, *, since: datetime, until: datetime) -> list[AccessRow]:
+    """Each user's searches (by purpose), refused queries and logins in `[since, until)`.
+
+    Raises:
+        ValidationError: The period is empty or a bound has no time zone.
+    """
+    rows: dict[str, AccessRow] = {}
+    for event in _in_period(log, since, until):
+        counted = _ACCESS_COUNTS.get(event.kind)
+        if counted is None and not event.kind.startswith(SEARCH_PREFIX):
+            continue
+        row = rows.setdefault(event.actor, AccessRow(event.actor))
+        if counted is not None:
+            setattr(row, counted, getattr(row, counted) + 1)
+        else:
+            row.searches += 1
+            row.purposes[event.purpose] = row.purposes.get(event.purpose, 0) + 1
+    return [rows[actor] for actor in sorted(rows)]
+
+
+def query_sample(
+    log: AuditLog, *, since: datetime, until: datetime, size: int, seed: str
+) -> list[AuditEvent]:
+    """A random sample of the period's user queries for review (AUD-3), in log order.
+
+    The draw is reproducible from `seed` (state it in the review's record, e.g. the
+    checkpoint the sample was drawn at), so an auditor can show it was not hand-picked.
+
+    Raises:
+        ValidationError: `size` is not positive.
+    """
+    if size < 1:
+        raise ValidationError("size", "must be 1 or more")
+    queries = [
+        event
+        for event in _in_period(log, since, until)
+        if event.kind.startswith(SEARCH_PREFIX) and event.kind != "search.refused"
+    ]
+    chosen = random.Random(seed).sample(queries, min(size, len(queries)))  # noqa: S311 (a review sample, reproducible by design)
+    return sorted(chosen, key=lambda event: event.seq)
+
+
+def _in_period(log: AuditLog, since: datetime, until: datetime) -> Iterator[AuditEvent]:
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ValidationError("since", "the period's bounds need a time zone")
+    if since >= until:
+        raise ValidationError("until", "must be after since")
+    return (event for event in _events(log) if since <= utc(event.recorded_at) < until)
 
 
 def _events(log: AuditLog) -> Iterator[AuditEvent]:

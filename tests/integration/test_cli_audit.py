@@ -333,3 +333,23 @@ class TestSummary:
         assert code == 2
         assert output.count("\n") == 1
         assert "--since" in output
+
+
+class TestReports:
+    def test_aud3_aud4_access_summary_and_review_sample_as_documents_and_csv(
+        self, site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        for _ in range(3):
+            site.log.append("search.plate", actor=USER, agency=LAPD, purpose="homicide")
+        period = ("--since", "2026-01-01", "--until", "2027-01-01")
+        code, output = run(capsys, "audit", "access", str(site.directory), *period,
+                           "--csv", str(tmp_path / "access.csv"))  # fmt: skip
+        assert code == 0, output
+        assert f"{USER}: 3 searches (homicide: 3), 0 refused; 6 logins, 0 refused" in output
+        assert (tmp_path / "access.csv").read_text().splitlines()[1].startswith(f"{USER},3,0,")
+        code, output = run(capsys, "audit", "sample", str(site.directory), *period, "--size", "2",
+                           "--seed", "s1")  # fmt: skip
+        assert code == 0, output
+        assert output.startswith("Random sample of 2 queries for review (AUD-3), seed s1:")
+        assert run(capsys, "audit", "sample", str(site.directory), *period, "--size", "2",
+                   "--seed", "s1") == (0, output)  # fmt: skip

@@ -17,7 +17,7 @@ from node.audit_checkpoints import CheckpointStore
 from node.checkpoint import log_origin
 from node.ed25519 import Ed25519Signer
 from node.errors import ValidationError
-from node.oversight import summarize
+from node.oversight import access_summary, query_sample, summarize
 from tests.support.clock import START, ManualClock
 from tests.support.pki import FEDERATION, LAPD, LASD
 
@@ -109,3 +109,45 @@ class TestPublicSummary:
             summarize(log, ori=LAPD, since=UNTIL, until=SINCE, checkpoint=b"")
         with pytest.raises(ValidationError):
             summarize(log, ori=LAPD, since=SINCE.replace(tzinfo=None), until=UNTIL, checkpoint=b"")
+
+
+class TestAccessAndSample:
+    def test_aud4_each_users_searches_refusals_and_logins_match_an_independent_count(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        log = AuditLog(engine, clock=clock)
+        clock.now = SINCE
+        other = f"spiffe://{FEDERATION}/agency/{LAPD}/user/clerk"
+        for actor, kind, purpose in [
+            (USER, "search.plate", PURPOSES[0]), (USER, "search.plate", PURPOSES[0]),
+            (USER, "search.federated", PURPOSES[1]), (USER, "search.refused", "curiosity"),
+            (USER, "login", ""), (other, "login", ""), (other, "login.refused", ""),
+            (other, "exchange.hotlist_served", ""),
+        ]:  # fmt: skip
+            log.append(kind, actor=actor, agency=LAPD, purpose=purpose)
+        clock.now = UNTIL
+        log.append("search.plate", actor=other, agency=LAPD, purpose=PURPOSES[0])  # after
+        rows = {row.actor: row for row in access_summary(log, since=SINCE, until=UNTIL)}
+        mine, theirs = rows[USER], rows[other]
+        assert (mine.searches, mine.refused_searches, mine.logins) == (3, 1, 1)
+        assert mine.purposes == {PURPOSES[0]: 2, PURPOSES[1]: 1}
+        assert (theirs.searches, theirs.logins, theirs.refused_logins) == (0, 1, 1)
+
+    def test_aud3_the_sample_is_drawn_from_the_periods_queries_and_reproducible(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        log = AuditLog(engine, clock=clock)
+        Seeded(log, clock, 4)
+        first = query_sample(log, since=SINCE, until=UNTIL, size=5, seed="root-abc")
+        again = query_sample(log, since=SINCE, until=UNTIL, size=5, seed="root-abc")
+        other = query_sample(log, since=SINCE, until=UNTIL, size=5, seed="root-def")
+        assert [e.seq for e in first] == [e.seq for e in again] == sorted(e.seq for e in first)
+        assert [e.seq for e in first] != [e.seq for e in other]
+        assert all(e.kind == "search.plate" for e in first)
+        assert all(SINCE <= e.recorded_at < UNTIL for e in first)
+        everything = query_sample(log, since=SINCE, until=UNTIL, size=10_000, seed="x")
+        assert len(everything) == sum(
+            1 for e in log.events() if e.kind == "search.plate" and SINCE <= e.recorded_at < UNTIL
+        )
+        with pytest.raises(ValidationError):
+            query_sample(log, since=SINCE, until=UNTIL, size=0, seed="x")
