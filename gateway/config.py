@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from federation.plate_queries import QUERIES_PER_MINUTE
 from gateway.errors import ConfigError
 from node.errors import ValidationError
 from node.identity import validate_federation, validate_ori
@@ -47,6 +48,7 @@ class NodeConfig:
         store_url: The database URL.
         images: Where plate and vehicle images are kept, by content hash.
         heartbeat_seconds: How long a patrol stream stays quiet before a heartbeat.
+        queries_per_minute: How many plate queries each partner may ask in any minute.
     """
 
     directory: Path
@@ -65,6 +67,7 @@ class NodeConfig:
     store_url: str
     images: Path
     heartbeat_seconds: float = 15.0
+    queries_per_minute: int = QUERIES_PER_MINUTE
 
 
 def _text(value: object) -> str:
@@ -85,6 +88,14 @@ def _positive_float(value: object) -> float:
     if not number > 0:
         raise ValueError(f"{value!r} is not a positive number")
     return number
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{value!r} is not a positive whole number")
+    return value
 
 
 def _message_bytes(value: object) -> int:
@@ -133,6 +144,11 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
         "heartbeat_seconds",
         _positive_float,
         NodeConfig.heartbeat_seconds,
+    ),
+    ("federation", "queries_per_minute"): (
+        "queries_per_minute",
+        _positive_int,
+        NodeConfig.queries_per_minute,
     ),
 }
 _PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key", "data_key", "profile", "images"}
@@ -235,4 +251,8 @@ images = "images"
 [patrol]
 # A patrol stream with nothing to send sends a heartbeat this often.
 heartbeat_seconds = {NodeConfig.heartbeat_seconds}
+
+[federation]
+# Plate queries each partner may ask in any minute; more are refused (the uniform denial).
+queries_per_minute = {NodeConfig.queries_per_minute}
 """

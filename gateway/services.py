@@ -156,5 +156,6 @@ class Services:
                 search=search,
                 receipting=receipting,
                 client=partners,
+                per_minute=config.queries_per_minute,
             ),
         )

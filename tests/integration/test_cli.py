@@ -113,6 +113,7 @@ class TestBadConfiguration:
             ("ALPR_STORE_URL", "mysql://x/y", "store.url: 'mysql' is not supported"),
             ("ALPR_STORE_URL", "postgresql://postgres@127.0.0.1:1/none", "cannot open"),
             ("ALPR_SERVER_SHUTDOWN_GRACE_SECONDS", "-1", "is not a positive number"),
+            ("ALPR_FEDERATION_QUERIES_PER_MINUTE", "0", "is not a positive whole number"),
         ],
     )
     def test_fails_in_one_line_for_a_bad_environment_override(
