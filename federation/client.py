@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -51,6 +52,26 @@ class PartnerClient:
         self._credentials = credentials
         self._timeout = timeout
         self._options = [("grpc.max_receive_message_length", max_message_bytes)]
+        # One channel per partner endpoint and event loop (aio channels belong to their loop),
+        # so calls after the first skip the connection and TLS handshake.
+        self._channels: dict[tuple[asyncio.AbstractEventLoop, str], grpc.aio.Channel] = {}
+
+    def _channel(self, endpoint: str) -> grpc.aio.Channel:
+        """The open channel to `endpoint` on the running loop, made on first use."""
+        key = (asyncio.get_running_loop(), endpoint)
+        channel = self._channels.get(key)
+        if channel is None:
+            for stale in [k for k in self._channels if k[0].is_closed()]:
+                del self._channels[stale]  # its loop is gone, and the channel with it
+            channel = grpc.aio.secure_channel(endpoint, self._credentials, options=self._options)
+            self._channels[key] = channel
+        return channel
+
+    async def close(self) -> None:
+        """Close the channels this client opened on the running loop."""
+        loop = asyncio.get_running_loop()
+        for key in [k for k in self._channels if k[0] is loop]:
+            await self._channels.pop(key).close(None)
 
     async def propose_agreement(self, peer: Peer, terms: Envelope) -> None:
         """Offer signed terms to `peer`.
@@ -183,22 +204,19 @@ class PartnerClient:
         )
 
     async def _call(self, peer: Peer, call: Callable[[Any], Awaitable[_Response]]) -> _Response:
-        """Make one call on a fresh channel to `peer`, mapping failures to our errors."""
-        async with grpc.aio.secure_channel(
-            peer.endpoint, self._credentials, options=self._options
-        ) as channel:
-            try:
-                return await call(pb_grpc.FederationServiceStub(channel))
-            except grpc.aio.AioRpcError as error:
-                code = error.code()
-                if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                    raise PartnerTimeoutError(
-                        f"partner {peer.ori} at {peer.endpoint} did not answer in time"
-                    ) from error
-                if code is grpc.StatusCode.UNAVAILABLE:
-                    raise UnavailableError(
-                        f"partner {peer.ori} at {peer.endpoint} is unreachable ({code.name})"
-                    ) from error
-                raise PartnerRefusedError(
-                    f"partner {peer.ori} refused: {code.name} {error.details()}"
+        """Make one call to `peer` on its channel, mapping failures to our errors."""
+        try:
+            return await call(pb_grpc.FederationServiceStub(self._channel(peer.endpoint)))
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise PartnerTimeoutError(
+                    f"partner {peer.ori} at {peer.endpoint} did not answer in time"
                 ) from error
+            if code is grpc.StatusCode.UNAVAILABLE:
+                raise UnavailableError(
+                    f"partner {peer.ori} at {peer.endpoint} is unreachable ({code.name})"
+                ) from error
+            raise PartnerRefusedError(
+                f"partner {peer.ori} refused: {code.name} {error.details()}"
+            ) from error

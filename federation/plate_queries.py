@@ -131,6 +131,7 @@ class PlateQueries:
         self._search = search
         self._receipting = receipting
         self._client = client
+        self._per_minute = per_minute
         self._limit = _RateLimit(per_minute)
 
     # Answering.
@@ -149,7 +150,7 @@ class PlateQueries:
         if reason is not None:
             raise ExchangeRefusedError(reason)
         if not self._limit.admit(sender.ori):
-            raise ExchangeRefusedError(f"more than {QUERIES_PER_MINUTE} queries a minute")
+            raise ExchangeRefusedError(f"more than {self._per_minute} queries a minute")
         reads, truncated = self._search.find(
             query.plate,
             query.since.ToDatetime(UTC),

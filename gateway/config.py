@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from federation.plate_queries import QUERIES_PER_MINUTE
 from gateway.errors import ConfigError
 from node.errors import ValidationError
 from node.identity import validate_federation, validate_ori
@@ -50,6 +51,7 @@ class NodeConfig:
         require_login: Whether the agency's data and admin methods need a logged-in user's
             session besides the certificate (ACC-3). Managing users always does.
         session_minutes: How long a login's session lasts.
+        queries_per_minute: How many plate queries each partner may ask in any minute.
     """
 
     directory: Path
@@ -70,6 +72,7 @@ class NodeConfig:
     heartbeat_seconds: float = 15.0
     require_login: bool = False
     session_minutes: int = 480
+    queries_per_minute: int = QUERIES_PER_MINUTE
 
 
 def _text(value: object) -> str:
@@ -90,6 +93,14 @@ def _positive_float(value: object) -> float:
     if not number > 0:
         raise ValueError(f"{value!r} is not a positive number")
     return number
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{value!r} is not a positive whole number")
+    return value
 
 
 def _message_bytes(value: object) -> int:
@@ -157,6 +168,11 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
     ),
     ("access", "require_login"): ("require_login", _boolean, NodeConfig.require_login),
     ("access", "session_minutes"): ("session_minutes", _minutes, NodeConfig.session_minutes),
+    ("federation", "queries_per_minute"): (
+        "queries_per_minute",
+        _positive_int,
+        NodeConfig.queries_per_minute,
+    ),
 }
 _PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key", "data_key", "profile", "images"}
 
@@ -267,4 +283,8 @@ heartbeat_seconds = {NodeConfig.heartbeat_seconds}
 # release so certificate-only clients keep working while agencies enrol their users.
 require_login = {"true" if NodeConfig.require_login else "false"}
 session_minutes = {NodeConfig.session_minutes}
+
+[federation]
+# Plate queries each partner may ask in any minute; more are refused (the uniform denial).
+queries_per_minute = {NodeConfig.queries_per_minute}
 """

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,7 +132,8 @@ def _step(title: str) -> Iterator[None]:
     print(f"  done in {time.perf_counter() - began:.1f} s", flush=True)
 
 
-def _start(spec: AgencySpec, directory: Path, ca: CertificateAuthority) -> RunningAgency:
+def start_agency(spec: AgencySpec, directory: Path, ca: CertificateAuthority) -> RunningAgency:
+    """Init `spec`'s node in `directory`, serve it as `alpr serve`, and issue its people."""
     now = datetime.now(UTC)
     config = init_node(
         directory,
@@ -184,46 +185,49 @@ def _address(directory: Path, process: subprocess.Popen[bytes]) -> str:
     raise DemoError(f"the node in {directory} did not start in {START_SECONDS} s")
 
 
-def _federate(agencies: list[RunningAgency]) -> int:
-    for agency in agencies:
-        with agency.admin() as admin:
-            for other in agencies:
-                if other is not agency:
-                    admin.AddPeer(
-                        peers_pb2.AddPeerRequest(
-                            peer=peers_pb2.Peer(
-                                ori=other.spec.ori,
-                                name=other.spec.name,
-                                endpoint=other.address,
-                                signing_public_key=other.public_key,
-                            )
-                        ),
-                        timeout=TIMEOUT,
-                    )
-    signed = 0
-    for index, proposer in enumerate(agencies):
-        for accepter in agencies[index + 1 :]:
-            request = agreements_pb2.CreateAgreementRequest(
-                partner_ori=accepter.spec.ori, we_grant=GRANTS, they_grant=GRANTS,
-                purposes=[PURPOSE],
-            )  # fmt: skip
-            now = datetime.now(UTC)
-            request.starts_at.FromDatetime(now - timedelta(minutes=1))
-            request.sunsets_at.FromDatetime(now + timedelta(days=180))
-            with proposer.admin() as admin:
-                created = admin.CreateAgreement(request, timeout=TIMEOUT).agreement
-                admin.ProposeAgreement(
-                    agreements_pb2.ProposeAgreementRequest(agreement_id=created.agreement_id),
+def every_pair(agencies: Sequence[RunningAgency]) -> list[tuple[RunningAgency, RunningAgency]]:
+    """Each pair of `agencies` once, the earlier one first."""
+    return [(a, b) for index, a in enumerate(agencies) for b in agencies[index + 1 :]]
+
+
+def federate(pairs: Sequence[tuple[RunningAgency, RunningAgency]]) -> None:
+    """Make each pair partners: each registers the other, the first proposes, the second accepts.
+
+    Each agreement grants `GRANTS` both ways for `PURPOSE`.
+    """
+    for pair in pairs:
+        for agency, other in (pair, pair[::-1]):
+            with agency.admin() as admin:
+                admin.AddPeer(
+                    peers_pb2.AddPeerRequest(
+                        peer=peers_pb2.Peer(
+                            ori=other.spec.ori,
+                            name=other.spec.name,
+                            endpoint=other.address,
+                            signing_public_key=other.public_key,
+                        )
+                    ),
                     timeout=TIMEOUT,
                 )
-            with accepter.admin() as admin:
-                admin.AcceptAgreement(
-                    agreements_pb2.AcceptAgreementRequest(agreement_id=created.agreement_id),
-                    timeout=TIMEOUT,
-                )
-            signed += 1
-            print(f"  {proposer.spec.key.upper()} ↔ {accepter.spec.key.upper()}: signed by both")
-    return signed
+    for proposer, accepter in pairs:
+        request = agreements_pb2.CreateAgreementRequest(
+            partner_ori=accepter.spec.ori, we_grant=GRANTS, they_grant=GRANTS,
+            purposes=[PURPOSE],
+        )  # fmt: skip
+        now = datetime.now(UTC)
+        request.starts_at.FromDatetime(now - timedelta(minutes=1))
+        request.sunsets_at.FromDatetime(now + timedelta(days=180))
+        with proposer.admin() as admin:
+            created = admin.CreateAgreement(request, timeout=TIMEOUT).agreement
+            admin.ProposeAgreement(
+                agreements_pb2.ProposeAgreementRequest(agreement_id=created.agreement_id),
+                timeout=TIMEOUT,
+            )
+        with accepter.admin() as admin:
+            admin.AcceptAgreement(
+                agreements_pb2.AcceptAgreementRequest(agreement_id=created.agreement_id),
+                timeout=TIMEOUT,
+            )
 
 
 def _share_hotlists(agencies: list[RunningAgency]) -> int:
@@ -251,7 +255,8 @@ def _share_hotlists(agencies: list[RunningAgency]) -> int:
     return pulls
 
 
-def _report(agency: RunningAgency, who: str, plates: list[str]) -> int:
+def report_reads(agency: RunningAgency, who: str, plates: Sequence[str]) -> int:
+    """`who`'s camera reports `plates`, read now; the hits they raised."""
     now = datetime.now(UTC)
     reads = []
     for plate in plates:
@@ -283,7 +288,7 @@ def _patrol(lapd: RunningAgency, plates: list[str], expected: int) -> list[patro
         first = received.get(timeout=TIMEOUT)  # a heartbeat: the stream is live
         if not first.HasField("heartbeat"):
             raise DemoError("the patrol stream did not start with a heartbeat")
-        raised = _report(lapd, "cam-1", plates)
+        raised = report_reads(lapd, "cam-1", plates)
         hits: list[patrol_pb.Hit] = []
         while len(hits) < expected:
             message = received.get(timeout=TIMEOUT)
@@ -353,15 +358,18 @@ def run_demo(directory: Path) -> int:
     agencies: list[RunningAgency] = []
     try:
         with _step("start three agency nodes (each its own directory, SQLite file and profile)"):
-            agencies.extend(_start(spec, directory / spec.key, ca) for spec in AGENCIES)
+            agencies.extend(start_agency(spec, directory / spec.key, ca) for spec in AGENCIES)
             for agency in agencies:
                 print(f"  {agency.spec.key.upper()} {agency.spec.ori} on {agency.address}")
         with _step("register partners and sign agreements between every pair"):
-            agreements = _federate(agencies)
+            pairs = every_pair(agencies)
+            federate(pairs)
+            for first, second in pairs:
+                print(f"  {first.spec.key.upper()} ↔ {second.spec.key.upper()}: signed by both")
         with _step("publish a hotlist at each agency and pull every partner's"):
             pulls = _share_hotlists(agencies)
         for partner in agencies[1:]:
-            _report(partner, "cam-1", ["7ABC123"])  # partners' cameras saw the stolen car
+            report_reads(partner, "cam-1", ["7ABC123"])  # partners' cameras saw the stolen car
         with _step("LAPD's cameras report plates; a patrol car receives the hits"):
             hits = _patrol(agencies[0], ["7ABC123", "8XY947", "6TRK999", "4GHJ512"], 3)
         with _step("a detective asks every partner where 7ABC123 was seen"):
@@ -387,7 +395,7 @@ def run_demo(directory: Path) -> int:
     print()
     print(
         f"Done in {time.perf_counter() - began:.0f} s: {len(agencies)} nodes, "
-        f"{agreements} agreements, {pulls} hotlist pulls, {len(hits)} hits streamed to a "
+        f"{len(pairs)} agreements, {pulls} hotlist pulls, {len(hits)} hits streamed to a "
         f"patrol car, {answered} partners answered the query; receipts and audit logs "
         "verified on all three."
     )

@@ -236,5 +236,6 @@ async def serve(config: NodeConfig) -> None:
     scheduler.shutdown(wait=False)
     await server.stop(config.shutdown_grace_seconds)
     await stop_background(background)
+    await services.partners.close()
     node.engine.dispose()
     log.info("stopped")

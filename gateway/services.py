@@ -181,6 +181,7 @@ class Services:
                 search=search,
                 receipting=receipting,
                 client=partners,
+                per_minute=config.queries_per_minute,
             ),
             holds=holds,
             retention=RetentionKeeper(

@@ -115,6 +115,7 @@ class TestBadConfiguration:
             ("ALPR_SERVER_SHUTDOWN_GRACE_SECONDS", "-1", "is not a positive number"),
             ("ALPR_ACCESS_REQUIRE_LOGIN", "maybe", "'maybe' is not true or false"),
             ("ALPR_ACCESS_SESSION_MINUTES", "0", "is not a whole number of minutes"),
+            ("ALPR_FEDERATION_QUERIES_PER_MINUTE", "0", "is not a positive whole number"),
         ],
     )
     def test_fails_in_one_line_for_a_bad_environment_override(

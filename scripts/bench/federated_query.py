@@ -1,0 +1,448 @@
+"""Federated plate query: latency and throughput of SearchPartners fanned out to N partners.
+
+A requesting node and up to the largest fan-out of partner nodes, each a real `alpr serve`
+process on loopback (built with `alpr demo`'s pieces: a federation CA, mTLS, agreements
+signed over AdminService). Each partner's cameras report `--reads` reads, the queried
+plate among them `--seen` times. For each fan-out the requester gets agreements with that
+many partners, and a detective (a user certificate) asks SearchService.SearchPartners
+`--queries` times in a row after `--warmup` queries, then `--concurrency` detectives at
+once for the queries per second.
+
+The baseline, in the same run, is the same fan-out with signing and receipts switched
+off: a plain server per node (a child process of this script, serving the node's TLS
+files behind the node's own interceptors: access log, errors, identity from the
+certificate, authorization) whose SearchPartners asks every partner at once with the
+same deadline through the node's own `PartnerClient` transport, and whose QueryReads
+looks the plate up in the partner's own store (`ReadSearch.find`, the same call the
+real answer makes). It has no request or answer signatures, no receipt or
+acknowledgement, no audit events, no witnessing, and no agreement or nonce checks.
+
+Every partner node allows `ALPR_FEDERATION_QUERIES_PER_MINUTE` queries a minute (set high
+here: the default 60 would refuse a benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import grpc  # noqa: E402
+import grpc.aio  # noqa: E402
+
+from alpr.admin.v1 import hotlists_pb2  # noqa: E402
+from alpr.common.v1 import envelope_pb2  # noqa: E402
+from alpr.federation.v1 import exchange_pb2  # noqa: E402
+from alpr.federation.v1 import federation_service_pb2 as fed_pb  # noqa: E402
+from alpr.search.v1 import search_service_pb2 as search_pb  # noqa: E402
+from alpr.search.v1 import search_service_pb2_grpc as search_grpc  # noqa: E402
+from federation.client import PartnerClient, PartnerRefusedError, PartnerTimeoutError  # noqa: E402
+from federation.exchange import REQUEST_TYPE  # noqa: E402
+from federation.peers import Peer, PeerRegistry  # noqa: E402
+from federation.plate_queries import ANSWER_TYPE, MAX_SHARED_READS  # noqa: E402
+from gateway import logs  # noqa: E402
+from gateway.config import load_config  # noqa: E402
+from gateway.demo import (  # noqa: E402
+    PURPOSE,
+    AgencySpec,
+    RunningAgency,
+    federate,
+    report_reads,
+    start_agency,
+)
+from gateway.interceptors import (  # noqa: E402
+    AccessLogInterceptor,
+    AuthorizationInterceptor,
+    Context,
+    ErrorInterceptor,
+    IdentityInterceptor,
+    current_caller,
+)
+from gateway.node_dir import open_node  # noqa: E402
+from gateway.server import ACCESS  # noqa: E402
+from node.audit import AuditLog  # noqa: E402
+from node.clock import system_clock  # noqa: E402
+from node.errors import UnavailableError  # noqa: E402
+from node.pki import CertificateAuthority  # noqa: E402
+from node.search import ReadSearch  # noqa: E402
+from node.sessions import Sessions  # noqa: E402
+from node.store.capture_models import ReadRecord  # noqa: E402
+from node.users import UserDirectory  # noqa: E402
+
+PLATE = "7ABC123"
+BATCH = 100
+NOBODY = hotlists_pb2.HotlistEntry(plate="0NONE00", list_type="stolen_vehicle")
+REQUESTER = AgencySpec("requester", "CA0194200", "Requesting agency", "lapd", NOBODY)
+
+
+def partner_spec(index: int) -> AgencySpec:
+    """The `index`th partner agency."""
+    return AgencySpec(f"p{index:02d}", f"CA9{index:06d}", f"Partner {index}", "lasd", NOBODY)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """One row's measurements."""
+
+    p50_ms: float
+    p99_ms: float
+    qps: float
+    failed: int
+
+
+# The baseline: a plain node, no signing and no receipts.
+
+
+def _plain_reads(records: Sequence[ReadRecord]) -> list[exchange_pb2.SharedRead]:
+    shared = []
+    for read in records:
+        message = exchange_pb2.SharedRead(
+            plate=read.plate,
+            latitude=read.latitude or 0.0,
+            longitude=read.longitude or 0.0,
+            camera_id=read.camera_id,
+            confidence=read.confidence,
+        )
+        message.captured_at.FromDatetime(read.captured_at)
+        shared.append(message)
+    return shared
+
+
+class PlainFederation:
+    """QueryReads with no checks, signatures, receipt or audit: the store lookup only."""
+
+    def __init__(self, ori: str, search: ReadSearch) -> None:
+        """Answer as `ori` from `search`."""
+        self._ori = ori
+        self._search = search
+
+    async def query_reads(
+        self, request: fed_pb.QueryReadsRequest, context: Context
+    ) -> fed_pb.QueryReadsResponse:
+        """The reads of the plate asked for, unsigned."""
+        asked = exchange_pb2.ExchangeRequest.FromString(request.request.payload)
+        reads, truncated = await asyncio.to_thread(
+            self._search.find,
+            asked.reads.plate,
+            asked.reads.since.ToDatetime(UTC),
+            asked.reads.until.ToDatetime(UTC),
+            MAX_SHARED_READS,
+        )
+        answer = exchange_pb2.ReadAnswer(
+            exchange_id=asked.exchange_id,
+            responder_ori=self._ori,
+            truncated=truncated,
+            reads=_plain_reads(reads),
+        )
+        return fed_pb.QueryReadsResponse(
+            answer=envelope_pb2.SignedEnvelope(
+                payload=answer.SerializeToString(), payload_type=ANSWER_TYPE
+            )
+        )
+
+
+class PlainSearch:
+    """SearchPartners fanned out in parallel with a deadline, unsigned and unreceipted."""
+
+    def __init__(self, ori: str, client: PartnerClient, partners: Sequence[Peer]) -> None:
+        """Ask `partners` as `ori` through `client`."""
+        self._ori = ori
+        self._client = client
+        self._partners = partners
+
+    async def search_partners(
+        self, request: search_pb.SearchPartnersRequest, context: Context
+    ) -> search_pb.SearchPartnersResponse:
+        """Every partner's reads of the plate, or what became of the query there."""
+        deadline = (request.deadline_ms or 5000) / 1000
+        user = current_caller().spiffe_id
+        answers = await asyncio.gather(
+            *(self._ask(peer, request, user, deadline) for peer in self._partners)
+        )
+        return search_pb.SearchPartnersResponse(
+            partners=sorted(answers, key=lambda a: a.partner_ori)
+        )
+
+    async def _ask(
+        self, peer: Peer, request: search_pb.SearchPartnersRequest, user: str, deadline: float
+    ) -> search_pb.PartnerAnswer:
+        asked = exchange_pb2.ExchangeRequest(
+            exchange_id=str(uuid.uuid4()),
+            requesting_ori=self._ori,
+            responding_ori=peer.ori,
+            requesting_user=user,
+            purpose=request.purpose,
+            case_number=request.case_number,
+            nonce=os.urandom(16),
+            reads=exchange_pb2.ReadQuery(
+                plate=request.plate, since=request.since, until=request.until
+            ),
+        )
+        asked.issued_at.GetCurrentTime()
+        message = fed_pb.QueryReadsRequest(
+            request=envelope_pb2.SignedEnvelope(
+                payload=asked.SerializeToString(), payload_type=REQUEST_TYPE
+            )
+        )
+        outcome = search_pb.PARTNER_OUTCOME_ANSWERED
+        try:
+            # The node's own transport to partners (channels, TLS, error mapping).
+            got = await self._client._call(
+                peer, lambda stub: stub.QueryReads(message, timeout=deadline)
+            )
+        except PartnerTimeoutError:
+            outcome = search_pb.PARTNER_OUTCOME_TIMED_OUT
+        except UnavailableError:
+            outcome = search_pb.PARTNER_OUTCOME_UNAVAILABLE
+        except PartnerRefusedError:
+            outcome = search_pb.PARTNER_OUTCOME_REFUSED
+        if outcome != search_pb.PARTNER_OUTCOME_ANSWERED:
+            return search_pb.PartnerAnswer(partner_ori=peer.ori, outcome=outcome)
+        answer = exchange_pb2.ReadAnswer.FromString(got.answer.payload)
+        return search_pb.PartnerAnswer(
+            partner_ori=peer.ori,
+            outcome=outcome,
+            reads=[
+                search_pb.Read(
+                    plate=read.plate,
+                    confidence=read.confidence,
+                    captured_at=read.captured_at,
+                    camera_id=read.camera_id,
+                    latitude=read.latitude,
+                    longitude=read.longitude,
+                )
+                for read in answer.reads
+            ],
+            truncated=answer.truncated,
+            exchange_id=asked.exchange_id,
+        )
+
+
+async def serve_plain(directory: Path, endpoints: dict[str, str]) -> None:
+    """Serve the plain node for `directory`; its partners' plain servers are at `endpoints`."""
+    logs.configure()
+    config = load_config(directory, {})
+    node = open_node(config, now=datetime.now(UTC))
+    peers = PeerRegistry(node.engine, clock=system_clock)
+    partners = [
+        dataclasses.replace(peers.require(ori), endpoint=endpoints[ori]) for ori in endpoints
+    ]
+    audit = AuditLog(node.engine, clock=system_clock)  # ReadSearch.find audits nothing
+    search = ReadSearch(node.engine, profile=node.profile, audit=audit, ori=config.ori)
+    server = grpc.aio.server(
+        interceptors=[
+            AccessLogInterceptor(),
+            ErrorInterceptor(),
+            IdentityInterceptor(config.federation),
+            AuthorizationInterceptor(
+                config.ori,
+                ACCESS,
+                sessions=Sessions(
+                    UserDirectory(node.engine, clock=system_clock),
+                    audit,
+                    signer=node.signer,
+                    ori=config.ori,
+                    clock=system_clock,
+                ),
+                require_login=False,
+            ),
+        ],
+        options=[("grpc.max_receive_message_length", config.max_message_bytes)],
+    )
+    plain_federation = PlainFederation(config.ori, search)
+    plain_search = PlainSearch(config.ori, PartnerClient(node.tls.channel_credentials()), partners)
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "alpr.federation.v1.FederationService",
+                {
+                    "QueryReads": grpc.unary_unary_rpc_method_handler(
+                        plain_federation.query_reads,
+                        request_deserializer=fed_pb.QueryReadsRequest.FromString,
+                        response_serializer=fed_pb.QueryReadsResponse.SerializeToString,
+                    )
+                },
+            ),
+            grpc.method_handlers_generic_handler(
+                "alpr.search.v1.SearchService",
+                {
+                    "SearchPartners": grpc.unary_unary_rpc_method_handler(
+                        plain_search.search_partners,
+                        request_deserializer=search_pb.SearchPartnersRequest.FromString,
+                        response_serializer=search_pb.SearchPartnersResponse.SerializeToString,
+                    )
+                },
+            ),
+        )
+    )
+    port = server.add_secure_port("127.0.0.1:0", node.tls.server_credentials())
+    await server.start()
+    print(json.dumps({"address": f"127.0.0.1:{port}"}), flush=True)
+    await server.wait_for_termination()
+
+
+@contextlib.contextmanager
+def plain_node(directory: Path, endpoints: dict[str, str]) -> Iterator[str]:
+    """A plain server for the node in `directory`, in a child process; its address."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--plain", str(directory), json.dumps(endpoints)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        if not line:
+            raise RuntimeError(f"the plain server for {directory} did not start")
+        yield str(json.loads(line)["address"])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+# Measuring.
+
+
+def _request(deadline_ms: int) -> search_pb.SearchPartnersRequest:
+    now = datetime.now(UTC)
+    request = search_pb.SearchPartnersRequest(
+        plate=PLATE, purpose=PURPOSE, case_number="DR 26-0117734", deadline_ms=deadline_ms
+    )
+    request.since.FromDatetime(now - timedelta(days=1))
+    request.until.FromDatetime(now + timedelta(days=1))
+    return request
+
+
+def measure(
+    address: str, credentials: grpc.ChannelCredentials, *, fan_out: int, seen: int,
+    queries: int, warmup: int, concurrency: int, deadline_ms: int,
+) -> Stats:  # fmt: skip
+    """Latencies of `queries` sequential queries after `warmup`, then the rate at `concurrency`."""
+    request = _request(deadline_ms)
+    failed = 0
+    lock = threading.Lock()
+
+    def ask(stub: search_grpc.SearchServiceStub) -> float:
+        nonlocal failed
+        began = time.perf_counter()
+        answer = stub.SearchPartners(request, timeout=60)
+        took = time.perf_counter() - began
+        good = len(answer.partners) == fan_out and all(
+            p.outcome == search_pb.PARTNER_OUTCOME_ANSWERED and len(p.reads) == seen
+            for p in answer.partners
+        )
+        if not good:
+            with lock:
+                failed += 1
+        return took
+
+    with grpc.secure_channel(address, credentials) as channel:
+        stub = search_grpc.SearchServiceStub(channel)
+        for _ in range(warmup):
+            ask(stub)
+        latencies = sorted(ask(stub) for _ in range(queries))
+        began = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(lambda _: ask(stub), range(queries)))
+        qps = queries / (time.perf_counter() - began)
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+    return Stats(statistics.median(latencies) * 1000, p99 * 1000, qps, failed)
+
+
+def run(args: argparse.Namespace, base: Path) -> list[tuple[int, Stats, Stats]]:
+    """Build the federation in `base` and measure each fan-out, real and baseline."""
+    os.environ["ALPR_FEDERATION_QUERIES_PER_MINUTE"] = str(1_000_000)
+    ca = CertificateAuthority.create("demo.alpr", now=datetime.now(UTC))
+    widest = max(args.partners)
+    specs = [REQUESTER, *(partner_spec(i) for i in range(1, widest + 1))]
+    nodes: list[RunningAgency] = []
+    rows = []
+    try:
+        nodes.extend(start_agency(spec, base / spec.key, ca) for spec in specs)
+        requester, partners = nodes[0], nodes[1:]
+        plates = [f"{i % 10}XYZ{i:03d}"[:7] for i in range(args.reads - args.seen)]
+        reads = [*plates, *[PLATE] * args.seen]
+        for partner in partners:
+            for start in range(0, len(reads), BATCH):  # SubmitReads takes 100 at a time
+                report_reads(partner, "cam-1", reads[start : start + BATCH])
+        with contextlib.ExitStack() as plain:
+            plain_partners = {
+                p.spec.ori: plain.enter_context(plain_node(p.directory, {})) for p in partners
+            }
+            federated = 0
+            for fan_out in sorted(args.partners):
+                federate([(requester, p) for p in partners[federated:fan_out]])
+                federated = fan_out
+                asked = {p.spec.ori: plain_partners[p.spec.ori] for p in partners[:fan_out]}
+                credentials = requester.credentials["detective"].channel_credentials()
+                options = {"fan_out": fan_out, "seen": args.seen, "queries": args.queries,
+                           "warmup": args.warmup, "concurrency": args.concurrency,
+                           "deadline_ms": args.deadline_ms}  # fmt: skip
+                real = measure(requester.address, credentials, **options)
+                with plain_node(requester.directory, asked) as address:
+                    baseline = measure(address, credentials, **options)
+                rows.append((fan_out, real, baseline))
+                print(f"  measured {fan_out} partners", file=sys.stderr, flush=True)
+    finally:
+        for node in nodes:
+            node.process.send_signal(signal.SIGTERM)
+        for node in nodes:
+            node.process.wait(timeout=30)
+    return rows
+
+
+def main() -> int:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--partners", type=int, nargs="+", default=[1, 5, 20])
+    parser.add_argument("--reads", type=int, default=1000, help="reads each partner holds")
+    parser.add_argument("--seen", type=int, default=3, help="how often the queried plate is seen")
+    parser.add_argument("--queries", type=int, default=200, help="sequential queries measured")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=4, help="detectives asking at once")
+    parser.add_argument("--deadline-ms", type=int, default=5000)
+    parser.add_argument("--keep", type=Path, help="build the nodes here and leave them")
+    parser.add_argument("--plain", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_plain(Path(args.plain[0]), json.loads(args.plain[1])))
+        return 0
+    print(f"federated_query on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: "
+          f"{args.reads} reads a partner, plate seen {args.seen}x, {args.queries} sequential "
+          f"queries after {args.warmup}, QPS at {args.concurrency} at once")  # fmt: skip
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        rows = run(args, args.keep)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            rows = run(args, Path(scratch))
+    print(f"{'partners':>8}  {'case':<22}{'p50 ms':>9}{'p99 ms':>9}{'QPS':>8}"
+          f"{'failed':>8}{'p99 x baseline':>16}")  # fmt: skip
+    for fan_out, real, baseline in rows:
+        for name, stats in (("signed + receipts", real), ("baseline (plain)", baseline)):
+            ratio = f"{real.p99_ms / baseline.p99_ms:.1f}" if stats is real else ""
+            print(f"{fan_out:>8}  {name:<22}{stats.p50_ms:>9.1f}{stats.p99_ms:>9.1f}"
+                  f"{stats.qps:>8.1f}{stats.failed:>8}{ratio:>16}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
