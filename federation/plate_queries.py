@@ -4,7 +4,9 @@ Asking: `PlateQueries.ask` sends one signed query to every partner whose agreeme
 force lets us ask it plate queries, all at once, and waits up to a deadline. Each
 partner is reported as answered (with its reads), refused, unavailable, timed out, or
 invalid (its answer or receipt did not verify, so nothing of it is used). Every answer
-is receipted and acknowledged as any exchange is.
+is receipted as any exchange is, and acknowledged: the receipt is verified and our
+acknowledgement signed and kept before the answer is returned; delivering it and
+witnessing the partner's checkpoint follow in the background (`settled` waits for them).
 
 Answering: `PlateQueries.serve` answers a partner's signed query after the exchange
 checks (identity, agreement and grant, purpose in the agreement, nonce, time) and our
@@ -33,7 +35,7 @@ from federation.envelope import Envelope, parse_payload
 from federation.errors import ExchangeRefusedError, InvalidEnvelopeError
 from federation.exchange import RequestChecker, digest, verify_receipt
 from federation.peers import Peer, PeerRegistry
-from federation.receipting import Receipting, SentRequest
+from federation.receipting import Closed, Receipting, SentRequest
 from federation.terms import Grant
 from node.errors import UnavailableError, ValidationError
 from node.search import ReadSearch, forbidden_reason
@@ -133,6 +135,7 @@ class PlateQueries:
         self._client = client
         self._per_minute = per_minute
         self._limit = _RateLimit(per_minute)
+        self._closing: set[asyncio.Task[Closed]] = set()
 
     # Answering.
 
@@ -239,7 +242,11 @@ class PlateQueries:
         except InvalidEnvelopeError as error:
             return PartnerReply(peer.ori, Outcome.INVALID, exchange_id=exchange_id,
                                 detail=error.diagnostics())  # fmt: skip
-        await self._receipting.close(peer, receipt, acknowledgement)
+        # The acknowledgement and the witnessing of the partner's checkpoint take three more
+        # round trips and fail nothing: they go on after the investigator has the answer.
+        closing = asyncio.create_task(self._receipting.close(peer, receipt, acknowledgement))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
         return PartnerReply(
             peer.ori,
             Outcome.ANSWERED,
@@ -247,6 +254,11 @@ class PlateQueries:
             read_answer.truncated,
             exchange_id,
         )
+
+    async def settled(self) -> None:
+        """Wait until every acknowledgement and witnessing still under way is done."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     def _accept(
         self, sent: SentRequest, answer: Envelope, receipt: Envelope

@@ -184,8 +184,9 @@ def start_background(services: Services) -> list[asyncio.Task[None]]:
     return [asyncio.create_task(services.broker.run(), name="hit-broker")]
 
 
-async def stop_background(tasks: Sequence[asyncio.Task[None]]) -> None:
-    """Cancel what `start_background` started and wait for it to end."""
+async def stop_background(services: Services, tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Let acknowledgements under way finish, then cancel what `start_background` started."""
+    await services.queries.settled()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -235,7 +236,7 @@ async def serve(config: NodeConfig) -> None:
     await _set_serving(health_servicer, serving=False)
     scheduler.shutdown(wait=False)
     await server.stop(config.shutdown_grace_seconds)
-    await stop_background(background)
+    await stop_background(services, background)
     await services.partners.close()
     node.engine.dispose()
     log.info("stopped")

@@ -120,6 +120,7 @@ class TestFanOut:
     ) -> None:
         lapd = three[LAPD]
         ask(lapd, federation)
+        lapd.node.run(lapd.node.services.queries.settled())  # acknowledgements delivered
         for agency in three.values():
             services = agency.node.services
             ours = Ed25519Key(agency.node_key)

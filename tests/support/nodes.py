@@ -92,7 +92,7 @@ def serving(
 
     async def stop() -> None:
         await server.stop(None)
-        await stop_background(background)
+        await stop_background(services, background)
 
     server, port, background = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
     try:
