@@ -20,14 +20,16 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from node.audit import AuditLog
 from node.errors import PermissionDeniedError, ValidationError
 from node.hotlists.entry import PlatePattern
-from node.profile import FORBIDDEN_PURPOSE_WORDS, PolicyProfile
+from node.profile import FORBIDDEN_PURPOSE_WORDS, PolicyProfile, Role
 from node.store.capture_models import ReadRecord
 from node.store.models import utc
 
@@ -37,6 +39,22 @@ MAX_CASE_NUMBER = 64
 MAX_WARRANT = 100
 IMMIGRATION = "immigration"
 _SCAN_BATCH = 5000
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchivedBasis:
+    """Why a query may reach archived reads (RET-5), and who approved it.
+
+    Attributes:
+        offence: One of the profile's listed offences (e.g. ``PC 187``'s category
+            ``PC 667.5(c)``), or empty.
+        court_order: The court order's reference, where the profile admits one, or empty.
+        approved_by: Who approved the search, in one of the profile's approving roles.
+    """
+
+    offence: str = ""
+    court_order: str = ""
+    approved_by: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +70,7 @@ class ReadQuery:
         judicial_warrant: The warrant a civil immigration query is made under (ACC-7).
         page_size: How many reads to return; 0 for the default.
         page_token: Where the previous page ended, or empty.
+        archived: To search archived reads as well, the basis for it (RET-5).
     """
 
     plate: str
@@ -62,6 +81,7 @@ class ReadQuery:
     judicial_warrant: str = ""
     page_size: int = 0
     page_token: str = ""
+    archived: ArchivedBasis | None = None
 
 
 @dataclass(frozen=True)
@@ -80,20 +100,39 @@ class ReadSearch:
     ) -> None:
         """Search `engine`'s reads for agency `ori`, under `profile`, auditing into `audit`."""
         self._engine = engine
+        self._archived_search = profile.archived_search
         self._purposes = {p.casefold(): p for p in profile.access.purposes}
         self._audit = audit
         self._ori = ori
 
-    def search(self, query: ReadQuery, *, user: str, peer_ip: str) -> ReadPage:
+    def search(
+        self,
+        query: ReadQuery,
+        *,
+        user: str,
+        peer_ip: str,
+        roles: frozenset[Role] = frozenset(),
+    ) -> ReadPage:
         """The reads of `query`'s plate in its window, once the query is allowed.
+
+        Args:
+            query: What is asked, and why.
+            user: Who asks.
+            peer_ip: From where.
+            roles: The roles of the logged-in user asking; only a system administrator
+                may reach archived reads (RET-2).
 
         Raises:
             ValidationError: A field is missing or malformed (named).
             PermissionDeniedError: The purpose is not one the agency authorizes, or is
-                forbidden (ACC-7); the refusal is audited.
+                forbidden (ACC-7), or archived reads are asked for without a system
+                administrator's session, a listed offence or court order, or an approval
+                (RET-2, RET-5); the refusal is audited.
         """
         pattern, size, offset = _checked(query)
         purpose = self.authorize(query, user=user, peer_ip=peer_ip)
+        if query.archived is not None:
+            self._authorize_archived(query, query.archived, roles, user, peer_ip)
         reads, more = self._find(pattern, query, size, offset)
         self._audit.append(
             "search.plate",
@@ -108,10 +147,36 @@ class ReadSearch:
                 "until": query.until.isoformat(),
                 "results": len(reads),
                 **({"judicial_warrant": query.judicial_warrant} if query.judicial_warrant else {}),
+                **(_basis(query.archived) if query.archived else {}),
             },
         )
         token = _token(offset + len(reads)) if more else ""
         return ReadPage(reads, token)
+
+    def _authorize_archived(
+        self,
+        query: ReadQuery,
+        basis: ArchivedBasis,
+        roles: frozenset[Role],
+        user: str,
+        peer_ip: str,
+    ) -> None:
+        """Allow a search of archived reads only on the profile's terms (RET-2, RET-5)."""
+        rules = self._archived_search
+        offences = {offence.value.casefold() for offence in rules.offences} if rules else set()
+        if rules is None:
+            reason = "this agency keeps no archive"
+        elif Role.SYSTEM_ADMINISTRATOR not in roles:
+            reason = "only a logged-in system administrator searches archived reads (RET-2)"
+        elif basis.offence.strip().casefold() not in offences and not (
+            rules.court_order and basis.court_order.strip()
+        ):
+            reason = "archived reads need a listed offence or a court order (RET-5)"
+        elif not basis.approved_by.strip():
+            reason = "a search of archived reads needs its approval recorded (RET-5)"
+        else:
+            return
+        self._refuse(query, reason, user, peer_ip)
 
     def authorize(self, query: ReadQuery, *, user: str, peer_ip: str) -> str:
         """The purpose as the profile spells it, once allowed; refusals audited.
@@ -127,7 +192,12 @@ class ReadSearch:
             return query.purpose.strip()  # under the warrant recorded with it
         if reason is None and folded in self._purposes:
             return self._purposes[folded]
-        reason = reason or "not one of the agency's authorized purposes (ACC-6)"
+        return self._refuse(
+            query, reason or "not one of the agency's authorized purposes (ACC-6)", user, peer_ip
+        )
+
+    def _refuse(self, query: ReadQuery, reason: str, user: str, peer_ip: str) -> NoReturn:
+        """Audit a refused query, then refuse it."""
         self._audit.append(
             "search.refused",
             actor=user,
@@ -137,7 +207,7 @@ class ReadSearch:
             case_number=query.case_number,
             details={"plate": query.plate[:16], "reason": reason},
         )
-        raise PermissionDeniedError(f"the purpose {query.purpose!r} is refused: {reason}")
+        raise PermissionDeniedError(f"the query is refused: {reason}")
 
     def find(
         self, plate: str, since: datetime, until: datetime, limit: int
@@ -157,11 +227,12 @@ class ReadSearch:
     def _find(
         self, pattern: PlatePattern, query: ReadQuery, size: int, offset: int
     ) -> tuple[list[ReadRecord], bool]:
-        window = (
+        window: tuple[ColumnElement[bool], ...] = (
             col(ReadRecord.captured_at) >= query.since,
             col(ReadRecord.captured_at) < query.until,
-            col(ReadRecord.archived_at).is_(None),  # archived reads are hidden (RET-2)
         )
+        if query.archived is None:
+            window += (col(ReadRecord.archived_at).is_(None),)  # hidden from data users (RET-2)
         newest_first = (col(ReadRecord.captured_at).desc(), col(ReadRecord.id))
         with Session(self._engine) as session:
             if not pattern.is_partial:
@@ -218,6 +289,17 @@ def forbidden_reason(purpose: str, judicial_warrant: str) -> str | None:
         if word in folded and not (word == IMMIGRATION and judicial_warrant):
             return reason
     return None
+
+
+def _basis(basis: ArchivedBasis) -> dict[str, object]:
+    """The archived-search basis as its audit event records it (RET-5)."""
+    return {
+        "archived": {
+            "offence": basis.offence,
+            "court_order": basis.court_order,
+            "approved_by": basis.approved_by,
+        }
+    }
 
 
 def _checked(query: ReadQuery) -> tuple[PlatePattern, int, int]:

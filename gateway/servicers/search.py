@@ -7,10 +7,10 @@ import asyncio
 from alpr.search.v1 import search_service_pb2 as pb
 from alpr.search.v1 import search_service_pb2_grpc as pb_grpc
 from federation.plate_queries import Outcome, PartnerReply, PlateQuery
-from gateway.interceptors import Context, current_caller, peer_ip
+from gateway.interceptors import Context, current_caller, current_user, peer_ip
 from gateway.services import Services
 from node.errors import ValidationError
-from node.search import ReadQuery
+from node.search import ArchivedBasis, ReadQuery
 from node.store.capture_models import ReadCorrectionRecord, ReadRecord
 from node.store.models import utc
 
@@ -36,11 +36,13 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     ) -> pb.SearchReadsResponse:
         """The reads of a plate in a window, for a stated purpose and case."""
         query = _query(request)
+        user = current_user()
         page = await asyncio.to_thread(
             self._services.search.search,
             query,
             user=current_caller().spiffe_id,
             peer_ip=peer_ip(context),
+            roles=user.roles if user else frozenset(),
         )
         corrections = await asyncio.to_thread(
             self._services.corrections.of, [read.id for read in page.reads]
@@ -101,6 +103,15 @@ def _query(request: pb.SearchReadsRequest | pb.SearchPartnersRequest) -> ReadQue
         judicial_warrant=request.judicial_warrant,
         page_size=paging.page_size if paging else 0,
         page_token=paging.page_token if paging else "",
+        archived=(
+            ArchivedBasis(
+                offence=paging.archived.offence,
+                court_order=paging.archived.court_order,
+                approved_by=paging.archived.approved_by,
+            )
+            if paging and paging.HasField("archived")
+            else None
+        ),
     )
 
 

@@ -282,6 +282,7 @@ class SearchReadsRequest(_message.Message):
     JUDICIAL_WARRANT_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ARCHIVED_FIELD_NUMBER: _builtins.int
     plate: _builtins.str
     """A whole plate ("7ABC123") or a partial one ("7AB?12*": ? one character, * any run)."""
     purpose: _builtins.str
@@ -304,6 +305,12 @@ class SearchReadsRequest(_message.Message):
     def until(self) -> _timestamp_pb2.Timestamp:
         """The end of the window (excluded)."""
 
+    @_builtins.property
+    def archived(self) -> Global___ArchivedBasis:
+        """To search archived reads too: only a logged-in system administrator, for a listed
+        offence or under a court order, with the approval recorded (RET-2, RET-5).
+        """
+
     def __init__(
         self,
         *,
@@ -315,14 +322,45 @@ class SearchReadsRequest(_message.Message):
         judicial_warrant: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        archived: Global___ArchivedBasis | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["archived", b"archived", "since", b"since", "until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "judicial_warrant", b"judicial_warrant", "page_size", b"page_size", "page_token", b"page_token", "plate", b"plate", "purpose", b"purpose", "since", b"since", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archived", b"archived", "case_number", b"case_number", "judicial_warrant", b"judicial_warrant", "page_size", b"page_size", "page_token", b"page_token", "plate", b"plate", "purpose", b"purpose", "since", b"since", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchReadsRequest: _TypeAlias = SearchReadsRequest  # noqa: Y015
+
+@_typing.final
+class ArchivedBasis(_message.Message):
+    """Why a search may reach archived reads, and who approved it (RET-5)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFENCE_FIELD_NUMBER: _builtins.int
+    COURT_ORDER_FIELD_NUMBER: _builtins.int
+    APPROVED_BY_FIELD_NUMBER: _builtins.int
+    offence: _builtins.str
+    """One of the offences the agency's profile lists (e.g. "PC 667.5(c)"), or empty."""
+    court_order: _builtins.str
+    """The court order's reference, where the profile admits one, or empty."""
+    approved_by: _builtins.str
+    """Who approved the search, in one of the profile's approving roles."""
+    def __init__(
+        self,
+        *,
+        offence: _builtins.str = ...,
+        court_order: _builtins.str = ...,
+        approved_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_by", b"approved_by", "court_order", b"court_order", "offence", b"offence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchivedBasis: _TypeAlias = ArchivedBasis  # noqa: Y015
 
 @_typing.final
 class SearchReadsResponse(_message.Message):

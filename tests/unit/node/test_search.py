@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from node.audit import AuditLog
 from node.errors import PermissionDeniedError, ValidationError
-from node.profile import builtin_profiles, load_profile
-from node.search import ReadQuery, ReadSearch
+from node.profile import Role, builtin_profiles, load_profile
+from node.search import ArchivedBasis, ReadQuery, ReadSearch
 from node.store.capture_models import ReadRecord
 from tests.support.clock import START, ManualClock
 from tests.support.pki import LAPD
@@ -21,6 +21,7 @@ from tests.support.pki import LAPD
 PROFILE = load_profile(builtin_profiles()["lapd"])
 PURPOSE = PROFILE.access.purposes[0]
 USER = f"spiffe://test.alpr/agency/{LAPD}/user/detective"
+ADMIN = frozenset({Role.SYSTEM_ADMINISTRATOR})
 PLATES = ["7ABC123", "7ABC123", "7ABD123", "8XY947", "8XY9400", "9ZZZ999"]
 
 
@@ -144,3 +145,68 @@ class TestSearch:
         with pytest.raises(ValidationError) as raised:
             plates(search, query("7ABC123", **changes))
         assert raised.value.field == field
+
+
+class TestArchivedSearch:
+    """RET-2 and RET-5: archived reads, for a system administrator on the profile's terms."""
+
+    @pytest.fixture
+    def archived(self, search: ReadSearch, engine: Engine) -> ReadSearch:
+        with Session(engine) as session:
+            for read in session.exec(select(ReadRecord).where(ReadRecord.plate == "7ABC123")):
+                read.archived_at = START + timedelta(days=800)
+                session.add(read)
+            session.commit()
+        return search
+
+    def test_ret2_archived_reads_are_hidden_from_an_ordinary_search(
+        self, archived: ReadSearch
+    ) -> None:
+        assert plates(archived, query("7ABC123")) == []
+        assert plates(archived, query("7AB?123")) == ["7ABD123"]
+
+    @pytest.mark.parametrize(
+        "basis",
+        [
+            ArchivedBasis(offence="PC 667.5(c)", approved_by="Capt. Reyes, custodian"),
+            ArchivedBasis(court_order="LASC 26-SW-1181", approved_by="Capt. Reyes, custodian"),
+        ],
+    )
+    def test_ret5_a_system_administrator_finds_them_for_a_listed_offence_or_court_order(
+        self, archived: ReadSearch, audit: AuditLog, basis: ArchivedBasis
+    ) -> None:
+        page = archived.search(query("7ABC123", archived=basis), user=USER, peer_ip="", roles=ADMIN)
+        assert [r.plate for r in page.reads] == ["7ABC123", "7ABC123"]
+        [event] = [e for e in audit.events() if e.kind == "search.plate"]
+        assert json.loads(event.details)["archived"]["approved_by"] == "Capt. Reyes, custodian"
+
+    @pytest.mark.parametrize(
+        ("basis", "roles", "why"),
+        [
+            (ArchivedBasis(offence="PC 667.5(c)", approved_by="x"), frozenset(), "administrator"),
+            (
+                ArchivedBasis(offence="PC 667.5(c)", approved_by="x"),
+                frozenset({Role.DATA_USER}),
+                "administrator",
+            ),
+            (ArchivedBasis(offence="PC 484 (petty theft)", approved_by="x"), None, "offence"),
+            (ArchivedBasis(offence="PC 667.5(c)"), None, "approval"),
+        ],
+    )
+    def test_ret5_fails_without_the_role_the_basis_or_the_approval_and_is_audited(
+        self,
+        archived: ReadSearch,
+        audit: AuditLog,
+        basis: ArchivedBasis,
+        roles: frozenset[Role] | None,
+        why: str,
+    ) -> None:
+        with pytest.raises(PermissionDeniedError, match=why):
+            archived.search(
+                query("7ABC123", archived=basis),
+                user=USER,
+                peer_ip="",
+                roles=ADMIN if roles is None else roles,
+            )
+        [refused] = [e for e in audit.events() if e.kind == "search.refused"]
+        assert why in json.loads(refused.details)["reason"]
