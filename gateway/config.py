@@ -47,6 +47,11 @@ class NodeConfig:
         store_url: The database URL.
         images: Where plate and vehicle images are kept, by content hash.
         heartbeat_seconds: How long a patrol stream stays quiet before a heartbeat.
+        poll_seconds: How often the hit broker reads the feed unwoken: the longest a hit
+            committed by another process can take to reach this one's streams on SQLite
+            (on PostgreSQL a NOTIFY wakes it at once).
+        retrospective_hours: How far back the agency's own reads are searched when an
+            entry is added to one of its lists (retrospective hits).
     """
 
     directory: Path
@@ -65,6 +70,8 @@ class NodeConfig:
     store_url: str
     images: Path
     heartbeat_seconds: float = 15.0
+    poll_seconds: float = 2.0
+    retrospective_hours: float = 72.0
 
 
 def _text(value: object) -> str:
@@ -133,6 +140,12 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
         "heartbeat_seconds",
         _positive_float,
         NodeConfig.heartbeat_seconds,
+    ),
+    ("patrol", "poll_seconds"): ("poll_seconds", _positive_float, NodeConfig.poll_seconds),
+    ("patrol", "retrospective_hours"): (
+        "retrospective_hours",
+        _positive_float,
+        NodeConfig.retrospective_hours,
     ),
 }
 _PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key", "data_key", "profile", "images"}
@@ -235,4 +248,10 @@ images = "images"
 [patrol]
 # A patrol stream with nothing to send sends a heartbeat this often.
 heartbeat_seconds = {NodeConfig.heartbeat_seconds}
+# Hits committed by another process serving this agency reach this one's streams at least
+# this often (at once on PostgreSQL, which sends a NOTIFY).
+poll_seconds = {NodeConfig.poll_seconds}
+# An entry added to one of our lists is searched for among our reads of this many hours
+# back; each read found raises a hit flagged retrospective.
+retrospective_hours = {NodeConfig.retrospective_hours}
 """

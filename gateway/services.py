@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from federation.agreements import AgreementBook
 from federation.client import PartnerClient
@@ -102,7 +103,7 @@ class Services:
         )
         index = LiveIndex(hotlists, partner_lists, ori=config.ori)
         hits = HitFeed(node.engine, data_key=node.data_key, clock=clock)
-        broker = HitBroker(hits)
+        broker = HitBroker(hits, poll_seconds=config.poll_seconds)
         reads = ReadIntake(
             node.engine,
             images=ImageStore(config.images),
@@ -110,6 +111,7 @@ class Services:
             feed=hits,
             clock=clock,
             on_commit=broker.wake,
+            retrospective=timedelta(hours=config.retrospective_hours),
         )
         return cls(
             identity=node.identity,

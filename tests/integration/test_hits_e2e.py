@@ -1,8 +1,8 @@
 """Reads in, hits out: cameras and patrol clients against a real node on loopback.
 
-HOT-1 (matched as committed), HOT-3 (every stream, resume by cursor), HOT-4
-(dispositions), HOT-5 (cancellations), CAP-5 (partial plates), ACC-1 (patrol cannot
-change data).
+HOT-1 (matched as committed, and recent reads searched for entries added since),
+HOT-3 (every stream, resume by cursor), HOT-4 (dispositions), HOT-5 (cancellations),
+CAP-5 (partial plates), ACC-1 (patrol cannot change data).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -46,9 +47,9 @@ class Site:
     patrol: pb_grpc.PatrolServiceStub
     stack: ExitStack
 
-    def read(self, *plates: str) -> capture_pb.SubmitReadsResponse:
+    def read(self, *plates: str, at: datetime = START) -> capture_pb.SubmitReadsResponse:
         stamp = Timestamp()
-        stamp.FromDatetime(START)
+        stamp.FromDatetime(at)
         reads = [
             capture_pb.PlateRead(plate=p, confidence=0.9, captured_at=stamp, latitude=34.05)
             for p in plates
@@ -64,6 +65,10 @@ class Site:
         stream = Stream(stub.StreamHits(pb.StreamHitsRequest(after_cursor=after), timeout=60))
         self.stack.callback(stream.close)  # before its channel closes: the stack unwinds LIFO
         return stream
+
+    def admin(self) -> admin_service_pb2_grpc.AdminServiceStub:
+        channel = self.stack.enter_context(self.node.channel(self.federation.client(LAPD)))
+        return admin_service_pb2_grpc.AdminServiceStub(channel)
 
 
 class Stream:
@@ -275,8 +280,7 @@ class TestDispositionsAndCancellations:
         site.read("7ABC123")
         [event] = site.node.services.hits.after(0)
         assert isinstance(event.message, pb.Hit)
-        operator = site.stack.enter_context(site.node.channel(site.federation.client(LAPD)))
-        admin = admin_service_pb2_grpc.AdminServiceStub(operator)
+        admin = site.admin()
         with streams(site, 3, after=1) as opened:
             admin.CancelHotlistEntry(
                 hotlists_pb2.CancelHotlistEntryRequest(
@@ -290,6 +294,58 @@ class TestDispositionsAndCancellations:
                     event.message.entry_id, [event.message.hit_id],
                 )  # fmt: skip
         assert site.read("7ABC123").hit_count == 0
+
+
+class TestRetrospective:
+    def test_hot1_an_added_entry_is_searched_for_in_the_recent_reads(
+        self, site: Site, clock: ManualClock
+    ) -> None:
+        clock.advance(timedelta(hours=1))
+        site.read("4LMN500", "4LMNS00", "9PQX771", "6TRK999")
+        site.read("4LMN500", at=START - timedelta(hours=72, seconds=1))  # past the window
+        stream = site.stream(after=0)
+        stream.next(skip_heartbeats=False)  # subscribed
+        site.admin().AddHotlistEntries(
+            hotlists_pb2.AddHotlistEntriesRequest(
+                list_name="stolen",
+                entries=[
+                    hotlists_pb2.HotlistEntry(plate="4LMN500", list_type="stolen", reason="GTA"),
+                    hotlists_pb2.HotlistEntry(plate="9PQ?77*", list_type="amber"),
+                ],
+            ),
+            timeout=TIMEOUT,
+        )
+        hits = sorted((m.hit for m in stream.events(3)), key=lambda hit: hit.plate)
+        assert [(h.plate, h.listed, h.kind) for h in hits] == [
+            ("4LMN500", "4LMN500", pb.MATCH_KIND_EXACT),
+            ("4LMNS00", "4LMN500", pb.MATCH_KIND_CONFUSABLE),
+            ("9PQX771", "9PQ?77*", pb.MATCH_KIND_PARTIAL),
+        ]
+        assert all(h.retrospective for h in hits)
+        assert hits[0].seen_at.ToDatetime().replace(tzinfo=START.tzinfo) == START
+        stored = [site.node.services.hits.hit(h.hit_id) for h in hits]
+        assert all(record.retrospective for record in stored)
+        site.read("4LMN500")
+        live = stream.next().hit
+        assert (live.plate, live.retrospective) == ("4LMN500", False)
+
+    def test_hot1_an_imported_list_is_searched_for_too_and_a_read_is_hit_once(
+        self, site: Site
+    ) -> None:
+        site.read("2CDE345")
+        site.admin().ImportHotlist(
+            hotlists_pb2.ImportHotlistRequest(
+                list_name="stolen",
+                format=hotlists_pb2.HOTLIST_FORMAT_CSV,
+                content=b"plate,list_type\n2CD?345,bolo\n",
+            ),
+            timeout=TIMEOUT,
+        )
+        [event] = site.node.services.hits.after(0)
+        assert isinstance(event.message, pb.Hit)
+        assert (event.message.listed, event.message.retrospective) == ("2CD?345", True)
+        services = site.node.services
+        assert services.reads.search_back(services.hotlists.entries("stolen")) == []
 
 
 class TestAccess:
