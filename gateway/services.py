@@ -19,6 +19,7 @@ from node.audit_checkpoints import CheckpointStore
 from node.checkpoint import log_origin
 from node.clock import Clock
 from node.hit_broker import HitBroker
+from node.hit_notices import FeedListener
 from node.hits import HitFeed
 from node.hotlists.partner_store import PartnerHotlists
 from node.hotlists.store import HotlistStore
@@ -50,6 +51,7 @@ class Services:
     hits: HitFeed
     broker: HitBroker
     reads: ReadIntake
+    notices: FeedListener | None
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -135,4 +137,5 @@ class Services:
             hits=hits,
             broker=broker,
             reads=reads,
+            notices=FeedListener.for_engine(node.engine, broker.wake),
         )

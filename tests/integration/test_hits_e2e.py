@@ -7,8 +7,6 @@ CAP-5 (partial plates), ACC-1 (patrol cannot change data).
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -29,8 +27,8 @@ from node.identity import PrincipalKind
 from tests.support.clock import START, ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.pki import LAPD, Federation
+from tests.support.streams import TIMEOUT, Stream
 
-TIMEOUT = 10
 STOLEN = HotlistEntry(
     plate="7ABC123", list_type=ListType.STOLEN_VEHICLE, reason="armed", contact="LAPD Auto"
 )
@@ -69,39 +67,6 @@ class Site:
     def admin(self) -> admin_service_pb2_grpc.AdminServiceStub:
         channel = self.stack.enter_context(self.node.channel(self.federation.client(LAPD)))
         return admin_service_pb2_grpc.AdminServiceStub(channel)
-
-
-class Stream:
-    """A patrol stream read in a thread, so a test can wait for what arrives."""
-
-    def __init__(self, call: grpc.CallIterator[pb.StreamHitsResponse]) -> None:
-        self.call = call
-        self._received: queue.Queue[pb.StreamHitsResponse | None] = queue.Queue()
-        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
-        self._pump_thread.start()
-
-    def _pump(self) -> None:
-        try:
-            for message in self.call:
-                self._received.put(message)
-        except grpc.RpcError:
-            pass
-        self._received.put(None)
-
-    def next(self, *, skip_heartbeats: bool = True) -> pb.StreamHitsResponse:
-        while True:
-            message = self._received.get(timeout=TIMEOUT)
-            assert message is not None, "the stream ended"
-            if not (skip_heartbeats and message.HasField("heartbeat")):
-                return message
-
-    def events(self, count: int) -> list[pb.StreamHitsResponse]:
-        return [self.next() for _ in range(count)]
-
-    def close(self) -> None:
-        """Cancel the call and wait for the reading thread to end (idempotent)."""
-        self.call.cancel()  # type: ignore[no-untyped-call]
-        self._pump_thread.join(timeout=TIMEOUT)
 
 
 @pytest.fixture
