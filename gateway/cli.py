@@ -15,6 +15,7 @@ from federation.peers import Peer, PeerRegistry
 from gateway.cli_admin import add_admin_commands
 from gateway.cli_audit import add_audit_commands
 from gateway.cli_hotlists import add_hotlist_commands
+from gateway.cli_patrol import add_patrol_command
 from gateway.config import load_config
 from gateway.node_dir import init_node, open_node
 from gateway.server import serve
@@ -184,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     add_admin_commands(commands)
     add_audit_commands(commands)
     add_hotlist_commands(commands)
+    add_patrol_command(commands)
     return parser
 
 
