@@ -329,7 +329,8 @@ def add_patrol_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
             "with one key per hit, oldest first, typed then Enter: v visually verified, "
             "s confirmed with the state system, m misread, n no longer wanted; Enter "
             "records none for it (it stays a lead), q quits (so does the end of input). "
-            "car's device certificate only: officer login is not built yet. The last "
+            "Connects with the car's device certificate only: officer login is not built "
+            "yet. The last "
             "cursor is kept in --state, so a dropped connection or a restart loses no hit."
         ),
     )
