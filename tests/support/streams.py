@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import grpc
 
@@ -31,9 +32,14 @@ class Stream:
         self._received.put(None)
 
     def next(self, *, skip_heartbeats: bool = True) -> pb.StreamHitsResponse:
-        """The next message (heartbeats skipped unless asked for); fails after `TIMEOUT` s."""
+        """The next message (heartbeats skipped unless asked for); fails after `TIMEOUT` s.
+
+        The bound holds while heartbeats keep arriving, so a missing event fails the test
+        rather than hanging it.
+        """
+        deadline = time.monotonic() + TIMEOUT
         while True:
-            message = self._received.get(timeout=TIMEOUT)
+            message = self._received.get(timeout=max(0.0, deadline - time.monotonic()))
             assert message is not None, "the stream ended"
             if not (skip_heartbeats and message.HasField("heartbeat")):
                 return message
