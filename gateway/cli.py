@@ -16,6 +16,7 @@ from gateway.cli_admin import add_admin_commands
 from gateway.cli_audit import add_audit_commands
 from gateway.cli_holds import add_hold_commands
 from gateway.cli_hotlists import add_hotlist_commands
+from gateway.cli_patrol import add_patrol_command
 from gateway.cli_users import add_user_commands
 from gateway.config import load_config
 from gateway.demo import add_demo_command
@@ -192,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     add_evidence_commands(commands)
     add_demo_command(commands)
     add_user_commands(commands)
+    add_patrol_command(commands)
     return parser
 
 

@@ -52,6 +52,11 @@ class NodeConfig:
             session besides the certificate (ACC-3). Managing users always does.
         session_minutes: How long a login's session lasts.
         queries_per_minute: How many plate queries each partner may ask in any minute.
+        poll_seconds: How often the hit broker reads the feed unwoken: the longest a hit
+            committed by another process can take to reach this one's streams on SQLite
+            (on PostgreSQL a NOTIFY wakes it at once).
+        retrospective_hours: How far back the agency's own reads are searched when an
+            entry is added to one of its lists (retrospective hits).
     """
 
     directory: Path
@@ -73,6 +78,8 @@ class NodeConfig:
     require_login: bool = False
     session_minutes: int = 480
     queries_per_minute: int = QUERIES_PER_MINUTE
+    poll_seconds: float = 2.0
+    retrospective_hours: float = 72.0
 
 
 def _text(value: object) -> str:
@@ -172,6 +179,12 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
         "queries_per_minute",
         _positive_int,
         NodeConfig.queries_per_minute,
+    ),
+    ("patrol", "poll_seconds"): ("poll_seconds", _positive_float, NodeConfig.poll_seconds),
+    ("patrol", "retrospective_hours"): (
+        "retrospective_hours",
+        _positive_float,
+        NodeConfig.retrospective_hours,
     ),
 }
 _PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key", "data_key", "profile", "images"}
@@ -274,6 +287,12 @@ images = "images"
 [patrol]
 # A patrol stream with nothing to send sends a heartbeat this often.
 heartbeat_seconds = {NodeConfig.heartbeat_seconds}
+# Hits committed by another process serving this agency reach this one's streams at least
+# this often (at once on PostgreSQL, which sends a NOTIFY).
+poll_seconds = {NodeConfig.poll_seconds}
+# An entry added to one of our lists is searched for among our reads of this many hours
+# back; each read found raises a hit flagged retrospective.
+retrospective_hours = {NodeConfig.retrospective_hours}
 
 [access]
 # Users log in (`alpr login`) and get a session bound to their certificate (ACC-3).

@@ -180,8 +180,15 @@ def create_server(
 
 
 def start_background(services: Services) -> list[asyncio.Task[None]]:
-    """Start the node's background work on the running loop: the hit broker."""
-    return [asyncio.create_task(services.broker.run(), name="hit-broker")]
+    """Start the node's background work on the running loop.
+
+    The hit broker, and on PostgreSQL the listener that wakes it when another process
+    serving the agency commits a hit.
+    """
+    tasks = [asyncio.create_task(services.broker.run(), name="hit-broker")]
+    if services.notices is not None:
+        tasks.append(asyncio.create_task(services.notices.run(), name="hit-notices"))
+    return tasks
 
 
 async def stop_background(services: Services, tasks: Sequence[asyncio.Task[None]]) -> None:

@@ -21,6 +21,7 @@ from node.audit_checkpoints import CheckpointStore
 from node.checkpoint import log_origin
 from node.clock import Clock
 from node.hit_broker import HitBroker
+from node.hit_notices import FeedListener
 from node.hits import HitFeed
 from node.hotlists.partner_store import PartnerHotlists
 from node.hotlists.store import HotlistStore
@@ -65,6 +66,7 @@ class Services:
     retention: RetentionKeeper
     corrections: Corrections
     incidents: Incidents
+    notices: FeedListener | None
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -126,7 +128,7 @@ class Services:
         )
         index = LiveIndex(hotlists, partner_lists, ori=config.ori)
         hits = HitFeed(node.engine, data_key=node.data_key, clock=clock)
-        broker = HitBroker(hits)
+        broker = HitBroker(hits, poll_seconds=config.poll_seconds)
         images = ImageStore(config.images)
         holds = LegalHolds(node.engine, clock=clock)
         reads = ReadIntake(
@@ -136,6 +138,7 @@ class Services:
             feed=hits,
             clock=clock,
             on_commit=broker.wake,
+            retrospective=timedelta(hours=config.retrospective_hours),
         )
         corrections = Corrections(node.engine, clock=clock)
         users = UserDirectory(node.engine, clock=clock)
@@ -194,4 +197,5 @@ class Services:
             ),
             corrections=corrections,
             incidents=Incidents(node.engine, clock=clock),
+            notices=FeedListener.for_engine(node.engine, broker.wake),
         )

@@ -7,6 +7,10 @@ until the transaction commits: events therefore commit in cursor order, and a cl
 that asks for everything after the last cursor it saw gets exactly what it missed, in
 every process serving the agency. An event's body is the message patrol clients
 receive, encrypted with the node's data key (a hit carries hotlist fields, HOT-2).
+
+On PostgreSQL the same transaction sends a NOTIFY on `FEED_CHANNEL`, which the server
+delivers at commit to every process serving the agency (`node.hit_notices`), so their
+streams hear of it at once.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
@@ -35,6 +39,8 @@ _CURSOR = table_of(HitCursorRecord)
 _LOCK_CURSOR = sa_select(_CURSOR.c.last).where(_CURSOR.c.id == 1).with_for_update()
 _SET_CURSOR = update(_CURSOR).where(_CURSOR.c.id == 1).values(last=bindparam("new_last"))
 _INSERT_EVENT = insert(table_of(HitEventRecord))
+FEED_CHANNEL = "alpr_hit_feed"
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 class FeedEventKind(enum.StrEnum):
@@ -228,6 +234,9 @@ class HitFeed:
                 for cursor, (kind, hit_id, entry_id, message) in zip(cursors, events, strict=True)
             ],
         )
+        if connection.dialect.name == "postgresql":
+            # Delivered at commit, and only if it commits; the payload is the last cursor.
+            connection.execute(_NOTIFY, {"channel": FEED_CHANNEL, "payload": str(cursors[-1])})
         return cursors
 
 

@@ -5,6 +5,10 @@ one transaction stores the reads, matches each against the live index and stores
 hits with their feed events. Only then does it return, so a camera is acknowledged
 only for what is committed, and a hit is stored before it is pushed. A read keeps what
 CAP-1 asks and nothing about the vehicle's owner (CAP-3).
+
+`ReadIntake.search_back` runs the other way: entries just added to the agency's lists are
+looked for among its reads of a recent window, and each read found raises a hit flagged
+retrospective, stored and broadcast like any other.
 """
 
 from __future__ import annotations
@@ -15,27 +19,35 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from alpr.patrol.v1 import patrol_service_pb2 as patrol_pb2
 from node.clock import Clock
 from node.errors import ValidationError
 from node.hits import HitFeed, NewHit, new_hit_id
-from node.hotlists.entry import normalize_plate
-from node.matching.canonical import Difference
+from node.hotlists.entry import PlatePattern, normalize_plate
+from node.hotlists.store import StoredEntry
+from node.matching.canonical import Difference, spellings
 from node.matching.index import Match, MatchKind
 from node.matching.live import ListedEntry, LiveIndex
-from node.store.capture_models import ReadRecord
-from node.store.engine import lock_for_write
+from node.store.capture_models import HitRecord, ReadRecord
+from node.store.engine import lock_for_write, table_of
 
 MAX_READS = 100
 MAX_CAMERA_ID = 64
 MAX_PLATE_IMAGE = 256 * 1024
 MAX_VEHICLE_IMAGE = 2 * 1024 * 1024
+RETROSPECTIVE_WINDOW = timedelta(hours=72)
+# Whole plates are looked up by their spellings (the plate index) when there are at most
+# this many in all; past that, or for a partial pattern or an edit list, the window is read.
+MAX_SPELLINGS = 2000
+_IN_BATCH = 500
+_READS = table_of(ReadRecord)
 _MATCH_KINDS = {
     MatchKind.EXACT: patrol_pb2.MATCH_KIND_EXACT,
     MatchKind.CONFUSABLE: patrol_pb2.MATCH_KIND_CONFUSABLE,
@@ -104,6 +116,7 @@ class ReadIntake:
         feed: HitFeed,
         clock: Clock,
         on_commit: Callable[[], None] = lambda: None,
+        retrospective: timedelta = RETROSPECTIVE_WINDOW,
     ) -> None:
         """Store in `engine` and `images`, match with `index`, record hits in `feed`.
 
@@ -114,6 +127,7 @@ class ReadIntake:
             feed: The hit feed.
             clock: The time reads are committed, and matched, at.
             on_commit: Called after a commit that raised a hit (wakes the hit broker).
+            retrospective: How far back `search_back` looks, from the time it runs.
         """
         self._engine = engine
         self._images = images
@@ -121,6 +135,7 @@ class ReadIntake:
         self._feed = feed
         self._clock = clock
         self._on_commit = on_commit
+        self._window = retrospective
 
     def commit(self, camera_id: str, reads: Sequence[NewRead]) -> Committed:
         """Store `reads` from `camera_id`, match each, store the hits; all or nothing.
@@ -168,6 +183,88 @@ class ReadIntake:
         if cursors:
             self._on_commit()
         return Committed(read_ids, cursors)
+
+    def search_back(self, added: Sequence[StoredEntry]) -> list[int]:
+        """Raise a retrospective hit for each recent read that matches an entry just added.
+
+        The reads captured in the window before now are matched against an index of
+        `added` alone (`LiveIndex.probe`), so a read matches as it would have live: whole,
+        through confusables, a partial pattern, or one edit on a list that allows it. A
+        read already hit on one of these entries (matched live after the entry went in) is
+        skipped. The hits are stored with their feed events and the broker woken.
+
+        Returns:
+            The cursors of the hits raised, in order.
+        """
+        probe = self._index.probe(added)
+        if not len(probe):
+            return []
+        now = self._clock()
+        with Session(self._engine) as session:
+            found = [
+                (read_id, match)
+                for read_id, plate in self._candidates(
+                    session,
+                    [stored.entry.plate for stored in added if stored.in_force],
+                    now - self._window,
+                    edits=any(held.allow_edit for held in probe.lists()),
+                )
+                for match in probe.match(plate, now)
+            ]
+        if not found:
+            return []
+        read_ids = sorted({read_id for read_id, _ in found})
+        with Session(self._engine) as session:
+            lock_for_write(session)
+            reads: dict[str, ReadRecord] = {}
+            done: set[tuple[str, str]] = set()
+            for start in range(0, len(read_ids), _IN_BATCH):
+                batch = read_ids[start : start + _IN_BATCH]
+                reads.update(
+                    (r.id, r)
+                    for r in session.exec(select(ReadRecord).where(col(ReadRecord.id).in_(batch)))
+                )
+                done.update(
+                    session.exec(
+                        select(HitRecord.read_id, HitRecord.entry_id).where(
+                            col(HitRecord.read_id).in_(batch)
+                        )
+                    ).all()
+                )
+            hits = [
+                hit
+                for read_id, match in found
+                if (read_id, match.entry_id) not in done
+                and (hit := self._hit(reads[read_id], match, retrospective=True)) is not None
+            ]
+            cursors = self._feed.record_hits(session, hits)
+            session.commit()
+        if cursors:
+            self._on_commit()
+        return cursors
+
+    @staticmethod
+    def _candidates(
+        session: Session, listed: Sequence[str], since: datetime, *, edits: bool
+    ) -> list[tuple[str, str]]:
+        """Ids and plates of the reads since `since` that may match a plate of `listed`.
+
+        When every plate is whole, on lists without edits, and their spellings are few,
+        they are looked up by the plate index; otherwise every read of the window is a
+        candidate. The caller's index decides which candidates match.
+        """
+        recent = sa_select(_READS.c.id, _READS.c.plate).where(_READS.c.captured_at >= since)
+        wanted = None if edits else _all_spellings(listed)
+        if wanted is None:
+            return [(read_id, plate) for read_id, plate in session.connection().execute(recent)]
+        plates = sorted(wanted)
+        return [
+            (read_id, plate)
+            for start in range(0, len(plates), _IN_BATCH)
+            for read_id, plate in session.connection().execute(
+                recent.where(_READS.c.plate.in_(plates[start : start + _IN_BATCH]))
+            )
+        ]
 
     def _hit(self, read: ReadRecord, match: Match, *, retrospective: bool = False) -> NewHit | None:
         listed = self._index.listed(match)
@@ -222,6 +319,19 @@ def _describe(difference: Difference) -> str:
     if not difference.listed:
         return f"{position}: read has extra {difference.read}"
     return f"{position}: read {difference.read}, listed {difference.listed}"
+
+
+def _all_spellings(listed: Sequence[str]) -> set[str] | None:
+    """Every spelling of whole plates `listed`; None for a partial one or over `MAX_SPELLINGS`."""
+    wanted: set[str] = set()
+    for plate in listed:
+        found = None if PlatePattern(plate).is_partial else spellings(plate, MAX_SPELLINGS)
+        if found is None:
+            return None
+        wanted.update(found)
+        if len(wanted) > MAX_SPELLINGS:
+            return None
+    return wanted
 
 
 def _check_camera(camera_id: str) -> None:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy.engine import Engine
 
 from node.store import create_engine, sqlite_url, upgrade
 from tests.support.clock import ManualClock
 from tests.support.pki import Federation
-from tests.support.postgres import ENV_URL, throwaway_cluster
+from tests.support.postgres import ENV_URL, fresh_database, throwaway_cluster
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +31,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield sqlite_url(tmp_path / "node.db")
         return
-    with _postgres_database(request.getfixturevalue("postgres_server")) as url:
+    yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, for what only PostgreSQL does (LISTEN/NOTIFY)."""
+    with fresh_database(postgres_server) as url:
         yield url
 
 
@@ -48,21 +51,8 @@ def partner_database_url(request: pytest.FixtureRequest, database_url: str) -> I
     if not database_url.startswith("postgresql"):
         yield ""
         return
-    with _postgres_database(request.getfixturevalue("postgres_server")) as url:
+    with fresh_database(request.getfixturevalue("postgres_server")) as url:
         yield url
-
-
-@contextmanager
-def _postgres_database(server: str) -> Iterator[str]:
-    """A new, empty database on `server` for the block; its URL."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

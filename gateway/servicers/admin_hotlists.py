@@ -2,11 +2,14 @@
 
 Entries arrive one by one (AddHotlistEntries) or as a whole CSV, NCIC or CLEW file that the
 node parses itself (ImportHotlist). Either way a civil-immigration entry is refused and the
-refusal audited (ACC-7), and every change is audited with the plates it touched (AUD-1).
+refusal audited (ACC-7), every change is audited with the plates it touched (AUD-1), and the
+agency's recent reads are searched for what was added: each read found raises a hit flagged
+retrospective, streamed to every patrol client like any other.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC
 
@@ -141,6 +144,11 @@ class HotlistAdmin:
         """Audit a hotlist event by the caller."""
         audit_call(self.services.audit, kind, context, **details)
 
+    async def _search_back(self, stored: Sequence[StoredEntry]) -> None:
+        """Raise retrospective hits for entries just added (once they are committed)."""
+        if stored:
+            await asyncio.to_thread(self.services.reads.search_back, stored)
+
     def _require_list(self, name: str) -> None:
         """Check that a list of that name exists, before work that might add nothing to it."""
         if all(info.name != name for info in self.services.hotlists.lists()):
@@ -203,6 +211,7 @@ class HotlistAdmin:
             version=stored[0].version,
             entries=_plates(stored),
         )
+        await self._search_back(stored)
         return pb.AddHotlistEntriesResponse(entries=[entry_to_proto(s) for s in stored])
 
     async def ListHotlistEntries(  # noqa: N802 (gRPC method name)
@@ -283,6 +292,7 @@ class HotlistAdmin:
             rejected=len(result.rejected),
             entries=_plates(stored),
         )
+        await self._search_back(stored)
         return pb.ImportHotlistResponse(
             imported=len(stored),
             rejected=[

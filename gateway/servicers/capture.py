@@ -38,7 +38,9 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
         # Images are written and synced, and the store commits: not on the event loop.
         committed = await asyncio.to_thread(self._services.reads.commit, request.camera_id, reads)
         if committed.hit_cursors:
-            self._services.audit.append(
+            # Off the event loop too: the streams fanning the hit out share it.
+            await asyncio.to_thread(
+                self._services.audit.append,
                 "capture.hits",
                 actor=current_caller().spiffe_id,
                 agency=self._services.identity.ori,

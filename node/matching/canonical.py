@@ -11,6 +11,8 @@ Everything here works on plates as `normalize_plate` returns them and patterns a
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from dataclasses import dataclass
 
@@ -20,6 +22,8 @@ _CANONICAL = bytes.maketrans(
     "".join(c[1:] for c in CONFUSABLE_CLASSES).encode(),
     "".join(c[0] * (len(c) - 1) for c in CONFUSABLE_CLASSES).encode(),
 )
+
+_CLASS_OF = {char: members for members in CONFUSABLE_CLASSES for char in members}
 
 
 def canonical(text: str) -> bytes:
@@ -36,6 +40,19 @@ def canonical(text: str) -> bytes:
 def canonical_bytes(raw: bytes) -> bytes:
     """`canonical` of a plate already encoded as ASCII bytes."""
     return raw.translate(_CANONICAL)
+
+
+def spellings(plate: str, limit: int) -> list[str] | None:
+    """Every plate with the canonical form of `plate`, or None when there are over `limit`.
+
+    A read of any of them is the plate or one of its confusable misreadings: looking these
+    up in a table of reads finds the reads that match `plate` whole (``7A8C123`` for
+    ``7ABC123``).
+    """
+    choices = [_CLASS_OF.get(char, char) for char in plate]
+    if math.prod(len(choice) for choice in choices) > limit:
+        return None
+    return ["".join(spelling) for spelling in itertools.product(*choices)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ batch of reads is matched, so every process serving the agency sees every change
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,7 +21,7 @@ from alpr.common.v1 import hotlist_pb2
 from node.errors import NotFoundError
 from node.hotlists.entry import HotlistEntry
 from node.hotlists.partner_store import PartnerHotlists
-from node.hotlists.store import HotlistStore
+from node.hotlists.store import HotlistStore, StoredEntry
 from node.matching.index import IndexedEntry, IndexedList, Match, MatchIndex
 
 OWN_PREFIX = "own:"
@@ -86,6 +87,28 @@ class LiveIndex:
             return None
         return ListedEntry(found.issuer_ori, found.list_name, found.entry)
 
+    def probe(self, added: Sequence[StoredEntry]) -> MatchIndex:
+        """An index of only `added`, entries of our own lists, each list set as when live.
+
+        Matching a read against it finds what the live index would find for those entries
+        alone: the retrospective search for entries just added uses it.
+        """
+        probe = MatchIndex()
+        by_list: dict[str, list[IndexedEntry]] = {}
+        for stored in added:
+            if stored.in_force:
+                by_list.setdefault(stored.list_name, []).append(
+                    IndexedEntry(stored.entry_id, stored.entry.plate, stored.entry.expires_at)
+                )
+        for name, entries in by_list.items():
+            probe.put_list(self._own_list(name), entries)
+        return probe
+
+    def _own_list(self, name: str) -> IndexedList:
+        return IndexedList(
+            list_id=OWN_PREFIX + name, name=name, allow_edit=name in self._edit_lists
+        )
+
     def _refresh_own(self) -> None:
         version = self._own.version()
         if version == self._own_version:
@@ -109,9 +132,7 @@ class LiveIndex:
         for name, entries in by_list.items():
             list_id = OWN_PREFIX + name
             if list_id not in self._own_list_ids():
-                self.index.put_list(
-                    IndexedList(list_id=list_id, name=name, allow_edit=name in self._edit_lists)
-                )
+                self.index.put_list(self._own_list(name))
             self.index.add(list_id, entries)
         self._own_version = changes.version
 

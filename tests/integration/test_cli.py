@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.cli import main
 from gateway.tls import TLSConfig
+from tests.support.nodes import serve_process
 from tests.support.pki import LAPD, LASD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,25 +241,8 @@ class TestBadConfiguration:
 @pytest.fixture
 def served(site: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """`alpr serve` as a real process; yields it and its port once it is serving."""
-    env = {**os.environ, "ALPR_SERVER_SHUTDOWN_GRACE_SECONDS": "2"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", str(site / "lapd")],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        entry = json.loads(line)
-        if entry["msg"] == "serving":
-            break
-    else:
-        pytest.fail(f"alpr serve exited {process.wait()} before serving")
-    yield process, int(entry["port"])
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    with serve_process(site / "lapd", {"ALPR_SERVER_SHUTDOWN_GRACE_SECONDS": "2"}) as served:
+        yield served
 
 
 class TestServe:

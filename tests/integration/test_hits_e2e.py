@@ -1,18 +1,16 @@
 """Reads in, hits out, reads searched: cameras, patrol clients, investigators, real node.
 
-HOT-1 (matched as committed), HOT-3 (every stream, resume by cursor), HOT-4
-(dispositions), HOT-5 (cancellations), CAP-5 (partial plates), ACC-1 (patrol cannot
-change data).
+HOT-1 (matched as committed, and recent reads searched for entries added since),
+HOT-3 (every stream, resume by cursor), HOT-4 (dispositions), HOT-5 (cancellations),
+CAP-5 (partial plates), ACC-1 (patrol cannot change data).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -32,8 +30,8 @@ from node.profile import builtin_profiles, load_profile
 from tests.support.clock import START, ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.pki import LAPD, Federation
+from tests.support.streams import TIMEOUT, Stream
 
-TIMEOUT = 10
 STOLEN = HotlistEntry(
     plate="7ABC123", list_type=ListType.STOLEN_VEHICLE, reason="armed", contact="LAPD Auto"
 )
@@ -51,9 +49,9 @@ class Site:
     patrol: pb_grpc.PatrolServiceStub
     stack: ExitStack
 
-    def read(self, *plates: str) -> capture_pb.SubmitReadsResponse:
+    def read(self, *plates: str, at: datetime = START) -> capture_pb.SubmitReadsResponse:
         stamp = Timestamp()
-        stamp.FromDatetime(START)
+        stamp.FromDatetime(at)
         reads = [
             capture_pb.PlateRead(plate=p, confidence=0.9, captured_at=stamp, latitude=34.05)
             for p in plates
@@ -70,38 +68,9 @@ class Site:
         self.stack.callback(stream.close)  # before its channel closes: the stack unwinds LIFO
         return stream
 
-
-class Stream:
-    """A patrol stream read in a thread, so a test can wait for what arrives."""
-
-    def __init__(self, call: grpc.CallIterator[pb.StreamHitsResponse]) -> None:
-        self.call = call
-        self._received: queue.Queue[pb.StreamHitsResponse | None] = queue.Queue()
-        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
-        self._pump_thread.start()
-
-    def _pump(self) -> None:
-        try:
-            for message in self.call:
-                self._received.put(message)
-        except grpc.RpcError:
-            pass
-        self._received.put(None)
-
-    def next(self, *, skip_heartbeats: bool = True) -> pb.StreamHitsResponse:
-        while True:
-            message = self._received.get(timeout=TIMEOUT)
-            assert message is not None, "the stream ended"
-            if not (skip_heartbeats and message.HasField("heartbeat")):
-                return message
-
-    def events(self, count: int) -> list[pb.StreamHitsResponse]:
-        return [self.next() for _ in range(count)]
-
-    def close(self) -> None:
-        """Cancel the call and wait for the reading thread to end (idempotent)."""
-        self.call.cancel()  # type: ignore[no-untyped-call]
-        self._pump_thread.join(timeout=TIMEOUT)
+    def admin(self) -> admin_service_pb2_grpc.AdminServiceStub:
+        channel = self.stack.enter_context(self.node.channel(self.federation.client(LAPD)))
+        return admin_service_pb2_grpc.AdminServiceStub(channel)
 
 
 @pytest.fixture
@@ -280,8 +249,7 @@ class TestDispositionsAndCancellations:
         site.read("7ABC123")
         [event] = site.node.services.hits.after(0)
         assert isinstance(event.message, pb.Hit)
-        operator = site.stack.enter_context(site.node.channel(site.federation.client(LAPD)))
-        admin = admin_service_pb2_grpc.AdminServiceStub(operator)
+        admin = site.admin()
         with streams(site, 3, after=1) as opened:
             admin.CancelHotlistEntry(
                 hotlists_pb2.CancelHotlistEntryRequest(
@@ -295,6 +263,58 @@ class TestDispositionsAndCancellations:
                     event.message.entry_id, [event.message.hit_id],
                 )  # fmt: skip
         assert site.read("7ABC123").hit_count == 0
+
+
+class TestRetrospective:
+    def test_hot1_an_added_entry_is_searched_for_in_the_recent_reads(
+        self, site: Site, clock: ManualClock
+    ) -> None:
+        clock.advance(timedelta(hours=1))
+        site.read("4LMN500", "4LMNS00", "9PQX771", "6TRK999")
+        site.read("4LMN500", at=START - timedelta(hours=72, seconds=1))  # past the window
+        stream = site.stream(after=0)
+        stream.next(skip_heartbeats=False)  # subscribed
+        site.admin().AddHotlistEntries(
+            hotlists_pb2.AddHotlistEntriesRequest(
+                list_name="stolen",
+                entries=[
+                    hotlists_pb2.HotlistEntry(plate="4LMN500", list_type="stolen", reason="GTA"),
+                    hotlists_pb2.HotlistEntry(plate="9PQ?77*", list_type="amber"),
+                ],
+            ),
+            timeout=TIMEOUT,
+        )
+        hits = sorted((m.hit for m in stream.events(3)), key=lambda hit: hit.plate)
+        assert [(h.plate, h.listed, h.kind) for h in hits] == [
+            ("4LMN500", "4LMN500", pb.MATCH_KIND_EXACT),
+            ("4LMNS00", "4LMN500", pb.MATCH_KIND_CONFUSABLE),
+            ("9PQX771", "9PQ?77*", pb.MATCH_KIND_PARTIAL),
+        ]
+        assert all(h.retrospective for h in hits)
+        assert hits[0].seen_at.ToDatetime().replace(tzinfo=START.tzinfo) == START
+        stored = [site.node.services.hits.hit(h.hit_id) for h in hits]
+        assert all(record.retrospective for record in stored)
+        site.read("4LMN500")
+        live = stream.next().hit
+        assert (live.plate, live.retrospective) == ("4LMN500", False)
+
+    def test_hot1_an_imported_list_is_searched_for_too_and_a_read_is_hit_once(
+        self, site: Site
+    ) -> None:
+        site.read("2CDE345")
+        site.admin().ImportHotlist(
+            hotlists_pb2.ImportHotlistRequest(
+                list_name="stolen",
+                format=hotlists_pb2.HOTLIST_FORMAT_CSV,
+                content=b"plate,list_type\n2CD?345,bolo\n",
+            ),
+            timeout=TIMEOUT,
+        )
+        [event] = site.node.services.hits.after(0)
+        assert isinstance(event.message, pb.Hit)
+        assert (event.message.listed, event.message.retrospective) == ("2CD?345", True)
+        services = site.node.services
+        assert services.reads.search_back(services.hotlists.entries("stolen")) == []
 
 
 class TestAccess:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +28,7 @@ from node.clock import Clock, system_clock
 from tests.support.pki import Federation
 
 _T = TypeVar("_T")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -103,3 +108,34 @@ def serving(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+@contextmanager
+def serve_process(
+    directory: Path, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`alpr serve` `directory` as a real process; yields it and its port once serving.
+
+    `env` adds to this process's environment (``ALPR_*`` overrides). The process is
+    killed at the end if the test did not stop it.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", str(directory)],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            entry = json.loads(line)
+            if entry["msg"] == "serving":
+                break
+        else:
+            raise AssertionError(f"alpr serve exited {process.wait()} before serving")
+        yield process, int(entry["port"])
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

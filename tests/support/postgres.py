@@ -11,9 +11,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
 
 ENV_URL = "ALPR_TEST_POSTGRES_URL"
 
@@ -80,3 +83,16 @@ def throwaway_cluster() -> Iterator[str]:
     finally:
         subprocess.run([*pg_ctl, "-m", "fast", "stop"], check=False, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL `server`; its URL. Dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -22,6 +22,7 @@ from node.matching import (
     MatchKind,
     canonical,
 )
+from node.matching.canonical import spellings
 from node.matching.index import MIN_EDIT_PLATE
 from tests.support.clock import START
 
@@ -103,6 +104,14 @@ class TestConfusable:
 
     def test_fails_on_a_character_outside_the_classes(self) -> None:
         assert found(index_of((STOLEN, [("s1", "7ABC123")])), "7AXC123") == []
+
+    def test_hot1_spellings_are_every_read_that_matches_a_whole_plate(self) -> None:
+        index = index_of((STOLEN, [("s1", "B0X5")]))
+        written = spellings("B0X5", limit=100)
+        assert written is not None
+        assert len(written) == 2 * 4 * 2
+        assert all(found(index, read)[0][0] == "s1" for read in written)
+        assert spellings("B0X5", limit=15) is None
 
 
 class TestEdit:
