@@ -35,8 +35,16 @@ from node.checkpoint import Checkpoint, NoteVerifier, log_origin
 from node.clock import system_clock
 from node.errors import NodeError, ValidationError
 from node.merkle import HASH_SIZE, MerkleError, leaf_hash
-from node.oversight import PublicSummary, access_summary, query_sample, summarize
+from node.oversight import (
+    PublicSummary,
+    TrainingRow,
+    access_summary,
+    query_sample,
+    summarize,
+    training_report,
+)
 from node.store.models import AuditEvent
+from node.users import UserDirectory
 
 EXIT_FAILS = 1
 PROOF_FORMAT = "alpr-audit-inclusion-proof/v1"
@@ -55,6 +63,7 @@ class _Site:
     log: AuditLog
     checkpoints: CheckpointStore
     peers: PeerRegistry
+    users: UserDirectory
 
     def witnesses(self) -> dict[str, NoteVerifier]:
         """Each registered partner's witness key, by ORI."""
@@ -76,6 +85,7 @@ def _with_log(directory: Path, action: Callable[[_Site], _T]) -> _T:
         AuditLog(node.engine, clock=system_clock),
         checkpoints,
         PeerRegistry(node.engine, clock=system_clock),
+        UserDirectory(node.engine, clock=system_clock),
     )
     try:
         return action(site)
@@ -198,6 +208,34 @@ def _access(args: argparse.Namespace) -> int:
         print(f"  {row[0]}: {row[1]} searches ({row[5] or 'none'}), {row[2]} refused; "
               f"{row[3]} logins, {row[4]} refused")  # fmt: skip
     return 0
+
+
+def _training(args: argparse.Namespace) -> int:
+    def report(site: _Site) -> list[TrainingRow]:
+        now = datetime.now(UTC)
+        return training_report(site.users.every(), year=args.year, reference_time=now)
+
+    rows = _with_log(args.directory, report)
+    header = ("user", "roles", "trained", "acknowledged", "acknowledgement lapses", "current",
+              "blocked by")  # fmt: skip
+    table = [
+        (r.name, " ".join(r.roles), _day(r.trained_at), _day(r.acknowledged_at),
+         _day(r.acknowledgement_expires_at), "yes" if r.current_in_year else "NO",
+         " ".join(r.blocks))
+        for r in rows
+    ]  # fmt: skip
+    if args.csv is not None:
+        _write(args.csv, _csv([header, *table]), "--csv")
+    current = sum(r.current_in_year for r in rows)
+    print(f"Training and policy acknowledgement, {args.year} (AUD-4, ACC-2): "
+          f"{current} of {len(rows)} users current")  # fmt: skip
+    for row in table:
+        print("  " + "  ".join(str(cell) for cell in row))
+    return 0
+
+
+def _day(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d}" if moment else "-"
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -361,6 +399,13 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     sample.add_argument(
         "--seed", help="the draw's seed (default: the root of a checkpoint signed now)"
     )
+    training = actions.add_parser(
+        "training", help="each user's training and policy acknowledgement in a year (AUD-4)"
+    )
+    training.add_argument("directory", type=Path, help="the node's directory")
+    training.add_argument("--year", type=int, required=True)
+    training.add_argument("--csv", type=Path, help="also write it as CSV here")
+    training.set_defaults(run=_training)
     access.set_defaults(run=_access)
     sample.set_defaults(run=_sample)
 

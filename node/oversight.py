@@ -15,7 +15,7 @@ import io
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,6 +23,7 @@ from node.audit import AuditLog
 from node.checkpoint import Checkpoint
 from node.errors import ValidationError
 from node.store.models import AuditEvent, utc
+from node.users import User
 
 SEARCH_PREFIX = "search."
 """Kinds of the agency's own users' searches (``search.plate``, ``search.federated``…)."""
@@ -188,6 +189,53 @@ def access_summary(log: AuditLog, *, since: datetime, until: datetime) -> list[A
             row.searches += 1
             row.purposes[event.purpose] = row.purposes.get(event.purpose, 0) + 1
     return [rows[actor] for actor in sorted(rows)]
+
+
+@dataclass(frozen=True)
+class TrainingRow:
+    """One user's training and policy acknowledgement, for the annual report (AUD-4, ACC-2)."""
+
+    name: str
+    roles: tuple[str, ...]
+    trained_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledgement_expires_at: datetime | None
+    current_in_year: bool
+    blocks: tuple[str, ...]
+
+
+def training_report(
+    users: Iterable[User], *, year: int, reference_time: datetime
+) -> list[TrainingRow]:
+    """Each user's training and acknowledgement, and whether they held for `year` (ACC-2).
+
+    A user is current in the year when trained and when an acknowledgement recorded in
+    or before the year still held at its end (or now, for the year under way).
+    """
+    end = min(datetime(year + 1, 1, 1, tzinfo=reference_time.tzinfo), reference_time)
+    rows = []
+    for user in sorted(users, key=lambda user: user.name):
+        expires = user.acknowledgement_expires_at
+        current = (
+            user.trained_at is not None
+            and user.trained_at < end
+            and user.acknowledged_at is not None
+            and user.acknowledged_at < end
+            and expires is not None
+            and expires >= end
+        )
+        rows.append(
+            TrainingRow(
+                user.name,
+                tuple(sorted(role.value for role in user.roles)),
+                user.trained_at,
+                user.acknowledged_at,
+                expires,
+                current,
+                tuple(block.value for block in user.blocks(reference_time)),
+            )
+        )
+    return rows
 
 
 def query_sample(

@@ -7,7 +7,7 @@ import io
 import json
 import random
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -17,9 +17,12 @@ from node.audit_checkpoints import CheckpointStore
 from node.checkpoint import log_origin
 from node.ed25519 import Ed25519Signer
 from node.errors import ValidationError
-from node.oversight import access_summary, query_sample, summarize
+from node.oversight import access_summary, query_sample, summarize, training_report
+from node.profile import Role
+from node.users import UserDirectory
 from tests.support.clock import START, ManualClock
 from tests.support.pki import FEDERATION, LAPD, LASD
+from tests.support.users import PASSWORD, ready_user
 
 SPD = "CA0194600"
 PURPOSES = ["stolen vehicle recovery", "homicide investigation", "AMBER alert"]
@@ -151,3 +154,25 @@ class TestAccessAndSample:
         )
         with pytest.raises(ValidationError):
             query_sample(log, since=SINCE, until=UNTIL, size=0, seed="x")
+
+
+class TestTrainingReport:
+    def test_aud4_acc2_who_was_trained_and_acknowledged_for_the_year(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        users = UserDirectory(engine, clock=clock)
+        ready_user(users, "ortiz")  # trained and acknowledged at START (2026-11-25)
+        users.create(name="ruiz", display_name="Ruiz", roles={Role.DATA_USER}, password=PASSWORD)
+        users.record_training("ruiz")  # never acknowledged the policy
+        year_end = datetime(2027, 1, 1, tzinfo=UTC)
+        rows = {
+            r.name: r for r in training_report(users.every(), year=2026, reference_time=year_end)
+        }
+        assert (rows["ortiz"].current_in_year, rows["ruiz"].current_in_year) == (True, False)
+        assert rows["ruiz"].blocks == ("policy_not_acknowledged",)
+        # A year on, ortiz's acknowledgement has lapsed: not current for 2027.
+        later = datetime(2028, 1, 1, tzinfo=UTC)
+        [ortiz] = [r for r in training_report(users.every(), year=2027, reference_time=later)
+                   if r.name == "ortiz"]  # fmt: skip
+        assert not ortiz.current_in_year
+        assert "acknowledgement_expired" in ortiz.blocks
