@@ -19,10 +19,13 @@ from node.audit_checkpoints import CheckpointStore
 from node.checkpoint import log_origin
 from node.ed25519 import Ed25519Signer
 from node.merkle import inclusion_proof, leaf_hash, root_from_leaves
+from node.profile import Role
 from node.store import create_engine
+from node.users import UserDirectory
 from tests.support.clock import ManualClock
 from tests.support.nodes import make_node
 from tests.support.pki import LAPD, Federation
+from tests.support.users import PASSWORD, ready_user
 
 USER = f"spiffe://test.alpr/agency/{LAPD}/user/x"
 EVENTS = 6
@@ -353,3 +356,16 @@ class TestReports:
         assert output.startswith("Random sample of 2 queries for review (AUD-3), seed s1:")
         assert run(capsys, "audit", "sample", str(site.directory), *period, "--size", "2",
                    "--seed", "s1") == (0, output)  # fmt: skip
+
+    def test_aud4_training_report_lists_each_user_and_who_is_current(
+        self, site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        users = UserDirectory(site.engine, clock=ManualClock())
+        ready_user(users, "ortiz")
+        users.create(name="ruiz", display_name="Ruiz", roles={Role.DATA_USER}, password=PASSWORD)
+        code, output = run(capsys, "audit", "training", str(site.directory), "--year", "2026",
+                           "--csv", str(tmp_path / "training.csv"))  # fmt: skip
+        assert code == 0, output
+        assert "1 of 2 users current" in output
+        lines = (tmp_path / "training.csv").read_text().splitlines()
+        assert [line.split(",")[0] for line in lines] == ["user", "ortiz", "ruiz"]
