@@ -29,7 +29,7 @@ import grpc
 
 from alpr.patrol.v1 import patrol_service_pb2 as pb
 from alpr.patrol.v1 import patrol_service_pb2_grpc as pb_grpc
-from gateway.cli_admin import _connection_options
+from gateway.cli_admin import _connection_options, _with_session
 from gateway.tls import TLSConfig
 from node.errors import ValidationError
 
@@ -300,7 +300,8 @@ def _patrol(args: argparse.Namespace) -> int:
         ("grpc.max_reconnect_backoff_ms", int(args.max_retry_seconds * 1000)),
     ]
     with grpc.secure_channel(args.target, tls.channel_credentials(), backoff) as channel:
-        stub = pb_grpc.PatrolServiceStub(channel)
+        # With `[access] require_login`, the officer's session (`alpr login`) goes along.
+        stub = pb_grpc.PatrolServiceStub(_with_session(channel, args.session))
         console = PatrolConsole(stub, cursors, sys.stdout, args.timeout)
         follower = _Follower(
             stub,
@@ -329,8 +330,8 @@ def add_patrol_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
             "with one key per hit, oldest first, typed then Enter: v visually verified, "
             "s confirmed with the state system, m misread, n no longer wanted; Enter "
             "records none for it (it stays a lead), q quits (so does the end of input). "
-            "Connects with the car's device certificate only: officer login is not built "
-            "yet. The last "
+            "Connects with the car's device certificate, and with the officer's session from "
+            "`alpr login` (--session) where the node requires logins. The last "
             "cursor is kept in --state, so a dropped connection or a restart loses no hit."
         ),
     )
