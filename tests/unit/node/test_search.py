@@ -7,13 +7,15 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from node.audit import AuditLog
 from node.errors import PermissionDeniedError, ValidationError
 from node.profile import Role, builtin_profiles, load_profile
-from node.search import ArchivedBasis, ReadQuery, ReadSearch
+from node.search import ArchivedBasis, ReadQuery, ReadSearch, prefix_range
 from node.store.capture_models import ReadRecord
 from tests.support.clock import START, ManualClock
 from tests.support.pki import LAPD
@@ -210,3 +212,19 @@ class TestArchivedSearch:
             )
         [refused] = [e for e in audit.events() if e.kind == "search.refused"]
         assert why in json.loads(refused.details)["reason"]
+
+
+ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class TestPrefixRange:
+    @given(st.text(ALNUM, min_size=1, max_size=4), st.text(ALNUM, min_size=1, max_size=8))
+    @example("7AZ", "7B0000")
+    @example("ZZ", "ZZZ")
+    @example("79", "7A1")
+    def test_cap5_the_range_holds_exactly_the_plates_with_the_prefix(
+        self, prefix: str, plate: str
+    ) -> None:
+        low, high = prefix_range(prefix)
+        inside = low <= plate and (high is None or plate < high)
+        assert inside == plate.startswith(prefix)
