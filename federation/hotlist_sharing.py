@@ -145,22 +145,6 @@ class HotlistSharing:
         )
         return opened, acknowledgement
 
-    def _audit_rejection(self, sent: SentRequest, error: InvalidEnvelopeError) -> None:
-        """Record that a partner's answer failed verification (HOT-7): nothing of it was kept."""
-        self.audit.append(
-            "exchange.hotlist_rejected",
-            actor=sent.user,
-            agency=self.ori,
-            purpose=sent.purpose,
-            case_number=sent.case_number,
-            details={
-                "exchange_id": sent.request.exchange_id,
-                "partner": sent.peer.ori,
-                "agreement_id": sent.agreement.id,
-                "reason": error.diagnostics(),
-            },
-        )
-
     async def pull(self, partner_ori: str, *, requesting_user: str = "") -> PullResult:
         """Fetch a partner's list under the agreement in force, verify it, store it, acknowledge.
 
@@ -193,7 +177,7 @@ class HotlistSharing:
             # Verifying, decrypting and storing a large list takes seconds: not on the event loop.
             opened, acknowledgement = await asyncio.to_thread(self._accept, sent, snapshot, receipt)
         except InvalidEnvelopeError as error:
-            self._audit_rejection(sent, error)
+            self.receipting.reject(sent, kind=HOTLIST, problem=error.diagnostics())
             raise
         closed = await self.receipting.close(peer, receipt, acknowledgement)
         return PullResult(

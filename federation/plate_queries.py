@@ -240,6 +240,7 @@ class PlateQueries:
         except PartnerRefusedError:
             return PartnerReply(peer.ori, Outcome.REFUSED, exchange_id=exchange_id)
         except InvalidEnvelopeError as error:
+            self._receipting.reject(sent, kind=PLATE_QUERY, problem=error.diagnostics())
             return PartnerReply(peer.ori, Outcome.INVALID, exchange_id=exchange_id,
                                 detail=error.diagnostics())  # fmt: skip
         # The acknowledgement and the witnessing of the partner's checkpoint take three more

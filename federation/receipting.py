@@ -33,7 +33,7 @@ from federation.exchange import (
 )
 from federation.peers import Peer
 from federation.witness import Witness, Witnessed
-from node.audit import AuditLog, TreeHead
+from node.audit import AuditLog, AuditRecord, TreeHead
 from node.audit_checkpoints import CheckpointStore
 from node.clock import Clock
 from node.ed25519 import Ed25519Signer
@@ -176,19 +176,10 @@ class Receipting:
 
         The audit event is ``exchange.<kind>_received`` and holds the receipt's digest.
         """
-        event = self.audit.append(
+        event = self._audit_sent(
+            sent,
             f"exchange.{kind}_received",
-            actor=sent.user,
-            agency=self.ori,
-            purpose=sent.purpose,
-            case_number=sent.case_number,
-            details={
-                "exchange_id": sent.request.exchange_id,
-                "partner": sent.peer.ori,
-                "agreement_id": sent.agreement.id,
-                **details,
-                "receipt_digest": digest(receipt.payload).hex(),
-            },
+            {**details, "receipt_digest": digest(receipt.payload).hex()},
         )
         acknowledgement = sign_acknowledgement(
             self.signer, receipt=receipt, requester_ori=self.ori, audit=event, now=self.clock()
@@ -205,6 +196,31 @@ class Receipting:
             acknowledgement=acknowledgement,
         )
         return acknowledgement
+
+    def reject(self, sent: SentRequest, *, kind: str, problem: str) -> None:
+        """As requester: audit that a partner's answer failed verification; nothing was used.
+
+        The audit event is ``exchange.<kind>_rejected`` and names what failed.
+        """
+        self._audit_sent(sent, f"exchange.{kind}_rejected", {"reason": problem})
+
+    def _audit_sent(
+        self, sent: SentRequest, kind: str, details: Mapping[str, object]
+    ) -> AuditRecord:
+        """An audit event of ours about an exchange we asked for."""
+        return self.audit.append(
+            kind,
+            actor=sent.user,
+            agency=self.ori,
+            purpose=sent.purpose,
+            case_number=sent.case_number,
+            details={
+                "exchange_id": sent.request.exchange_id,
+                "partner": sent.peer.ori,
+                "agreement_id": sent.agreement.id,
+                **details,
+            },
+        )
 
     async def close(self, peer: Peer, receipt: Envelope, acknowledgement: Envelope) -> Closed:
         """Give `peer` our acknowledgement and witness its checkpoint; neither fails the call."""

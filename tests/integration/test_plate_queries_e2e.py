@@ -190,6 +190,10 @@ class TestFanOut:
             answer = ask(lapd, federation)
         [invalid] = [p for p in answer.partners if p.partner_ori == LASD]
         assert (invalid.outcome, list(invalid.reads)) == (pb.PARTNER_OUTCOME_INVALID, [])
+        [rejected] = [
+            json.loads(e.details) for e in lapd.audit_events("exchange.plate_query_rejected")
+        ]
+        assert (rejected["partner"], rejected["exchange_id"]) == (LASD, invalid.exchange_id)
 
 
 class TestEachPartnersRules:
