@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from node.checkpoint import CheckpointError
 from node.hotlists.entry import HotlistEntry, ListType
 from node.merkle import MerkleError
 from node.store import create_engine
+from node.store.models import WitnessedCheckpointRecord
 from tests.support.agencies import TIMEOUT, Agency, agree, running_agencies
 from tests.support.clock import ManualClock
 from tests.support.forgery import truncate_log
@@ -54,6 +56,14 @@ def peer(agency: Agency, ori: str) -> Peer:
 
 def engine_of(agency: Agency) -> Engine:
     return create_engine(agency.node.config.store_url)
+
+
+def witnessed_once(lapd: Agency) -> WitnessedCheckpointRecord:
+    """LAPD pulls from LASD once; the checkpoint of LASD's log it then holds."""
+    pull(lapd, LASD)
+    held = lapd.node.services.witness.held(LASD)
+    assert held is not None
+    return held
 
 
 def forge_history(lasd: Agency, keep: int, then_append: int) -> None:
@@ -95,9 +105,7 @@ class TestWitnessing:
         self, pair: tuple[Agency, Agency, str]
     ) -> None:
         lapd, lasd, _ = pair
-        pull(lapd, LASD)
-        held = lapd.node.services.witness.held(LASD)
-        assert held is not None
+        held = witnessed_once(lapd)
         # A forger at LASD rewrites the last two events, and the log grows past them again.
         forge_history(lasd, keep=held.size - 2, then_append=4)
         lasd.node.services.audit.verify()  # consistent with itself
@@ -108,7 +116,7 @@ class TestWitnessing:
         [alarm] = lapd.node.services.witness.alarms()
         assert (alarm.partner_ori, alarm.our_log, alarm.held) == (LASD, False, held.note)
         [event] = lapd.audit_events("witness.inconsistent")
-        assert event.details  # names the partner and what failed
+        assert json.loads(event.details)["partner"] == LASD
         # ...and the alarm is raised on LASD's side too, where its own auditors see it.
         [reported] = lasd.node.services.witness.alarms()
         assert (reported.partner_ori, reported.our_log) == (LAPD, True)
@@ -118,9 +126,7 @@ class TestWitnessing:
         self, pair: tuple[Agency, Agency, str]
     ) -> None:
         lapd, lasd, _ = pair
-        pull(lapd, LASD)
-        held = lapd.node.services.witness.held(LASD)
-        assert held is not None
+        held = witnessed_once(lapd)
         forge_history(lasd, keep=held.size - 3, then_append=0)
         witness = lapd.node.services.witness
         outcome = lapd.node.run(witness.observe_latest(peer(lapd, LASD)))
