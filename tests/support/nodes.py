@@ -28,6 +28,7 @@ from node.clock import Clock, system_clock
 from tests.support.pki import Federation
 
 _T = TypeVar("_T")
+STOP_SECONDS = 120
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -103,7 +104,8 @@ def serving(
     try:
         yield RunningNode(config, port, services, loop)
     finally:
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
+        # Generous: on a loaded machine a PostgreSQL node's stop once took over 30 s.
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=STOP_SECONDS)
         node.engine.dispose()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
