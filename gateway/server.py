@@ -45,6 +45,7 @@ from node.clock import Clock, system_clock
 from node.profile import Role
 
 log = logging.getLogger("alpr.server")
+BACKGROUND_GRACE_SECONDS = 5.0
 HealthServicer = Any  # grpc_health ships no types
 
 _ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
@@ -192,11 +193,18 @@ def start_background(services: Services) -> list[asyncio.Task[None]]:
 
 
 async def stop_background(services: Services, tasks: Sequence[asyncio.Task[None]]) -> None:
-    """Let acknowledgements under way finish, then cancel what `start_background` started."""
+    """Let acknowledgements under way finish, then cancel what `start_background` started.
+
+    A task still busy after `BACKGROUND_GRACE_SECONDS` (a database driver's cleanup that
+    never returns) is left behind rather than holding up the stop.
+    """
     await services.queries.settled()
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    if tasks:
+        _, stuck = await asyncio.wait(tasks, timeout=BACKGROUND_GRACE_SECONDS)
+        for task in stuck:
+            log.warning("background task did not stop", extra=fields(task=task.get_name()))
 
 
 async def _set_serving(health_servicer: HealthServicer, *, serving: bool) -> None:
