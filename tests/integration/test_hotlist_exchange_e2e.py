@@ -37,6 +37,7 @@ from node.hotlists.codec import frame_fields
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
 from node.hotlists.store import Changes, HotlistStore
 from node.identity import PrincipalKind
+from node.reads import NewRead
 from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import ManualClock
@@ -113,11 +114,18 @@ class TestPull:
         lapd, _, _ = pair
         pull(lapd, LASD)
         lists = lapd.node.services.partner_lists
+
+        def hits_of_a_read() -> int:
+            read = NewRead(plate="7ABC123", confidence=0.9, captured_at=clock())
+            return len(lapd.node.services.reads.commit("cam-1", [read]).hit_cursors)
+
         clock.advance(timedelta(hours=24) - timedelta(seconds=1))
         assert len(lists.find("7ABC123")) == 1
+        assert hits_of_a_read() == 1  # a camera's read still raises a hit on it
         assert lists.purge_expired() == []
         clock.advance(timedelta(seconds=2))
         assert lists.find("7ABC123") == []
+        assert hits_of_a_read() == 0  # at that instant, before any purge
         assert lists.purge_expired() == [LASD]
         assert lists.entry_count(LASD) == 0
 
