@@ -90,15 +90,17 @@ class PlateQuery:
         return message
 
 
-class _RateLimit:
+class RateLimit:
     """At most `per_minute` queries from each partner in any sliding minute."""
 
     def __init__(self, per_minute: int) -> None:
+        """Allow each partner `per_minute` queries in any sliding minute."""
         self._per_minute = per_minute
         self._seen: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
     def admit(self, partner_ori: str) -> bool:
+        """Whether `partner_ori` may ask now; counts the query if so."""
         now = time.monotonic()
         with self._lock:
             seen = self._seen.setdefault(partner_ori, deque())
@@ -134,7 +136,7 @@ class PlateQueries:
         self._receipting = receipting
         self._client = client
         self._per_minute = per_minute
-        self._limit = _RateLimit(per_minute)
+        self._limit = RateLimit(per_minute)
         self._closing: set[asyncio.Task[Closed]] = set()
 
     # Answering.
