@@ -142,7 +142,13 @@ def measure(engine: Engine, plates: list[str]) -> list[tuple[str, tuple[float, f
     in_window = "AND captured_at >= :since AND captured_at < :until"
     exact_sql = f"SELECT * FROM plate_read WHERE plate = :v {in_window}"  # noqa: S608
     # The same prefix range on the plate index that ReadSearch asks, and nothing else.
-    prefix_sql = f"SELECT * FROM plate_read WHERE plate >= :v AND plate < :v || '~' {in_window}"  # noqa: S608
+    likely = "likelihood({}, 0.99)" if engine.dialect.name == "sqlite" else "{}"
+    window_terms = " AND ".join(
+        likely.format(term) for term in ("captured_at >= :since", "captured_at < :until")
+    )
+    prefix_sql = (
+        f"SELECT * FROM plate_read WHERE plate >= :low AND plate < :high AND {window_terms}"  # noqa: S608
+    )
     return [
         ("whole plate, bare indexed SELECT", timed(bare(exact_sql), plates)),
         ("whole plate, ReadSearch + audit", timed(searched, plates)),
