@@ -14,6 +14,7 @@ from federation.exchange import UNACKNOWLEDGED, ExchangeLedger, check_ledger
 from federation.peers import Peer, PeerRegistry
 from gateway.cli_admin import add_admin_commands
 from gateway.cli_audit import add_audit_commands
+from gateway.cli_capture import add_capture_commands
 from gateway.cli_hotlists import add_hotlist_commands
 from gateway.config import load_config
 from gateway.node_dir import init_node, open_node
@@ -183,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_admin_commands(commands)
     add_audit_commands(commands)
+    add_capture_commands(commands)
     add_hotlist_commands(commands)
     return parser
 
