@@ -15,6 +15,8 @@ from gateway.node_dir import OpenedNode
 from gateway.servicers.identity import NodeIdentityView
 from node.audit import AuditLog
 from node.audit_checkpoints import CheckpointStore
+from node.capture import ModelFiles
+from node.capture.frames import FrameReader
 from node.checkpoint import log_origin
 from node.clock import Clock
 from node.hit_broker import HitBroker
@@ -51,6 +53,7 @@ class Services:
     broker: HitBroker
     reads: ReadIntake
     search: ReadSearch
+    frames: FrameReader
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -135,5 +138,12 @@ class Services:
             hits=hits,
             broker=broker,
             reads=reads,
+            frames=FrameReader(
+                ModelFiles.shipped().replace(
+                    detector=config.detector,
+                    ocr_model=config.ocr_model,
+                    ocr_config=config.ocr_config,
+                )
+            ),
             search=ReadSearch(node.engine, profile=node.profile, audit=audit, ori=config.ori),
         )

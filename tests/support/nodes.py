@@ -99,6 +99,7 @@ def serving(
         yield RunningNode(config, port, services, loop)
     finally:
         asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
+        services.frames.close()
         node.engine.dispose()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
