@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options: dict[str, Any] = {
         "data": str((args.data / "data.yaml").resolve()),
         "imgsz": args.imgsz,
-        "epochs": model.trainer.epoch + 1,  # with --hours, as many as the time allowed
+        "epochs": args.epochs,
         "batch": args.batch,
         "device": "cpu",
         "workers": 0,
@@ -99,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.hours:
         options["time"] = args.hours
     model.train(**options)
+    epochs_run = model.trainer.epoch + 1  # with --hours, as many as the time allowed
     metrics = model.val(
         data=options["data"],
         imgsz=args.imgsz,
@@ -115,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutil.copyfile(exported, args.out / MODEL_FILE)
     summary = {
         "imgsz": args.imgsz,
-        "epochs": model.trainer.epoch + 1,  # with --hours, as many as the time allowed
+        "epochs": epochs_run,
         "precision": round(float(metrics.box.mp), 4),
         "recall": round(float(metrics.box.mr), 4),
         "map50": round(float(metrics.box.map50), 4),
