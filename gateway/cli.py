@@ -14,6 +14,7 @@ from federation.exchange import UNACKNOWLEDGED, ExchangeLedger, check_ledger
 from federation.peers import Peer, PeerRegistry
 from gateway.cli_admin import add_admin_commands
 from gateway.cli_audit import add_audit_commands
+from gateway.cli_capture import add_capture_commands
 from gateway.cli_holds import add_hold_commands
 from gateway.cli_hotlists import add_hotlist_commands
 from gateway.cli_patrol import add_patrol_command
@@ -188,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_admin_commands(commands)
     add_audit_commands(commands)
+    add_capture_commands(commands)
     add_hotlist_commands(commands)
     add_hold_commands(commands)
     add_evidence_commands(commands)

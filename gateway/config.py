@@ -47,6 +47,9 @@ class NodeConfig:
         profile: The agency's policy profile (retention, purposes, approvers, audit).
         store_url: The database URL.
         images: Where plate and vehicle images are kept, by content hash.
+        detector: The plate detector (YOLO ONNX), or None for the one the node ships.
+        ocr_model: The OCR model (fast-plate-ocr ONNX), or None for the one the node ships.
+        ocr_config: The OCR model's plate config (YAML), or None for the shipped model's.
         heartbeat_seconds: How long a patrol stream stays quiet before a heartbeat.
         require_login: Whether the agency's data and admin methods need a logged-in user's
             session besides the certificate (ACC-3). Managing users always does.
@@ -74,6 +77,9 @@ class NodeConfig:
     profile: Path
     store_url: str
     images: Path
+    detector: Path | None = None
+    ocr_model: Path | None = None
+    ocr_config: Path | None = None
     heartbeat_seconds: float = 15.0
     require_login: bool = False
     session_minutes: int = 480
@@ -168,6 +174,9 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
     ("policy", "profile"): ("profile", _text, PROFILE_FILE),
     ("store", "url"): ("store_url", str, ""),
     ("capture", "images"): ("images", _text, "images"),
+    ("capture", "detector"): ("detector", str, ""),
+    ("capture", "ocr_model"): ("ocr_model", str, ""),
+    ("capture", "ocr_config"): ("ocr_config", str, ""),
     ("patrol", "heartbeat_seconds"): (
         "heartbeat_seconds",
         _positive_float,
@@ -188,6 +197,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
     ),
 }
 _PATHS = {"tls_ca", "tls_cert", "tls_key", "signing_key", "data_key", "profile", "images"}
+_MODELS = ("detector", "ocr_model", "ocr_config")
 
 
 def load_config(directory: Path, environ: Mapping[str, str]) -> NodeConfig:
@@ -224,6 +234,8 @@ def load_config(directory: Path, environ: Mapping[str, str]) -> NodeConfig:
             raise ConfigError(f"{source}: {error}") from error
     for attribute in _PATHS:
         values[attribute] = directory.resolve() / values[attribute]
+    for attribute in _MODELS:  # empty: the model the node ships
+        values[attribute] = directory.resolve() / values[attribute] if values[attribute] else None
     values["store_url"] = values["store_url"] or sqlite_url(directory / DATABASE_FILE)
     return NodeConfig(**values)
 
@@ -283,6 +295,12 @@ url = {quoted(store_url)}
 [capture]
 # Plate and vehicle images, kept by the SHA-256 of their bytes.
 images = "images"
+# The models that find and read plates; empty: the small ones the node ships (trained on
+# synthetic plates). A stronger model is given by path: a YOLO detector exported to ONNX
+# (input [1, 3, S, S], output [1, 5, N]) and a fast-plate-ocr ONNX model with its plate config.
+detector = ""
+ocr_model = ""
+ocr_config = ""
 
 [patrol]
 # A patrol stream with nothing to send sends a heartbeat this often.

@@ -41,6 +41,7 @@ from gateway.servicers.federation import FederationServicer
 from gateway.servicers.patrol import PatrolServicer
 from gateway.servicers.search import SearchServicer
 from gateway.services import Services
+from node.capture.frames import CaptureUnavailableError
 from node.clock import Clock, system_clock
 from node.profile import Role
 
@@ -217,15 +218,29 @@ async def _set_serving(health_servicer: HealthServicer, *, serving: bool) -> Non
         await health_servicer.set(service, status)
 
 
+def _check_capture(services: Services) -> None:
+    """Load the capture models once: a bad one stops start-up; a missing extra only warns.
+
+    Raises:
+        ModelError: A configured (or shipped) model is missing or of the wrong shape.
+    """
+    try:
+        services.frames.check()
+    except CaptureUnavailableError as error:
+        log.warning("frames will be refused", extra=fields(reason=str(error)))
+
+
 async def serve(config: NodeConfig) -> None:
     """Open the node, serve until SIGTERM or SIGINT, then drain in-flight calls and stop.
 
     Raises:
         ConfigError: The node cannot be opened (see `open_node`).
+        ModelError: A capture model is missing or of the wrong shape.
     """
     node = open_node(config, now=datetime.now(UTC))
     logs.configure()
     services = Services.build(node, clock=system_clock)
+    _check_capture(services)
     server, port, health_servicer = create_server(node, services=services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -253,5 +268,6 @@ async def serve(config: NodeConfig) -> None:
     await server.stop(config.shutdown_grace_seconds)
     await stop_background(services, background)
     await services.partners.close()
+    services.frames.close()
     node.engine.dispose()
     log.info("stopped")

@@ -18,6 +18,8 @@ from gateway.node_dir import OpenedNode
 from gateway.servicers.identity import NodeIdentityView
 from node.audit import AuditLog
 from node.audit_checkpoints import CheckpointStore
+from node.capture import ModelFiles
+from node.capture.frames import FrameReader
 from node.checkpoint import log_origin
 from node.clock import Clock
 from node.hit_broker import HitBroker
@@ -67,6 +69,7 @@ class Services:
     corrections: Corrections
     incidents: Incidents
     notices: FeedListener | None
+    frames: FrameReader
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -198,4 +201,11 @@ class Services:
             corrections=corrections,
             incidents=Incidents(node.engine, clock=clock),
             notices=FeedListener.for_engine(node.engine, broker.wake),
+            frames=FrameReader(
+                ModelFiles.shipped().replace(
+                    detector=config.detector,
+                    ocr_model=config.ocr_model,
+                    ocr_config=config.ocr_config,
+                )
+            ),
         )

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up and run every test: README command (b). Arguments go to pytest.
-# Installs the project with its dev extra into .venv; the test session starts its
+# Installs the project with its dev and capture extras into .venv; the test session starts its
 # own throwaway PostgreSQL (or uses ALPR_TEST_POSTGRES_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,5 +10,7 @@ if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev
     apt-get install -y -q postgresql >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+# The capture extra (onnxruntime, fast-plate-ocr, OpenCV headless: seconds, no torch) runs
+# the reader tests against the shipped models.
+.venv/bin/pip install -q --disable-pip-version-check -e ".[dev,capture]"
 exec .venv/bin/pytest "$@"

@@ -1,4 +1,4 @@
-"""CaptureService: cameras hand the node their reads (HOT-1, CAP-1, CAP-3)."""
+"""CaptureService: cameras hand the node their reads or frames (HOT-1, CAP-1, CAP-2, CAP-3)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from alpr.capture.v1 import capture_service_pb2 as pb
 from alpr.capture.v1 import capture_service_pb2_grpc as pb_grpc
 from gateway.interceptors import Context, current_caller, peer_ip
 from gateway.services import Services
-from node.reads import NewRead
+from node.errors import ValidationError
+from node.reads import Committed, NewRead
 from node.store.models import utc
 
 
@@ -35,8 +36,59 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
             )
             for read in request.reads
         ]
+        committed = await self._commit(request.camera_id, reads, context)
+        return pb.SubmitReadsResponse(
+            read_ids=committed.read_ids, hit_count=len(committed.hit_cursors)
+        )
+
+    async def SubmitFrames(  # noqa: N802 (gRPC method name)
+        self, request: pb.SubmitFramesRequest, context: Context
+    ) -> pb.SubmitFramesResponse:
+        """Find and read the plates in a camera's frames, commit the reads, then acknowledge."""
+        frames = list(request.frames)
+        results = await self._services.frames.read([frame.image for frame in frames])
+        for number, result in enumerate(results):
+            if result.problem:
+                raise ValidationError(f"frames[{number}].image", result.problem)
+        reads = [
+            NewRead(
+                plate=plate.text,
+                confidence=plate.confidence,
+                captured_at=utc(frame.captured_at.ToDatetime()),
+                latitude=frame.latitude if frame.latitude or frame.longitude else None,
+                longitude=frame.longitude if frame.latitude or frame.longitude else None,
+                plate_image=plate.crop,
+                vehicle_image=frame.image,
+            )
+            for frame, result in zip(frames, results, strict=True)
+            for plate in result.plates
+        ]
+        committed = Committed([])
+        if reads:
+            committed = await self._commit(request.camera_id, reads, context)
+        read_ids = iter(committed.read_ids)
+        return pb.SubmitFramesResponse(
+            frames=[
+                pb.FrameReads(
+                    plates=[
+                        pb.FramePlate(
+                            read_id=next(read_ids),
+                            plate=plate.text,
+                            confidence=plate.confidence,
+                            detection_confidence=plate.detection_confidence,
+                            box=plate.box,
+                        )
+                        for plate in result.plates
+                    ]
+                )
+                for result in results
+            ],
+            hit_count=len(committed.hit_cursors),
+        )
+
+    async def _commit(self, camera_id: str, reads: list[NewRead], context: Context) -> Committed:
         # Images are written and synced, and the store commits: not on the event loop.
-        committed = await asyncio.to_thread(self._services.reads.commit, request.camera_id, reads)
+        committed = await asyncio.to_thread(self._services.reads.commit, camera_id, reads)
         if committed.hit_cursors:
             # Off the event loop too: the streams fanning the hit out share it.
             await asyncio.to_thread(
@@ -45,8 +97,6 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
                 actor=current_caller().spiffe_id,
                 agency=self._services.identity.ori,
                 peer_ip=peer_ip(context),
-                details={"camera": request.camera_id, "hits": len(committed.hit_cursors)},
+                details={"camera": camera_id, "hits": len(committed.hit_cursors)},
             )
-        return pb.SubmitReadsResponse(
-            read_ids=committed.read_ids, hit_count=len(committed.hit_cursors)
-        )
+        return committed

@@ -106,6 +106,7 @@ def serving(
     finally:
         # Generous: on a loaded machine a PostgreSQL node's stop once took over 30 s.
         asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=STOP_SECONDS)
+        services.frames.close()
         node.engine.dispose()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)

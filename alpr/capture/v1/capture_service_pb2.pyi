@@ -122,3 +122,159 @@ class SubmitReadsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitReadsResponse: _TypeAlias = SubmitReadsResponse  # noqa: Y015
+
+@_typing.final
+class CameraFrame(_message.Message):
+    """One frame from a camera."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    CAPTURED_AT_FIELD_NUMBER: _builtins.int
+    LATITUDE_FIELD_NUMBER: _builtins.int
+    LONGITUDE_FIELD_NUMBER: _builtins.int
+    image: _builtins.bytes
+    """The image as the camera encoded it (JPEG or PNG); at most 2 MiB."""
+    latitude: _builtins.float
+    """Where, in WGS 84 degrees."""
+    longitude: _builtins.float
+    """Where, in WGS 84 degrees."""
+    @_builtins.property
+    def captured_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was taken."""
+
+    def __init__(
+        self,
+        *,
+        image: _builtins.bytes = ...,
+        captured_at: _timestamp_pb2.Timestamp | None = ...,
+        latitude: _builtins.float = ...,
+        longitude: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at", "image", b"image", "latitude", b"latitude", "longitude", b"longitude"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CameraFrame: _TypeAlias = CameraFrame  # noqa: Y015
+
+@_typing.final
+class SubmitFramesRequest(_message.Message):
+    """Request for CaptureService.SubmitFrames."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMERA_ID_FIELD_NUMBER: _builtins.int
+    FRAMES_FIELD_NUMBER: _builtins.int
+    camera_id: _builtins.str
+    """The camera, as the agency names it: 1 to 64 characters."""
+    @_builtins.property
+    def frames(self) -> _containers.RepeatedCompositeFieldContainer[Global___CameraFrame]:
+        """1 to 16 frames."""
+
+    def __init__(
+        self,
+        *,
+        camera_id: _builtins.str = ...,
+        frames: _abc.Iterable[Global___CameraFrame] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "frames", b"frames"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitFramesRequest: _TypeAlias = SubmitFramesRequest  # noqa: Y015
+
+@_typing.final
+class FramePlate(_message.Message):
+    """A plate the node read in a frame, as committed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READ_ID_FIELD_NUMBER: _builtins.int
+    PLATE_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_FIELD_NUMBER: _builtins.int
+    DETECTION_CONFIDENCE_FIELD_NUMBER: _builtins.int
+    BOX_FIELD_NUMBER: _builtins.int
+    read_id: _builtins.str
+    """The committed read's id."""
+    plate: _builtins.str
+    """The plate, normalized."""
+    confidence: _builtins.float
+    """The OCR's confidence in the text, 0 to 1."""
+    detection_confidence: _builtins.float
+    """The detector's confidence that a plate is there, 0 to 1."""
+    @_builtins.property
+    def box(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The plate's box in the frame's pixels: left, top, right, bottom."""
+
+    def __init__(
+        self,
+        *,
+        read_id: _builtins.str = ...,
+        plate: _builtins.str = ...,
+        confidence: _builtins.float = ...,
+        detection_confidence: _builtins.float = ...,
+        box: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "confidence", b"confidence", "detection_confidence", b"detection_confidence", "plate", b"plate", "read_id", b"read_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FramePlate: _TypeAlias = FramePlate  # noqa: Y015
+
+@_typing.final
+class FrameReads(_message.Message):
+    """What the node read in one frame."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plates(self) -> _containers.RepeatedCompositeFieldContainer[Global___FramePlate]:
+        """The plates found, best first; none when the frame shows no legible plate."""
+
+    def __init__(
+        self,
+        *,
+        plates: _abc.Iterable[Global___FramePlate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plates", b"plates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FrameReads: _TypeAlias = FrameReads  # noqa: Y015
+
+@_typing.final
+class SubmitFramesResponse(_message.Message):
+    """Response for CaptureService.SubmitFrames, once every read is committed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FRAMES_FIELD_NUMBER: _builtins.int
+    HIT_COUNT_FIELD_NUMBER: _builtins.int
+    hit_count: _builtins.int
+    """How many hits the reads raised."""
+    @_builtins.property
+    def frames(self) -> _containers.RepeatedCompositeFieldContainer[Global___FrameReads]:
+        """One entry per frame, in order."""
+
+    def __init__(
+        self,
+        *,
+        frames: _abc.Iterable[Global___FrameReads] | None = ...,
+        hit_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frames", b"frames", "hit_count", b"hit_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitFramesResponse: _TypeAlias = SubmitFramesResponse  # noqa: Y015

@@ -40,6 +40,11 @@ class CaptureServiceStub:
                 request_serializer=alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitReadsRequest.SerializeToString,
                 response_deserializer=alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitReadsResponse.FromString,
                 _registered_method=True)
+        self.SubmitFrames = channel.unary_unary(
+                '/alpr.capture.v1.CaptureService/SubmitFrames',
+                request_serializer=alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitFramesRequest.SerializeToString,
+                response_deserializer=alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitFramesResponse.FromString,
+                _registered_method=True)
 
 
 class CaptureServiceServicer:
@@ -54,6 +59,14 @@ class CaptureServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitFrames(self, request, context):
+        """A camera sends frames; the node finds and reads their plates (CAP-2). The
+        frames are acknowledged only once their reads are committed and matched.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CaptureServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +74,11 @@ def add_CaptureServiceServicer_to_server(servicer, server):
                     servicer.SubmitReads,
                     request_deserializer=alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitReadsRequest.FromString,
                     response_serializer=alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitReadsResponse.SerializeToString,
+            ),
+            'SubmitFrames': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitFrames,
+                    request_deserializer=alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitFramesRequest.FromString,
+                    response_serializer=alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitFramesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +109,33 @@ class CaptureService:
             '/alpr.capture.v1.CaptureService/SubmitReads',
             alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitReadsRequest.SerializeToString,
             alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitReadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitFrames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.capture.v1.CaptureService/SubmitFrames',
+            alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitFramesRequest.SerializeToString,
+            alpr_dot_capture_dot_v1_dot_capture__service__pb2.SubmitFramesResponse.FromString,
             options,
             channel_credentials,
             insecure,

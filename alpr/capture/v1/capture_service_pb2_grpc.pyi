@@ -37,6 +37,10 @@ class CaptureServiceStub:
     """A camera that reads plates itself sends its reads. Each is acknowledged only
     once committed, and matched against every hotlist in force as it is (HOT-1).
     """
+    SubmitFrames: _grpc.UnaryUnaryMultiCallable[_capture_service_pb2.SubmitFramesRequest, _capture_service_pb2.SubmitFramesResponse]
+    """A camera sends frames; the node finds and reads their plates (CAP-2). The
+    frames are acknowledged only once their reads are committed and matched.
+    """
 
 @_typing.type_check_only
 class CaptureServiceAsyncStub(CaptureServiceStub):
@@ -46,6 +50,10 @@ class CaptureServiceAsyncStub(CaptureServiceStub):
     SubmitReads: _aio.UnaryUnaryMultiCallable[_capture_service_pb2.SubmitReadsRequest, _capture_service_pb2.SubmitReadsResponse]  # type: ignore[assignment]
     """A camera that reads plates itself sends its reads. Each is acknowledged only
     once committed, and matched against every hotlist in force as it is (HOT-1).
+    """
+    SubmitFrames: _aio.UnaryUnaryMultiCallable[_capture_service_pb2.SubmitFramesRequest, _capture_service_pb2.SubmitFramesResponse]  # type: ignore[assignment]
+    """A camera sends frames; the node finds and reads their plates (CAP-2). The
+    frames are acknowledged only once their reads are committed and matched.
     """
 
 class CaptureServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +67,16 @@ class CaptureServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_capture_service_pb2.SubmitReadsResponse, _abc.Awaitable[_capture_service_pb2.SubmitReadsResponse]]:
         """A camera that reads plates itself sends its reads. Each is acknowledged only
         once committed, and matched against every hotlist in force as it is (HOT-1).
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitFrames(
+        self,
+        request: _capture_service_pb2.SubmitFramesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_capture_service_pb2.SubmitFramesResponse, _abc.Awaitable[_capture_service_pb2.SubmitFramesResponse]]:
+        """A camera sends frames; the node finds and reads their plates (CAP-2). The
+        frames are acknowledged only once their reads are committed and matched.
         """
 
 def add_CaptureServiceServicer_to_server(servicer: CaptureServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

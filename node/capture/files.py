@@ -1,0 +1,50 @@
+"""Where the capture models are, and the error a bad one raises; no ML imports here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from node.errors import PreconditionError
+
+MODELS = Path(__file__).parent / "models"
+
+
+class ModelError(PreconditionError):
+    """A model file is missing, unreadable or not of the shape the reader drives."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelFiles:
+    """Where the reader's models are.
+
+    Attributes:
+        detector: The plate detector: a YOLO ONNX export, input ``[1, 3, S, S]``, output
+            ``[1, 5, N]``.
+        ocr_model: The OCR model in fast-plate-ocr's format (uint8 NHWC ``input``, ``plate``
+            reshapeable to slots x alphabet).
+        ocr_config: The OCR model's plate config (YAML).
+    """
+
+    detector: Path
+    ocr_model: Path
+    ocr_config: Path
+
+    @classmethod
+    def shipped(cls) -> ModelFiles:
+        """The small models the node ships, trained on synthetic plates."""
+        return cls(
+            detector=MODELS / "plate_detector.onnx",
+            ocr_model=MODELS / "plate_ocr.onnx",
+            ocr_config=MODELS / "plate_ocr_config.yaml",
+        )
+
+    def replace(
+        self, *, detector: Path | None, ocr_model: Path | None, ocr_config: Path | None
+    ) -> ModelFiles:
+        """These files, with each one given instead of its own."""
+        return ModelFiles(
+            detector=detector or self.detector,
+            ocr_model=ocr_model or self.ocr_model,
+            ocr_config=ocr_config or self.ocr_config,
+        )

@@ -1,0 +1,133 @@
+"""Train the plate detector (Ultralytics YOLO11n from its YAML) and export it to ONNX.
+
+    python scripts/train_detector.py --data DIR/detect --out node/capture/models [--epochs 30]
+
+`--data` is the detection set written by ``scripts/synth_plates.py`` (its ``data.yaml``).
+The model is built from ``yolo11n.yaml``, so no pretrained weights are fetched, and trained at
+the size it serves (`--imgsz`, 320 by default). Ultralytics is held offline before it is
+imported: ``YOLO_OFFLINE`` (no update or online checks), ``YOLO_AUTOINSTALL=0`` (no pip), a
+settings folder of its own with a local font where it would otherwise download Arial.ttf,
+settings ``sync=False``, and every run written under `--runs`.
+
+Written to `--out`: ``plate_detector.onnx`` (output ``[1, 5, N]``: cx, cy, w, h, score; no NMS
+inside) and ``plate_detector_metrics.json`` (precision, recall, mAP on the held-out scenes).
+
+Needs the ``train`` extra (torch, ultralytics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "plate_detector.onnx"
+METRICS_FILE = "plate_detector_metrics.json"
+
+
+def offline(settings: Path) -> None:
+    """Set Ultralytics' environment so that it reaches for no network; call before importing it."""
+    font = next(
+        (
+            Path(folder) / "DejaVuSans.ttf"
+            for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu")
+            if (Path(folder) / "DejaVuSans.ttf").is_file()
+        ),
+        None,
+    )
+    if font is None:
+        from PIL import ImageFont  # noqa: PLC0415 (Pillow ships a font when the system has none)
+
+        font = Path(ImageFont.__file__).parent / "fonts" / "DejaVuSans.ttf"
+        if not font.is_file():
+            raise SystemExit("no TTF font found to stand in for Ultralytics' Arial.ttf")
+    (settings / "Ultralytics").mkdir(parents=True, exist_ok=True)
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        target = settings / "Ultralytics" / name
+        if not target.exists():
+            shutil.copyfile(font, target)
+    os.environ.update(
+        {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0", "YOLO_CONFIG_DIR": str(settings)}
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train, validate on the held-out scenes, export to ONNX, write the metrics."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="the detection set")
+    parser.add_argument("--out", type=Path, required=True, help="where the model goes")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="Ultralytics' own output")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--hours", type=float, default=0, help="stop after this long (0: never)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    runs = args.runs.resolve()
+    offline(runs / "settings")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import torch  # noqa: PLC0415 (after the environment above)
+    from ultralytics import YOLO, settings  # noqa: PLC0415
+
+    torch.set_num_threads(args.threads)
+    settings.update({"sync": False})
+    started = time.monotonic()
+    model = YOLO("yolo11n.yaml")  # a YAML: built from scratch, nothing downloaded
+    options: dict[str, Any] = {
+        "data": str((args.data / "data.yaml").resolve()),
+        "imgsz": args.imgsz,
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "device": "cpu",
+        "workers": 0,
+        "project": str(runs),
+        "name": "detector",
+        "exist_ok": True,
+        "pretrained": False,
+        "amp": False,
+        "plots": False,
+        "seed": args.seed,
+        "verbose": False,
+    }
+    if args.hours:
+        options["time"] = args.hours
+    model.train(**options)
+    epochs_run = model.trainer.epoch + 1  # with --hours, as many as the time allowed
+    metrics = model.val(
+        data=options["data"],
+        imgsz=args.imgsz,
+        batch=args.batch,
+        device="cpu",
+        workers=0,
+        project=str(runs),
+        name="val",
+        exist_ok=True,
+        plots=False,
+    )
+    exported = Path(model.export(format="onnx", imgsz=args.imgsz, dynamic=False, simplify=False))
+    args.out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(exported, args.out / MODEL_FILE)
+    summary = {
+        "imgsz": args.imgsz,
+        "epochs": epochs_run,
+        "precision": round(float(metrics.box.mp), 4),
+        "recall": round(float(metrics.box.mr), 4),
+        "map50": round(float(metrics.box.map50), 4),
+        "map50_95": round(float(metrics.box.map), 4),
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "threads": args.threads,
+    }
+    (args.out / METRICS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Frames in, reads out: rendered frames through CaptureService.SubmitFrames to stored reads.
+
+CAP-1 (a read keeps text, confidence, crop, frame, time, place, camera), CAP-2 (found and
+read by the node's own models), HOT-1 (matched as committed); acknowledged after commit; a
+corrupt frame is refused by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+pytest.importorskip("onnxruntime", reason="the capture extra is not installed")
+pytest.importorskip("PIL", reason="the capture extra is not installed")
+
+import cv2  # after the skips above
+from sqlmodel import Session, select
+
+from alpr.capture.v1 import capture_service_pb2 as pb
+from alpr.capture.v1 import capture_service_pb2_grpc as pb_grpc
+from node.hotlists.entry import HotlistEntry, ListType
+from node.identity import PrincipalKind
+from node.reads import ImageStore
+from node.store import create_engine
+from node.store.capture_models import ReadRecord
+from node.store.models import utc
+from tests.support.clock import START, ManualClock
+from tests.support.frames import KnownFrame, clear_frame
+from tests.support.nodes import RunningNode, make_node, serving
+from tests.support.pki import LAPD, Federation
+
+TIMEOUT = 60  # the first call starts the worker processes and loads the models
+
+
+@dataclass
+class Camera:
+    node: RunningNode
+    stub: pb_grpc.CaptureServiceStub
+
+    def send(self, *images: bytes) -> pb.SubmitFramesResponse:
+        stamp = Timestamp()
+        stamp.FromDatetime(START)
+        frames = [
+            pb.CameraFrame(image=image, captured_at=stamp, latitude=34.05, longitude=-118.24)
+            for image in images
+        ]
+        request = pb.SubmitFramesRequest(camera_id="cam-7", frames=frames)
+        return self.stub.SubmitFrames(request, timeout=TIMEOUT)
+
+    def stored(self) -> list[ReadRecord]:
+        engine = create_engine(self.node.config.store_url)
+        try:
+            with Session(engine) as session:
+                return list(session.exec(select(ReadRecord)).all())
+        finally:
+            engine.dispose()
+
+
+def jpeg(known: KnownFrame) -> bytes:
+    ok, data = cv2.imencode(".jpg", known.frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return data.tobytes()
+
+
+@pytest.fixture
+def camera(federation: Federation, tmp_path: Path, clock: ManualClock) -> Iterator[Camera]:
+    config = make_node(federation, tmp_path / "lapd", LAPD)
+    device = federation.client(LAPD, PrincipalKind.DEVICE, "cam-7")
+    with serving(config, clock=clock) as node, node.channel(device) as channel:
+        yield Camera(node, pb_grpc.CaptureServiceStub(channel))
+
+
+class TestSubmitFrames:
+    def test_cap1_frames_become_committed_reads_before_the_acknowledgement(
+        self, camera: Camera
+    ) -> None:
+        known = [clear_frame(seed) for seed in (21, 22)]
+        images = [jpeg(k) for k in known]
+        response = camera.send(*images)
+        assert [[p.plate for p in f.plates] for f in response.frames] == [[k.text] for k in known]
+        # Every read acknowledged is already in the store, with what CAP-1 asks.
+        stored = {record.id: record for record in camera.stored()}
+        store = ImageStore(camera.node.config.images)
+        for frame, image, k in zip(response.frames, images, known, strict=True):
+            (plate,) = frame.plates
+            record = stored[plate.read_id]
+            assert (record.plate, record.camera_id) == (k.text, "cam-7")
+            assert record.confidence == pytest.approx(plate.confidence)
+            assert utc(record.captured_at) == START  # SQLite gives it back naive
+            assert (record.latitude, record.longitude) == (34.05, -118.24)
+            assert record.vehicle_image_sha256 == hashlib.sha256(image).hexdigest()
+            assert store.path(record.plate_image_sha256).is_file()
+            assert len(plate.box) == 4
+            assert 0 < plate.detection_confidence <= 1
+
+    def test_hot1_a_plate_read_in_a_frame_is_matched_as_it_is_committed(
+        self, camera: Camera
+    ) -> None:
+        known = clear_frame(23)
+        hotlists = camera.node.services.hotlists
+        hotlists.create_list("stolen")
+        hotlists.add("stolen", [HotlistEntry(plate=known.text, list_type=ListType.STOLEN_VEHICLE)])
+        response = camera.send(jpeg(known))
+        assert response.hit_count == 1
+        assert len(camera.node.services.hits.after(0)) == 1
+
+    def test_cap2_a_frame_without_plates_is_acknowledged_with_none(self, camera: Camera) -> None:
+        ok, blank = cv2.imencode(".jpg", clear_frame(24).frame[:60, :60])
+        assert ok
+        response = camera.send(blank.tobytes())
+        assert [list(f.plates) for f in response.frames] == [[]]
+        assert camera.stored() == []
+
+    def test_fails_for_a_corrupt_frame_naming_it_and_stores_nothing(self, camera: Camera) -> None:
+        with pytest.raises(grpc.RpcError) as raised:
+            camera.send(jpeg(clear_frame(25)), b"\xff\xd8\xff not a jpeg")
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "frames[1].image" in (raised.value.details() or "")
+        assert camera.stored() == []
+
+    def test_fails_for_too_many_frames(self, camera: Camera) -> None:
+        with pytest.raises(grpc.RpcError) as raised:
+            camera.send(*[b"x"] * 17)
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "frames" in (raised.value.details() or "")

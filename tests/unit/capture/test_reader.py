@@ -1,0 +1,117 @@
+"""PlateReader: frames in, normalized plates with confidences and boxes out (CAP-2)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import NoReturn
+
+import cv2
+import numpy as np
+import pytest
+
+from node.capture import ModelError, ModelFiles
+from node.capture.reader import ImageError, PlateReader, decode_image
+from tests.support.frames import clear_frame
+
+SEEDS = range(8)
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    inter_w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    inter_h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter_w * inter_h
+    return inter_w * inter_h / union
+
+
+class TestRead:
+    def test_cap2_reads_clear_plates_with_their_box_and_confidences(
+        self, reader: PlateReader
+    ) -> None:
+        known = [clear_frame(seed) for seed in SEEDS]
+        results = reader.read([k.frame for k in known])
+        for frame, plates in zip(known, results, strict=True):
+            assert [p.text for p in plates] == [frame.text]
+            (plate,) = plates
+            assert _overlap(plate.box, frame.box) > 0.6
+            assert 0 < plate.confidence <= 1
+            assert reader.score_threshold <= plate.detection_confidence <= 1
+
+    def test_cap2_frame_without_plates_reads_nothing(self, reader: PlateReader) -> None:
+        assert reader.read([np.full((480, 640, 3), 90, np.uint8)]) == [[]]
+
+    def test_cap2_crops_are_read_in_batches_of_any_size(self, reader: PlateReader) -> None:
+        known = clear_frame(0, width=300)
+        x0, y0, x1, y1 = known.box
+        crops = [known.frame[y0:y1, x0:x1]] * 70  # three OCR batches of 32
+        texts = reader.read_crops(crops)
+        assert len(texts) == 70
+        assert len(set(texts)) == 1
+
+    def test_cap2_reads_a_jpeg_frame_from_bytes(self, reader: PlateReader) -> None:
+        known = clear_frame(3)
+        ok, jpeg = cv2.imencode(".jpg", known.frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok
+        (plates,) = reader.read([decode_image(jpeg.tobytes(), "frame 1")])
+        assert [p.text for p in plates] == [known.text]
+
+    def test_cap2_nothing_reaches_the_network(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def refuse(*_: object, **__: object) -> NoReturn:
+            raise AssertionError("the reader reached for the network")
+
+        monkeypatch.setattr(socket.socket, "connect", refuse)
+        monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+        monkeypatch.setattr(socket, "create_connection", refuse)
+        monkeypatch.setattr(socket, "getaddrinfo", refuse)
+        fresh = PlateReader(ModelFiles.shipped())  # loading the models, too
+        known = clear_frame(5)
+        assert [p.text for p in fresh.read([known.frame])[0]] == [known.text]
+
+
+class TestDecode:
+    @pytest.mark.parametrize("data", [b"", b"not a jpeg", b"\xff\xd8\xff\xe0" + b"\0" * 40])
+    def test_fails_on_a_corrupt_image_naming_it(self, data: bytes) -> None:
+        with pytest.raises(ImageError, match="frames\\[2\\]") as caught:
+            decode_image(data, "frames[2]")
+        assert caught.value.field == "frames[2]"
+
+
+class TestModels:
+    def test_fails_when_a_model_file_is_missing(self, tmp_path: Path) -> None:
+        shipped = ModelFiles.shipped()
+        for missing in ("detector", "ocr_model", "ocr_config"):
+            files = shipped.replace(**{missing: tmp_path / "gone.onnx"} | _none_but(missing))
+            with pytest.raises(ModelError, match=f"{tmp_path / 'gone.onnx'}.*no such file"):
+                PlateReader(files)
+
+    def test_fails_when_the_detector_is_not_a_detector(self) -> None:
+        shipped = ModelFiles.shipped()
+        files = shipped.replace(detector=shipped.ocr_model, ocr_model=None, ocr_config=None)
+        with pytest.raises(ModelError, match=r"detector .*expected input \[1, 3, S, S\]"):
+            PlateReader(files)
+
+    def test_fails_when_the_ocr_model_is_not_an_ocr_model(self) -> None:
+        shipped = ModelFiles.shipped()
+        files = shipped.replace(detector=None, ocr_model=shipped.detector, ocr_config=None)
+        with pytest.raises(ModelError, match=r"OCR model .*expected an input named 'input'"):
+            PlateReader(files)
+
+    def test_fails_when_the_plate_config_does_not_fit_the_model(self, tmp_path: Path) -> None:
+        shipped = ModelFiles.shipped()
+        config = tmp_path / "config.yaml"
+        text = shipped.ocr_config.read_text()
+        config.write_text(text.replace("max_plate_slots: 8", "max_plate_slots: 9"))
+        files = shipped.replace(detector=None, ocr_model=None, ocr_config=config)
+        with pytest.raises(ModelError, match="not slots x alphabet = 9 x 37"):
+            PlateReader(files)
+
+    def test_fails_when_a_file_is_not_onnx(self, tmp_path: Path) -> None:
+        junk = tmp_path / "junk.onnx"
+        junk.write_bytes(b"not a model")
+        files = ModelFiles.shipped().replace(detector=junk, ocr_model=None, ocr_config=None)
+        with pytest.raises(ModelError, match="not an ONNX model"):
+            PlateReader(files)
+
+
+def _none_but(name: str) -> dict[str, None]:
+    return {other: None for other in ("detector", "ocr_model", "ocr_config") if other != name}

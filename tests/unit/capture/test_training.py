@@ -1,0 +1,64 @@
+"""The training scripts on a tiny synthetic set, so that they cannot rot (CAP-2).
+
+They need the ``train`` extra (torch, Ultralytics), which CI does not install: a multi-GB
+download. Run them with a venv that has it: ``pip install -e '.[dev,train]'``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import synth_plates
+
+from node.capture import ModelFiles
+from node.capture.reader import PlateReader
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiny")
+    synth_plates.main(["--out", str(out), "--scenes", "12", "--crops", "40", "--val-share", "0.25"])
+    return out
+
+
+class TestTraining:
+    def test_cap2_train_ocr_exports_a_model_fast_plate_ocr_serves(
+        self, tiny: Path, tmp_path: Path
+    ) -> None:
+        pytest.importorskip("torch", reason="the train extra is not installed")
+        import train_ocr  # noqa: PLC0415 (imports torch)
+
+        assert (
+            train_ocr.main(["--data", str(tiny / "ocr"), "--out", str(tmp_path), "--epochs", "1"])
+            == 0
+        )
+        metrics = json.loads((tmp_path / train_ocr.METRICS_FILE).read_text())
+        assert metrics["held_out_crops"] == 10
+        files = ModelFiles.shipped().replace(
+            detector=None,
+            ocr_model=tmp_path / train_ocr.MODEL_FILE,
+            ocr_config=tmp_path / train_ocr.CONFIG_FILE,
+        )
+        PlateReader(files)  # loads, and passes the shape checks
+
+    def test_cap2_train_detector_exports_an_onnx_the_reader_drives(
+        self, tiny: Path, tmp_path: Path
+    ) -> None:
+        pytest.importorskip("ultralytics", reason="the train extra is not installed")
+        import train_detector  # noqa: PLC0415 (imports Ultralytics when run)
+
+        args = [
+            "--data",
+            str(tiny / "detect"),
+            "--out",
+            str(tmp_path),
+            "--runs",
+            str(tmp_path / "runs"),
+        ]
+        assert train_detector.main([*args, "--epochs", "1", "--batch", "4"]) == 0
+        files = ModelFiles.shipped().replace(
+            detector=tmp_path / train_detector.MODEL_FILE, ocr_model=None, ocr_config=None
+        )
+        assert PlateReader(files).size == 320
