@@ -60,7 +60,7 @@ class Witnessed(enum.Enum):
     COSIGNED = "cosigned"
     """The first we saw of its log, or a consistent extension: kept and cosigned."""
     CONSISTENT = "consistent"
-    """The very head we already witnessed: nothing to do."""
+    """No newer than the head we witnessed, and a prefix of it: nothing to do."""
     INCONSISTENT = "inconsistent"
     """Not consistent with what we hold: refused, kept as evidence, alarm raised."""
 
@@ -157,23 +157,34 @@ class Witness:
         if held is None:
             await self._cosign(peer, offered, note)
             return Witnessed.COSIGNED
-        if offered.size < held.size:
-            # Checkpoints reach us fresh (in a receipt, or asked for): the log shrank.
-            detail = f"the log shrank from {held.size} events, witnessed, to {offered.size}"
-            await self._alarm(peer, held.note, note, detail)
-            return Witnessed.INCONSISTENT
-        proof = (
-            await self._client.consistency_proof(peer, held.size, offered.size)
-            if offered.size > held.size
-            else []
+        # Exchanges with one partner may overlap, so a receipt's checkpoint can be older
+        # than the one we hold: it must then be a prefix of it, which the partner proves.
+        (old_size, old_root), (new_size, new_root) = sorted(
+            [(held.size, held.root), (offered.size, offered.root)], key=lambda head: head[0]
         )
         try:
-            verify_consistency(held.size, offered.size, held.root, offered.root, proof)
-        except MerkleError as error:
-            detail = f"no consistency from {held.size} to {offered.size} events: {error}"
+            proof = (
+                await self._client.consistency_proof(peer, old_size, new_size)
+                if old_size < new_size
+                else []
+            )
+        except PartnerRefusedError as error:
+            if offered.size >= held.size:
+                raise
+            # It signed a log of held.size events and cannot prove it ever had them.
+            detail = (
+                f"the log shrank: it cannot prove the {held.size} events we witnessed "
+                f"extend the {offered.size} it now signs ({error.diagnostics()})"
+            )
             await self._alarm(peer, held.note, note, detail)
             return Witnessed.INCONSISTENT
-        if offered.size == held.size:
+        try:
+            verify_consistency(old_size, new_size, old_root, new_root, proof)
+        except MerkleError as error:
+            detail = f"no consistency from {old_size} to {new_size} events: {error}"
+            await self._alarm(peer, held.note, note, detail)
+            return Witnessed.INCONSISTENT
+        if offered.size <= held.size:
             return Witnessed.CONSISTENT
         await self._cosign(peer, offered, note)
         return Witnessed.COSIGNED

@@ -122,6 +122,17 @@ class TestWitnessing:
         assert (reported.partner_ori, reported.our_log) == (LAPD, True)
         assert len(lasd.audit_events("audit.inconsistency_reported")) == 1
 
+    def test_aud7_an_older_checkpoint_from_an_overlapping_exchange_is_no_alarm(
+        self, pair: tuple[Agency, Agency, str]
+    ) -> None:
+        lapd, _, _ = pair
+        first = witnessed_once(lapd)
+        pull(lapd, LASD)  # the partner's log grew; we now hold a later checkpoint
+        witness = lapd.node.services.witness
+        outcome = lapd.node.run(witness.observe(peer(lapd, LASD), first.note))
+        assert outcome is Witnessed.CONSISTENT
+        assert witness.alarms() == []
+
     def test_aud7_a_truncated_log_is_caught_by_the_scheduled_look(
         self, pair: tuple[Agency, Agency, str]
     ) -> None:
