@@ -134,6 +134,7 @@ class Witness:
                 select(WitnessedCheckpointRecord)
                 .where(WitnessedCheckpointRecord.partner_ori == partner_ori)
                 .order_by(col(WitnessedCheckpointRecord.size).desc())
+                .limit(1)
             ).first()
 
     def alarms(self) -> list[LogAlarmRecord]:

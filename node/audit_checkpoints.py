@@ -46,9 +46,7 @@ class CheckpointStore:
     def sign(self, head: TreeHead) -> bytes:
         """A signed checkpoint at `head`, kept; the last one again if it is at the same head."""
         with Session(self._engine) as session:
-            last = session.exec(
-                select(AuditCheckpointRecord).order_by(col(AuditCheckpointRecord.id).desc())
-            ).first()
+            last = _last_signed(session)
             if last is not None and (last.size, last.root) == (head.size, head.root):
                 return last.note
             note = signed_checkpoint(self._signer, self._origin, head)
@@ -63,9 +61,7 @@ class CheckpointStore:
     def latest(self) -> bytes | None:
         """The most recent checkpoint signed, if any."""
         with Session(self._engine) as session:
-            last = session.exec(
-                select(AuditCheckpointRecord).order_by(col(AuditCheckpointRecord.id).desc())
-            ).first()
+            last = _last_signed(session)
             return last.note if last else None
 
     @property
@@ -188,3 +184,10 @@ class CheckpointStore:
                     "no longer give: the log was rewritten after it was signed"
                 )
         return len(heads)
+
+
+def _last_signed(session: Session) -> AuditCheckpointRecord | None:
+    """The checkpoint signed last, if any (LIMIT 1: the ORM would load every row otherwise)."""
+    return session.exec(
+        select(AuditCheckpointRecord).order_by(col(AuditCheckpointRecord.id).desc()).limit(1)
+    ).first()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime
+from sqlalchemy import BigInteger, DateTime, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -126,9 +126,11 @@ class WitnessedCheckpointRecord(SQLModel, table=True):
     """A partner's checkpoint we verified as consistent with what we held, and cosigned (AUD-7)."""
 
     __tablename__ = "witnessed_checkpoint"
+    # Every exchange asks for the largest checkpoint held of its partner: an index walk.
+    __table_args__ = (Index("ix_witnessed_checkpoint_partner_size", "partner_ori", "size"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    partner_ori: str = Field(max_length=9, index=True)
+    partner_ori: str = Field(max_length=9)
     size: int = Field(sa_type=BigInteger)
     root: bytes
     note: bytes
