@@ -6,5 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e .
+# The capture extra (onnxruntime, fast-plate-ocr, OpenCV headless: no torch) reads the frames.
+.venv/bin/pip install -q --disable-pip-version-check -e ".[capture]"
 exec .venv/bin/alpr demo "$@"

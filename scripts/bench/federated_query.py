@@ -90,7 +90,7 @@ from node.users import UserDirectory  # noqa: E402
 
 PLATE = "7ABC123"
 BATCH = 100
-NOBODY = hotlists_pb2.HotlistEntry(plate="0NONE00", list_type="stolen_vehicle")
+NOBODY = (hotlists_pb2.HotlistEntry(plate="0NONE00", list_type="stolen_vehicle"),)
 REQUESTER = AgencySpec("requester", "CA0194200", "Requesting agency", "lapd", NOBODY)
 
 

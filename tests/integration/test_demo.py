@@ -15,7 +15,10 @@ def test_the_demo_federates_three_nodes_and_every_check_holds(
     code = main(["demo", str(tmp_path / "demo")])
     output = capsys.readouterr().out
     assert code == 0, output
-    assert "3 nodes, 3 agreements, 6 hotlist pulls, 3 hits streamed to a patrol car" in output
+    assert "3 nodes, 3 agreements, 6 hotlist pulls, 4 hits streamed to a patrol car" in output
+    # The frames are read by the shipped models (CAP-2); one shows a partner's stolen car.
+    assert "the node read UGM3943 (0.91), 3LBY007 (0.92), BUN9260 (0.93)" in output
+    assert "3LBY007 on CA0190000's wanted: stolen_vehicle" in output
     assert "2 partners answered the query" in output
     assert output.count("0 failing") == 3
     assert output.count("partners' cosignatures hold") == 3
