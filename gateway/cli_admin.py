@@ -76,12 +76,21 @@ def _with_session(channel: grpc.Channel, session: Path | None) -> grpc.Channel:
     return grpc.intercept_channel(channel, _SessionMetadata(session.read_text().strip()))
 
 
-def _call(args: argparse.Namespace, action: Callable[[Stub, grpc.Channel], None]) -> int:
-    """Run `action` against the node; a refused or failed call is one line and exit 1."""
+def _connection(args: argparse.Namespace) -> TLSConfig:
+    """The certificates named by `_connection_options`, once each option is checked given.
+
+    Raises:
+        ValidationError: The target or a certificate file is not given.
+    """
     for name in ("target", "ca", "cert", "key"):
         if not getattr(args, name):
             raise ValidationError(f"--{name}", "is required (or set ALPR_" + name.upper() + ")")
-    tls = TLSConfig.from_files(ca=args.ca, cert=args.cert, key=args.key)
+    return TLSConfig.from_files(ca=args.ca, cert=args.cert, key=args.key)
+
+
+def _call(args: argparse.Namespace, action: Callable[[Stub, grpc.Channel], None]) -> int:
+    """Run `action` against the node; a refused or failed call is one line and exit 1."""
+    tls = _connection(args)
     with grpc.secure_channel(args.target, tls.channel_credentials()) as channel:
         try:
             session_channel = _with_session(channel, args.session)

@@ -29,8 +29,7 @@ import grpc
 
 from alpr.patrol.v1 import patrol_service_pb2 as pb
 from alpr.patrol.v1 import patrol_service_pb2_grpc as pb_grpc
-from gateway.cli_admin import _connection_options, _with_session
-from gateway.tls import TLSConfig
+from gateway.cli_admin import _connection, _connection_options, _with_session
 from node.errors import ValidationError
 
 EXIT_REFUSED = 1
@@ -287,11 +286,8 @@ def _read_keys(keys: TextIO, into: queue.Queue[_Item]) -> None:
 
 
 def _patrol(args: argparse.Namespace) -> int:
-    for name in ("target", "ca", "cert", "key"):
-        if not getattr(args, name):
-            raise ValidationError(f"--{name}", "is required (or set ALPR_" + name.upper() + ")")
+    tls = _connection(args)
     cursors = CursorFile(args.state)
-    tls = TLSConfig.from_files(ca=args.ca, cert=args.cert, key=args.key)
     items: queue.Queue[_Item] = queue.Queue()
     # The channel's own reconnection waits no longer than ours.
     backoff = [

@@ -16,6 +16,8 @@ from typing import Any
 
 from federation.plate_queries import QUERIES_PER_MINUTE
 from gateway.errors import ConfigError
+from node.capture.frames import MAX_FRAME_BYTES
+from node.capture.limits import FRAMES_PER_SECOND
 from node.errors import ValidationError
 from node.identity import validate_federation, validate_ori
 from node.store import sqlite_url
@@ -25,6 +27,9 @@ DATABASE_FILE = "node.db"
 PROFILE_FILE = "profile.toml"
 ENV_PREFIX = "ALPR_"
 MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024
+# The least a node takes in one message: one SubmitFrames call with a frame of the largest
+# size (with room for its time, place and camera), so that every valid frame can be sent.
+MIN_MESSAGE_BYTES = MAX_FRAME_BYTES + 64 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +43,8 @@ class NodeConfig:
         federation: The federation's trust domain.
         listen: ``host:port`` the gRPC server binds; port 0 picks a free one.
         shutdown_grace_seconds: How long in-flight calls may finish after SIGTERM.
-        max_message_bytes: The largest message the server receives or sends.
+        max_message_bytes: The largest message the server receives; a larger one is refused
+            with RESOURCE_EXHAUSTED naming the limit. At least `MIN_MESSAGE_BYTES`.
         tls_ca: The federation CA certificate.
         tls_cert: The node's certificate.
         tls_key: The node's TLS private key.
@@ -50,6 +56,8 @@ class NodeConfig:
         detector: The plate detector (YOLO ONNX), or None for the one the node ships.
         ocr_model: The OCR model (fast-plate-ocr ONNX), or None for the one the node ships.
         ocr_config: The OCR model's plate config (YAML), or None for the shipped model's.
+        frames_per_second: How many frames each camera may send a second, on average
+            (bursts of up to a full batch); more are refused with RESOURCE_EXHAUSTED.
         heartbeat_seconds: How long a patrol stream stays quiet before a heartbeat.
         require_login: Whether the agency's data and admin methods need a logged-in user's
             session besides the certificate (ACC-3). Managing users always does.
@@ -80,6 +88,7 @@ class NodeConfig:
     detector: Path | None = None
     ocr_model: Path | None = None
     ocr_config: Path | None = None
+    frames_per_second: float = FRAMES_PER_SECOND
     heartbeat_seconds: float = 15.0
     require_login: bool = False
     session_minutes: int = 480
@@ -119,8 +128,10 @@ def _positive_int(value: object) -> int:
 def _message_bytes(value: object) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    if not isinstance(value, int) or not 1024 <= value <= MAX_MESSAGE_BYTES_LIMIT:
-        raise ValueError(f"{value!r} is not a byte count from 1024 to {MAX_MESSAGE_BYTES_LIMIT}")
+    if not isinstance(value, int) or not MIN_MESSAGE_BYTES <= value <= MAX_MESSAGE_BYTES_LIMIT:
+        raise ValueError(
+            f"{value!r} is not a byte count from {MIN_MESSAGE_BYTES} to {MAX_MESSAGE_BYTES_LIMIT}"
+        )
     return value
 
 
@@ -177,6 +188,11 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
     ("capture", "detector"): ("detector", str, ""),
     ("capture", "ocr_model"): ("ocr_model", str, ""),
     ("capture", "ocr_config"): ("ocr_config", str, ""),
+    ("capture", "frames_per_second"): (
+        "frames_per_second",
+        _positive_float,
+        NodeConfig.frames_per_second,
+    ),
     ("patrol", "heartbeat_seconds"): (
         "heartbeat_seconds",
         _positive_float,
@@ -269,6 +285,9 @@ federation = {quoted(federation)}
 [server]
 listen = {quoted(listen)}
 shutdown_grace_seconds = {NodeConfig.shutdown_grace_seconds}
+# The largest call taken, in bytes (at least {MIN_MESSAGE_BYTES}: one frame of 2 MiB).
+# A larger call is refused with RESOURCE_EXHAUSTED; `alpr capture watch` splits its
+# batches to fit (its --batch-bytes, by default this default).
 max_message_bytes = {NodeConfig.max_message_bytes}
 
 [tls]
@@ -301,6 +320,10 @@ images = "images"
 detector = ""
 ocr_model = ""
 ocr_config = ""
+# Frames each camera may send a second, on average, in bursts of up to one full call
+# (16 frames); a camera sending more is refused with RESOURCE_EXHAUSTED and told when to
+# try again (`alpr capture watch` waits and resends).
+frames_per_second = {NodeConfig.frames_per_second}
 
 [patrol]
 # A patrol stream with nothing to send sends a heartbeat this often.

@@ -35,6 +35,7 @@ from node.errors import (
     NotFoundError,
     PermissionDeniedError,
     PreconditionError,
+    RateLimitedError,
     UnauthenticatedError,
     UnavailableError,
     ValidationError,
@@ -207,6 +208,7 @@ STATUS_OF_ERROR: dict[type[NodeError], tuple[grpc.StatusCode, str]] = {
     AlreadyExistsError: (grpc.StatusCode.ALREADY_EXISTS, "ALREADY_EXISTS"),
     PreconditionError: (grpc.StatusCode.FAILED_PRECONDITION, "FAILED_PRECONDITION"),
     UnavailableError: (grpc.StatusCode.UNAVAILABLE, "PARTNER_UNAVAILABLE"),
+    RateLimitedError: (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED"),
 }
 
 
@@ -216,11 +218,11 @@ def status_for(error: Exception) -> tuple[status_pb2.Status, str | None]:
     An unexpected error gets INTERNAL with a fresh error id and nothing of its text,
     which is logged locally with the trace under that id.
     """
-    for kind in type(error).__mro__:
-        if kind in STATUS_OF_ERROR:
-            code, reason = STATUS_OF_ERROR[kind]
-            metadata = {"field": error.field} if isinstance(error, ValidationError) else {}
-            return _status(code, str(error), reason, metadata), None
+    if isinstance(error, NodeError):
+        for kind in type(error).__mro__:
+            if kind in STATUS_OF_ERROR:
+                code, reason = STATUS_OF_ERROR[kind]
+                return _status(code, str(error), reason, error.metadata()), None
     error_id = uuid.uuid4().hex[:12]
     message = f"internal error; quote error id {error_id} to the node's operator"
     return _status(grpc.StatusCode.INTERNAL, message, "INTERNAL", {"errorId": error_id}), error_id

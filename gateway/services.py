@@ -20,6 +20,7 @@ from node.audit import AuditLog
 from node.audit_checkpoints import CheckpointStore
 from node.capture import ModelFiles
 from node.capture.frames import FrameReader
+from node.capture.limits import FrameRateLimit
 from node.checkpoint import log_origin
 from node.clock import Clock
 from node.hit_broker import HitBroker
@@ -70,6 +71,7 @@ class Services:
     incidents: Incidents
     notices: FeedListener | None
     frames: FrameReader
+    frame_limit: FrameRateLimit
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -208,4 +210,5 @@ class Services:
                     ocr_config=config.ocr_config,
                 )
             ),
+            frame_limit=FrameRateLimit(per_second=config.frames_per_second, clock=clock),
         )

@@ -14,6 +14,10 @@ class NodeError(Exception):
         """One line that tells an operator what went wrong and what to do."""
         return str(self)
 
+    def metadata(self) -> dict[str, str]:
+        """The variables of the message, by lowerCamelCase name, for the status's ErrorInfo."""
+        return {}
+
 
 class ValidationError(NodeError):
     """A value given to the node is not acceptable.
@@ -28,6 +32,10 @@ class ValidationError(NodeError):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+
+    def metadata(self) -> dict[str, str]:
+        """The field named."""
+        return {"field": self.field}
 
 
 class UnauthenticatedError(NodeError):
@@ -52,3 +60,21 @@ class PreconditionError(NodeError):
 
 class UnavailableError(NodeError):
     """A partner node could not be reached or did not answer in time."""
+
+
+class RateLimitedError(NodeError):
+    """The caller sent more than its limit allows; nothing of the call was taken.
+
+    Attributes:
+        retry_after: Seconds after which the same call would be taken (if nothing else comes).
+    """
+
+    def __init__(self, message: str, *, retry_after: float, **variables: str) -> None:
+        """Say what limit was passed; `variables` are those named in `message`."""
+        super().__init__(message)
+        self.retry_after = retry_after
+        self._variables = {**variables, "retryAfterSeconds": f"{retry_after:.3f}"}
+
+    def metadata(self) -> dict[str, str]:
+        """The limit, the caller's key and when to try again."""
+        return dict(self._variables)

@@ -144,7 +144,7 @@ class ReadIntake:
             ValidationError: The camera id, a plate, a confidence, a place or an image is
                 not acceptable, or there are no reads or too many (nothing is stored).
         """
-        _check_camera(camera_id)
+        check_camera(camera_id)
         if not 0 < len(reads) <= MAX_READS:
             raise ValidationError("reads", f"send 1 to {MAX_READS} reads at a time")
         plates = [_checked(n, read) for n, read in enumerate(reads)]
@@ -334,7 +334,12 @@ def _all_spellings(listed: Sequence[str]) -> set[str] | None:
     return wanted
 
 
-def _check_camera(camera_id: str) -> None:
+def check_camera(camera_id: str) -> None:
+    """Check a camera's id as the agency names it.
+
+    Raises:
+        ValidationError: It is empty, too long or not printable.
+    """
     if not 0 < len(camera_id) <= MAX_CAMERA_ID or not camera_id.isprintable():
         raise ValidationError("camera_id", f"must be 1 to {MAX_CAMERA_ID} printable characters")
 

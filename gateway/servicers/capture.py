@@ -8,8 +8,9 @@ from alpr.capture.v1 import capture_service_pb2 as pb
 from alpr.capture.v1 import capture_service_pb2_grpc as pb_grpc
 from gateway.interceptors import Context, current_caller, peer_ip
 from gateway.services import Services
+from node.capture.frames import check_frames
 from node.errors import ValidationError
-from node.reads import Committed, NewRead
+from node.reads import Committed, NewRead, check_camera
 from node.store.models import utc
 
 
@@ -44,8 +45,15 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
     async def SubmitFrames(  # noqa: N802 (gRPC method name)
         self, request: pb.SubmitFramesRequest, context: Context
     ) -> pb.SubmitFramesResponse:
-        """Find and read the plates in a camera's frames, commit the reads, then acknowledge."""
+        """Find and read the plates in a camera's frames, commit the reads, then acknowledge.
+
+        The call is checked (frame count and sizes, camera id) and counted against the
+        camera's rate limit before any frame is decoded.
+        """
         frames = list(request.frames)
+        check_frames([frame.image for frame in frames])
+        check_camera(request.camera_id)
+        self._services.frame_limit.admit(request.camera_id, len(frames))
         results = await self._services.frames.read([frame.image for frame in frames])
         for number, result in enumerate(results):
             if result.problem:

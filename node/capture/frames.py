@@ -48,6 +48,19 @@ class FrameResult:
     problem: str = ""
 
 
+def check_frames(frames: Sequence[bytes]) -> None:
+    """Check the count and sizes of a call's frames (encoded images), before any is read.
+
+    Raises:
+        ValidationError: There are no frames, too many, or one is too large.
+    """
+    if not 0 < len(frames) <= MAX_FRAMES:
+        raise ValidationError("frames", f"send 1 to {MAX_FRAMES} frames at a time")
+    for number, data in enumerate(frames):
+        if len(data) > MAX_FRAME_BYTES:
+            raise ValidationError(f"frames[{number}].image", f"at most {MAX_FRAME_BYTES} bytes")
+
+
 def _start_worker(files: ModelFiles) -> None:
     global _worker_reader  # noqa: PLW0603 (one reader per worker process)
     from node.capture.reader import PlateReader  # noqa: PLC0415 (in the worker only)
@@ -126,11 +139,7 @@ class FrameReader:
             CaptureUnavailableError: The capture extra is not installed.
             ModelError: A model cannot be loaded (first call only).
         """
-        if not 0 < len(frames) <= MAX_FRAMES:
-            raise ValidationError("frames", f"send 1 to {MAX_FRAMES} frames at a time")
-        for number, data in enumerate(frames):
-            if len(data) > MAX_FRAME_BYTES:
-                raise ValidationError(f"frames[{number}].image", f"at most {MAX_FRAME_BYTES} bytes")
+        check_frames(frames)
         pool = self._started()
         return await asyncio.get_running_loop().run_in_executor(pool, _read_in_worker, frames)
 

@@ -2,19 +2,24 @@
 
 CAP-1 (a read keeps text, confidence, crop, frame, time, place, camera), CAP-2 (found and
 read by the node's own models), HOT-1 (matched as committed); acknowledged after commit; a
-corrupt frame is refused by name.
+corrupt frame is refused by name; a camera past its rate limit and a call past the node's
+message limit are refused with RESOURCE_EXHAUSTED naming the limit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 pytest.importorskip("onnxruntime", reason="the capture extra is not installed")
 pytest.importorskip("PIL", reason="the capture extra is not installed")
@@ -24,6 +29,7 @@ from sqlmodel import Session, select
 
 from alpr.capture.v1 import capture_service_pb2 as pb
 from alpr.capture.v1 import capture_service_pb2_grpc as pb_grpc
+from node.capture.frames import MAX_FRAME_BYTES
 from node.hotlists.entry import HotlistEntry, ListType
 from node.identity import PrincipalKind
 from node.reads import ImageStore
@@ -43,14 +49,14 @@ class Camera:
     node: RunningNode
     stub: pb_grpc.CaptureServiceStub
 
-    def send(self, *images: bytes) -> pb.SubmitFramesResponse:
+    def send(self, *images: bytes, camera_id: str = "cam-7") -> pb.SubmitFramesResponse:
         stamp = Timestamp()
         stamp.FromDatetime(START)
         frames = [
             pb.CameraFrame(image=image, captured_at=stamp, latitude=34.05, longitude=-118.24)
             for image in images
         ]
-        request = pb.SubmitFramesRequest(camera_id="cam-7", frames=frames)
+        request = pb.SubmitFramesRequest(camera_id=camera_id, frames=frames)
         return self.stub.SubmitFrames(request, timeout=TIMEOUT)
 
     def stored(self) -> list[ReadRecord]:
@@ -68,9 +74,27 @@ def jpeg(known: KnownFrame) -> bytes:
     return data.tobytes()
 
 
+def blank_jpeg() -> bytes:
+    """A small frame with no plate: read fast, acknowledged with none."""
+    ok, blank = cv2.imencode(".jpg", clear_frame(24).frame[:60, :60])
+    assert ok
+    return bytes(blank.tobytes())
+
+
+def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    (detail,) = status.details
+    info = error_details_pb2.ErrorInfo()
+    assert detail.Unpack(info)
+    return info
+
+
 @pytest.fixture
 def camera(federation: Federation, tmp_path: Path, clock: ManualClock) -> Iterator[Camera]:
-    config = make_node(federation, tmp_path / "lapd", LAPD)
+    config = dataclasses.replace(
+        make_node(federation, tmp_path / "lapd", LAPD), frames_per_second=4
+    )
     device = federation.client(LAPD, PrincipalKind.DEVICE, "cam-7")
     with serving(config, clock=clock) as node, node.channel(device) as channel:
         yield Camera(node, pb_grpc.CaptureServiceStub(channel))
@@ -111,9 +135,7 @@ class TestSubmitFrames:
         assert len(camera.node.services.hits.after(0)) == 1
 
     def test_cap2_a_frame_without_plates_is_acknowledged_with_none(self, camera: Camera) -> None:
-        ok, blank = cv2.imencode(".jpg", clear_frame(24).frame[:60, :60])
-        assert ok
-        response = camera.send(blank.tobytes())
+        response = camera.send(blank_jpeg())
         assert [list(f.plates) for f in response.frames] == [[]]
         assert camera.stored() == []
 
@@ -129,3 +151,43 @@ class TestSubmitFrames:
             camera.send(*[b"x"] * 17)
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert "frames" in (raised.value.details() or "")
+
+
+class TestLimits:
+    def test_fails_for_a_camera_past_its_rate_until_time_passes(
+        self, camera: Camera, clock: ManualClock
+    ) -> None:
+        """4 frames a second in bursts of 16: the 17th frame waits 1/4 s; others are not held."""
+        known = jpeg(clear_frame(26))
+        camera.send(*[blank_jpeg()] * 16)
+        with pytest.raises(grpc.RpcError) as raised:
+            camera.send(known)
+        assert raised.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "'cam-7' sent more than 4 frames a second" in (raised.value.details() or "")
+        info = error_info(raised.value)
+        assert info.reason == "RATE_LIMITED"
+        assert (info.metadata["cameraId"], info.metadata["retryAfterSeconds"]) == ("cam-7", "0.250")
+        assert camera.stored() == []
+        camera.send(blank_jpeg(), camera_id="cam-8")  # another camera has its own share
+        clock.advance(timedelta(seconds=0.25))
+        (frame,) = camera.send(known).frames
+        assert [record.id for record in camera.stored()] == [frame.plates[0].read_id]
+
+    def test_fails_for_a_camera_id_before_counting_it(self, camera: Camera) -> None:
+        with pytest.raises(grpc.RpcError) as raised:
+            camera.send(blank_jpeg(), camera_id="c" * 65)
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(raised.value).metadata["field"] == "camera_id"
+        assert camera.node.services.frame_limit.cameras() == 0
+
+    def test_fails_for_a_call_past_the_message_limit_naming_it(self, camera: Camera) -> None:
+        """16 frames of 2 MiB are 32 MiB: past the node's 4 MiB, refused before any is read."""
+        largest = blank_jpeg().ljust(MAX_FRAME_BYTES, b"\0")  # still decodes: JPEG ends at EOI
+        with pytest.raises(grpc.RpcError) as raised:
+            camera.send(*[largest] * 16)
+        assert raised.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        limit = camera.node.config.max_message_bytes
+        assert f"vs. {limit}" in (raised.value.details() or "")
+        assert camera.node.services.frame_limit.cameras() == 0
+        (frame,) = camera.send(largest).frames  # one frame of the largest size fits
+        assert list(frame.plates) == []
