@@ -10,6 +10,13 @@ and reported to the partner, whose own operators then see the alarm. So a node t
 rewrites or truncates its log after a partner witnessed it is caught on the next
 exchange, or at the next scheduled look.
 
+Every checkpoint is checked, but a partner's log is cosigned at most once per
+`COSIGN_INTERVAL` (as transparency-log witnesses cosign at intervals, not per entry): a
+consistent extension inside the interval is kept as verified, so the next one is checked
+against it, and the cosignature (our audit event, a round trip, the partner's write) waits
+for the first extension after the interval, or the scheduled look. Cosigning every
+exchange cost more than the rest of a plate query's closing work.
+
 `WitnessedLog` is the other side: what we answer partners that witness our log. These
 calls need a registered peer and nothing more: the log outlives any agreement.
 """
@@ -20,6 +27,7 @@ import enum
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -46,12 +54,14 @@ from node.clock import Clock
 from node.ed25519 import Ed25519Signer
 from node.errors import NotFoundError, UnavailableError, ValidationError
 from node.merkle import MerkleError, leaf_hash, verify_consistency, verify_inclusion
-from node.store.models import LogAlarmRecord, WitnessedCheckpointRecord
+from node.store.models import LogAlarmRecord, WitnessedCheckpointRecord, utc
 
 log = logging.getLogger(__name__)
 
 MAX_NOTE_BYTES = 8 * 1024
 """A checkpoint with a hundred signatures is under 8 KiB; anything larger is refused."""
+
+COSIGN_INTERVAL = timedelta(minutes=1)
 
 
 class Witnessed(enum.Enum):
@@ -59,6 +69,8 @@ class Witnessed(enum.Enum):
 
     COSIGNED = "cosigned"
     """The first we saw of its log, or a consistent extension: kept and cosigned."""
+    VERIFIED = "verified"
+    """A consistent extension within `COSIGN_INTERVAL` of our last cosignature: kept."""
     CONSISTENT = "consistent"
     """No newer than the head we witnessed, and a prefix of it: nothing to do."""
     INCONSISTENT = "inconsistent"
@@ -118,14 +130,28 @@ class Witness:
         audit: AuditLog,
         client: PartnerClient,
         clock: Clock,
+        cosign_interval: timedelta = COSIGN_INTERVAL,
     ) -> None:
-        """Witness as agency `ori` of `federation`, cosigning with `signer`."""
+        """Witness as agency `ori` of `federation`, cosigning with `signer`.
+
+        Args:
+            engine: Where witnessed checkpoints and alarms are kept.
+            federation: The federation's trust domain.
+            ori: Our agency.
+            signer: Our node's key.
+            audit: Our audit log: cosignatures and alarms are events in it.
+            client: How partners are reached.
+            clock: The node's clock.
+            cosign_interval: The least time between two cosignatures of one partner's log.
+        """
         self._engine = engine
         self._ori = ori
         self._signer = NoteSigner(witness_name(federation, ori), signer)
         self._audit = audit
         self._client = client
         self._clock = clock
+        self._cosign_interval = cosign_interval
+        self._cosigned_at: dict[str, datetime] = {}
 
     def held(self, partner_ori: str) -> WitnessedCheckpointRecord | None:
         """The largest checkpoint of `partner_ori`'s log we witnessed, if any."""
@@ -156,8 +182,7 @@ class Witness:
         )
         held = self.held(peer.ori)
         if held is None:
-            await self._cosign(peer, offered, note)
-            return Witnessed.COSIGNED
+            return await self._keep(peer, offered, note)
         # Exchanges with one partner may overlap, so a receipt's checkpoint can be older
         # than the one we hold: it must then be a prefix of it, which the partner proves.
         (old_size, old_root), (new_size, new_root) = sorted(
@@ -187,8 +212,7 @@ class Witness:
             return Witnessed.INCONSISTENT
         if offered.size <= held.size:
             return Witnessed.CONSISTENT
-        await self._cosign(peer, offered, note)
-        return Witnessed.COSIGNED
+        return await self._keep(peer, offered, note)
 
     async def observe_latest(self, peer: Peer) -> Witnessed:
         """Ask `peer` for its latest checkpoint and witness it.
@@ -216,20 +240,46 @@ class Witness:
         answer = await self._client.inclusion_proof(peer, exchange_id)
         return verify_inclusion_answer(InclusionAnswer.from_proto(answer), peer, exchange_id)
 
-    async def _cosign(self, peer: Peer, checkpoint: Checkpoint, note: bytes) -> None:
-        """Keep `note` with our cosignature, audit it, and give the partner the cosignature."""
-        cosigned = add_signatures(note, [self._signer])
+    async def _keep(self, peer: Peer, checkpoint: Checkpoint, note: bytes) -> Witnessed:
+        """Keep a checkpoint that extends what we held; cosign it if the interval has passed."""
+        now = self._clock()
+        last = self._cosigned_at.get(peer.ori) or self._last_cosigned(peer.ori)
+        cosign = last is None or now - last >= self._cosign_interval
+        kept = add_signatures(note, [self._signer]) if cosign else note
         with Session(self._engine) as session:
             session.add(
                 WitnessedCheckpointRecord(
                     partner_ori=peer.ori,
                     size=checkpoint.size,
                     root=checkpoint.root,
-                    note=cosigned,
-                    witnessed_at=self._clock(),
+                    note=kept,
+                    cosigned=cosign,
+                    witnessed_at=now,
                 )
             )
             session.commit()
+        if not cosign:
+            return Witnessed.VERIFIED
+        self._cosigned_at[peer.ori] = now
+        await self._cosign(peer, checkpoint, kept)
+        return Witnessed.COSIGNED
+
+    def _last_cosigned(self, partner_ori: str) -> datetime | None:
+        """When we last cosigned `partner_ori`'s log, from the store (once per partner)."""
+        with Session(self._engine) as session:
+            last = session.exec(
+                select(WitnessedCheckpointRecord.witnessed_at)
+                .where(
+                    WitnessedCheckpointRecord.partner_ori == partner_ori,
+                    col(WitnessedCheckpointRecord.cosigned),
+                )
+                .order_by(col(WitnessedCheckpointRecord.size).desc())
+                .limit(1)
+            ).first()
+        return None if last is None else utc(last)
+
+    async def _cosign(self, peer: Peer, checkpoint: Checkpoint, cosigned: bytes) -> None:
+        """Audit our cosignature of `checkpoint` (kept) and give it to the partner."""
         self._audit.append(
             "witness.cosigned",
             actor=peer.spiffe_id,

@@ -123,7 +123,11 @@ class AuditCosignatureRecord(SQLModel, table=True):
 
 
 class WitnessedCheckpointRecord(SQLModel, table=True):
-    """A partner's checkpoint we verified as consistent with what we held, and cosigned (AUD-7)."""
+    """A partner's checkpoint we verified as consistent with what we held (AUD-7).
+
+    `note` carries our cosignature when `cosigned`: a log is cosigned at intervals, and
+    the checkpoints between are kept verified so the next is checked against the latest.
+    """
 
     __tablename__ = "witnessed_checkpoint"
     # Every exchange asks for the largest checkpoint held of its partner: an index walk.
@@ -134,6 +138,7 @@ class WitnessedCheckpointRecord(SQLModel, table=True):
     size: int = Field(sa_type=BigInteger)
     root: bytes
     note: bytes
+    cosigned: bool = True
     witnessed_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 

@@ -15,7 +15,12 @@ from alpr.federation.v1 import agreement_pb2
 from federation.client import PartnerRefusedError
 from federation.hotlist_sharing import PullResult
 from federation.peers import Peer
-from federation.witness import InclusionAnswer, Witnessed, verify_inclusion_answer
+from federation.witness import (
+    COSIGN_INTERVAL,
+    InclusionAnswer,
+    Witnessed,
+    verify_inclusion_answer,
+)
 from federation.witness import witness_verifier as verifier_of
 from node.checkpoint import CheckpointError
 from node.hotlists.entry import HotlistEntry, ListType
@@ -77,14 +82,15 @@ def forge_history(lasd: Agency, keep: int, then_append: int) -> None:
 
 class TestWitnessing:
     def test_aud7_a_pull_leaves_the_partners_checkpoint_witnessed_and_cosigned(
-        self, pair: tuple[Agency, Agency, str]
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock
     ) -> None:
         lapd, lasd, _ = pair
         first = pull(lapd, LASD)
         assert first.witnessed is Witnessed.COSIGNED
         held = lapd.node.services.witness.held(LASD)
         assert held is not None
-        # The second pull's checkpoint extends the first: proved consistent, cosigned.
+        # The second pull's checkpoint, past the interval, extends the first: cosigned.
+        clock.advance(COSIGN_INTERVAL)
         second = pull(lapd, LASD)
         assert second.witnessed is Witnessed.COSIGNED
         later = lapd.node.services.witness.held(LASD)
@@ -100,6 +106,39 @@ class TestWitnessing:
         witnesses = {LAPD: verifier_of(peer(lasd, LAPD))}
         assert services.checkpoints.verify(services.audit, witnesses) >= 2
         assert [e.kind for e in lapd.audit_events("witness.cosigned")] == ["witness.cosigned"] * 2
+
+    def test_aud7_within_the_interval_a_checkpoint_is_verified_and_kept_not_cosigned(
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock
+    ) -> None:
+        lapd, lasd, _ = pair
+        cosigned = witnessed_once(lapd)
+        clock.advance(COSIGN_INTERVAL / 2)
+        assert pull(lapd, LASD).witnessed is Witnessed.VERIFIED
+        verified = lapd.node.services.witness.held(LASD)
+        assert verified is not None
+        assert (verified.size > cosigned.size, verified.cosigned) == (True, False)
+        assert [c.size for c in lasd.node.services.checkpoints.cosignatures()] == [cosigned.size]
+        assert len(lapd.audit_events("witness.cosigned")) == 1
+        # The first extension past the interval is cosigned: the partner gets it.
+        clock.advance(COSIGN_INTERVAL / 2)
+        assert pull(lapd, LASD).witnessed is Witnessed.COSIGNED
+        assert len(lasd.node.services.checkpoints.cosignatures()) == 2
+
+    def test_aud7_a_rewrite_after_a_checkpoint_only_verified_is_caught(
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock
+    ) -> None:
+        lapd, lasd, _ = pair
+        witnessed_once(lapd)
+        clock.advance(COSIGN_INTERVAL / 2)
+        pull(lapd, LASD)
+        verified = lapd.node.services.witness.held(LASD)
+        assert verified is not None
+        assert not verified.cosigned
+        # LASD rewrites events the verified checkpoint covers, past the cosigned one's.
+        forge_history(lasd, keep=verified.size - 1, then_append=3)
+        assert pull(lapd, LASD).witnessed is Witnessed.INCONSISTENT
+        [alarm] = lapd.node.services.witness.alarms()
+        assert alarm.held == verified.note
 
     def test_aud7_a_log_rewritten_after_it_was_witnessed_is_caught_on_the_next_exchange(
         self, pair: tuple[Agency, Agency, str]
@@ -146,10 +185,11 @@ class TestWitnessing:
         assert "shrank" in alarm.detail
 
     def test_aud7_a_partner_may_witness_after_the_agreement_ends(
-        self, pair: tuple[Agency, Agency, str]
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock
     ) -> None:
         lapd, lasd, agreement_id = pair
         pull(lapd, LASD)
+        clock.advance(COSIGN_INTERVAL)
         lasd.admin.RevokeAgreement(
             agreements_pb2.RevokeAgreementRequest(agreement_id=agreement_id, reason="ended"),
             timeout=TIMEOUT,
