@@ -127,19 +127,24 @@ class PartnerRequests:
             raise PreconditionError(f"partner request {reference} was {found.state} already")
         return self._found(reference)
 
-    def collect(self, reference: str, partner_ori: str, exchange_id: str) -> PartnerRequestRecord:
+    def collect(
+        self, reference: str, *, partner_ori: str, purpose: str, case_number: str, exchange_id: str
+    ) -> PartnerRequestRecord:
         """The request `partner_ori` collects: still pending, or approved and now collected.
 
-        An approved request is answered once: collecting it marks it collected by
-        `exchange_id`.
+        The collection states the request's own purpose and case. An approved request is
+        answered once: collecting it marks it collected by `exchange_id`.
 
         Raises:
             NotFoundError: No request of `partner_ori` has that reference.
-            PreconditionError: It was denied, or collected already.
+            PreconditionError: It states another purpose or case, was denied, or was
+                collected already.
         """
         found = self._get(reference)
         if found is None or found.partner_ori != partner_ori:
             raise NotFoundError(f"no partner request {reference!r} of {partner_ori}")
+        if (found.purpose, found.case_number) != (purpose, case_number):
+            raise PreconditionError(f"collecting {reference} under another purpose or case")
         if found.state == RequestState.PENDING:
             return found
         if not self._move(

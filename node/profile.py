@@ -560,9 +560,7 @@ def _profile(document: Mapping[str, object]) -> PolicyProfile:
         audit=Audit(retention=_period(tables["audit"], "audit.retention")),
         sharing=Sharing(
             approver_roles=_members(tables["sharing"], "sharing.approver_roles", Role),
-            approve_each_request=_typed(
-                tables["sharing"], "sharing.approve_each_request", bool
-            ),
+            approve_each_request=_typed(tables["sharing"], "sharing.approve_each_request", bool),
         ),
     )
 

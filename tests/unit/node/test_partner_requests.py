@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from node.errors import NotFoundError, PreconditionError, ValidationError
 from node.partner_requests import FiledRequest, HeldQueries, PartnerRequests, RequestState
+from node.store.sharing import PartnerRequestRecord
 from tests.support.clock import START, ManualClock
 from tests.support.pki import LAPD, LASD
 
@@ -37,6 +38,24 @@ def filed(requests: PartnerRequests, partner_ori: str = LAPD) -> str:
             until=START + timedelta(hours=1),
         )
     ).reference
+
+
+def collect(
+    requests: PartnerRequests,
+    reference: str,
+    exchange_id: str,
+    *,
+    partner_ori: str = LAPD,
+    case_number: str = "26-00777",
+) -> PartnerRequestRecord:
+    """`partner_ori` collects `reference` stating the filed purpose and `case_number`."""
+    return requests.collect(
+        reference,
+        partner_ori=partner_ori,
+        purpose="Criminal investigations or proceedings",
+        case_number=case_number,
+        exchange_id=exchange_id,
+    )
 
 
 @pytest.fixture
@@ -99,20 +118,22 @@ class TestPartnerRequests:
         self, requests: PartnerRequests
     ) -> None:
         reference = filed(requests)
-        assert requests.collect(reference, LAPD, "x-1").state == RequestState.PENDING
+        assert collect(requests, reference, "x-1").state == RequestState.PENDING
         with pytest.raises(NotFoundError):
-            requests.collect(reference, LASD, "x-2")  # another partner's reference
+            collect(requests, reference, "x-2", partner_ori=LASD)  # another partner's reference
         requests.decide(reference, approve=True, user=CUSTODIAN, reason="case 26-00777")
-        collected = requests.collect(reference, LAPD, "x-3")
-        assert (collected.state, collected.collected_exchange_id) == (RequestState.COLLECTED, "x-3")
+        with pytest.raises(PreconditionError, match="another purpose or case"):
+            collect(requests, reference, "x-3", case_number="26-99999")
+        collected = collect(requests, reference, "x-4")
+        assert (collected.state, collected.collected_exchange_id) == (RequestState.COLLECTED, "x-4")
         with pytest.raises(PreconditionError, match="collected"):
-            requests.collect(reference, LAPD, "x-4")
+            collect(requests, reference, "x-5")
 
     def test_shr6_a_denied_request_is_never_collected(self, requests: PartnerRequests) -> None:
         reference = filed(requests)
         requests.decide(reference, approve=False, user=CUSTODIAN, reason="no need")
         with pytest.raises(PreconditionError, match="denied"):
-            requests.collect(reference, LAPD, "x-1")
+            collect(requests, reference, "x-1")
 
 
 class TestHeldQueries:
