@@ -16,7 +16,8 @@ def test_the_demo_federates_three_nodes_and_every_check_holds(
     output = capsys.readouterr().out
     assert code == 0, output
     assert "3 nodes, 3 agreements, 6 hotlist pulls, 3 hits streamed to a patrol car" in output
-    assert "2 partners answered the query" in output
+    # LASD's and South Pasadena's profiles approve each partner request (SHR-5).
+    assert "0 partners answered the query and 2 held it for their approver" in output
     assert output.count("0 failing") == 3
     assert output.count("partners' cosignatures hold") == 3
     for agency in ("lapd", "lasd", "spd"):
