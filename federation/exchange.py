@@ -68,9 +68,9 @@ def sign_request(
     purpose: str,
     case_number: str,
     now: datetime,
-    query: exchange_pb2.HotlistQuery | exchange_pb2.ReadQuery,
+    query: exchange_pb2.HotlistQuery | exchange_pb2.ReadQuery | exchange_pb2.CollectQuery,
 ) -> tuple[exchange_pb2.ExchangeRequest, Envelope]:
-    """A fresh signed request to the partner of `agreement`: for its hotlists, or its reads."""
+    """A fresh signed request to the partner of `agreement`: its hotlists, reads, a held answer."""
     request = exchange_pb2.ExchangeRequest(
         exchange_id=str(uuid.uuid4()),
         agreement_id=agreement.id,
@@ -83,8 +83,10 @@ def sign_request(
     )
     if isinstance(query, exchange_pb2.HotlistQuery):
         request.hotlist.CopyFrom(query)
-    else:
+    elif isinstance(query, exchange_pb2.ReadQuery):
         request.reads.CopyFrom(query)
+    else:
+        request.collect.CopyFrom(query)
     request.issued_at.FromDatetime(now)
     return request, Envelope.sign(request.SerializeToString(), REQUEST_TYPE, signer)
 

@@ -16,6 +16,14 @@ refused. Every refusal reaches the partner as the uniform denial (SHR-6). The re
 is kept on file with the requesting agency, person, purpose and case (the audit event
 of the answer, SHR-5, SHR-7). An answer holds at most `MAX_SHARED_READS` reads and says
 when it was cut.
+
+Held for approval (SHR-5): where our profile approves each request, a query that passed
+every check above is filed as pending (`PartnerRequests`) and answered, signed and
+receipted as any answer, with a reference and no reads: nothing is searched, so nothing
+tells whether data exists (SHR-6). Once our approver decides, the partner collects with a
+new signed request (`CollectQuery`, `PlateQueries.collect`): approved, it gets the reads
+of the held window searched then; still pending, the held answer again; denied or
+unknown, the uniform denial. The asking side keeps each held query (`HeldQueries`).
 """
 
 from __future__ import annotations
@@ -33,12 +41,13 @@ from federation.agreements import Agreement, AgreementBook
 from federation.client import PartnerClient, PartnerRefusedError, PartnerTimeoutError
 from federation.envelope import Envelope, parse_payload
 from federation.errors import ExchangeRefusedError, InvalidEnvelopeError
-from federation.exchange import RequestChecker, digest, verify_receipt
+from federation.exchange import CheckedRequest, RequestChecker, digest, verify_receipt
 from federation.peers import Peer, PeerRegistry
 from federation.receipting import Closed, Receipting, SentRequest
 from federation.terms import Grant
-from node.errors import UnavailableError, ValidationError
-from node.search import ReadSearch, forbidden_reason
+from node.errors import PreconditionError, UnavailableError, ValidationError
+from node.partner_requests import FiledRequest, HeldQueries, PartnerRequests, RequestState
+from node.search import ReadQuery, ReadSearch, check_query, forbidden_reason
 from node.store.capture_models import ReadRecord
 
 ANSWER_TYPE = "application/vnd.alpr.read-answer.v1+protobuf"
@@ -57,6 +66,7 @@ class Outcome(enum.Enum):
     UNAVAILABLE = "unavailable"
     TIMED_OUT = "timed out"
     INVALID = "invalid"
+    PENDING_APPROVAL = "pending approval"
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class PartnerReply:
     truncated: bool = False
     exchange_id: str = ""
     detail: str = ""
+    approval_reference: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,9 +136,12 @@ class PlateQueries:
         search: ReadSearch,
         receipting: Receipting,
         client: PartnerClient,
+        requests: PartnerRequests,
+        held: HeldQueries,
+        approve_each_request: bool = False,
         per_minute: int = QUERIES_PER_MINUTE,
     ) -> None:
-        """Ask and answer for agency `ori`."""
+        """Ask and answer for agency `ori`; hold each query for approval if the profile says so."""
         self._ori = ori
         self._peers = peers
         self._agreements = agreements
@@ -135,6 +149,9 @@ class PlateQueries:
         self._search = search
         self._receipting = receipting
         self._client = client
+        self._requests = requests
+        self._held = held
+        self._approve_each_request = approve_each_request
         self._per_minute = per_minute
         self._limit = RateLimit(per_minute)
         self._closing: set[asyncio.Task[Closed]] = set()
@@ -142,33 +159,96 @@ class PlateQueries:
     # Answering.
 
     def serve(self, request: Envelope, sender: Peer, peer_ip: str) -> tuple[Envelope, Envelope]:
-        """Answer a partner's signed plate query with our signed answer and a receipt.
+        """Answer a partner's signed plate query, or its collection, with our answer and a receipt.
 
         Raises:
             NodeError: Any check failed (the gate turns it into the uniform denial).
         """
         checked = self._checker.check(request, sender, Grant.ASK_PLATE_QUERIES)
-        if checked.request.WhichOneof("query") != "reads":
+        asked = checked.request.WhichOneof("query")
+        if asked not in ("reads", "collect"):
             raise InvalidEnvelopeError("the request is not a plate query")
-        query = checked.request.reads
-        reason = forbidden_reason(checked.request.purpose, query.judicial_warrant)
-        if reason is not None:
-            raise ExchangeRefusedError(reason)
+        if asked == "reads":
+            query = checked.request.reads
+            reason = forbidden_reason(checked.request.purpose, query.judicial_warrant)
+            if reason is not None:
+                raise ExchangeRefusedError(reason)
         if not self._limit.admit(sender.ori):
             raise ExchangeRefusedError(f"more than {self._per_minute} queries a minute")
-        reads, truncated = self._search.find(
-            query.plate,
-            query.since.ToDatetime(UTC),
-            query.until.ToDatetime(UTC),
-            MAX_SHARED_READS,
+        if asked == "collect":
+            return self._collected(checked, sender, peer_ip)
+        filed = _filed(checked)
+        if self._approve_each_request:
+            record = self._requests.file(filed)
+            return self._answer(checked, sender, peer_ip, filed, held=record.reference)
+        return self._answer(checked, sender, peer_ip, filed)
+
+    def _collected(
+        self, checked: CheckedRequest, sender: Peer, peer_ip: str
+    ) -> tuple[Envelope, Envelope]:
+        """Answer the collection of a held query: its reads once approved, else held again.
+
+        Raises:
+            NodeError: It is not the partner's, states another purpose or case than the
+                query held, or was denied or collected already.
+        """
+        header = checked.request
+        reference = header.collect.approval_reference
+        record = self._requests.collect(
+            reference,
+            partner_ori=sender.ori,
+            purpose=header.purpose,
+            case_number=header.case_number,
+            exchange_id=header.exchange_id,
         )
+        filed = FiledRequest(
+            exchange_id=record.exchange_id,
+            partner_ori=record.partner_ori,
+            agreement_id=record.agreement_id,
+            requesting_user=record.requesting_user,
+            purpose=record.purpose,
+            case_number=record.case_number,
+            judicial_warrant=record.judicial_warrant,
+            plate=record.plate,
+            since=record.since,
+            until=record.until,
+        )
+        held = reference if record.state == RequestState.PENDING else ""
+        return self._answer(checked, sender, peer_ip, filed, held=held, collects=reference)
+
+    def _answer(
+        self,
+        checked: CheckedRequest,
+        sender: Peer,
+        peer_ip: str,
+        query: FiledRequest,
+        *,
+        held: str = "",
+        collects: str = "",
+    ) -> tuple[Envelope, Envelope]:
+        """Our signed answer to `query` and its receipt: its reads, or held under `held`.
+
+        A held answer searches nothing, so it cannot tell whether data exists (SHR-6).
+        """
+        reads: list[ReadRecord] = []
+        truncated = False
+        if not held:
+            reads, truncated = self._search.find(
+                query.plate, query.since, query.until, MAX_SHARED_READS
+            )
         answer = exchange_pb2.ReadAnswer(
             exchange_id=checked.request.exchange_id,
             responder_ori=self._ori,
             truncated=truncated,
             reads=[_shared(read) for read in reads],
+            approval_reference=held,
         )
         envelope = Envelope.sign(answer.SerializeToString(), ANSWER_TYPE, self._receipting.signer)
+        optional = {
+            "judicial_warrant": query.judicial_warrant,
+            "held_for_approval": held,
+            "collects": collects,
+        }
         receipt = self._receipting.receipt_for(
             checked,
             sender,
@@ -177,9 +257,8 @@ class PlateQueries:
             peer_ip=peer_ip,
             details={
                 "plate": query.plate,
-                "results": len(reads),
-                "truncated": truncated,
-                **({"judicial_warrant": query.judicial_warrant} if query.judicial_warrant else {}),
+                **({} if held else {"results": len(reads), "truncated": truncated}),
+                **{name: value for name, value in optional.items() if value},
             },
         )
         return envelope, receipt
@@ -228,11 +307,67 @@ class PlateQueries:
             case_number=query.case_number,
             query=query.to_proto(),
         )
-        exchange_id = sent.request.exchange_id
+        reply = await self._exchange(sent, query.plate, deadline)
+        if reply.outcome is Outcome.PENDING_APPROVAL:
+            await asyncio.to_thread(
+                self._held.keep,
+                exchange_id=reply.exchange_id,
+                partner_ori=peer.ori,
+                reference=reply.approval_reference,
+                requesting_user=user,
+                purpose=query.purpose,
+                case_number=query.case_number,
+                plate=query.plate,
+            )
+        return reply
+
+    async def collect(
+        self, partner_ori: str, reference: str, *, user: str, deadline: float = DEFAULT_DEADLINE
+    ) -> PartnerReply:
+        """Collect the answer to a query of ours that `partner_ori` held for approval (SHR-5).
+
+        A new signed request, under the agreement in force now, stating the held query's
+        purpose and case; its answer is receipted and acknowledged as any (AUD-6). Once the
+        partner answered or refused, the held query is closed.
+
+        Raises:
+            ValidationError: The deadline is not in (0, `MAX_DEADLINE`] seconds.
+            NotFoundError: The partner holds no query of ours under `reference`.
+            PreconditionError: Its answer was collected already, or no agreement in force
+                lets us ask the partner now.
+        """
+        if not 0 < deadline <= MAX_DEADLINE:
+            raise ValidationError("deadline_ms", f"must be 1 to {int(MAX_DEADLINE * 1000)}")
+        held = await asyncio.to_thread(self._held.open, partner_ori, reference)
+        found = [
+            (peer, agreement) for peer, agreement in self.partners() if peer.ori == partner_ori
+        ]
+        if not found:
+            raise PreconditionError(f"no agreement in force lets us ask {partner_ori} now")
+        [(peer, agreement)] = found
+        sent = self._receipting.sign(
+            peer,
+            agreement,
+            user=user,
+            purpose=held.purpose,
+            case_number=held.case_number,
+            query=exchange_pb2.CollectQuery(approval_reference=reference),
+        )
+        reply = await self._exchange(sent, held.plate, deadline)
+        if reply.outcome is Outcome.PENDING_APPROVAL and reply.approval_reference != reference:
+            reply = PartnerReply(peer.ori, Outcome.INVALID, exchange_id=reply.exchange_id,
+                                 detail="the partner held it under another reference")  # fmt: skip
+        if reply.outcome in (Outcome.ANSWERED, Outcome.REFUSED):
+            await asyncio.to_thread(self._held.close, held.exchange_id, reply.outcome.value)
+        return reply
+
+    async def _exchange(self, sent: SentRequest, plate: str, deadline: float) -> PartnerReply:
+        """Send a signed request, verify the answer and its receipt, acknowledge; the reply."""
+        peer, exchange_id = sent.peer, sent.request.exchange_id
         try:
             answer, receipt = await self._client.query_reads(peer, sent.envelope, timeout=deadline)
             read_answer, acknowledgement = await asyncio.to_thread(
-                self._accept, sent, answer, receipt
+                self._accept, sent, answer, receipt, plate
             )
         except PartnerTimeoutError:
             return PartnerReply(peer.ori, Outcome.TIMED_OUT, exchange_id=exchange_id)
@@ -250,6 +385,13 @@ class PlateQueries:
         closing = asyncio.create_task(self._receipting.close(peer, receipt, acknowledgement))
         self._closing.add(closing)
         closing.add_done_callback(self._closing.discard)
+        if read_answer.approval_reference:
+            return PartnerReply(
+                peer.ori,
+                Outcome.PENDING_APPROVAL,
+                exchange_id=exchange_id,
+                approval_reference=read_answer.approval_reference,
+            )
         return PartnerReply(
             peer.ori,
             Outcome.ANSWERED,
@@ -264,7 +406,7 @@ class PlateQueries:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
     def _accept(
-        self, sent: SentRequest, answer: Envelope, receipt: Envelope
+        self, sent: SentRequest, answer: Envelope, receipt: Envelope, plate: str
     ) -> tuple[exchange_pb2.ReadAnswer, Envelope]:
         """Verify the answer and its receipt, then acknowledge; nothing unverified is used."""
         payload = answer.verify([sent.peer.key], 1, ANSWER_TYPE).payload
@@ -274,6 +416,8 @@ class PlateQueries:
             sent.peer.ori,
         ):
             raise InvalidEnvelopeError("the answer is not to this request from this partner")
+        if read_answer.approval_reference and read_answer.reads:
+            raise InvalidEnvelopeError("the answer is held for approval and yet holds reads")
         verify_receipt(
             receipt,
             sent.peer,
@@ -281,14 +425,52 @@ class PlateQueries:
             request_payload=sent.envelope.payload,
             response_digest=digest(payload),
         )
+        held = read_answer.approval_reference
         acknowledgement = self._receipting.acknowledge(
             sent,
             receipt,
             digest(payload),
             kind=PLATE_QUERY,
-            details={"plate": sent.request.reads.plate, "results": len(read_answer.reads)},
-        )
+            details={
+                "plate": plate,
+                **({"held_for_approval": held} if held else {"results": len(read_answer.reads)}),
+                **({"collects": sent.request.collect.approval_reference}
+                   if sent.request.HasField("collect") else {}),
+            },
+        )  # fmt: skip
         return read_answer, acknowledgement
+
+
+def _filed(checked: CheckedRequest) -> FiledRequest:
+    """A partner's plate query as it is put on file, once well formed.
+
+    Raises:
+        ValidationError: The plate, window, case number or warrant is malformed.
+    """
+    header, query = checked.request, checked.request.reads
+    since, until = query.since.ToDatetime(UTC), query.until.ToDatetime(UTC)
+    pattern = check_query(
+        ReadQuery(
+            plate=query.plate,
+            since=since,
+            until=until,
+            purpose=header.purpose,
+            case_number=header.case_number,
+            judicial_warrant=query.judicial_warrant,
+        )
+    )
+    return FiledRequest(
+        exchange_id=header.exchange_id,
+        partner_ori=header.requesting_ori,
+        agreement_id=checked.agreement.id,
+        requesting_user=header.requesting_user,
+        purpose=header.purpose,
+        case_number=header.case_number,
+        judicial_warrant=query.judicial_warrant,
+        plate=pattern.text,
+        since=since,
+        until=until,
+    )
 
 
 def _shared(read: ReadRecord) -> exchange_pb2.SharedRead:

@@ -90,7 +90,7 @@ class Receipting:
         user: str,
         purpose: str,
         case_number: str,
-        query: exchange_pb2.HotlistQuery | exchange_pb2.ReadQuery,
+        query: exchange_pb2.HotlistQuery | exchange_pb2.ReadQuery | exchange_pb2.CollectQuery,
     ) -> SentRequest:
         """A fresh request to `peer` under `agreement`, signed by us for `user`."""
         request, envelope = sign_request(

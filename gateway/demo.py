@@ -12,7 +12,9 @@ car and detective would, over mTLS gRPC only:
    another camera sends three synthetic frames (`demo_frames/`, drawn by
    scripts/synth_plates.py), which the node reads with its shipped models, one of them a
    partner's second stolen car; the officer records a disposition;
-4. a detective asks every partner where a plate was seen;
+4. a detective asks every partner where a plate was seen (LASD's and South Pasadena's
+   profiles hold each partner query for their approver, SHR-5: they answer "pending
+   approval" with a reference, to collect once approved);
 5. every receipt is verified on all three nodes, and every audit log (`audit verify`).
 
 It prints each step as it goes and a summary, and leaves the directories for
@@ -365,7 +367,9 @@ def _ask_partners(lapd: RunningAgency) -> search_pb.SearchPartnersResponse:
         seen = ", ".join(
             f"{r.camera_id} at {r.captured_at.ToDatetime():%H:%M:%S} UTC" for r in partner.reads
         )
-        print(f"  {partner.partner_ori}: {outcome.lower()}" + (f", seen by {seen}" if seen else ""))
+        held = f" (reference {partner.approval_reference})" if partner.approval_reference else ""
+        print(f"  {partner.partner_ori}: {outcome.lower().replace('_', ' ')}{held}"
+              + (f", seen by {seen}" if seen else ""))  # fmt: skip
     return answer
 
 
@@ -429,11 +433,13 @@ def run_demo(directory: Path) -> int:
         for agency in agencies:
             agency.process.wait(timeout=30)
     answered = sum(p.outcome == search_pb.PARTNER_OUTCOME_ANSWERED for p in answer.partners)
+    held = sum(p.outcome == search_pb.PARTNER_OUTCOME_PENDING_APPROVAL for p in answer.partners)
     print()
     print(
         f"Done in {time.perf_counter() - began:.0f} s: {len(agencies)} nodes, "
         f"{len(pairs)} agreements, {pulls} hotlist pulls, {len(hits)} hits streamed to a "
-        f"patrol car, {answered} partners answered the query; receipts and audit logs "
+        f"patrol car, {answered} partners answered the query and {held} held it for "
+        "their approver; receipts and audit logs "
         "verified on all three."
     )
     print(

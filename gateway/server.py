@@ -43,7 +43,7 @@ from gateway.servicers.search import SearchServicer
 from gateway.services import Services
 from node.capture.frames import CaptureUnavailableError
 from node.clock import Clock, system_clock
-from node.profile import Role
+from node.profile import APPROVER_ROLES, Role
 
 log = logging.getLogger("alpr.server")
 BACKGROUND_GRACE_SECONDS = 5.0
@@ -79,9 +79,9 @@ def _admin(roles: frozenset[Role], login: Login, *names: str) -> dict[str, Acces
 # behind a login, the roles of ACC-1 that may. A method missing here is refused to everyone.
 # AdminService is for the agency's operators (WhoAmI and Login for any of its users and
 # devices); FederationService for partner nodes; CaptureService for the agency's cameras and
-# PatrolService for its patrol clients; SearchService for its users. Managing users always
-# needs a session; the rest of AdminService, SearchService and PatrolService does when the
-# node's [access] require_login is true.
+# PatrolService for its patrol clients; SearchService for its users. Managing users and
+# deciding partners' requests always need a session; the rest of AdminService, SearchService
+# and PatrolService does when the node's [access] require_login is true.
 ACCESS: dict[str, Access] = {
     **_rules(_HEALTH, Access(Audience.ANY_PRINCIPAL)),
     f"/{_REFLECTION}/ServerReflectionInfo": Access(Audience.ANY_PRINCIPAL),
@@ -113,6 +113,14 @@ ACCESS: dict[str, Access] = {
         "RecordUserStep",
     ),
     **_admin(_REVIEWERS, Login.ALWAYS, "ListRefusedLogins"),
+    # Any role that may approve; the profile's sharing.approver_roles narrow it (SHR-5).
+    **_admin(
+        APPROVER_ROLES,
+        Login.ALWAYS,
+        "ListPartnerRequests",
+        "ApprovePartnerRequest",
+        "DenyPartnerRequest",
+    ),
     **_rules(_FEDERATION, Access(Audience.PARTNER_NODES)),
     **_rules(_CAPTURE, Access(Audience.OWN_AGENCY)),
     **_rules(_PATROL, Access(Audience.OWN_AGENCY, _HITS, Login.CONFIGURED)),

@@ -30,6 +30,8 @@ from node.hotlists.partner_store import PartnerHotlists
 from node.hotlists.store import HotlistStore
 from node.identity import Principal, PrincipalKind
 from node.matching.live import LiveIndex
+from node.partner_requests import HeldQueries, PartnerRequests
+from node.profile import PolicyProfile
 from node.reads import ImageStore, ReadIntake
 from node.records import Corrections, Incidents
 from node.retention import LegalHolds, RetentionKeeper
@@ -43,6 +45,7 @@ class Services:
     """What the servicers call; each is safe to share between concurrent calls."""
 
     identity: NodeIdentityView
+    profile: PolicyProfile
     clock: Clock
     audit: AuditLog
     peers: PeerRegistry
@@ -64,6 +67,7 @@ class Services:
     users: UserDirectory
     sessions: Sessions
     search: ReadSearch
+    requests: PartnerRequests
     queries: PlateQueries
     holds: LegalHolds
     retention: RetentionKeeper
@@ -156,8 +160,10 @@ class Services:
             lifetime=timedelta(minutes=config.session_minutes),
         )
         search = ReadSearch(node.engine, profile=node.profile, audit=audit, ori=config.ori)
+        requests = PartnerRequests(node.engine, clock=clock)
         return cls(
             identity=node.identity,
+            profile=node.profile,
             clock=clock,
             audit=audit,
             peers=peers,
@@ -181,6 +187,7 @@ class Services:
             users=users,
             sessions=sessions,
             search=search,
+            requests=requests,
             queries=PlateQueries(
                 ori=config.ori,
                 peers=peers,
@@ -189,6 +196,9 @@ class Services:
                 search=search,
                 receipting=receipting,
                 client=partners,
+                requests=requests,
+                held=HeldQueries(node.engine, clock=clock),
+                approve_each_request=node.profile.sharing.approve_each_request,
                 per_minute=config.queries_per_minute,
             ),
             holds=holds,

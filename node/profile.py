@@ -30,7 +30,10 @@ is refused):
     ``retention`` (period): how long audit records are kept; at least 2 years (AUD-2).
 ``[sharing]``
     ``approver_roles`` (array of strings): who approves a partner's request for data (SHR-5),
-    from `APPROVER_ROLES`. Every request is approved; the profile only says by whom.
+    from `APPROVER_ROLES`.
+    ``approve_each_request`` (boolean): ``true``: each partner's plate query waits, on file,
+    until one of ``approver_roles`` approves it; ``false``: the agreement in force is the
+    approval and a query is answered at once.
 
 A *period* is an ISO 8601 duration string of whole numbers: ``PnYnMnDTnHnMnS``, any component
 may be left out but one must be present and not all zero (``"P2Y"``, ``"P5YT24H1M"``,
@@ -367,13 +370,16 @@ class Audit:
 
 @dataclass(frozen=True, kw_only=True)
 class Sharing:
-    """Who approves a partner's request for data (SHR-5).
+    """Who approves a partner's request for data, and whether each one waits for it (SHR-5).
 
     Attributes:
         approver_roles: The roles that approve it.
+        approve_each_request: Whether each partner's plate query is held until one of
+            `approver_roles` approves it; else the agreement in force is the approval.
     """
 
     approver_roles: tuple[Role, ...]
+    approve_each_request: bool
 
     def __post_init__(self) -> None:
         """Check the approvers.
@@ -397,7 +403,7 @@ class PolicyProfile:
         access: What a query may be for.
         archived_search: When archived reads may be searched; None when nothing is archived.
         audit: How long audit records are kept.
-        sharing: Who approves a partner's request.
+        sharing: Who approves a partner's request, and whether each one waits for it.
     """
 
     name: str
@@ -461,7 +467,7 @@ _SCHEMA: dict[str, dict[str, bool]] = {
     "access": {"purposes": True},
     "archived_search": {"offences": True, "court_order": True, "approver_roles": True},
     "audit": {"retention": True},
-    "sharing": {"approver_roles": True},
+    "sharing": {"approver_roles": True, "approve_each_request": True},
 }
 _OPTIONAL_TABLES = frozenset({"archived_search"})
 _TOML_TYPES: dict[type, str] = {
@@ -552,7 +558,10 @@ def _profile(document: Mapping[str, object]) -> PolicyProfile:
             approver_roles=_members(archived, "archived_search.approver_roles", Role),
         ),
         audit=Audit(retention=_period(tables["audit"], "audit.retention")),
-        sharing=Sharing(approver_roles=_members(tables["sharing"], "sharing.approver_roles", Role)),
+        sharing=Sharing(
+            approver_roles=_members(tables["sharing"], "sharing.approver_roles", Role),
+            approve_each_request=_typed(tables["sharing"], "sharing.approve_each_request", bool),
+        ),
     )
 
 

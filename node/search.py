@@ -326,6 +326,16 @@ def _basis(basis: ArchivedBasis) -> dict[str, object]:
     }
 
 
+def check_query(query: ReadQuery) -> PlatePattern:
+    """The pattern of a well-formed query, checked as `ReadSearch.search` checks it first.
+
+    Raises:
+        ValidationError: The plate is malformed, the window empty or naive, or the purpose,
+            case number or warrant missing or too long.
+    """
+    return _checked(query)[0]
+
+
 def _checked(query: ReadQuery) -> tuple[PlatePattern, int, int]:
     """The pattern, page size and offset of a well-formed query."""
     pattern = PlatePattern.parse(query.plate)

@@ -9,6 +9,7 @@ from gateway.servicers.admin_agreements import AgreementAdmin
 from gateway.servicers.admin_hotlists import HotlistAdmin
 from gateway.servicers.admin_legal_holds import LegalHoldAdmin
 from gateway.servicers.admin_partner_hotlists import PartnerHotlistAdmin
+from gateway.servicers.admin_partner_requests import PartnerRequestAdmin
 from gateway.servicers.admin_peers import PeerAdmin
 from gateway.servicers.admin_records import RecordsAdmin
 from gateway.servicers.admin_users import UserAdmin
@@ -21,6 +22,7 @@ class AdminServicer(
     AgreementAdmin,
     HotlistAdmin,
     PartnerHotlistAdmin,
+    PartnerRequestAdmin,
     LegalHoldAdmin,
     RecordsAdmin,
     UserAdmin,

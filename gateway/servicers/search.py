@@ -1,4 +1,8 @@
-"""SearchService: the agency's investigators search its own reads (ACC-6, ACC-7, AUD-1)."""
+"""SearchService: the agency's investigators search its reads and its partners' (ACC-6, AUD-1).
+
+A partner that holds a query for its approver answers PENDING_APPROVAL with a reference;
+CollectPartnerAnswer fetches the answer later (SHR-5).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ _OUTCOMES = {
     Outcome.UNAVAILABLE: pb.PARTNER_OUTCOME_UNAVAILABLE,
     Outcome.TIMED_OUT: pb.PARTNER_OUTCOME_TIMED_OUT,
     Outcome.INVALID: pb.PARTNER_OUTCOME_INVALID,
+    Outcome.PENDING_APPROVAL: pb.PARTNER_OUTCOME_PENDING_APPROVAL,
 }
 
 
@@ -60,7 +65,6 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         user, address = current_caller().spiffe_id, peer_ip(context)
         # Our own rules first: the purpose must be one we authorize (ACC-6, ACC-7).
         await asyncio.to_thread(self._services.search.authorize, query, user=user, peer_ip=address)
-        deadline = (request.deadline_ms or DEFAULT_DEADLINE_MS) / 1000
         replies = await self._services.queries.ask(
             PlateQuery(
                 plate=query.plate,
@@ -71,7 +75,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                 judicial_warrant=query.judicial_warrant,
             ),
             user=user,
-            deadline=deadline,
+            deadline=_deadline(request.deadline_ms),
         )
         self._services.audit.append(
             "search.federated",
@@ -86,6 +90,39 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             },
         )
         return pb.SearchPartnersResponse(partners=[_partner(reply) for reply in replies])
+
+    async def CollectPartnerAnswer(  # noqa: N802 (gRPC method name)
+        self, request: pb.CollectPartnerAnswerRequest, context: Context
+    ) -> pb.CollectPartnerAnswerResponse:
+        """Collect a partner's answer to a query it held for its approver (SHR-5)."""
+        for name in ("partner_ori", "approval_reference"):
+            if not getattr(request, name).strip():
+                raise ValidationError(name, "is required")
+        user = current_caller().spiffe_id
+        reply = await self._services.queries.collect(
+            request.partner_ori,
+            request.approval_reference,
+            user=user,
+            deadline=_deadline(request.deadline_ms),
+        )
+        self._services.audit.append(
+            "search.partner_answer_collected",
+            actor=user,
+            agency=self._services.identity.ori,
+            peer_ip=peer_ip(context),
+            details={
+                "partner": reply.partner_ori,
+                "approval_reference": request.approval_reference,
+                "outcome": reply.outcome.value,
+                "exchange_id": reply.exchange_id,
+            },
+        )
+        return pb.CollectPartnerAnswerResponse(partner=_partner(reply))
+
+
+def _deadline(deadline_ms: int) -> float:
+    """Seconds to wait for partners: 0 ms means the default."""
+    return (deadline_ms or DEFAULT_DEADLINE_MS) / 1000
 
 
 def _query(request: pb.SearchReadsRequest | pb.SearchPartnersRequest) -> ReadQuery:
@@ -133,6 +170,7 @@ def _partner(reply: PartnerReply) -> pb.PartnerAnswer:
         truncated=reply.truncated,
         exchange_id=reply.exchange_id,
         detail=reply.detail,
+        approval_reference=reply.approval_reference,
     )
 
 

@@ -1,4 +1,4 @@
-"""Tables of what a node shares with partners: peers (agreements and exchanges follow).
+"""Tables of what a node shares with partners: peers, agreements, exchanges, held requests.
 
 They live in `node.store` so one alembic history covers every table; the rules that
 use them live in `federation`.
@@ -97,3 +97,53 @@ class SeenNonce(SQLModel, table=True):
     partner_ori: str = Field(primary_key=True, max_length=9)
     nonce: bytes = Field(primary_key=True)
     expires_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+
+
+class PartnerRequestRecord(SQLModel, table=True):
+    """A partner's plate query held on file until the designated role decides (SHR-5, SHR-7).
+
+    `state` is a `node.partner_requests.RequestState` value. The request is kept whatever
+    the decision: the file of requests outlives it.
+    """
+
+    __tablename__ = "partner_request"
+
+    reference: str = Field(primary_key=True, max_length=36)
+    exchange_id: str = Field(max_length=36, unique=True)
+    partner_ori: str = Field(max_length=9, index=True)
+    agreement_id: str = Field(max_length=36)
+    requesting_user: str = Field(max_length=2048)
+    purpose: str = Field(max_length=500)
+    case_number: str = Field(max_length=64)
+    judicial_warrant: str = Field(default="", max_length=100)
+    plate: str = Field(max_length=16)
+    since: datetime = Field(sa_type=DateTime(timezone=True))
+    until: datetime = Field(sa_type=DateTime(timezone=True))
+    state: str = Field(max_length=16, index=True)
+    filed_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+    decided_by: str = Field(default="", max_length=2048)
+    decided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    decision_reason: str = Field(default="", max_length=500)
+    collected_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    collected_exchange_id: str = Field(default="", max_length=36)
+
+
+class HeldQueryRecord(SQLModel, table=True):
+    """A plate query of ours that a partner holds for its approver, until we collect it.
+
+    `exchange_id` is the exchange that asked; `reference` the partner's for the held
+    query; `outcome` stays empty until the answer (or the denial) is collected.
+    """
+
+    __tablename__ = "held_query"
+
+    exchange_id: str = Field(primary_key=True, max_length=36)
+    partner_ori: str = Field(max_length=9)
+    reference: str = Field(max_length=36, index=True)
+    requesting_user: str = Field(max_length=2048)
+    purpose: str = Field(max_length=500)
+    case_number: str = Field(max_length=64)
+    plate: str = Field(max_length=16)
+    held_at: datetime = Field(sa_type=DateTime(timezone=True))
+    outcome: str = Field(default="", max_length=32)
+    closed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

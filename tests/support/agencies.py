@@ -75,13 +75,15 @@ def running_agencies(
     clock: ManualClock,
     oris: tuple[str, ...],
     store_urls: dict[str, str] | None = None,
+    profiles: dict[str, str] | None = None,
 ) -> Iterator[dict[str, Agency]]:
-    """Serve a node per ORI (on its own database) until the block ends."""
+    """Serve a node per ORI (on its own database, under LAPD's profile or the one named)."""
     with ExitStack() as stack:
         found = {}
         for ori in oris:
             url = (store_urls or {}).get(ori, "")
-            config = make_node(federation, directory / ori, ori, store_url=url)
+            profile = (profiles or {}).get(ori, "lapd")
+            config = make_node(federation, directory / ori, ori, store_url=url, profile=profile)
             node = stack.enter_context(serving(config, clock=clock))
             channel = stack.enter_context(node.channel(federation.client(ori)))
             admin = admin_service_pb2_grpc.AdminServiceStub(channel)

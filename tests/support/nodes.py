@@ -56,9 +56,9 @@ class RunningNode:
 
 
 def make_node(
-    federation: Federation, directory: Path, ori: str, *, store_url: str = ""
+    federation: Federation, directory: Path, ori: str, *, store_url: str = "", profile: str = "lapd"
 ) -> NodeConfig:
-    """`alpr init` a node of agency `ori` with a certificate from `federation`."""
+    """`alpr init` a node of agency `ori` with a certificate from `federation`, under `profile`."""
     return init_node(
         directory,
         ori=ori,
@@ -69,7 +69,7 @@ def make_node(
         listen="127.0.0.1:0",
         store_url=store_url,
         now=datetime.now(UTC),
-        profile="lapd",
+        profile=profile,
     )
 
 

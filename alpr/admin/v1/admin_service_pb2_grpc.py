@@ -8,6 +8,7 @@ from alpr.admin.v1 import agreements_pb2 as alpr_dot_admin_dot_v1_dot_agreements
 from alpr.admin.v1 import hotlists_pb2 as alpr_dot_admin_dot_v1_dot_hotlists__pb2
 from alpr.admin.v1 import legal_holds_pb2 as alpr_dot_admin_dot_v1_dot_legal__holds__pb2
 from alpr.admin.v1 import partner_hotlists_pb2 as alpr_dot_admin_dot_v1_dot_partner__hotlists__pb2
+from alpr.admin.v1 import partner_requests_pb2 as alpr_dot_admin_dot_v1_dot_partner__requests__pb2
 from alpr.admin.v1 import peers_pb2 as alpr_dot_admin_dot_v1_dot_peers__pb2
 from alpr.admin.v1 import records_pb2 as alpr_dot_admin_dot_v1_dot_records__pb2
 from alpr.admin.v1 import users_pb2 as alpr_dot_admin_dot_v1_dot_users__pb2
@@ -201,6 +202,21 @@ class AdminServiceStub:
                 '/alpr.admin.v1.AdminService/ReleaseLegalHold',
                 request_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldRequest.SerializeToString,
                 response_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldResponse.FromString,
+                _registered_method=True)
+        self.ListPartnerRequests = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ListPartnerRequests',
+                request_serializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ListPartnerRequestsRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ListPartnerRequestsResponse.FromString,
+                _registered_method=True)
+        self.ApprovePartnerRequest = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ApprovePartnerRequest',
+                request_serializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ApprovePartnerRequestRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ApprovePartnerRequestResponse.FromString,
+                _registered_method=True)
+        self.DenyPartnerRequest = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/DenyPartnerRequest',
+                request_serializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.DenyPartnerRequestRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.DenyPartnerRequestResponse.FromString,
                 _registered_method=True)
         self.CorrectRead = channel.unary_unary(
                 '/alpr.admin.v1.AdminService/CorrectRead',
@@ -447,6 +463,28 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPartnerRequests(self, request, context):
+        """Lists partners' plate queries waiting for approval (SHR-5); only the profile's
+        sharing.approver_roles may.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApprovePartnerRequest(self, request, context):
+        """Approves a partner's held query; the partner collects its answer (SHR-5).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DenyPartnerRequest(self, request, context):
+        """Denies a partner's held query; the partner collects the uniform denial (SHR-5, SHR-6).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CorrectRead(self, request, context):
         """Records what a misread should have been; the read itself is never altered (CAP-4).
         """
@@ -630,6 +668,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ReleaseLegalHold,
                     request_deserializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldRequest.FromString,
                     response_serializer=alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldResponse.SerializeToString,
+            ),
+            'ListPartnerRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPartnerRequests,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ListPartnerRequestsRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ListPartnerRequestsResponse.SerializeToString,
+            ),
+            'ApprovePartnerRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApprovePartnerRequest,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ApprovePartnerRequestRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ApprovePartnerRequestResponse.SerializeToString,
+            ),
+            'DenyPartnerRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.DenyPartnerRequest,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.DenyPartnerRequestRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_partner__requests__pb2.DenyPartnerRequestResponse.SerializeToString,
             ),
             'CorrectRead': grpc.unary_unary_rpc_method_handler(
                     servicer.CorrectRead,
@@ -1512,6 +1565,87 @@ class AdminService:
             '/alpr.admin.v1.AdminService/ReleaseLegalHold',
             alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldRequest.SerializeToString,
             alpr_dot_admin_dot_v1_dot_legal__holds__pb2.ReleaseLegalHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPartnerRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ListPartnerRequests',
+            alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ListPartnerRequestsRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ListPartnerRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApprovePartnerRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ApprovePartnerRequest',
+            alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ApprovePartnerRequestRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_partner__requests__pb2.ApprovePartnerRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DenyPartnerRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/DenyPartnerRequest',
+            alpr_dot_admin_dot_v1_dot_partner__requests__pb2.DenyPartnerRequestRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_partner__requests__pb2.DenyPartnerRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,7 @@ from alpr.admin.v1 import agreements_pb2 as _agreements_pb2
 from alpr.admin.v1 import hotlists_pb2 as _hotlists_pb2
 from alpr.admin.v1 import legal_holds_pb2 as _legal_holds_pb2
 from alpr.admin.v1 import partner_hotlists_pb2 as _partner_hotlists_pb2
+from alpr.admin.v1 import partner_requests_pb2 as _partner_requests_pb2
 from alpr.admin.v1 import peers_pb2 as _peers_pb2
 from alpr.admin.v1 import records_pb2 as _records_pb2
 from alpr.admin.v1 import users_pb2 as _users_pb2
@@ -104,6 +105,14 @@ class AdminServiceStub:
     """Records a hold's review; the next is due two years on."""
     ReleaseLegalHold: _grpc.UnaryUnaryMultiCallable[_legal_holds_pb2.ReleaseLegalHoldRequest, _legal_holds_pb2.ReleaseLegalHoldResponse]
     """Releases a hold: its reads go at the next retention run."""
+    ListPartnerRequests: _grpc.UnaryUnaryMultiCallable[_partner_requests_pb2.ListPartnerRequestsRequest, _partner_requests_pb2.ListPartnerRequestsResponse]
+    """Lists partners' plate queries waiting for approval (SHR-5); only the profile's
+    sharing.approver_roles may.
+    """
+    ApprovePartnerRequest: _grpc.UnaryUnaryMultiCallable[_partner_requests_pb2.ApprovePartnerRequestRequest, _partner_requests_pb2.ApprovePartnerRequestResponse]
+    """Approves a partner's held query; the partner collects its answer (SHR-5)."""
+    DenyPartnerRequest: _grpc.UnaryUnaryMultiCallable[_partner_requests_pb2.DenyPartnerRequestRequest, _partner_requests_pb2.DenyPartnerRequestResponse]
+    """Denies a partner's held query; the partner collects the uniform denial (SHR-5, SHR-6)."""
     CorrectRead: _grpc.UnaryUnaryMultiCallable[_records_pb2.CorrectReadRequest, _records_pb2.CorrectReadResponse]
     """Records what a misread should have been; the read itself is never altered (CAP-4)."""
     RecordIncident: _grpc.UnaryUnaryMultiCallable[_records_pb2.RecordIncidentRequest, _records_pb2.RecordIncidentResponse]
@@ -180,6 +189,14 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Records a hold's review; the next is due two years on."""
     ReleaseLegalHold: _aio.UnaryUnaryMultiCallable[_legal_holds_pb2.ReleaseLegalHoldRequest, _legal_holds_pb2.ReleaseLegalHoldResponse]  # type: ignore[assignment]
     """Releases a hold: its reads go at the next retention run."""
+    ListPartnerRequests: _aio.UnaryUnaryMultiCallable[_partner_requests_pb2.ListPartnerRequestsRequest, _partner_requests_pb2.ListPartnerRequestsResponse]  # type: ignore[assignment]
+    """Lists partners' plate queries waiting for approval (SHR-5); only the profile's
+    sharing.approver_roles may.
+    """
+    ApprovePartnerRequest: _aio.UnaryUnaryMultiCallable[_partner_requests_pb2.ApprovePartnerRequestRequest, _partner_requests_pb2.ApprovePartnerRequestResponse]  # type: ignore[assignment]
+    """Approves a partner's held query; the partner collects its answer (SHR-5)."""
+    DenyPartnerRequest: _aio.UnaryUnaryMultiCallable[_partner_requests_pb2.DenyPartnerRequestRequest, _partner_requests_pb2.DenyPartnerRequestResponse]  # type: ignore[assignment]
+    """Denies a partner's held query; the partner collects the uniform denial (SHR-5, SHR-6)."""
     CorrectRead: _aio.UnaryUnaryMultiCallable[_records_pb2.CorrectReadRequest, _records_pb2.CorrectReadResponse]  # type: ignore[assignment]
     """Records what a misread should have been; the read itself is never altered (CAP-4)."""
     RecordIncident: _aio.UnaryUnaryMultiCallable[_records_pb2.RecordIncidentRequest, _records_pb2.RecordIncidentResponse]  # type: ignore[assignment]
@@ -445,6 +462,32 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_legal_holds_pb2.ReleaseLegalHoldResponse, _abc.Awaitable[_legal_holds_pb2.ReleaseLegalHoldResponse]]:
         """Releases a hold: its reads go at the next retention run."""
+
+    @_abc_1.abstractmethod
+    def ListPartnerRequests(
+        self,
+        request: _partner_requests_pb2.ListPartnerRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partner_requests_pb2.ListPartnerRequestsResponse, _abc.Awaitable[_partner_requests_pb2.ListPartnerRequestsResponse]]:
+        """Lists partners' plate queries waiting for approval (SHR-5); only the profile's
+        sharing.approver_roles may.
+        """
+
+    @_abc_1.abstractmethod
+    def ApprovePartnerRequest(
+        self,
+        request: _partner_requests_pb2.ApprovePartnerRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partner_requests_pb2.ApprovePartnerRequestResponse, _abc.Awaitable[_partner_requests_pb2.ApprovePartnerRequestResponse]]:
+        """Approves a partner's held query; the partner collects its answer (SHR-5)."""
+
+    @_abc_1.abstractmethod
+    def DenyPartnerRequest(
+        self,
+        request: _partner_requests_pb2.DenyPartnerRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partner_requests_pb2.DenyPartnerRequestResponse, _abc.Awaitable[_partner_requests_pb2.DenyPartnerRequestResponse]]:
+        """Denies a partner's held query; the partner collects the uniform denial (SHR-5, SHR-6)."""
 
     @_abc_1.abstractmethod
     def CorrectRead(

@@ -36,6 +36,7 @@ class ExchangeRequest(_message.Message):
     ISSUED_AT_FIELD_NUMBER: _builtins.int
     HOTLIST_FIELD_NUMBER: _builtins.int
     READS_FIELD_NUMBER: _builtins.int
+    COLLECT_FIELD_NUMBER: _builtins.int
     exchange_id: _builtins.str
     """A UUID the requester chooses; receipts and acknowledgements name it."""
     agreement_id: _builtins.str
@@ -64,6 +65,10 @@ class ExchangeRequest(_message.Message):
     def reads(self) -> Global___ReadQuery:
         """Where the responder's cameras saw a plate."""
 
+    @_builtins.property
+    def collect(self) -> Global___CollectQuery:
+        """The answer to a plate query the responder held for its approver (SHR-5)."""
+
     def __init__(
         self,
         *,
@@ -78,16 +83,43 @@ class ExchangeRequest(_message.Message):
         issued_at: _timestamp_pb2.Timestamp | None = ...,
         hotlist: Global___HotlistQuery | None = ...,
         reads: Global___ReadQuery | None = ...,
+        collect: Global___CollectQuery | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["hotlist", b"hotlist", "issued_at", b"issued_at", "query", b"query", "reads", b"reads"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["collect", b"collect", "hotlist", b"hotlist", "issued_at", b"issued_at", "query", b"query", "reads", b"reads"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "case_number", b"case_number", "exchange_id", b"exchange_id", "hotlist", b"hotlist", "issued_at", b"issued_at", "nonce", b"nonce", "purpose", b"purpose", "query", b"query", "reads", b"reads", "requesting_ori", b"requesting_ori", "requesting_user", b"requesting_user", "responding_ori", b"responding_ori"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "case_number", b"case_number", "collect", b"collect", "exchange_id", b"exchange_id", "hotlist", b"hotlist", "issued_at", b"issued_at", "nonce", b"nonce", "purpose", b"purpose", "query", b"query", "reads", b"reads", "requesting_ori", b"requesting_ori", "requesting_user", b"requesting_user", "responding_ori", b"responding_ori"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_query: _TypeAlias = _typing.Literal["hotlist", "reads"]  # noqa: Y015
+    _WhichOneofReturnType_query: _TypeAlias = _typing.Literal["hotlist", "reads", "collect"]  # noqa: Y015
     _WhichOneofArgType_query: _TypeAlias = _typing.Literal["query", b"query"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_query) -> _WhichOneofReturnType_query | None: ...
 
 Global___ExchangeRequest: _TypeAlias = ExchangeRequest  # noqa: Y015
+
+@_typing.final
+class CollectQuery(_message.Message):
+    """Collects the answer to a plate query the responder held for approval. The request
+    states the held query's purpose and case number again; the responder answers with the
+    reads of the held query's window, searched now, once approved; with the held answer
+    again while it waits; and with the uniform denial when it was denied or is unknown.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPROVAL_REFERENCE_FIELD_NUMBER: _builtins.int
+    approval_reference: _builtins.str
+    """The reference of the responder's held answer."""
+    def __init__(
+        self,
+        *,
+        approval_reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_reference", b"approval_reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollectQuery: _TypeAlias = CollectQuery  # noqa: Y015
 
 @_typing.final
 class ReadQuery(_message.Message):
@@ -137,12 +169,18 @@ class ReadAnswer(_message.Message):
     RESPONDER_ORI_FIELD_NUMBER: _builtins.int
     READS_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
+    APPROVAL_REFERENCE_FIELD_NUMBER: _builtins.int
     exchange_id: _builtins.str
     """The exchange it answers."""
     responder_ori: _builtins.str
     """The answering agency."""
     truncated: _builtins.bool
     """Whether more reads matched than the answer holds."""
+    approval_reference: _builtins.str
+    """Set when the responder keeps the query on file until its designated role approves
+    it (SHR-5): the answer then holds no reads, and says nothing of whether any exist
+    (SHR-6). The requester collects the answer later with it (CollectQuery).
+    """
     @_builtins.property
     def reads(self) -> _containers.RepeatedCompositeFieldContainer[Global___SharedRead]:
         """The reads found, newest first; at most the responder's answer limit."""
@@ -154,10 +192,11 @@ class ReadAnswer(_message.Message):
         responder_ori: _builtins.str = ...,
         reads: _abc.Iterable[Global___SharedRead] | None = ...,
         truncated: _builtins.bool = ...,
+        approval_reference: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_id", b"exchange_id", "reads", b"reads", "responder_ori", b"responder_ori", "truncated", b"truncated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_reference", b"approval_reference", "exchange_id", b"exchange_id", "reads", b"reads", "responder_ori", b"responder_ori", "truncated", b"truncated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -38,6 +38,10 @@ class _PartnerOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Partne
     """It did not answer before the deadline."""
     PARTNER_OUTCOME_INVALID: _PartnerOutcome.ValueType  # 5
     """It answered, but its answer or receipt did not verify; nothing of it is used."""
+    PARTNER_OUTCOME_PENDING_APPROVAL: _PartnerOutcome.ValueType  # 6
+    """It keeps the query on file until its designated role approves it (SHR-5); collect
+    the answer later with approval_reference (CollectPartnerAnswer).
+    """
 
 class PartnerOutcome(_PartnerOutcome, metaclass=_PartnerOutcomeEnumTypeWrapper):
     """What became of the query at one partner."""
@@ -54,6 +58,10 @@ PARTNER_OUTCOME_TIMED_OUT: PartnerOutcome.ValueType  # 4
 """It did not answer before the deadline."""
 PARTNER_OUTCOME_INVALID: PartnerOutcome.ValueType  # 5
 """It answered, but its answer or receipt did not verify; nothing of it is used."""
+PARTNER_OUTCOME_PENDING_APPROVAL: PartnerOutcome.ValueType  # 6
+"""It keeps the query on file until its designated role approves it (SHR-5); collect
+the answer later with approval_reference (CollectPartnerAnswer).
+"""
 Global___PartnerOutcome: _TypeAlias = PartnerOutcome  # noqa: Y015
 
 @_typing.final
@@ -68,6 +76,7 @@ class PartnerAnswer(_message.Message):
     TRUNCATED_FIELD_NUMBER: _builtins.int
     EXCHANGE_ID_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    APPROVAL_REFERENCE_FIELD_NUMBER: _builtins.int
     partner_ori: _builtins.str
     """The partner."""
     outcome: Global___PartnerOutcome.ValueType
@@ -78,6 +87,10 @@ class PartnerAnswer(_message.Message):
     """The exchange, whose receipt we hold (AUD-6)."""
     detail: _builtins.str
     """Why it is not answered, for the investigator."""
+    approval_reference: _builtins.str
+    """When the outcome is PARTNER_OUTCOME_PENDING_APPROVAL: the partner's reference for
+    the held query, for CollectPartnerAnswer.
+    """
     @_builtins.property
     def reads(self) -> _containers.RepeatedCompositeFieldContainer[Global___Read]:
         """Its reads, newest first, when it answered."""
@@ -91,10 +104,11 @@ class PartnerAnswer(_message.Message):
         truncated: _builtins.bool = ...,
         exchange_id: _builtins.str = ...,
         detail: _builtins.str = ...,
+        approval_reference: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "exchange_id", b"exchange_id", "outcome", b"outcome", "partner_ori", b"partner_ori", "reads", b"reads", "truncated", b"truncated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_reference", b"approval_reference", "detail", b"detail", "exchange_id", b"exchange_id", "outcome", b"outcome", "partner_ori", b"partner_ori", "reads", b"reads", "truncated", b"truncated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -173,6 +187,60 @@ class SearchPartnersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchPartnersResponse: _TypeAlias = SearchPartnersResponse  # noqa: Y015
+
+@_typing.final
+class CollectPartnerAnswerRequest(_message.Message):
+    """Request for SearchService.CollectPartnerAnswer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTNER_ORI_FIELD_NUMBER: _builtins.int
+    APPROVAL_REFERENCE_FIELD_NUMBER: _builtins.int
+    DEADLINE_MS_FIELD_NUMBER: _builtins.int
+    partner_ori: _builtins.str
+    """The partner that held the query."""
+    approval_reference: _builtins.str
+    """Its reference for the held query, from the PartnerAnswer that said it was held."""
+    deadline_ms: _builtins.int
+    """How long to wait for the partner, in milliseconds: 0 for 5000, at most 30000."""
+    def __init__(
+        self,
+        *,
+        partner_ori: _builtins.str = ...,
+        approval_reference: _builtins.str = ...,
+        deadline_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_reference", b"approval_reference", "deadline_ms", b"deadline_ms", "partner_ori", b"partner_ori"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollectPartnerAnswerRequest: _TypeAlias = CollectPartnerAnswerRequest  # noqa: Y015
+
+@_typing.final
+class CollectPartnerAnswerResponse(_message.Message):
+    """Response for SearchService.CollectPartnerAnswer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTNER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def partner(self) -> Global___PartnerAnswer:
+        """What the partner answered: its reads once approved, still held, or refused."""
+
+    def __init__(
+        self,
+        *,
+        partner: Global___PartnerAnswer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["partner", b"partner"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["partner", b"partner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollectPartnerAnswerResponse: _TypeAlias = CollectPartnerAnswerResponse  # noqa: Y015
 
 @_typing.final
 class Read(_message.Message):

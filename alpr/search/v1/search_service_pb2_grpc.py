@@ -45,6 +45,11 @@ class SearchServiceStub:
                 request_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersRequest.SerializeToString,
                 response_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersResponse.FromString,
                 _registered_method=True)
+        self.CollectPartnerAnswer = channel.unary_unary(
+                '/alpr.search.v1.SearchService/CollectPartnerAnswer',
+                request_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerRequest.SerializeToString,
+                response_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -67,6 +72,14 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CollectPartnerAnswer(self, request, context):
+        """Collects a partner's answer to a query it held for approval (SHR-5): a signed
+        request, answered with a receipt and acknowledged (AUD-6) as the first was.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +92,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.SearchPartners,
                     request_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersRequest.FromString,
                     response_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersResponse.SerializeToString,
+            ),
+            'CollectPartnerAnswer': grpc.unary_unary_rpc_method_handler(
+                    servicer.CollectPartnerAnswer,
+                    request_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerRequest.FromString,
+                    response_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +154,33 @@ class SearchService:
             '/alpr.search.v1.SearchService/SearchPartners',
             alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersRequest.SerializeToString,
             alpr_dot_search_dot_v1_dot_search__service__pb2.SearchPartnersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CollectPartnerAnswer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.search.v1.SearchService/CollectPartnerAnswer',
+            alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerRequest.SerializeToString,
+            alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerResponse.FromString,
             options,
             channel_credentials,
             insecure,

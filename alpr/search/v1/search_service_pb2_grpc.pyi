@@ -41,6 +41,10 @@ class SearchServiceStub:
     """Asks every partner whose agreement lets us ask plate queries, in parallel with
     a deadline; says of each whether it answered, refused, or could not be reached.
     """
+    CollectPartnerAnswer: _grpc.UnaryUnaryMultiCallable[_search_service_pb2.CollectPartnerAnswerRequest, _search_service_pb2.CollectPartnerAnswerResponse]
+    """Collects a partner's answer to a query it held for approval (SHR-5): a signed
+    request, answered with a receipt and acknowledged (AUD-6) as the first was.
+    """
 
 @_typing.type_check_only
 class SearchServiceAsyncStub(SearchServiceStub):
@@ -54,6 +58,10 @@ class SearchServiceAsyncStub(SearchServiceStub):
     SearchPartners: _aio.UnaryUnaryMultiCallable[_search_service_pb2.SearchPartnersRequest, _search_service_pb2.SearchPartnersResponse]  # type: ignore[assignment]
     """Asks every partner whose agreement lets us ask plate queries, in parallel with
     a deadline; says of each whether it answered, refused, or could not be reached.
+    """
+    CollectPartnerAnswer: _aio.UnaryUnaryMultiCallable[_search_service_pb2.CollectPartnerAnswerRequest, _search_service_pb2.CollectPartnerAnswerResponse]  # type: ignore[assignment]
+    """Collects a partner's answer to a query it held for approval (SHR-5): a signed
+    request, answered with a receipt and acknowledged (AUD-6) as the first was.
     """
 
 class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -77,6 +85,16 @@ class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_search_service_pb2.SearchPartnersResponse, _abc.Awaitable[_search_service_pb2.SearchPartnersResponse]]:
         """Asks every partner whose agreement lets us ask plate queries, in parallel with
         a deadline; says of each whether it answered, refused, or could not be reached.
+        """
+
+    @_abc_1.abstractmethod
+    def CollectPartnerAnswer(
+        self,
+        request: _search_service_pb2.CollectPartnerAnswerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_service_pb2.CollectPartnerAnswerResponse, _abc.Awaitable[_search_service_pb2.CollectPartnerAnswerResponse]]:
+        """Collects a partner's answer to a query it held for approval (SHR-5): a signed
+        request, answered with a receipt and acknowledged (AUD-6) as the first was.
         """
 
 def add_SearchServiceServicer_to_server(servicer: SearchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

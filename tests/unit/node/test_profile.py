@@ -48,6 +48,7 @@ retention = "P5Y"
 
 [sharing]
 approver_roles = ["system_administrator", "custodian_of_records"]
+approve_each_request = true
 """
 
 
@@ -128,6 +129,14 @@ BROKEN = {
     "repeated role": (
         edit('["system_administrator", "custodian_of_records"]', '["auditor", "auditor"]'),
         "sharing.approver_roles",
+    ),
+    "approval as a string (SHR-5)": (
+        edit("approve_each_request = true", 'approve_each_request = "yes"'),
+        "sharing.approve_each_request",
+    ),
+    "approval left unsaid (SHR-5)": (
+        edit("approve_each_request = true\n", ""),
+        "sharing.approve_each_request",
     ),
     "unknown key": (edit("[audit]\n", "[audit]\nretention_days = 1825\n"), "audit.retention_days"),
     "unknown table": (VALID + "\n[extra]\nx = 1\n", "extra"),
@@ -246,6 +255,21 @@ class TestBuiltinProfiles:
         self, name: str, role: Role
     ) -> None:
         assert shipped(name).sharing.approver_roles == (role,)
+
+    @pytest.mark.parametrize(
+        ("name", "each"),
+        [
+            ("usc_dps", False),
+            ("south_pasadena_pd", True),
+            ("claremont_pd", True),
+            ("lapd", False),
+            ("lasd", True),
+        ],
+    )
+    def test_shr5_each_request_waits_for_approval_where_the_policy_says_so(
+        self, name: str, each: bool
+    ) -> None:
+        assert shipped(name).sharing.approve_each_request is each
 
     def test_succeeds_naming_lapds_ori_and_leaving_unconfirmed_ones_empty(self) -> None:
         assert shipped("lapd").ori == "CA0194200"
