@@ -4,6 +4,8 @@
 token in the file ``--session`` (or ALPR_SESSION) names, mode 0600; every admin command
 given the same file sends the token with each call (`gateway.cli_admin`). The token is
 bound to the certificate it was issued over, so the file is useless with another one.
+`alpr users passwd` changes the user's own password, knowing the current one (or the
+temporary one `alpr users reset` gave); it needs no session, and every session ends.
 `alpr users bootstrap` is the one command that works on the node's directory instead: it
 creates the first system administrator, whom no one could otherwise log in to create.
 """
@@ -55,6 +57,20 @@ def _moment(stamp: object) -> str:
     return f"{stamp.ToDatetime(UTC):%Y-%m-%d %H:%M}"  # type: ignore[attr-defined]
 
 
+def _new_password(args: argparse.Namespace) -> str:
+    """The new password: the next line of standard input, or asked twice at the terminal.
+
+    Raises:
+        ValidationError: The two entries at the terminal differ.
+    """
+    if args.password_stdin:
+        return _password(args, "")
+    new = getpass.getpass("new password: ")
+    if getpass.getpass("new password again: ") != new:
+        raise ValidationError("new password", "the two entries differ")
+    return new
+
+
 def _print_user(user: pb.User) -> None:
     state = "active" if user.active else f"deactivated ({user.deactivation_reason})"
     blocks = ", ".join(
@@ -78,6 +94,29 @@ def _login(args: argparse.Namespace) -> int:
         answer = admin.Login(request, timeout=args.timeout)
         write_secret(args.session, answer.session_token.encode() + b"\n")
         print(f"logged in as {answer.user.name} until {_moment(answer.expire_time)} UTC")
+
+    return _call(args, action)
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    current = _password(args, "current password: ")
+    request = pb.ChangePasswordRequest(
+        user_name=args.user, password=current, new_password=_new_password(args)
+    )
+
+    def action(admin: Stub, _: grpc.Channel) -> None:
+        answer = admin.ChangePassword(request, timeout=args.timeout)
+        print(f"password changed for {answer.user.name}; every session ended: log in again")
+
+    return _call(args, action)
+
+
+def _reset(args: argparse.Namespace) -> int:
+    def action(admin: Stub, _: grpc.Channel) -> None:
+        reset = pb.ResetPasswordRequest(name=args.name)
+        answer = admin.ResetPassword(reset, timeout=args.timeout)
+        _print_user(answer.user)
+        print(f"temporary password (shown once): {answer.temporary_password}")
 
     return _call(args, action)
 
@@ -211,7 +250,16 @@ def add_user_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     report = actions.add_parser("report", help="refused logins, deactivated accounts' too")
     report.add_argument("--since", help="ISO 8601, UTC unless zoned")
     report.set_defaults(run=_report)
-    for command in (create, listing, deactivate, reactivate, record, report):
+    passwd = actions.add_parser("passwd", help="change your password (no login needed)")
+    passwd.add_argument("--user", required=True, help="your user name")
+    passwd.add_argument(
+        "--password-stdin", action="store_true", help="read the current, then the new, from stdin"
+    )
+    passwd.set_defaults(run=_passwd)
+    reset = actions.add_parser("reset", help="a temporary password, to change at next login")
+    reset.add_argument("name")
+    reset.set_defaults(run=_reset)
+    for command in (create, listing, deactivate, reactivate, record, report, passwd, reset):
         _connection_options(command)
 
     bootstrap = actions.add_parser("bootstrap", help="create the first system administrator")

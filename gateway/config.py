@@ -65,7 +65,9 @@ class NodeConfig:
         queries_per_minute: How many plate queries each partner may ask in any minute.
         poll_seconds: How often the hit broker reads the feed unwoken: the longest a hit
             committed by another process can take to reach this one's streams on SQLite
-            (on PostgreSQL a NOTIFY wakes it at once).
+            (on PostgreSQL a NOTIFY wakes it at once). Open streams are re-checked against
+            their user's account as often: the longest a deactivation made by another process
+            takes to end this one's streams (one made in this process ends them at once).
         retrospective_hours: How far back the agency's own reads are searched when an
             entry is added to one of its lists (retrospective hits).
     """
@@ -329,7 +331,8 @@ frames_per_second = {NodeConfig.frames_per_second}
 # A patrol stream with nothing to send sends a heartbeat this often.
 heartbeat_seconds = {NodeConfig.heartbeat_seconds}
 # Hits committed by another process serving this agency reach this one's streams at least
-# this often (at once on PostgreSQL, which sends a NOTIFY).
+# this often (at once on PostgreSQL, which sends a NOTIFY); an account deactivated by
+# another process has its open streams here ended at least as often (ACC-5).
 poll_seconds = {NodeConfig.poll_seconds}
 # An entry added to one of our lists is searched for among our reads of this many hours
 # back; each read found raises a hit flagged retrospective.

@@ -3,6 +3,8 @@
 Each concern is an async context manager around the call (`ScopedInterceptor.scope`),
 so the same code wraps unary and streaming handlers alike. The caller's identity comes
 from the verified client certificate in `context.auth_context()` and nowhere else (SEC-1).
+A scope may hand the call a `SessionGuard`: a call that stays open (a stream either way)
+then runs only while the session that admitted it may be used (ACC-5).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -43,7 +45,8 @@ from node.errors import (
 from node.identity import Principal, PrincipalKind
 from node.pki import principal_of
 from node.profile import Role
-from node.sessions import Presenter, Sessions
+from node.session_watch import SessionWatch
+from node.sessions import Presenter, Sessions, SessionUse
 from node.users import User
 
 log = logging.getLogger("alpr.rpc")
@@ -54,8 +57,27 @@ _CALLER: contextvars.ContextVar[Principal] = contextvars.ContextVar("caller")
 _CERTIFICATE: contextvars.ContextVar[str] = contextvars.ContextVar("certificate")
 _USER: contextvars.ContextVar[User | None] = contextvars.ContextVar("user", default=None)
 
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class SessionGuard:
+    """Runs a long-lived call only while the session that admitted it may be used (ACC-5)."""
+
+    watch: SessionWatch
+    use: SessionUse
+
+    def stream(self, responses: AsyncGenerator[_T, None]) -> AsyncIterator[_T]:
+        """`responses`, until the session ends (then its error)."""
+        return self.watch.stream(self.use, responses)
+
+    async def result(self, step: Awaitable[_T]) -> _T:
+        """What `step` gives, unless the session ends first (then its error)."""
+        return await self.watch.result(self.use, step)
+
+
 Context = grpc.aio.ServicerContext[Any, Any]
-Scope = Callable[[str, Context], AbstractAsyncContextManager[None]]
+Scope = Callable[[str, Context], AbstractAsyncContextManager[SessionGuard | None]]
 if TYPE_CHECKING:
     Handler = grpc.RpcMethodHandler[Any, Any]
     _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
@@ -99,8 +121,10 @@ def peer_ip(context: Context) -> str:
 class ScopedInterceptor(_Interceptor):
     """An interceptor whose concern is one async context manager around every call."""
 
-    def scope(self, method: str, context: Context) -> AbstractAsyncContextManager[None]:
-        """The context the call to `method` runs inside."""
+    def scope(
+        self, method: str, context: Context
+    ) -> AbstractAsyncContextManager[SessionGuard | None]:
+        """The context the call to `method` runs inside, and the guard it runs under, if any."""
         raise NotImplementedError
 
     async def intercept_service(
@@ -129,11 +153,14 @@ def _wrap(handler: Handler, method: str, scope: Scope) -> Handler:
         )
         if not inspect.isasyncgenfunction(inner_stream):
             # A servicer that streams with `await context.write(...)` (grpc_health's Watch).
-            return make(_unary_wrapper(inner_stream, method, scope), **serialization)
+            return make(
+                _unary_wrapper(inner_stream, method, scope, open_long=True), **serialization
+            )
 
         async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:  # noqa: ANN401
-            async with scope(method, context):
-                async for response in inner_stream(request, context):
+            async with scope(method, context) as guard:
+                responses = inner_stream(request, context)
+                async for response in guard.stream(responses) if guard else responses:
                     yield response
 
         return make(streaming, **serialization)
@@ -144,16 +171,25 @@ def _wrap(handler: Handler, method: str, scope: Scope) -> Handler:
         else grpc.unary_unary_rpc_method_handler
     )
     inner_unary: Any = handler.unary_unary or handler.stream_unary
-    return make_unary(_unary_wrapper(inner_unary, method, scope), **serialization)
+    wrapper = _unary_wrapper(inner_unary, method, scope, open_long=handler.request_streaming)
+    return make_unary(wrapper, **serialization)
 
 
 def _unary_wrapper(
-    inner: Callable[[Any, Context], Any], method: str, scope: Scope
+    inner: Callable[[Any, Context], Any], method: str, scope: Scope, *, open_long: bool
 ) -> Callable[[Any, Context], Awaitable[Any]]:
+    """Run `inner` in `scope`; under its guard too when the call may stay open (`open_long`).
+
+    A call with one request and one response is checked when it starts and is short; one
+    that reads or writes a stream may stay open, so it runs under the guard.
+    """
+
     async def unary(request: Any, context: Context) -> Any:  # noqa: ANN401
-        async with scope(method, context):
+        async with scope(method, context) as guard:
             response = inner(request, context)
-            return await response if inspect.isawaitable(response) else response
+            if not inspect.isawaitable(response):
+                return response
+            return await (guard.result(response) if guard and open_long else response)
 
     return unary
 
@@ -342,7 +378,8 @@ class AuthorizationInterceptor(ScopedInterceptor):
 
     The certificate must be of the method's audience; where the method needs a session,
     the call must carry one (`SESSION_METADATA`) that `Sessions.authenticate` accepts for
-    one of its roles, over the same certificate the session was issued to.
+    one of its roles, over the same certificate the session was issued to. A call that stays
+    open runs under `watch`, which ends it when the session ends (ACC-5).
     """
 
     def __init__(
@@ -351,6 +388,7 @@ class AuthorizationInterceptor(ScopedInterceptor):
         table: Mapping[str, Access],
         *,
         sessions: Sessions,
+        watch: SessionWatch,
         require_login: bool,
     ) -> None:
         """Authorize for the agency `ori` by `table` (full method name -> access).
@@ -359,11 +397,13 @@ class AuthorizationInterceptor(ScopedInterceptor):
             ori: This node's agency.
             table: Who may call each method.
             sessions: Checks the sessions calls carry.
+            watch: Ends the calls left open by a session that ends.
             require_login: Whether `Login.CONFIGURED` methods need a session.
         """
         self._ori = ori
         self._table = table
         self._sessions = sessions
+        self._watch = watch
         self._require_login = require_login
 
     def allows(self, method: str, caller: Principal) -> bool:
@@ -389,21 +429,21 @@ class AuthorizationInterceptor(ScopedInterceptor):
         return login is Login.ALWAYS or (login is Login.CONFIGURED and self._require_login)
 
     @asynccontextmanager
-    async def scope(self, method: str, context: Context) -> AsyncIterator[None]:
+    async def scope(self, method: str, context: Context) -> AsyncIterator[SessionGuard | None]:
         """Refuse the call unless the table allows it; set `current_user()` for it."""
         if not self.allows(method, current_caller()):
             raise PermissionDeniedError(f"{method} is not open to this caller")
-        user = None
+        use = None
         if self.needs_session(method):
-            user = self._sessions.authenticate(
+            use = self._sessions.authenticate(
                 _session_token(context),
                 current_presenter(context),
                 roles=self._table[method].roles,
                 method=method,
             )
-        token = _USER.set(user)
+        token = _USER.set(use.user if use else None)
         try:
-            yield
+            yield SessionGuard(self._watch, use) if use else None
         finally:
             _USER.reset(token)
 

@@ -77,17 +77,18 @@ def _admin(roles: frozenset[Role], login: Login, *names: str) -> dict[str, Acces
 
 # The one table of who may call each method: the certificate's audience and, for methods
 # behind a login, the roles of ACC-1 that may. A method missing here is refused to everyone.
-# AdminService is for the agency's operators (WhoAmI and Login for any of its users and
-# devices); FederationService for partner nodes; CaptureService for the agency's cameras and
-# PatrolService for its patrol clients; SearchService for its users. Managing users and
-# deciding partners' requests always need a session; the rest of AdminService, SearchService
-# and PatrolService does when the node's [access] require_login is true.
+# AdminService is for the agency's operators (WhoAmI, Login and ChangePassword, whose
+# password is the proof, for any of its users and devices); FederationService for partner
+# nodes; CaptureService for the agency's cameras and PatrolService for its patrol clients;
+# SearchService for its users. Managing users and deciding partners' requests always need a
+# session; the rest of AdminService, SearchService and PatrolService does when the node's
+# [access] require_login is true.
 ACCESS: dict[str, Access] = {
     **_rules(_HEALTH, Access(Audience.ANY_PRINCIPAL)),
     f"/{_REFLECTION}/ServerReflectionInfo": Access(Audience.ANY_PRINCIPAL),
     **_admin(_ADMINISTRATORS, Login.CONFIGURED),
     **_admin(_ANYONE, Login.CONFIGURED, "GetNodeInfo"),
-    **_rules(_ADMIN, Access(Audience.OWN_AGENCY), "WhoAmI", "Login"),
+    **_rules(_ADMIN, Access(Audience.OWN_AGENCY), "WhoAmI", "Login", "ChangePassword"),
     **_admin(_RECORDS, Login.CONFIGURED, "AddPeer", "ListPeers", "UpdatePeer", "RemovePeer"),
     **_admin(
         _RECORDS,
@@ -111,6 +112,7 @@ ACCESS: dict[str, Access] = {
         "DeactivateUser",
         "ReactivateUser",
         "RecordUserStep",
+        "ResetPassword",
     ),
     **_admin(_REVIEWERS, Login.ALWAYS, "ListRefusedLogins"),
     # Any role that may approve; the profile's sharing.approver_roles narrow it (SHR-5).
@@ -162,6 +164,7 @@ def create_server(
                 config.ori,
                 access,
                 sessions=services.sessions,
+                watch=services.watch,
                 require_login=config.require_login,
             ),
         ],
@@ -192,10 +195,14 @@ def create_server(
 def start_background(services: Services) -> list[asyncio.Task[None]]:
     """Start the node's background work on the running loop.
 
-    The hit broker, and on PostgreSQL the listener that wakes it when another process
+    The hit broker, the sweep that ends open calls of sessions ended by another process
+    (ACC-5), and on PostgreSQL the listener that wakes the broker when another process
     serving the agency commits a hit.
     """
-    tasks = [asyncio.create_task(services.broker.run(), name="hit-broker")]
+    tasks = [
+        asyncio.create_task(services.broker.run(), name="hit-broker"),
+        asyncio.create_task(services.watch.run(services.users.get), name="session-watch"),
+    ]
     if services.notices is not None:
         tasks.append(asyncio.create_task(services.notices.run(), name="hit-notices"))
     return tasks

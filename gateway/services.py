@@ -36,6 +36,7 @@ from node.reads import ImageStore, ReadIntake
 from node.records import Corrections, Incidents
 from node.retention import LegalHolds, RetentionKeeper
 from node.search import ReadSearch
+from node.session_watch import SessionWatch
 from node.sessions import Sessions
 from node.users import UserDirectory
 
@@ -66,6 +67,7 @@ class Services:
     reads: ReadIntake
     users: UserDirectory
     sessions: Sessions
+    watch: SessionWatch
     search: ReadSearch
     requests: PartnerRequests
     queries: PlateQueries
@@ -150,7 +152,8 @@ class Services:
             retrospective=timedelta(hours=config.retrospective_hours),
         )
         corrections = Corrections(node.engine, clock=clock)
-        users = UserDirectory(node.engine, clock=clock)
+        watch = SessionWatch(audit, clock=clock, poll_seconds=config.poll_seconds)
+        users = UserDirectory(node.engine, clock=clock, on_change=watch.notify)
         sessions = Sessions(
             users,
             audit,
@@ -186,6 +189,7 @@ class Services:
             reads=reads,
             users=users,
             sessions=sessions,
+            watch=watch,
             search=search,
             requests=requests,
             queries=PlateQueries(

@@ -10,10 +10,11 @@ unused), and answers with a token it signs with its Ed25519 key (never stored: S
 The claims name the user, the agency, the account's session generation, the SHA-256 of
 the certificate the login came over, and when the token was issued and expires. Every
 call presenting the token checks the signature, the expiry, that the same certificate
-presents it, and the account again, so a deactivation ends every session at once (ACC-4).
+presents it, and the account again (`session_ending`), so a deactivation ends every session
+at once (ACC-4); a call that stays open is ended as well (`node.session_watch`, ACC-5).
 Every login, refused or not, is an audit event with the user, agency, time and IP address
-(ACC-3, AUD-1); so is every use of a session of a deactivated account. `Sessions.refused`
-reports them (ACC-4).
+(ACC-3, AUD-1); so is every use of a session of a deactivated account, and every password
+change. `Sessions.refused` reports the refusals (ACC-4).
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ from node.identity import Principal, PrincipalKind, validate_name
 from node.profile import Role
 from node.signing import Key, Signature, Signer, VerificationError, pae
 from node.store.models import AuditEvent
-from node.users import REMEDY, Block, User, UserDirectory
+from node.users import REMEDY, Block, User, UserDirectory, validate_password
 
 SESSION_TYPE = "application/vnd.alpr.session.v1+json"
 DEFAULT_LIFETIME = timedelta(hours=8)  # one patrol shift
 MAX_TOKEN = 4096
 LOGIN, LOGIN_REFUSED, SESSION_REFUSED = "login", "login.refused", "session.refused"
+PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 (an audit event kind)
 
 
 class Refusal:
@@ -55,6 +57,8 @@ class Refusal:
     UNKNOWN_USER = "unknown_user"
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 (a reason, not a password)
     CERTIFICATE_OF_ANOTHER_USER = "certificate_of_another_user"
+    SESSION_ENDED = "session_ended"
+    SESSION_EXPIRED = "session_expired"
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,66 @@ def verify_token(token: str, key: Key) -> SessionClaims:
 
 
 @dataclass(frozen=True)
+class SessionUse:
+    """A call admitted with a session: the user, the session, who presents it, to what."""
+
+    user: User
+    claims: SessionClaims
+    presenter: Presenter
+    method: str
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Why a session may no longer be used: the reason audits name, and the error to answer."""
+
+    reason: str
+    error: NodeError
+
+
+def session_ending(claims: SessionClaims, user: User | None, now: datetime) -> Ending | None:
+    """Why the session `claims` describe is over at `now` for `user` as stored; None if it is not.
+
+    A deactivated account answers PERMISSION_DENIED (ACC-4); a session of an earlier
+    generation (a deactivation, reactivation, password change or reset since) or past its
+    expiry, UNAUTHENTICATED; an account ACC-2 blocks, FAILED_PRECONDITION.
+    """
+    if user is None:
+        return Ending(Refusal.UNKNOWN_USER, UnauthenticatedError("the session's user is unknown"))
+    if not user.active:
+        return Ending(Block.DEACTIVATED, PermissionDeniedError(REMEDY[Block.DEACTIVATED]))
+    if claims.generation != user.generation:
+        ended = UnauthenticatedError("the session was ended; log in again")
+        return Ending(Refusal.SESSION_ENDED, ended)
+    if claims.is_expired(now):
+        expired = UnauthenticatedError("the session has expired; log in again")
+        return Ending(Refusal.SESSION_EXPIRED, expired)
+    blocks = user.blocks(now)
+    if blocks:
+        return Ending(blocks[0], PreconditionError(_remedies(blocks)))
+    return None
+
+
+def record_presented(
+    audit: AuditLog, kind: str, name: str, presenter: Presenter, **extra: object
+) -> None:
+    """Audit `kind` done as the user `name` over `presenter`'s certificate (AUD-1)."""
+    own = presenter.principal
+    actor = (
+        Principal(own.federation, own.ori, PrincipalKind.USER, name).spiffe_id
+        if _is_name(name)
+        else own.spiffe_id
+    )
+    audit.append(
+        kind,
+        actor=actor,
+        agency=own.ori,
+        peer_ip=presenter.peer_ip,
+        details={"user": name[:64], "certificate": own.spiffe_id, **extra},
+    )
+
+
+@dataclass(frozen=True)
 class IssuedSession:
     """A successful login: the token to present, when it expires, and the user."""
 
@@ -223,6 +287,55 @@ class Sessions:
             PreconditionError: ACC-2 blocks the account (training, acknowledgement, idle year).
         """
         now = self._clock()
+        user = self._verified(name, password, presenter)
+        blocks = user.blocks(now)
+        if blocks:
+            error = PreconditionError(_remedies(blocks))
+            raise self._refuse(LOGIN_REFUSED, name, blocks[0], presenter, error)
+        user = self._users.record_login(name)
+        claims = SessionClaims(
+            user=name,
+            ori=self._ori,
+            generation=user.generation,
+            certificate_sha256=presenter.certificate_sha256,
+            issued_at=now,
+            expires_at=now + self._lifetime,
+            session_id=secrets.token_hex(16),
+        )
+        record_presented(self._audit, LOGIN, name, presenter, session_id=claims.session_id)
+        return IssuedSession(sign_token(claims, self._signer), claims.expires_at, user)
+
+    def change_password(
+        self, name: str, password: str, new_password: str, presenter: Presenter
+    ) -> User:
+        """Replace `name`'s password, knowing the current one; every session of theirs ends.
+
+        The current password is checked as a login checks it, refusals audited alike
+        (ACC-4); an account ACC-2 blocks, or one whose password was reset, may still change
+        it. The change is audited (ACC-3, AUD-1).
+
+        Raises:
+            ValidationError: The new password is too short or too long, or is the current one.
+            UnauthenticatedError: No such user, or the current password is wrong.
+            PermissionDeniedError: The account is deactivated, or the certificate is another
+                user's.
+        """
+        validate_password(new_password, "new_password")
+        if secrets.compare_digest(password.encode(), new_password.encode()):
+            raise ValidationError("new_password", "must differ from the current password")
+        self._verified(name, password, presenter)
+        user = self._users.change_password(name, new_password)
+        record_presented(self._audit, PASSWORD_CHANGED, name, presenter)
+        return user
+
+    def _verified(self, name: str, password: str, presenter: Presenter) -> User:
+        """The account `name`, if `password` is its password and `presenter` may act for it.
+
+        Raises:
+            UnauthenticatedError: No such user, or the password is wrong (audited).
+            PermissionDeniedError: The account is deactivated, or the certificate is another
+                user's (audited).
+        """
         found = self._users.credentials(name) if _is_name(name) else None
         if found is None:
             password_matches(_decoy_hash(), password)
@@ -245,27 +358,12 @@ class Sessions:
             )
         if not right:
             raise self._refuse(LOGIN_REFUSED, name, Refusal.WRONG_PASSWORD, presenter, _wrong())
-        blocks = user.blocks(now)
-        if blocks:
-            error = PreconditionError(_remedies(blocks))
-            raise self._refuse(LOGIN_REFUSED, name, blocks[0], presenter, error)
-        user = self._users.record_login(name)
-        claims = SessionClaims(
-            user=name,
-            ori=self._ori,
-            generation=user.generation,
-            certificate_sha256=presenter.certificate_sha256,
-            issued_at=now,
-            expires_at=now + self._lifetime,
-            session_id=secrets.token_hex(16),
-        )
-        self._record(LOGIN, name, presenter, session_id=claims.session_id)
-        return IssuedSession(sign_token(claims, self._signer), claims.expires_at, user)
+        return user
 
     def authenticate(
         self, token: str, presenter: Presenter, *, roles: Collection[Role], method: str
-    ) -> User:
-        """The user whose session `token` is, if it may call `method` now.
+    ) -> SessionUse:
+        """The session `token` is, and its user, if they may call `method` now.
 
         Args:
             token: The token `login` gave.
@@ -277,31 +375,32 @@ class Sessions:
             UnauthenticatedError: The token is forged, expired, ended, or presented over
                 another certificate.
             PermissionDeniedError: The account is deactivated (audited), or has none of `roles`.
-            PreconditionError: ACC-2 blocks the account now.
+            PreconditionError: ACC-2 blocks the account now, or its password must be changed.
         """
         now = self._clock()
         claims = verify_token(token, self._signer.public_key)
-        if claims.ori != self._ori or claims.is_expired(now):
-            raise UnauthenticatedError("the session has expired; log in again")
+        if claims.ori != self._ori:
+            raise UnauthenticatedError("the session is not one this node issued")
         if not secrets.compare_digest(claims.certificate_sha256, presenter.certificate_sha256):
             raise UnauthenticatedError("the session was issued to another certificate")
         user = self._users.get(claims.user)
-        if user is None:
-            raise UnauthenticatedError("the session's user no longer exists")
-        if not user.active:
-            denied = PermissionDeniedError(REMEDY[Block.DEACTIVATED])
-            raise self._refuse(
-                SESSION_REFUSED, user.name, Block.DEACTIVATED, presenter, denied, method=method
-            )
-        if claims.generation != user.generation:
-            raise UnauthenticatedError("the session was ended; log in again")
-        blocks = user.blocks(now)
-        if blocks:
-            raise PreconditionError(_remedies(blocks))
+        ending = session_ending(claims, user, now)
+        if ending is not None:
+            if ending.reason == Block.DEACTIVATED:
+                self._refuse(
+                    SESSION_REFUSED,
+                    claims.user,
+                    ending.reason,
+                    presenter,
+                    ending.error,
+                    method=method,
+                )
+            raise ending.error
+        assert user is not None  # noqa: S101 (session_ending ends an unknown user's session)
         if not user.roles & set(roles):
             needed = ", ".join(sorted(roles))
             raise PermissionDeniedError(f"{method} needs one of the roles: {needed}")
-        return user
+        return SessionUse(user, claims, presenter, method)
 
     def refused(self, *, since: datetime | None = None) -> list[RefusedAttempt]:
         """Every refused login and refused session use, oldest first (ACC-4's report).
@@ -326,23 +425,8 @@ class Sessions:
         **extra: object,
     ) -> NodeError:
         """Audit a refusal for `reason`; `error`, to raise."""
-        self._record(kind, name, presenter, reason=reason, **extra)
+        record_presented(self._audit, kind, name, presenter, reason=reason, **extra)
         return error
-
-    def _record(self, kind: str, name: str, presenter: Presenter, **extra: object) -> None:
-        own = presenter.principal
-        actor = (
-            Principal(own.federation, own.ori, PrincipalKind.USER, name).spiffe_id
-            if _is_name(name)
-            else own.spiffe_id
-        )
-        self._audit.append(
-            kind,
-            actor=actor,
-            agency=own.ori,
-            peer_ip=presenter.peer_ip,
-            details={"user": name[:64], "certificate": own.spiffe_id, **extra},
-        )
 
 
 def _is_name(name: str) -> bool:

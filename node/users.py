@@ -2,15 +2,19 @@
 
 A `User` says by itself what stands between it and access (`User.blocks`): deactivation
 (ACC-4, ACC-5), training not recorded, the policy not acknowledged or acknowledged more than
-a year ago, or a year without use and no reorientation since (ACC-2). Logins and every call
-with a session check the same `blocks`, at the reference time they fix once.
+a year ago, a year without use and no reorientation since (ACC-2), or a password an
+operator reset and the user has not changed yet. Logins and every call with a session check
+the same `blocks`, at the reference time they fix once.
 `UserDirectory` keeps the accounts; it never deletes one. Passwords are kept only as
-argon2id hashes (`node.ed25519.hash_password`).
+argon2id hashes (`node.ed25519.hash_password`). Every change to an account is told to the
+directory's `on_change` once committed, so what holds a session open (a patrol stream,
+`node.session_watch`) can end it at once.
 """
 
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +37,7 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 256
 MAX_DISPLAY_NAME = 200
 MAX_REASON = 500
+TEMPORARY_PASSWORD_BYTES = 12  # 16 URL-safe characters: longer than MIN_PASSWORD
 
 
 class Block(enum.StrEnum):
@@ -43,6 +48,7 @@ class Block(enum.StrEnum):
     POLICY_NOT_ACKNOWLEDGED = "policy_not_acknowledged"
     ACKNOWLEDGEMENT_EXPIRED = "acknowledgement_expired"
     REORIENTATION_NEEDED = "reorientation_needed"
+    PASSWORD_CHANGE_REQUIRED = "password_change_required"  # noqa: S105 (a block, not a password)
 
 
 # What an operator must do about each block, for messages.
@@ -52,6 +58,7 @@ REMEDY = {
     Block.POLICY_NOT_ACKNOWLEDGED: "the policy has not been acknowledged (ACC-2)",
     Block.ACKNOWLEDGEMENT_EXPIRED: "the yearly policy acknowledgement has lapsed (ACC-2)",
     Block.REORIENTATION_NEEDED: "the account was unused for a year and needs reorientation (ACC-2)",
+    Block.PASSWORD_CHANGE_REQUIRED: "the password was reset; choose a new one first",
 }
 
 
@@ -82,6 +89,7 @@ class User:
     last_login_at: datetime | None = None
     deactivated_at: datetime | None = None
     deactivation_reason: str = ""
+    must_change_password: bool = False
 
     @property
     def last_active_at(self) -> datetime:
@@ -110,16 +118,28 @@ class User:
             found.append(Block.ACKNOWLEDGEMENT_EXPIRED)
         if reference_time >= IDLE_LIMIT.add_to(self.last_active_at):
             found.append(Block.REORIENTATION_NEEDED)
+        if self.must_change_password:
+            found.append(Block.PASSWORD_CHANGE_REQUIRED)
         return tuple(found)
 
 
 class UserDirectory:
     """Creates, lists, deactivates and reactivates the agency's users, and records their steps."""
 
-    def __init__(self, engine: Engine, *, clock: Clock) -> None:
-        """Keep users in `engine`'s database, stamping changes with `clock`."""
+    def __init__(
+        self, engine: Engine, *, clock: Clock, on_change: Callable[[User], None] | None = None
+    ) -> None:
+        """Keep users in `engine`'s database, stamping changes with `clock`.
+
+        Args:
+            engine: The store.
+            clock: Where the times of changes come from.
+            on_change: Called with the account as stored after each change is committed,
+                from the thread that made it.
+        """
         self._engine = engine
         self._clock = clock
+        self._on_change = on_change
 
     def create(self, *, name: str, display_name: str, roles: Iterable[Role], password: str) -> User:
         """Create an active account; it has no access until ACC-2's steps are recorded.
@@ -220,6 +240,33 @@ class UserDirectory:
 
         return self._change(name, apply)
 
+    def change_password(self, name: str, password: str) -> User:
+        """Replace the password, ending every session issued before (the caller checked the old).
+
+        Raises:
+            ValidationError: `password` is too short or too long (as at creation).
+            NotFoundError: No such user.
+        """
+        digest = hash_password(validate_password(password, "new_password"))
+        return self._change(name, lambda record, _: _set_password(record, digest, reset=False))
+
+    def reset_password(self, name: str) -> tuple[User, str]:
+        """Give the account a temporary password that serves only to choose a new one.
+
+        Every session issued before ends. The temporary password is returned once and
+        kept only as its hash.
+
+        Returns:
+            The account as stored, and the temporary password.
+
+        Raises:
+            NotFoundError: No such user.
+        """
+        temporary = secrets.token_urlsafe(TEMPORARY_PASSWORD_BYTES)
+        digest = hash_password(temporary)
+        user = self._change(name, lambda record, _: _set_password(record, digest, reset=True))
+        return user, temporary
+
     def record_training(self, name: str) -> User:
         """Record that the user completed the system's training now (ACC-2).
 
@@ -265,7 +312,16 @@ class UserDirectory:
             apply(record, self._clock())
             session.add(record)
             session.commit()
-            return _to_user(record)
+            user = _to_user(record)
+        if self._on_change is not None:
+            self._on_change(user)
+        return user
+
+
+def _set_password(record: UserRecord, digest: bytes, *, reset: bool) -> None:
+    record.password_hash = digest
+    record.must_change_password = reset
+    record.session_generation += 1
 
 
 def _optional_utc(moment: datetime | None) -> datetime | None:
@@ -286,4 +342,5 @@ def _to_user(record: UserRecord) -> User:
         last_login_at=_optional_utc(record.last_login_at),
         deactivated_at=_optional_utc(record.deactivated_at),
         deactivation_reason=record.deactivation_reason,
+        must_change_password=record.must_change_password,
     )

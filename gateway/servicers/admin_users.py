@@ -1,8 +1,10 @@
 """AdminService's user RPCs: logins, and operators managing the agency's users (ACC-1 to ACC-5).
 
-Login is open to any user or device certificate of the agency; the rest needs a session
-of a system administrator (an auditor or custodian of records may also read the report of
-refused logins), as `gateway.server.ACCESS` says. Every change is audited.
+Login and ChangePassword are open to any user or device certificate of the agency (the
+password is the proof); the rest needs a session of a system administrator (an auditor or
+custodian of records may also read the report of refused logins), as `gateway.server.ACCESS`
+says. Every change is audited; a change that ends a user's sessions ends the calls they hold
+open too (`node.session_watch`, ACC-5).
 """
 
 from __future__ import annotations
@@ -147,6 +149,29 @@ class UserAdmin:
             self.services.audit, "user.deactivated", context, user=user.name, reason=request.reason
         )
         return pb.DeactivateUserResponse(user=self._user_proto(user))
+
+    async def ChangePassword(  # noqa: N802 (gRPC method name)
+        self, request: pb.ChangePasswordRequest, context: Context
+    ) -> pb.ChangePasswordResponse:
+        """Change a user's password, knowing the current one (audited, refused or not)."""
+        user = await asyncio.to_thread(
+            self.services.sessions.change_password,
+            _required(request.user_name, "user_name"),
+            request.password,
+            request.new_password,
+            current_presenter(context),
+        )
+        return pb.ChangePasswordResponse(user=self._user_proto(user))
+
+    async def ResetPassword(  # noqa: N802 (gRPC method name)
+        self, request: pb.ResetPasswordRequest, context: Context
+    ) -> pb.ResetPasswordResponse:
+        """Give a user a temporary password, to change before any other use; sessions end."""
+        user, temporary = await asyncio.to_thread(
+            self.services.users.reset_password, _required(request.name, "name")
+        )
+        audit_call(self.services.audit, "user.password_reset", context, user=user.name)
+        return pb.ResetPasswordResponse(user=self._user_proto(user), temporary_password=temporary)
 
     async def ReactivateUser(  # noqa: N802 (gRPC method name)
         self, request: pb.ReactivateUserRequest, context: Context

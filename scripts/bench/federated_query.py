@@ -84,6 +84,7 @@ from node.clock import system_clock  # noqa: E402
 from node.errors import UnavailableError  # noqa: E402
 from node.pki import CertificateAuthority  # noqa: E402
 from node.search import ReadSearch  # noqa: E402
+from node.session_watch import SessionWatch  # noqa: E402
 from node.sessions import Sessions  # noqa: E402
 from node.store.capture_models import ReadRecord  # noqa: E402
 from node.users import UserDirectory  # noqa: E402
@@ -263,6 +264,7 @@ async def serve_plain(directory: Path, endpoints: dict[str, str]) -> None:
                     ori=config.ori,
                     clock=system_clock,
                 ),
+                watch=SessionWatch(audit, clock=system_clock),
                 require_login=False,
             ),
         ],

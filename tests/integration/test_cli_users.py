@@ -13,7 +13,9 @@ from gateway.config import NodeConfig
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.operator import Operator
 from tests.support.pki import LAPD, Federation
-from tests.support.users import PASSWORD
+from tests.support.users import PASSWORD, ready_user
+
+NEW_PASSWORD = "a much better passphrase"  # noqa: S105 (a test password)
 
 
 @pytest.fixture
@@ -71,6 +73,35 @@ class TestUsersCli:
         report = admin("users", "report")
         assert "jdoe  deactivated  127.0.0.1" in report
         assert "deactivated (left the agency)" in admin("users", "list")
+
+    def test_acc3_passwd_ends_sessions_and_reset_must_be_changed_at_next_login(
+        self,
+        config: NodeConfig,
+        node: RunningNode,
+        federation: Federation,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
+    ) -> None:
+        assert bootstrap(config, monkeypatch) == 0
+        ready_user(node.services.users, "jdoe")
+        admin = Operator(node, federation, capsys, user="admin", session=tmp_path / "admin")
+        jdoe = Operator(node, federation, capsys, user="jdoe", session=tmp_path / "jdoe")
+        typed(monkeypatch, PASSWORD, PASSWORD, NEW_PASSWORD, NEW_PASSWORD)
+        admin("login", "--user", "admin", "--password-stdin")
+        changed = admin("users", "passwd", "--user", "admin", "--password-stdin")
+        assert "password changed for admin; every session ended" in changed
+        assert "UNAUTHENTICATED" in admin("users", "list", expect=1)
+        admin("login", "--user", "admin", "--password-stdin")
+        reset = admin("users", "reset", "jdoe")
+        assert "blocked: password_change_required" in reset
+        temporary = reset.rpartition("temporary password (shown once): ")[2].strip()
+        typed(monkeypatch, temporary, temporary, NEW_PASSWORD, NEW_PASSWORD)
+        refused = jdoe("login", "--user", "jdoe", "--password-stdin", expect=1)
+        assert "FAILED_PRECONDITION" in refused
+        assert "the password was reset" in refused
+        jdoe("users", "passwd", "--user", "jdoe", "--password-stdin")
+        assert "logged in as jdoe" in jdoe("login", "--user", "jdoe", "--password-stdin")
 
     def test_acc3_user_commands_fail_without_a_login(
         self, node: RunningNode, federation: Federation, capsys: pytest.CaptureFixture[str]

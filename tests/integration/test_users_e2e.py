@@ -1,8 +1,9 @@
 """Users and access against a real node on loopback: logins, sessions, roles, deactivation.
 
 ACC-1 (roles in the one method table), ACC-2 (training, acknowledgement), ACC-3 (a login is
-needed and audited with the peer's IP), ACC-4 and ACC-5 (deactivation ends sessions at once;
-attempts are refused, audited and reported), and the session's binding to its certificate.
+needed and audited with the peer's IP; password changes and resets, audited), ACC-4 and
+ACC-5 (deactivation ends sessions, and the streams they hold open, at once; attempts are
+refused, audited and reported), and the session's binding to its certificate.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 
+from alpr.admin.v1 import admin_service_pb2 as admin_pb
 from alpr.admin.v1 import admin_service_pb2_grpc, hotlists_pb2, peers_pb2
 from alpr.admin.v1 import users_pb2 as pb
 from alpr.patrol.v1 import patrol_service_pb2 as patrol_pb
@@ -22,9 +25,12 @@ from alpr.patrol.v1 import patrol_service_pb2_grpc as patrol_grpc
 from gateway.tls import TLSConfig
 from node.identity import PrincipalKind
 from node.profile import Role
+from node.store import create_engine
+from node.users import UserDirectory
 from tests.support.clock import ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.pki import LAPD, Federation
+from tests.support.streams import Stream
 from tests.support.users import PASSWORD, ready_user
 
 TIMEOUT = 10
@@ -41,7 +47,9 @@ class Site:
 
     node: RunningNode
     federation: Federation
+    clock: ManualClock
     clients: dict[tuple[str, PrincipalKind], TLSConfig] = field(default_factory=dict)
+    streams: list[Stream] = field(default_factory=list)
 
     def stub(self, tls: TLSConfig) -> admin_service_pb2_grpc.AdminServiceStub:
         return admin_service_pb2_grpc.AdminServiceStub(self.node.channel(tls))
@@ -52,17 +60,51 @@ class Site:
             self.clients[name, kind] = self.federation.client(LAPD, kind, name)
         return self.clients[name, kind]
 
-    def login(self, name: str, tls: TLSConfig | None = None) -> Metadata:
+    def login(self, name: str, tls: TLSConfig | None = None, password: str = PASSWORD) -> Metadata:
         tls = tls or self.client(name)
-        request = pb.LoginRequest(user_name=name, password=PASSWORD)
+        request = pb.LoginRequest(user_name=name, password=password)
         return bearer(self.stub(tls).Login(request, timeout=TIMEOUT).session_token)
 
+    def hit_stream(self, name: str) -> Stream:
+        """`name`'s hit stream, opened on a car's terminal with their session, once it is open."""
+        car = self.client(f"car-of-{name}", PrincipalKind.DEVICE)
+        patrol = patrol_grpc.PatrolServiceStub(self.node.channel(car))
+        request = patrol_pb.StreamHitsRequest()
+        stream = Stream(patrol.StreamHits(request, metadata=self.login(name, car), timeout=60))
+        self.streams.append(stream)
+        stream.next(skip_heartbeats=False)  # a heartbeat: the call is open, under watch
+        return stream
 
-def make_site(federation: Federation, tmp_path: Path, *, require_login: bool) -> Iterator[Site]:
-    config = replace(make_node(federation, tmp_path / "lapd", LAPD), require_login=require_login)
-    with serving(config, clock=ManualClock()) as node:
+    def sweep(self) -> None:
+        """Re-check every open call against the store now, as the node does every poll."""
+        services = self.node.services
+        self.node.run(services.watch.sweep(services.users.get))
+
+    def cuts(self) -> list[tuple[str, str, str]]:
+        """The audited cuts of open calls: user, reason, method."""
+        events = [e for e in self.node.services.audit.events() if e.kind == "session.cut"]
+        details = [json.loads(e.details) for e in events]
+        return [(d["user"], d["reason"], d["method"]) for d in details]
+
+
+def make_site(
+    federation: Federation, tmp_path: Path, *, require_login: bool, store_url: str = ""
+) -> Iterator[Site]:
+    config = replace(
+        make_node(federation, tmp_path / "lapd", LAPD, store_url=store_url),
+        require_login=require_login,
+        heartbeat_seconds=0.2,
+        poll_seconds=3600,  # no sweep of its own during a test: tests sweep when they mean to
+    )
+    clock = ManualClock()
+    with serving(config, clock=clock) as node:
         ready_user(node.services.users, "admin", Role.SYSTEM_ADMINISTRATOR)
-        yield Site(node, federation)
+        site = Site(node, federation, clock)
+        try:
+            yield site
+        finally:
+            for stream in site.streams:
+                stream.close()
 
 
 @pytest.fixture
@@ -73,6 +115,14 @@ def site(federation: Federation, tmp_path: Path) -> Iterator[Site]:
 @pytest.fixture
 def strict(federation: Federation, tmp_path: Path) -> Iterator[Site]:
     yield from make_site(federation, tmp_path, require_login=True)
+
+
+@pytest.fixture
+def patrolled(federation: Federation, tmp_path: Path, database_url: str) -> Iterator[Site]:
+    """A node needing logins, on each database, with the patrol officer `officer`."""
+    for site in make_site(federation, tmp_path, require_login=True, store_url=database_url):
+        ready_user(site.node.services.users, "officer", Role.PATROL)
+        yield site
 
 
 def code_of(call: object) -> grpc.StatusCode:
@@ -212,3 +262,145 @@ class TestRequireLogin:
             officer.CreateHotlist(request, metadata=own_session, timeout=TIMEOUT)
         assert code_of(refused.value) is grpc.StatusCode.PERMISSION_DENIED
         assert json.loads(strict.node.services.audit.events()[-1].details)["user"] == "officer"
+
+
+STREAM_HITS = "/alpr.patrol.v1.PatrolService/StreamHits"
+
+
+class TestOpenStreams:
+    def test_acc5_deactivation_ends_open_streams_at_once_and_is_audited(
+        self, patrolled: Site
+    ) -> None:
+        stream, other = patrolled.hit_stream("officer"), patrolled.hit_stream("officer")
+        admin = patrolled.stub(patrolled.client("admin"))
+        deactivate = pb.DeactivateUserRequest(name="officer", reason="left the agency")
+        admin.DeactivateUser(deactivate, metadata=patrolled.login("admin"), timeout=TIMEOUT)
+        ended = (grpc.StatusCode.PERMISSION_DENIED, "the account is deactivated")
+        assert stream.ending() == ended  # the node sweeps once an hour here: this is at once
+        assert other.ending() == ended
+        assert patrolled.cuts() == [("officer", "deactivated", STREAM_HITS)] * 2
+
+    def test_acc5_another_users_stream_stays_open(self, patrolled: Site) -> None:
+        ready_user(patrolled.node.services.users, "partner", Role.PATROL)
+        stream = patrolled.hit_stream("partner")
+        patrolled.node.services.users.deactivate("officer", "left the agency")
+        patrolled.sweep()
+        assert stream.next(skip_heartbeats=False).HasField("heartbeat")
+        assert patrolled.cuts() == []
+
+    def test_acc5_deactivation_by_another_process_ends_streams_at_the_next_sweep(
+        self, patrolled: Site, database_url: str
+    ) -> None:
+        stream = patrolled.hit_stream("officer")
+        engine = create_engine(database_url)  # the store, as another process serving it
+        try:
+            UserDirectory(engine, clock=patrolled.clock).deactivate("officer", "left")
+        finally:
+            engine.dispose()
+        assert stream.next(skip_heartbeats=False).HasField("heartbeat")  # not told: still open
+        patrolled.sweep()
+        assert stream.ending() == (grpc.StatusCode.PERMISSION_DENIED, "the account is deactivated")
+        assert patrolled.cuts() == [("officer", "deactivated", STREAM_HITS)]
+
+    def test_acc3_a_stream_ends_when_its_session_expires(self, patrolled: Site) -> None:
+        stream = patrolled.hit_stream("officer")
+        patrolled.sweep()
+        assert stream.next(skip_heartbeats=False).HasField("heartbeat")
+        patrolled.clock.advance(timedelta(hours=8))  # the session's lifetime
+        patrolled.sweep()
+        assert stream.ending() == (
+            grpc.StatusCode.UNAUTHENTICATED, "the session has expired; log in again",
+        )  # fmt: skip
+        assert patrolled.cuts() == [("officer", "session_expired", STREAM_HITS)]
+
+
+def change_password(site: Site, name: str, password: str, new: str) -> pb.User:
+    request = pb.ChangePasswordRequest(user_name=name, password=password, new_password=new)
+    return site.stub(site.client(name)).ChangePassword(request, timeout=TIMEOUT).user
+
+
+NEW_PASSWORD = "a much better passphrase"  # noqa: S105 (a test password)
+
+
+class TestPasswords:
+    def test_acc3_change_ends_sessions_and_streams_and_is_audited(self, patrolled: Site) -> None:
+        stream, session = patrolled.hit_stream("officer"), patrolled.login("officer")
+        change_password(patrolled, "officer", PASSWORD, NEW_PASSWORD)
+        assert stream.ending() == (
+            grpc.StatusCode.UNAUTHENTICATED, "the session was ended; log in again",
+        )  # fmt: skip
+        officer = patrolled.stub(patrolled.client("officer"))
+        with pytest.raises(grpc.RpcError) as ended:
+            officer.GetNodeInfo(admin_pb.GetNodeInfoRequest(), metadata=session, timeout=TIMEOUT)
+        assert code_of(ended.value) is grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError):
+            patrolled.login("officer")
+        patrolled.login("officer", password=NEW_PASSWORD)
+        kinds = [e.kind for e in patrolled.node.services.audit.events()]
+        assert kinds.count("user.password_changed") == 1
+        assert patrolled.cuts() == [("officer", "session_ended", STREAM_HITS)]
+
+    @pytest.mark.parametrize(
+        ("password", "new", "code"),
+        [
+            ("a wrong password", NEW_PASSWORD, grpc.StatusCode.UNAUTHENTICATED),
+            (PASSWORD, "too short", grpc.StatusCode.INVALID_ARGUMENT),
+            (PASSWORD, PASSWORD, grpc.StatusCode.INVALID_ARGUMENT),
+        ],
+    )
+    def test_acc3_change_fails(
+        self, site: Site, password: str, new: str, code: grpc.StatusCode
+    ) -> None:
+        with pytest.raises(grpc.RpcError) as refused:
+            change_password(site, "admin", password, new)
+        assert code_of(refused.value) is code
+        site.login("admin")  # the password is unchanged
+
+    def test_acc4_change_fails_with_another_users_certificate(self, site: Site) -> None:
+        request = pb.ChangePasswordRequest(
+            user_name="admin", password=PASSWORD, new_password=NEW_PASSWORD
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            site.stub(site.client("mallory")).ChangePassword(request, timeout=TIMEOUT)
+        assert code_of(refused.value) is grpc.StatusCode.PERMISSION_DENIED
+        reasons = [(r.user, r.reason) for r in site.node.services.sessions.refused()]
+        assert reasons == [("admin", "certificate_of_another_user")]
+
+    def test_acc3_reset_gives_a_temporary_password_to_change_at_next_login(
+        self, patrolled: Site
+    ) -> None:
+        stream = patrolled.hit_stream("officer")
+        admin = patrolled.stub(patrolled.client("admin"))
+        answer = admin.ResetPassword(
+            pb.ResetPasswordRequest(name="officer"),
+            metadata=patrolled.login("admin"),
+            timeout=TIMEOUT,
+        )
+        temporary = answer.temporary_password
+        assert list(answer.user.blocks) == [pb.ACCESS_BLOCK_PASSWORD_CHANGE_REQUIRED]
+        assert stream.ending()[0] is grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as refused:
+            patrolled.login("officer", password=temporary)
+        assert code_of(refused.value) is grpc.StatusCode.FAILED_PRECONDITION
+        assert "the password was reset" in str(refused.value.details())
+        assert list(change_password(patrolled, "officer", temporary, NEW_PASSWORD).blocks) == []
+        patrolled.login("officer", password=NEW_PASSWORD)
+        with pytest.raises(grpc.RpcError):  # used once: it is no password any more
+            change_password(patrolled, "officer", temporary, "yet another passphrase")
+        (reset,) = [e for e in patrolled.node.services.audit.events() if "reset" in e.kind]
+        assert (reset.kind, json.loads(reset.details)) == (
+            "user.password_reset",
+            {"user": "officer"},
+        )
+        assert reset.actor.endswith("/user/admin")
+        assert temporary not in "".join(e.details for e in patrolled.node.services.audit.events())
+
+    def test_acc1_only_a_system_administrator_resets_passwords(self, patrolled: Site) -> None:
+        officer = patrolled.stub(patrolled.client("officer"))
+        with pytest.raises(grpc.RpcError) as refused:
+            officer.ResetPassword(
+                pb.ResetPasswordRequest(name="admin"),
+                metadata=patrolled.login("officer"),
+                timeout=TIMEOUT,
+            )
+        assert code_of(refused.value) is grpc.StatusCode.PERMISSION_DENIED

@@ -48,6 +48,16 @@ class Stream:
         """The next `count` messages other than heartbeats."""
         return [self.next() for _ in range(count)]
 
+    def ending(self) -> tuple[grpc.StatusCode, str]:
+        """How the node ended the stream, once it does (what arrives first is skipped).
+
+        Fails after `TIMEOUT` s, so a stream that is never ended fails the test.
+        """
+        deadline = time.monotonic() + TIMEOUT
+        while self._received.get(timeout=max(0.0, deadline - time.monotonic())) is not None:
+            pass
+        return self.call.code(), self.call.details() or ""
+
     def close(self) -> None:
         """Cancel the call and wait for the reading thread to end (idempotent)."""
         self.call.cancel()  # type: ignore[no-untyped-call]

@@ -88,6 +88,16 @@ class AdminServiceStub:
                 request_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsRequest.SerializeToString,
                 response_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsResponse.FromString,
                 _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ChangePassword',
+                request_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/alpr.admin.v1.AdminService/ResetPassword',
+                request_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
         self.AddPeer = channel.unary_unary(
                 '/alpr.admin.v1.AdminService/AddPeer',
                 request_serializer=alpr_dot_admin_dot_v1_dot_peers__pb2.AddPeerRequest.SerializeToString,
@@ -275,7 +285,7 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeactivateUser(self, request, context):
-        """Deactivates a user at once, ending their sessions (ACC-4, ACC-5).
+        """Deactivates a user at once, ending their sessions and open streams (ACC-4, ACC-5).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -297,6 +307,20 @@ class AdminServiceServicer:
 
     def ListRefusedLogins(self, request, context):
         """Reports refused logins, attempts on deactivated accounts among them (ACC-4).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """Changes the caller's own password, knowing the current one; ends their sessions (ACC-3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Gives a user a temporary password to change at next login; ends their sessions (ACC-3).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -553,6 +577,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListRefusedLogins,
                     request_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsRequest.FromString,
                     response_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=alpr_dot_admin_dot_v1_dot_users__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=alpr_dot_admin_dot_v1_dot_users__pb2.ResetPasswordResponse.SerializeToString,
             ),
             'AddPeer': grpc.unary_unary_rpc_method_handler(
                     servicer.AddPeer,
@@ -944,6 +978,60 @@ class AdminService:
             '/alpr.admin.v1.AdminService/ListRefusedLogins',
             alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsRequest.SerializeToString,
             alpr_dot_admin_dot_v1_dot_users__pb2.ListRefusedLoginsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ChangePassword',
+            alpr_dot_admin_dot_v1_dot_users__pb2.ChangePasswordRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_users__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.admin.v1.AdminService/ResetPassword',
+            alpr_dot_admin_dot_v1_dot_users__pb2.ResetPasswordRequest.SerializeToString,
+            alpr_dot_admin_dot_v1_dot_users__pb2.ResetPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,13 +52,17 @@ class AdminServiceStub:
     ListUsers: _grpc.UnaryUnaryMultiCallable[_users_pb2.ListUsersRequest, _users_pb2.ListUsersResponse]
     """Lists the agency's users with what blocks each one's access."""
     DeactivateUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.DeactivateUserRequest, _users_pb2.DeactivateUserResponse]
-    """Deactivates a user at once, ending their sessions (ACC-4, ACC-5)."""
+    """Deactivates a user at once, ending their sessions and open streams (ACC-4, ACC-5)."""
     ReactivateUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.ReactivateUserRequest, _users_pb2.ReactivateUserResponse]
     """Reactivates a deactivated user."""
     RecordUserStep: _grpc.UnaryUnaryMultiCallable[_users_pb2.RecordUserStepRequest, _users_pb2.RecordUserStepResponse]
     """Records training, the yearly policy acknowledgement or a reorientation (ACC-2)."""
     ListRefusedLogins: _grpc.UnaryUnaryMultiCallable[_users_pb2.ListRefusedLoginsRequest, _users_pb2.ListRefusedLoginsResponse]
     """Reports refused logins, attempts on deactivated accounts among them (ACC-4)."""
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_users_pb2.ChangePasswordRequest, _users_pb2.ChangePasswordResponse]
+    """Changes the caller's own password, knowing the current one; ends their sessions (ACC-3)."""
+    ResetPassword: _grpc.UnaryUnaryMultiCallable[_users_pb2.ResetPasswordRequest, _users_pb2.ResetPasswordResponse]
+    """Gives a user a temporary password to change at next login; ends their sessions (ACC-3)."""
     AddPeer: _grpc.UnaryUnaryMultiCallable[_peers_pb2.AddPeerRequest, _peers_pb2.AddPeerResponse]
     """Registers a partner agency's node."""
     ListPeers: _grpc.UnaryUnaryMultiCallable[_peers_pb2.ListPeersRequest, _peers_pb2.ListPeersResponse]
@@ -136,13 +140,17 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ListUsers: _aio.UnaryUnaryMultiCallable[_users_pb2.ListUsersRequest, _users_pb2.ListUsersResponse]  # type: ignore[assignment]
     """Lists the agency's users with what blocks each one's access."""
     DeactivateUser: _aio.UnaryUnaryMultiCallable[_users_pb2.DeactivateUserRequest, _users_pb2.DeactivateUserResponse]  # type: ignore[assignment]
-    """Deactivates a user at once, ending their sessions (ACC-4, ACC-5)."""
+    """Deactivates a user at once, ending their sessions and open streams (ACC-4, ACC-5)."""
     ReactivateUser: _aio.UnaryUnaryMultiCallable[_users_pb2.ReactivateUserRequest, _users_pb2.ReactivateUserResponse]  # type: ignore[assignment]
     """Reactivates a deactivated user."""
     RecordUserStep: _aio.UnaryUnaryMultiCallable[_users_pb2.RecordUserStepRequest, _users_pb2.RecordUserStepResponse]  # type: ignore[assignment]
     """Records training, the yearly policy acknowledgement or a reorientation (ACC-2)."""
     ListRefusedLogins: _aio.UnaryUnaryMultiCallable[_users_pb2.ListRefusedLoginsRequest, _users_pb2.ListRefusedLoginsResponse]  # type: ignore[assignment]
     """Reports refused logins, attempts on deactivated accounts among them (ACC-4)."""
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_users_pb2.ChangePasswordRequest, _users_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """Changes the caller's own password, knowing the current one; ends their sessions (ACC-3)."""
+    ResetPassword: _aio.UnaryUnaryMultiCallable[_users_pb2.ResetPasswordRequest, _users_pb2.ResetPasswordResponse]  # type: ignore[assignment]
+    """Gives a user a temporary password to change at next login; ends their sessions (ACC-3)."""
     AddPeer: _aio.UnaryUnaryMultiCallable[_peers_pb2.AddPeerRequest, _peers_pb2.AddPeerResponse]  # type: ignore[assignment]
     """Registers a partner agency's node."""
     ListPeers: _aio.UnaryUnaryMultiCallable[_peers_pb2.ListPeersRequest, _peers_pb2.ListPeersResponse]  # type: ignore[assignment]
@@ -253,7 +261,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _users_pb2.DeactivateUserRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_users_pb2.DeactivateUserResponse, _abc.Awaitable[_users_pb2.DeactivateUserResponse]]:
-        """Deactivates a user at once, ending their sessions (ACC-4, ACC-5)."""
+        """Deactivates a user at once, ending their sessions and open streams (ACC-4, ACC-5)."""
 
     @_abc_1.abstractmethod
     def ReactivateUser(
@@ -278,6 +286,22 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_users_pb2.ListRefusedLoginsResponse, _abc.Awaitable[_users_pb2.ListRefusedLoginsResponse]]:
         """Reports refused logins, attempts on deactivated accounts among them (ACC-4)."""
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _users_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.ChangePasswordResponse, _abc.Awaitable[_users_pb2.ChangePasswordResponse]]:
+        """Changes the caller's own password, knowing the current one; ends their sessions (ACC-3)."""
+
+    @_abc_1.abstractmethod
+    def ResetPassword(
+        self,
+        request: _users_pb2.ResetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.ResetPasswordResponse, _abc.Awaitable[_users_pb2.ResetPasswordResponse]]:
+        """Gives a user a temporary password to change at next login; ends their sessions (ACC-3)."""
 
     @_abc_1.abstractmethod
     def AddPeer(

@@ -26,7 +26,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61lpr/admin/v1/users.proto\x12\ralpr.admin.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x04\n\x04User\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1a\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12(\n\x05roles\x18\x03 \x03(\x0e\x32\x13.alpr.admin.v1.RoleB\x04\xe2\x41\x01\x02\x12\x14\n\x06\x61\x63tive\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x30\n\x06\x62locks\x18\x05 \x03(\x0e\x32\x1a.alpr.admin.v1.AccessBlockB\x04\xe2\x41\x01\x03\x12\x37\n\rtraining_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12:\n\x10\x61\x63knowledge_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x45\n\x1b\x61\x63knowledgement_expire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12<\n\x12reorientation_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x39\n\x0flast_login_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x39\n\x0f\x64\x65\x61\x63tivate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12!\n\x13\x64\x65\x61\x63tivation_reason\x18\r \x01(\tB\x04\xe2\x41\x01\x03\"@\n\x0cLoginRequest\x12\x17\n\tuser_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04\"\x8c\x01\n\rLoginResponse\x12\x1b\n\rsession_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\'\n\x04user\x18\x03 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\"U\n\x11\x43reateUserRequest\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04\"=\n\x12\x43reateUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\"E\n\x10ListUsersRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\\\n\x11ListUsersResponse\x12(\n\x05users\x18\x01 \x03(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"A\n\x15\x44\x65\x61\x63tivateUserRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"A\n\x16\x44\x65\x61\x63tivateUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\"+\n\x15ReactivateUserRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"A\n\x16ReactivateUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\"X\n\x15RecordUserStepRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\x04step\x18\x02 \x01(\x0e\x32\x17.alpr.admin.v1.UserStepB\x04\xe2\x41\x01\x02\"A\n\x16RecordUserStepResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\"\xd6\x01\n\x0cRefusedLogin\x12\x17\n\taudit_seq\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x61ttempt_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x17\n\tuser_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07peer_ip\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63\x65rtificate\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06method\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\"~\n\x18ListRefusedLoginsRequest\x12/\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"u\n\x19ListRefusedLoginsResponse\x12\x39\n\x0erefused_logins\x18\x01 \x03(\x0b\x32\x1b.alpr.admin.v1.RefusedLoginB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03*\x91\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x1d\n\x19ROLE_SYSTEM_ADMINISTRATOR\x10\x01\x12\x12\n\x0eROLE_DATA_USER\x10\x02\x12\x0f\n\x0bROLE_PATROL\x10\x03\x12\x10\n\x0cROLE_AUDITOR\x10\x04\x12\x1d\n\x19ROLE_CUSTODIAN_OF_RECORDS\x10\x05*\xec\x01\n\x0b\x41\x63\x63\x65ssBlock\x12\x1c\n\x18\x41\x43\x43\x45SS_BLOCK_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x43\x43\x45SS_BLOCK_DEACTIVATED\x10\x01\x12&\n\"ACCESS_BLOCK_TRAINING_NOT_RECORDED\x10\x02\x12(\n$ACCESS_BLOCK_POLICY_NOT_ACKNOWLEDGED\x10\x03\x12(\n$ACCESS_BLOCK_ACKNOWLEDGEMENT_EXPIRED\x10\x04\x12%\n!ACCESS_BLOCK_REORIENTATION_NEEDED\x10\x05*\x80\x01\n\x08UserStep\x12\x19\n\x15USER_STEP_UNSPECIFIED\x10\x00\x12\x16\n\x12USER_STEP_TRAINING\x10\x01\x12$\n USER_STEP_POLICY_ACKNOWLEDGEMENT\x10\x02\x12\x1b\n\x17USER_STEP_REORIENTATION\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61lpr/admin/v1/users.proto\x12\ralpr.admin.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x04\n\x04User\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1a\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12(\n\x05roles\x18\x03 \x03(\x0e\x32\x13.alpr.admin.v1.RoleB\x04\xe2\x41\x01\x02\x12\x14\n\x06\x61\x63tive\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x30\n\x06\x62locks\x18\x05 \x03(\x0e\x32\x1a.alpr.admin.v1.AccessBlockB\x04\xe2\x41\x01\x03\x12\x37\n\rtraining_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12:\n\x10\x61\x63knowledge_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x45\n\x1b\x61\x63knowledgement_expire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12<\n\x12reorientation_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x39\n\x0flast_login_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x39\n\x0f\x64\x65\x61\x63tivate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12!\n\x13\x64\x65\x61\x63tivation_reason\x18\r \x01(\tB\x04\xe2\x41\x01\x03\"@\n\x0cLoginRequest\x12\x17\n\tuser_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04\"\x8c\x01\n\rLoginResponse\x12\x1b\n\rsession_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\'\n\x04user\x18\x03 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\"U\n\x11\x43reateUserRequest\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04\"=\n\x12\x43reateUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\"E\n\x10ListUsersRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\\\n\x11ListUsersResponse\x12(\n\x05users\x18\x01 \x03(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"A\n\x15\x44\x65\x61\x63tivateUserRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"A\n\x16\x44\x65\x61\x63tivateUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\"+\n\x15ReactivateUserRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"A\n\x16ReactivateUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\"f\n\x15\x43hangePasswordRequest\x12\x17\n\tuser_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04\x12\x1b\n\x0cnew_password\x18\x03 \x01(\tB\x05\xe2\x41\x02\x02\x04\"A\n\x16\x43hangePasswordResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\"*\n\x14ResetPasswordRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"b\n\x15ResetPasswordResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\x12 \n\x12temporary_password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"X\n\x15RecordUserStepRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\x04step\x18\x02 \x01(\x0e\x32\x17.alpr.admin.v1.UserStepB\x04\xe2\x41\x01\x02\"A\n\x16RecordUserStepResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.alpr.admin.v1.UserB\x04\xe2\x41\x01\x03\"\xd6\x01\n\x0cRefusedLogin\x12\x17\n\taudit_seq\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x61ttempt_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x17\n\tuser_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07peer_ip\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63\x65rtificate\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06method\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\"~\n\x18ListRefusedLoginsRequest\x12/\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"u\n\x19ListRefusedLoginsResponse\x12\x39\n\x0erefused_logins\x18\x01 \x03(\x0b\x32\x1b.alpr.admin.v1.RefusedLoginB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03*\x91\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x1d\n\x19ROLE_SYSTEM_ADMINISTRATOR\x10\x01\x12\x12\n\x0eROLE_DATA_USER\x10\x02\x12\x0f\n\x0bROLE_PATROL\x10\x03\x12\x10\n\x0cROLE_AUDITOR\x10\x04\x12\x1d\n\x19ROLE_CUSTODIAN_OF_RECORDS\x10\x05*\x97\x02\n\x0b\x41\x63\x63\x65ssBlock\x12\x1c\n\x18\x41\x43\x43\x45SS_BLOCK_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x43\x43\x45SS_BLOCK_DEACTIVATED\x10\x01\x12&\n\"ACCESS_BLOCK_TRAINING_NOT_RECORDED\x10\x02\x12(\n$ACCESS_BLOCK_POLICY_NOT_ACKNOWLEDGED\x10\x03\x12(\n$ACCESS_BLOCK_ACKNOWLEDGEMENT_EXPIRED\x10\x04\x12%\n!ACCESS_BLOCK_REORIENTATION_NEEDED\x10\x05\x12)\n%ACCESS_BLOCK_PASSWORD_CHANGE_REQUIRED\x10\x06*\x80\x01\n\x08UserStep\x12\x19\n\x15USER_STEP_UNSPECIFIED\x10\x00\x12\x16\n\x12USER_STEP_TRAINING\x10\x01\x12$\n USER_STEP_POLICY_ACKNOWLEDGEMENT\x10\x02\x12\x1b\n\x17USER_STEP_REORIENTATION\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -93,6 +93,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REACTIVATEUSERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_REACTIVATEUSERRESPONSE'].fields_by_name['user']._loaded_options = None
   _globals['_REACTIVATEUSERRESPONSE'].fields_by_name['user']._serialized_options = b'\342A\001\003'
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['user_name']._loaded_options = None
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['user_name']._serialized_options = b'\342A\001\002'
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['password']._serialized_options = b'\342A\002\002\004'
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['new_password']._loaded_options = None
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['new_password']._serialized_options = b'\342A\002\002\004'
+  _globals['_CHANGEPASSWORDRESPONSE'].fields_by_name['user']._loaded_options = None
+  _globals['_CHANGEPASSWORDRESPONSE'].fields_by_name['user']._serialized_options = b'\342A\001\003'
+  _globals['_RESETPASSWORDREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_RESETPASSWORDREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_RESETPASSWORDRESPONSE'].fields_by_name['user']._loaded_options = None
+  _globals['_RESETPASSWORDRESPONSE'].fields_by_name['user']._serialized_options = b'\342A\001\003'
+  _globals['_RESETPASSWORDRESPONSE'].fields_by_name['temporary_password']._loaded_options = None
+  _globals['_RESETPASSWORDRESPONSE'].fields_by_name['temporary_password']._serialized_options = b'\342A\001\003'
   _globals['_RECORDUSERSTEPREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_RECORDUSERSTEPREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_RECORDUSERSTEPREQUEST'].fields_by_name['step']._loaded_options = None
@@ -123,12 +137,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTREFUSEDLOGINSRESPONSE'].fields_by_name['refused_logins']._serialized_options = b'\342A\001\003'
   _globals['_LISTREFUSEDLOGINSRESPONSE'].fields_by_name['next_page_token']._loaded_options = None
   _globals['_LISTREFUSEDLOGINSRESPONSE'].fields_by_name['next_page_token']._serialized_options = b'\342A\001\003'
-  _globals['_ROLE']._serialized_start=2131
-  _globals['_ROLE']._serialized_end=2276
-  _globals['_ACCESSBLOCK']._serialized_start=2279
-  _globals['_ACCESSBLOCK']._serialized_end=2515
-  _globals['_USERSTEP']._serialized_start=2518
-  _globals['_USERSTEP']._serialized_end=2646
+  _globals['_ROLE']._serialized_start=2446
+  _globals['_ROLE']._serialized_end=2591
+  _globals['_ACCESSBLOCK']._serialized_start=2594
+  _globals['_ACCESSBLOCK']._serialized_end=2873
+  _globals['_USERSTEP']._serialized_start=2876
+  _globals['_USERSTEP']._serialized_end=3004
   _globals['_USER']._serialized_start=111
   _globals['_USER']._serialized_end=737
   _globals['_LOGINREQUEST']._serialized_start=739
@@ -151,14 +165,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REACTIVATEUSERREQUEST']._serialized_end=1440
   _globals['_REACTIVATEUSERRESPONSE']._serialized_start=1442
   _globals['_REACTIVATEUSERRESPONSE']._serialized_end=1507
-  _globals['_RECORDUSERSTEPREQUEST']._serialized_start=1509
-  _globals['_RECORDUSERSTEPREQUEST']._serialized_end=1597
-  _globals['_RECORDUSERSTEPRESPONSE']._serialized_start=1599
-  _globals['_RECORDUSERSTEPRESPONSE']._serialized_end=1664
-  _globals['_REFUSEDLOGIN']._serialized_start=1667
-  _globals['_REFUSEDLOGIN']._serialized_end=1881
-  _globals['_LISTREFUSEDLOGINSREQUEST']._serialized_start=1883
-  _globals['_LISTREFUSEDLOGINSREQUEST']._serialized_end=2009
-  _globals['_LISTREFUSEDLOGINSRESPONSE']._serialized_start=2011
-  _globals['_LISTREFUSEDLOGINSRESPONSE']._serialized_end=2128
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=1509
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=1611
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=1613
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1678
+  _globals['_RESETPASSWORDREQUEST']._serialized_start=1680
+  _globals['_RESETPASSWORDREQUEST']._serialized_end=1722
+  _globals['_RESETPASSWORDRESPONSE']._serialized_start=1724
+  _globals['_RESETPASSWORDRESPONSE']._serialized_end=1822
+  _globals['_RECORDUSERSTEPREQUEST']._serialized_start=1824
+  _globals['_RECORDUSERSTEPREQUEST']._serialized_end=1912
+  _globals['_RECORDUSERSTEPRESPONSE']._serialized_start=1914
+  _globals['_RECORDUSERSTEPRESPONSE']._serialized_end=1979
+  _globals['_REFUSEDLOGIN']._serialized_start=1982
+  _globals['_REFUSEDLOGIN']._serialized_end=2196
+  _globals['_LISTREFUSEDLOGINSREQUEST']._serialized_start=2198
+  _globals['_LISTREFUSEDLOGINSREQUEST']._serialized_end=2324
+  _globals['_LISTREFUSEDLOGINSRESPONSE']._serialized_start=2326
+  _globals['_LISTREFUSEDLOGINSRESPONSE']._serialized_end=2443
 # @@protoc_insertion_point(module_scope)

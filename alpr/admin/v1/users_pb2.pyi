@@ -74,6 +74,8 @@ class _AccessBlockEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessBlo
     """The yearly acknowledgement has lapsed."""
     ACCESS_BLOCK_REORIENTATION_NEEDED: _AccessBlock.ValueType  # 5
     """A year unused: reorientation is due."""
+    ACCESS_BLOCK_PASSWORD_CHANGE_REQUIRED: _AccessBlock.ValueType  # 6
+    """An operator reset the password: the user must choose a new one (ChangePassword) first."""
 
 class AccessBlock(_AccessBlock, metaclass=_AccessBlockEnumTypeWrapper):
     """What stops an account being used now (ACC-2, ACC-4)."""
@@ -90,6 +92,8 @@ ACCESS_BLOCK_ACKNOWLEDGEMENT_EXPIRED: AccessBlock.ValueType  # 4
 """The yearly acknowledgement has lapsed."""
 ACCESS_BLOCK_REORIENTATION_NEEDED: AccessBlock.ValueType  # 5
 """A year unused: reorientation is due."""
+ACCESS_BLOCK_PASSWORD_CHANGE_REQUIRED: AccessBlock.ValueType  # 6
+"""An operator reset the password: the user must choose a new one (ChangePassword) first."""
 Global___AccessBlock: _TypeAlias = AccessBlock  # noqa: Y015
 
 class _UserStep:
@@ -469,6 +473,110 @@ class ReactivateUserResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReactivateUserResponse: _TypeAlias = ReactivateUserResponse  # noqa: Y015
+
+@_typing.final
+class ChangePasswordRequest(_message.Message):
+    """Request for AdminService.ChangePassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_NAME_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    NEW_PASSWORD_FIELD_NUMBER: _builtins.int
+    user_name: _builtins.str
+    """The user; a user's certificate may only change its own user's password."""
+    password: _builtins.str
+    """The current password (or the temporary one a reset gave)."""
+    new_password: _builtins.str
+    """The new password, 12 to 256 characters, not the current one."""
+    def __init__(
+        self,
+        *,
+        user_name: _builtins.str = ...,
+        password: _builtins.str = ...,
+        new_password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_password", b"new_password", "password", b"password", "user_name", b"user_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePasswordRequest: _TypeAlias = ChangePasswordRequest  # noqa: Y015
+
+@_typing.final
+class ChangePasswordResponse(_message.Message):
+    """Response for AdminService.ChangePassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> Global___User:
+        """The account as now stored; every session issued before has ended."""
+
+    def __init__(
+        self,
+        *,
+        user: Global___User | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePasswordResponse: _TypeAlias = ChangePasswordResponse  # noqa: Y015
+
+@_typing.final
+class ResetPasswordRequest(_message.Message):
+    """Request for AdminService.ResetPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The user whose password is reset."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetPasswordRequest: _TypeAlias = ResetPasswordRequest  # noqa: Y015
+
+@_typing.final
+class ResetPasswordResponse(_message.Message):
+    """Response for AdminService.ResetPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    TEMPORARY_PASSWORD_FIELD_NUMBER: _builtins.int
+    temporary_password: _builtins.str
+    """Given to the user out of band; it serves only to choose a new password. Shown once."""
+    @_builtins.property
+    def user(self) -> Global___User:
+        """The account as now stored: it must change its password before any other use."""
+
+    def __init__(
+        self,
+        *,
+        user: Global___User | None = ...,
+        temporary_password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["temporary_password", b"temporary_password", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetPasswordResponse: _TypeAlias = ResetPasswordResponse  # noqa: Y015
 
 @_typing.final
 class RecordUserStepRequest(_message.Message):

@@ -14,6 +14,7 @@ from node.errors import (
     PermissionDeniedError,
     PreconditionError,
     UnauthenticatedError,
+    ValidationError,
 )
 from node.identity import Principal, PrincipalKind
 from node.profile import Role
@@ -106,8 +107,8 @@ class TestLogin:
 class TestAuthenticate:
     def test_succeeds(self, sessions: Sessions) -> None:
         token = sessions.login("jdoe", PASSWORD, presenter()).token
-        user = sessions.authenticate(token, presenter(), roles={Role.DATA_USER}, method=METHOD)
-        assert user.name == "jdoe"
+        use = sessions.authenticate(token, presenter(), roles={Role.DATA_USER}, method=METHOD)
+        assert (use.user.name, use.method, use.presenter) == ("jdoe", METHOD, presenter())
 
     def test_fails_with_another_certificate(self, sessions: Sessions) -> None:
         token = sessions.login("jdoe", PASSWORD, presenter()).token
@@ -160,3 +161,38 @@ class TestAuthenticate:
         clock.advance(timedelta(hours=2))
         with pytest.raises(PreconditionError, match="acknowledgement has lapsed"):
             sessions.authenticate(token, presenter(), roles={Role.DATA_USER}, method=METHOD)
+
+
+class TestChangePassword:
+    def test_acc3_succeeds_ends_sessions_and_is_audited(
+        self, sessions: Sessions, audit: AuditLog
+    ) -> None:
+        token = sessions.login("jdoe", PASSWORD, presenter()).token
+        sessions.change_password("jdoe", PASSWORD, "a much better passphrase", presenter())
+        with pytest.raises(UnauthenticatedError, match="ended"):
+            sessions.authenticate(token, presenter(), roles={Role.DATA_USER}, method=METHOD)
+        assert [kind for kind, _ in kinds_and_reasons(audit)] == ["login", "user.password_changed"]
+        sessions.login("jdoe", "a much better passphrase", presenter())
+
+    def test_acc4_fails_for_a_deactivated_account_and_is_reported(
+        self, sessions: Sessions, users: UserDirectory
+    ) -> None:
+        users.deactivate("jdoe", "left the agency")
+        with pytest.raises(PermissionDeniedError, match="deactivated"):
+            sessions.change_password("jdoe", PASSWORD, "a much better passphrase", presenter())
+        assert [a.reason for a in sessions.refused()] == ["deactivated"]
+
+    @pytest.mark.parametrize(
+        ("password", "new", "error"),
+        [
+            ("a wrong password", "a much better passphrase", UnauthenticatedError),
+            (PASSWORD, "short", ValidationError),
+            (PASSWORD, PASSWORD, ValidationError),
+        ],
+    )
+    def test_fails(
+        self, sessions: Sessions, password: str, new: str, error: type[Exception]
+    ) -> None:
+        with pytest.raises(error):
+            sessions.change_password("jdoe", password, new, presenter())
+        sessions.login("jdoe", PASSWORD, presenter())  # unchanged

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from node.ed25519 import password_matches
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
 from node.profile import Role
-from node.users import Block, UserDirectory
+from node.users import MIN_PASSWORD, Block, User, UserDirectory
 from tests.support.clock import ManualClock
 from tests.support.users import PASSWORD, ready_user
 
@@ -135,3 +136,43 @@ class TestDeactivation:
             users.deactivate("jdoe", " ")
         with pytest.raises(NotFoundError):
             users.deactivate("nobody", "left")
+
+
+class TestPasswords:
+    def test_acc3_change_checks_the_new_password_and_ends_sessions(
+        self, users: UserDirectory
+    ) -> None:
+        before = ready_user(users, "jdoe")
+        with pytest.raises(ValidationError) as raised:
+            users.change_password("jdoe", "short")
+        assert raised.value.field == "new_password"
+        after = users.change_password("jdoe", "a much better passphrase")
+        assert after.generation == before.generation + 1
+        found = users.credentials("jdoe")
+        assert found is not None
+        assert password_matches(found[1], "a much better passphrase")
+
+    def test_acc3_reset_gives_a_one_time_password_to_change_first(
+        self, users: UserDirectory, clock: ManualClock
+    ) -> None:
+        before = ready_user(users, "jdoe")
+        after, temporary = users.reset_password("jdoe")
+        assert len(temporary) >= MIN_PASSWORD
+        assert after.generation == before.generation + 1
+        assert after.blocks(clock()) == (Block.PASSWORD_CHANGE_REQUIRED,)
+        found = users.credentials("jdoe")
+        assert found is not None
+        assert password_matches(found[1], temporary)
+        assert temporary.encode() not in found[1]
+        assert users.change_password("jdoe", "a much better passphrase").blocks(clock()) == ()
+
+    def test_acc5_every_change_is_told_once_committed(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        told: list[User] = []
+        users = UserDirectory(engine, clock=clock, on_change=told.append)
+        ready_user(users, "jdoe")
+        deactivated = users.deactivate("jdoe", "left")
+        assert told[-1] == deactivated == users.require("jdoe")
+        users.reset_password("jdoe")
+        assert told[-1].must_change_password
