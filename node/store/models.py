@@ -54,7 +54,9 @@ class AuditEvent(SQLModel, table=True):
     actor: str = Field(min_length=1, max_length=2048)
     agency: str = Field(max_length=9)
     peer_ip: str = Field(default="", max_length=64)
-    purpose: str = Field(default="", max_length=64)
+    # As long as an agreement's purpose may be (federation.terms.MAX_TEXT): profiles name
+    # purposes of up to 98 characters.
+    purpose: str = Field(default="", max_length=500)
     case_number: str = Field(default="", max_length=64)
     details: str = "{}"
     leaf_hash: bytes = Field(min_length=32, max_length=32)

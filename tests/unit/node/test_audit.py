@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from federation.terms import MAX_TEXT
 from node.audit import AuditLog, AuditLogError, TreeHead, leaf_bytes
 from node.errors import ValidationError
 from node.merkle import EMPTY_ROOT, leaf_hash, root_from_leaves
+from node.profile import builtin_profiles, load_profile
 from node.store import create_engine, upgrade
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
@@ -77,6 +79,22 @@ class TestAppend:
         )
         assert event.details == '{"partners":["CA0190000"],"plate":"7ABC123"}'
 
+    def test_aud1_succeeds_storing_the_longest_purpose_a_profile_or_agreement_names(
+        self, log: AuditLog
+    ) -> None:
+        longest = max(
+            (
+                purpose
+                for path in builtin_profiles().values()
+                for purpose in load_profile(path).access.purposes
+            ),
+            key=len,
+        )
+        assert len(longest) > 64  # the bound this once had
+        log.append("query", actor=USER, agency=ORI, purpose=longest)
+        log.append("query", actor=USER, agency=ORI, purpose="p" * MAX_TEXT)
+        assert [event.purpose for event in log.events()] == [longest, "p" * MAX_TEXT]
+
     def test_succeeds_hashing_the_documented_canonical_bytes(self, log: AuditLog) -> None:
         record = log.append("login", actor=USER, agency=ORI, details={"b": 1, "a": "é"})
         expected = (
@@ -105,6 +123,7 @@ class TestAppend:
             ("actor", {"actor": ""}),
             ("agency", {"agency": "lapd"}),
             ("peer_ip", {"peer_ip": "1" * 65}),
+            ("purpose", {"purpose": "p" * (MAX_TEXT + 1)}),
             ("case_number", {"case_number": "9" * 65}),
             ("details", {"details": {"when": NOW}}),
             ("details", {"details": {"score": float("nan")}}),
