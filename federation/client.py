@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -132,15 +132,25 @@ class PartnerClient:
         answer = await self._call(peer, lambda stub: stub.QueryReads(message, timeout=timeout))
         return Envelope.from_proto(answer.answer), Envelope.from_proto(answer.receipt)
 
-    async def acknowledge_receipt(self, peer: Peer, acknowledgement: Envelope) -> None:
-        """Give `peer` our signed acknowledgement of its receipt.
+    async def acknowledge_receipts(
+        self, peer: Peer, acknowledgements: Sequence[Envelope]
+    ) -> list[tuple[int, str]]:
+        """Give `peer` our signed acknowledgements of its receipts, in one call.
+
+        Returns:
+            Those it did not keep: each one's position in `acknowledgements`, and why.
 
         Raises:
             UnavailableError: The partner cannot be reached or did not answer in time.
-            PartnerRefusedError: The partner refused.
+            PartnerRefusedError: The partner refused them all.
         """
-        message = pb.AcknowledgeReceiptRequest(acknowledgement=acknowledgement.to_proto())
-        await self._call(peer, lambda stub: stub.AcknowledgeReceipt(message, timeout=self._timeout))
+        message = pb.AcknowledgeReceiptsRequest(
+            acknowledgements=[envelope.to_proto() for envelope in acknowledgements]
+        )
+        answer = await self._call(
+            peer, lambda stub: stub.AcknowledgeReceipts(message, timeout=self._timeout)
+        )
+        return [(refused.index, refused.reason) for refused in answer.refused]
 
     async def checkpoint(self, peer: Peer) -> bytes:
         """`peer`'s latest signed checkpoint of its audit log, unverified.
@@ -154,18 +164,20 @@ class PartnerClient:
         )
         return bytes(answer.checkpoint)
 
-    async def consistency_proof(self, peer: Peer, old_size: int, new_size: int) -> list[bytes]:
-        """`peer`'s consistency path between two sizes of its audit log, unverified.
+    async def consistency_proofs(
+        self, peer: Peer, old_sizes: Sequence[int], new_size: int
+    ) -> list[list[bytes]]:
+        """`peer`'s consistency paths from each of `old_sizes` of its log to `new_size`, unverified.
 
         Raises:
             UnavailableError: The partner cannot be reached or did not answer in time.
             PartnerRefusedError: The partner refused.
         """
-        message = pb.GetConsistencyProofRequest(old_size=old_size, new_size=new_size)
+        message = pb.GetConsistencyProofsRequest(old_sizes=old_sizes, new_size=new_size)
         answer = await self._call(
-            peer, lambda stub: stub.GetConsistencyProof(message, timeout=self._timeout)
+            peer, lambda stub: stub.GetConsistencyProofs(message, timeout=self._timeout)
         )
-        return list(answer.hashes)
+        return [list(proof.hashes) for proof in answer.proofs]
 
     async def inclusion_proof(self, peer: Peer, exchange_id: str) -> pb.GetInclusionProofResponse:
         """`peer`'s proof that its audit event of our exchange is in its log, unverified.

@@ -42,7 +42,7 @@ from node.checkpoint import (
     open_checkpoint,
 )
 from node.clock import Clock
-from node.errors import NotFoundError
+from node.errors import NodeError, NotFoundError, ValidationError
 from node.signing import Key, Signer
 from node.store.sharing import ExchangeRecord, SeenNonce
 
@@ -52,6 +52,8 @@ ACKNOWLEDGEMENT_TYPE = "application/vnd.alpr.acknowledgement.v1+protobuf"
 ALLOWED_SKEW = timedelta(minutes=5)
 UNACKNOWLEDGED = "no acknowledgement yet"
 NONCE_BYTES = 16
+MAX_BATCH = 100
+"""The most acknowledgements, or checkpoints to witness, one call carries."""
 
 
 def digest(payload: bytes) -> bytes:
@@ -331,8 +333,39 @@ class ExchangeLedger:
             )
             session.commit()
 
-    def accept_acknowledgement(self, envelope: Envelope, requester: Peer) -> None:
-        """Store a requester's acknowledgement of a receipt we gave, once verified.
+    def accept_acknowledgements(
+        self, envelopes: Sequence[Envelope], requester: Peer
+    ) -> list[tuple[int, str]]:
+        """Store a requester's acknowledgements of receipts we gave, each once verified.
+
+        One transaction for the batch; an acknowledgement that is not the requester's,
+        not over our receipt, or of no exchange we answered it is left out, not the rest.
+
+        Returns:
+            Those left out: each one's position in `envelopes`, and why.
+
+        Raises:
+            ValidationError: `envelopes` is empty or holds more than `MAX_BATCH`.
+        """
+        if not 1 <= len(envelopes) <= MAX_BATCH:
+            raise ValidationError("acknowledgements", f"give 1 to {MAX_BATCH} at once")
+        refused: list[tuple[int, str]] = []
+        with Session(self._engine) as session:
+            for index, envelope in enumerate(envelopes):
+                try:
+                    record = self._acknowledged(session, envelope, requester)
+                except NodeError as error:
+                    refused.append((index, error.diagnostics()))
+                    continue
+                record.acknowledgement = envelope.to_bytes()
+                record.acknowledged_at = self._clock()
+                session.add(record)
+            session.commit()
+        return refused
+
+    @staticmethod
+    def _acknowledged(session: Session, envelope: Envelope, requester: Peer) -> ExchangeRecord:
+        """The exchange `envelope` acknowledges, once it is verified as the requester's.
 
         Raises:
             InvalidEnvelopeError: It is not the requester's, or not over our receipt.
@@ -340,19 +373,13 @@ class ExchangeLedger:
         """
         payload = envelope.verify([requester.key], 1, ACKNOWLEDGEMENT_TYPE).payload
         acknowledgement = parse_payload(exchange_pb2.Acknowledgement, payload)
-        with Session(self._engine) as session:
-            record = session.get(ExchangeRecord, acknowledgement.exchange_id)
-            if record is None or not record.we_responded or record.partner_ori != requester.ori:
-                raise NotFoundError(
-                    f"no exchange {acknowledgement.exchange_id} with {requester.ori}"
-                )
-            receipt = Envelope.from_bytes(record.receipt)
-            if acknowledgement.receipt_digest != digest(receipt.payload):
-                raise InvalidEnvelopeError("the acknowledgement is not over our receipt")
-            record.acknowledgement = envelope.to_bytes()
-            record.acknowledged_at = self._clock()
-            session.add(record)
-            session.commit()
+        record = session.get(ExchangeRecord, acknowledgement.exchange_id)
+        if record is None or not record.we_responded or record.partner_ori != requester.ori:
+            raise NotFoundError(f"no exchange {acknowledgement.exchange_id} with {requester.ori}")
+        receipt = Envelope.from_bytes(record.receipt)
+        if acknowledgement.receipt_digest != digest(receipt.payload):
+            raise InvalidEnvelopeError("the acknowledgement is not over our receipt")
+        return record
 
     def exchanges(self, partner_ori: str = "") -> list[ExchangeRecord]:
         """Every exchange held, oldest first, or those with one partner."""

@@ -16,14 +16,17 @@ Hotlist pulls and plate queries differ in what they carry and share the rest (DE
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from alpr.federation.v1 import exchange_pb2
 from federation.agreements import Agreement
 from federation.client import PartnerClient, PartnerRefusedError
 from federation.envelope import Envelope, parse_payload
 from federation.exchange import (
+    MAX_BATCH,
     CheckedRequest,
     ExchangeLedger,
     digest,
@@ -38,6 +41,8 @@ from node.audit_checkpoints import CheckpointStore
 from node.clock import Clock
 from node.ed25519 import Ed25519Signer
 from node.errors import UnavailableError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,64 @@ class Closed:
     witnessed: Witnessed | None
 
 
+BatchHandler = Callable[[Peer, Sequence[tuple[Envelope, Envelope]]], Awaitable[list[Closed]]]
+"""Closes a batch of one partner's exchanges, given as (receipt, acknowledgement)."""
+
+
+class ClosingBatches:
+    """Exchanges to close, per partner, in batches: one batch per partner at a time.
+
+    `put` queues an item for a partner and waits for its result. If no batch is under
+    way for that partner, one starts with whatever is queued (at most `MAX_BATCH`);
+    items that arrive meanwhile form the next.
+    """
+
+    def __init__(self) -> None:
+        """Nothing queued."""
+        self._queued: dict[str, list[_Queued]] = {}
+        self._draining: dict[str, asyncio.Task[None]] = {}
+
+    async def put(
+        self,
+        peer: Peer,
+        item: tuple[Envelope, Envelope],
+        handle: BatchHandler,
+    ) -> Closed:
+        """Queue `item` for `peer`; its result once `handle` has done its batch."""
+        queued = _Queued(item, asyncio.get_running_loop().create_future())
+        self._queued.setdefault(peer.ori, []).append(queued)
+        if peer.ori not in self._draining:
+            self._draining[peer.ori] = asyncio.create_task(self._drain(peer, handle))
+        return await queued.result
+
+    async def _drain(
+        self,
+        peer: Peer,
+        handle: BatchHandler,
+    ) -> None:
+        try:
+            while queued := self._queued.get(peer.ori):
+                batch, self._queued[peer.ori] = queued[:MAX_BATCH], queued[MAX_BATCH:]
+                try:
+                    results = await handle(peer, [q.item for q in batch])
+                except Exception as error:  # each waiter gets it
+                    for q in batch:
+                        q.result.set_exception(error)
+                else:
+                    for q, result in zip(batch, results, strict=True):
+                        q.result.set_result(result)
+        finally:
+            for q in self._queued.pop(peer.ori, []):  # left when the drain was cancelled
+                q.result.cancel()
+            del self._draining[peer.ori]
+
+
+@dataclass(frozen=True)
+class _Queued:
+    item: tuple[Envelope, Envelope]
+    result: asyncio.Future[Closed]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Receipting:
     """The receipts, acknowledgements and witnessing of one node's exchanges."""
@@ -81,6 +144,7 @@ class Receipting:
     witness: Witness
     client: PartnerClient
     clock: Clock
+    _batches: ClosingBatches = field(default_factory=ClosingBatches, init=False)
 
     def sign(
         self,
@@ -223,15 +287,32 @@ class Receipting:
         )
 
     async def close(self, peer: Peer, receipt: Envelope, acknowledgement: Envelope) -> Closed:
-        """Give `peer` our acknowledgement and witness its checkpoint; neither fails the call."""
+        """Give `peer` our acknowledgement and witness its checkpoint; neither fails the call.
+
+        Exchanges with one partner close in batches: while one batch is under way, those
+        that arrive wait and then go together, each acknowledgement and checkpoint of
+        a batch in one call (AcknowledgeReceipts, GetConsistencyProofs), so a busy
+        partner costs two round trips a batch instead of two an exchange.
+        """
+        return await self._batches.put(peer, (receipt, acknowledgement), self._close_batch)
+
+    async def _close_batch(
+        self, peer: Peer, exchanges: Sequence[tuple[Envelope, Envelope]]
+    ) -> list[Closed]:
         try:
-            await self.client.acknowledge_receipt(peer, acknowledgement)
-            acknowledged = True
+            refused = await self.client.acknowledge_receipts(peer, [ack for _, ack in exchanges])
+            acknowledged = [True] * len(exchanges)
+            for index, reason in refused:
+                log.warning("acknowledgement not kept by %s: %s", peer.ori, reason)
+                acknowledged[index] = False
         except (UnavailableError, PartnerRefusedError):
-            acknowledged = False  # the partner's ledger flags it unacknowledged
-        checkpoint = parse_payload(exchange_pb2.Receipt, receipt.payload).checkpoint
+            acknowledged = [False] * len(exchanges)  # the partner's ledger flags them
+        notes = [
+            parse_payload(exchange_pb2.Receipt, receipt.payload).checkpoint
+            for receipt, _ in exchanges
+        ]
         try:
-            witnessed: Witnessed | None = await self.witness.observe(peer, checkpoint)
+            witnessed: Sequence[Witnessed | None] = await self.witness.observe_many(peer, notes)
         except (UnavailableError, PartnerRefusedError):
-            witnessed = None  # the scheduled witnessing job asks again
-        return Closed(acknowledged, witnessed)
+            witnessed = [None] * len(exchanges)  # the scheduled witnessing job asks again
+        return [Closed(a, w) for a, w in zip(acknowledged, witnessed, strict=True)]

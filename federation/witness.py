@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,7 +37,7 @@ from alpr.federation.v1 import exchange_pb2
 from alpr.federation.v1 import federation_service_pb2 as pb
 from federation.client import PartnerClient, PartnerRefusedError
 from federation.envelope import Envelope, parse_payload
-from federation.exchange import ExchangeLedger
+from federation.exchange import MAX_BATCH, ExchangeLedger
 from federation.peers import Peer
 from node.audit import AuditLog, leaf_bytes
 from node.audit_checkpoints import CheckpointStore
@@ -176,43 +177,80 @@ class Witness:
             UnavailableError: The partner could not be asked for a consistency proof.
             PartnerRefusedError: It refused to give one.
         """
+        [witnessed] = await self.observe_many(peer, [note])
+        return witnessed
+
+    async def observe_many(self, peer: Peer, notes: Sequence[bytes]) -> list[Witnessed]:
+        """Witness several of `peer`'s checkpoints at once (those of a batch of receipts).
+
+        The largest of them and of the one we hold is the head: every other is checked to
+        be a prefix of it, all with one call for the consistency proofs, and the head, if
+        it is one of `notes` and new, is kept. Each note gets its outcome, in order.
+
+        Raises:
+            CheckpointError: A note is not a checkpoint of `peer`'s log signed by it.
+            UnavailableError: The partner could not be asked for consistency proofs.
+            PartnerRefusedError: It refused to give them.
+            ValidationError: `notes` is empty or holds more than `MAX_BATCH`.
+        """
+        if not 1 <= len(notes) <= MAX_BATCH:
+            raise ValidationError("checkpoints", f"witness 1 to {MAX_BATCH} at once")
         origin = log_origin(peer.federation, peer.ori)
-        offered, _ = open_checkpoint(
-            check_note_size(note, "checkpoint"), origin, NoteVerifier(origin, peer.key)
-        )
+        verifier = NoteVerifier(origin, peer.key)
+        offered = [
+            open_checkpoint(check_note_size(note, "checkpoint"), origin, verifier)[0]
+            for note in notes
+        ]
         held = self.held(peer.ori)
-        if held is None:
-            return await self._keep(peer, offered, note)
-        # Exchanges with one partner may overlap, so a receipt's checkpoint can be older
-        # than the one we hold: it must then be a prefix of it, which the partner proves.
-        (old_size, old_root), (new_size, new_root) = sorted(
-            [(held.size, held.root), (offered.size, offered.root)], key=lambda head: head[0]
-        )
+        known = [(c.size, c.root, note) for c, note in zip(offered, notes, strict=True)]
+        if held is not None:
+            known.append((held.size, held.root, held.note))
+        head_size, head_root, head_note = max(known, key=lambda checkpoint: checkpoint[0])
+        held_note = held.note if held is not None else None
+        older = sorted({size for size, _, _ in known if size < head_size})
         try:
-            proof = (
-                await self._client.consistency_proof(peer, old_size, new_size)
-                if old_size < new_size
-                else []
-            )
+            proofs = dict(zip(older, await self._proofs(peer, older, head_size), strict=True))
         except PartnerRefusedError as error:
-            if offered.size >= held.size:
+            if held is None or head_size != held.size:
                 raise
             # It signed a log of held.size events and cannot prove it ever had them.
             detail = (
                 f"the log shrank: it cannot prove the {held.size} events we witnessed "
-                f"extend the {offered.size} it now signs ({error.diagnostics()})"
+                f"extend the {max(c.size for c in offered)} it now signs ({error.diagnostics()})"
             )
-            await self._alarm(peer, held.note, note, detail)
-            return Witnessed.INCONSISTENT
-        try:
-            verify_consistency(old_size, new_size, old_root, new_root, proof)
-        except MerkleError as error:
-            detail = f"no consistency from {old_size} to {new_size} events: {error}"
-            await self._alarm(peer, held.note, note, detail)
-            return Witnessed.INCONSISTENT
-        if offered.size <= held.size:
-            return Witnessed.CONSISTENT
-        return await self._keep(peer, offered, note)
+            await self._alarm(peer, held.note, notes[0], detail)
+            return [Witnessed.INCONSISTENT] * len(notes)
+        # Each checkpoint must be a prefix of the head; a failure keeps both as evidence.
+        checks = [(c.size, c.root, note, note) for c, note in zip(offered, notes, strict=True)]
+        if held is not None:
+            checks.append((held.size, held.root, held.note, head_note))
+        failed: set[bytes] = set()
+        for size, root, note, blamed in checks:
+            try:
+                verify_consistency(size, head_size, root, head_root, proofs.get(size, []))
+            except MerkleError as error:
+                detail = f"no consistency from {size} to {head_size} events: {error}"
+                evidence = (note, head_note) if note is held_note else (head_note, note)
+                await self._alarm(peer, *evidence, detail)
+                failed.add(blamed)
+        outcomes = [
+            Witnessed.INCONSISTENT if note in failed else Witnessed.CONSISTENT for note in notes
+        ]
+        if not failed and (held is None or head_size > held.size):
+            newest = notes.index(head_note)
+            outcomes[newest] = await self._keep(peer, offered[newest], head_note)
+        return outcomes
+
+    async def _proofs(self, peer: Peer, old_sizes: list[int], new_size: int) -> list[list[bytes]]:
+        """The partner's consistency paths from each of `old_sizes` to `new_size`, unverified."""
+        if not old_sizes:
+            return []
+        proofs = await self._client.consistency_proofs(peer, old_sizes, new_size)
+        if len(proofs) != len(old_sizes):
+            raise PartnerRefusedError(
+                f"partner {peer.ori} gave {len(proofs)} proofs for {len(old_sizes)} sizes"
+            )
+        return proofs
 
     async def observe_latest(self, peer: Peer) -> Witnessed:
         """Ask `peer` for its latest checkpoint and witness it.
@@ -340,13 +378,16 @@ class WitnessedLog:
         """Our log's head, as a signed checkpoint."""
         return self._checkpoints.sign(self._audit.head())
 
-    def consistency(self, old_size: int, new_size: int) -> tuple[bytes, ...]:
-        """The consistency path from our log at `old_size` to it at `new_size`.
+    def consistency(self, old_sizes: Sequence[int], new_size: int) -> list[tuple[bytes, ...]]:
+        """The consistency paths from our log at each of `old_sizes` to it at `new_size`.
 
         Raises:
-            ValidationError: The sizes are not ``0 <= old_size <= new_size <= our size``.
+            ValidationError: There are none or more than `MAX_BATCH` old sizes, or one is
+                not ``0 <= old_size <= new_size <= our size``.
         """
-        return self._audit.consistency_proof(old_size, new_size).hashes
+        if not 1 <= len(old_sizes) <= MAX_BATCH:
+            raise ValidationError("old_sizes", f"ask for 1 to {MAX_BATCH} proofs at once")
+        return [self._audit.consistency_proof(old, new_size).hashes for old in old_sizes]
 
     def inclusion(self, peer: Peer, exchange_id: str) -> InclusionAnswer:
         """Prove our audit event of an exchange we answered for `peer` is in our log.

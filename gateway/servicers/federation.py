@@ -96,15 +96,19 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
             )
         return pb.QueryReadsResponse(answer=answer.to_proto(), receipt=receipt.to_proto())
 
-    async def AcknowledgeReceipt(  # noqa: N802 (gRPC method name)
-        self, request: pb.AcknowledgeReceiptRequest, context: Context
-    ) -> pb.AcknowledgeReceiptResponse:
-        """Keep a partner's signed acknowledgement of our receipt (AUD-6)."""
-        with self._partner("AcknowledgeReceipt", context) as peer:
-            self._services.ledger.accept_acknowledgement(
-                Envelope.from_proto(request.acknowledgement), peer
+    async def AcknowledgeReceipts(  # noqa: N802 (gRPC method name)
+        self, request: pb.AcknowledgeReceiptsRequest, context: Context
+    ) -> pb.AcknowledgeReceiptsResponse:
+        """Keep a partner's signed acknowledgements of our receipts (AUD-6), each on its own."""
+        with self._partner("AcknowledgeReceipts", context) as peer:
+            refused = await asyncio.to_thread(
+                self._services.ledger.accept_acknowledgements,
+                [Envelope.from_proto(envelope) for envelope in request.acknowledgements],
+                peer,
             )
-        return pb.AcknowledgeReceiptResponse()
+        return pb.AcknowledgeReceiptsResponse(
+            refused=[pb.RefusedAcknowledgement(index=i, reason=why) for i, why in refused]
+        )
 
     async def GetCheckpoint(  # noqa: N802 (gRPC method name)
         self, request: pb.GetCheckpointRequest, context: Context
@@ -113,13 +117,17 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         self._witness("GetCheckpoint", context)
         return pb.GetCheckpointResponse(checkpoint=self._services.witnessed.checkpoint())
 
-    async def GetConsistencyProof(  # noqa: N802 (gRPC method name)
-        self, request: pb.GetConsistencyProofRequest, context: Context
-    ) -> pb.GetConsistencyProofResponse:
-        """Prove our log at one size is a prefix of it at another (AUD-7)."""
-        self._witness("GetConsistencyProof", context)
-        hashes = self._services.witnessed.consistency(request.old_size, request.new_size)
-        return pb.GetConsistencyProofResponse(hashes=hashes)
+    async def GetConsistencyProofs(  # noqa: N802 (gRPC method name)
+        self, request: pb.GetConsistencyProofsRequest, context: Context
+    ) -> pb.GetConsistencyProofsResponse:
+        """Prove our log at each old size is a prefix of it at the new size (AUD-7)."""
+        self._witness("GetConsistencyProofs", context)
+        proofs = await asyncio.to_thread(
+            self._services.witnessed.consistency, request.old_sizes, request.new_size
+        )
+        return pb.GetConsistencyProofsResponse(
+            proofs=[pb.ConsistencyPath(hashes=hashes) for hashes in proofs]
+        )
 
     async def GetInclusionProof(  # noqa: N802 (gRPC method name)
         self, request: pb.GetInclusionProofRequest, context: Context

@@ -482,6 +482,24 @@ class TestReceiptsVerify:
         assert "receipt: not enough valid signatures" in out
         assert "1 failing" in out
 
+    def test_aud6_a_batch_of_acknowledgements_keeps_each_good_one_and_names_the_bad(
+        self, pair: tuple[Agency, Agency, str]
+    ) -> None:
+        lapd, lasd, _ = pair
+        pull(lapd, LASD)
+        [ours] = lapd.node.services.ledger.exchanges(LASD)
+        assert ours.acknowledgement is not None
+        with _engine(lasd) as engine, engine.begin() as connection:
+            connection.execute(text("UPDATE exchange SET acknowledgement = NULL"))
+        good = Envelope.from_bytes(ours.acknowledgement)
+        forged = replace(good, payload=b"not our acknowledgement")
+        lasd_peer = lapd.node.services.peers.require(LASD)
+        client = lapd.node.services.partners
+        refused = lapd.node.run(client.acknowledge_receipts(lasd_peer, [forged, good]))
+        assert [index for index, _ in refused] == [0]
+        [theirs] = lasd.node.services.ledger.exchanges(LAPD)
+        assert theirs.acknowledgement == good.to_bytes()
+
 
 @contextmanager
 def _engine(agency: Agency) -> Iterator[Engine]:

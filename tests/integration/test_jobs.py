@@ -166,7 +166,7 @@ class TestJobs:
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         lapd, lasd = pair
-        monkeypatch.setattr(PartnerClient, "acknowledge_receipt", _partner_down)
+        monkeypatch.setattr(PartnerClient, "acknowledge_receipts", _partner_down)
         pulled = lapd.node.run(lapd.node.services.sharing.pull(LASD))
         assert not pulled.acknowledged
         scheduler = start(lasd)

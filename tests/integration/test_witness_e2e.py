@@ -140,6 +140,40 @@ class TestWitnessing:
         [alarm] = lapd.node.services.witness.alarms()
         assert alarm.held == verified.note
 
+    def test_aud7_a_batch_is_checked_against_its_newest_and_the_newest_kept(
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock
+    ) -> None:
+        lapd, lasd, _ = pair
+        held = witnessed_once(lapd)
+        notes = []
+        for n in range(3):
+            lasd.node.services.audit.append("login", actor=f"officer-{n}", agency=LASD)
+            notes.append(lasd.node.services.witnessed.checkpoint())
+        clock.advance(COSIGN_INTERVAL)
+        witness = lapd.node.services.witness
+        batch = [notes[2], held.note, notes[0], notes[1]]
+        outcomes = lapd.node.run(witness.observe_many(peer(lapd, LASD), batch))
+        assert outcomes == [Witnessed.COSIGNED] + [Witnessed.CONSISTENT] * 3
+        newest = witness.held(LASD)
+        assert newest is not None
+        assert newest.note.startswith(notes[2])  # kept with our cosignature added
+        assert witness.alarms() == []
+
+    def test_aud7_a_forged_checkpoint_in_a_batch_is_caught_and_the_newest_not_kept(
+        self, pair: tuple[Agency, Agency, str]
+    ) -> None:
+        lapd, lasd, _ = pair
+        held = witnessed_once(lapd)
+        lasd.node.services.audit.append("login", actor="officer", agency=LASD)
+        honest = lasd.node.services.witnessed.checkpoint()
+        forge_history(lasd, keep=held.size, then_append=3)  # what we held stays a prefix
+        forged = lasd.node.services.witnessed.checkpoint()
+        witness = lapd.node.services.witness
+        outcomes = lapd.node.run(witness.observe_many(peer(lapd, LASD), [honest, forged]))
+        assert Witnessed.INCONSISTENT in outcomes
+        assert witness.held(LASD) == held  # nothing of the batch is kept
+        assert len(witness.alarms()) >= 1
+
     def test_aud7_a_log_rewritten_after_it_was_witnessed_is_caught_on_the_next_exchange(
         self, pair: tuple[Agency, Agency, str]
     ) -> None:

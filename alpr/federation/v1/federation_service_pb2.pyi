@@ -293,45 +293,80 @@ class QueryReadsResponse(_message.Message):
 Global___QueryReadsResponse: _TypeAlias = QueryReadsResponse  # noqa: Y015
 
 @_typing.final
-class AcknowledgeReceiptRequest(_message.Message):
-    """Request for FederationService.AcknowledgeReceipt."""
+class AcknowledgeReceiptsRequest(_message.Message):
+    """Request for FederationService.AcknowledgeReceipts."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    ACKNOWLEDGEMENT_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGEMENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def acknowledgement(self) -> _envelope_pb2.SignedEnvelope:
-        """An Acknowledgement signed by the requester."""
+    def acknowledgements(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.SignedEnvelope]:
+        """1 to 100 Acknowledgements signed by the requester, each of one exchange."""
 
     def __init__(
         self,
         *,
-        acknowledgement: _envelope_pb2.SignedEnvelope | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___AcknowledgeReceiptRequest: _TypeAlias = AcknowledgeReceiptRequest  # noqa: Y015
-
-@_typing.final
-class AcknowledgeReceiptResponse(_message.Message):
-    """Response for FederationService.AcknowledgeReceipt."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    def __init__(
-        self,
+        acknowledgements: _abc.Iterable[_envelope_pb2.SignedEnvelope] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgements", b"acknowledgements"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___AcknowledgeReceiptResponse: _TypeAlias = AcknowledgeReceiptResponse  # noqa: Y015
+Global___AcknowledgeReceiptsRequest: _TypeAlias = AcknowledgeReceiptsRequest  # noqa: Y015
+
+@_typing.final
+class AcknowledgeReceiptsResponse(_message.Message):
+    """Response for FederationService.AcknowledgeReceipts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFUSED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def refused(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefusedAcknowledgement]:
+        """Those not kept (not the caller's, not over our receipt, or of no exchange with it), by
+        their position in the request; every other one is kept.
+        """
+
+    def __init__(
+        self,
+        *,
+        refused: _abc.Iterable[Global___RefusedAcknowledgement] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["refused", b"refused"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeReceiptsResponse: _TypeAlias = AcknowledgeReceiptsResponse  # noqa: Y015
+
+@_typing.final
+class RefusedAcknowledgement(_message.Message):
+    """An acknowledgement not kept, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Its position in the request, from 0."""
+    reason: _builtins.str
+    """Why."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefusedAcknowledgement: _TypeAlias = RefusedAcknowledgement  # noqa: Y015
 
 @_typing.final
 class GetCheckpointRequest(_message.Message):
@@ -373,41 +408,67 @@ class GetCheckpointResponse(_message.Message):
 Global___GetCheckpointResponse: _TypeAlias = GetCheckpointResponse  # noqa: Y015
 
 @_typing.final
-class GetConsistencyProofRequest(_message.Message):
-    """Request for FederationService.GetConsistencyProof."""
+class GetConsistencyProofsRequest(_message.Message):
+    """Request for FederationService.GetConsistencyProofs."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    OLD_SIZE_FIELD_NUMBER: _builtins.int
+    OLD_SIZES_FIELD_NUMBER: _builtins.int
     NEW_SIZE_FIELD_NUMBER: _builtins.int
-    old_size: _builtins.int
-    """The tree size of the earlier checkpoint the caller holds."""
     new_size: _builtins.int
     """The tree size of the later one; at most our log's size."""
+    @_builtins.property
+    def old_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """1 to 100 tree sizes of earlier checkpoints the caller holds, each at most new_size."""
+
     def __init__(
         self,
         *,
-        old_size: _builtins.int = ...,
+        old_sizes: _abc.Iterable[_builtins.int] | None = ...,
         new_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_size", b"new_size", "old_size", b"old_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_size", b"new_size", "old_sizes", b"old_sizes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetConsistencyProofRequest: _TypeAlias = GetConsistencyProofRequest  # noqa: Y015
+Global___GetConsistencyProofsRequest: _TypeAlias = GetConsistencyProofsRequest  # noqa: Y015
 
 @_typing.final
-class GetConsistencyProofResponse(_message.Message):
-    """Response for FederationService.GetConsistencyProof."""
+class GetConsistencyProofsResponse(_message.Message):
+    """Response for FederationService.GetConsistencyProofs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROOFS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def proofs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConsistencyPath]:
+        """One per old size, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        proofs: _abc.Iterable[Global___ConsistencyPath] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["proofs", b"proofs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsistencyProofsResponse: _TypeAlias = GetConsistencyProofsResponse  # noqa: Y015
+
+@_typing.final
+class ConsistencyPath(_message.Message):
+    """An RFC 9162 consistency path."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     HASHES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
-        """The RFC 9162 consistency path; empty when old_size is 0 or equals new_size."""
+        """The hashes; empty when the old size is 0 or equals the new size."""
 
     def __init__(
         self,
@@ -420,7 +481,7 @@ class GetConsistencyProofResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetConsistencyProofResponse: _TypeAlias = GetConsistencyProofResponse  # noqa: Y015
+Global___ConsistencyPath: _TypeAlias = ConsistencyPath  # noqa: Y015
 
 @_typing.final
 class GetInclusionProofRequest(_message.Message):

@@ -65,20 +65,20 @@ class FederationServiceStub:
                 request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsRequest.SerializeToString,
                 response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsResponse.FromString,
                 _registered_method=True)
-        self.AcknowledgeReceipt = channel.unary_unary(
-                '/alpr.federation.v1.FederationService/AcknowledgeReceipt',
-                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptRequest.SerializeToString,
-                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptResponse.FromString,
+        self.AcknowledgeReceipts = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/AcknowledgeReceipts',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptsRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptsResponse.FromString,
                 _registered_method=True)
         self.GetCheckpoint = channel.unary_unary(
                 '/alpr.federation.v1.FederationService/GetCheckpoint',
                 request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetCheckpointRequest.SerializeToString,
                 response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetCheckpointResponse.FromString,
                 _registered_method=True)
-        self.GetConsistencyProof = channel.unary_unary(
-                '/alpr.federation.v1.FederationService/GetConsistencyProof',
-                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofRequest.SerializeToString,
-                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofResponse.FromString,
+        self.GetConsistencyProofs = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/GetConsistencyProofs',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofsRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofsResponse.FromString,
                 _registered_method=True)
         self.GetInclusionProof = channel.unary_unary(
                 '/alpr.federation.v1.FederationService/GetInclusionProof',
@@ -144,8 +144,9 @@ class FederationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def AcknowledgeReceipt(self, request, context):
-        """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6).
+    def AcknowledgeReceipts(self, request, context):
+        """Takes the requester's signed acknowledgements of receipts we gave (AUD-6), in a batch:
+        a requester delivers those of many exchanges in one call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,8 +162,9 @@ class FederationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetConsistencyProof(self, request, context):
-        """Proves our audit log at old_size is a prefix of it at new_size (RFC 9162 2.1.4).
+    def GetConsistencyProofs(self, request, context):
+        """Proves our audit log at each old size is a prefix of it at new_size (RFC 9162 2.1.4),
+        in a batch: a witness checks the checkpoints of many receipts in one call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -222,20 +224,20 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsRequest.FromString,
                     response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsResponse.SerializeToString,
             ),
-            'AcknowledgeReceipt': grpc.unary_unary_rpc_method_handler(
-                    servicer.AcknowledgeReceipt,
-                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptRequest.FromString,
-                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptResponse.SerializeToString,
+            'AcknowledgeReceipts': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeReceipts,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptsRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptsResponse.SerializeToString,
             ),
             'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCheckpoint,
                     request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetCheckpointRequest.FromString,
                     response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetCheckpointResponse.SerializeToString,
             ),
-            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetConsistencyProof,
-                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofRequest.FromString,
-                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofResponse.SerializeToString,
+            'GetConsistencyProofs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProofs,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofsRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofsResponse.SerializeToString,
             ),
             'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInclusionProof,
@@ -427,7 +429,7 @@ class FederationService:
             _registered_method=True)
 
     @staticmethod
-    def AcknowledgeReceipt(request,
+    def AcknowledgeReceipts(request,
             target,
             options=(),
             channel_credentials=None,
@@ -440,9 +442,9 @@ class FederationService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/alpr.federation.v1.FederationService/AcknowledgeReceipt',
-            alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptRequest.SerializeToString,
-            alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptResponse.FromString,
+            '/alpr.federation.v1.FederationService/AcknowledgeReceipts',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptsRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -481,7 +483,7 @@ class FederationService:
             _registered_method=True)
 
     @staticmethod
-    def GetConsistencyProof(request,
+    def GetConsistencyProofs(request,
             target,
             options=(),
             channel_credentials=None,
@@ -494,9 +496,9 @@ class FederationService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/alpr.federation.v1.FederationService/GetConsistencyProof',
-            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofRequest.SerializeToString,
-            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofResponse.FromString,
+            '/alpr.federation.v1.FederationService/GetConsistencyProofs',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofsRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetConsistencyProofsResponse.FromString,
             options,
             channel_credentials,
             insecure,

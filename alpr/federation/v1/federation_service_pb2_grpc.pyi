@@ -47,16 +47,20 @@ class FederationServiceStub:
     """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
     QueryReads: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.QueryReadsRequest, _federation_service_pb2.QueryReadsResponse]
     """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6)."""
-    AcknowledgeReceipt: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptRequest, _federation_service_pb2.AcknowledgeReceiptResponse]
-    """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6)."""
+    AcknowledgeReceipts: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptsRequest, _federation_service_pb2.AcknowledgeReceiptsResponse]
+    """Takes the requester's signed acknowledgements of receipts we gave (AUD-6), in a batch:
+    a requester delivers those of many exchanges in one call.
+    """
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetCheckpointRequest, _federation_service_pb2.GetCheckpointResponse]
     """The calls below let a partner witness our audit log (AUD-7). They need a
     registered peer but no agreement in force: the log outlives sharing.
 
     Our audit log's latest checkpoint, signed now.
     """
-    GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetConsistencyProofRequest, _federation_service_pb2.GetConsistencyProofResponse]
-    """Proves our audit log at old_size is a prefix of it at new_size (RFC 9162 2.1.4)."""
+    GetConsistencyProofs: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetConsistencyProofsRequest, _federation_service_pb2.GetConsistencyProofsResponse]
+    """Proves our audit log at each old size is a prefix of it at new_size (RFC 9162 2.1.4),
+    in a batch: a witness checks the checkpoints of many receipts in one call.
+    """
     GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetInclusionProofRequest, _federation_service_pb2.GetInclusionProofResponse]
     """Proves our audit event for an exchange with the caller is in our log (RFC 9162 2.1.3)."""
     CosignCheckpoint: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.CosignCheckpointRequest, _federation_service_pb2.CosignCheckpointResponse]
@@ -83,16 +87,20 @@ class FederationServiceAsyncStub(FederationServiceStub):
     """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
     QueryReads: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.QueryReadsRequest, _federation_service_pb2.QueryReadsResponse]  # type: ignore[assignment]
     """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6)."""
-    AcknowledgeReceipt: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptRequest, _federation_service_pb2.AcknowledgeReceiptResponse]  # type: ignore[assignment]
-    """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6)."""
+    AcknowledgeReceipts: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptsRequest, _federation_service_pb2.AcknowledgeReceiptsResponse]  # type: ignore[assignment]
+    """Takes the requester's signed acknowledgements of receipts we gave (AUD-6), in a batch:
+    a requester delivers those of many exchanges in one call.
+    """
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetCheckpointRequest, _federation_service_pb2.GetCheckpointResponse]  # type: ignore[assignment]
     """The calls below let a partner witness our audit log (AUD-7). They need a
     registered peer but no agreement in force: the log outlives sharing.
 
     Our audit log's latest checkpoint, signed now.
     """
-    GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetConsistencyProofRequest, _federation_service_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
-    """Proves our audit log at old_size is a prefix of it at new_size (RFC 9162 2.1.4)."""
+    GetConsistencyProofs: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetConsistencyProofsRequest, _federation_service_pb2.GetConsistencyProofsResponse]  # type: ignore[assignment]
+    """Proves our audit log at each old size is a prefix of it at new_size (RFC 9162 2.1.4),
+    in a batch: a witness checks the checkpoints of many receipts in one call.
+    """
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetInclusionProofRequest, _federation_service_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
     """Proves our audit event for an exchange with the caller is in our log (RFC 9162 2.1.3)."""
     CosignCheckpoint: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.CosignCheckpointRequest, _federation_service_pb2.CosignCheckpointResponse]  # type: ignore[assignment]
@@ -154,12 +162,14 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
         """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6)."""
 
     @_abc_1.abstractmethod
-    def AcknowledgeReceipt(
+    def AcknowledgeReceipts(
         self,
-        request: _federation_service_pb2.AcknowledgeReceiptRequest,
+        request: _federation_service_pb2.AcknowledgeReceiptsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_federation_service_pb2.AcknowledgeReceiptResponse, _abc.Awaitable[_federation_service_pb2.AcknowledgeReceiptResponse]]:
-        """Takes the requester's signed acknowledgement of a receipt we gave (AUD-6)."""
+    ) -> _typing.Union[_federation_service_pb2.AcknowledgeReceiptsResponse, _abc.Awaitable[_federation_service_pb2.AcknowledgeReceiptsResponse]]:
+        """Takes the requester's signed acknowledgements of receipts we gave (AUD-6), in a batch:
+        a requester delivers those of many exchanges in one call.
+        """
 
     @_abc_1.abstractmethod
     def GetCheckpoint(
@@ -174,12 +184,14 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
-    def GetConsistencyProof(
+    def GetConsistencyProofs(
         self,
-        request: _federation_service_pb2.GetConsistencyProofRequest,
+        request: _federation_service_pb2.GetConsistencyProofsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_federation_service_pb2.GetConsistencyProofResponse, _abc.Awaitable[_federation_service_pb2.GetConsistencyProofResponse]]:
-        """Proves our audit log at old_size is a prefix of it at new_size (RFC 9162 2.1.4)."""
+    ) -> _typing.Union[_federation_service_pb2.GetConsistencyProofsResponse, _abc.Awaitable[_federation_service_pb2.GetConsistencyProofsResponse]]:
+        """Proves our audit log at each old size is a prefix of it at new_size (RFC 9162 2.1.4),
+        in a batch: a witness checks the checkpoints of many receipts in one call.
+        """
 
     @_abc_1.abstractmethod
     def GetInclusionProof(
