@@ -6,8 +6,11 @@ it (its reads committed) is it moved to ``DIR/done/``. A frame the node refuses 
 input goes to ``DIR/failed/`` with a ``.why`` text file beside it; the others of its call
 are sent again. A node that cannot take the call now (unavailable, over the camera's rate
 limit, busy) is tried again with backoff, the frames staying where they are: none is lost,
-and none is moved before it is acknowledged. Delivery is at least once: a call whose
-acknowledgement is lost (the connection drops after the node committed) is sent again.
+and none is moved before it is acknowledged. A call whose acknowledgement is lost (the
+connection drops after the node committed) is sent again, and each frame carries an id
+the node keeps (`frame_id`: the SHA-256 of the file's name, modification time and bytes,
+the same however often, and by whichever watcher, the file is sent), so the node answers
+the repeat as it did the first time and stores its reads once.
 
 Complete files: the folder is polled, not watched through inotify, which needs a new
 dependency and does not see files written over network shares (NFS, SMB), where cameras
@@ -27,11 +30,11 @@ the batch is halved.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -191,9 +194,16 @@ class Camera:
     longitude: float | None = None
 
     def frame(self, path: Path, image: bytes) -> pb.CameraFrame:
-        """The frame of `path`: taken when the camera last wrote it (its mtime)."""
-        frame = pb.CameraFrame(image=image)
-        frame.captured_at.FromDatetime(datetime.fromtimestamp(path.stat().st_mtime, UTC))
+        """The frame of `path`: taken when the camera last wrote it (its mtime).
+
+        Its id is the SHA-256 of the file's name, time and bytes: the same each time it is
+        sent, and different for two files of the same bytes.
+        """
+        written = path.stat().st_mtime_ns
+        named = os.fsencode(path.name) + f"\0{written}\0".encode()
+        frame_id = hashlib.sha256(named + image).hexdigest()
+        frame = pb.CameraFrame(image=image, frame_id=frame_id)
+        frame.captured_at.FromNanoseconds(written)
         if self.latitude is not None and self.longitude is not None:
             frame.latitude, frame.longitude = self.latitude, self.longitude
         return frame

@@ -17,9 +17,10 @@ from typing import Any
 from federation.plate_queries import QUERIES_PER_MINUTE
 from gateway.errors import ConfigError
 from node.capture.frames import MAX_FRAME_BYTES
-from node.capture.limits import FRAMES_PER_SECOND
+from node.capture.limits import FRAMES_PER_SECOND, READS_PER_SECOND
 from node.errors import ValidationError
 from node.identity import validate_federation, validate_ori
+from node.reads import MAX_CALL_IMAGE_BYTES
 from node.store import sqlite_url
 
 CONFIG_FILE = "node.toml"
@@ -28,8 +29,10 @@ PROFILE_FILE = "profile.toml"
 ENV_PREFIX = "ALPR_"
 MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024
 # The least a node takes in one message: one SubmitFrames call with a frame of the largest
-# size (with room for its time, place and camera), so that every valid frame can be sent.
-MIN_MESSAGE_BYTES = MAX_FRAME_BYTES + 64 * 1024
+# size, or a SubmitReads call with the most images a call may hold (with room for times,
+# places, ids and the camera), so that every valid frame and every valid call of reads can
+# be sent.
+MIN_MESSAGE_BYTES = max(MAX_FRAME_BYTES, MAX_CALL_IMAGE_BYTES) + 64 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +61,8 @@ class NodeConfig:
         ocr_config: The OCR model's plate config (YAML), or None for the shipped model's.
         frames_per_second: How many frames each camera may send a second, on average
             (bursts of up to a full batch); more are refused with RESOURCE_EXHAUSTED.
+        reads_per_second: How many reads each camera may send a second (`SubmitReads`), on
+            average (bursts of up to a full call); more are refused the same way.
         heartbeat_seconds: How long a patrol stream stays quiet before a heartbeat.
         require_login: Whether the agency's data and admin methods need a logged-in user's
             session besides the certificate (ACC-3). Managing users always does.
@@ -91,6 +96,7 @@ class NodeConfig:
     ocr_model: Path | None = None
     ocr_config: Path | None = None
     frames_per_second: float = FRAMES_PER_SECOND
+    reads_per_second: float = READS_PER_SECOND
     heartbeat_seconds: float = 15.0
     require_login: bool = False
     session_minutes: int = 480
@@ -194,6 +200,11 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
         "frames_per_second",
         _positive_float,
         NodeConfig.frames_per_second,
+    ),
+    ("capture", "reads_per_second"): (
+        "reads_per_second",
+        _positive_float,
+        NodeConfig.reads_per_second,
     ),
     ("patrol", "heartbeat_seconds"): (
         "heartbeat_seconds",
@@ -326,6 +337,9 @@ ocr_config = ""
 # (16 frames); a camera sending more is refused with RESOURCE_EXHAUSTED and told when to
 # try again (`alpr capture watch` waits and resends).
 frames_per_second = {NodeConfig.frames_per_second}
+# Reads each camera that reads plates itself may send a second, on average, in bursts of
+# up to one full call (100 reads); more are refused the same way.
+reads_per_second = {NodeConfig.reads_per_second}
 
 [patrol]
 # A patrol stream with nothing to send sends a heartbeat this often.

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -272,7 +273,11 @@ def report_reads(agency: RunningAgency, who: str, plates: Sequence[str]) -> int:
     reads = []
     for plate in plates:
         read = capture_pb.PlateRead(
-            plate=plate, confidence=0.94, latitude=34.0522, longitude=-118.2437
+            plate=plate,
+            confidence=0.94,
+            latitude=34.0522,
+            longitude=-118.2437,
+            camera_read_id=str(uuid.uuid4()),  # a resent read is then stored once
         )
         read.captured_at.FromDatetime(now)
         reads.append(read)
@@ -289,7 +294,10 @@ def _send_frames(agency: RunningAgency, who: str) -> int:
     frames = []
     for path in sorted(FRAMES.glob("*.jpg")):
         frame = capture_pb.CameraFrame(
-            image=path.read_bytes(), latitude=34.0614, longitude=-118.2385
+            image=path.read_bytes(),
+            latitude=34.0614,
+            longitude=-118.2385,
+            frame_id=str(uuid.uuid4()),  # a resent frame is then answered, not read again
         )
         frame.captured_at.FromDatetime(now)
         frames.append(frame)

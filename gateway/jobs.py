@@ -16,7 +16,8 @@ reference. Every run is audited as ``job.run``.
 - ``sign_checkpoint`` (every 10 minutes): sign and keep a checkpoint of the audit log,
   which `alpr audit verify` checks and auditors and partners can hold the node to (AUD-5).
 - ``apply_retention`` (every day): archive reads past the profile's read period and
-  delete them past its hard limit, sparing those under a legal hold (RET-1…RET-4).
+  delete them past its hard limit, sparing those under a legal hold (RET-1…RET-4); and
+  forget the ids cameras gave frames and reads more than a day ago (`node.reads.KEEP_KEYS`).
 - ``witness_partners`` (every 10 minutes): ask every registered partner, agreement or
   not, for its latest checkpoint; check it is consistent with the last one we hold and
   cosign it, or raise the alarm (AUD-7).
@@ -179,10 +180,16 @@ def sign_checkpoint() -> int:
 
 
 def apply_retention() -> tuple[int, int, int]:
-    """Apply the profile's retention to the agency's reads; (archived, deleted, held)."""
+    """Apply the profile's retention to the agency's reads and forget old camera ids.
+
+    Returns:
+        The reads archived, deleted, and kept only by a hold.
+    """
     services = _bound()
     done = services.retention.run(actor=services.sharing.spiffe_id, agency=services.identity.ori)
-    _audit("apply_retention", archived=done.archived, deleted=done.deleted, held=done.held)
+    forgotten = services.reads.forget_keys()
+    _audit("apply_retention", archived=done.archived, deleted=done.deleted, held=done.held,
+           camera_ids_forgotten=forgotten)  # fmt: skip
     return done.archived, done.deleted, done.held
 
 

@@ -19,8 +19,8 @@ from gateway.servicers.identity import NodeIdentityView
 from node.audit import AuditLog
 from node.audit_checkpoints import CheckpointStore
 from node.capture import ModelFiles
-from node.capture.frames import FrameReader
-from node.capture.limits import FrameRateLimit
+from node.capture.frames import MAX_FRAMES, FrameReader
+from node.capture.limits import CameraRateLimit
 from node.checkpoint import log_origin
 from node.clock import Clock
 from node.hit_broker import HitBroker
@@ -32,7 +32,7 @@ from node.identity import Principal, PrincipalKind
 from node.matching.live import LiveIndex
 from node.partner_requests import HeldQueries, PartnerRequests
 from node.profile import PolicyProfile
-from node.reads import ImageStore, ReadIntake
+from node.reads import MAX_READS, ImageStore, ReadIntake
 from node.records import Corrections, Incidents
 from node.retention import LegalHolds, RetentionKeeper
 from node.search import ReadSearch
@@ -77,7 +77,8 @@ class Services:
     incidents: Incidents
     notices: FeedListener | None
     frames: FrameReader
-    frame_limit: FrameRateLimit
+    frame_limit: CameraRateLimit
+    read_limit: CameraRateLimit
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:
@@ -224,5 +225,10 @@ class Services:
                     ocr_config=config.ocr_config,
                 )
             ),
-            frame_limit=FrameRateLimit(per_second=config.frames_per_second, clock=clock),
+            frame_limit=CameraRateLimit(
+                unit="frames", per_second=config.frames_per_second, clock=clock, burst=MAX_FRAMES
+            ),
+            read_limit=CameraRateLimit(
+                unit="reads", per_second=config.reads_per_second, clock=clock, burst=MAX_READS
+            ),
         )

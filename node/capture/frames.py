@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from node.capture.files import ModelFiles
+from node.capture.headers import MAX_FRAME_PIXELS, check_frame_size
 from node.errors import PreconditionError, ValidationError
 
 MAX_FRAME_BYTES = 2 * 1024 * 1024
@@ -49,20 +50,28 @@ class FrameResult:
 
 
 def check_frames(frames: Sequence[bytes]) -> None:
-    """Check the count and sizes of a call's frames (encoded images), before any is read.
+    """Check the count and sizes of a call's frames (encoded images), before any is decoded.
+
+    Each frame's size in pixels is read from its header (`check_frame_size`), so that a
+    small image announcing a huge bitmap is refused before a decoder allocates it.
 
     Raises:
-        ValidationError: There are no frames, too many, or one is too large.
+        ValidationError: There are no frames, too many, or one is too large, in bytes or
+            pixels, or is not a JPEG or PNG.
     """
     if not 0 < len(frames) <= MAX_FRAMES:
         raise ValidationError("frames", f"send 1 to {MAX_FRAMES} frames at a time")
     for number, data in enumerate(frames):
         if len(data) > MAX_FRAME_BYTES:
             raise ValidationError(f"frames[{number}].image", f"at most {MAX_FRAME_BYTES} bytes")
+        check_frame_size(data, f"frames[{number}].image")
 
 
 def _start_worker(files: ModelFiles) -> None:
     global _worker_reader  # noqa: PLW0603 (one reader per worker process)
+    # OpenCV's own bound on a decoded image, read once as it loads; the headers were
+    # checked already, so this only backs that check up.
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(MAX_FRAME_PIXELS)
     from node.capture.reader import PlateReader  # noqa: PLC0415 (in the worker only)
 
     _worker_reader = PlateReader(files)

@@ -1,9 +1,10 @@
-"""How many frames each camera may send: a token bucket per camera, in bounded memory.
+"""How many frames or reads each camera may send: a token bucket per camera, bounded memory.
 
-A camera may send `per_second` frames a second on average and, after a pause, a burst of
-up to `burst` at once (at least one full batch, so that any valid call can be taken). A
-call that would go past that is refused whole with `RateLimitedError`, saying when it
-would be taken; nothing of it is counted.
+A camera may send `per_second` items (frames to `SubmitFrames`, reads to `SubmitReads`;
+one limit each) a second on average and, after a pause, a burst of up to `burst` at
+once (at least one full call, so that any valid call can be taken). A call that would
+go past that is refused whole with `RateLimitedError`, saying when it would be taken;
+nothing of it is counted.
 
 The state is one entry per camera heard from recently. An entry idle long enough for its
 bucket to be full again is the same as none, so it is dropped; past `max_cameras` busy
@@ -17,39 +18,49 @@ import threading
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
-from node.capture.frames import MAX_FRAMES
 from node.clock import Clock
 from node.errors import RateLimitedError
 
 FRAMES_PER_SECOND = 10.0
+READS_PER_SECOND = 20.0
 MAX_CAMERAS = 10_000
 
 
-class FrameRateLimit:
-    """Frames per second for each camera; safe to share between concurrent calls."""
+class CameraRateLimit:
+    """Items (frames, reads) per second for each camera; safe to share between calls."""
 
     def __init__(
         self,
         *,
+        unit: str,
         per_second: float,
         clock: Clock,
-        burst: int = MAX_FRAMES,
+        burst: int,
         max_cameras: int = MAX_CAMERAS,
     ) -> None:
-        """Allow each camera `per_second` frames a second, in bursts of up to `burst`."""
+        """Allow each camera `per_second` `unit` a second, in bursts of up to `burst`.
+
+        Args:
+            unit: What is counted, plural and lower case ("frames"): the refusal names it.
+            per_second: The rate each camera may keep up.
+            clock: The node's clock.
+            burst: The most taken at once after a pause: at least one full call.
+            max_cameras: The most cameras whose state is held at once.
+        """
         if not per_second > 0 or burst < 1 or max_cameras < 1:
             raise ValueError("the rate, the burst and the camera count must be positive")
+        self.unit = unit
         self.per_second = per_second
         self.burst = max(float(burst), per_second)
         self._clock = clock
         self._max_cameras = max_cameras
         self._refill = timedelta(seconds=self.burst / per_second)
-        # camera -> (frames it may still send, when that was counted); least recent first.
+        # camera -> (items it may still send, when that was counted); least recent first.
         self._buckets: OrderedDict[str, tuple[float, datetime]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def admit(self, camera_id: str, frames: int) -> None:
-        """Count `frames` from `camera_id`, or refuse them all.
+    def admit(self, camera_id: str, count: int) -> None:
+        """Count `count` items from `camera_id`, or refuse them all.
 
         Raises:
             RateLimitedError: The camera has sent its share; says when to try again.
@@ -60,20 +71,23 @@ class FrameRateLimit:
             left, counted = self._buckets.pop(camera_id, (self.burst, now))
             elapsed = max((now - counted).total_seconds(), 0.0)
             left = min(self.burst, left + elapsed * self.per_second)
-            taken = frames <= left
-            self._buckets[camera_id] = (left - frames if taken else left, now)
+            taken = count <= left
+            self._buckets[camera_id] = (left - count if taken else left, now)
             if len(self._buckets) > self._max_cameras:
                 self._buckets.popitem(last=False)
         if not taken:
+            unit = self.unit
             raise RateLimitedError(
-                f"camera {camera_id!r} sent more than {self.per_second:g} frames a second"
-                f" (bursts of up to {self.burst:g}); {frames} more frames are taken in"
-                f" {(frames - left) / self.per_second:.3f} s",
-                retry_after=(frames - left) / self.per_second,
-                cameraId=camera_id,
-                framesPerSecond=f"{self.per_second:g}",
-                burstFrames=f"{self.burst:g}",
-                frames=str(frames),
+                f"camera {camera_id!r} sent more than {self.per_second:g} {unit} a second"
+                f" (bursts of up to {self.burst:g}); {count} more {unit} are taken in"
+                f" {(count - left) / self.per_second:.3f} s",
+                retry_after=(count - left) / self.per_second,
+                **{
+                    "cameraId": camera_id,
+                    f"{unit}PerSecond": f"{self.per_second:g}",
+                    f"burst{unit.capitalize()}": f"{self.burst:g}",
+                    unit: str(count),
+                },
             )
 
     def cameras(self) -> int:

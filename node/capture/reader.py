@@ -58,7 +58,10 @@ def decode_image(data: bytes, name: str) -> Frame:
     Raises:
         ImageError: `data` is not an image OpenCV can decode; names `name`.
     """
-    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    try:
+        frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error:  # past OpenCV's own bound on pixels, among others
+        frame = None
     if frame is None:
         raise ImageError(name, "is not a decodable image")
     return np.asarray(frame, dtype=np.uint8)

@@ -139,3 +139,23 @@ class IncidentRecord(SQLModel, table=True):
     attorney_general_form: bool
     recorded_by: str = Field(max_length=400)
     recorded_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class CaptureKeyRecord(SQLModel, table=True):
+    """A frame or read a camera sent under its own id, and what it was answered.
+
+    A call sent again after its acknowledgement was lost carries the same ids: each is
+    found here and answered as it was the first time, so its reads are stored, and its
+    hits raised, once. `digest` is what was sent under the id, so an id reused for
+    something else is refused rather than answered. Kept for `KEEP_KEYS` at least, then
+    pruned by the daily retention job; no foreign key, so retention may delete the reads.
+    """
+
+    __tablename__ = "capture_key"
+
+    camera_id: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=64)
+    digest: str = Field(max_length=64)
+    answer: bytes
+    hits: int
+    taken_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)

@@ -375,6 +375,7 @@ def measure(
 def run(args: argparse.Namespace, base: Path) -> list[tuple[int, Stats, Stats]]:
     """Build the federation in `base` and measure each fan-out, real and baseline."""
     os.environ["ALPR_FEDERATION_QUERIES_PER_MINUTE"] = str(1_000_000)
+    os.environ["ALPR_CAPTURE_READS_PER_SECOND"] = str(1_000_000)  # seeding, not a camera
     ca = CertificateAuthority.create("demo.alpr", now=datetime.now(UTC))
     widest = max(args.partners)
     specs = [REQUESTER, *(partner_spec(i) for i in range(1, widest + 1))]

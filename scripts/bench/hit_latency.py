@@ -87,7 +87,11 @@ def build(base: Path, store_url: str) -> tuple[Path, TLSConfig]:
 @contextmanager
 def served(directory: Path) -> Iterator[int]:
     """`alpr serve` the node as a process; its port."""
-    env = {**os.environ, "ALPR_PATROL_HEARTBEAT_SECONDS": "1"}
+    env = {
+        **os.environ,
+        "ALPR_PATROL_HEARTBEAT_SECONDS": "1",
+        "ALPR_CAPTURE_READS_PER_SECOND": "1000000",
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", str(directory)],
         cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,

@@ -2,15 +2,18 @@
 
 CAP-1 (a read keeps text, confidence, crop, frame, time, place, camera), CAP-2 (found and
 read by the node's own models), HOT-1 (matched as committed); acknowledged after commit; a
-corrupt frame is refused by name; a camera past its rate limit and a call past the node's
-message limit are refused with RESOURCE_EXHAUSTED naming the limit.
+corrupt frame, or one whose header announces more pixels than the node decodes, is refused
+by name; a camera past its rate limit and a call past the node's message limit are refused
+with RESOURCE_EXHAUSTED naming the limit; a frame sent again under its id is answered as
+the first time, its reads stored and its hits raised once (on both databases).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,12 +33,14 @@ from sqlmodel import Session, select
 from alpr.capture.v1 import capture_service_pb2 as pb
 from alpr.capture.v1 import capture_service_pb2_grpc as pb_grpc
 from node.capture.frames import MAX_FRAME_BYTES
+from node.capture.headers import MAX_FRAME_PIXELS
 from node.hotlists.entry import HotlistEntry, ListType
 from node.identity import PrincipalKind
 from node.reads import ImageStore
 from node.store import create_engine
 from node.store.capture_models import ReadRecord
 from node.store.models import utc
+from tests.support.bombs import png_bomb
 from tests.support.clock import START, ManualClock
 from tests.support.frames import KnownFrame, clear_frame
 from tests.support.nodes import RunningNode, make_node, serving
@@ -49,12 +54,17 @@ class Camera:
     node: RunningNode
     stub: pb_grpc.CaptureServiceStub
 
-    def send(self, *images: bytes, camera_id: str = "cam-7") -> pb.SubmitFramesResponse:
+    def send(
+        self, *images: bytes, camera_id: str = "cam-7", ids: Sequence[str] = ()
+    ) -> pb.SubmitFramesResponse:
         stamp = Timestamp()
         stamp.FromDatetime(START)
+        named = [*ids, *[""] * (len(images) - len(ids))]  # no id for the rest
         frames = [
-            pb.CameraFrame(image=image, captured_at=stamp, latitude=34.05, longitude=-118.24)
-            for image in images
+            pb.CameraFrame(
+                image=image, captured_at=stamp, latitude=34.05, longitude=-118.24, frame_id=id_
+            )
+            for image, id_ in zip(images, named, strict=True)
         ]
         request = pb.SubmitFramesRequest(camera_id=camera_id, frames=frames)
         return self.stub.SubmitFrames(request, timeout=TIMEOUT)
@@ -90,14 +100,30 @@ def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
     return info
 
 
-@pytest.fixture
-def camera(federation: Federation, tmp_path: Path, clock: ManualClock) -> Iterator[Camera]:
+@contextmanager
+def camera_on(
+    federation: Federation, tmp_path: Path, clock: ManualClock, store_url: str = ""
+) -> Iterator[Camera]:
     config = dataclasses.replace(
-        make_node(federation, tmp_path / "lapd", LAPD), frames_per_second=4
+        make_node(federation, tmp_path / "lapd", LAPD, store_url=store_url), frames_per_second=4
     )
     device = federation.client(LAPD, PrincipalKind.DEVICE, "cam-7")
     with serving(config, clock=clock) as node, node.channel(device) as channel:
         yield Camera(node, pb_grpc.CaptureServiceStub(channel))
+
+
+@pytest.fixture
+def camera(federation: Federation, tmp_path: Path, clock: ManualClock) -> Iterator[Camera]:
+    with camera_on(federation, tmp_path, clock) as camera:
+        yield camera
+
+
+@pytest.fixture
+def camera_on_each_database(
+    federation: Federation, tmp_path: Path, clock: ManualClock, database_url: str
+) -> Iterator[Camera]:
+    with camera_on(federation, tmp_path, clock, database_url) as camera:
+        yield camera
 
 
 class TestSubmitFrames:
@@ -139,11 +165,30 @@ class TestSubmitFrames:
         assert [list(f.plates) for f in response.frames] == [[]]
         assert camera.stored() == []
 
-    def test_fails_for_a_corrupt_frame_naming_it_and_stores_nothing(self, camera: Camera) -> None:
+    @pytest.mark.parametrize(
+        ("corrupt", "problem"),
+        [
+            (b"\xff\xd8\xff not a jpeg", "is not a JPEG or PNG image"),  # refused by its header
+            (png_bomb(64, 48)[:50], "is not a decodable image"),  # header fine, data cut short
+        ],
+    )
+    def test_fails_for_a_corrupt_frame_naming_it_and_stores_nothing(
+        self, camera: Camera, corrupt: bytes, problem: str
+    ) -> None:
         with pytest.raises(grpc.RpcError) as raised:
-            camera.send(jpeg(clear_frame(25)), b"\xff\xd8\xff not a jpeg")
+            camera.send(jpeg(clear_frame(25)), corrupt)
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        assert "frames[1].image" in (raised.value.details() or "")
+        assert f"frames[1].image: {problem}" in (raised.value.details() or "")
+        assert camera.stored() == []
+
+    def test_fails_for_a_decompression_bomb_before_decoding_it(self, camera: Camera) -> None:
+        """12 KB of PNG announcing 10,000 x 10,000 pixels (300 MB decoded) is never decoded."""
+        with pytest.raises(grpc.RpcError) as raised:
+            camera.send(blank_jpeg(), png_bomb(10_000, 10_000))
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert f"at most {MAX_FRAME_PIXELS} pixels a frame" in (raised.value.details() or "")
+        assert error_info(raised.value).metadata["field"] == "frames[1].image"
+        assert camera.node.services.frame_limit.cameras() == 0  # refused before it was counted
         assert camera.stored() == []
 
     def test_fails_for_too_many_frames(self, camera: Camera) -> None:
@@ -191,3 +236,62 @@ class TestLimits:
         assert camera.node.services.frame_limit.cameras() == 0
         (frame,) = camera.send(largest).frames  # one frame of the largest size fits
         assert list(frame.plates) == []
+
+
+class TestRepeats:
+    def test_a_frame_sent_again_is_answered_as_before_and_stored_once(
+        self, camera_on_each_database: Camera
+    ) -> None:
+        """Its acknowledgement lost, a camera sends the call again: same ids, no new hit."""
+        camera = camera_on_each_database
+        known = [clear_frame(seed) for seed in (41, 42)]
+        hotlists = camera.node.services.hotlists
+        hotlists.create_list("stolen")
+        hotlists.add(
+            "stolen", [HotlistEntry(plate=known[0].text, list_type=ListType.STOLEN_VEHICLE)]
+        )
+        images = [jpeg(k) for k in known]
+        first = camera.send(*images, blank_jpeg(), ids=["f-1", "f-2", "f-3"])
+        assert first.hit_count == 1
+        again = camera.send(*images, blank_jpeg(), ids=["f-1", "f-2", "f-3"])
+        assert again == first  # the same read ids, plates, boxes and hit count
+        assert len(camera.stored()) == 2
+        assert len(camera.node.services.hits.after(0)) == 1
+        # A new frame beside a repeated one: only the new one is read and stored.
+        third = camera.send(images[1], jpeg(clear_frame(43)), ids=["f-2", "f-4"])
+        assert third.frames[0] == first.frames[1]
+        assert third.hit_count == 0
+        assert len(camera.stored()) == 3
+
+    def test_a_frame_without_an_id_is_stored_each_time_it_is_sent(self, camera: Camera) -> None:
+        image = jpeg(clear_frame(44))
+        first, again = camera.send(image), camera.send(image)
+        assert first.frames[0].plates[0].read_id != again.frames[0].plates[0].read_id
+        assert len(camera.stored()) == 2
+
+    def test_fails_for_an_id_sent_before_with_another_frame(self, camera: Camera) -> None:
+        camera.send(jpeg(clear_frame(45)), ids=["f-1"])
+        with pytest.raises(grpc.RpcError) as raised:
+            camera.send(blank_jpeg(), jpeg(clear_frame(46)), ids=["f-9", "f-1"])
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(raised.value).metadata["field"] == "frames[1].frame_id"
+        assert "'f-1' was sent before with something else" in (raised.value.details() or "")
+        assert len(camera.stored()) == 1
+
+    @pytest.mark.parametrize(
+        ("ids", "field", "problem"),
+        [
+            (["f-1", "f-1"], "frames[1].frame_id", "is frames[0].frame_id's too"),
+            (["x" * 65], "frames[0].frame_id", "at most 64 printable characters"),
+            (["f\n1"], "frames[0].frame_id", "at most 64 printable characters"),
+        ],
+    )
+    def test_fails_for_an_unusable_id_before_counting_the_call(
+        self, camera: Camera, ids: list[str], field: str, problem: str
+    ) -> None:
+        with pytest.raises(grpc.RpcError) as raised:
+            camera.send(*[blank_jpeg()] * len(ids), ids=ids)
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(raised.value).metadata["field"] == field
+        assert problem in (raised.value.details() or "")
+        assert camera.node.services.frame_limit.cameras() == 0

@@ -20,7 +20,9 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
+import grpc
 import pytest
 
 pytest.importorskip("onnxruntime", reason="the capture extra is not installed")
@@ -114,6 +116,7 @@ class Watcher:
         self.reported: list[dict[str, object]] = []
         self.on_call: Callable[[], object] = lambda: None
         self.on_say: Callable[[], object] = lambda: None
+        self.lost_acks = 0  # calls whose answer is lost after the node took them
         self._device = federation.client(LAPD, PrincipalKind.DEVICE, "cam-7")
         self._batch_bytes = batch_bytes
         self.watcher: FrameWatcher | None = None
@@ -125,7 +128,11 @@ class Watcher:
             def submit(request: pb.SubmitFramesRequest) -> pb.SubmitFramesResponse:
                 self.calls.append(request)
                 self.on_call()
-                return stub.SubmitFrames(request, timeout=int(TIMEOUT))
+                answer = stub.SubmitFrames(request, timeout=int(TIMEOUT))
+                if self.lost_acks:
+                    self.lost_acks -= 1
+                    raise grpc.RpcError("the connection dropped after the node committed")
+                return answer
 
             def say(line: str) -> None:
                 self.said.append(line)
@@ -182,6 +189,27 @@ class TestCaptureWatch:
             assert utc(record.captured_at) == START  # the file's time: when the camera wrote it
             assert (record.latitude, record.longitude) == (34.05, -118.24)
 
+    def test_a_call_whose_acknowledgement_was_lost_is_sent_again_and_stored_once(
+        self, node: RunningNode, federation: Federation, drop: Path
+    ) -> None:
+        names = ["frame-0.jpg", "frame-1.jpg"]
+        for name, seed in zip(names, (51, 52), strict=True):
+            drop_frame(drop, name, jpeg(seed))
+        watcher = Watcher(node, federation, drop, batch_bytes=NodeConfig.max_message_bytes)
+        watcher.lost_acks = 1
+        watcher.run()
+        first, again = watcher.calls
+        assert again == first  # the same frames, under the same ids
+        assert all(len(frame.frame_id) == 64 for frame in first.frames)
+        assert filed(drop, "done") == names
+        reported = [
+            plate["read_id"]
+            for line in watcher.reported
+            for plate in cast("list[dict[str, str]]", line["plates"])
+        ]
+        assert sorted(record.id for record in stored(node)) == sorted(reported)
+        assert len(reported) == 2
+
     def test_fails_a_corrupt_frame_into_failed_with_why_and_files_the_rest(
         self,
         node: RunningNode,
@@ -201,7 +229,7 @@ class TestCaptureWatch:
             "c-huge.png.why",
         ]
         why = (drop / "failed" / "b-bad.jpg.why").read_text()
-        assert why == "frames[1].image: is not a decodable image\n"
+        assert why == "frames[1].image: is not a JPEG or PNG image (its header cannot be read)\n"
         assert (
             "the node takes frames of at most 2097152"
             in (drop / "failed" / "c-huge.png.why").read_text()

@@ -2,12 +2,14 @@
 
 HOT-1 (matched as committed, and recent reads searched for entries added since),
 HOT-3 (every stream, resume by cursor), HOT-4 (dispositions), HOT-5 (cancellations),
-CAP-5 (partial plates), ACC-1 (patrol cannot change data).
+CAP-5 (partial plates), ACC-1 (patrol cannot change data); a read sent again under its id
+is answered as the first time and raises no hit twice; SubmitReads' bounds and per-camera
+rate limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -16,6 +18,8 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from alpr.admin.v1 import admin_service_pb2_grpc, hotlists_pb2
 from alpr.capture.v1 import capture_service_pb2 as capture_pb
@@ -27,6 +31,7 @@ from alpr.search.v1 import search_service_pb2_grpc as search_grpc
 from node.hotlists.entry import HotlistEntry, ListType
 from node.identity import PrincipalKind
 from node.profile import builtin_profiles, load_profile
+from node.reads import MAX_CALL_IMAGE_BYTES, MAX_VEHICLE_IMAGE
 from tests.support.clock import START, ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.pki import LAPD, Federation
@@ -49,12 +54,17 @@ class Site:
     patrol: pb_grpc.PatrolServiceStub
     stack: ExitStack
 
-    def read(self, *plates: str, at: datetime = START) -> capture_pb.SubmitReadsResponse:
+    def read(
+        self, *plates: str, at: datetime = START, ids: Sequence[str] = ()
+    ) -> capture_pb.SubmitReadsResponse:
         stamp = Timestamp()
         stamp.FromDatetime(at)
+        named = [*ids, *[""] * (len(plates) - len(ids))]  # no id for the rest
         reads = [
-            capture_pb.PlateRead(plate=p, confidence=0.9, captured_at=stamp, latitude=34.05)
-            for p in plates
+            capture_pb.PlateRead(
+                plate=p, confidence=0.9, captured_at=stamp, latitude=34.05, camera_read_id=id_
+            )
+            for p, id_ in zip(plates, named, strict=True)
         ]
         request = capture_pb.SubmitReadsRequest(camera_id="cam-7", reads=reads)
         return self.camera.SubmitReads(request, timeout=TIMEOUT)
@@ -150,6 +160,90 @@ class TestReads:
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert field in (raised.value.details() or "")
         assert site.node.services.hits.after(0) == []
+
+
+class TestReadRepeats:
+    def test_a_read_sent_again_is_answered_as_before_and_raises_no_new_hit(
+        self, site: Site
+    ) -> None:
+        """Its acknowledgement lost, a camera sends the call again (on both databases)."""
+        first = site.read("7ABC123", "6TRK999", ids=["r-1", "r-2"])
+        assert first.hit_count == 1
+        again = site.read("7ABC123", "6TRK999", ids=["r-1", "r-2"])
+        assert (list(again.read_ids), again.hit_count) == (list(first.read_ids), 1)
+        assert len(site.node.services.hits.after(0)) == 1
+        # A repeated read beside a new one: the new one alone is stored and matched.
+        mixed = site.read("7ABC123", "7ABC123", ids=["r-1", "r-3"])
+        assert mixed.read_ids[0] == first.read_ids[0]
+        assert mixed.read_ids[1] not in first.read_ids
+        assert mixed.hit_count == 2  # the first read's hit, as answered then, and the new one's
+        assert len(site.node.services.hits.after(0)) == 2
+
+    def test_a_read_without_an_id_is_stored_each_time_it_is_sent(self, site: Site) -> None:
+        first, again = site.read("7ABC123"), site.read("7ABC123")
+        assert first.read_ids != again.read_ids
+        assert len(site.node.services.hits.after(0)) == 2
+
+    def test_fails_for_an_id_sent_before_with_another_read(self, site: Site) -> None:
+        site.read("7ABC123", ids=["r-1"])
+        with pytest.raises(grpc.RpcError) as raised:
+            site.read("6TRK999", ids=["r-1"])
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "reads[0].camera_read_id: 'r-1' was sent before with something else" in (
+            raised.value.details() or ""
+        )
+        assert len(site.node.services.hits.after(0)) == 1
+
+    def test_ids_are_kept_a_day_then_forgotten(self, site: Site, clock: ManualClock) -> None:
+        first = site.read("7ABC123", ids=["r-1"])
+        clock.advance(timedelta(hours=23))
+        assert site.node.services.reads.forget_keys() == 0
+        assert site.read("7ABC123", ids=["r-1"]).read_ids == first.read_ids
+        clock.advance(timedelta(hours=2))
+        assert site.node.services.reads.forget_keys() == 1
+        assert site.read("7ABC123", ids=["r-1"]).read_ids != first.read_ids  # a new read now
+
+
+class TestReadLimits:
+    def test_fails_for_more_images_than_a_call_holds_naming_the_bound(self, site: Site) -> None:
+        stamp = Timestamp()
+        stamp.FromDatetime(START)
+        reads = [
+            capture_pb.PlateRead(
+                plate="7ABC123", confidence=0.9, captured_at=stamp, vehicle_image=b"v" * size
+            )
+            for size in (MAX_VEHICLE_IMAGE, 1)
+        ]
+        with pytest.raises(grpc.RpcError) as raised:
+            site.camera.SubmitReads(
+                capture_pb.SubmitReadsRequest(camera_id="cam-7", reads=reads), timeout=TIMEOUT
+            )
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert f"at most {MAX_CALL_IMAGE_BYTES} in one call" in (raised.value.details() or "")
+        assert site.node.services.read_limit.cameras() == 0  # refused before it was counted
+        assert site.node.services.hits.after(0) == []
+
+    def test_fails_for_a_camera_past_its_rate_until_time_passes(
+        self, site: Site, clock: ManualClock
+    ) -> None:
+        """20 reads a second in bursts of 100 (the default): the 101st waits 1/20 s."""
+        site.read(*["6TRK999"] * 100)
+        with pytest.raises(grpc.RpcError) as raised:
+            site.read("7ABC123")
+        assert raised.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "'cam-7' sent more than 20 reads a second" in (raised.value.details() or "")
+        status = rpc_status.from_call(raised.value)  # type: ignore[arg-type]
+        assert status is not None
+        info = error_details_pb2.ErrorInfo()
+        assert status.details[0].Unpack(info)
+        assert info.reason == "RATE_LIMITED"
+        assert (info.metadata["readsPerSecond"], info.metadata["retryAfterSeconds"]) == (
+            "20",
+            "0.050",
+        )
+        assert site.node.services.hits.after(0) == []  # nothing of it was taken
+        clock.advance(timedelta(seconds=0.05))
+        assert site.read("7ABC123").hit_count == 1
 
 
 class TestStreams:

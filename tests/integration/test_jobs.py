@@ -20,7 +20,7 @@ from gateway import jobs
 from gateway.logs import FIELDS
 from node.errors import UnavailableError
 from node.hotlists.entry import HotlistEntry, ListType
-from node.reads import NewRead
+from node.reads import CameraKey, NewRead, Sent
 from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import START, ManualClock
@@ -230,9 +230,9 @@ class TestRetentionJob:
     ) -> None:
         lapd, _ = pair
         services = lapd.node.services
-        services.reads.commit(
-            "cam-1", [NewRead(plate="7ABC123", confidence=0.9, captured_at=START)]
-        )
+        read = NewRead(plate="7ABC123", confidence=0.9, captured_at=START)
+        key = CameraKey(key="r-1", field="reads[0].camera_read_id", digest="0" * 64)
+        services.reads.take("cam-1", [Sent(key=key, reads=[read])])
         scheduler = start(lapd)
         try:
             assert jobs.apply_retention() == (0, 0, 0)
@@ -242,3 +242,5 @@ class TestRetentionJob:
             lapd.node.run(_shutdown(scheduler))
         runs = [run for run in job_runs(lapd) if run["job"] == "apply_retention"]
         assert [(run["archived"], run["deleted"]) for run in runs] == [(0, 0), (1, 0)]
+        # The camera's id for the read is kept a day, then forgotten by the same job.
+        assert [run["camera_ids_forgotten"] for run in runs] == [0, 1]

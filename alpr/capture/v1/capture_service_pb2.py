@@ -26,7 +26,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%alpr/capture/v1/capture_service.proto\x12\x0f\x61lpr.capture.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x01\n\tPlateRead\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nconfidence\x18\x02 \x01(\x02\x42\x04\xe2\x41\x01\x02\x12\x35\n\x0b\x63\x61ptured_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x16\n\x08latitude\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x01\x12\x17\n\tlongitude\x18\x05 \x01(\x01\x42\x04\xe2\x41\x01\x01\x12\x19\n\x0bplate_image\x18\x06 \x01(\x0c\x42\x04\xe2\x41\x01\x01\x12\x1b\n\rvehicle_image\x18\x07 \x01(\x0c\x42\x04\xe2\x41\x01\x01\"^\n\x12SubmitReadsRequest\x12\x17\n\tcamera_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x05reads\x18\x02 \x03(\x0b\x32\x1a.alpr.capture.v1.PlateReadB\x04\xe2\x41\x01\x02\"F\n\x13SubmitReadsResponse\x12\x16\n\x08read_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x03\x12\x17\n\thit_count\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x03\"\x8a\x01\n\x0b\x43\x61meraFrame\x12\x13\n\x05image\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x35\n\x0b\x63\x61ptured_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x16\n\x08latitude\x18\x03 \x01(\x01\x42\x04\xe2\x41\x01\x01\x12\x17\n\tlongitude\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x01\"b\n\x13SubmitFramesRequest\x12\x17\n\tcamera_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x32\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x1c.alpr.capture.v1.CameraFrameB\x04\xe2\x41\x01\x02\"\x89\x01\n\nFramePlate\x12\x15\n\x07read_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05plate\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nconfidence\x18\x03 \x01(\x02\x42\x04\xe2\x41\x01\x03\x12\"\n\x14\x64\x65tection_confidence\x18\x04 \x01(\x02\x42\x04\xe2\x41\x01\x03\x12\x11\n\x03\x62ox\x18\x05 \x03(\x05\x42\x04\xe2\x41\x01\x03\"?\n\nFrameReads\x12\x31\n\x06plates\x18\x01 \x03(\x0b\x32\x1b.alpr.capture.v1.FramePlateB\x04\xe2\x41\x01\x03\"b\n\x14SubmitFramesResponse\x12\x31\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x1b.alpr.capture.v1.FrameReadsB\x04\xe2\x41\x01\x03\x12\x17\n\thit_count\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x03\x32\xc7\x01\n\x0e\x43\x61ptureService\x12X\n\x0bSubmitReads\x12#.alpr.capture.v1.SubmitReadsRequest\x1a$.alpr.capture.v1.SubmitReadsResponse\x12[\n\x0cSubmitFrames\x12$.alpr.capture.v1.SubmitFramesRequest\x1a%.alpr.capture.v1.SubmitFramesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%alpr/capture/v1/capture_service.proto\x12\x0f\x61lpr.capture.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x01\n\tPlateRead\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nconfidence\x18\x02 \x01(\x02\x42\x04\xe2\x41\x01\x02\x12\x35\n\x0b\x63\x61ptured_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x16\n\x08latitude\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x01\x12\x17\n\tlongitude\x18\x05 \x01(\x01\x42\x04\xe2\x41\x01\x01\x12\x19\n\x0bplate_image\x18\x06 \x01(\x0c\x42\x04\xe2\x41\x01\x01\x12\x1b\n\rvehicle_image\x18\x07 \x01(\x0c\x42\x04\xe2\x41\x01\x01\x12\x1c\n\x0e\x63\x61mera_read_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\"^\n\x12SubmitReadsRequest\x12\x17\n\tcamera_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x05reads\x18\x02 \x03(\x0b\x32\x1a.alpr.capture.v1.PlateReadB\x04\xe2\x41\x01\x02\"F\n\x13SubmitReadsResponse\x12\x16\n\x08read_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x03\x12\x17\n\thit_count\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x03\"\xa2\x01\n\x0b\x43\x61meraFrame\x12\x13\n\x05image\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x35\n\x0b\x63\x61ptured_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x16\n\x08latitude\x18\x03 \x01(\x01\x42\x04\xe2\x41\x01\x01\x12\x17\n\tlongitude\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x01\x12\x16\n\x08\x66rame_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"b\n\x13SubmitFramesRequest\x12\x17\n\tcamera_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x32\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x1c.alpr.capture.v1.CameraFrameB\x04\xe2\x41\x01\x02\"\x89\x01\n\nFramePlate\x12\x15\n\x07read_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05plate\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nconfidence\x18\x03 \x01(\x02\x42\x04\xe2\x41\x01\x03\x12\"\n\x14\x64\x65tection_confidence\x18\x04 \x01(\x02\x42\x04\xe2\x41\x01\x03\x12\x11\n\x03\x62ox\x18\x05 \x03(\x05\x42\x04\xe2\x41\x01\x03\"?\n\nFrameReads\x12\x31\n\x06plates\x18\x01 \x03(\x0b\x32\x1b.alpr.capture.v1.FramePlateB\x04\xe2\x41\x01\x03\"b\n\x14SubmitFramesResponse\x12\x31\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x1b.alpr.capture.v1.FrameReadsB\x04\xe2\x41\x01\x03\x12\x17\n\thit_count\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x03\x32\xc7\x01\n\x0e\x43\x61ptureService\x12X\n\x0bSubmitReads\x12#.alpr.capture.v1.SubmitReadsRequest\x1a$.alpr.capture.v1.SubmitReadsResponse\x12[\n\x0cSubmitFrames\x12$.alpr.capture.v1.SubmitFramesRequest\x1a%.alpr.capture.v1.SubmitFramesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,6 +47,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PLATEREAD'].fields_by_name['plate_image']._serialized_options = b'\342A\001\001'
   _globals['_PLATEREAD'].fields_by_name['vehicle_image']._loaded_options = None
   _globals['_PLATEREAD'].fields_by_name['vehicle_image']._serialized_options = b'\342A\001\001'
+  _globals['_PLATEREAD'].fields_by_name['camera_read_id']._loaded_options = None
+  _globals['_PLATEREAD'].fields_by_name['camera_read_id']._serialized_options = b'\342A\001\001'
   _globals['_SUBMITREADSREQUEST'].fields_by_name['camera_id']._loaded_options = None
   _globals['_SUBMITREADSREQUEST'].fields_by_name['camera_id']._serialized_options = b'\342A\001\002'
   _globals['_SUBMITREADSREQUEST'].fields_by_name['reads']._loaded_options = None
@@ -63,6 +65,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CAMERAFRAME'].fields_by_name['latitude']._serialized_options = b'\342A\001\001'
   _globals['_CAMERAFRAME'].fields_by_name['longitude']._loaded_options = None
   _globals['_CAMERAFRAME'].fields_by_name['longitude']._serialized_options = b'\342A\001\001'
+  _globals['_CAMERAFRAME'].fields_by_name['frame_id']._loaded_options = None
+  _globals['_CAMERAFRAME'].fields_by_name['frame_id']._serialized_options = b'\342A\001\001'
   _globals['_SUBMITFRAMESREQUEST'].fields_by_name['camera_id']._loaded_options = None
   _globals['_SUBMITFRAMESREQUEST'].fields_by_name['camera_id']._serialized_options = b'\342A\001\002'
   _globals['_SUBMITFRAMESREQUEST'].fields_by_name['frames']._loaded_options = None
@@ -84,21 +88,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITFRAMESRESPONSE'].fields_by_name['hit_count']._loaded_options = None
   _globals['_SUBMITFRAMESRESPONSE'].fields_by_name['hit_count']._serialized_options = b'\342A\001\003'
   _globals['_PLATEREAD']._serialized_start=125
-  _globals['_PLATEREAD']._serialized_end=343
-  _globals['_SUBMITREADSREQUEST']._serialized_start=345
-  _globals['_SUBMITREADSREQUEST']._serialized_end=439
-  _globals['_SUBMITREADSRESPONSE']._serialized_start=441
-  _globals['_SUBMITREADSRESPONSE']._serialized_end=511
-  _globals['_CAMERAFRAME']._serialized_start=514
-  _globals['_CAMERAFRAME']._serialized_end=652
-  _globals['_SUBMITFRAMESREQUEST']._serialized_start=654
-  _globals['_SUBMITFRAMESREQUEST']._serialized_end=752
-  _globals['_FRAMEPLATE']._serialized_start=755
-  _globals['_FRAMEPLATE']._serialized_end=892
-  _globals['_FRAMEREADS']._serialized_start=894
-  _globals['_FRAMEREADS']._serialized_end=957
-  _globals['_SUBMITFRAMESRESPONSE']._serialized_start=959
-  _globals['_SUBMITFRAMESRESPONSE']._serialized_end=1057
-  _globals['_CAPTURESERVICE']._serialized_start=1060
-  _globals['_CAPTURESERVICE']._serialized_end=1259
+  _globals['_PLATEREAD']._serialized_end=373
+  _globals['_SUBMITREADSREQUEST']._serialized_start=375
+  _globals['_SUBMITREADSREQUEST']._serialized_end=469
+  _globals['_SUBMITREADSRESPONSE']._serialized_start=471
+  _globals['_SUBMITREADSRESPONSE']._serialized_end=541
+  _globals['_CAMERAFRAME']._serialized_start=544
+  _globals['_CAMERAFRAME']._serialized_end=706
+  _globals['_SUBMITFRAMESREQUEST']._serialized_start=708
+  _globals['_SUBMITFRAMESREQUEST']._serialized_end=806
+  _globals['_FRAMEPLATE']._serialized_start=809
+  _globals['_FRAMEPLATE']._serialized_end=946
+  _globals['_FRAMEREADS']._serialized_start=948
+  _globals['_FRAMEREADS']._serialized_end=1011
+  _globals['_SUBMITFRAMESRESPONSE']._serialized_start=1013
+  _globals['_SUBMITFRAMESRESPONSE']._serialized_end=1111
+  _globals['_CAPTURESERVICE']._serialized_start=1114
+  _globals['_CAPTURESERVICE']._serialized_end=1313
 # @@protoc_insertion_point(module_scope)

@@ -32,6 +32,7 @@ class PlateRead(_message.Message):
     LONGITUDE_FIELD_NUMBER: _builtins.int
     PLATE_IMAGE_FIELD_NUMBER: _builtins.int
     VEHICLE_IMAGE_FIELD_NUMBER: _builtins.int
+    CAMERA_READ_ID_FIELD_NUMBER: _builtins.int
     plate: _builtins.str
     """The plate as read: 1 to 8 letters and digits; spaces and dashes are dropped."""
     confidence: _builtins.float
@@ -44,6 +45,14 @@ class PlateRead(_message.Message):
     """The plate crop (JPEG); at most 256 KiB."""
     vehicle_image: _builtins.bytes
     """The vehicle image (JPEG), where the camera gives one; at most 2 MiB."""
+    camera_read_id: _builtins.str
+    """The camera's own id for this read, unique for the camera: 1 to 64 printable
+    characters (a UUID, say). A read sent again under its id (its acknowledgement
+    was lost) is answered with the read id it was given the first time, and is
+    neither stored nor matched again; the same id with a different read is refused.
+    The node remembers an id for at least 24 hours. Without one, a read is stored
+    each time it is sent.
+    """
     @_builtins.property
     def captured_at(self) -> _timestamp_pb2.Timestamp:
         """When it was seen."""
@@ -58,10 +67,11 @@ class PlateRead(_message.Message):
         longitude: _builtins.float = ...,
         plate_image: _builtins.bytes = ...,
         vehicle_image: _builtins.bytes = ...,
+        camera_read_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at", "confidence", b"confidence", "latitude", b"latitude", "longitude", b"longitude", "plate", b"plate", "plate_image", b"plate_image", "vehicle_image", b"vehicle_image"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_read_id", b"camera_read_id", "captured_at", b"captured_at", "confidence", b"confidence", "latitude", b"latitude", "longitude", b"longitude", "plate", b"plate", "plate_image", b"plate_image", "vehicle_image", b"vehicle_image"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -79,7 +89,9 @@ class SubmitReadsRequest(_message.Message):
     """The camera, as the agency names it: 1 to 64 characters."""
     @_builtins.property
     def reads(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlateRead]:
-        """1 to 100 reads."""
+        """1 to 100 reads, with at most 2 MiB of images (plate and vehicle) in all, so
+        that a call within these bounds fits every node's message limit.
+        """
 
     def __init__(
         self,
@@ -104,7 +116,9 @@ class SubmitReadsResponse(_message.Message):
     READ_IDS_FIELD_NUMBER: _builtins.int
     HIT_COUNT_FIELD_NUMBER: _builtins.int
     hit_count: _builtins.int
-    """How many hits the reads raised."""
+    """How many hits the reads raised (a read sent again counts those it raised the
+    first time, and raises none).
+    """
     @_builtins.property
     def read_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Each read's id, in order."""
@@ -133,12 +147,23 @@ class CameraFrame(_message.Message):
     CAPTURED_AT_FIELD_NUMBER: _builtins.int
     LATITUDE_FIELD_NUMBER: _builtins.int
     LONGITUDE_FIELD_NUMBER: _builtins.int
+    FRAME_ID_FIELD_NUMBER: _builtins.int
     image: _builtins.bytes
-    """The image as the camera encoded it (JPEG or PNG); at most 2 MiB."""
+    """The image as the camera encoded it (JPEG or PNG); at most 2 MiB, and at most
+    24 megapixels, as its header says (checked before it is decoded).
+    """
     latitude: _builtins.float
     """Where, in WGS 84 degrees."""
     longitude: _builtins.float
     """Where, in WGS 84 degrees."""
+    frame_id: _builtins.str
+    """The camera's own id for this frame, unique for the camera: 1 to 64 printable
+    characters (a UUID, say). A frame sent again under its id (its acknowledgement
+    was lost) is answered as it was the first time, and its reads are neither stored
+    nor matched again; the same id with a different frame is refused. The node
+    remembers an id for at least 24 hours. Without one, a frame is read each time it
+    is sent.
+    """
     @_builtins.property
     def captured_at(self) -> _timestamp_pb2.Timestamp:
         """When it was taken."""
@@ -150,10 +175,11 @@ class CameraFrame(_message.Message):
         captured_at: _timestamp_pb2.Timestamp | None = ...,
         latitude: _builtins.float = ...,
         longitude: _builtins.float = ...,
+        frame_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at", "image", b"image", "latitude", b"latitude", "longitude", b"longitude"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at", "frame_id", b"frame_id", "image", b"image", "latitude", b"latitude", "longitude", b"longitude"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -260,7 +286,9 @@ class SubmitFramesResponse(_message.Message):
     FRAMES_FIELD_NUMBER: _builtins.int
     HIT_COUNT_FIELD_NUMBER: _builtins.int
     hit_count: _builtins.int
-    """How many hits the reads raised."""
+    """How many hits the reads raised (a frame sent again counts those it raised the
+    first time, and raises none).
+    """
     @_builtins.property
     def frames(self) -> _containers.RepeatedCompositeFieldContainer[Global___FrameReads]:
         """One entry per frame, in order."""

@@ -1,4 +1,4 @@
-"""`[capture]` in node.toml: model paths (empty: the shipped models, CAP-2), frame limits."""
+"""`[capture]` in node.toml: model paths (empty: the shipped models, CAP-2), camera limits."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from alpr.capture.v1 import capture_service_pb2 as pb
 from gateway.config import MIN_MESSAGE_BYTES, load_config
 from gateway.errors import ConfigError
 from node.capture.frames import MAX_FRAME_BYTES
-from node.capture.limits import FRAMES_PER_SECOND
+from node.capture.limits import FRAMES_PER_SECOND, READS_PER_SECOND
+from node.reads import MAX_CALL_IMAGE_BYTES, MAX_KEY, MAX_READS
 
 HEAD = '[node]\nori = "CA0194200"\nname = "LAPD"\nfederation = "test.alpr"\n'
 
@@ -35,6 +37,12 @@ class TestCaptureLimits:
         config = load_config(tmp_path, {"ALPR_CAPTURE_FRAMES_PER_SECOND": "2.5"})
         assert config.frames_per_second == 2.5
 
+    def test_reads_per_second_has_a_default_and_is_overridable(self, tmp_path: Path) -> None:
+        (tmp_path / "node.toml").write_text(HEAD)
+        assert load_config(tmp_path, {}).reads_per_second == READS_PER_SECOND
+        config = load_config(tmp_path, {"ALPR_CAPTURE_READS_PER_SECOND": "50"})
+        assert config.reads_per_second == 50
+
     def test_fails_for_a_rate_that_is_not_positive(self, tmp_path: Path) -> None:
         (tmp_path / "node.toml").write_text(HEAD + "[capture]\nframes_per_second = 0\n")
         with pytest.raises(
@@ -48,3 +56,19 @@ class TestCaptureLimits:
         with pytest.raises(ConfigError, match=f"from {MIN_MESSAGE_BYTES} to"):
             load_config(tmp_path, {})
         assert MIN_MESSAGE_BYTES > MAX_FRAME_BYTES  # one frame of the largest size always fits
+
+    def test_a_full_call_of_reads_fits_the_least_message_limit(self) -> None:
+        """100 reads with every field at its longest and the most images a call may hold."""
+        read = pb.PlateRead(
+            plate="7ABC1234", confidence=0.987654, latitude=-89.123456789, longitude=-179.98765,
+            camera_read_id="r" * MAX_KEY,
+        )  # fmt: skip
+        read.captured_at.FromNanoseconds(2**62 + 999_999_999)
+        request = pb.SubmitReadsRequest(camera_id="c" * 64, reads=[read] * MAX_READS)
+        each = MAX_CALL_IMAGE_BYTES // (2 * MAX_READS)  # both images on every read: most tags
+        for sent in request.reads:
+            sent.plate_image = sent.vehicle_image = b"\xff" * each
+        assert sum(len(r.plate_image) + len(r.vehicle_image) for r in request.reads) <= (
+            MAX_CALL_IMAGE_BYTES
+        )
+        assert request.ByteSize() <= MIN_MESSAGE_BYTES

@@ -1,4 +1,4 @@
-"""The per-camera frame rate limit: a token bucket per camera, in bounded memory.
+"""The per-camera rate limits of frames and reads: a token bucket per camera, bounded.
 
 Time is the ManualClock's: nothing here sleeps.
 """
@@ -9,16 +9,16 @@ from datetime import timedelta
 
 import pytest
 
-from node.capture.limits import FrameRateLimit
+from node.capture.limits import CameraRateLimit
 from node.errors import RateLimitedError
 from tests.support.clock import ManualClock
 
 
-def limit(clock: ManualClock, **kwargs: int) -> FrameRateLimit:
-    return FrameRateLimit(per_second=2.0, clock=clock, **kwargs)
+def limit(clock: ManualClock, **kwargs: int) -> CameraRateLimit:
+    return CameraRateLimit(unit="frames", per_second=2.0, clock=clock, burst=16, **kwargs)
 
 
-class TestFrameRateLimit:
+class TestCameraRateLimit:
     def test_succeeds_for_a_full_batch_then_at_the_rate(self, clock: ManualClock) -> None:
         limiter = limit(clock)
         limiter.admit("cam-1", 16)  # a burst of one full call
@@ -70,4 +70,20 @@ class TestFrameRateLimit:
 
     def test_fails_for_a_rate_that_is_not_positive(self, clock: ManualClock) -> None:
         with pytest.raises(ValueError, match="positive"):
-            FrameRateLimit(per_second=0, clock=clock)
+            CameraRateLimit(unit="frames", per_second=0, clock=clock, burst=16)
+
+    def test_fails_naming_what_it_counts_for_reads(self, clock: ManualClock) -> None:
+        limiter = CameraRateLimit(unit="reads", per_second=20.0, clock=clock, burst=100)
+        limiter.admit("cam-1", 100)  # one full call of reads
+        with pytest.raises(RateLimitedError) as raised:
+            limiter.admit("cam-1", 10)
+        assert "sent more than 20 reads a second (bursts of up to 100); 10 more reads" in str(
+            raised.value
+        )
+        assert raised.value.metadata() == {
+            "cameraId": "cam-1",
+            "readsPerSecond": "20",
+            "burstReads": "100",
+            "reads": "10",
+            "retryAfterSeconds": "0.500",
+        }
