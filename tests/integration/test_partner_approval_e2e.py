@@ -203,7 +203,7 @@ class TestHeldForApproval:
         HeldQueries(engine, clock=lapd.node.services.clock).keep(
             exchange_id="00000000-0000-4000-8000-000000000000", partner_ori=SPD,
             reference="no-such-reference", requesting_user="detective", purpose=PURPOSE,
-            case_number=CASE, plate="7ABC123",
+            case_number=CASE, plate="7ABC123", since=START, until=START + timedelta(hours=1),
         )  # fmt: skip
         engine.dispose()
         unknown = collect(lapd, federation, "no-such-reference")
