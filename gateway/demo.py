@@ -195,15 +195,16 @@ def start_agency(spec: AgencySpec, directory: Path, ca: CertificateAuthority) ->
         [alpr, "serve", str(directory)], stdout=log, stderr=log, env=env
     )
     agency = RunningAgency(spec, config, process, _address(directory, process))
-    approver = (PrincipalKind.USER, spec.approver[0]) if spec.approver else None
-    for kind, name in (
+    people = [
         (PrincipalKind.USER, "admin"),
         (PrincipalKind.USER, "detective"),
         (PrincipalKind.DEVICE, "cam-1"),
         (PrincipalKind.DEVICE, "cam-2"),
         (PrincipalKind.DEVICE, "car-17"),
-        *([approver] if approver else []),
-    ):
+    ]
+    if spec.approver:
+        people.append((PrincipalKind.USER, spec.approver[0]))
+    for kind, name in people:
         issued = ca.issue(Principal(FEDERATION, spec.ori, kind, name), now=now, days=2)
         cert, key = directory / "people" / f"{name}.crt", directory / "people" / f"{name}.key"
         issued.write(cert, key)
