@@ -318,6 +318,8 @@ class PlateQueries:
                 purpose=query.purpose,
                 case_number=query.case_number,
                 plate=query.plate,
+                since=query.since,
+                until=query.until,
             )
         return reply
 

@@ -19,6 +19,7 @@ from gateway.cli_holds import add_hold_commands
 from gateway.cli_hotlists import add_hotlist_commands
 from gateway.cli_patrol import add_patrol_command
 from gateway.cli_requests import add_request_commands
+from gateway.cli_search import add_search_commands
 from gateway.cli_users import add_user_commands
 from gateway.config import load_config
 from gateway.demo import add_demo_command
@@ -194,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     add_hotlist_commands(commands)
     add_hold_commands(commands)
     add_request_commands(commands)
+    add_search_commands(commands)
     add_evidence_commands(commands)
     add_demo_command(commands)
     add_user_commands(commands)

@@ -16,6 +16,7 @@ import argparse
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import grpc
 from alpr.admin.v1 import users_pb2 as pb
 from gateway.cli_admin import Stub, _call, _connection_options, _print_rows, _timestamp
 from gateway.cli_hotlists import _every_page
-from gateway.config import load_config
+from gateway.config import NodeConfig, load_config
 from gateway.node_dir import open_node
 from node.audit import AuditLog
 from node.clock import system_clock
@@ -188,32 +189,52 @@ def _report(args: argparse.Namespace) -> int:
     return _call(args, action)
 
 
-def _bootstrap(args: argparse.Namespace) -> int:
-    """Create the first system administrator on the node's own store, trained and acknowledged."""
-    node = open_node(load_config(args.dir, os.environ), now=datetime.now(UTC))
+def bootstrap_administrator(
+    config: NodeConfig, *, name: str, display_name: str, password: Callable[[], str]
+) -> None:
+    """Create the first system administrator on the node's own store, trained and acknowledged.
+
+    Args:
+        config: The node's configuration.
+        name: The administrator's user name.
+        display_name: The person's name.
+        password: Gives their password, asked only once no administrator is found.
+
+    Raises:
+        PreconditionError: An active system administrator exists.
+    """
+    node = open_node(config, now=datetime.now(UTC))
     try:
         users = UserDirectory(node.engine, clock=system_clock)
         if users.has_active(Role.SYSTEM_ADMINISTRATOR):
             raise PreconditionError(
                 "an active system administrator exists; they create users with `alpr users create`"
             )
-        password = _password(args, f"password for {args.name}: ")
         users.create(
-            name=args.name,
-            display_name=args.display_name,
+            name=name,
+            display_name=display_name,
             roles={Role.SYSTEM_ADMINISTRATOR},
-            password=password,
+            password=password(),
         )
-        users.record_training(args.name)
-        users.record_acknowledgement(args.name)
+        users.record_training(name)
+        users.record_acknowledgement(name)
         AuditLog(node.engine, clock=system_clock).append(
             "user.bootstrapped",
             actor="system",
             agency=node.config.ori,
-            details={"user": args.name, "roles": [Role.SYSTEM_ADMINISTRATOR]},
+            details={"user": name, "roles": [Role.SYSTEM_ADMINISTRATOR]},
         )
     finally:
         node.engine.dispose()
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    bootstrap_administrator(
+        load_config(args.dir, os.environ),
+        name=args.name,
+        display_name=args.display_name,
+        password=lambda: _password(args, f"password for {args.name}: "),
+    )
     print(f"created system administrator {args.name}, training and acknowledgement recorded")
     return 0
 

@@ -1,4 +1,4 @@
-"""`alpr demo`: three agencies federated on loopback, end to end, in about a minute.
+"""`alpr demo`: three agencies federated on loopback, end to end, in seconds.
 
 Creates a federation CA and three agency nodes (LAPD, LA County Sheriff, South
 Pasadena PD, each with its own policy profile, directory and SQLite file), serves each
@@ -12,10 +12,16 @@ car and detective would, over mTLS gRPC only:
    another camera sends three synthetic frames (`demo_frames/`, drawn by
    scripts/synth_plates.py), which the node reads with its shipped models, one of them a
    partner's second stolen car; the officer records a disposition;
-4. a detective asks every partner where a plate was seen (LASD's and South Pasadena's
-   profiles hold each partner query for their approver, SHR-5: they answer "pending
-   approval" with a reference, to collect once approved);
-5. every receipt is verified on all three nodes, and every audit log (`audit verify`).
+4. LASD's and South Pasadena's profiles hold each partner query for their approver (SHR-5),
+   so each node's operator, its first system administrator, logs in and enrols the approver
+   the profile names (LASD's custodian of records, South Pasadena's commander, a system
+   administrator) with training and the policy acknowledgement recorded (ACC-2);
+5. a detective asks every partner where a plate was seen: both answer "pending approval"
+   with a reference; each approver logs in, reviews the request (who asked, the plate and
+   window, purpose and case) and approves it with a reason; the detective lists the
+   queries held for them (SearchService.ListHeldQueries), collects both answers
+   (CollectPartnerAnswer, receipted both ways, AUD-6) and sees where the plate was seen;
+6. every receipt is verified on all three nodes, and every audit log (`audit verify`).
 
 It prints each step as it goes and a summary, and leaves the directories for
 inspection. One camera reports plates it read itself (CaptureService.SubmitReads), the
@@ -51,7 +57,9 @@ from alpr.admin.v1 import (
     agreements_pb2,
     hotlists_pb2,
     partner_hotlists_pb2,
+    partner_requests_pb2,
     peers_pb2,
+    users_pb2,
 )
 from alpr.capture.v1 import capture_service_pb2 as capture_pb
 from alpr.capture.v1 import capture_service_pb2_grpc as capture_grpc
@@ -60,11 +68,15 @@ from alpr.patrol.v1 import patrol_service_pb2 as patrol_pb
 from alpr.patrol.v1 import patrol_service_pb2_grpc as patrol_grpc
 from alpr.search.v1 import search_service_pb2 as search_pb
 from alpr.search.v1 import search_service_pb2_grpc as search_grpc
+from gateway.cli_users import bootstrap_administrator
+from gateway.config import NodeConfig
+from gateway.interceptors import SESSION_METADATA
 from gateway.node_dir import init_node
 from gateway.tls import TLSConfig
 from node.errors import NodeError
 from node.identity import Principal, PrincipalKind
 from node.pki import CertificateAuthority
+from node.profile import Role
 
 FEDERATION = "demo.alpr"
 PURPOSE = "Criminal investigations or proceedings"
@@ -73,17 +85,25 @@ START_SECONDS = 60
 FRAMES = Path(__file__).parent / "demo_frames"
 HITS_FROM_READS = 3
 GRANTS = [agreement_pb2.GRANT_RECEIVE_HOTLISTS, agreement_pb2.GRANT_ASK_PLATE_QUERIES]
+PASSWORD = "demo password, never reuse"  # noqa: S105 (the demo's throwaway accounts)
+CASE = "DR 26-0117734"
+Metadata = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
 class AgencySpec:
-    """One demo agency: ORI, name, policy profile, and what it lists."""
+    """One demo agency: ORI, name, policy profile, what it lists, and who approves requests.
+
+    `approver` names the user, and the profile's approver role they hold, who decides
+    partners' requests where the profile holds each one for approval (SHR-5).
+    """
 
     key: str
     ori: str
     name: str
     profile: str
     listed: tuple[hotlists_pb2.HotlistEntry, ...]
+    approver: tuple[str, Role] | None = None
 
 
 AGENCIES = (
@@ -98,12 +118,14 @@ AGENCIES = (
                                    reason="Stolen 2026-11-28, Lakewood", contact="LASD Auto Theft"),
          hotlists_pb2.HotlistEntry(plate="3LBY007", list_type="stolen_vehicle",
                                    reason="Stolen 2026-11-29, Compton", contact="LASD Auto Theft")),
+        ("records", Role.CUSTODIAN_OF_RECORDS),
     ),
     AgencySpec(
         "spd", "CA0193300", "South Pasadena Police Department", "south_pasadena_pd",
         (hotlists_pb2.HotlistEntry(plate="8XY?4*", list_type="amber_alert",
                                    reason="AMBER 26-3: witness saw 8XY?4",
                                    contact="SPPD Dispatch"),),
+        ("commander", Role.SYSTEM_ADMINISTRATOR),
     ),
 )  # fmt: skip
 
@@ -113,7 +135,7 @@ class RunningAgency:
     """A served demo node and its people's credentials."""
 
     spec: AgencySpec
-    directory: Path
+    config: NodeConfig
     process: subprocess.Popen[bytes]
     address: str
     credentials: dict[str, TLSConfig] = field(default_factory=dict)
@@ -123,10 +145,15 @@ class RunningAgency:
         """A channel to this node presenting `who`'s certificate."""
         return grpc.secure_channel(self.address, self.credentials[who].channel_credentials())
 
+    @property
+    def directory(self) -> Path:
+        """The node's directory."""
+        return self.config.directory
+
     @contextlib.contextmanager
-    def admin(self) -> Iterator[admin_service_pb2_grpc.AdminServiceStub]:
-        """The operator's AdminService stub for the block."""
-        with self.channel("admin") as channel:
+    def admin(self, who: str = "admin") -> Iterator[admin_service_pb2_grpc.AdminServiceStub]:
+        """`who`'s AdminService stub for the block (the operator's by default)."""
+        with self.channel(who) as channel:
             yield admin_service_pb2_grpc.AdminServiceStub(channel)
 
 
@@ -158,20 +185,27 @@ def start_agency(spec: AgencySpec, directory: Path, ca: CertificateAuthority) ->
         now=now,
         profile=spec.profile,
     )
+    # The operator is the node's first system administrator, who enrols its other users.
+    bootstrap_administrator(
+        config, name="admin", display_name=f"{spec.key.upper()} operator", password=lambda: PASSWORD
+    )
     log = (directory / "serve.log").open("wb")
     alpr = shutil.which("alpr", path=str(Path(sys.executable).parent)) or "alpr"
     env = os.environ | {"ALPR_PATROL_HEARTBEAT_SECONDS": "0.5"}
     process = subprocess.Popen(  # noqa: S603 (our own command)
         [alpr, "serve", str(directory)], stdout=log, stderr=log, env=env
     )
-    agency = RunningAgency(spec, directory, process, _address(directory, process))
-    for kind, name in (
+    agency = RunningAgency(spec, config, process, _address(directory, process))
+    people = [
         (PrincipalKind.USER, "admin"),
         (PrincipalKind.USER, "detective"),
         (PrincipalKind.DEVICE, "cam-1"),
         (PrincipalKind.DEVICE, "cam-2"),
         (PrincipalKind.DEVICE, "car-17"),
-    ):
+    ]
+    if spec.approver:
+        people.append((PrincipalKind.USER, spec.approver[0]))
+    for kind, name in people:
         issued = ca.issue(Principal(FEDERATION, spec.ori, kind, name), now=now, days=2)
         cert, key = directory / "people" / f"{name}.crt", directory / "people" / f"{name}.key"
         issued.write(cert, key)
@@ -364,21 +398,118 @@ def _patrol(lapd: RunningAgency, plates: list[str]) -> list[patrol_pb.Hit]:
 def _ask_partners(lapd: RunningAgency) -> search_pb.SearchPartnersResponse:
     now = datetime.now(UTC)
     request = search_pb.SearchPartnersRequest(
-        plate="7ABC123", purpose=PURPOSE, case_number="DR 26-0117734", deadline_ms=5000
+        plate="7ABC123", purpose=PURPOSE, case_number=CASE, deadline_ms=5000
     )
     request.since.FromDatetime(now - timedelta(hours=1))
     request.until.FromDatetime(now + timedelta(minutes=5))
     with lapd.channel("detective") as channel:
         answer = search_grpc.SearchServiceStub(channel).SearchPartners(request, timeout=TIMEOUT)
     for partner in answer.partners:
-        outcome = search_pb.PartnerOutcome.Name(partner.outcome).removeprefix("PARTNER_OUTCOME_")
-        seen = ", ".join(
-            f"{r.camera_id} at {r.captured_at.ToDatetime():%H:%M:%S} UTC" for r in partner.reads
-        )
-        held = f" (reference {partner.approval_reference})" if partner.approval_reference else ""
-        print(f"  {partner.partner_ori}: {outcome.lower().replace('_', ' ')}{held}"
-              + (f", seen by {seen}" if seen else ""))  # fmt: skip
+        _show(partner)
     return answer
+
+
+def _show(partner: search_pb.PartnerAnswer) -> None:
+    """Print what became of the query at `partner`, and where it saw the plate."""
+    outcome = search_pb.PartnerOutcome.Name(partner.outcome).removeprefix("PARTNER_OUTCOME_")
+    held = f" (reference {partner.approval_reference})" if partner.approval_reference else ""
+    print(f"  {partner.partner_ori}: {outcome.lower().replace('_', ' ')}{held}")
+    for read in partner.reads:
+        print(f"    seen by its {read.camera_id} at {read.captured_at.ToDatetime():%H:%M:%S} UTC, "
+              f"{read.latitude:.4f}, {read.longitude:.4f}")  # fmt: skip
+
+
+def _login(admin: admin_service_pb2_grpc.AdminServiceStub, name: str) -> Metadata:
+    """Log `name` in with their password; the session to send with each call."""
+    login = users_pb2.LoginRequest(user_name=name, password=PASSWORD)
+    token = admin.Login(login, timeout=TIMEOUT).session_token
+    return ((SESSION_METADATA, f"Bearer {token}"),)
+
+
+def enrol_approver(agency: RunningAgency) -> None:
+    """The operator enrols the user who approves partners' requests, trained and acknowledged.
+
+    Every call runs in the operator's session (ACC-1, ACC-2: no access before both steps).
+    """
+    if agency.spec.approver is None:
+        return
+    name, role = agency.spec.approver
+    user = users_pb2.User(
+        name=name,
+        display_name=f"{agency.spec.key.upper()} {role.value.replace('_', ' ')}",
+        roles=[users_pb2.Role.Value(f"ROLE_{role.value.upper()}")],
+    )
+    with agency.admin() as admin:
+        session = _login(admin, "admin")
+        admin.CreateUser(
+            users_pb2.CreateUserRequest(user=user, password=PASSWORD),
+            metadata=session,
+            timeout=TIMEOUT,
+        )
+        for step in (users_pb2.USER_STEP_TRAINING, users_pb2.USER_STEP_POLICY_ACKNOWLEDGEMENT):
+            admin.RecordUserStep(
+                users_pb2.RecordUserStepRequest(name=name, step=step),
+                metadata=session,
+                timeout=TIMEOUT,
+            )
+    print(f"  {agency.spec.key.upper()}: {name} ({role.value.replace('_', ' ')}) enrolled, "
+          "training and policy acknowledgement recorded")  # fmt: skip
+
+
+def approve_held(agency: RunningAgency) -> int:
+    """The agency's approver logs in, reviews each partner request held and approves it.
+
+    Returns:
+        How many it approved.
+    """
+    if agency.spec.approver is None:
+        return 0
+    name, _ = agency.spec.approver
+    key = agency.spec.key.upper()
+    with agency.admin(name) as admin:
+        session = _login(admin, name)
+        pending = admin.ListPartnerRequests(
+            partner_requests_pb2.ListPartnerRequestsRequest(), metadata=session, timeout=TIMEOUT
+        ).requests
+        for request in pending:
+            print(f"  {key}: {name} reviews {request.partner_ori}'s request by "
+                  f"{request.requesting_user.rpartition('/')[2]}: {request.plate} from "
+                  f"{request.since.ToDatetime():%H:%M} to {request.until.ToDatetime():%H:%M} UTC, "
+                  f"for {request.purpose.lower()}, case {request.case_number}")  # fmt: skip
+            reason = f"need to know shown: stolen vehicle, case {request.case_number}"
+            admin.ApprovePartnerRequest(
+                partner_requests_pb2.ApprovePartnerRequestRequest(
+                    reference=request.reference, reason=reason
+                ),
+                metadata=session,
+                timeout=TIMEOUT,
+            )
+            print(f"  {key}: approved by {name} ({reason})")
+    return len(pending)
+
+
+def collect_answers(lapd: RunningAgency) -> list[search_pb.PartnerAnswer]:
+    """LAPD's detective lists the queries partners held and collects each answer."""
+    with lapd.channel("detective") as channel:
+        search = search_grpc.SearchServiceStub(channel)
+        held = search.ListHeldQueries(
+            search_pb.ListHeldQueriesRequest(), timeout=TIMEOUT
+        ).held_queries
+        for query in held:
+            state = search_pb.HeldQueryState.Name(query.state).removeprefix("HELD_QUERY_STATE_")
+            print(f"  the detective's {query.plate} query at {query.partner_ori} "
+                  f"(case {query.case_number}): {state.lower()}")  # fmt: skip
+        answers = []
+        for query in held:
+            answer = search.CollectPartnerAnswer(
+                search_pb.CollectPartnerAnswerRequest(
+                    partner_ori=query.partner_ori, approval_reference=query.approval_reference
+                ),
+                timeout=TIMEOUT,
+            ).partner
+            _show(answer)
+            answers.append(answer)
+    return answers
 
 
 def _verify(agencies: list[RunningAgency]) -> None:
@@ -421,8 +552,15 @@ def run_demo(directory: Path) -> int:
             report_reads(partner, "cam-1", ["7ABC123"])  # partners' cameras saw the stolen car
         with _step("LAPD's cameras report plates and send frames; a patrol car gets the hits"):
             hits = _patrol(agencies[0], ["7ABC123", "8XY947", "6TRK999", "4GHJ512"])
+        with _step("LASD and South Pasadena enrol the approvers their profiles name (SHR-5)"):
+            for agency in agencies:
+                enrol_approver(agency)
         with _step("a detective asks every partner where 7ABC123 was seen"):
             answer = _ask_partners(agencies[0])
+        with _step("each partner's approver reviews the held request and approves it"):
+            approved = sum(approve_held(agency) for agency in agencies)
+        with _step("the detective collects the approved answers"):
+            collected = collect_answers(agencies[0])
         with _step("verify every receipt and every audit log on all three nodes"):
             _verify(agencies)
     except grpc.RpcError as error:
@@ -442,13 +580,14 @@ def run_demo(directory: Path) -> int:
             agency.process.wait(timeout=30)
     answered = sum(p.outcome == search_pb.PARTNER_OUTCOME_ANSWERED for p in answer.partners)
     held = sum(p.outcome == search_pb.PARTNER_OUTCOME_PENDING_APPROVAL for p in answer.partners)
+    after = sum(p.outcome == search_pb.PARTNER_OUTCOME_ANSWERED for p in collected)
     print()
     print(
         f"Done in {time.perf_counter() - began:.0f} s: {len(agencies)} nodes, "
         f"{len(pairs)} agreements, {pulls} hotlist pulls, {len(hits)} hits streamed to a "
-        f"patrol car, {answered} partners answered the query and {held} held it for "
-        "their approver; receipts and audit logs "
-        "verified on all three."
+        f"patrol car, {answered} partners answered the query at once and {held} held it for "
+        f"their approver; {approved} approved, {after} partners answered after approval; "
+        "receipts and audit logs verified on all three."
     )
     print(
         f"Inspect {directory}/<lapd|lasd|spd>/ (node.toml, node.db, serve.log), e.g. "

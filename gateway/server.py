@@ -126,6 +126,8 @@ ACCESS: dict[str, Access] = {
     **_rules(_FEDERATION, Access(Audience.PARTNER_NODES)),
     **_rules(_CAPTURE, Access(Audience.OWN_AGENCY)),
     **_rules(_PATROL, Access(Audience.OWN_AGENCY, _HITS, Login.CONFIGURED)),
+    # Each investigator lists their own held queries; a system administrator's session
+    # lists everyone's (gateway.servicers.search).
     **_rules(_SEARCH, Access(Audience.OWN_USERS, _DATA, Login.CONFIGURED)),
 }
 SERVICE_NAMES = tuple(

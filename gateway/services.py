@@ -70,6 +70,7 @@ class Services:
     watch: SessionWatch
     search: ReadSearch
     requests: PartnerRequests
+    held: HeldQueries
     queries: PlateQueries
     holds: LegalHolds
     retention: RetentionKeeper
@@ -165,6 +166,7 @@ class Services:
         )
         search = ReadSearch(node.engine, profile=node.profile, audit=audit, ori=config.ori)
         requests = PartnerRequests(node.engine, clock=clock)
+        held = HeldQueries(node.engine, clock=clock)
         return cls(
             identity=node.identity,
             profile=node.profile,
@@ -193,6 +195,7 @@ class Services:
             watch=watch,
             search=search,
             requests=requests,
+            held=held,
             queries=PlateQueries(
                 ori=config.ori,
                 peers=peers,
@@ -202,7 +205,7 @@ class Services:
                 receipting=receipting,
                 client=partners,
                 requests=requests,
-                held=HeldQueries(node.engine, clock=clock),
+                held=held,
                 approve_each_request=node.profile.sharing.approve_each_request,
                 per_minute=config.queries_per_minute,
             ),

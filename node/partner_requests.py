@@ -8,7 +8,7 @@ partner then collects the answer (searched at that time) or the uniform denial. 
 request stays on file whatever became of it.
 
 Asking: `HeldQueries` keeps each query of ours that a partner held, by the partner's
-reference, until an investigator collects its answer.
+reference, until an investigator collects its answer; each investigator lists their own.
 
 State changes are conditional updates, so two approvers, or two collections, racing on
 one request cannot both win.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -201,8 +202,10 @@ class HeldQueries:
         purpose: str,
         case_number: str,
         plate: str,
+        since: datetime,
+        until: datetime,
     ) -> None:
-        """Keep a query `partner_ori` holds under `reference`."""
+        """Keep a query `partner_ori` holds under `reference`, asked for `plate` in a window."""
         with Session(self._engine) as session:
             session.add(
                 HeldQueryRecord(
@@ -213,6 +216,8 @@ class HeldQueries:
                     purpose=purpose,
                     case_number=case_number,
                     plate=plate,
+                    since=since,
+                    until=until,
                     held_at=self._clock(),
                 )
             )
@@ -237,6 +242,27 @@ class HeldQueries:
         if record.closed_at is not None:
             raise PreconditionError(f"the answer to {reference} was collected: {record.outcome}")
         return record
+
+    def listed(
+        self, requesting_user: str | None, *, outcomes: Collection[str]
+    ) -> list[HeldQueryRecord]:
+        """The held queries whose outcome is one of `outcomes` ("" while open), oldest first.
+
+        Args:
+            requesting_user: Only this investigator's queries; None for everyone's.
+            outcomes: The outcomes to list; "" stands for queries not collected yet.
+        """
+        query = select(HeldQueryRecord).where(col(HeldQueryRecord.outcome).in_(outcomes))
+        if requesting_user is not None:
+            query = query.where(col(HeldQueryRecord.requesting_user) == requesting_user)
+        with Session(self._engine) as session:
+            rows = session.exec(
+                query.order_by(col(HeldQueryRecord.held_at), col(HeldQueryRecord.exchange_id))
+            ).all()
+        for row in rows:
+            row.since, row.until, row.held_at = utc(row.since), utc(row.until), utc(row.held_at)
+            row.closed_at = None if row.closed_at is None else utc(row.closed_at)
+        return list(rows)
 
     def close(self, exchange_id: str, outcome: str) -> None:
         """Record that the held query's answer, or its denial, was collected."""

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command (a): install the node, then run `alpr demo`: three agency nodes federated
 # on loopback (SQLite, no server needed), hotlists shared, hits streamed to a patrol car,
-# a federated plate query, and every receipt and audit log verified. Exits by itself.
+# a federated plate query held by two partners for their approvers, approved and collected,
+# and every receipt and audit log verified. Exits by itself.
 # Arguments go to `alpr demo` (default directory: var/demo, replaced on each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-"""Offset pagination for admin list RPCs (AIP-158): opaque tokens, bounded pages."""
+"""Offset pagination for list RPCs (AIP-158): opaque tokens, bounded pages."""
 
 from __future__ import annotations
 

@@ -1,7 +1,12 @@
 """SearchService: the agency's investigators search its reads and its partners' (ACC-6, AUD-1).
 
 A partner that holds a query for its approver answers PENDING_APPROVAL with a reference;
-CollectPartnerAnswer fetches the answer later (SHR-5).
+CollectPartnerAnswer fetches the answer later (SHR-5). ListHeldQueries shows investigators
+the queries partners hold for them: each their own, for a query names a case they work.
+A logged-in system administrator sees everyone's: of the roles of ACC-1 that search (the
+ACCESS table admits system administrators and data users), theirs is the one with "the
+highest access rights" (LAPD Manual 3/568.53) that oversees the system's use; ACC-1 has no
+supervisor role, and auditors review queries in the audit log, not here.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from alpr.search.v1 import search_service_pb2 as pb
 from alpr.search.v1 import search_service_pb2_grpc as pb_grpc
 from federation.plate_queries import Outcome, PartnerReply, PlateQuery
 from gateway.interceptors import Context, current_caller, current_user, peer_ip
+from gateway.servicers.paging import page
 from gateway.services import Services
 from node.errors import ValidationError
+from node.profile import Role
 from node.search import ArchivedBasis, ReadQuery
 from node.store.capture_models import ReadCorrectionRecord, ReadRecord
 from node.store.models import utc
+from node.store.sharing import HeldQueryRecord
 
 DEFAULT_DEADLINE_MS = 5000
 _OUTCOMES = {
@@ -27,6 +35,8 @@ _OUTCOMES = {
     Outcome.INVALID: pb.PARTNER_OUTCOME_INVALID,
     Outcome.PENDING_APPROVAL: pb.PARTNER_OUTCOME_PENDING_APPROVAL,
 }
+# What ListHeldQueries lists, by the outcome its collection recorded ("" while not collected).
+_HELD_STATES = {"": pb.HELD_QUERY_STATE_HELD, Outcome.REFUSED.value: pb.HELD_QUERY_STATE_REFUSED}
 
 
 class SearchServicer(pb_grpc.SearchServiceServicer):
@@ -119,6 +129,22 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         )
         return pb.CollectPartnerAnswerResponse(partner=_partner(reply))
 
+    async def ListHeldQueries(  # noqa: N802 (gRPC method name)
+        self, request: pb.ListHeldQueriesRequest, context: Context
+    ) -> pb.ListHeldQueriesResponse:
+        """The caller's queries partners hold, or refused when collected; oldest first."""
+        user = current_user()
+        everyone = user is not None and Role.SYSTEM_ADMINISTRATOR in user.roles
+        held = await asyncio.to_thread(
+            self._services.held.listed,
+            None if everyone else current_caller().spiffe_id,
+            outcomes=tuple(_HELD_STATES),
+        )
+        shown, token = page(held, request.page_size, request.page_token, "held_queries")
+        return pb.ListHeldQueriesResponse(
+            held_queries=[_held(record) for record in shown], next_page_token=token
+        )
+
 
 def _deadline(deadline_ms: int) -> float:
     """Seconds to wait for partners: 0 ms means the default."""
@@ -172,6 +198,25 @@ def _partner(reply: PartnerReply) -> pb.PartnerAnswer:
         detail=reply.detail,
         approval_reference=reply.approval_reference,
     )
+
+
+def _held(record: HeldQueryRecord) -> pb.HeldQuery:
+    message = pb.HeldQuery(
+        partner_ori=record.partner_ori,
+        approval_reference=record.reference,
+        exchange_id=record.exchange_id,
+        requesting_user=record.requesting_user,
+        plate=record.plate,
+        purpose=record.purpose,
+        case_number=record.case_number,
+        state=_HELD_STATES[record.outcome],
+    )
+    message.since.FromDatetime(record.since)
+    message.until.FromDatetime(record.until)
+    message.ask_time.FromDatetime(record.held_at)
+    if record.closed_at is not None:
+        message.close_time.FromDatetime(record.closed_at)
+    return message
 
 
 def _read(read: ReadRecord, corrections: list[ReadCorrectionRecord]) -> pb.Read:

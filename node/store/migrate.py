@@ -24,10 +24,10 @@ def _config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> str:
-    """Apply every pending revision and return the revision the database is now at."""
-    command.upgrade(_config(engine), "head")
-    return head()
+def upgrade(engine: Engine, *, to: str | None = None) -> str:
+    """Apply every pending revision, or those up to `to`; the revision the database is now at."""
+    command.upgrade(_config(engine), to or "head")
+    return to or head()
 
 
 def head() -> str:

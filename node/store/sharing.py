@@ -132,7 +132,8 @@ class HeldQueryRecord(SQLModel, table=True):
     """A plate query of ours that a partner holds for its approver, until we collect it.
 
     `exchange_id` is the exchange that asked; `reference` the partner's for the held
-    query; `outcome` stays empty until the answer (or the denial) is collected.
+    query; `since` and `until` the window asked; `outcome` stays empty until the answer
+    (or the denial) is collected.
     """
 
     __tablename__ = "held_query"
@@ -144,6 +145,8 @@ class HeldQueryRecord(SQLModel, table=True):
     purpose: str = Field(max_length=500)
     case_number: str = Field(max_length=64)
     plate: str = Field(max_length=16)
+    since: datetime = Field(sa_type=DateTime(timezone=True))
+    until: datetime = Field(sa_type=DateTime(timezone=True))
     held_at: datetime = Field(sa_type=DateTime(timezone=True))
     outcome: str = Field(default="", max_length=32)
     closed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

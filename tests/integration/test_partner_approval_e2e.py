@@ -8,9 +8,12 @@ the profile's approver role) approves or denies; LAPD's detective collects the a
 
 from __future__ import annotations
 
+import base64
 import json
+import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import grpc
@@ -30,6 +33,7 @@ from node.reads import NewRead
 from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import START, ManualClock
+from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.pki import LAPD, SPD, Federation
 from tests.support.users import PASSWORD, ready_user
 
@@ -66,19 +70,28 @@ def pair(
         yield found
 
 
-def search(lapd: Agency, federation: Federation) -> pb_grpc.SearchServiceStub:
-    channel = lapd.node.channel(federation.client(LAPD, PrincipalKind.USER, "detective"))
+def search(
+    lapd: Agency, federation: Federation, user: str = "detective"
+) -> pb_grpc.SearchServiceStub:
+    channel = lapd.node.channel(federation.client(LAPD, PrincipalKind.USER, user))
     return pb_grpc.SearchServiceStub(channel)
 
 
-def ask(lapd: Agency, federation: Federation, plate: str = "7ABC12?") -> pb.PartnerAnswer:
-    """LAPD's detective asks its partners where `plate` was seen around START; SPD's part."""
+def ask(
+    lapd: Agency,
+    federation: Federation,
+    plate: str = "7ABC12?",
+    *,
+    user: str = "detective",
+    case_number: str = CASE,
+) -> pb.PartnerAnswer:
+    """LAPD's `user` asks its partners where `plate` was seen around START; SPD's part."""
     request = pb.SearchPartnersRequest(
-        plate=plate, purpose=PURPOSE, case_number=CASE, deadline_ms=5000
+        plate=plate, purpose=PURPOSE, case_number=case_number, deadline_ms=5000
     )
     request.since.FromDatetime(START - timedelta(hours=1))
     request.until.FromDatetime(START + timedelta(hours=1))
-    [answer] = search(lapd, federation).SearchPartners(request, timeout=TIMEOUT).partners
+    [answer] = search(lapd, federation, user).SearchPartners(request, timeout=TIMEOUT).partners
     return answer
 
 
@@ -112,6 +125,27 @@ def decide(
 def code_of(error: BaseException) -> grpc.StatusCode:
     assert isinstance(error, grpc.Call)
     return error.code()
+
+
+def held_queries(
+    lapd: RunningNode, federation: Federation, user: str = "detective", *, login: bool = False
+) -> list[pb.HeldQuery]:
+    """Every page of LAPD `user`'s ListHeldQueries, one a page; logged in first if `login`."""
+    channel = lapd.channel(federation.client(LAPD, PrincipalKind.USER, user))
+    session: Metadata = ()
+    if login:
+        request = users_pb2.LoginRequest(user_name=user, password=PASSWORD)
+        answer = admin_service_pb2_grpc.AdminServiceStub(channel).Login(request, timeout=TIMEOUT)
+        session = (("authorization", f"Bearer {answer.session_token}"),)
+    stub, token = pb_grpc.SearchServiceStub(channel), ""
+    listed: list[pb.HeldQuery] = []
+    while True:
+        asked = pb.ListHeldQueriesRequest(page_size=1, page_token=token)
+        page = stub.ListHeldQueries(asked, metadata=session, timeout=TIMEOUT)
+        listed += page.held_queries
+        token = page.next_page_token
+        if not token:
+            return listed
 
 
 class TestHeldForApproval:
@@ -203,7 +237,7 @@ class TestHeldForApproval:
         HeldQueries(engine, clock=lapd.node.services.clock).keep(
             exchange_id="00000000-0000-4000-8000-000000000000", partner_ori=SPD,
             reference="no-such-reference", requesting_user="detective", purpose=PURPOSE,
-            case_number=CASE, plate="7ABC123",
+            case_number=CASE, plate="7ABC123", since=START, until=START + timedelta(hours=1),
         )  # fmt: skip
         engine.dispose()
         unknown = collect(lapd, federation, "no-such-reference")
@@ -230,3 +264,85 @@ class TestHeldForApproval:
         assert collect(lapd, federation, held.approval_reference).outcome == (
             pb.PARTNER_OUTCOME_PENDING_APPROVAL
         )
+
+
+class TestListHeldQueries:
+    def test_shr5_shr7_acc6_an_investigator_lists_their_own_held_queries_until_answered(
+        self, pair: dict[str, Agency], federation: Federation, clock: ManualClock
+    ) -> None:
+        lapd, spd = pair[LAPD], pair[SPD]
+        first = ask(lapd, federation)
+        clock.advance(timedelta(seconds=1))
+        second = ask(lapd, federation, "3LBY007", case_number="26-00778")
+        theirs = ask(lapd, federation, "8XY947", user="analyst")
+        [shown, _] = listed = held_queries(lapd.node, federation)
+        assert [(q.partner_ori, q.approval_reference, q.plate, q.purpose, q.case_number,
+                 q.state) for q in listed] == [
+            (SPD, first.approval_reference, "7ABC12?", PURPOSE, CASE, pb.HELD_QUERY_STATE_HELD),
+            (SPD, second.approval_reference, "3LBY007", PURPOSE, "26-00778",
+             pb.HELD_QUERY_STATE_HELD),
+        ]  # fmt: skip
+        assert (shown.since.ToDatetime(UTC), shown.until.ToDatetime(UTC)) == (
+            START - timedelta(hours=1),
+            START + timedelta(hours=1),
+        )
+        assert shown.requesting_user == f"spiffe://test.alpr/agency/{LAPD}/user/detective"
+        assert shown.exchange_id == first.exchange_id  # its receipt is on file (AUD-6)
+        assert shown.ask_time.ToDatetime(UTC) == START
+        assert not shown.HasField("close_time")
+        # The analyst sees only theirs.
+        [other] = held_queries(lapd.node, federation, "analyst")
+        assert other.approval_reference == theirs.approval_reference
+        # Answered, a query leaves the list; refused, it stays, marked so.
+        decide(spd, federation, first.approval_reference, approve=True)
+        decide(spd, federation, second.approval_reference, approve=False)
+        collect(lapd, federation, first.approval_reference)
+        collect(lapd, federation, second.approval_reference)
+        [refused] = held_queries(lapd.node, federation)
+        assert (refused.approval_reference, refused.state) == (
+            second.approval_reference,
+            pb.HELD_QUERY_STATE_REFUSED,
+        )
+        assert refused.HasField("close_time")
+
+    def test_succeeds_listing_everyones_for_a_system_administrators_session(
+        self, federation: Federation, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        # The roles of the caller are known from a session, so on a node that requires logins.
+        config = replace(make_node(federation, tmp_path / "strict", LAPD), require_login=True)
+        with serving(config, clock=clock) as node:
+            users = node.services.users
+            for user, role in (("detective", Role.DATA_USER), ("analyst", Role.DATA_USER),
+                               ("chief", Role.SYSTEM_ADMINISTRATOR)):  # fmt: skip
+                ready_user(users, user, role)
+                node.services.held.keep(
+                    exchange_id=str(uuid.uuid4()), partner_ori=SPD, reference=f"ref-{user}",
+                    requesting_user=f"spiffe://test.alpr/agency/{LAPD}/user/{user}",
+                    purpose=PURPOSE, case_number=CASE, plate="7ABC123",
+                    since=START, until=START + timedelta(hours=1),
+                )  # fmt: skip
+                clock.advance(timedelta(seconds=1))
+            every = held_queries(node, federation, "chief", login=True)
+            assert [q.approval_reference for q in every] == [
+                "ref-detective",
+                "ref-analyst",
+                "ref-chief",
+            ]
+            [own] = held_queries(node, federation, "detective", login=True)
+            assert own.approval_reference == "ref-detective"
+            with pytest.raises(grpc.RpcError) as anonymous:
+                held_queries(node, federation, "detective")
+            assert code_of(anonymous.value) is grpc.StatusCode.UNAUTHENTICATED
+
+    def test_fails_for_a_negative_page_size_or_a_token_of_another_list(
+        self, pair: dict[str, Agency], federation: Federation
+    ) -> None:
+        stub = search(pair[LAPD], federation)
+        foreign = base64.urlsafe_b64encode(b"partner_requests:2").decode()  # ListPartnerRequests'
+        for request in (
+            pb.ListHeldQueriesRequest(page_size=-1),
+            pb.ListHeldQueriesRequest(page_token=foreign),
+        ):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ListHeldQueries(request, timeout=TIMEOUT)
+            assert code_of(refused.value) is grpc.StatusCode.INVALID_ARGUMENT

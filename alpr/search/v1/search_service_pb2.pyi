@@ -64,6 +64,38 @@ the answer later with approval_reference (CollectPartnerAnswer).
 """
 Global___PartnerOutcome: _TypeAlias = PartnerOutcome  # noqa: Y015
 
+class _HeldQueryState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _HeldQueryStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HeldQueryState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    HELD_QUERY_STATE_UNSPECIFIED: _HeldQueryState.ValueType  # 0
+    """Not a state."""
+    HELD_QUERY_STATE_HELD: _HeldQueryState.ValueType  # 1
+    """Held when last asked, its answer not collected: the partner's approver may have
+    approved it since; CollectPartnerAnswer tells.
+    """
+    HELD_QUERY_STATE_REFUSED: _HeldQueryState.ValueType  # 2
+    """Refused when collected: denied by the partner's approver, or no longer known there
+    (the partner says no more, SHR-6).
+    """
+
+class HeldQueryState(_HeldQueryState, metaclass=_HeldQueryStateEnumTypeWrapper):
+    """Where a query of ours that a partner held stands, as far as we know."""
+
+HELD_QUERY_STATE_UNSPECIFIED: HeldQueryState.ValueType  # 0
+"""Not a state."""
+HELD_QUERY_STATE_HELD: HeldQueryState.ValueType  # 1
+"""Held when last asked, its answer not collected: the partner's approver may have
+approved it since; CollectPartnerAnswer tells.
+"""
+HELD_QUERY_STATE_REFUSED: HeldQueryState.ValueType  # 2
+"""Refused when collected: denied by the partner's approver, or no longer known there
+(the partner says no more, SHR-6).
+"""
+Global___HeldQueryState: _TypeAlias = HeldQueryState  # noqa: Y015
+
 @_typing.final
 class PartnerAnswer(_message.Message):
     """One partner's part of the answer."""
@@ -241,6 +273,134 @@ class CollectPartnerAnswerResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CollectPartnerAnswerResponse: _TypeAlias = CollectPartnerAnswerResponse  # noqa: Y015
+
+@_typing.final
+class HeldQuery(_message.Message):
+    """A plate query of ours that a partner holds for its approver (SHR-5)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTNER_ORI_FIELD_NUMBER: _builtins.int
+    APPROVAL_REFERENCE_FIELD_NUMBER: _builtins.int
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    REQUESTING_USER_FIELD_NUMBER: _builtins.int
+    PLATE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    ASK_TIME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    partner_ori: _builtins.str
+    """The partner that holds it."""
+    approval_reference: _builtins.str
+    """The partner's reference for it, for CollectPartnerAnswer."""
+    exchange_id: _builtins.str
+    """The exchange that asked, whose receipt we hold (AUD-6)."""
+    requesting_user: _builtins.str
+    """Who asked."""
+    plate: _builtins.str
+    """The plate asked, whole or partial."""
+    purpose: _builtins.str
+    """The purpose stated (ACC-6)."""
+    case_number: _builtins.str
+    """The case or incident number stated (ACC-6)."""
+    state: Global___HeldQueryState.ValueType
+    """Where it stands."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """The start of the window asked."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """The end of the window asked (excluded)."""
+
+    @_builtins.property
+    def ask_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was asked and held."""
+
+    @_builtins.property
+    def close_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was collected as refused; unset while held."""
+
+    def __init__(
+        self,
+        *,
+        partner_ori: _builtins.str = ...,
+        approval_reference: _builtins.str = ...,
+        exchange_id: _builtins.str = ...,
+        requesting_user: _builtins.str = ...,
+        plate: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        purpose: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        ask_time: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___HeldQueryState.ValueType = ...,
+        close_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ask_time", b"ask_time", "close_time", b"close_time", "since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_reference", b"approval_reference", "ask_time", b"ask_time", "case_number", b"case_number", "close_time", b"close_time", "exchange_id", b"exchange_id", "partner_ori", b"partner_ori", "plate", b"plate", "purpose", b"purpose", "requesting_user", b"requesting_user", "since", b"since", "state", b"state", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeldQuery: _TypeAlias = HeldQuery  # noqa: Y015
+
+@_typing.final
+class ListHeldQueriesRequest(_message.Message):
+    """Request for SearchService.ListHeldQueries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many: 0 for 50, at most 500."""
+    page_token: _builtins.str
+    """From a previous call's next_page_token."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHeldQueriesRequest: _TypeAlias = ListHeldQueriesRequest  # noqa: Y015
+
+@_typing.final
+class ListHeldQueriesResponse(_message.Message):
+    """Response for SearchService.ListHeldQueries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HELD_QUERIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty at the end."""
+    @_builtins.property
+    def held_queries(self) -> _containers.RepeatedCompositeFieldContainer[Global___HeldQuery]:
+        """The held queries, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        held_queries: _abc.Iterable[Global___HeldQuery] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_queries", b"held_queries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHeldQueriesResponse: _TypeAlias = ListHeldQueriesResponse  # noqa: Y015
 
 @_typing.final
 class Read(_message.Message):

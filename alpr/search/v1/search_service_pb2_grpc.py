@@ -50,6 +50,11 @@ class SearchServiceStub:
                 request_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerRequest.SerializeToString,
                 response_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerResponse.FromString,
                 _registered_method=True)
+        self.ListHeldQueries = channel.unary_unary(
+                '/alpr.search.v1.SearchService/ListHeldQueries',
+                request_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesRequest.SerializeToString,
+                response_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -80,6 +85,15 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListHeldQueries(self, request, context):
+        """The caller's partner queries that partners hold for their approver (SHR-5): those whose
+        answer is not collected yet, and those refused when collected. A logged-in system
+        administrator sees every investigator's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +111,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.CollectPartnerAnswer,
                     request_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerRequest.FromString,
                     response_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerResponse.SerializeToString,
+            ),
+            'ListHeldQueries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHeldQueries,
+                    request_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesRequest.FromString,
+                    response_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +200,33 @@ class SearchService:
             '/alpr.search.v1.SearchService/CollectPartnerAnswer',
             alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerRequest.SerializeToString,
             alpr_dot_search_dot_v1_dot_search__service__pb2.CollectPartnerAnswerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHeldQueries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.search.v1.SearchService/ListHeldQueries',
+            alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesRequest.SerializeToString,
+            alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,11 @@ class SearchServiceStub:
     """Collects a partner's answer to a query it held for approval (SHR-5): a signed
     request, answered with a receipt and acknowledged (AUD-6) as the first was.
     """
+    ListHeldQueries: _grpc.UnaryUnaryMultiCallable[_search_service_pb2.ListHeldQueriesRequest, _search_service_pb2.ListHeldQueriesResponse]
+    """The caller's partner queries that partners hold for their approver (SHR-5): those whose
+    answer is not collected yet, and those refused when collected. A logged-in system
+    administrator sees every investigator's.
+    """
 
 @_typing.type_check_only
 class SearchServiceAsyncStub(SearchServiceStub):
@@ -62,6 +67,11 @@ class SearchServiceAsyncStub(SearchServiceStub):
     CollectPartnerAnswer: _aio.UnaryUnaryMultiCallable[_search_service_pb2.CollectPartnerAnswerRequest, _search_service_pb2.CollectPartnerAnswerResponse]  # type: ignore[assignment]
     """Collects a partner's answer to a query it held for approval (SHR-5): a signed
     request, answered with a receipt and acknowledged (AUD-6) as the first was.
+    """
+    ListHeldQueries: _aio.UnaryUnaryMultiCallable[_search_service_pb2.ListHeldQueriesRequest, _search_service_pb2.ListHeldQueriesResponse]  # type: ignore[assignment]
+    """The caller's partner queries that partners hold for their approver (SHR-5): those whose
+    answer is not collected yet, and those refused when collected. A logged-in system
+    administrator sees every investigator's.
     """
 
 class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -95,6 +105,17 @@ class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_search_service_pb2.CollectPartnerAnswerResponse, _abc.Awaitable[_search_service_pb2.CollectPartnerAnswerResponse]]:
         """Collects a partner's answer to a query it held for approval (SHR-5): a signed
         request, answered with a receipt and acknowledged (AUD-6) as the first was.
+        """
+
+    @_abc_1.abstractmethod
+    def ListHeldQueries(
+        self,
+        request: _search_service_pb2.ListHeldQueriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_service_pb2.ListHeldQueriesResponse, _abc.Awaitable[_search_service_pb2.ListHeldQueriesResponse]]:
+        """The caller's partner queries that partners hold for their approver (SHR-5): those whose
+        answer is not collected yet, and those refused when collected. A logged-in system
+        administrator sees every investigator's.
         """
 
 def add_SearchServiceServicer_to_server(servicer: SearchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -136,19 +136,50 @@ class TestPartnerRequests:
             collect(requests, reference, "x-1")
 
 
+def keep(held: HeldQueries, exchange_id: str, reference: str, user: str = DETECTIVE) -> None:
+    """Keep `user`'s query of 7ABC12? that LASD holds under `reference`."""
+    held.keep(
+        exchange_id=exchange_id, partner_ori=LASD, reference=reference, requesting_user=user,
+        purpose="Criminal investigations or proceedings", case_number="26-00777",
+        plate="7ABC12?", since=START - timedelta(hours=1), until=START + timedelta(hours=1),
+    )  # fmt: skip
+
+
 class TestHeldQueries:
     def test_succeeds_keeping_a_held_query_until_its_answer_is_collected(
         self, engine: Engine, clock: ManualClock
     ) -> None:
         held = HeldQueries(engine, clock=clock)
-        held.keep(
-            exchange_id="x-1", partner_ori=LASD, reference="ref-1", requesting_user=DETECTIVE,
-            purpose="Criminal investigations or proceedings", case_number="26-00777",
-            plate="7ABC12?",
-        )  # fmt: skip
+        keep(held, "x-1", "ref-1")
         assert held.open(LASD, "ref-1").case_number == "26-00777"
         with pytest.raises(NotFoundError):
             held.open(LAPD, "ref-1")
         held.close("x-1", "answered")
         with pytest.raises(PreconditionError, match="answered"):
             held.open(LASD, "ref-1")
+
+    def test_shr5_each_investigator_lists_their_own_held_queries_by_outcome(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        held = HeldQueries(engine, clock=clock)
+        keep(held, "x-1", "ref-1")
+        clock.advance(timedelta(minutes=1))
+        keep(held, "x-2", "ref-2", user=CUSTODIAN)
+        clock.advance(timedelta(minutes=1))
+        keep(held, "x-3", "ref-3")
+        keep(held, "x-4", "ref-4")
+        held.close("x-3", "refused")
+        held.close("x-4", "answered")
+        mine = held.listed(DETECTIVE, outcomes=("", "refused"))
+        assert [(row.reference, row.outcome) for row in mine] == [
+            ("ref-1", ""),
+            ("ref-3", "refused"),
+        ]
+        first = mine[0]
+        assert (first.since, first.until, first.held_at) == (
+            START - timedelta(hours=1),
+            START + timedelta(hours=1),
+            START,
+        )
+        everyone = held.listed(None, outcomes=("",))
+        assert [row.reference for row in everyone] == ["ref-1", "ref-2"]

@@ -16,6 +16,7 @@ from node.owner import OwnerMismatchError, check_owner, record_owner
 from node.store import create_engine, upgrade
 from node.store.migrate import current_revision, head, schema_differences
 from node.store.models import NodeIdentity, utc
+from node.store.sharing import HeldQueryRecord
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 KEY = bytes(range(32))
@@ -29,6 +30,27 @@ class TestMigrations:
         assert current_revision(engine) == head()
         assert schema_differences(engine) == []
         assert upgrade(engine) == head()  # a second start changes nothing
+        engine.dispose()
+
+    def test_succeeds_giving_a_query_held_before_0018_its_held_moment_as_window(
+        self, database_url: str
+    ) -> None:
+        engine = create_engine(database_url)
+        upgrade(engine, to="0017")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO held_query (exchange_id, partner_ori, reference, requesting_user,"
+                    " purpose, case_number, plate, held_at, outcome) VALUES ('x-1', 'CA0190000',"
+                    " 'ref-1', 'detective', 'Criminal investigations', '26-1', '7ABC123', :at, '')"
+                ),
+                {"at": NOW},
+            )
+        upgrade(engine)
+        with Session(engine) as session:
+            held = session.get(HeldQueryRecord, "x-1")
+        assert held is not None
+        assert (utc(held.since), utc(held.until)) == (NOW, NOW)
         engine.dispose()
 
 
