@@ -45,6 +45,11 @@ class SearchServiceStub:
     """Collects a partner's answer to a query it held for approval (SHR-5): a signed
     request, answered with a receipt and acknowledged (AUD-6) as the first was.
     """
+    GetPartnerImages: _grpc.UnaryUnaryMultiCallable[_search_service_pb2.GetPartnerImagesRequest, _search_service_pb2.GetPartnerImagesResponse]
+    """Fetches the plate and vehicle images of reads a partner listed in its answer to one
+    of our plate queries: a new signed request under the agreement of that answer,
+    stating its query's purpose and case, answered with a receipt and acknowledged (AUD-6).
+    """
 
 @_typing.type_check_only
 class SearchServiceAsyncStub(SearchServiceStub):
@@ -62,6 +67,11 @@ class SearchServiceAsyncStub(SearchServiceStub):
     CollectPartnerAnswer: _aio.UnaryUnaryMultiCallable[_search_service_pb2.CollectPartnerAnswerRequest, _search_service_pb2.CollectPartnerAnswerResponse]  # type: ignore[assignment]
     """Collects a partner's answer to a query it held for approval (SHR-5): a signed
     request, answered with a receipt and acknowledged (AUD-6) as the first was.
+    """
+    GetPartnerImages: _aio.UnaryUnaryMultiCallable[_search_service_pb2.GetPartnerImagesRequest, _search_service_pb2.GetPartnerImagesResponse]  # type: ignore[assignment]
+    """Fetches the plate and vehicle images of reads a partner listed in its answer to one
+    of our plate queries: a new signed request under the agreement of that answer,
+    stating its query's purpose and case, answered with a receipt and acknowledged (AUD-6).
     """
 
 class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -95,6 +105,17 @@ class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_search_service_pb2.CollectPartnerAnswerResponse, _abc.Awaitable[_search_service_pb2.CollectPartnerAnswerResponse]]:
         """Collects a partner's answer to a query it held for approval (SHR-5): a signed
         request, answered with a receipt and acknowledged (AUD-6) as the first was.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPartnerImages(
+        self,
+        request: _search_service_pb2.GetPartnerImagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_service_pb2.GetPartnerImagesResponse, _abc.Awaitable[_search_service_pb2.GetPartnerImagesResponse]]:
+        """Fetches the plate and vehicle images of reads a partner listed in its answer to one
+        of our plate queries: a new signed request under the agreement of that answer,
+        stating its query's purpose and case, answered with a receipt and acknowledged (AUD-6).
         """
 
 def add_SearchServiceServicer_to_server(servicer: SearchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
