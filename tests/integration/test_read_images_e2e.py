@@ -268,6 +268,12 @@ class TestRefusals:
         refused(images(lapd, federation, answer.exchange_id, [reference]))
         [reason] = denials(lasd)
         assert "revoked" in reason
+        # Once LAPD holds it revoked too, its node does not even ask.
+        execute(lapd, "UPDATE agreement SET state = 'revoked' WHERE partner_ori = :ori", ori=LASD)
+        with pytest.raises(grpc.RpcError) as raised:
+            images(lapd, federation, answer.exchange_id, [reference])
+        assert raised.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert len(denials(lasd)) == 1
 
     def test_ret2_an_archived_read_is_not_sent_and_refused_uniformly(
         self, three: dict[str, Agency], federation: Federation
