@@ -132,6 +132,21 @@ class PartnerClient:
         answer = await self._call(peer, lambda stub: stub.QueryReads(message, timeout=timeout))
         return Envelope.from_proto(answer.answer), Envelope.from_proto(answer.receipt)
 
+    async def get_read_images(
+        self, peer: Peer, request: Envelope, *, timeout: float
+    ) -> tuple[Envelope, Envelope]:
+        """Ask `peer` for the images of reads it sent us; its signed answer and receipt, unverified.
+
+        Raises:
+            PartnerTimeoutError: It did not answer within `timeout` seconds.
+            UnavailableError: The partner cannot be reached.
+            PartnerRefusedError: The partner refused.
+            InvalidEnvelopeError: The answer is malformed.
+        """
+        message = pb.GetReadImagesRequest(request=request.to_proto())
+        answer = await self._call(peer, lambda stub: stub.GetReadImages(message, timeout=timeout))
+        return Envelope.from_proto(answer.answer), Envelope.from_proto(answer.receipt)
+
     async def acknowledge_receipts(
         self, peer: Peer, acknowledgements: Sequence[Envelope]
     ) -> list[tuple[int, str]]:

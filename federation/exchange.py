@@ -54,6 +54,13 @@ UNACKNOWLEDGED = "no acknowledgement yet"
 NONCE_BYTES = 16
 MAX_BATCH = 100
 """The most acknowledgements, or checkpoints to witness, one call carries."""
+# What a request may ask: hotlists, reads, a held answer, or the images of reads sent.
+Query = (
+    exchange_pb2.HotlistQuery
+    | exchange_pb2.ReadQuery
+    | exchange_pb2.CollectQuery
+    | exchange_pb2.ImageQuery
+)
 
 
 def digest(payload: bytes) -> bytes:
@@ -70,9 +77,9 @@ def sign_request(
     purpose: str,
     case_number: str,
     now: datetime,
-    query: exchange_pb2.HotlistQuery | exchange_pb2.ReadQuery | exchange_pb2.CollectQuery,
+    query: Query,
 ) -> tuple[exchange_pb2.ExchangeRequest, Envelope]:
-    """A fresh signed request to the partner of `agreement`: its hotlists, reads, a held answer."""
+    """A fresh signed request to the partner of `agreement` asking `query`."""
     request = exchange_pb2.ExchangeRequest(
         exchange_id=str(uuid.uuid4()),
         agreement_id=agreement.id,
@@ -87,8 +94,10 @@ def sign_request(
         request.hotlist.CopyFrom(query)
     elif isinstance(query, exchange_pb2.ReadQuery):
         request.reads.CopyFrom(query)
-    else:
+    elif isinstance(query, exchange_pb2.CollectQuery):
         request.collect.CopyFrom(query)
+    else:
+        request.images.CopyFrom(query)
     request.issued_at.FromDatetime(now)
     return request, Envelope.sign(request.SerializeToString(), REQUEST_TYPE, signer)
 
@@ -391,9 +400,22 @@ class ExchangeLedger:
 
     def answered(self, partner_ori: str, exchange_id: str) -> ExchangeRecord | None:
         """The exchange `exchange_id` we answered for `partner_ori`, if there is one."""
+        return self._held(partner_ori, exchange_id, we_responded=True)
+
+    def asked(self, partner_ori: str, exchange_id: str) -> ExchangeRecord | None:
+        """The exchange `exchange_id` `partner_ori` answered for us, if there is one."""
+        return self._held(partner_ori, exchange_id, we_responded=False)
+
+    def _held(
+        self, partner_ori: str, exchange_id: str, *, we_responded: bool
+    ) -> ExchangeRecord | None:
         with Session(self._engine) as session:
             record = session.get(ExchangeRecord, exchange_id)
-            if record is None or not record.we_responded or record.partner_ori != partner_ori:
+            if (
+                record is None
+                or record.we_responded != we_responded
+                or record.partner_ori != partner_ori
+            ):
                 return None
             return record
 

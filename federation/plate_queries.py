@@ -24,12 +24,14 @@ tells whether data exists (SHR-6). Once our approver decides, the partner collec
 new signed request (`CollectQuery`, `PlateQueries.collect`): approved, it gets the reads
 of the held window searched then; still pending, the held answer again; denied or
 unknown, the uniform denial. The asking side keeps each held query (`HeldQueries`).
+
+Every read an answer sends is put on file (`SharedReads`) under a reference fresh for that
+answer; the partner names it by that reference to ask for its images (`read_images`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import threading
 import time
 from collections import deque
@@ -38,35 +40,29 @@ from datetime import UTC, datetime
 
 from alpr.federation.v1 import exchange_pb2
 from federation.agreements import Agreement, AgreementBook
-from federation.client import PartnerClient, PartnerRefusedError, PartnerTimeoutError
-from federation.envelope import Envelope, parse_payload
+from federation.client import PartnerClient
+from federation.envelope import Envelope
 from federation.errors import ExchangeRefusedError, InvalidEnvelopeError
-from federation.exchange import CheckedRequest, RequestChecker, digest, verify_receipt
+from federation.exchange import CheckedRequest, RequestChecker
 from federation.peers import Peer, PeerRegistry
-from federation.receipting import Closed, Receipting, SentRequest
+from federation.receipting import (
+    DEFAULT_DEADLINE,
+    Outcome,
+    Receipting,
+    SentRequest,
+    check_deadline,
+)
 from federation.terms import Grant
-from node.errors import PreconditionError, UnavailableError, ValidationError
+from node.errors import PreconditionError
 from node.partner_requests import FiledRequest, HeldQueries, PartnerRequests, RequestState
 from node.search import ReadQuery, ReadSearch, check_query, forbidden_reason
+from node.shared_reads import SharedReads
 from node.store.capture_models import ReadRecord
 
 ANSWER_TYPE = "application/vnd.alpr.read-answer.v1+protobuf"
 PLATE_QUERY = "plate_query"
 MAX_SHARED_READS = 500
 QUERIES_PER_MINUTE = 60
-DEFAULT_DEADLINE = 5.0
-MAX_DEADLINE = 30.0
-
-
-class Outcome(enum.Enum):
-    """What became of a query at one partner."""
-
-    ANSWERED = "answered"
-    REFUSED = "refused"
-    UNAVAILABLE = "unavailable"
-    TIMED_OUT = "timed out"
-    INVALID = "invalid"
-    PENDING_APPROVAL = "pending approval"
 
 
 @dataclass(frozen=True)
@@ -138,6 +134,7 @@ class PlateQueries:
         client: PartnerClient,
         requests: PartnerRequests,
         held: HeldQueries,
+        shared: SharedReads,
         approve_each_request: bool = False,
         per_minute: int = QUERIES_PER_MINUTE,
     ) -> None:
@@ -151,10 +148,10 @@ class PlateQueries:
         self._client = client
         self._requests = requests
         self._held = held
+        self._shared = shared
         self._approve_each_request = approve_each_request
         self._per_minute = per_minute
         self._limit = RateLimit(per_minute)
-        self._closing: set[asyncio.Task[Closed]] = set()
 
     # Answering.
 
@@ -236,11 +233,21 @@ class PlateQueries:
             reads, truncated = self._search.find(
                 query.plate, query.since, query.until, MAX_SHARED_READS
             )
+        references = self._shared.record(
+            exchange_id=checked.request.exchange_id,
+            partner_ori=sender.ori,
+            agreement_id=checked.agreement.id,
+            purpose=checked.request.purpose,
+            case_number=checked.request.case_number,
+            read_ids=[read.id for read in reads],
+        )
         answer = exchange_pb2.ReadAnswer(
             exchange_id=checked.request.exchange_id,
             responder_ori=self._ori,
             truncated=truncated,
-            reads=[_shared(read) for read in reads],
+            reads=[
+                _shared(read, reference) for read, reference in zip(reads, references, strict=True)
+            ],
             approval_reference=held,
         )
         envelope = Envelope.sign(answer.SerializeToString(), ANSWER_TYPE, self._receipting.signer)
@@ -284,8 +291,7 @@ class PlateQueries:
         Raises:
             ValidationError: The deadline is not in (0, `MAX_DEADLINE`] seconds.
         """
-        if not 0 < deadline <= MAX_DEADLINE:
-            raise ValidationError("deadline_ms", f"must be 1 to {int(MAX_DEADLINE * 1000)}")
+        check_deadline(deadline)
         asked = await asyncio.to_thread(self.partners)
         replies = await asyncio.gather(
             *(self._ask_one(peer, agreement, query, user, deadline) for peer, agreement in asked)
@@ -338,8 +344,7 @@ class PlateQueries:
             PreconditionError: Its answer was collected already, or no agreement in force
                 lets us ask the partner now.
         """
-        if not 0 < deadline <= MAX_DEADLINE:
-            raise ValidationError("deadline_ms", f"must be 1 to {int(MAX_DEADLINE * 1000)}")
+        check_deadline(deadline)
         held = await asyncio.to_thread(self._held.open, partner_ori, reference)
         found = [
             (peer, agreement) for peer, agreement in self.partners() if peer.ori == partner_ori
@@ -365,28 +370,16 @@ class PlateQueries:
 
     async def _exchange(self, sent: SentRequest, plate: str, deadline: float) -> PartnerReply:
         """Send a signed request, verify the answer and its receipt, acknowledge; the reply."""
-        peer, exchange_id = sent.peer, sent.request.exchange_id
-        try:
-            answer, receipt = await self._client.query_reads(peer, sent.envelope, timeout=deadline)
-            read_answer, acknowledgement = await asyncio.to_thread(
-                self._accept, sent, answer, receipt, plate
-            )
-        except PartnerTimeoutError:
-            return PartnerReply(peer.ori, Outcome.TIMED_OUT, exchange_id=exchange_id)
-        except UnavailableError as error:
-            return PartnerReply(peer.ori, Outcome.UNAVAILABLE, exchange_id=exchange_id,
-                                detail=error.diagnostics())  # fmt: skip
-        except PartnerRefusedError:
-            return PartnerReply(peer.ori, Outcome.REFUSED, exchange_id=exchange_id)
-        except InvalidEnvelopeError as error:
-            self._receipting.reject(sent, kind=PLATE_QUERY, problem=error.diagnostics())
-            return PartnerReply(peer.ori, Outcome.INVALID, exchange_id=exchange_id,
-                                detail=error.diagnostics())  # fmt: skip
-        # The acknowledgement and the witnessing of the partner's checkpoint take three more
-        # round trips and fail nothing: they go on after the investigator has the answer.
-        closing = asyncio.create_task(self._receipting.close(peer, receipt, acknowledgement))
-        self._closing.add(closing)
-        closing.add_done_callback(self._closing.discard)
+        asked = await self._receipting.ask(
+            sent,
+            kind=PLATE_QUERY,
+            call=lambda: self._client.query_reads(sent.peer, sent.envelope, timeout=deadline),
+            accept=lambda answer, receipt: self._accept(sent, answer, receipt, plate),
+        )
+        peer, exchange_id, read_answer = sent.peer, sent.request.exchange_id, asked.answer
+        if read_answer is None:
+            return PartnerReply(peer.ori, asked.outcome, exchange_id=exchange_id,
+                                detail=asked.detail)  # fmt: skip
         if read_answer.approval_reference:
             return PartnerReply(
                 peer.ori,
@@ -404,34 +397,22 @@ class PlateQueries:
 
     async def settled(self) -> None:
         """Wait until every acknowledgement and witnessing still under way is done."""
-        while self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._receipting.settled()
 
     def _accept(
         self, sent: SentRequest, answer: Envelope, receipt: Envelope, plate: str
     ) -> tuple[exchange_pb2.ReadAnswer, Envelope]:
         """Verify the answer and its receipt, then acknowledge; nothing unverified is used."""
-        payload = answer.verify([sent.peer.key], 1, ANSWER_TYPE).payload
-        read_answer = parse_payload(exchange_pb2.ReadAnswer, payload)
-        if (read_answer.exchange_id, read_answer.responder_ori) != (
-            sent.request.exchange_id,
-            sent.peer.ori,
-        ):
-            raise InvalidEnvelopeError("the answer is not to this request from this partner")
+        read_answer, answer_digest = self._receipting.verified(
+            sent, answer, receipt, answer_type=ANSWER_TYPE, message=exchange_pb2.ReadAnswer
+        )
         if read_answer.approval_reference and read_answer.reads:
             raise InvalidEnvelopeError("the answer is held for approval and yet holds reads")
-        verify_receipt(
-            receipt,
-            sent.peer,
-            request=sent.request,
-            request_payload=sent.envelope.payload,
-            response_digest=digest(payload),
-        )
         held = read_answer.approval_reference
         acknowledgement = self._receipting.acknowledge(
             sent,
             receipt,
-            digest(payload),
+            answer_digest,
             kind=PLATE_QUERY,
             details={
                 "plate": plate,
@@ -475,13 +456,16 @@ def _filed(checked: CheckedRequest) -> FiledRequest:
     )
 
 
-def _shared(read: ReadRecord) -> exchange_pb2.SharedRead:
+def _shared(read: ReadRecord, reference: str) -> exchange_pb2.SharedRead:
     message = exchange_pb2.SharedRead(
         plate=read.plate,
         latitude=read.latitude or 0.0,
         longitude=read.longitude or 0.0,
         camera_id=read.camera_id,
         confidence=read.confidence,
+        reference=reference,
+        has_plate_image=bool(read.plate_image_sha256),
+        has_vehicle_image=bool(read.vehicle_image_sha256),
     )
     message.captured_at.FromDatetime(read.captured_at)
     return message

@@ -12,27 +12,36 @@ Hotlist pulls and plate queries differ in what they carry and share the rest (DE
   witnesses the checkpoint the receipt carries (`Receipting.close`), neither of which
   may fail the exchange: an undelivered acknowledgement is flagged by the responder's
   ledger, an unwitnessed checkpoint is asked for again by the scheduled job.
+
+`Receipting.ask` is the requester's whole round for an answer we wait on (plate queries,
+read images): send, verify answer and receipt, acknowledge, and close in the background
+(`Receipting.settled` waits for that); each partner is reported by its `Outcome`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from alpr.federation.v1 import exchange_pb2
 from federation.agreements import Agreement
-from federation.client import PartnerClient, PartnerRefusedError
+from federation.client import PartnerClient, PartnerRefusedError, PartnerTimeoutError
 from federation.envelope import Envelope, parse_payload
+from federation.errors import InvalidEnvelopeError
 from federation.exchange import (
     MAX_BATCH,
     CheckedRequest,
     ExchangeLedger,
+    Query,
     digest,
     sign_acknowledgement,
     sign_receipt,
     sign_request,
+    verify_receipt,
 )
 from federation.peers import Peer
 from federation.witness import Witness, Witnessed
@@ -40,9 +49,43 @@ from node.audit import AuditLog, AuditRecord, TreeHead
 from node.audit_checkpoints import CheckpointStore
 from node.clock import Clock
 from node.ed25519 import Ed25519Signer
-from node.errors import UnavailableError
+from node.errors import UnavailableError, ValidationError
 
+DEFAULT_DEADLINE = 5.0
+MAX_DEADLINE = 30.0
+_Accepted = TypeVar("_Accepted")
+_Answer = TypeVar("_Answer", exchange_pb2.ReadAnswer, exchange_pb2.ImageAnswer)
 log = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    """What became of a request at one partner."""
+
+    ANSWERED = "answered"
+    REFUSED = "refused"
+    UNAVAILABLE = "unavailable"
+    TIMED_OUT = "timed out"
+    INVALID = "invalid"
+    PENDING_APPROVAL = "pending approval"
+
+
+@dataclass(frozen=True)
+class Asked(Generic[_Accepted]):
+    """What became of one request to a partner: its answer, verified, when it answered."""
+
+    outcome: Outcome
+    answer: _Accepted | None = None
+    detail: str = ""
+
+
+def check_deadline(deadline: float) -> None:
+    """Check how long an investigator waits for partners.
+
+    Raises:
+        ValidationError: The deadline is not in (0, `MAX_DEADLINE`] seconds.
+    """
+    if not 0 < deadline <= MAX_DEADLINE:
+        raise ValidationError("deadline_ms", f"must be 1 to {int(MAX_DEADLINE * 1000)}")
 
 
 @dataclass(frozen=True)
@@ -144,7 +187,8 @@ class Receipting:
     witness: Witness
     client: PartnerClient
     clock: Clock
-    _batches: ClosingBatches = field(default_factory=ClosingBatches, init=False)
+    _batches: ClosingBatches = field(default_factory=ClosingBatches, init=False, compare=False)
+    _closing: set[asyncio.Task[Closed]] = field(default_factory=set, init=False, compare=False)
 
     def sign(
         self,
@@ -154,7 +198,7 @@ class Receipting:
         user: str,
         purpose: str,
         case_number: str,
-        query: exchange_pb2.HotlistQuery | exchange_pb2.ReadQuery | exchange_pb2.CollectQuery,
+        query: Query,
     ) -> SentRequest:
         """A fresh request to `peer` under `agreement`, signed by us for `user`."""
         request, envelope = sign_request(
@@ -260,6 +304,77 @@ class Receipting:
             acknowledgement=acknowledgement,
         )
         return acknowledgement
+
+    def verified(
+        self, sent: SentRequest, answer: Envelope, receipt: Envelope, *, answer_type: str,
+        message: type[_Answer],
+    ) -> tuple[_Answer, bytes]:  # fmt: skip
+        """As requester: the partner's answer to `sent`, verified with its receipt; its digest.
+
+        Raises:
+            InvalidEnvelopeError: The answer is not signed by the partner, not of
+                `answer_type`, not to this request from it, or the receipt does not cover
+                exactly these bytes.
+        """
+        payload = answer.verify([sent.peer.key], 1, answer_type).payload
+        parsed = parse_payload(message, payload)
+        if (parsed.exchange_id, parsed.responder_ori) != (
+            sent.request.exchange_id,
+            sent.peer.ori,
+        ):
+            raise InvalidEnvelopeError("the answer is not to this request from this partner")
+        response_digest = digest(payload)
+        verify_receipt(
+            receipt,
+            sent.peer,
+            request=sent.request,
+            request_payload=sent.envelope.payload,
+            response_digest=response_digest,
+        )
+        return parsed, response_digest
+
+    async def ask(
+        self,
+        sent: SentRequest,
+        *,
+        kind: str,
+        call: Callable[[], Awaitable[tuple[Envelope, Envelope]]],
+        accept: Callable[[Envelope, Envelope], tuple[_Accepted, Envelope]],
+    ) -> Asked[_Accepted]:
+        """Send `sent` by `call` and take its answer by `accept`; what became of it.
+
+        Args:
+            sent: The signed request.
+            kind: The exchange's kind, as the audit events name it.
+            call: Sends the request; the partner's answer and receipt, unverified.
+            accept: Run in a worker thread: verifies the answer and its receipt, then
+                acknowledges (`acknowledge`); the answer as used and our acknowledgement.
+                An `InvalidEnvelopeError` from it is audited (`reject`): nothing is used.
+
+        The acknowledgement's delivery and the witnessing of the partner's checkpoint fail
+        nothing: they go on in the background, batched with the partner's others (`close`).
+        """
+        try:
+            answer, receipt = await call()
+            accepted, acknowledgement = await asyncio.to_thread(accept, answer, receipt)
+        except PartnerTimeoutError:
+            return Asked(Outcome.TIMED_OUT)
+        except UnavailableError as error:
+            return Asked(Outcome.UNAVAILABLE, detail=error.diagnostics())
+        except PartnerRefusedError:
+            return Asked(Outcome.REFUSED)
+        except InvalidEnvelopeError as error:
+            self.reject(sent, kind=kind, problem=error.diagnostics())
+            return Asked(Outcome.INVALID, detail=error.diagnostics())
+        closing = asyncio.create_task(self.close(sent.peer, receipt, acknowledgement))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+        return Asked(Outcome.ANSWERED, accepted)
+
+    async def settled(self) -> None:
+        """Wait until every acknowledgement and witnessing still under way is done."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     def reject(self, sent: SentRequest, *, kind: str, problem: str) -> None:
         """As requester: audit that a partner's answer failed verification; nothing was used.

@@ -12,6 +12,7 @@ from federation.gate import ExchangeGate
 from federation.hotlist_sharing import HotlistSharing
 from federation.peers import PeerRegistry
 from federation.plate_queries import PlateQueries
+from federation.read_images import ReadImages
 from federation.receipting import Receipting
 from federation.witness import Witness, WitnessedLog
 from gateway.node_dir import OpenedNode
@@ -38,6 +39,7 @@ from node.retention import LegalHolds, RetentionKeeper
 from node.search import ReadSearch
 from node.session_watch import SessionWatch
 from node.sessions import Sessions
+from node.shared_reads import SharedReads
 from node.users import UserDirectory
 
 
@@ -72,6 +74,7 @@ class Services:
     requests: PartnerRequests
     held: HeldQueries
     queries: PlateQueries
+    read_images: ReadImages
     holds: LegalHolds
     retention: RetentionKeeper
     corrections: Corrections
@@ -167,6 +170,7 @@ class Services:
         search = ReadSearch(node.engine, profile=node.profile, audit=audit, ori=config.ori)
         requests = PartnerRequests(node.engine, clock=clock)
         held = HeldQueries(node.engine, clock=clock)
+        shared = SharedReads(node.engine, clock=clock)
         return cls(
             identity=node.identity,
             profile=node.profile,
@@ -206,7 +210,20 @@ class Services:
                 client=partners,
                 requests=requests,
                 held=held,
+                shared=shared,
                 approve_each_request=node.profile.sharing.approve_each_request,
+                per_minute=config.queries_per_minute,
+            ),
+            read_images=ReadImages(
+                ori=config.ori,
+                peers=peers,
+                agreements=agreements,
+                checker=checker,
+                ledger=ledger,
+                receipting=receipting,
+                client=partners,
+                shared=shared,
+                images=images,
                 per_minute=config.queries_per_minute,
             ),
             holds=holds,

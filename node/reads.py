@@ -187,6 +187,13 @@ class ImageStore:
         """Where the image of `digest` is kept."""
         return self._directory / digest[:2] / f"{digest}.jpg"
 
+    def get(self, digest: str) -> bytes | None:
+        """The image of `digest`, or None when it is no longer kept."""
+        try:
+            return self.path(digest).read_bytes()
+        except FileNotFoundError:
+            return None
+
 
 class ReadIntake:
     """Commits reads and the hits they raise."""

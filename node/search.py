@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
@@ -176,7 +177,14 @@ class ReadSearch:
             reason = "a search of archived reads needs its approval recorded (RET-5)"
         else:
             return
-        self._refuse(query, reason, user, peer_ip)
+        self._refuse(
+            reason,
+            purpose=query.purpose,
+            case_number=query.case_number,
+            asked={"plate": query.plate[:16]},
+            user=user,
+            peer_ip=peer_ip,
+        )
 
     def authorize(self, query: ReadQuery, *, user: str, peer_ip: str) -> str:
         """The purpose as the profile spells it, once allowed; refusals audited.
@@ -186,26 +194,74 @@ class ReadSearch:
             PermissionDeniedError: The purpose is not authorized or is forbidden (ACC-7).
         """
         _checked(query)
-        folded = query.purpose.strip().casefold()
-        reason = forbidden_reason(query.purpose, query.judicial_warrant)
+        return self.authorize_purpose(
+            query.purpose,
+            query.case_number,
+            query.judicial_warrant,
+            user=user,
+            peer_ip=peer_ip,
+            asked={"plate": query.plate[:16]},
+        )
+
+    def authorize_purpose(
+        self,
+        purpose: str,
+        case_number: str,
+        judicial_warrant: str = "",
+        *,
+        user: str,
+        peer_ip: str,
+        asked: Mapping[str, object],
+    ) -> str:
+        """The purpose as the profile spells it, once allowed for a case; refusals audited.
+
+        Args:
+            purpose: The purpose stated (ACC-6).
+            case_number: The case or incident number stated (ACC-6).
+            judicial_warrant: The warrant a civil immigration request is made under (ACC-7).
+            user: Who asks.
+            peer_ip: From where.
+            asked: What is asked, as a refusal's audit event records it.
+
+        Raises:
+            ValidationError: The purpose or case number is missing, or a field too long.
+            PermissionDeniedError: The purpose is not authorized or is forbidden (ACC-7).
+        """
+        _check_basis(purpose, case_number, judicial_warrant)
+        folded = purpose.strip().casefold()
+        reason = forbidden_reason(purpose, judicial_warrant)
         if reason is None and IMMIGRATION in folded:
-            return query.purpose.strip()  # under the warrant recorded with it
+            return purpose.strip()  # under the warrant recorded with it
         if reason is None and folded in self._purposes:
             return self._purposes[folded]
         return self._refuse(
-            query, reason or "not one of the agency's authorized purposes (ACC-6)", user, peer_ip
+            reason or "not one of the agency's authorized purposes (ACC-6)",
+            purpose=purpose,
+            case_number=case_number,
+            asked=asked,
+            user=user,
+            peer_ip=peer_ip,
         )
 
-    def _refuse(self, query: ReadQuery, reason: str, user: str, peer_ip: str) -> NoReturn:
-        """Audit a refused query, then refuse it."""
+    def _refuse(
+        self,
+        reason: str,
+        *,
+        purpose: str,
+        case_number: str,
+        asked: Mapping[str, object],
+        user: str,
+        peer_ip: str,
+    ) -> NoReturn:
+        """Audit a refused request, then refuse it."""
         self._audit.append(
             "search.refused",
             actor=user,
             agency=self._ori,
             peer_ip=peer_ip,
-            purpose=query.purpose[:64],
-            case_number=query.case_number,
-            details={"plate": query.plate[:16], "reason": reason},
+            purpose=purpose[:64],
+            case_number=case_number,
+            details={**asked, "reason": reason},
         )
         raise PermissionDeniedError(f"the query is refused: {reason}")
 
@@ -344,17 +400,22 @@ def _checked(query: ReadQuery) -> tuple[PlatePattern, int, int]:
             raise ValidationError(name, "must have a time zone")
     if query.since >= query.until:
         raise ValidationError("until", "must be after since")
-    if not query.purpose.strip():
-        raise ValidationError("purpose", "is required: one of the agency's purposes (ACC-6)")
-    if not query.case_number.strip() or len(query.case_number) > MAX_CASE_NUMBER:
-        raise ValidationError(
-            "case_number", f"is required (ACC-6), at most {MAX_CASE_NUMBER} characters"
-        )
-    if len(query.judicial_warrant) > MAX_WARRANT:
-        raise ValidationError("judicial_warrant", f"at most {MAX_WARRANT} characters")
+    _check_basis(query.purpose, query.case_number, query.judicial_warrant)
     if query.page_size < 0:
         raise ValidationError("page_size", "must not be negative")
     return pattern, min(query.page_size or DEFAULT_PAGE, MAX_PAGE), _offset(query.page_token)
+
+
+def _check_basis(purpose: str, case_number: str, judicial_warrant: str) -> None:
+    """Check the purpose, case number and warrant a request states."""
+    if not purpose.strip():
+        raise ValidationError("purpose", "is required: one of the agency's purposes (ACC-6)")
+    if not case_number.strip() or len(case_number) > MAX_CASE_NUMBER:
+        raise ValidationError(
+            "case_number", f"is required (ACC-6), at most {MAX_CASE_NUMBER} characters"
+        )
+    if len(judicial_warrant) > MAX_WARRANT:
+        raise ValidationError("judicial_warrant", f"at most {MAX_WARRANT} characters")
 
 
 def _token(offset: int) -> str:

@@ -96,6 +96,19 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
             )
         return pb.QueryReadsResponse(answer=answer.to_proto(), receipt=receipt.to_proto())
 
+    async def GetReadImages(  # noqa: N802 (gRPC method name)
+        self, request: pb.GetReadImagesRequest, context: Context
+    ) -> pb.GetReadImagesResponse:
+        """Answer a partner's signed request for images of reads we sent it, with a receipt."""
+        with self._partner("GetReadImages", context) as peer:
+            answer, receipt = await asyncio.to_thread(
+                self._services.read_images.serve,
+                Envelope.from_proto(request.request),
+                peer,
+                peer_ip(context),
+            )
+        return pb.GetReadImagesResponse(answer=answer.to_proto(), receipt=receipt.to_proto())
+
     async def AcknowledgeReceipts(  # noqa: N802 (gRPC method name)
         self, request: pb.AcknowledgeReceiptsRequest, context: Context
     ) -> pb.AcknowledgeReceiptsResponse:

@@ -1,8 +1,10 @@
 """SearchService: the agency's investigators search its reads and its partners' (ACC-6, AUD-1).
 
 A partner that holds a query for its approver answers PENDING_APPROVAL with a reference;
-CollectPartnerAnswer fetches the answer later (SHR-5). ListHeldQueries shows investigators
-the queries partners hold for them: each their own, for a query names a case they work.
+CollectPartnerAnswer fetches the answer later (SHR-5). A partner's answer lists its reads
+without images; GetPartnerImages asks it for the images of some of them. ListHeldQueries
+shows investigators the queries partners hold for them: each their own, for a query names a
+case they work.
 A logged-in system administrator sees everyone's: of the roles of ACC-1 that search (the
 ACCESS table admits system administrators and data users), theirs is the one with "the
 highest access rights" (LAPD Manual 3/568.53) that oversees the system's use; ACC-1 has no
@@ -15,7 +17,9 @@ import asyncio
 
 from alpr.search.v1 import search_service_pb2 as pb
 from alpr.search.v1 import search_service_pb2_grpc as pb_grpc
-from federation.plate_queries import Outcome, PartnerReply, PlateQuery
+from federation.plate_queries import PartnerReply, PlateQuery
+from federation.read_images import ImageRequest
+from federation.receipting import Outcome
 from gateway.interceptors import Context, current_caller, current_user, peer_ip
 from gateway.servicers.paging import page
 from gateway.services import Services
@@ -145,6 +149,66 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             held_queries=[_held(record) for record in shown], next_page_token=token
         )
 
+    async def GetPartnerImages(  # noqa: N802 (gRPC method name)
+        self, request: pb.GetPartnerImagesRequest, context: Context
+    ) -> pb.GetPartnerImagesResponse:
+        """Ask a partner for the images of reads it listed in its answer to one of our queries."""
+        for name in ("partner_ori", "exchange_id"):
+            if not getattr(request, name).strip():
+                raise ValidationError(name, "is required")
+        user, address = current_caller().spiffe_id, peer_ip(context)
+        asked = {"partner": request.partner_ori, "answers": request.exchange_id}
+        # Our own rules first: the purpose must be one we authorize (ACC-6, ACC-7).
+        await asyncio.to_thread(
+            self._services.search.authorize_purpose,
+            request.purpose,
+            request.case_number,
+            request.judicial_warrant,
+            user=user,
+            peer_ip=address,
+            asked=asked,
+        )
+        reply = await self._services.read_images.ask(
+            ImageRequest(
+                partner_ori=request.partner_ori,
+                exchange_id=request.exchange_id,
+                references=list(request.read_references),
+                purpose=request.purpose,
+                case_number=request.case_number,
+            ),
+            user=user,
+            deadline=_deadline(request.deadline_ms),
+        )
+        self._services.audit.append(
+            "search.partner_images",
+            actor=user,
+            agency=self._services.identity.ori,
+            peer_ip=address,
+            purpose=request.purpose,
+            case_number=request.case_number,
+            details={
+                **asked,
+                "references": list(request.read_references),
+                "outcome": reply.outcome.value,
+                "exchange_id": reply.exchange_id,
+                "received": [image.read_reference for image in reply.images],
+            },
+        )
+        return pb.GetPartnerImagesResponse(
+            outcome=_OUTCOMES[reply.outcome],
+            images=[
+                pb.PartnerImages(
+                    read_reference=image.read_reference,
+                    plate_image=image.plate_image,
+                    vehicle_image=image.vehicle_image,
+                )
+                for image in reply.images
+            ],
+            remaining_references=reply.remaining,
+            exchange_id=reply.exchange_id,
+            detail=reply.detail,
+        )
+
 
 def _deadline(deadline_ms: int) -> float:
     """Seconds to wait for partners: 0 ms means the default."""
@@ -190,6 +254,9 @@ def _partner(reply: PartnerReply) -> pb.PartnerAnswer:
                 camera_id=read.camera_id,
                 latitude=read.latitude,
                 longitude=read.longitude,
+                partner_reference=read.reference,
+                has_plate_image=read.has_plate_image,
+                has_vehicle_image=read.has_vehicle_image,
             )
             for read in reply.reads
         ],
@@ -228,6 +295,8 @@ def _read(read: ReadRecord, corrections: list[ReadCorrectionRecord]) -> pb.Read:
         latitude=read.latitude or 0.0,
         longitude=read.longitude or 0.0,
         plate_image_sha256=read.plate_image_sha256,
+        has_plate_image=bool(read.plate_image_sha256),
+        has_vehicle_image=bool(read.vehicle_image_sha256),
     )
     message.captured_at.FromDatetime(read.captured_at)
     for correction in corrections:

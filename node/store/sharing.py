@@ -150,3 +150,22 @@ class HeldQueryRecord(SQLModel, table=True):
     held_at: datetime = Field(sa_type=DateTime(timezone=True))
     outcome: str = Field(default="", max_length=32)
     closed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class SharedReadRecord(SQLModel, table=True):
+    """A read we sent a partner in an answer, under the reference that answer gave it (SHR-7).
+
+    With the answer's partner, agreement, purpose and case, it is what a later request for
+    the read's images is checked against; `read_id` is ours and never leaves the node.
+    """
+
+    __tablename__ = "shared_read"
+
+    exchange_id: str = Field(primary_key=True, max_length=36)
+    reference: str = Field(primary_key=True, max_length=32)
+    read_id: str = Field(max_length=36, index=True)
+    partner_ori: str = Field(max_length=9)
+    agreement_id: str = Field(max_length=36)
+    purpose: str = Field(max_length=500)
+    case_number: str = Field(max_length=64)
+    shared_at: datetime = Field(sa_type=DateTime(timezone=True))

@@ -4,7 +4,8 @@ In the spirit of python-tuf's `RepositorySimulator`: the requester under test ca
 as it would any partner (the simulator presents the partner's own node certificate),
 and the test decides what comes back. By default each call is passed on to the real
 partner node, as the requester's node, and its answer returned unchanged; a test
-replaces `answer_hotlist` to alter an answer in transit or to serve one of its own.
+replaces `answer_hotlist` (`answer_query`, `answer_images`) to alter an answer in transit
+or to serve one of its own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ FORWARD_TIMEOUT = 30
 _T = TypeVar("_T")
 HotlistAnswer = Callable[[pb.GetHotlistRequest], pb.GetHotlistResponse]
 QueryAnswer = Callable[[pb.QueryReadsRequest], pb.QueryReadsResponse]
+ImagesAnswer = Callable[[pb.GetReadImagesRequest], pb.GetReadImagesResponse]
 
 
 def _forwarded(name: str) -> Callable[..., Any]:
@@ -45,6 +47,7 @@ class PartnerSimulator(pb_grpc.FederationServiceServicer):
         upstream: The real partner's FederationService, called as the requester's node.
         answer_hotlist: What GetHotlist answers; by default, the partner's own answer.
         answer_query: What QueryReads answers; by default, the partner's own answer.
+        answer_images: What GetReadImages answers; by default, the partner's own answer.
     """
 
     def __init__(self, upstream: pb_grpc.FederationServiceStub) -> None:
@@ -52,6 +55,7 @@ class PartnerSimulator(pb_grpc.FederationServiceServicer):
         self.upstream = upstream
         self.answer_hotlist: HotlistAnswer = self.forward_hotlist
         self.answer_query: QueryAnswer = self.forward_query
+        self.answer_images: ImagesAnswer = self.forward_images
 
     def forward_hotlist(self, request: pb.GetHotlistRequest) -> pb.GetHotlistResponse:
         """The real partner's answer to `request`."""
@@ -60,6 +64,16 @@ class PartnerSimulator(pb_grpc.FederationServiceServicer):
     def forward_query(self, request: pb.QueryReadsRequest) -> pb.QueryReadsResponse:
         """The real partner's answer to `request`."""
         return self.upstream.QueryReads(request, timeout=FORWARD_TIMEOUT)
+
+    def forward_images(self, request: pb.GetReadImagesRequest) -> pb.GetReadImagesResponse:
+        """The real partner's answer to `request`."""
+        return self.upstream.GetReadImages(request, timeout=FORWARD_TIMEOUT)
+
+    def GetReadImages(  # noqa: N802 (gRPC method name)
+        self, request: pb.GetReadImagesRequest, context: grpc.ServicerContext
+    ) -> pb.GetReadImagesResponse:
+        """Answer as the test scripted; a refusal upstream is passed on as it came."""
+        return _passing_refusals_on(context, lambda: self.answer_images(request))
 
     def QueryReads(  # noqa: N802 (gRPC method name)
         self, request: pb.QueryReadsRequest, context: grpc.ServicerContext

@@ -26,7 +26,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!alpr/federation/v1/exchange.proto\x12\x12\x61lpr.federation.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x03\n\x0f\x45xchangeRequest\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x61greement_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0erequesting_ori\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0eresponding_ori\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0frequesting_user\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07purpose\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x63\x61se_number\x18\x07 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05nonce\x18\x08 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x33\n\tissued_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x33\n\x07hotlist\x18\n \x01(\x0b\x32 .alpr.federation.v1.HotlistQueryH\x00\x12.\n\x05reads\x18\x0b \x01(\x0b\x32\x1d.alpr.federation.v1.ReadQueryH\x00\x12\x33\n\x07\x63ollect\x18\x0c \x01(\x0b\x32 .alpr.federation.v1.CollectQueryH\x00\x42\x07\n\x05query\"0\n\x0c\x43ollectQuery\x12 \n\x12\x61pproval_reference\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xa2\x01\n\tReadQuery\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12/\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x1e\n\x10judicial_warrant\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\xb4\x01\n\nReadAnswer\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rresponder_ori\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x33\n\x05reads\x18\x03 \x03(\x0b\x32\x1e.alpr.federation.v1.SharedReadB\x04\xe2\x41\x01\x01\x12\x17\n\ttruncated\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12 \n\x12\x61pproval_reference\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"\xbc\x01\n\nSharedRead\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x35\n\x0b\x63\x61ptured_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x16\n\x08latitude\x18\x03 \x01(\x01\x42\x04\xe2\x41\x01\x01\x12\x17\n\tlongitude\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x01\x12\x17\n\tcamera_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nconfidence\x18\x06 \x01(\x02\x42\x04\xe2\x41\x01\x02\"+\n\x0cHotlistQuery\x12\x1b\n\rsince_version\x18\x01 \x01(\x04\x42\x04\xe2\x41\x01\x01\"\x8b\x03\n\x0fHotlistSnapshot\x12\x18\n\nissuer_ori\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rrecipient_ori\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x61greement_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07version\x18\x04 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x1b\n\rsince_version\x18\x05 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x33\n\tissued_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x34\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x18\n\nsealed_key\x18\x08 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x17\n\tentry_ids\x18\t \x03(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06plates\x18\n \x03(\tB\x04\xe2\x41\x01\x02\x12\x1e\n\x10\x65ncrypted_fields\x18\x0b \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0f\x65nded_entry_ids\x18\x0c \x03(\tB\x04\xe2\x41\x01\x01\"\xb5\x02\n\x07Receipt\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rresponder_ori\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rrequester_ori\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0erequest_digest\x18\x04 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0fresponse_digest\x18\x05 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x17\n\taudit_seq\x18\x06 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x17\n\ttree_size\x18\x07 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x17\n\ttree_root\x18\x08 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x33\n\tissued_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x18\n\ncheckpoint\x18\n \x01(\x0c\x42\x04\xe2\x41\x01\x02\"\xe7\x01\n\x0f\x41\x63knowledgement\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rrequester_ori\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0ereceipt_digest\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x17\n\taudit_seq\x18\x04 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x17\n\ttree_size\x18\x05 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x17\n\ttree_root\x18\x06 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x33\n\tissued_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!alpr/federation/v1/exchange.proto\x12\x12\x61lpr.federation.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x03\n\x0f\x45xchangeRequest\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x61greement_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0erequesting_ori\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0eresponding_ori\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0frequesting_user\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07purpose\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x63\x61se_number\x18\x07 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05nonce\x18\x08 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x33\n\tissued_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x33\n\x07hotlist\x18\n \x01(\x0b\x32 .alpr.federation.v1.HotlistQueryH\x00\x12.\n\x05reads\x18\x0b \x01(\x0b\x32\x1d.alpr.federation.v1.ReadQueryH\x00\x12\x33\n\x07\x63ollect\x18\x0c \x01(\x0b\x32 .alpr.federation.v1.CollectQueryH\x00\x12\x30\n\x06images\x18\r \x01(\x0b\x32\x1e.alpr.federation.v1.ImageQueryH\x00\x42\x07\n\x05query\"F\n\nImageQuery\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fread_references\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02\"\xa1\x01\n\x0bImageAnswer\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rresponder_ori\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x36\n\x06images\x18\x03 \x03(\x0b\x32 .alpr.federation.v1.SharedImagesB\x04\xe2\x41\x01\x01\x12\"\n\x14remaining_references\x18\x04 \x03(\tB\x04\xe2\x41\x01\x01\"d\n\x0cSharedImages\x12\x1c\n\x0eread_reference\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0bplate_image\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x01\x12\x1b\n\rvehicle_image\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x01\"0\n\x0c\x43ollectQuery\x12 \n\x12\x61pproval_reference\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xa2\x01\n\tReadQuery\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12/\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x1e\n\x10judicial_warrant\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\xb4\x01\n\nReadAnswer\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rresponder_ori\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x33\n\x05reads\x18\x03 \x03(\x0b\x32\x1e.alpr.federation.v1.SharedReadB\x04\xe2\x41\x01\x01\x12\x17\n\ttruncated\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12 \n\x12\x61pproval_reference\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"\x95\x02\n\nSharedRead\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x35\n\x0b\x63\x61ptured_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x16\n\x08latitude\x18\x03 \x01(\x01\x42\x04\xe2\x41\x01\x01\x12\x17\n\tlongitude\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x01\x12\x17\n\tcamera_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nconfidence\x18\x06 \x01(\x02\x42\x04\xe2\x41\x01\x02\x12\x17\n\treference\x18\x07 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fhas_plate_image\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x1f\n\x11has_vehicle_image\x18\t \x01(\x08\x42\x04\xe2\x41\x01\x01\"+\n\x0cHotlistQuery\x12\x1b\n\rsince_version\x18\x01 \x01(\x04\x42\x04\xe2\x41\x01\x01\"\x8b\x03\n\x0fHotlistSnapshot\x12\x18\n\nissuer_ori\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rrecipient_ori\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x61greement_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07version\x18\x04 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x1b\n\rsince_version\x18\x05 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x33\n\tissued_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x34\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x18\n\nsealed_key\x18\x08 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x17\n\tentry_ids\x18\t \x03(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06plates\x18\n \x03(\tB\x04\xe2\x41\x01\x02\x12\x1e\n\x10\x65ncrypted_fields\x18\x0b \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0f\x65nded_entry_ids\x18\x0c \x03(\tB\x04\xe2\x41\x01\x01\"\xb5\x02\n\x07Receipt\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rresponder_ori\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rrequester_ori\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0erequest_digest\x18\x04 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0fresponse_digest\x18\x05 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x17\n\taudit_seq\x18\x06 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x17\n\ttree_size\x18\x07 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x17\n\ttree_root\x18\x08 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x33\n\tissued_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x18\n\ncheckpoint\x18\n \x01(\x0c\x42\x04\xe2\x41\x01\x02\"\xe7\x01\n\x0f\x41\x63knowledgement\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rrequester_ori\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0ereceipt_digest\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x17\n\taudit_seq\x18\x04 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x17\n\ttree_size\x18\x05 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x17\n\ttree_root\x18\x06 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x33\n\tissued_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,6 +51,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXCHANGEREQUEST'].fields_by_name['nonce']._serialized_options = b'\342A\001\002'
   _globals['_EXCHANGEREQUEST'].fields_by_name['issued_at']._loaded_options = None
   _globals['_EXCHANGEREQUEST'].fields_by_name['issued_at']._serialized_options = b'\342A\001\002'
+  _globals['_IMAGEQUERY'].fields_by_name['exchange_id']._loaded_options = None
+  _globals['_IMAGEQUERY'].fields_by_name['exchange_id']._serialized_options = b'\342A\001\002'
+  _globals['_IMAGEQUERY'].fields_by_name['read_references']._loaded_options = None
+  _globals['_IMAGEQUERY'].fields_by_name['read_references']._serialized_options = b'\342A\001\002'
+  _globals['_IMAGEANSWER'].fields_by_name['exchange_id']._loaded_options = None
+  _globals['_IMAGEANSWER'].fields_by_name['exchange_id']._serialized_options = b'\342A\001\002'
+  _globals['_IMAGEANSWER'].fields_by_name['responder_ori']._loaded_options = None
+  _globals['_IMAGEANSWER'].fields_by_name['responder_ori']._serialized_options = b'\342A\001\002'
+  _globals['_IMAGEANSWER'].fields_by_name['images']._loaded_options = None
+  _globals['_IMAGEANSWER'].fields_by_name['images']._serialized_options = b'\342A\001\001'
+  _globals['_IMAGEANSWER'].fields_by_name['remaining_references']._loaded_options = None
+  _globals['_IMAGEANSWER'].fields_by_name['remaining_references']._serialized_options = b'\342A\001\001'
+  _globals['_SHAREDIMAGES'].fields_by_name['read_reference']._loaded_options = None
+  _globals['_SHAREDIMAGES'].fields_by_name['read_reference']._serialized_options = b'\342A\001\002'
+  _globals['_SHAREDIMAGES'].fields_by_name['plate_image']._loaded_options = None
+  _globals['_SHAREDIMAGES'].fields_by_name['plate_image']._serialized_options = b'\342A\001\001'
+  _globals['_SHAREDIMAGES'].fields_by_name['vehicle_image']._loaded_options = None
+  _globals['_SHAREDIMAGES'].fields_by_name['vehicle_image']._serialized_options = b'\342A\001\001'
   _globals['_COLLECTQUERY'].fields_by_name['approval_reference']._loaded_options = None
   _globals['_COLLECTQUERY'].fields_by_name['approval_reference']._serialized_options = b'\342A\001\002'
   _globals['_READQUERY'].fields_by_name['plate']._loaded_options = None
@@ -83,6 +101,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SHAREDREAD'].fields_by_name['camera_id']._serialized_options = b'\342A\001\002'
   _globals['_SHAREDREAD'].fields_by_name['confidence']._loaded_options = None
   _globals['_SHAREDREAD'].fields_by_name['confidence']._serialized_options = b'\342A\001\002'
+  _globals['_SHAREDREAD'].fields_by_name['reference']._loaded_options = None
+  _globals['_SHAREDREAD'].fields_by_name['reference']._serialized_options = b'\342A\001\002'
+  _globals['_SHAREDREAD'].fields_by_name['has_plate_image']._loaded_options = None
+  _globals['_SHAREDREAD'].fields_by_name['has_plate_image']._serialized_options = b'\342A\001\001'
+  _globals['_SHAREDREAD'].fields_by_name['has_vehicle_image']._loaded_options = None
+  _globals['_SHAREDREAD'].fields_by_name['has_vehicle_image']._serialized_options = b'\342A\001\001'
   _globals['_HOTLISTQUERY'].fields_by_name['since_version']._loaded_options = None
   _globals['_HOTLISTQUERY'].fields_by_name['since_version']._serialized_options = b'\342A\001\001'
   _globals['_HOTLISTSNAPSHOT'].fields_by_name['issuer_ori']._loaded_options = None
@@ -144,21 +168,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACKNOWLEDGEMENT'].fields_by_name['issued_at']._loaded_options = None
   _globals['_ACKNOWLEDGEMENT'].fields_by_name['issued_at']._serialized_options = b'\342A\001\002'
   _globals['_EXCHANGEREQUEST']._serialized_start=124
-  _globals['_EXCHANGEREQUEST']._serialized_end=574
-  _globals['_COLLECTQUERY']._serialized_start=576
-  _globals['_COLLECTQUERY']._serialized_end=624
-  _globals['_READQUERY']._serialized_start=627
-  _globals['_READQUERY']._serialized_end=789
-  _globals['_READANSWER']._serialized_start=792
-  _globals['_READANSWER']._serialized_end=972
-  _globals['_SHAREDREAD']._serialized_start=975
-  _globals['_SHAREDREAD']._serialized_end=1163
-  _globals['_HOTLISTQUERY']._serialized_start=1165
-  _globals['_HOTLISTQUERY']._serialized_end=1208
-  _globals['_HOTLISTSNAPSHOT']._serialized_start=1211
-  _globals['_HOTLISTSNAPSHOT']._serialized_end=1606
-  _globals['_RECEIPT']._serialized_start=1609
-  _globals['_RECEIPT']._serialized_end=1918
-  _globals['_ACKNOWLEDGEMENT']._serialized_start=1921
-  _globals['_ACKNOWLEDGEMENT']._serialized_end=2152
+  _globals['_EXCHANGEREQUEST']._serialized_end=624
+  _globals['_IMAGEQUERY']._serialized_start=626
+  _globals['_IMAGEQUERY']._serialized_end=696
+  _globals['_IMAGEANSWER']._serialized_start=699
+  _globals['_IMAGEANSWER']._serialized_end=860
+  _globals['_SHAREDIMAGES']._serialized_start=862
+  _globals['_SHAREDIMAGES']._serialized_end=962
+  _globals['_COLLECTQUERY']._serialized_start=964
+  _globals['_COLLECTQUERY']._serialized_end=1012
+  _globals['_READQUERY']._serialized_start=1015
+  _globals['_READQUERY']._serialized_end=1177
+  _globals['_READANSWER']._serialized_start=1180
+  _globals['_READANSWER']._serialized_end=1360
+  _globals['_SHAREDREAD']._serialized_start=1363
+  _globals['_SHAREDREAD']._serialized_end=1640
+  _globals['_HOTLISTQUERY']._serialized_start=1642
+  _globals['_HOTLISTQUERY']._serialized_end=1685
+  _globals['_HOTLISTSNAPSHOT']._serialized_start=1688
+  _globals['_HOTLISTSNAPSHOT']._serialized_end=2083
+  _globals['_RECEIPT']._serialized_start=2086
+  _globals['_RECEIPT']._serialized_end=2395
+  _globals['_ACKNOWLEDGEMENT']._serialized_start=2398
+  _globals['_ACKNOWLEDGEMENT']._serialized_end=2629
 # @@protoc_insertion_point(module_scope)

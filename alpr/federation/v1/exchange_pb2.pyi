@@ -37,6 +37,7 @@ class ExchangeRequest(_message.Message):
     HOTLIST_FIELD_NUMBER: _builtins.int
     READS_FIELD_NUMBER: _builtins.int
     COLLECT_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
     exchange_id: _builtins.str
     """A UUID the requester chooses; receipts and acknowledgements name it."""
     agreement_id: _builtins.str
@@ -69,6 +70,10 @@ class ExchangeRequest(_message.Message):
     def collect(self) -> Global___CollectQuery:
         """The answer to a plate query the responder held for its approver (SHR-5)."""
 
+    @_builtins.property
+    def images(self) -> Global___ImageQuery:
+        """The images of reads the responder sent us in an earlier answer."""
+
     def __init__(
         self,
         *,
@@ -84,16 +89,120 @@ class ExchangeRequest(_message.Message):
         hotlist: Global___HotlistQuery | None = ...,
         reads: Global___ReadQuery | None = ...,
         collect: Global___CollectQuery | None = ...,
+        images: Global___ImageQuery | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["collect", b"collect", "hotlist", b"hotlist", "issued_at", b"issued_at", "query", b"query", "reads", b"reads"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["collect", b"collect", "hotlist", b"hotlist", "images", b"images", "issued_at", b"issued_at", "query", b"query", "reads", b"reads"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "case_number", b"case_number", "collect", b"collect", "exchange_id", b"exchange_id", "hotlist", b"hotlist", "issued_at", b"issued_at", "nonce", b"nonce", "purpose", b"purpose", "query", b"query", "reads", b"reads", "requesting_ori", b"requesting_ori", "requesting_user", b"requesting_user", "responding_ori", b"responding_ori"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "case_number", b"case_number", "collect", b"collect", "exchange_id", b"exchange_id", "hotlist", b"hotlist", "images", b"images", "issued_at", b"issued_at", "nonce", b"nonce", "purpose", b"purpose", "query", b"query", "reads", b"reads", "requesting_ori", b"requesting_ori", "requesting_user", b"requesting_user", "responding_ori", b"responding_ori"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_query: _TypeAlias = _typing.Literal["hotlist", "reads", "collect"]  # noqa: Y015
+    _WhichOneofReturnType_query: _TypeAlias = _typing.Literal["hotlist", "reads", "collect", "images"]  # noqa: Y015
     _WhichOneofArgType_query: _TypeAlias = _typing.Literal["query", b"query"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_query) -> _WhichOneofReturnType_query | None: ...
 
 Global___ExchangeRequest: _TypeAlias = ExchangeRequest  # noqa: Y015
+
+@_typing.final
+class ImageQuery(_message.Message):
+    """Asks for the plate and vehicle images of reads the responder listed in an earlier
+    answer to the requester. The request is made under the agreement that answer was sent
+    under and states its query's purpose and case number again; the responder answers with
+    an ImageAnswer, or with the uniform denial for a read it did not send the requester
+    there, or no longer holds, or has archived (SHR-6).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    READ_REFERENCES_FIELD_NUMBER: _builtins.int
+    exchange_id: _builtins.str
+    """The exchange whose answer listed the reads."""
+    @_builtins.property
+    def read_references(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The reads' references in that answer (SharedRead.reference): 1 to 16, each once."""
+
+    def __init__(
+        self,
+        *,
+        exchange_id: _builtins.str = ...,
+        read_references: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_id", b"exchange_id", "read_references", b"read_references"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageQuery: _TypeAlias = ImageQuery  # noqa: Y015
+
+@_typing.final
+class ImageAnswer(_message.Message):
+    """A responder's answer to an ImageQuery, signed by it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    RESPONDER_ORI_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    REMAINING_REFERENCES_FIELD_NUMBER: _builtins.int
+    exchange_id: _builtins.str
+    """The exchange it answers (the image request's own)."""
+    responder_ori: _builtins.str
+    """The answering agency."""
+    @_builtins.property
+    def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___SharedImages]:
+        """The images of the reads asked, in the order asked, within the responder's byte limit
+        per answer (3 MiB of images).
+        """
+
+    @_builtins.property
+    def remaining_references(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The references asked whose images did not fit in this answer; ask for them again."""
+
+    def __init__(
+        self,
+        *,
+        exchange_id: _builtins.str = ...,
+        responder_ori: _builtins.str = ...,
+        images: _abc.Iterable[Global___SharedImages] | None = ...,
+        remaining_references: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_id", b"exchange_id", "images", b"images", "remaining_references", b"remaining_references", "responder_ori", b"responder_ori"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageAnswer: _TypeAlias = ImageAnswer  # noqa: Y015
+
+@_typing.final
+class SharedImages(_message.Message):
+    """The images of one read a partner shared."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READ_REFERENCE_FIELD_NUMBER: _builtins.int
+    PLATE_IMAGE_FIELD_NUMBER: _builtins.int
+    VEHICLE_IMAGE_FIELD_NUMBER: _builtins.int
+    read_reference: _builtins.str
+    """The read's reference in the answer that listed it."""
+    plate_image: _builtins.bytes
+    """The plate crop as the camera stored it; empty when it has none."""
+    vehicle_image: _builtins.bytes
+    """The vehicle image; empty when the camera gave none."""
+    def __init__(
+        self,
+        *,
+        read_reference: _builtins.str = ...,
+        plate_image: _builtins.bytes = ...,
+        vehicle_image: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plate_image", b"plate_image", "read_reference", b"read_reference", "vehicle_image", b"vehicle_image"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SharedImages: _TypeAlias = SharedImages  # noqa: Y015
 
 @_typing.final
 class CollectQuery(_message.Message):
@@ -204,7 +313,9 @@ Global___ReadAnswer: _TypeAlias = ReadAnswer  # noqa: Y015
 
 @_typing.final
 class SharedRead(_message.Message):
-    """One read as a partner shares it: no image, no owner (CAP-3)."""
+    """One read as a partner shares it: no owner (CAP-3), and its images only on a second
+    request (ImageQuery) naming its reference.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -214,6 +325,9 @@ class SharedRead(_message.Message):
     LONGITUDE_FIELD_NUMBER: _builtins.int
     CAMERA_ID_FIELD_NUMBER: _builtins.int
     CONFIDENCE_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    HAS_PLATE_IMAGE_FIELD_NUMBER: _builtins.int
+    HAS_VEHICLE_IMAGE_FIELD_NUMBER: _builtins.int
     plate: _builtins.str
     """The plate as read."""
     latitude: _builtins.float
@@ -224,6 +338,14 @@ class SharedRead(_message.Message):
     """The camera, as the responder names it."""
     confidence: _builtins.float
     """The reader's confidence, 0 to 1."""
+    reference: _builtins.str
+    """The read's reference in this answer, fresh for each answer: with the answer's
+    exchange id it names the read in an ImageQuery, and nothing else.
+    """
+    has_plate_image: _builtins.bool
+    """Whether the responder holds a plate crop of the read."""
+    has_vehicle_image: _builtins.bool
+    """Whether the responder holds a vehicle image of the read."""
     @_builtins.property
     def captured_at(self) -> _timestamp_pb2.Timestamp:
         """When it was seen."""
@@ -237,10 +359,13 @@ class SharedRead(_message.Message):
         longitude: _builtins.float = ...,
         camera_id: _builtins.str = ...,
         confidence: _builtins.float = ...,
+        reference: _builtins.str = ...,
+        has_plate_image: _builtins.bool = ...,
+        has_vehicle_image: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "captured_at", b"captured_at", "confidence", b"confidence", "latitude", b"latitude", "longitude", b"longitude", "plate", b"plate"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "captured_at", b"captured_at", "confidence", b"confidence", "has_plate_image", b"has_plate_image", "has_vehicle_image", b"has_vehicle_image", "latitude", b"latitude", "longitude", b"longitude", "plate", b"plate", "reference", b"reference"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

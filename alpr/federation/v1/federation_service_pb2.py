@@ -27,7 +27,7 @@ from alpr.common.v1 import identity_pb2 as alpr_dot_common_dot_v1_dot_identity__
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+alpr/federation/v1/federation_service.proto\x12\x12\x61lpr.federation.v1\x1a\x1d\x61lpr/common/v1/envelope.proto\x1a\x1d\x61lpr/common/v1/identity.proto\x1a\x1fgoogle/api/field_behavior.proto\"\x14\n\x12GetNodeInfoRequest\"J\n\x13GetNodeInfoResponse\x12\x33\n\x04node\x18\x01 \x01(\x0b\x32\x1f.alpr.common.v1.NodeDescriptionB\x04\xe2\x41\x01\x03\"N\n\x17ProposeAgreementRequest\x12\x33\n\x05terms\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x1a\n\x18ProposeAgreementResponse\"M\n\x16\x41\x63\x63\x65ptAgreementRequest\x12\x33\n\x05terms\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x19\n\x17\x41\x63\x63\x65ptAgreementResponse\"N\n\x16RevokeAgreementRequest\x12\x34\n\x06notice\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x19\n\x17RevokeAgreementResponse\"J\n\x11GetHotlistRequest\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x83\x01\n\x12GetHotlistResponse\x12\x36\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\x12\x35\n\x07receipt\x18\x02 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"J\n\x11QueryReadsRequest\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x81\x01\n\x12QueryReadsResponse\x12\x34\n\x06\x61nswer\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\x12\x35\n\x07receipt\x18\x02 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\\\n\x1a\x41\x63knowledgeReceiptsRequest\x12>\n\x10\x61\x63knowledgements\x18\x01 \x03(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"`\n\x1b\x41\x63knowledgeReceiptsResponse\x12\x41\n\x07refused\x18\x01 \x03(\x0b\x32*.alpr.federation.v1.RefusedAcknowledgementB\x04\xe2\x41\x01\x03\"C\n\x16RefusedAcknowledgement\x12\x13\n\x05index\x18\x01 \x01(\rB\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"\x16\n\x14GetCheckpointRequest\"1\n\x15GetCheckpointResponse\x12\x18\n\ncheckpoint\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x03\"N\n\x1bGetConsistencyProofsRequest\x12\x17\n\told_sizes\x18\x01 \x03(\x04\x42\x04\xe2\x41\x01\x02\x12\x16\n\x08new_size\x18\x02 \x01(\x04\x42\x04\xe2\x41\x01\x02\"Y\n\x1cGetConsistencyProofsResponse\x12\x39\n\x06proofs\x18\x01 \x03(\x0b\x32#.alpr.federation.v1.ConsistencyPathB\x04\xe2\x41\x01\x03\"\'\n\x0f\x43onsistencyPath\x12\x14\n\x06hashes\x18\x01 \x03(\x0c\x42\x04\xe2\x41\x01\x03\"5\n\x18GetInclusionProofRequest\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"y\n\x19GetInclusionProofResponse\x12\x17\n\taudit_seq\x18\x01 \x01(\x04\x42\x04\xe2\x41\x01\x03\x12\x13\n\x05\x65vent\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06hashes\x18\x03 \x03(\x0c\x42\x04\xe2\x41\x01\x03\x12\x18\n\ncheckpoint\x18\x04 \x01(\x0c\x42\x04\xe2\x41\x01\x03\"3\n\x17\x43osignCheckpointRequest\x12\x18\n\ncheckpoint\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x02\"\x1a\n\x18\x43osignCheckpointResponse\"]\n\x1aReportInconsistencyRequest\x12\x12\n\x04held\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x15\n\x07offered\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x14\n\x06\x64\x65tail\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"\x1d\n\x1bReportInconsistencyResponse2\xa6\n\n\x11\x46\x65\x64\x65rationService\x12^\n\x0bGetNodeInfo\x12&.alpr.federation.v1.GetNodeInfoRequest\x1a\'.alpr.federation.v1.GetNodeInfoResponse\x12m\n\x10ProposeAgreement\x12+.alpr.federation.v1.ProposeAgreementRequest\x1a,.alpr.federation.v1.ProposeAgreementResponse\x12j\n\x0f\x41\x63\x63\x65ptAgreement\x12*.alpr.federation.v1.AcceptAgreementRequest\x1a+.alpr.federation.v1.AcceptAgreementResponse\x12j\n\x0fRevokeAgreement\x12*.alpr.federation.v1.RevokeAgreementRequest\x1a+.alpr.federation.v1.RevokeAgreementResponse\x12[\n\nGetHotlist\x12%.alpr.federation.v1.GetHotlistRequest\x1a&.alpr.federation.v1.GetHotlistResponse\x12[\n\nQueryReads\x12%.alpr.federation.v1.QueryReadsRequest\x1a&.alpr.federation.v1.QueryReadsResponse\x12v\n\x13\x41\x63knowledgeReceipts\x12..alpr.federation.v1.AcknowledgeReceiptsRequest\x1a/.alpr.federation.v1.AcknowledgeReceiptsResponse\x12\x64\n\rGetCheckpoint\x12(.alpr.federation.v1.GetCheckpointRequest\x1a).alpr.federation.v1.GetCheckpointResponse\x12y\n\x14GetConsistencyProofs\x12/.alpr.federation.v1.GetConsistencyProofsRequest\x1a\x30.alpr.federation.v1.GetConsistencyProofsResponse\x12p\n\x11GetInclusionProof\x12,.alpr.federation.v1.GetInclusionProofRequest\x1a-.alpr.federation.v1.GetInclusionProofResponse\x12m\n\x10\x43osignCheckpoint\x12+.alpr.federation.v1.CosignCheckpointRequest\x1a,.alpr.federation.v1.CosignCheckpointResponse\x12v\n\x13ReportInconsistency\x12..alpr.federation.v1.ReportInconsistencyRequest\x1a/.alpr.federation.v1.ReportInconsistencyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+alpr/federation/v1/federation_service.proto\x12\x12\x61lpr.federation.v1\x1a\x1d\x61lpr/common/v1/envelope.proto\x1a\x1d\x61lpr/common/v1/identity.proto\x1a\x1fgoogle/api/field_behavior.proto\"\x14\n\x12GetNodeInfoRequest\"J\n\x13GetNodeInfoResponse\x12\x33\n\x04node\x18\x01 \x01(\x0b\x32\x1f.alpr.common.v1.NodeDescriptionB\x04\xe2\x41\x01\x03\"N\n\x17ProposeAgreementRequest\x12\x33\n\x05terms\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x1a\n\x18ProposeAgreementResponse\"M\n\x16\x41\x63\x63\x65ptAgreementRequest\x12\x33\n\x05terms\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x19\n\x17\x41\x63\x63\x65ptAgreementResponse\"N\n\x16RevokeAgreementRequest\x12\x34\n\x06notice\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x19\n\x17RevokeAgreementResponse\"J\n\x11GetHotlistRequest\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x83\x01\n\x12GetHotlistResponse\x12\x36\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\x12\x35\n\x07receipt\x18\x02 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"J\n\x11QueryReadsRequest\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x81\x01\n\x12QueryReadsResponse\x12\x34\n\x06\x61nswer\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\x12\x35\n\x07receipt\x18\x02 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"M\n\x14GetReadImagesRequest\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\x84\x01\n\x15GetReadImagesResponse\x12\x34\n\x06\x61nswer\x18\x01 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\x12\x35\n\x07receipt\x18\x02 \x01(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"\\\n\x1a\x41\x63knowledgeReceiptsRequest\x12>\n\x10\x61\x63knowledgements\x18\x01 \x03(\x0b\x32\x1e.alpr.common.v1.SignedEnvelopeB\x04\xe2\x41\x01\x02\"`\n\x1b\x41\x63knowledgeReceiptsResponse\x12\x41\n\x07refused\x18\x01 \x03(\x0b\x32*.alpr.federation.v1.RefusedAcknowledgementB\x04\xe2\x41\x01\x03\"C\n\x16RefusedAcknowledgement\x12\x13\n\x05index\x18\x01 \x01(\rB\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"\x16\n\x14GetCheckpointRequest\"1\n\x15GetCheckpointResponse\x12\x18\n\ncheckpoint\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x03\"N\n\x1bGetConsistencyProofsRequest\x12\x17\n\told_sizes\x18\x01 \x03(\x04\x42\x04\xe2\x41\x01\x02\x12\x16\n\x08new_size\x18\x02 \x01(\x04\x42\x04\xe2\x41\x01\x02\"Y\n\x1cGetConsistencyProofsResponse\x12\x39\n\x06proofs\x18\x01 \x03(\x0b\x32#.alpr.federation.v1.ConsistencyPathB\x04\xe2\x41\x01\x03\"\'\n\x0f\x43onsistencyPath\x12\x14\n\x06hashes\x18\x01 \x03(\x0c\x42\x04\xe2\x41\x01\x03\"5\n\x18GetInclusionProofRequest\x12\x19\n\x0b\x65xchange_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"y\n\x19GetInclusionProofResponse\x12\x17\n\taudit_seq\x18\x01 \x01(\x04\x42\x04\xe2\x41\x01\x03\x12\x13\n\x05\x65vent\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06hashes\x18\x03 \x03(\x0c\x42\x04\xe2\x41\x01\x03\x12\x18\n\ncheckpoint\x18\x04 \x01(\x0c\x42\x04\xe2\x41\x01\x03\"3\n\x17\x43osignCheckpointRequest\x12\x18\n\ncheckpoint\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x02\"\x1a\n\x18\x43osignCheckpointResponse\"]\n\x1aReportInconsistencyRequest\x12\x12\n\x04held\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x15\n\x07offered\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x14\n\x06\x64\x65tail\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"\x1d\n\x1bReportInconsistencyResponse2\x8c\x0b\n\x11\x46\x65\x64\x65rationService\x12^\n\x0bGetNodeInfo\x12&.alpr.federation.v1.GetNodeInfoRequest\x1a\'.alpr.federation.v1.GetNodeInfoResponse\x12m\n\x10ProposeAgreement\x12+.alpr.federation.v1.ProposeAgreementRequest\x1a,.alpr.federation.v1.ProposeAgreementResponse\x12j\n\x0f\x41\x63\x63\x65ptAgreement\x12*.alpr.federation.v1.AcceptAgreementRequest\x1a+.alpr.federation.v1.AcceptAgreementResponse\x12j\n\x0fRevokeAgreement\x12*.alpr.federation.v1.RevokeAgreementRequest\x1a+.alpr.federation.v1.RevokeAgreementResponse\x12[\n\nGetHotlist\x12%.alpr.federation.v1.GetHotlistRequest\x1a&.alpr.federation.v1.GetHotlistResponse\x12[\n\nQueryReads\x12%.alpr.federation.v1.QueryReadsRequest\x1a&.alpr.federation.v1.QueryReadsResponse\x12\x64\n\rGetReadImages\x12(.alpr.federation.v1.GetReadImagesRequest\x1a).alpr.federation.v1.GetReadImagesResponse\x12v\n\x13\x41\x63knowledgeReceipts\x12..alpr.federation.v1.AcknowledgeReceiptsRequest\x1a/.alpr.federation.v1.AcknowledgeReceiptsResponse\x12\x64\n\rGetCheckpoint\x12(.alpr.federation.v1.GetCheckpointRequest\x1a).alpr.federation.v1.GetCheckpointResponse\x12y\n\x14GetConsistencyProofs\x12/.alpr.federation.v1.GetConsistencyProofsRequest\x1a\x30.alpr.federation.v1.GetConsistencyProofsResponse\x12p\n\x11GetInclusionProof\x12,.alpr.federation.v1.GetInclusionProofRequest\x1a-.alpr.federation.v1.GetInclusionProofResponse\x12m\n\x10\x43osignCheckpoint\x12+.alpr.federation.v1.CosignCheckpointRequest\x1a,.alpr.federation.v1.CosignCheckpointResponse\x12v\n\x13ReportInconsistency\x12..alpr.federation.v1.ReportInconsistencyRequest\x1a/.alpr.federation.v1.ReportInconsistencyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,6 +54,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUERYREADSRESPONSE'].fields_by_name['answer']._serialized_options = b'\342A\001\002'
   _globals['_QUERYREADSRESPONSE'].fields_by_name['receipt']._loaded_options = None
   _globals['_QUERYREADSRESPONSE'].fields_by_name['receipt']._serialized_options = b'\342A\001\002'
+  _globals['_GETREADIMAGESREQUEST'].fields_by_name['request']._loaded_options = None
+  _globals['_GETREADIMAGESREQUEST'].fields_by_name['request']._serialized_options = b'\342A\001\002'
+  _globals['_GETREADIMAGESRESPONSE'].fields_by_name['answer']._loaded_options = None
+  _globals['_GETREADIMAGESRESPONSE'].fields_by_name['answer']._serialized_options = b'\342A\001\002'
+  _globals['_GETREADIMAGESRESPONSE'].fields_by_name['receipt']._loaded_options = None
+  _globals['_GETREADIMAGESRESPONSE'].fields_by_name['receipt']._serialized_options = b'\342A\001\002'
   _globals['_ACKNOWLEDGERECEIPTSREQUEST'].fields_by_name['acknowledgements']._loaded_options = None
   _globals['_ACKNOWLEDGERECEIPTSREQUEST'].fields_by_name['acknowledgements']._serialized_options = b'\342A\001\002'
   _globals['_ACKNOWLEDGERECEIPTSRESPONSE'].fields_by_name['refused']._loaded_options = None
@@ -114,34 +120,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUERYREADSREQUEST']._serialized_end=865
   _globals['_QUERYREADSRESPONSE']._serialized_start=868
   _globals['_QUERYREADSRESPONSE']._serialized_end=997
-  _globals['_ACKNOWLEDGERECEIPTSREQUEST']._serialized_start=999
-  _globals['_ACKNOWLEDGERECEIPTSREQUEST']._serialized_end=1091
-  _globals['_ACKNOWLEDGERECEIPTSRESPONSE']._serialized_start=1093
-  _globals['_ACKNOWLEDGERECEIPTSRESPONSE']._serialized_end=1189
-  _globals['_REFUSEDACKNOWLEDGEMENT']._serialized_start=1191
-  _globals['_REFUSEDACKNOWLEDGEMENT']._serialized_end=1258
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1260
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1282
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=1284
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1333
-  _globals['_GETCONSISTENCYPROOFSREQUEST']._serialized_start=1335
-  _globals['_GETCONSISTENCYPROOFSREQUEST']._serialized_end=1413
-  _globals['_GETCONSISTENCYPROOFSRESPONSE']._serialized_start=1415
-  _globals['_GETCONSISTENCYPROOFSRESPONSE']._serialized_end=1504
-  _globals['_CONSISTENCYPATH']._serialized_start=1506
-  _globals['_CONSISTENCYPATH']._serialized_end=1545
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1547
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1600
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1602
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1723
-  _globals['_COSIGNCHECKPOINTREQUEST']._serialized_start=1725
-  _globals['_COSIGNCHECKPOINTREQUEST']._serialized_end=1776
-  _globals['_COSIGNCHECKPOINTRESPONSE']._serialized_start=1778
-  _globals['_COSIGNCHECKPOINTRESPONSE']._serialized_end=1804
-  _globals['_REPORTINCONSISTENCYREQUEST']._serialized_start=1806
-  _globals['_REPORTINCONSISTENCYREQUEST']._serialized_end=1899
-  _globals['_REPORTINCONSISTENCYRESPONSE']._serialized_start=1901
-  _globals['_REPORTINCONSISTENCYRESPONSE']._serialized_end=1930
-  _globals['_FEDERATIONSERVICE']._serialized_start=1933
-  _globals['_FEDERATIONSERVICE']._serialized_end=3251
+  _globals['_GETREADIMAGESREQUEST']._serialized_start=999
+  _globals['_GETREADIMAGESREQUEST']._serialized_end=1076
+  _globals['_GETREADIMAGESRESPONSE']._serialized_start=1079
+  _globals['_GETREADIMAGESRESPONSE']._serialized_end=1211
+  _globals['_ACKNOWLEDGERECEIPTSREQUEST']._serialized_start=1213
+  _globals['_ACKNOWLEDGERECEIPTSREQUEST']._serialized_end=1305
+  _globals['_ACKNOWLEDGERECEIPTSRESPONSE']._serialized_start=1307
+  _globals['_ACKNOWLEDGERECEIPTSRESPONSE']._serialized_end=1403
+  _globals['_REFUSEDACKNOWLEDGEMENT']._serialized_start=1405
+  _globals['_REFUSEDACKNOWLEDGEMENT']._serialized_end=1472
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1474
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1496
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=1498
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1547
+  _globals['_GETCONSISTENCYPROOFSREQUEST']._serialized_start=1549
+  _globals['_GETCONSISTENCYPROOFSREQUEST']._serialized_end=1627
+  _globals['_GETCONSISTENCYPROOFSRESPONSE']._serialized_start=1629
+  _globals['_GETCONSISTENCYPROOFSRESPONSE']._serialized_end=1718
+  _globals['_CONSISTENCYPATH']._serialized_start=1720
+  _globals['_CONSISTENCYPATH']._serialized_end=1759
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1761
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1814
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1816
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1937
+  _globals['_COSIGNCHECKPOINTREQUEST']._serialized_start=1939
+  _globals['_COSIGNCHECKPOINTREQUEST']._serialized_end=1990
+  _globals['_COSIGNCHECKPOINTRESPONSE']._serialized_start=1992
+  _globals['_COSIGNCHECKPOINTRESPONSE']._serialized_end=2018
+  _globals['_REPORTINCONSISTENCYREQUEST']._serialized_start=2020
+  _globals['_REPORTINCONSISTENCYREQUEST']._serialized_end=2113
+  _globals['_REPORTINCONSISTENCYRESPONSE']._serialized_start=2115
+  _globals['_REPORTINCONSISTENCYRESPONSE']._serialized_end=2144
+  _globals['_FEDERATIONSERVICE']._serialized_start=2147
+  _globals['_FEDERATIONSERVICE']._serialized_end=3567
 # @@protoc_insertion_point(module_scope)

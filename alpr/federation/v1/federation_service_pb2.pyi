@@ -293,6 +293,60 @@ class QueryReadsResponse(_message.Message):
 Global___QueryReadsResponse: _TypeAlias = QueryReadsResponse  # noqa: Y015
 
 @_typing.final
+class GetReadImagesRequest(_message.Message):
+    """Request for FederationService.GetReadImages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _envelope_pb2.SignedEnvelope:
+        """An ExchangeRequest with an ImageQuery, signed by the requester."""
+
+    def __init__(
+        self,
+        *,
+        request: _envelope_pb2.SignedEnvelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReadImagesRequest: _TypeAlias = GetReadImagesRequest  # noqa: Y015
+
+@_typing.final
+class GetReadImagesResponse(_message.Message):
+    """Response for FederationService.GetReadImages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANSWER_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def answer(self) -> _envelope_pb2.SignedEnvelope:
+        """An ImageAnswer signed by us."""
+
+    @_builtins.property
+    def receipt(self) -> _envelope_pb2.SignedEnvelope:
+        """A Receipt for the exchange, signed by us."""
+
+    def __init__(
+        self,
+        *,
+        answer: _envelope_pb2.SignedEnvelope | None = ...,
+        receipt: _envelope_pb2.SignedEnvelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReadImagesResponse: _TypeAlias = GetReadImagesResponse  # noqa: Y015
+
+@_typing.final
 class AcknowledgeReceiptsRequest(_message.Message):
     """Request for FederationService.AcknowledgeReceipts."""
 

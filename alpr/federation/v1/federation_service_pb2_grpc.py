@@ -65,6 +65,11 @@ class FederationServiceStub:
                 request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsRequest.SerializeToString,
                 response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsResponse.FromString,
                 _registered_method=True)
+        self.GetReadImages = channel.unary_unary(
+                '/alpr.federation.v1.FederationService/GetReadImages',
+                request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetReadImagesRequest.SerializeToString,
+                response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetReadImagesResponse.FromString,
+                _registered_method=True)
         self.AcknowledgeReceipts = channel.unary_unary(
                 '/alpr.federation.v1.FederationService/AcknowledgeReceipts',
                 request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.AcknowledgeReceiptsRequest.SerializeToString,
@@ -139,6 +144,14 @@ class FederationServiceServicer:
 
     def QueryReads(self, request, context):
         """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReadImages(self, request, context):
+        """Answers a signed request for the images of reads we sent the caller in an earlier
+        answer with our signed images and a receipt (SHR-6, SHR-7, AUD-6).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -223,6 +236,11 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     servicer.QueryReads,
                     request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsRequest.FromString,
                     response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsResponse.SerializeToString,
+            ),
+            'GetReadImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReadImages,
+                    request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetReadImagesRequest.FromString,
+                    response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetReadImagesResponse.SerializeToString,
             ),
             'AcknowledgeReceipts': grpc.unary_unary_rpc_method_handler(
                     servicer.AcknowledgeReceipts,
@@ -418,6 +436,33 @@ class FederationService:
             '/alpr.federation.v1.FederationService/QueryReads',
             alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsRequest.SerializeToString,
             alpr_dot_federation_dot_v1_dot_federation__service__pb2.QueryReadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReadImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.federation.v1.FederationService/GetReadImages',
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetReadImagesRequest.SerializeToString,
+            alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetReadImagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,10 @@ class FederationServiceStub:
     """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
     QueryReads: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.QueryReadsRequest, _federation_service_pb2.QueryReadsResponse]
     """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6)."""
+    GetReadImages: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetReadImagesRequest, _federation_service_pb2.GetReadImagesResponse]
+    """Answers a signed request for the images of reads we sent the caller in an earlier
+    answer with our signed images and a receipt (SHR-6, SHR-7, AUD-6).
+    """
     AcknowledgeReceipts: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptsRequest, _federation_service_pb2.AcknowledgeReceiptsResponse]
     """Takes the requester's signed acknowledgements of receipts we gave (AUD-6), in a batch:
     a requester delivers those of many exchanges in one call.
@@ -87,6 +91,10 @@ class FederationServiceAsyncStub(FederationServiceStub):
     """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
     QueryReads: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.QueryReadsRequest, _federation_service_pb2.QueryReadsResponse]  # type: ignore[assignment]
     """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6)."""
+    GetReadImages: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetReadImagesRequest, _federation_service_pb2.GetReadImagesResponse]  # type: ignore[assignment]
+    """Answers a signed request for the images of reads we sent the caller in an earlier
+    answer with our signed images and a receipt (SHR-6, SHR-7, AUD-6).
+    """
     AcknowledgeReceipts: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.AcknowledgeReceiptsRequest, _federation_service_pb2.AcknowledgeReceiptsResponse]  # type: ignore[assignment]
     """Takes the requester's signed acknowledgements of receipts we gave (AUD-6), in a batch:
     a requester delivers those of many exchanges in one call.
@@ -160,6 +168,16 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_federation_service_pb2.QueryReadsResponse, _abc.Awaitable[_federation_service_pb2.QueryReadsResponse]]:
         """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6)."""
+
+    @_abc_1.abstractmethod
+    def GetReadImages(
+        self,
+        request: _federation_service_pb2.GetReadImagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.GetReadImagesResponse, _abc.Awaitable[_federation_service_pb2.GetReadImagesResponse]]:
+        """Answers a signed request for the images of reads we sent the caller in an earlier
+        answer with our signed images and a receipt (SHR-6, SHR-7, AUD-6).
+        """
 
     @_abc_1.abstractmethod
     def AcknowledgeReceipts(

@@ -26,7 +26,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#alpr/search/v1/search_service.proto\x12\x0e\x61lpr.search.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x01\n\rPartnerAnswer\x12\x19\n\x0bpartner_ori\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x07outcome\x18\x02 \x01(\x0e\x32\x1e.alpr.search.v1.PartnerOutcomeB\x04\xe2\x41\x01\x03\x12)\n\x05reads\x18\x03 \x03(\x0b\x32\x14.alpr.search.v1.ReadB\x04\xe2\x41\x01\x03\x12\x17\n\ttruncated\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x65xchange_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06\x64\x65tail\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12 \n\x12\x61pproval_reference\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\"\xfb\x01\n\x15SearchPartnersRequest\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12/\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x15\n\x07purpose\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x63\x61se_number\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1e\n\x10judicial_warrant\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x64\x65\x61\x64line_ms\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01\"O\n\x16SearchPartnersResponse\x12\x35\n\x08partners\x18\x01 \x03(\x0b\x32\x1d.alpr.search.v1.PartnerAnswerB\x04\xe2\x41\x01\x03\"u\n\x1b\x43ollectPartnerAnswerRequest\x12\x19\n\x0bpartner_ori\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12 \n\x12\x61pproval_reference\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x64\x65\x61\x64line_ms\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\"T\n\x1c\x43ollectPartnerAnswerResponse\x12\x34\n\x07partner\x18\x01 \x01(\x0b\x32\x1d.alpr.search.v1.PartnerAnswerB\x04\xe2\x41\x01\x03\"\xca\x03\n\tHeldQuery\x12\x19\n\x0bpartner_ori\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12 \n\x12\x61pproval_reference\x18\x02 \x01(\tB\x04\xe2\x41\x01\x08\x12\x19\n\x0b\x65xchange_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0frequesting_user\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05plate\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12/\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12/\n\x05until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x15\n\x07purpose\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63\x61se_number\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x61sk_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x33\n\x05state\x18\x0b \x01(\x0e\x32\x1e.alpr.search.v1.HeldQueryStateB\x04\xe2\x41\x01\x03\x12\x34\n\nclose_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"K\n\x16ListHeldQueriesRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"o\n\x17ListHeldQueriesResponse\x12\x35\n\x0cheld_queries\x18\x01 \x03(\x0b\x32\x19.alpr.search.v1.HeldQueryB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"\xa6\x02\n\x04Read\x12\x15\n\x07read_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x13\n\x05plate\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nconfidence\x18\x03 \x01(\x02\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63\x61ptured_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x17\n\tcamera_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08latitude\x18\x06 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x17\n\tlongitude\x18\x07 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12 \n\x12plate_image_sha256\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63orrections\x18\t \x03(\x0b\x32\x1a.alpr.search.v1.CorrectionB\x04\xe2\x41\x01\x03\"\x8b\x01\n\nCorrection\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x63orrected_by\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x63orrect_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xc7\x02\n\x12SearchReadsRequest\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12/\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x15\n\x07purpose\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x63\x61se_number\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1e\n\x10judicial_warrant\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\x12\x35\n\x08\x61rchived\x18\t \x01(\x0b\x32\x1d.alpr.search.v1.ArchivedBasisB\x04\xe2\x41\x01\x01\"\\\n\rArchivedBasis\x12\x15\n\x07offence\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x63ourt_order\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x61pproved_by\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"_\n\x13SearchReadsResponse\x12)\n\x05reads\x18\x01 \x03(\x0b\x32\x14.alpr.search.v1.ReadB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03*\xef\x01\n\x0ePartnerOutcome\x12\x1f\n\x1bPARTNER_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18PARTNER_OUTCOME_ANSWERED\x10\x01\x12\x1b\n\x17PARTNER_OUTCOME_REFUSED\x10\x02\x12\x1f\n\x1bPARTNER_OUTCOME_UNAVAILABLE\x10\x03\x12\x1d\n\x19PARTNER_OUTCOME_TIMED_OUT\x10\x04\x12\x1b\n\x17PARTNER_OUTCOME_INVALID\x10\x05\x12$\n PARTNER_OUTCOME_PENDING_APPROVAL\x10\x06*k\n\x0eHeldQueryState\x12 \n\x1cHELD_QUERY_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15HELD_QUERY_STATE_HELD\x10\x01\x12\x1c\n\x18HELD_QUERY_STATE_REFUSED\x10\x02\x32\x9f\x03\n\rSearchService\x12V\n\x0bSearchReads\x12\".alpr.search.v1.SearchReadsRequest\x1a#.alpr.search.v1.SearchReadsResponse\x12_\n\x0eSearchPartners\x12%.alpr.search.v1.SearchPartnersRequest\x1a&.alpr.search.v1.SearchPartnersResponse\x12q\n\x14\x43ollectPartnerAnswer\x12+.alpr.search.v1.CollectPartnerAnswerRequest\x1a,.alpr.search.v1.CollectPartnerAnswerResponse\x12\x62\n\x0fListHeldQueries\x12&.alpr.search.v1.ListHeldQueriesRequest\x1a\'.alpr.search.v1.ListHeldQueriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#alpr/search/v1/search_service.proto\x12\x0e\x61lpr.search.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x01\n\rPartnerAnswer\x12\x19\n\x0bpartner_ori\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x07outcome\x18\x02 \x01(\x0e\x32\x1e.alpr.search.v1.PartnerOutcomeB\x04\xe2\x41\x01\x03\x12)\n\x05reads\x18\x03 \x03(\x0b\x32\x14.alpr.search.v1.ReadB\x04\xe2\x41\x01\x03\x12\x17\n\ttruncated\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x65xchange_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06\x64\x65tail\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12 \n\x12\x61pproval_reference\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\"\xfb\x01\n\x15SearchPartnersRequest\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12/\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x15\n\x07purpose\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x63\x61se_number\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1e\n\x10judicial_warrant\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x64\x65\x61\x64line_ms\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01\"O\n\x16SearchPartnersResponse\x12\x35\n\x08partners\x18\x01 \x03(\x0b\x32\x1d.alpr.search.v1.PartnerAnswerB\x04\xe2\x41\x01\x03\"u\n\x1b\x43ollectPartnerAnswerRequest\x12\x19\n\x0bpartner_ori\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12 \n\x12\x61pproval_reference\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x64\x65\x61\x64line_ms\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\"T\n\x1c\x43ollectPartnerAnswerResponse\x12\x34\n\x07partner\x18\x01 \x01(\x0b\x32\x1d.alpr.search.v1.PartnerAnswerB\x04\xe2\x41\x01\x03\"\xca\x03\n\tHeldQuery\x12\x19\n\x0bpartner_ori\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12 \n\x12\x61pproval_reference\x18\x02 \x01(\tB\x04\xe2\x41\x01\x08\x12\x19\n\x0b\x65xchange_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0frequesting_user\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05plate\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12/\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12/\n\x05until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x15\n\x07purpose\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63\x61se_number\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x61sk_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x33\n\x05state\x18\x0b \x01(\x0e\x32\x1e.alpr.search.v1.HeldQueryStateB\x04\xe2\x41\x01\x03\x12\x34\n\nclose_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"K\n\x16ListHeldQueriesRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"o\n\x17ListHeldQueriesResponse\x12\x35\n\x0cheld_queries\x18\x01 \x03(\x0b\x32\x19.alpr.search.v1.HeldQueryB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"\xdb\x01\n\x17GetPartnerImagesRequest\x12\x19\n\x0bpartner_ori\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x65xchange_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fread_references\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07purpose\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x63\x61se_number\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1e\n\x10judicial_warrant\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x64\x65\x61\x64line_ms\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01\"\xdb\x01\n\x18GetPartnerImagesResponse\x12\x35\n\x07outcome\x18\x01 \x01(\x0e\x32\x1e.alpr.search.v1.PartnerOutcomeB\x04\xe2\x41\x01\x03\x12\x33\n\x06images\x18\x02 \x03(\x0b\x32\x1d.alpr.search.v1.PartnerImagesB\x04\xe2\x41\x01\x03\x12\"\n\x14remaining_references\x18\x03 \x03(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x65xchange_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06\x64\x65tail\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\"e\n\rPartnerImages\x12\x1c\n\x0eread_reference\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0bplate_image\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x03\x12\x1b\n\rvehicle_image\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x03\"\x87\x03\n\x04Read\x12\x15\n\x07read_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x13\n\x05plate\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nconfidence\x18\x03 \x01(\x02\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63\x61ptured_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x17\n\tcamera_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08latitude\x18\x06 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x17\n\tlongitude\x18\x07 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12 \n\x12plate_image_sha256\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63orrections\x18\t \x03(\x0b\x32\x1a.alpr.search.v1.CorrectionB\x04\xe2\x41\x01\x03\x12\x1f\n\x11partner_reference\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fhas_plate_image\x18\x0b \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x1f\n\x11has_vehicle_image\x18\x0c \x01(\x08\x42\x04\xe2\x41\x01\x03\"\x8b\x01\n\nCorrection\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x63orrected_by\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x63orrect_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xc7\x02\n\x12SearchReadsRequest\x12\x13\n\x05plate\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12/\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x15\n\x07purpose\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x63\x61se_number\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1e\n\x10judicial_warrant\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\x12\x35\n\x08\x61rchived\x18\t \x01(\x0b\x32\x1d.alpr.search.v1.ArchivedBasisB\x04\xe2\x41\x01\x01\"\\\n\rArchivedBasis\x12\x15\n\x07offence\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x63ourt_order\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x61pproved_by\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"_\n\x13SearchReadsResponse\x12)\n\x05reads\x18\x01 \x03(\x0b\x32\x14.alpr.search.v1.ReadB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03*\xef\x01\n\x0ePartnerOutcome\x12\x1f\n\x1bPARTNER_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18PARTNER_OUTCOME_ANSWERED\x10\x01\x12\x1b\n\x17PARTNER_OUTCOME_REFUSED\x10\x02\x12\x1f\n\x1bPARTNER_OUTCOME_UNAVAILABLE\x10\x03\x12\x1d\n\x19PARTNER_OUTCOME_TIMED_OUT\x10\x04\x12\x1b\n\x17PARTNER_OUTCOME_INVALID\x10\x05\x12$\n PARTNER_OUTCOME_PENDING_APPROVAL\x10\x06*k\n\x0eHeldQueryState\x12 \n\x1cHELD_QUERY_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15HELD_QUERY_STATE_HELD\x10\x01\x12\x1c\n\x18HELD_QUERY_STATE_REFUSED\x10\x02\x32\x86\x04\n\rSearchService\x12V\n\x0bSearchReads\x12\".alpr.search.v1.SearchReadsRequest\x1a#.alpr.search.v1.SearchReadsResponse\x12_\n\x0eSearchPartners\x12%.alpr.search.v1.SearchPartnersRequest\x1a&.alpr.search.v1.SearchPartnersResponse\x12q\n\x14\x43ollectPartnerAnswer\x12+.alpr.search.v1.CollectPartnerAnswerRequest\x1a,.alpr.search.v1.CollectPartnerAnswerResponse\x12\x62\n\x0fListHeldQueries\x12&.alpr.search.v1.ListHeldQueriesRequest\x1a\'.alpr.search.v1.ListHeldQueriesResponse\x12\x65\n\x10GetPartnerImages\x12\'.alpr.search.v1.GetPartnerImagesRequest\x1a(.alpr.search.v1.GetPartnerImagesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -103,6 +103,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTHELDQUERIESRESPONSE'].fields_by_name['held_queries']._serialized_options = b'\342A\001\003'
   _globals['_LISTHELDQUERIESRESPONSE'].fields_by_name['next_page_token']._loaded_options = None
   _globals['_LISTHELDQUERIESRESPONSE'].fields_by_name['next_page_token']._serialized_options = b'\342A\001\003'
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['partner_ori']._loaded_options = None
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['partner_ori']._serialized_options = b'\342A\001\002'
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['exchange_id']._loaded_options = None
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['exchange_id']._serialized_options = b'\342A\001\002'
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['read_references']._loaded_options = None
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['read_references']._serialized_options = b'\342A\001\002'
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['purpose']._loaded_options = None
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['purpose']._serialized_options = b'\342A\001\002'
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['case_number']._loaded_options = None
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['case_number']._serialized_options = b'\342A\001\002'
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['judicial_warrant']._loaded_options = None
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['judicial_warrant']._serialized_options = b'\342A\001\001'
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['deadline_ms']._loaded_options = None
+  _globals['_GETPARTNERIMAGESREQUEST'].fields_by_name['deadline_ms']._serialized_options = b'\342A\001\001'
+  _globals['_GETPARTNERIMAGESRESPONSE'].fields_by_name['outcome']._loaded_options = None
+  _globals['_GETPARTNERIMAGESRESPONSE'].fields_by_name['outcome']._serialized_options = b'\342A\001\003'
+  _globals['_GETPARTNERIMAGESRESPONSE'].fields_by_name['images']._loaded_options = None
+  _globals['_GETPARTNERIMAGESRESPONSE'].fields_by_name['images']._serialized_options = b'\342A\001\003'
+  _globals['_GETPARTNERIMAGESRESPONSE'].fields_by_name['remaining_references']._loaded_options = None
+  _globals['_GETPARTNERIMAGESRESPONSE'].fields_by_name['remaining_references']._serialized_options = b'\342A\001\003'
+  _globals['_GETPARTNERIMAGESRESPONSE'].fields_by_name['exchange_id']._loaded_options = None
+  _globals['_GETPARTNERIMAGESRESPONSE'].fields_by_name['exchange_id']._serialized_options = b'\342A\001\003'
+  _globals['_GETPARTNERIMAGESRESPONSE'].fields_by_name['detail']._loaded_options = None
+  _globals['_GETPARTNERIMAGESRESPONSE'].fields_by_name['detail']._serialized_options = b'\342A\001\003'
+  _globals['_PARTNERIMAGES'].fields_by_name['read_reference']._loaded_options = None
+  _globals['_PARTNERIMAGES'].fields_by_name['read_reference']._serialized_options = b'\342A\001\003'
+  _globals['_PARTNERIMAGES'].fields_by_name['plate_image']._loaded_options = None
+  _globals['_PARTNERIMAGES'].fields_by_name['plate_image']._serialized_options = b'\342A\001\003'
+  _globals['_PARTNERIMAGES'].fields_by_name['vehicle_image']._loaded_options = None
+  _globals['_PARTNERIMAGES'].fields_by_name['vehicle_image']._serialized_options = b'\342A\001\003'
   _globals['_READ'].fields_by_name['read_id']._loaded_options = None
   _globals['_READ'].fields_by_name['read_id']._serialized_options = b'\342A\001\010'
   _globals['_READ'].fields_by_name['plate']._loaded_options = None
@@ -121,6 +151,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_READ'].fields_by_name['plate_image_sha256']._serialized_options = b'\342A\001\003'
   _globals['_READ'].fields_by_name['corrections']._loaded_options = None
   _globals['_READ'].fields_by_name['corrections']._serialized_options = b'\342A\001\003'
+  _globals['_READ'].fields_by_name['partner_reference']._loaded_options = None
+  _globals['_READ'].fields_by_name['partner_reference']._serialized_options = b'\342A\001\003'
+  _globals['_READ'].fields_by_name['has_plate_image']._loaded_options = None
+  _globals['_READ'].fields_by_name['has_plate_image']._serialized_options = b'\342A\001\003'
+  _globals['_READ'].fields_by_name['has_vehicle_image']._loaded_options = None
+  _globals['_READ'].fields_by_name['has_vehicle_image']._serialized_options = b'\342A\001\003'
   _globals['_CORRECTION'].fields_by_name['plate']._loaded_options = None
   _globals['_CORRECTION'].fields_by_name['plate']._serialized_options = b'\342A\001\003'
   _globals['_CORRECTION'].fields_by_name['reason']._loaded_options = None
@@ -157,10 +193,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHREADSRESPONSE'].fields_by_name['reads']._serialized_options = b'\342A\001\003'
   _globals['_SEARCHREADSRESPONSE'].fields_by_name['next_page_token']._loaded_options = None
   _globals['_SEARCHREADSRESPONSE'].fields_by_name['next_page_token']._serialized_options = b'\342A\001\003'
-  _globals['_PARTNEROUTCOME']._serialized_start=2524
-  _globals['_PARTNEROUTCOME']._serialized_end=2763
-  _globals['_HELDQUERYSTATE']._serialized_start=2765
-  _globals['_HELDQUERYSTATE']._serialized_end=2872
+  _globals['_PARTNEROUTCOME']._serialized_start=3168
+  _globals['_PARTNEROUTCOME']._serialized_end=3407
+  _globals['_HELDQUERYSTATE']._serialized_start=3409
+  _globals['_HELDQUERYSTATE']._serialized_end=3516
   _globals['_PARTNERANSWER']._serialized_start=122
   _globals['_PARTNERANSWER']._serialized_end=370
   _globals['_SEARCHPARTNERSREQUEST']._serialized_start=373
@@ -177,16 +213,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTHELDQUERIESREQUEST']._serialized_end=1448
   _globals['_LISTHELDQUERIESRESPONSE']._serialized_start=1450
   _globals['_LISTHELDQUERIESRESPONSE']._serialized_end=1561
-  _globals['_READ']._serialized_start=1564
-  _globals['_READ']._serialized_end=1858
-  _globals['_CORRECTION']._serialized_start=1861
-  _globals['_CORRECTION']._serialized_end=2000
-  _globals['_SEARCHREADSREQUEST']._serialized_start=2003
-  _globals['_SEARCHREADSREQUEST']._serialized_end=2330
-  _globals['_ARCHIVEDBASIS']._serialized_start=2332
-  _globals['_ARCHIVEDBASIS']._serialized_end=2424
-  _globals['_SEARCHREADSRESPONSE']._serialized_start=2426
-  _globals['_SEARCHREADSRESPONSE']._serialized_end=2521
-  _globals['_SEARCHSERVICE']._serialized_start=2875
-  _globals['_SEARCHSERVICE']._serialized_end=3290
+  _globals['_GETPARTNERIMAGESREQUEST']._serialized_start=1564
+  _globals['_GETPARTNERIMAGESREQUEST']._serialized_end=1783
+  _globals['_GETPARTNERIMAGESRESPONSE']._serialized_start=1786
+  _globals['_GETPARTNERIMAGESRESPONSE']._serialized_end=2005
+  _globals['_PARTNERIMAGES']._serialized_start=2007
+  _globals['_PARTNERIMAGES']._serialized_end=2108
+  _globals['_READ']._serialized_start=2111
+  _globals['_READ']._serialized_end=2502
+  _globals['_CORRECTION']._serialized_start=2505
+  _globals['_CORRECTION']._serialized_end=2644
+  _globals['_SEARCHREADSREQUEST']._serialized_start=2647
+  _globals['_SEARCHREADSREQUEST']._serialized_end=2974
+  _globals['_ARCHIVEDBASIS']._serialized_start=2976
+  _globals['_ARCHIVEDBASIS']._serialized_end=3068
+  _globals['_SEARCHREADSRESPONSE']._serialized_start=3070
+  _globals['_SEARCHREADSRESPONSE']._serialized_end=3165
+  _globals['_SEARCHSERVICE']._serialized_start=3519
+  _globals['_SEARCHSERVICE']._serialized_end=4037
 # @@protoc_insertion_point(module_scope)

@@ -403,8 +403,128 @@ class ListHeldQueriesResponse(_message.Message):
 Global___ListHeldQueriesResponse: _TypeAlias = ListHeldQueriesResponse  # noqa: Y015
 
 @_typing.final
+class GetPartnerImagesRequest(_message.Message):
+    """Request for SearchService.GetPartnerImages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTNER_ORI_FIELD_NUMBER: _builtins.int
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    READ_REFERENCES_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    JUDICIAL_WARRANT_FIELD_NUMBER: _builtins.int
+    DEADLINE_MS_FIELD_NUMBER: _builtins.int
+    partner_ori: _builtins.str
+    """The partner whose answer listed the reads."""
+    exchange_id: _builtins.str
+    """That answer's exchange (PartnerAnswer.exchange_id)."""
+    purpose: _builtins.str
+    """The purpose of the query that answer was to, one of our authorized purposes."""
+    case_number: _builtins.str
+    """The case or incident number of that query."""
+    judicial_warrant: _builtins.str
+    """The judicial warrant a civil immigration query is made under (ACC-7)."""
+    deadline_ms: _builtins.int
+    """How long to wait for the partner, in milliseconds: 0 for 5000, at most 30000."""
+    @_builtins.property
+    def read_references(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The reads' references in that answer (Read.partner_reference): 1 to 16, each once."""
+
+    def __init__(
+        self,
+        *,
+        partner_ori: _builtins.str = ...,
+        exchange_id: _builtins.str = ...,
+        read_references: _abc.Iterable[_builtins.str] | None = ...,
+        purpose: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        judicial_warrant: _builtins.str = ...,
+        deadline_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "deadline_ms", b"deadline_ms", "exchange_id", b"exchange_id", "judicial_warrant", b"judicial_warrant", "partner_ori", b"partner_ori", "purpose", b"purpose", "read_references", b"read_references"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPartnerImagesRequest: _TypeAlias = GetPartnerImagesRequest  # noqa: Y015
+
+@_typing.final
+class GetPartnerImagesResponse(_message.Message):
+    """Response for SearchService.GetPartnerImages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    REMAINING_REFERENCES_FIELD_NUMBER: _builtins.int
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    outcome: Global___PartnerOutcome.ValueType
+    """What the partner answered: PARTNER_OUTCOME_ANSWERED with the images, or why not."""
+    exchange_id: _builtins.str
+    """This request's exchange, whose receipt we hold (AUD-6)."""
+    detail: _builtins.str
+    """Why it is not answered, for the investigator."""
+    @_builtins.property
+    def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartnerImages]:
+        """The images, in the order asked."""
+
+    @_builtins.property
+    def remaining_references(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The references whose images did not fit in the partner's answer: ask again for them."""
+
+    def __init__(
+        self,
+        *,
+        outcome: Global___PartnerOutcome.ValueType = ...,
+        images: _abc.Iterable[Global___PartnerImages] | None = ...,
+        remaining_references: _abc.Iterable[_builtins.str] | None = ...,
+        exchange_id: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "exchange_id", b"exchange_id", "images", b"images", "outcome", b"outcome", "remaining_references", b"remaining_references"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPartnerImagesResponse: _TypeAlias = GetPartnerImagesResponse  # noqa: Y015
+
+@_typing.final
+class PartnerImages(_message.Message):
+    """The images of one read of a partner."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READ_REFERENCE_FIELD_NUMBER: _builtins.int
+    PLATE_IMAGE_FIELD_NUMBER: _builtins.int
+    VEHICLE_IMAGE_FIELD_NUMBER: _builtins.int
+    read_reference: _builtins.str
+    """The read's reference in the partner's answer."""
+    plate_image: _builtins.bytes
+    """The plate crop; empty when the partner holds none."""
+    vehicle_image: _builtins.bytes
+    """The vehicle image; empty when the partner holds none."""
+    def __init__(
+        self,
+        *,
+        read_reference: _builtins.str = ...,
+        plate_image: _builtins.bytes = ...,
+        vehicle_image: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plate_image", b"plate_image", "read_reference", b"read_reference", "vehicle_image", b"vehicle_image"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PartnerImages: _TypeAlias = PartnerImages  # noqa: Y015
+
+@_typing.final
 class Read(_message.Message):
-    """One read of the agency's cameras."""
+    """One read of the agency's cameras, or of a partner's in a PartnerAnswer."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -417,6 +537,9 @@ class Read(_message.Message):
     LONGITUDE_FIELD_NUMBER: _builtins.int
     PLATE_IMAGE_SHA256_FIELD_NUMBER: _builtins.int
     CORRECTIONS_FIELD_NUMBER: _builtins.int
+    PARTNER_REFERENCE_FIELD_NUMBER: _builtins.int
+    HAS_PLATE_IMAGE_FIELD_NUMBER: _builtins.int
+    HAS_VEHICLE_IMAGE_FIELD_NUMBER: _builtins.int
     read_id: _builtins.str
     """Its id."""
     plate: _builtins.str
@@ -431,6 +554,12 @@ class Read(_message.Message):
     """Where, in WGS 84 degrees (0 when the camera gave no place)."""
     plate_image_sha256: _builtins.str
     """The SHA-256 (hex) of the plate crop, as stored by content hash; empty if none."""
+    partner_reference: _builtins.str
+    """In a partner's answer: its reference for the read, for GetPartnerImages."""
+    has_plate_image: _builtins.bool
+    """Whether a plate crop of the read is held."""
+    has_vehicle_image: _builtins.bool
+    """Whether a vehicle image of the read is held."""
     @_builtins.property
     def captured_at(self) -> _timestamp_pb2.Timestamp:
         """When it was seen."""
@@ -451,10 +580,13 @@ class Read(_message.Message):
         longitude: _builtins.float = ...,
         plate_image_sha256: _builtins.str = ...,
         corrections: _abc.Iterable[Global___Correction] | None = ...,
+        partner_reference: _builtins.str = ...,
+        has_plate_image: _builtins.bool = ...,
+        has_vehicle_image: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "captured_at", b"captured_at", "confidence", b"confidence", "corrections", b"corrections", "latitude", b"latitude", "longitude", b"longitude", "plate", b"plate", "plate_image_sha256", b"plate_image_sha256", "read_id", b"read_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "captured_at", b"captured_at", "confidence", b"confidence", "corrections", b"corrections", "has_plate_image", b"has_plate_image", "has_vehicle_image", b"has_vehicle_image", "latitude", b"latitude", "longitude", b"longitude", "partner_reference", b"partner_reference", "plate", b"plate", "plate_image_sha256", b"plate_image_sha256", "read_id", b"read_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -55,6 +55,11 @@ class SearchServiceStub:
                 request_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesRequest.SerializeToString,
                 response_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesResponse.FromString,
                 _registered_method=True)
+        self.GetPartnerImages = channel.unary_unary(
+                '/alpr.search.v1.SearchService/GetPartnerImages',
+                request_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.GetPartnerImagesRequest.SerializeToString,
+                response_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.GetPartnerImagesResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -94,6 +99,15 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPartnerImages(self, request, context):
+        """Fetches the plate and vehicle images of reads a partner listed in its answer to one
+        of our plate queries: a new signed request under the agreement of that answer,
+        stating its query's purpose and case, answered with a receipt and acknowledged (AUD-6).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -116,6 +130,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.ListHeldQueries,
                     request_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesRequest.FromString,
                     response_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesResponse.SerializeToString,
+            ),
+            'GetPartnerImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPartnerImages,
+                    request_deserializer=alpr_dot_search_dot_v1_dot_search__service__pb2.GetPartnerImagesRequest.FromString,
+                    response_serializer=alpr_dot_search_dot_v1_dot_search__service__pb2.GetPartnerImagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -227,6 +246,33 @@ class SearchService:
             '/alpr.search.v1.SearchService/ListHeldQueries',
             alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesRequest.SerializeToString,
             alpr_dot_search_dot_v1_dot_search__service__pb2.ListHeldQueriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPartnerImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alpr.search.v1.SearchService/GetPartnerImages',
+            alpr_dot_search_dot_v1_dot_search__service__pb2.GetPartnerImagesRequest.SerializeToString,
+            alpr_dot_search_dot_v1_dot_search__service__pb2.GetPartnerImagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

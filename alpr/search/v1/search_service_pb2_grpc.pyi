@@ -50,6 +50,11 @@ class SearchServiceStub:
     answer is not collected yet, and those refused when collected. A logged-in system
     administrator sees every investigator's.
     """
+    GetPartnerImages: _grpc.UnaryUnaryMultiCallable[_search_service_pb2.GetPartnerImagesRequest, _search_service_pb2.GetPartnerImagesResponse]
+    """Fetches the plate and vehicle images of reads a partner listed in its answer to one
+    of our plate queries: a new signed request under the agreement of that answer,
+    stating its query's purpose and case, answered with a receipt and acknowledged (AUD-6).
+    """
 
 @_typing.type_check_only
 class SearchServiceAsyncStub(SearchServiceStub):
@@ -72,6 +77,11 @@ class SearchServiceAsyncStub(SearchServiceStub):
     """The caller's partner queries that partners hold for their approver (SHR-5): those whose
     answer is not collected yet, and those refused when collected. A logged-in system
     administrator sees every investigator's.
+    """
+    GetPartnerImages: _aio.UnaryUnaryMultiCallable[_search_service_pb2.GetPartnerImagesRequest, _search_service_pb2.GetPartnerImagesResponse]  # type: ignore[assignment]
+    """Fetches the plate and vehicle images of reads a partner listed in its answer to one
+    of our plate queries: a new signed request under the agreement of that answer,
+    stating its query's purpose and case, answered with a receipt and acknowledged (AUD-6).
     """
 
 class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -116,6 +126,17 @@ class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
         """The caller's partner queries that partners hold for their approver (SHR-5): those whose
         answer is not collected yet, and those refused when collected. A logged-in system
         administrator sees every investigator's.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPartnerImages(
+        self,
+        request: _search_service_pb2.GetPartnerImagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_service_pb2.GetPartnerImagesResponse, _abc.Awaitable[_search_service_pb2.GetPartnerImagesResponse]]:
+        """Fetches the plate and vehicle images of reads a partner listed in its answer to one
+        of our plate queries: a new signed request under the agreement of that answer,
+        stating its query's purpose and case, answered with a receipt and acknowledged (AUD-6).
         """
 
 def add_SearchServiceServicer_to_server(servicer: SearchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

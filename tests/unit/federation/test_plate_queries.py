@@ -1,10 +1,14 @@
-"""The parts of plate queries that need no network: the per-partner rate limit, the query."""
+"""The parts of plate queries that need no network: the rate limit, the query, image references."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from federation.plate_queries import PlateQuery, RateLimit
+from federation.read_images import MAX_IMAGE_READS, MAX_REFERENCE, check_references
+from node.errors import ValidationError
 from tests.support.clock import START
 from tests.support.pki import LAPD, LASD
 
@@ -30,3 +34,18 @@ class TestPlateQuery:
         assert message.until.ToDatetime(START.tzinfo) - message.since.ToDatetime(
             START.tzinfo
         ) == timedelta(hours=1)
+
+
+class TestImageReferences:
+    @pytest.mark.parametrize(
+        "references",
+        [[], ["r"] * 2, [""], ["r" * (MAX_REFERENCE + 1)],
+         [f"r{n}" for n in range(MAX_IMAGE_READS + 1)]],
+    )  # fmt: skip
+    def test_fails_for_none_too_many_blank_long_or_repeated(self, references: list[str]) -> None:
+        with pytest.raises(ValidationError) as raised:
+            check_references(references)
+        assert raised.value.field == "read_references"
+
+    def test_succeeds_for_up_to_the_limit_each_once(self) -> None:
+        check_references([f"r{n}" for n in range(MAX_IMAGE_READS)])
