@@ -301,8 +301,9 @@ class ReadSearch:
                 ).all()
                 found = list(rows)
             else:
-                found = self._scan(session, pattern, window, newest_first, size + 1 + offset)
-                found = found[offset:]
+                found = self._scan(
+                    session, pattern, window, newest_first, offset=offset, wanted=size + 1
+                )
         for read in found:
             read.captured_at = utc(read.captured_at)
             read.committed_at = utc(read.committed_at)
@@ -314,31 +315,44 @@ class ReadSearch:
         pattern: PlatePattern,
         window: tuple[ColumnElement[bool], ...],
         order: tuple[object, ...],
+        *,
+        offset: int,
         wanted: int,
     ) -> list[ReadRecord]:
-        """Candidates by the pattern's literal prefix (or the window), checked one by one."""
+        """The `wanted` matches after the first `offset`, in `order`.
+
+        Candidates come by the pattern's literal prefix (or the window) and are checked one
+        by one.
+        """
         prefix = pattern.text.split("?")[0].split("*")[0]
         if prefix and session.get_bind().dialect.name == "sqlite":
             # SQLite weighs a range on the time index like the plate range and would walk
             # the whole window: mark the window's terms as unselective (likelihood).
             window = tuple(func.likelihood(term, literal_column("0.99")) for term in window)
-        query = select(ReadRecord).where(*window)
+        # Candidates as (id, plate) tuples only: most fail the pattern, and building a
+        # record for each cost more than the query (scripts/bench/search.py).
+        query = select(ReadRecord.id, ReadRecord.plate).where(*window)
         if prefix:
             low, high = prefix_range(prefix)
             query = query.where(col(ReadRecord.plate) >= low)
             if high is not None:
                 query = query.where(col(ReadRecord.plate) < high)
-        found: list[ReadRecord] = []
+        matched: list[str] = []
         skip = 0
-        while len(found) < wanted:
+        while len(matched) < offset + wanted:
             batch = session.exec(
                 query.order_by(*order).offset(skip).limit(_SCAN_BATCH)  # type: ignore[arg-type]
             ).all()
-            found += [read for read in batch if pattern.matches(read.plate)]
+            matched += [read_id for read_id, plate in batch if pattern.matches(plate)]
             if len(batch) < _SCAN_BATCH:
                 break
             skip += _SCAN_BATCH
-        return found[:wanted]
+        matched = matched[offset : offset + wanted]
+        records = {
+            read.id: read
+            for read in session.exec(select(ReadRecord).where(col(ReadRecord.id).in_(matched)))
+        }
+        return [records[read_id] for read_id in matched]
 
 
 def forbidden_reason(purpose: str, judicial_warrant: str) -> str | None:
