@@ -32,7 +32,7 @@ from node.clock import system_clock
 from node.errors import PreconditionError, ValidationError
 from node.pki import write_secret
 from node.profile import Role
-from node.users import UserDirectory
+from node.users import TEMPORARY_PASSWORD_LASTS, UserDirectory
 
 STEPS = {
     "training": pb.USER_STEP_TRAINING,
@@ -117,7 +117,10 @@ def _reset(args: argparse.Namespace) -> int:
         reset = pb.ResetPasswordRequest(name=args.name)
         answer = admin.ResetPassword(reset, timeout=args.timeout)
         _print_user(answer.user)
-        print(f"temporary password (shown once): {answer.temporary_password}")
+        print(
+            f"temporary password (shown once; it serves to choose a new one within "
+            f"{TEMPORARY_PASSWORD_LASTS.days} days): {answer.temporary_password}"
+        )
 
     return _call(args, action)
 

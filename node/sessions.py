@@ -42,7 +42,14 @@ from node.identity import Principal, PrincipalKind, validate_name
 from node.profile import Role
 from node.signing import Key, Signature, Signer, VerificationError, pae
 from node.store.models import AuditEvent
-from node.users import REMEDY, Block, User, UserDirectory, validate_password
+from node.users import (
+    REMEDY,
+    TEMPORARY_PASSWORD_LASTS,
+    Block,
+    User,
+    UserDirectory,
+    validate_password,
+)
 
 SESSION_TYPE = "application/vnd.alpr.session.v1+json"
 DEFAULT_LIFETIME = timedelta(hours=8)  # one patrol shift
@@ -59,6 +66,7 @@ class Refusal:
     CERTIFICATE_OF_ANOTHER_USER = "certificate_of_another_user"
     SESSION_ENDED = "session_ended"
     SESSION_EXPIRED = "session_expired"
+    TEMPORARY_PASSWORD_EXPIRED = "temporary_password_expired"  # noqa: S105 (a reason)
 
 
 @dataclass(frozen=True)
@@ -312,18 +320,27 @@ class Sessions:
 
         The current password is checked as a login checks it, refusals audited alike
         (ACC-4); an account ACC-2 blocks, or one whose password was reset, may still change
-        it. The change is audited (ACC-3, AUD-1).
+        it, but a reset's temporary password only within `TEMPORARY_PASSWORD_LASTS`. The
+        change is audited (ACC-3, AUD-1).
 
         Raises:
             ValidationError: The new password is too short or too long, or is the current one.
             UnauthenticatedError: No such user, or the current password is wrong.
             PermissionDeniedError: The account is deactivated, or the certificate is another
                 user's.
+            PreconditionError: The password is a reset's temporary one, and it expired.
         """
         validate_password(new_password, "new_password")
         if secrets.compare_digest(password.encode(), new_password.encode()):
             raise ValidationError("new_password", "must differ from the current password")
-        self._verified(name, password, presenter)
+        user = self._verified(name, password, presenter)
+        if user.temporary_password_expired(self._clock()):
+            error = PreconditionError(
+                f"the temporary password expired {TEMPORARY_PASSWORD_LASTS.days} days after the"
+                " reset; ask a system administrator for another reset"
+            )
+            reason = Refusal.TEMPORARY_PASSWORD_EXPIRED
+            raise self._refuse(LOGIN_REFUSED, name, reason, presenter, error)
         user = self._users.change_password(name, new_password)
         record_presented(self._audit, PASSWORD_CHANGED, name, presenter)
         return user

@@ -17,7 +17,7 @@ import enum
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -38,6 +38,8 @@ MAX_PASSWORD = 256
 MAX_DISPLAY_NAME = 200
 MAX_REASON = 500
 TEMPORARY_PASSWORD_BYTES = 12  # 16 URL-safe characters: longer than MIN_PASSWORD
+TEMPORARY_PASSWORD_LASTS = timedelta(days=3)
+"""A reset's temporary password travels outside the system: it must not stay good for long."""
 
 
 class Block(enum.StrEnum):
@@ -89,7 +91,17 @@ class User:
     last_login_at: datetime | None = None
     deactivated_at: datetime | None = None
     deactivation_reason: str = ""
-    must_change_password: bool = False
+    password_reset_at: datetime | None = None
+
+    @property
+    def must_change_password(self) -> bool:
+        """Whether the password was reset: only a new one opens the account."""
+        return self.password_reset_at is not None
+
+    def temporary_password_expired(self, reference_time: datetime) -> bool:
+        """Whether the password was reset longer than `TEMPORARY_PASSWORD_LASTS` ago."""
+        reset = self.password_reset_at
+        return reset is not None and reference_time >= reset + TEMPORARY_PASSWORD_LASTS
 
     @property
     def last_active_at(self) -> datetime:
@@ -248,7 +260,7 @@ class UserDirectory:
             NotFoundError: No such user.
         """
         digest = hash_password(validate_password(password, "new_password"))
-        return self._change(name, lambda record, _: _set_password(record, digest, reset=False))
+        return self._change(name, lambda record, _: _set_password(record, digest, reset=None))
 
     def reset_password(self, name: str) -> tuple[User, str]:
         """Give the account a temporary password that serves only to choose a new one.
@@ -264,7 +276,7 @@ class UserDirectory:
         """
         temporary = secrets.token_urlsafe(TEMPORARY_PASSWORD_BYTES)
         digest = hash_password(temporary)
-        user = self._change(name, lambda record, _: _set_password(record, digest, reset=True))
+        user = self._change(name, lambda record, now: _set_password(record, digest, reset=now))
         return user, temporary
 
     def record_training(self, name: str) -> User:
@@ -318,9 +330,9 @@ class UserDirectory:
         return user
 
 
-def _set_password(record: UserRecord, digest: bytes, *, reset: bool) -> None:
+def _set_password(record: UserRecord, digest: bytes, *, reset: datetime | None) -> None:
     record.password_hash = digest
-    record.must_change_password = reset
+    record.password_reset_at = reset
     record.session_generation += 1
 
 
@@ -342,5 +354,5 @@ def _to_user(record: UserRecord) -> User:
         last_login_at=_optional_utc(record.last_login_at),
         deactivated_at=_optional_utc(record.deactivated_at),
         deactivation_reason=record.deactivation_reason,
-        must_change_password=record.must_change_password,
+        password_reset_at=_optional_utc(record.password_reset_at),
     )

@@ -18,8 +18,8 @@ class UserRecord(SQLModel, table=True):
     `roles` holds the `node.profile.Role` values, sorted and comma-separated.
     `session_generation` grows at every deactivation, reactivation, password change and
     reset: a session token names the generation it was issued in, so one issued before is
-    dead at once (ACC-4). `must_change_password` is set by a reset: the temporary password
-    serves only to choose a new one.
+    dead at once (ACC-4). `password_reset_at` is set by a reset: the temporary password
+    serves only to choose a new one, within `node.users.TEMPORARY_PASSWORD_LASTS`.
     """
 
     __tablename__ = "user_account"
@@ -37,4 +37,4 @@ class UserRecord(SQLModel, table=True):
     last_login_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     deactivated_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     deactivation_reason: str = Field(default="", max_length=500)
-    must_change_password: bool = False
+    password_reset_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

@@ -18,8 +18,8 @@ from node.errors import (
 )
 from node.identity import Principal, PrincipalKind
 from node.profile import Role
-from node.sessions import Presenter, Sessions, verify_token
-from node.users import UserDirectory
+from node.sessions import Presenter, Refusal, Sessions, verify_token
+from node.users import TEMPORARY_PASSWORD_LASTS, UserDirectory
 from tests.support.clock import ManualClock
 from tests.support.users import PASSWORD, ready_user
 
@@ -181,6 +181,22 @@ class TestChangePassword:
         with pytest.raises(PermissionDeniedError, match="deactivated"):
             sessions.change_password("jdoe", PASSWORD, "a much better passphrase", presenter())
         assert [a.reason for a in sessions.refused()] == ["deactivated"]
+
+    def test_acc3_a_reset_password_opens_only_a_change_and_only_for_three_days(
+        self, sessions: Sessions, users: UserDirectory, clock: ManualClock
+    ) -> None:
+        _, temporary = users.reset_password("jdoe")
+        with pytest.raises(PreconditionError, match="reset"):
+            sessions.login("jdoe", temporary, presenter())
+        clock.advance(TEMPORARY_PASSWORD_LASTS)
+        with pytest.raises(PreconditionError, match="temporary password expired"):
+            sessions.change_password("jdoe", temporary, "a much better passphrase", presenter())
+        assert sessions.refused()[-1].reason == Refusal.TEMPORARY_PASSWORD_EXPIRED
+        # Another reset gives another three days.
+        _, again = users.reset_password("jdoe")
+        clock.advance(TEMPORARY_PASSWORD_LASTS - timedelta(seconds=1))
+        sessions.change_password("jdoe", again, "a much better passphrase", presenter())
+        sessions.login("jdoe", "a much better passphrase", presenter())
 
     @pytest.mark.parametrize(
         ("password", "new", "error"),

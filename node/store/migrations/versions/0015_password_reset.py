@@ -1,5 +1,8 @@
 """password reset: an account whose password an operator reset must change it first.
 
+`password_reset_at` is when: the temporary password serves only to choose a new one, and
+only for a few days after it.
+
 Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-03
@@ -18,13 +21,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("user_account") as batch:
-        batch.add_column(
-            sa.Column(
-                "must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
-        )
+        batch.add_column(sa.Column("password_reset_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("user_account") as batch:
-        batch.drop_column("must_change_password")
+        batch.drop_column("password_reset_at")
