@@ -95,7 +95,7 @@ class TestUsersCli:
         admin("login", "--user", "admin", "--password-stdin")
         reset = admin("users", "reset", "jdoe")
         assert "blocked: password_change_required" in reset
-        temporary = reset.rpartition("temporary password (shown once): ")[2].strip()
+        temporary = reset.rpartition("within 3 days): ")[2].strip()
         typed(monkeypatch, temporary, temporary, NEW_PASSWORD, NEW_PASSWORD)
         refused = jdoe("login", "--user", "jdoe", "--password-stdin", expect=1)
         assert "FAILED_PRECONDITION" in refused
