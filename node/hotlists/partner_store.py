@@ -199,10 +199,15 @@ class PartnerHotlists:
             stamp = (received.version, now)
         with self._lock:
             index = self._indexes.get(issuer)
-            if received.since_version and index is not None and index.stamp == held_stamp:
+            if not received.since_version:
+                index = self._indexes[issuer] = _ListIndex(stamp)
+            elif index is not None and index.stamp == held_stamp:
                 index.stamp = stamp
             else:
-                index = self._indexes[issuer] = _ListIndex(stamp)
+                # A delta to a list this process has not indexed: the index is built
+                # whole from the chunks when first used, not from the delta alone.
+                self._indexes.pop(issuer, None)
+                return
             # Indexed from the columns in hand, a chunk's slice each, not by splitting the
             # joined text just made from them (half a second for a million entries).
             starts = range(0, len(columns.entry_ids), CHUNK_SIZE)

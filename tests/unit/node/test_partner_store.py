@@ -72,6 +72,17 @@ class TestPartnerLists:
         assert here.held_version(LASD) == 2
         assert here.entry_count(LASD) == 2
 
+    def test_succeeds_storing_a_delta_in_a_process_that_held_no_index(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        """HOT-1: after a delta, the entries of the snapshot before it still match."""
+        lists(engine, clock).store(received(1), entries(["7ABC123", "7ABC124"]))
+        fresh = lists(engine, clock)  # a new process: the pull that stores the delta
+        fresh.store(received(2, since=1), entries(["9ZZZ999"], first=2), ended=["e-0"])
+        assert [m.entry_id for m in fresh.find("7ABC124")] == ["e-1"]
+        assert [m.entry_id for m in fresh.find("9ZZZ999")] == ["e-2"]
+        assert fresh.find("7ABC123") == []
+
     def test_fails_a_delta_for_a_version_not_held(self, engine: Engine, clock: ManualClock) -> None:
         store = lists(engine, clock)
         store.store(received(1), entries(["7ABC123"]))
