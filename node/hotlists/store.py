@@ -78,21 +78,26 @@ class Changes:
         version: The version the changes bring a holder to.
         entry_ids: Ids of the entries added, oldest first.
         plates: Their plates or partial patterns, in the same order.
-        framed_fields: Their fields as one serialized `HotlistEntryFieldsList`, decrypted,
-            in the same order.
+        field_chunks: Their fields, decrypted, in the same order: serialized
+            `HotlistEntryFieldsList`s of at most `CHUNK_SIZE` entries each (chunks as
+            stored, small ones joined), so a receiver can store each as it came.
         ended: Ids of entries removed or cancelled after the version.
     """
 
     version: int
     entry_ids: list[str]
     plates: list[str]
-    framed_fields: bytes
+    field_chunks: list[bytes]
     ended: list[str]
+
+    def fields(self) -> Sequence[hotlist_pb2.HotlistEntryFields]:
+        """The added entries' fields, parsed (serialized lists joined are one list)."""
+        return hotlist_pb2.HotlistEntryFieldsList.FromString(b"".join(self.field_chunks)).fields
 
     def entries(self) -> list[HotlistEntry]:
         """The added entries, decoded and validated (for small change sets)."""
-        fields = hotlist_pb2.HotlistEntryFieldsList.FromString(self.framed_fields).fields
-        return [entry_from_message(p, f) for p, f in zip(self.plates, fields, strict=True)]
+        pairs = zip(self.plates, self.fields(), strict=True)
+        return [entry_from_message(plate, fields) for plate, fields in pairs]
 
 
 class _Chunks:
@@ -312,17 +317,21 @@ class HotlistStore:
                     ended.append(entry_id)
             chunks = _Chunks(session, self._key)
             chunks.load(by_chunk)
-            pieces = []
+            pieces: list[list[bytes]] = []
+            held = CHUNK_SIZE  # entries in the last piece
             for chunk_id, slots in by_chunk.items():  # in row order: dicts keep insertion order
                 fields = chunks.fields(chunk_id)
                 if slots == list(range(len(fields.fields))):
-                    pieces.append(chunks.plaintext(chunk_id))
+                    piece = chunks.plaintext(chunk_id)
                 else:
                     subset = [fields.fields[slot] for slot in slots]
-                    pieces.append(
-                        hotlist_pb2.HotlistEntryFieldsList(fields=subset).SerializeToString()
-                    )
-        return Changes(current, entry_ids, plates, b"".join(pieces), ended)
+                    piece = hotlist_pb2.HotlistEntryFieldsList(fields=subset).SerializeToString()
+                if held + len(slots) > CHUNK_SIZE:
+                    pieces.append([])
+                    held = 0
+                pieces[-1].append(piece)
+                held += len(slots)
+        return Changes(current, entry_ids, plates, [b"".join(p) for p in pieces], ended)
 
     def _end(self, entry_id: str, how: str) -> StoredEntry:
         with Session(self._engine) as session:
