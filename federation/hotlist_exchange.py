@@ -9,7 +9,8 @@ forbids (ACC-7), auditing each refusal.
 The fields travel in chunks of at most a thousand entries (`HotlistEntryFieldsChunks`,
 snapshot type v2): the issuer sends the chunks it stores, and the receiver checks every
 entry of a chunk and stores the chunk's bytes as they came, re-serializing only a chunk
-that lost refused entries or is too large.
+that lost refused entries or is too large. Snapshots are signed prehashed (Ed25519ph
+over the same DSSE encoding, see `federation.envelope`): one hashing pass each side.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def sign_snapshot(
     )
     snapshot.issued_at.FromDatetime(now)
     snapshot.expires_at.FromDatetime(now + VALIDITY)
-    return Envelope.sign(snapshot.SerializeToString(), SNAPSHOT_TYPE, signer)
+    return Envelope.sign(snapshot.SerializeToString(), SNAPSHOT_TYPE, signer, prehashed=True)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def open_snapshot(
         InvalidEnvelopeError: Bad signature, wrong issuer, recipient or agreement, an
             expiry past or more than 24 hours after issue, or undecryptable fields.
     """
-    payload = envelope.verify([issuer.key], 1, SNAPSHOT_TYPE).payload
+    payload = envelope.verify([issuer.key], 1, SNAPSHOT_TYPE, prehashed=True).payload
     snapshot = parse_payload(exchange_pb2.HotlistSnapshot, payload)
     if (snapshot.issuer_ori, snapshot.recipient_ori, snapshot.agreement_id) != (
         issuer.ori,

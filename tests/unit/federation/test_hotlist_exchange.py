@@ -78,7 +78,7 @@ def resign(envelope: Envelope, edit: Callable[[exchange_pb2.HotlistSnapshot], No
     message = exchange_pb2.HotlistSnapshot()
     message.ParseFromString(envelope.payload)
     edit(message)
-    return Envelope.sign(message.SerializeToString(), SNAPSHOT_TYPE, ISSUER)
+    return Envelope.sign(message.SerializeToString(), SNAPSHOT_TYPE, ISSUER, prehashed=True)
 
 
 class TestOpen:
@@ -110,6 +110,12 @@ class TestOpen:
         tampered = replace(envelope, payload=envelope.payload.replace(b"7ABC123", b"7ABC124"))
         with pytest.raises(InvalidEnvelopeError, match="found 0"):
             open_(tampered)
+
+    def test_hot7_fails_when_signed_with_pure_ed25519(self) -> None:
+        envelope = snapshot()
+        plain = Envelope.sign(envelope.payload, SNAPSHOT_TYPE, ISSUER)
+        with pytest.raises(InvalidEnvelopeError, match="found 0"):
+            open_(plain)
 
     def test_hot7_fails_when_signed_by_another_agency(self) -> None:
         with pytest.raises(InvalidEnvelopeError):
