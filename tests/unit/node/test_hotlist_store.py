@@ -126,6 +126,17 @@ class TestVersions:
         assert len(changes.entry_ids) == 1149
         assert changes.entries() == [STOLEN] * 600 + [PARTIAL] * 299 + [STOLEN] * 250
 
+    def test_succeeds_sending_chunks_whole_when_nothing_ended(self, store: HotlistStore) -> None:
+        store.create_list("stolen")
+        for size in (300, 300, 600):
+            store.add("stolen", [STOLEN] * size)
+        full = store.changes_since(0)
+        sizes = [len(HotlistEntryFieldsList.FromString(c).fields) for c in full.field_chunks]
+        assert (sizes, len(full.entry_ids), full.ended) == ([600, 600], 1200, [])
+        delta = store.changes_since(1)
+        sizes = [len(HotlistEntryFieldsList.FromString(c).fields) for c in delta.field_chunks]
+        assert (sizes, delta.entries()) == ([900], [STOLEN] * 900)  # 300 and 600 joined
+
     @pytest.mark.parametrize("version", [-1, 5])
     def test_fails_for_a_version_we_never_had(self, store: HotlistStore, version: int) -> None:
         store.create_list("stolen")
