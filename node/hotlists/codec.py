@@ -164,7 +164,8 @@ def frame_fields(fields: Sequence[bytes]) -> bytes:
     """Serialized `HotlistEntryFields` joined into one serialized `HotlistEntryFieldsList`.
 
     Equivalent to building the list message and serializing it, without parsing each
-    entry's bytes first: field 1, length-delimited, for each.
+    entry's bytes first: field 1, length-delimited, for each. The same framing of
+    serialized lists makes a serialized `HotlistEntryFieldsChunks`.
     """
     return b"".join(b"\n" + _varint(len(item)) + item for item in fields)
 

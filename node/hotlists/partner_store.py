@@ -52,11 +52,40 @@ class ReceivedList:
 
 @dataclass(frozen=True)
 class ReceivedEntries:
-    """A partner's entries as a snapshot carries them: aligned columns, fields still as messages."""
+    """A partner's entries as a snapshot carries them: aligned columns, fields in chunks.
+
+    Attributes:
+        entry_ids: The entries' ids.
+        plates: Their plates or partial patterns, in the same order.
+        chunks: Their fields, in the same order, as (entry count, serialized
+            `HotlistEntryFieldsList`) of at most `CHUNK_SIZE` entries each: each is
+            stored as it came, encrypted, with no entry re-serialized.
+    """
 
     entry_ids: list[str]
     plates: list[str]
-    fields: Sequence[hotlist_pb2.HotlistEntryFields]
+    chunks: list[tuple[int, bytes]]
+
+    def __post_init__(self) -> None:
+        """Check that the columns and chunks agree.
+
+        Raises:
+            ValueError: They hold different numbers of entries, or a chunk is too large.
+        """
+        sizes = [size for size, _ in self.chunks]
+        if not len(self.entry_ids) == len(self.plates) == sum(sizes):
+            raise ValueError("entry ids, plates and field chunks differ in number")
+        if any(not 0 < size <= CHUNK_SIZE for size in sizes):
+            raise ValueError(f"a chunk holds 1 to {CHUNK_SIZE} entries")
+
+
+def chunk_fields(fields: Sequence[hotlist_pb2.HotlistEntryFields]) -> list[tuple[int, bytes]]:
+    """Fields as messages, in chunks of `CHUNK_SIZE` as `ReceivedEntries` holds them."""
+    parts = (fields[start : start + CHUNK_SIZE] for start in range(0, len(fields), CHUNK_SIZE))
+    return [
+        (len(part), hotlist_pb2.HotlistEntryFieldsList(fields=part).SerializeToString())
+        for part in parts
+    ]
 
 
 @dataclass(frozen=True)
@@ -199,15 +228,18 @@ class PartnerHotlists:
             stamp = (received.version, now)
         with self._lock:
             index = self._indexes.get(issuer)
-            if received.since_version and index is not None and index.stamp == held_stamp:
+            if not received.since_version:
+                index = self._indexes[issuer] = _ListIndex(stamp)
+            elif index is not None and index.stamp == held_stamp:
                 index.stamp = stamp
             else:
-                index = self._indexes[issuer] = _ListIndex(stamp)
+                # A delta to a list this process has not indexed: the index is built
+                # whole from the chunks when first used, not from the delta alone.
+                self._indexes.pop(issuer, None)
+                return
             # Indexed from the columns in hand, a chunk's slice each, not by splitting the
             # joined text just made from them (half a second for a million entries).
-            starts = range(0, len(columns.entry_ids), CHUNK_SIZE)
-            for row, start in zip(chunks, starts, strict=True):
-                stop = start + CHUNK_SIZE
+            for row, (start, stop, _) in zip(chunks, _slices(columns), strict=True):
                 index.add_chunk(
                     row.chunk, columns.entry_ids[start:stop], columns.plates[start:stop]
                 )
@@ -216,16 +248,14 @@ class PartnerHotlists:
     def _chunk_rows(
         self, issuer: str, columns: ReceivedEntries, first_chunk: int
     ) -> Iterable[_ChunkRow]:
-        for start in range(0, len(columns.entry_ids), CHUNK_SIZE):
-            stop = start + CHUNK_SIZE
-            fields = hotlist_pb2.HotlistEntryFieldsList(fields=columns.fields[start:stop])
+        for chunk, (start, stop, fields) in enumerate(_slices(columns), first_chunk):
             yield _ChunkRow(
                 issuer,
-                first_chunk + start // CHUNK_SIZE,
-                len(columns.entry_ids[start:stop]),
+                chunk,
+                stop - start,
                 "\n".join(columns.entry_ids[start:stop]).encode(),
                 "\n".join(columns.plates[start:stop]).encode(),
-                self._key.encrypt(fields.SerializeToString()),
+                self._key.encrypt(fields),
             )
 
     def find(self, plate: str) -> list[PartnerMatch]:
@@ -383,6 +413,14 @@ class _ChunkReader:
         except ValidationError:
             return None  # passed the bulk checks on receipt, but not the full ones
         return PartnerMatch(self._issuer, entry_id, message.list_name, entry)
+
+
+def _slices(columns: ReceivedEntries) -> Iterable[tuple[int, int, bytes]]:
+    """(start, stop, serialized fields) of each chunk of `columns`."""
+    start = 0
+    for size, fields in columns.chunks:
+        yield start, start + size, fields
+        start += size
 
 
 def _split(joined: bytes) -> list[str]:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
@@ -78,21 +79,26 @@ class Changes:
         version: The version the changes bring a holder to.
         entry_ids: Ids of the entries added, oldest first.
         plates: Their plates or partial patterns, in the same order.
-        framed_fields: Their fields as one serialized `HotlistEntryFieldsList`, decrypted,
-            in the same order.
+        field_chunks: Their fields, decrypted, in the same order: serialized
+            `HotlistEntryFieldsList`s of at most `CHUNK_SIZE` entries each (chunks as
+            stored, small ones joined), so a receiver can store each as it came.
         ended: Ids of entries removed or cancelled after the version.
     """
 
     version: int
     entry_ids: list[str]
     plates: list[str]
-    framed_fields: bytes
+    field_chunks: list[bytes]
     ended: list[str]
+
+    def fields(self) -> Sequence[hotlist_pb2.HotlistEntryFields]:
+        """The added entries' fields, parsed (serialized lists joined are one list)."""
+        return hotlist_pb2.HotlistEntryFieldsList.FromString(b"".join(self.field_chunks)).fields
 
     def entries(self) -> list[HotlistEntry]:
         """The added entries, decoded and validated (for small change sets)."""
-        fields = hotlist_pb2.HotlistEntryFieldsList.FromString(self.framed_fields).fields
-        return [entry_from_message(p, f) for p, f in zip(self.plates, fields, strict=True)]
+        pairs = zip(self.plates, self.fields(), strict=True)
+        return [entry_from_message(plate, fields) for plate, fields in pairs]
 
 
 class _Chunks:
@@ -134,6 +140,22 @@ class _Chunks:
                 self.plaintext(chunk_id)
             )
         return self._parsed[chunk_id]
+
+
+def _joined(pieces: Iterable[tuple[bytes, int]]) -> list[bytes]:
+    """Serialized field lists and their entry counts, consecutive ones joined up to `CHUNK_SIZE`.
+
+    Each piece holds at most `CHUNK_SIZE` entries (a stored chunk or part of one).
+    """
+    joined: list[list[bytes]] = []
+    held = CHUNK_SIZE  # entries in the last joined piece
+    for piece, size in pieces:
+        if held + size > CHUNK_SIZE:
+            joined.append([])
+            held = 0
+        joined[-1].append(piece)
+        held += size
+    return [b"".join(parts) for parts in joined]
 
 
 class HotlistStore:
@@ -294,15 +316,25 @@ class HotlistStore:
             current = row.version if row else 0
             if not 0 <= version <= current:
                 raise ValidationError("since_version", f"must be 0 to {current}, not {version}")
+            # Every row of each chunk that has an entry to send: a chunk's in-force entries
+            # were added after `version`, and its ended ones ended later still.
             query = sa_select(
                 table.c.id, table.c.plate, table.c.chunk_id, table.c.slot, table.c.ended_at
             ).where(table.c.version > version)
-            if version == 0:
-                query = query.where(table.c.ended_at.is_(None))
             order = (table.c.version, table.c.chunk_id, table.c.slot)
             rows = fetch_tuples(session, query.order_by(*order))
+            chunks = _Chunks(session, self._key)
+            if all(row[4] is None for row in rows):
+                # Nothing ended: every chunk goes whole, its rows together, none parsed.
+                entry_ids, plates = [row[0] for row in rows], [row[1] for row in rows]
+                in_order = (row[2] for row in rows)
+                sizes = [(chunk_id, len([*group])) for chunk_id, group in groupby(in_order)]
+                chunks.load(chunk_id for chunk_id, _ in sizes)
+                pieces = [(chunks.plaintext(chunk_id), size) for chunk_id, size in sizes]
+                return Changes(current, entry_ids, plates, _joined(pieces), [])
             entry_ids, plates, ended = [], [], []
             by_chunk: dict[int, list[int]] = {}
+            ending: set[int] = set()
             for entry_id, plate, chunk_id, slot, ended_at in rows:
                 if ended_at is None:
                     entry_ids.append(entry_id)
@@ -310,19 +342,20 @@ class HotlistStore:
                     by_chunk.setdefault(chunk_id, []).append(slot)
                 else:
                     ended.append(entry_id)
-            chunks = _Chunks(session, self._key)
+                    ending.add(chunk_id)
+            if version == 0:
+                ended = []  # a full snapshot replaces the list: nothing to end
             chunks.load(by_chunk)
             pieces = []
             for chunk_id, slots in by_chunk.items():  # in row order: dicts keep insertion order
-                fields = chunks.fields(chunk_id)
-                if slots == list(range(len(fields.fields))):
-                    pieces.append(chunks.plaintext(chunk_id))
+                if chunk_id in ending:
+                    fields = chunks.fields(chunk_id).fields
+                    subset = [fields[slot] for slot in slots]
+                    piece = hotlist_pb2.HotlistEntryFieldsList(fields=subset).SerializeToString()
                 else:
-                    subset = [fields.fields[slot] for slot in slots]
-                    pieces.append(
-                        hotlist_pb2.HotlistEntryFieldsList(fields=subset).SerializeToString()
-                    )
-        return Changes(current, entry_ids, plates, b"".join(pieces), ended)
+                    piece = chunks.plaintext(chunk_id)
+                pieces.append((piece, len(slots)))
+        return Changes(current, entry_ids, plates, _joined(pieces), ended)
 
     def _end(self, entry_id: str, how: str) -> StoredEntry:
         with Session(self._engine) as session:

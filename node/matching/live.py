@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from alpr.common.v1 import hotlist_pb2
 from node.errors import NotFoundError
 from node.hotlists.entry import HotlistEntry
 from node.hotlists.partner_store import PartnerHotlists
@@ -114,7 +113,7 @@ class LiveIndex:
         if version == self._own_version:
             return
         changes = self._own.changes_since(self._own_version)
-        fields = hotlist_pb2.HotlistEntryFieldsList.FromString(changes.framed_fields).fields
+        fields = changes.fields()
         for list_id in self._own_list_ids():
             self.index.remove(list_id, changes.ended)
         by_list: dict[str, list[IndexedEntry]] = {}

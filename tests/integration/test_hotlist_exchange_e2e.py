@@ -358,7 +358,7 @@ class _SmugglingStore(HotlistStore):
             changes,
             entry_ids=[*changes.entry_ids, str(uuid.uuid4())],
             plates=[*changes.plates, FORBIDDEN_PLATE],
-            framed_fields=changes.framed_fields + frame_fields([forbidden.SerializeToString()]),
+            field_chunks=[*changes.field_chunks, frame_fields([forbidden.SerializeToString()])],
         )
 
 

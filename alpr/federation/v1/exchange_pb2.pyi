@@ -427,7 +427,7 @@ class HotlistSnapshot(_message.Message):
     sealed_key: _builtins.bytes
     """The SecretBox key of encrypted_fields, sealed to the recipient's node key."""
     encrypted_fields: _builtins.bytes
-    """A serialized alpr.common.v1.HotlistEntryFieldsList in the same order, encrypted."""
+    """A serialized alpr.common.v1.HotlistEntryFieldsChunks in the same order, encrypted."""
     @_builtins.property
     def issued_at(self) -> _timestamp_pb2.Timestamp:
         """When it was issued."""

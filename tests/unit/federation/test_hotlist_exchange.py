@@ -24,6 +24,7 @@ from federation.peers import Peer
 from node.ed25519 import DataKey, Ed25519Signer
 from node.hotlists.codec import encode_fields, entry_from_message, frame_fields
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
+from node.hotlists.partner_store import CHUNK_SIZE
 from node.hotlists.store import Changes
 from tests.support.clock import START
 from tests.support.pki import LAPD, LASD
@@ -34,7 +35,7 @@ CHANGES = Changes(
     version=3,
     entry_ids=["e-1"],
     plates=[STOLEN.plate],
-    framed_fields=frame_fields([encode_fields(STOLEN, "stolen")]),
+    field_chunks=[frame_fields([encode_fields(STOLEN, "stolen")])],
     ended=["e-0"],
 )
 
@@ -77,7 +78,7 @@ def resign(envelope: Envelope, edit: Callable[[exchange_pb2.HotlistSnapshot], No
     message = exchange_pb2.HotlistSnapshot()
     message.ParseFromString(envelope.payload)
     edit(message)
-    return Envelope.sign(message.SerializeToString(), SNAPSHOT_TYPE, ISSUER)
+    return Envelope.sign(message.SerializeToString(), SNAPSHOT_TYPE, ISSUER, prehashed=True)
 
 
 class TestOpen:
@@ -85,7 +86,9 @@ class TestOpen:
         opened = open_(snapshot())
         entries = opened.entries
         assert (entries.entry_ids, entries.plates) == (["e-1"], ["7ABC123"])
-        [fields] = entries.fields
+        [(size, data)] = entries.chunks
+        [fields] = hotlist_pb2.HotlistEntryFieldsList.FromString(data).fields
+        assert size == 1
         assert (fields.list_name, entry_from_message("7ABC123", fields)) == ("stolen", STOLEN)
         assert opened.ended == ["e-0"]
         received = opened.received
@@ -107,6 +110,12 @@ class TestOpen:
         tampered = replace(envelope, payload=envelope.payload.replace(b"7ABC123", b"7ABC124"))
         with pytest.raises(InvalidEnvelopeError, match="found 0"):
             open_(tampered)
+
+    def test_hot7_fails_when_signed_with_pure_ed25519(self) -> None:
+        envelope = snapshot()
+        plain = Envelope.sign(envelope.payload, SNAPSHOT_TYPE, ISSUER)
+        with pytest.raises(InvalidEnvelopeError, match="found 0"):
+            open_(plain)
 
     def test_hot7_fails_when_signed_by_another_agency(self) -> None:
         with pytest.raises(InvalidEnvelopeError):
@@ -135,19 +144,80 @@ class TestOpen:
             open_(longer)
 
     def test_acc7_a_forbidden_category_from_a_partner_is_refused(self) -> None:
-        def smuggle(message: exchange_pb2.HotlistSnapshot) -> None:
-            key = DataKey.generate()
-            fields = hotlist_pb2.HotlistEntryFieldsList(
-                fields=[
-                    hotlist_pb2.HotlistEntryFields(list_type="stolen_vehicle"),
-                    hotlist_pb2.HotlistEntryFields(list_type="civil_immigration"),
-                ]
-            )
-            message.entry_ids[:] = ["e-1", "e-2"]
-            message.plates[:] = ["7ABC123", "4XYZ999"]
-            message.sealed_key = RECIPIENT.public_key.seal(key.key)
-            message.encrypted_fields = key.encrypt(fields.SerializeToString())
-
-        opened = open_(resign(snapshot(), smuggle))
+        fields = [
+            hotlist_pb2.HotlistEntryFields(list_type="stolen_vehicle"),
+            hotlist_pb2.HotlistEntryFields(list_type="civil_immigration"),
+        ]
+        opened = open_(resign(snapshot(), carrying([fields], ["7ABC123", "4XYZ999"])))
         assert opened.entries.entry_ids == ["e-1"]
         assert opened.refused == [("e-2", "4XYZ999", f"list_type: {FORBIDDEN_REASON}")]
+        [(size, data)] = opened.entries.chunks
+        assert (size, len(hotlist_pb2.HotlistEntryFieldsList.FromString(data).fields)) == (1, 1)
+
+
+def numbered(count: int, first: int = 0) -> list[hotlist_pb2.HotlistEntryFields]:
+    """Fields whose reason names the entry: r<n> for entry e-<n+1>."""
+    return [
+        hotlist_pb2.HotlistEntryFields(list_type="stolen_vehicle", reason=f"r{first + i}")
+        for i in range(count)
+    ]
+
+
+def carrying(
+    chunks: list[list[hotlist_pb2.HotlistEntryFields]], plates: list[str]
+) -> Callable[[exchange_pb2.HotlistSnapshot], None]:
+    """An edit making a snapshot carry `plates` and these chunks of fields."""
+
+    def edit(message: exchange_pb2.HotlistSnapshot) -> None:
+        key = DataKey.generate()
+        serialized = [
+            hotlist_pb2.HotlistEntryFieldsList(fields=chunk).SerializeToString() for chunk in chunks
+        ]
+        message.entry_ids[:] = [f"e-{i + 1}" for i in range(len(plates))]
+        message.plates[:] = plates
+        message.sealed_key = RECIPIENT.public_key.seal(key.key)
+        plain = hotlist_pb2.HotlistEntryFieldsChunks(chunks=serialized).SerializeToString()
+        message.encrypted_fields = key.encrypt(plain)
+
+    return edit
+
+
+class TestChunks:
+    def test_succeeds_keeping_chunks_as_sent_and_splitting_larger_ones(self) -> None:
+        chunks = [numbered(3), numbered(CHUNK_SIZE + 500, first=3)]
+        plates = [f"{n:07d}" for n in range(CHUNK_SIZE + 503)]
+        opened = open_(resign(snapshot(), carrying(chunks, plates)))
+        entries = opened.entries
+        assert [size for size, _ in entries.chunks] == [3, CHUNK_SIZE, 500]
+        sent = hotlist_pb2.HotlistEntryFieldsList(fields=chunks[0]).SerializeToString()
+        assert entries.chunks[0][1] == sent  # stored as it came
+        reasons = [
+            fields.reason
+            for _, data in entries.chunks
+            for fields in hotlist_pb2.HotlistEntryFieldsList.FromString(data).fields
+        ]
+        assert reasons == [f"r{int(e.removeprefix('e-')) - 1}" for e in entries.entry_ids]
+        assert entries.plates == plates
+
+    @pytest.mark.parametrize(
+        ("chunks", "plates"),
+        [
+            pytest.param([numbered(2), numbered(1)], ["7ABC123", "7ABC124"], id="more fields"),
+            pytest.param([numbered(1)], ["7ABC123", "7ABC124"], id="fewer fields"),
+        ],
+    )
+    def test_fails_when_chunks_and_plates_differ_in_number(
+        self, chunks: list[list[hotlist_pb2.HotlistEntryFields]], plates: list[str]
+    ) -> None:
+        with pytest.raises(InvalidEnvelopeError, match="differ in number"):
+            open_(resign(snapshot(), carrying(chunks, plates)))
+
+    def test_fails_when_a_chunk_is_not_entry_fields(self) -> None:
+        def garble(message: exchange_pb2.HotlistSnapshot) -> None:
+            key = DataKey.generate()
+            message.sealed_key = RECIPIENT.public_key.seal(key.key)
+            plain = hotlist_pb2.HotlistEntryFieldsChunks(chunks=[b"\xff\xff"])
+            message.encrypted_fields = key.encrypt(plain.SerializeToString())
+
+        with pytest.raises(InvalidEnvelopeError, match="not a HotlistEntryFieldsList"):
+            open_(resign(snapshot(), garble))

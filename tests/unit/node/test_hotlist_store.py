@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from alpr.common.v1.hotlist_pb2 import HotlistEntryFieldsList
 from node.ed25519 import DataKey
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
 from node.hotlists.entry import HotlistEntry, ListType
@@ -109,6 +110,32 @@ class TestVersions:
 
         assert set(store.changes_since(0).entry_ids) == {first[1].entry_id, third.entry_id}
         assert store.changes_since(3).entry_ids == []
+
+    def test_succeeds_sending_fields_in_chunks_of_at_most_a_thousand(
+        self, store: HotlistStore
+    ) -> None:
+        store.create_list("stolen")
+        stored = [store.add("stolen", [STOLEN] * 600)[0], store.add("stolen", [PARTIAL] * 300)[0]]
+        store.add("stolen", [STOLEN] * 250)
+        store.remove(stored[1].entry_id)
+        changes = store.changes_since(0)
+        # 600 as stored, then 299 re-serialized without the removed entry, joined to the
+        # first; 250 more would pass a thousand, so they start the next chunk.
+        sizes = [len(HotlistEntryFieldsList.FromString(c).fields) for c in changes.field_chunks]
+        assert sizes == [899, 250]
+        assert len(changes.entry_ids) == 1149
+        assert changes.entries() == [STOLEN] * 600 + [PARTIAL] * 299 + [STOLEN] * 250
+
+    def test_succeeds_sending_chunks_whole_when_nothing_ended(self, store: HotlistStore) -> None:
+        store.create_list("stolen")
+        for size in (300, 300, 600):
+            store.add("stolen", [STOLEN] * size)
+        full = store.changes_since(0)
+        sizes = [len(HotlistEntryFieldsList.FromString(c).fields) for c in full.field_chunks]
+        assert (sizes, len(full.entry_ids), full.ended) == ([600, 600], 1200, [])
+        delta = store.changes_since(1)
+        sizes = [len(HotlistEntryFieldsList.FromString(c).fields) for c in delta.field_chunks]
+        assert (sizes, delta.entries()) == ([900], [STOLEN] * 900)  # 300 and 600 joined
 
     @pytest.mark.parametrize("version", [-1, 5])
     def test_fails_for_a_version_we_never_had(self, store: HotlistStore, version: int) -> None:

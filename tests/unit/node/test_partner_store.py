@@ -12,7 +12,12 @@ from node.ed25519 import DataKey
 from node.errors import PreconditionError
 from node.hotlists.codec import fields_message
 from node.hotlists.entry import HotlistEntry, ListType
-from node.hotlists.partner_store import PartnerHotlists, ReceivedEntries, ReceivedList
+from node.hotlists.partner_store import (
+    PartnerHotlists,
+    ReceivedEntries,
+    ReceivedList,
+    chunk_fields,
+)
 from tests.support.clock import START, ManualClock
 
 LASD = "CA0190000"
@@ -24,7 +29,9 @@ def entries(plates: list[str], first: int = 0) -> ReceivedEntries:
         fields_message(HotlistEntry(plate=p, list_type=ListType.STOLEN_VEHICLE), "stolen")
         for p in plates
     ]
-    return ReceivedEntries([f"e-{first + i}" for i in range(len(plates))], plates, fields)
+    return ReceivedEntries(
+        [f"e-{first + i}" for i in range(len(plates))], plates, chunk_fields(fields)
+    )
 
 
 def received(version: int, since: int = 0) -> ReceivedList:
@@ -71,6 +78,17 @@ class TestPartnerLists:
             assert len(store.find("7ABC124")) == 1
         assert here.held_version(LASD) == 2
         assert here.entry_count(LASD) == 2
+
+    def test_succeeds_storing_a_delta_in_a_process_that_held_no_index(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        """HOT-1: after a delta, the entries of the snapshot before it still match."""
+        lists(engine, clock).store(received(1), entries(["7ABC123", "7ABC124"]))
+        fresh = lists(engine, clock)  # a new process: the pull that stores the delta
+        fresh.store(received(2, since=1), entries(["9ZZZ999"], first=2), ended=["e-0"])
+        assert [m.entry_id for m in fresh.find("7ABC124")] == ["e-1"]
+        assert [m.entry_id for m in fresh.find("9ZZZ999")] == ["e-2"]
+        assert fresh.find("7ABC123") == []
 
     def test_fails_a_delta_for_a_version_not_held(self, engine: Engine, clock: ManualClock) -> None:
         store = lists(engine, clock)
