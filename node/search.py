@@ -11,7 +11,7 @@ Archived reads (past the profile's read period, RET-2) are not searched here.
 
 A whole plate is looked up by the plate index; a partial one by the index on the
 literal characters before its first wildcard when it has some, else over the time
-window, each candidate then checked against the pattern.
+window, the pattern checked by the database (`_plate_terms`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ MAX_PAGE = 1000
 MAX_CASE_NUMBER = 64
 MAX_WARRANT = 100
 IMMIGRATION = "immigration"
-_SCAN_BATCH = 5000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -291,68 +290,50 @@ class ReadSearch:
             window += (col(ReadRecord.archived_at).is_(None),)  # hidden from data users (RET-2)
         newest_first = (col(ReadRecord.captured_at).desc(), col(ReadRecord.id))
         with Session(self._engine) as session:
-            if not pattern.is_partial:
-                rows = session.exec(
+            dialect = session.get_bind().dialect.name
+            found = list(
+                session.exec(
                     select(ReadRecord)
-                    .where(col(ReadRecord.plate) == pattern.text, *window)
+                    .where(*_plate_terms(pattern, dialect, window))
                     .order_by(*newest_first)
                     .offset(offset)
                     .limit(size + 1)
                 ).all()
-                found = list(rows)
-            else:
-                found = self._scan(
-                    session, pattern, window, newest_first, offset=offset, wanted=size + 1
-                )
+            )
         for read in found:
             read.captured_at = utc(read.captured_at)
             read.committed_at = utc(read.committed_at)
         return found[:size], len(found) > size
 
-    @staticmethod
-    def _scan(
-        session: Session,
-        pattern: PlatePattern,
-        window: tuple[ColumnElement[bool], ...],
-        order: tuple[object, ...],
-        *,
-        offset: int,
-        wanted: int,
-    ) -> list[ReadRecord]:
-        """The `wanted` matches after the first `offset`, in `order`.
 
-        Candidates come by the pattern's literal prefix (or the window) and are checked one
-        by one.
-        """
-        prefix = pattern.text.split("?")[0].split("*")[0]
-        if prefix and session.get_bind().dialect.name == "sqlite":
+def _plate_terms(
+    pattern: PlatePattern, dialect: str, window: tuple[ColumnElement[bool], ...]
+) -> tuple[ColumnElement[bool], ...]:
+    """What a read's plate and time must be for `pattern`, as the database best answers it.
+
+    A whole plate is an equality on the plate index. A partial one is a range on that index
+    over its literal prefix (when it has one) and the pattern itself in SQL: SQLite's GLOB
+    reads ``?`` and ``*`` as the pattern does, PostgreSQL's LIKE the same as ``_`` and
+    ``%`` (plates and patterns hold only A-Z and 0-9, so nothing needs escaping). The
+    database filters, orders and limits; no candidate crosses into Python.
+    """
+    plate = col(ReadRecord.plate)
+    if not pattern.is_partial:
+        return (plate == pattern.text, *window)
+    prefix = pattern.text.split("?")[0].split("*")[0]
+    terms: tuple[ColumnElement[bool], ...] = ()
+    if prefix:
+        low, high = prefix_range(prefix)
+        terms += (plate >= low,) if high is None else (plate >= low, plate < high)
+        if dialect == "sqlite":
             # SQLite weighs a range on the time index like the plate range and would walk
             # the whole window: mark the window's terms as unselective (likelihood).
             window = tuple(func.likelihood(term, literal_column("0.99")) for term in window)
-        # Candidates as (id, plate) tuples only: most fail the pattern, and building a
-        # record for each cost more than the query (scripts/bench/search.py).
-        query = select(ReadRecord.id, ReadRecord.plate).where(*window)
-        if prefix:
-            low, high = prefix_range(prefix)
-            query = query.where(col(ReadRecord.plate) >= low)
-            if high is not None:
-                query = query.where(col(ReadRecord.plate) < high)
-        matched: list[str] = []
-        skip = 0
-        while len(matched) < offset + wanted:
-            batch = session.exec(
-                query.order_by(*order).offset(skip).limit(_SCAN_BATCH)  # type: ignore[arg-type]
-            ).all()
-            matched += [read_id for read_id, plate in batch if pattern.matches(plate)]
-            if len(batch) < _SCAN_BATCH:
-                break
-            skip += _SCAN_BATCH
-        matched = matched[offset : offset + wanted]
-        records = {
-            read.id: read
-            for read in session.exec(select(ReadRecord).where(col(ReadRecord.id).in_(matched)))
-        }
-        return [records[read_id] for read_id in matched]
+    if dialect == "sqlite":
+        terms += (plate.op("GLOB")(pattern.text),)
+    else:
+        terms += (plate.like(pattern.text.replace("?", "_").replace("*", "%")),)
+    return (*terms, *window)
 
 
 def forbidden_reason(purpose: str, judicial_warrant: str) -> str | None:

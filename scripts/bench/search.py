@@ -10,7 +10,9 @@ loaded in bulk, not timed), then times on SQLite and on PostgreSQL, p50 and p99:
   audit event written) against the baseline measured in the same run: the bare
   ``SELECT ... WHERE plate = ?`` on the same index;
 - a partial-plate search (``7AB?1*``-like witness patterns, a literal prefix then
-  wildcards) through `ReadSearch.search`, against the bare prefix ``LIKE`` on the index.
+  wildcards) through `ReadSearch.search`, against the bare SELECT that answers the same
+  page: the prefix range on the plate index, the pattern (SQLite ``GLOB``, PostgreSQL
+  ``LIKE``), newest first, the page's size.
 
 PostgreSQL is a throwaway cluster the script starts (as the tests do), or the server
 `--postgres` names. `--sqlite PATH` keeps the SQLite store for another run.
@@ -43,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from node.audit import AuditLog  # noqa: E402
 from node.profile import builtin_profiles, load_profile  # noqa: E402
-from node.search import ReadQuery, ReadSearch, prefix_range  # noqa: E402
+from node.search import DEFAULT_PAGE, ReadQuery, ReadSearch, prefix_range  # noqa: E402
 from node.store import create_engine, sqlite_url, upgrade  # noqa: E402
 from node.store.capture_models import ReadRecord  # noqa: E402
 from node.store.engine import insert_rows, table_of  # noqa: E402
@@ -130,8 +132,14 @@ def measure(engine: Engine, plates: list[str]) -> list[tuple[str, tuple[float, f
 
     def bare(sql: str) -> Callable[[str], object]:
         def run(value: str) -> object:
-            low, high = prefix_range(value) if "low" in sql else (value, None)
-            bounds = {"v": value, "low": low, "high": high or "~"}
+            low, high = prefix_range(value[:3]) if "low" in sql else (value, None)
+            glob = engine.dialect.name == "sqlite"
+            bounds = {
+                "v": value if glob else value.replace("?", "_").replace("*", "%"),
+                "low": low,
+                "high": high or "~",
+                "page": DEFAULT_PAGE + 1,
+            }
             with engine.connect() as connection:
                 return connection.execute(
                     text(sql), {**bounds, "since": window[0], "until": window[1]}
@@ -141,18 +149,22 @@ def measure(engine: Engine, plates: list[str]) -> list[tuple[str, tuple[float, f
 
     in_window = "AND captured_at >= :since AND captured_at < :until"
     exact_sql = f"SELECT * FROM plate_read WHERE plate = :v {in_window}"  # noqa: S608
-    # The same prefix range on the plate index that ReadSearch asks, and nothing else.
-    likely = "likelihood({}, 0.99)" if engine.dialect.name == "sqlite" else "{}"
+    # The same terms ReadSearch asks (node.search._plate_terms), without its checks, audit
+    # and records: the prefix range on the plate index, the pattern, the window, one page.
+    sqlite = engine.dialect.name == "sqlite"
+    likely = "likelihood({}, 0.99)" if sqlite else "{}"
     window_terms = " AND ".join(
         likely.format(term) for term in ("captured_at >= :since", "captured_at < :until")
     )
-    prefix_sql = (
-        f"SELECT * FROM plate_read WHERE plate >= :low AND plate < :high AND {window_terms}"  # noqa: S608
+    pattern_sql = (
+        f"SELECT * FROM plate_read WHERE plate >= :low AND plate < :high"  # noqa: S608
+        f" AND plate {'GLOB' if sqlite else 'LIKE'} :v AND {window_terms}"
+        " AND archived_at IS NULL ORDER BY captured_at DESC, id LIMIT :page"
     )
     return [
         ("whole plate, bare indexed SELECT", timed(bare(exact_sql), plates)),
         ("whole plate, ReadSearch + audit", timed(searched, plates)),
-        ("partial, bare indexed prefix", timed(bare(prefix_sql), [p[:3] for p in plates])),
+        ("partial, bare indexed SELECT", timed(bare(pattern_sql), partials)),
         ("partial, ReadSearch + audit", timed(searched, partials)),
     ]
 
