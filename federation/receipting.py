@@ -49,7 +49,7 @@ from node.audit import AuditLog, AuditRecord, TreeHead
 from node.audit_checkpoints import CheckpointStore
 from node.clock import Clock
 from node.ed25519 import Ed25519Signer
-from node.errors import UnavailableError, ValidationError
+from node.errors import NodeError, UnavailableError, ValidationError
 
 DEFAULT_DEADLINE = 5.0
 MAX_DEADLINE = 30.0
@@ -152,6 +152,7 @@ class ClosingBatches:
         peer: Peer,
         handle: BatchHandler,
     ) -> None:
+        batch: list[_Queued] = []
         try:
             while queued := self._queued.get(peer.ori):
                 batch, self._queued[peer.ori] = queued[:MAX_BATCH], queued[MAX_BATCH:]
@@ -159,12 +160,16 @@ class ClosingBatches:
                     results = await handle(peer, [q.item for q in batch])
                 except Exception as error:  # each waiter gets it
                     for q in batch:
-                        q.result.set_exception(error)
+                        if not q.result.done():  # its waiter may have been cancelled
+                            q.result.set_exception(error)
                 else:
                     for q, result in zip(batch, results, strict=True):
-                        q.result.set_result(result)
+                        if not q.result.done():
+                            q.result.set_result(result)
+                batch = []
         finally:
-            for q in self._queued.pop(peer.ori, []):  # left when the drain was cancelled
+            # Left when the drain itself was cancelled: no waiter may wait forever.
+            for q in [*batch, *self._queued.pop(peer.ori, [])]:
                 q.result.cancel()
             del self._draining[peer.ori]
 
@@ -419,7 +424,8 @@ class Receipting:
             acknowledged = [True] * len(exchanges)
             for index, reason in refused:
                 log.warning("acknowledgement not kept by %s: %s", peer.ori, reason)
-                acknowledged[index] = False
+                if 0 <= index < len(exchanges):  # the partner's word: bounds checked
+                    acknowledged[index] = False
         except (UnavailableError, PartnerRefusedError):
             acknowledged = [False] * len(exchanges)  # the partner's ledger flags them
         notes = [
@@ -428,6 +434,7 @@ class Receipting:
         ]
         try:
             witnessed: Sequence[Witnessed | None] = await self.witness.observe_many(peer, notes)
-        except (UnavailableError, PartnerRefusedError):
+        except NodeError as error:  # unreachable, refused, or a checkpoint not its own
+            log.warning("checkpoints of %s not witnessed: %s", peer.ori, error.diagnostics())
             witnessed = [None] * len(exchanges)  # the scheduled witnessing job asks again
         return [Closed(a, w) for a, w in zip(acknowledged, witnessed, strict=True)]

@@ -23,6 +23,7 @@ calls need a registered peer and nothing more: the log outlives any agreement.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import logging
@@ -153,6 +154,7 @@ class Witness:
         self._clock = clock
         self._cosign_interval = cosign_interval
         self._cosigned_at: dict[str, datetime] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def held(self, partner_ori: str) -> WitnessedCheckpointRecord | None:
         """The largest checkpoint of `partner_ori`'s log we witnessed, if any."""
@@ -195,6 +197,12 @@ class Witness:
         """
         if not 1 <= len(notes) <= MAX_BATCH:
             raise ValidationError("checkpoints", f"witness 1 to {MAX_BATCH} at once")
+        # One look at a partner's log at a time: two that each checked against the same
+        # head while the partner stalled them could each keep a fork of it.
+        async with self._locks.setdefault(peer.ori, asyncio.Lock()):
+            return await self._observe_many(peer, notes)
+
+    async def _observe_many(self, peer: Peer, notes: Sequence[bytes]) -> list[Witnessed]:
         origin = log_origin(peer.federation, peer.ori)
         verifier = NoteVerifier(origin, peer.key)
         offered = [
@@ -213,12 +221,17 @@ class Witness:
         except PartnerRefusedError as error:
             if held is None or head_size != held.size:
                 raise
-            # It signed a log of held.size events and cannot prove it ever had them.
+            # A refusal alone proves nothing; its own signed head smaller than one it
+            # signed before does: it cannot prove it ever had the events we witnessed.
+            latest = await self._client.checkpoint(peer)
+            current = open_checkpoint(check_note_size(latest, "checkpoint"), origin, verifier)[0]
+            if current.size >= held.size:
+                raise
             detail = (
-                f"the log shrank: it cannot prove the {held.size} events we witnessed "
-                f"extend the {max(c.size for c in offered)} it now signs ({error.diagnostics()})"
+                f"the log shrank: it signs {current.size} events now, after the {held.size} "
+                f"we witnessed, and cannot prove they extend them ({error.diagnostics()})"
             )
-            await self._alarm(peer, held.note, notes[0], detail)
+            await self._alarm(peer, held.note, latest, detail)
             return [Witnessed.INCONSISTENT] * len(notes)
         # Each checkpoint must be a prefix of the head; a failure keeps both as evidence.
         checks = [(c.size, c.root, note, note) for c, note in zip(offered, notes, strict=True)]

@@ -111,3 +111,24 @@ class TestClosingBatches:
         recorder, later = asyncio.run(scenario())
         assert recorder.batches == [(LASD, [0]), (LASD, [2])]
         assert later == Closed(True, None)
+
+    def test_aud6_a_waiter_cancelled_mid_batch_leaves_the_others_their_results(self) -> None:
+        async def scenario() -> tuple[list[Closed | BaseException], bool]:
+            batches, recorder = ClosingBatches(), Recorder()
+            tasks = [
+                asyncio.create_task(batches.put(partner(LASD), exchange(n), recorder))
+                for n in (0, 2, 4)
+            ]
+            while not recorder.batches:  # the batch of all three is under way
+                await asyncio.sleep(0)
+            tasks[1].cancel()  # e.g. a hotlist pull whose client went away
+            recorder.release.set()
+            results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+            # The drain survived: a later exchange is closed too.
+            later = await asyncio.wait_for(batches.put(partner(LASD), exchange(6), recorder), 5)
+            return results, later == Closed(True, None)
+
+        results, later_closed = asyncio.run(scenario())
+        assert results[0] == results[2] == Closed(True, None)
+        assert isinstance(results[1], asyncio.CancelledError)
+        assert later_closed
