@@ -53,7 +53,7 @@ from federation.receipting import (
     check_deadline,
 )
 from federation.terms import Grant
-from node.errors import PreconditionError
+from node.errors import PermissionDeniedError, PreconditionError
 from node.partner_requests import FiledRequest, HeldQueries, PartnerRequests, RequestState
 from node.search import ReadQuery, ReadSearch, check_query, forbidden_reason
 from node.shared_reads import SharedReads
@@ -194,6 +194,7 @@ class PlateQueries:
         record = self._requests.collect(
             reference,
             partner_ori=sender.ori,
+            requesting_user=header.requesting_user,
             purpose=header.purpose,
             case_number=header.case_number,
             exchange_id=header.exchange_id,
@@ -346,6 +347,9 @@ class PlateQueries:
         """
         check_deadline(deadline)
         held = await asyncio.to_thread(self._held.open, partner_ori, reference)
+        if held.requesting_user != user:
+            # The partner's approver released it for that investigator's case (SHR-5).
+            raise PermissionDeniedError("only the investigator who asked collects the answer")
         found = [
             (peer, agreement) for peer, agreement in self.partners() if peer.ori == partner_ori
         ]

@@ -129,21 +129,31 @@ class PartnerRequests:
         return self._found(reference)
 
     def collect(
-        self, reference: str, *, partner_ori: str, purpose: str, case_number: str, exchange_id: str
+        self,
+        reference: str,
+        *,
+        partner_ori: str,
+        requesting_user: str,
+        purpose: str,
+        case_number: str,
+        exchange_id: str,
     ) -> PartnerRequestRecord:
         """The request `partner_ori` collects: still pending, or approved and now collected.
 
-        The collection states the request's own purpose and case. An approved request is
-        answered once: collecting it marks it collected by `exchange_id`.
+        The collection comes from the person who asked, stating the request's own purpose
+        and case: the approval was given for them (SHR-5). An approved request is answered
+        once: collecting it marks it collected by `exchange_id`.
 
         Raises:
             NotFoundError: No request of `partner_ori` has that reference.
-            PreconditionError: It states another purpose or case, was denied, or was
-                collected already.
+            PreconditionError: Another person collects it, it states another purpose or
+                case, was denied, or was collected already.
         """
         found = self._get(reference)
         if found is None or found.partner_ori != partner_ori:
             raise NotFoundError(f"no partner request {reference!r} of {partner_ori}")
+        if found.requesting_user != requesting_user:
+            raise PreconditionError(f"{requesting_user} collects {reference}, asked by another")
         if (found.purpose, found.case_number) != (purpose, case_number):
             raise PreconditionError(f"collecting {reference} under another purpose or case")
         if found.state == RequestState.PENDING:

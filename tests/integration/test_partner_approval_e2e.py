@@ -95,9 +95,11 @@ def ask(
     return answer
 
 
-def collect(lapd: Agency, federation: Federation, reference: str) -> pb.PartnerAnswer:
+def collect(
+    lapd: Agency, federation: Federation, reference: str, user: str = "detective"
+) -> pb.PartnerAnswer:
     request = pb.CollectPartnerAnswerRequest(partner_ori=SPD, approval_reference=reference)
-    return search(lapd, federation).CollectPartnerAnswer(request, timeout=TIMEOUT).partner
+    return search(lapd, federation, user).CollectPartnerAnswer(request, timeout=TIMEOUT).partner
 
 
 def approver(spd: Agency, federation: Federation, name: str) -> tuple[
@@ -179,6 +181,10 @@ class TestHeldForApproval:
             "cam-2",
             [NewRead(plate="7ABC129", confidence=0.9, captured_at=START + timedelta(minutes=5))],
         )
+        # Released for the detective's case: another investigator may not collect it.
+        with pytest.raises(grpc.RpcError) as other:
+            collect(lapd, federation, held.approval_reference, user="analyst")
+        assert code_of(other.value) is grpc.StatusCode.PERMISSION_DENIED
         answered = collect(lapd, federation, held.approval_reference)
         assert answered.outcome == pb.PARTNER_OUTCOME_ANSWERED
         assert sorted(read.plate for read in answered.reads) == ["7ABC123", "7ABC129"]
@@ -236,7 +242,8 @@ class TestHeldForApproval:
         engine = create_engine(lapd.node.config.store_url)
         HeldQueries(engine, clock=lapd.node.services.clock).keep(
             exchange_id="00000000-0000-4000-8000-000000000000", partner_ori=SPD,
-            reference="no-such-reference", requesting_user="detective", purpose=PURPOSE,
+            reference="no-such-reference", purpose=PURPOSE,
+            requesting_user=f"spiffe://test.alpr/agency/{LAPD}/user/detective",
             case_number=CASE, plate="7ABC123", since=START, until=START + timedelta(hours=1),
         )  # fmt: skip
         engine.dispose()

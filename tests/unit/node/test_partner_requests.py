@@ -47,11 +47,13 @@ def collect(
     *,
     partner_ori: str = LAPD,
     case_number: str = "26-00777",
+    user: str = DETECTIVE,
 ) -> PartnerRequestRecord:
-    """`partner_ori` collects `reference` stating the filed purpose and `case_number`."""
+    """`partner_ori`'s `user` collects `reference` stating the filed purpose and `case_number`."""
     return requests.collect(
         reference,
         partner_ori=partner_ori,
+        requesting_user=user,
         purpose="Criminal investigations or proceedings",
         case_number=case_number,
         exchange_id=exchange_id,
@@ -124,6 +126,8 @@ class TestPartnerRequests:
         requests.decide(reference, approve=True, user=CUSTODIAN, reason="case 26-00777")
         with pytest.raises(PreconditionError, match="another purpose or case"):
             collect(requests, reference, "x-3", case_number="26-99999")
+        with pytest.raises(PreconditionError, match="asked by another"):
+            collect(requests, reference, "x-3", user=DETECTIVE.replace("detective", "other"))
         collected = collect(requests, reference, "x-4")
         assert (collected.state, collected.collected_exchange_id) == (RequestState.COLLECTED, "x-4")
         with pytest.raises(PreconditionError, match="collected"):
