@@ -8,6 +8,7 @@ revocation or replay. The real reason is kept in our own audit log.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -18,6 +19,7 @@ from node.errors import NodeError, PermissionDeniedError
 from node.identity import Principal, PrincipalKind
 
 DENIED = "the request was denied"
+log = logging.getLogger(__name__)
 
 
 class ExchangeGate:
@@ -49,13 +51,23 @@ class ExchangeGate:
 
     @contextmanager
     def guard(self, caller: Principal, *, method: str, peer_ip: str) -> Iterator[None]:
-        """Turn any refusal raised inside into the uniform, audited denial."""
+        """Turn anything raised inside into the uniform, audited denial.
+
+        Not only refusals: an unexpected failure (a disk error reading an image) answered
+        as INTERNAL would tell the partner that there was something to read.
+        """
         try:
             yield
-        except PermissionDeniedError:
-            raise
+        except PermissionDeniedError as error:
+            if str(error) == DENIED:
+                raise  # denied already, and audited
+            self.deny(caller, method=method, peer_ip=peer_ip, reason=error.diagnostics())
         except NodeError as error:
             self.deny(caller, method=method, peer_ip=peer_ip, reason=error.diagnostics())
+        except Exception as error:
+            log.exception("%s for %s failed", method, caller.spiffe_id)
+            reason = f"internal error: {type(error).__name__}: {error}"
+            self.deny(caller, method=method, peer_ip=peer_ip, reason=reason)
 
     def deny(self, caller: Principal, *, method: str, peer_ip: str, reason: str) -> NoReturn:
         """Audit the real reason, then refuse with the uniform denial.
