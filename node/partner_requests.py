@@ -138,16 +138,18 @@ class PartnerRequests:
         case_number: str,
         exchange_id: str,
     ) -> PartnerRequestRecord:
-        """The request `partner_ori` collects: still pending, or approved and now collected.
+        """The request `partner_ori` collects: still pending, or approved (and collected).
 
         The collection comes from the person who asked, stating the request's own purpose
-        and case: the approval was given for them (SHR-5). An approved request is answered
-        once: collecting it marks it collected by `exchange_id`.
+        and case: the approval was given for them (SHR-5). The first collection of an
+        approved request marks it collected by `exchange_id`; that person may collect it
+        again, for an answer can be lost on its way (a timeout, a dropped connection) and
+        the approval stands. Every answer is audited and receipted as any.
 
         Raises:
             NotFoundError: No request of `partner_ori` has that reference.
             PreconditionError: Another person collects it, it states another purpose or
-                case, was denied, or was collected already.
+                case, or was denied.
         """
         found = self._get(reference)
         if found is None or found.partner_ori != partner_ori:
@@ -156,7 +158,7 @@ class PartnerRequests:
             raise PreconditionError(f"{requesting_user} collects {reference}, asked by another")
         if (found.purpose, found.case_number) != (purpose, case_number):
             raise PreconditionError(f"collecting {reference} under another purpose or case")
-        if found.state == RequestState.PENDING:
+        if found.state in (RequestState.PENDING, RequestState.COLLECTED):
             return found
         if not self._move(
             reference,
@@ -279,7 +281,10 @@ class HeldQueries:
         with Session(self._engine) as session:
             session.exec(
                 update(HeldQueryRecord)
-                .where(col(HeldQueryRecord.exchange_id) == exchange_id)
+                .where(
+                    col(HeldQueryRecord.exchange_id) == exchange_id,
+                    col(HeldQueryRecord.closed_at).is_(None),  # the first outcome stands
+                )
                 .values(outcome=outcome, closed_at=self._clock())
             )
             session.commit()

@@ -116,7 +116,7 @@ class TestPartnerRequests:
         with pytest.raises(NotFoundError):
             requests.decide("no-such", approve=True, user=CUSTODIAN, reason="why not")
 
-    def test_shr5_an_approved_request_is_collected_once_by_its_own_partner(
+    def test_shr5_an_approved_request_is_collected_by_the_person_who_asked_it(
         self, requests: PartnerRequests
     ) -> None:
         reference = filed(requests)
@@ -130,8 +130,9 @@ class TestPartnerRequests:
             collect(requests, reference, "x-3", user=DETECTIVE.replace("detective", "other"))
         collected = collect(requests, reference, "x-4")
         assert (collected.state, collected.collected_exchange_id) == (RequestState.COLLECTED, "x-4")
-        with pytest.raises(PreconditionError, match="collected"):
-            collect(requests, reference, "x-5")
+        # The answer may be lost on its way: the same person collects it again.
+        again = collect(requests, reference, "x-5")
+        assert (again.state, again.collected_exchange_id) == (RequestState.COLLECTED, "x-4")
 
     def test_shr6_a_denied_request_is_never_collected(self, requests: PartnerRequests) -> None:
         reference = filed(requests)
@@ -159,6 +160,7 @@ class TestHeldQueries:
         with pytest.raises(NotFoundError):
             held.open(LAPD, "ref-1")
         held.close("x-1", "answered")
+        held.close("x-1", "refused")  # a later, racing collection does not overwrite it
         with pytest.raises(PreconditionError, match="answered"):
             held.open(LASD, "ref-1")
 
