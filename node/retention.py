@@ -41,6 +41,7 @@ from node.store.capture_models import (
     ReadRecord,
 )
 from node.store.models import utc
+from node.store.sharing import SharedReadRecord
 
 REVIEW_EVERY = Period(years=2)
 BATCH = 1000
@@ -250,7 +251,11 @@ class RetentionKeeper:
             session.commit()
 
     def _delete(self, reads: list[ReadRecord], now: datetime) -> None:
-        """Delete reads with their hits, hit events and corrections, then unused images."""
+        """Delete reads with their hits, hit events and corrections, then unused images.
+
+        What was sent of them to partners (`shared_read`) goes too: their images can no
+        longer be asked for, and the audit log keeps the disclosures.
+        """
         ids = [r.id for r in reads]
         with Session(self._engine) as session:
             hit_ids = list(
@@ -262,6 +267,7 @@ class RetentionKeeper:
             session.exec(
                 delete(ReadCorrectionRecord).where(col(ReadCorrectionRecord.read_id).in_(ids))
             )
+            session.exec(delete(SharedReadRecord).where(col(SharedReadRecord.read_id).in_(ids)))
             session.exec(delete(ReadRecord).where(col(ReadRecord.id).in_(ids)))
             session.commit()
             images = {d for r in reads for d in (r.plate_image_sha256, r.vehicle_image_sha256) if d}

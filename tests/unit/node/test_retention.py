@@ -20,10 +20,11 @@ from node.profile import PolicyProfile, builtin_profiles, load_profile
 from node.reads import ImageStore
 from node.retention import LegalHolds, NewHold, RetentionKeeper
 from node.search import ReadQuery, ReadSearch
+from node.shared_reads import SharedReads
 from node.store.capture_models import HitRecord, ReadRecord
 from node.store.engine import lock_for_write
 from tests.support.clock import START, ManualClock
-from tests.support.pki import LAPD
+from tests.support.pki import LAPD, LASD
 
 LAPD_PROFILE = load_profile(builtin_profiles()["lapd"])  # P2Y, archived, deleted at P5YT24H1M
 SPD_PROFILE = load_profile(builtin_profiles()["south_pasadena_pd"])  # P1Y, no archive
@@ -120,8 +121,12 @@ class TestRetention:
     def test_ret3_archived_reads_go_for_good_at_the_hard_limit_with_hits_and_images(
         self, site: Site, engine: Engine
     ) -> None:
-        site.read("7ABC123", START, image=b"jpeg-1")
-        site.read("8XY947", START + timedelta(days=400), image=b"jpeg-2")
+        gone = site.read("7ABC123", START, image=b"jpeg-1")
+        kept = site.read("8XY947", START + timedelta(days=400), image=b"jpeg-2")
+        SharedReads(engine, clock=site.clock).record(
+            exchange_id=str(uuid.uuid4()), partner_ori=LASD, agreement_id=str(uuid.uuid4()),
+            purpose="investigation", case_number="26-1", read_ids=[gone, kept],
+        )  # fmt: skip
         digest = site.images.put(b"jpeg-1")
         assert site.run(TWO_YEARS) == (1, 0, 0)
         assert site.run(HARD_LIMIT - timedelta(seconds=1)) == (1, 0, 0)  # 8XY947's two years
@@ -132,6 +137,9 @@ class TestRetention:
         with engine.connect() as connection:
             assert connection.execute(text("SELECT count(*) FROM hit")).scalar_one() == 1
             assert connection.execute(text("SELECT count(*) FROM hit_event")).scalar_one() == 1
+            # What was sent of the deleted read goes from the file too; the audit log keeps it.
+            shared = connection.execute(text("SELECT read_id FROM shared_read")).scalars().all()
+            assert shared == [kept]
 
     def test_ret1_a_profile_without_an_archive_deletes_at_the_read_period(
         self, engine: Engine, clock: ManualClock, tmp_path: Path
