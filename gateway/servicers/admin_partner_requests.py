@@ -38,6 +38,14 @@ class PartnerRequestAdmin:
         self._approver()
         pending = await asyncio.to_thread(self.services.requests.pending)
         shown, token = page(pending, request.page_size, request.page_token, "partner_requests")
+        caller = current_caller()
+        self.services.audit.append(  # partners' plates, purposes and cases (AUD-1)
+            "partner_request.listed",
+            actor=caller.spiffe_id,
+            agency=caller.ori,
+            peer_ip=peer_ip(context),
+            details={"shown": [r.reference for r in shown]},
+        )
         return pb.ListPartnerRequestsResponse(
             requests=[_request(record) for record in shown], next_page_token=token
         )

@@ -145,6 +145,16 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             outcomes=tuple(_HELD_STATES),
         )
         shown, token = page(held, request.page_size, request.page_token, "held_queries")
+        caller = current_caller()
+        # Plates and cases, maybe others' (AUD-1); a listing, not a query, so not a
+        # search.* kind, which the oversight reports count as searches.
+        self._services.audit.append(
+            "held_queries.listed",
+            actor=caller.spiffe_id,
+            agency=caller.ori,
+            peer_ip=peer_ip(context),
+            details={"everyone": everyone, "shown": [r.exchange_id for r in shown]},
+        )
         return pb.ListHeldQueriesResponse(
             held_queries=[_held(record) for record in shown], next_page_token=token
         )

@@ -63,8 +63,9 @@ class TestRequestsCli:
         assert "FAILED_PRECONDITION" in again
         decisions = [
             (event.kind, json.loads(event.details)["reason"])
-            for event in node.services.audit.events()
-            if event.kind.startswith("partner_request.")
+            for event in node.services.audit.events(
+                kinds=["partner_request.approved", "partner_request.denied"]
+            )
         ]
         assert decisions == [
             ("partner_request.approved", "case 26-00777"),

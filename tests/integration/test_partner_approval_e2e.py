@@ -167,6 +167,8 @@ class TestHeldForApproval:
             (held.approval_reference, LAPD, f"spiffe://test.alpr/agency/{LAPD}/user/detective",
              PURPOSE, CASE, "7ABC12?", req_pb.PARTNER_REQUEST_STATE_PENDING)
         ]  # fmt: skip
+        [seen] = [json.loads(e.details) for e in spd.audit_events("partner_request.listed")]
+        assert seen["shown"] == [held.approval_reference]  # the approver's look (AUD-1)
         # Still held: collecting now gets the held answer again, and nothing else.
         again = collect(lapd, federation, held.approval_reference)
         assert (again.outcome, list(again.reads)) == (pb.PARTNER_OUTCOME_PENDING_APPROVAL, [])
@@ -337,6 +339,12 @@ class TestListHeldQueries:
             ]
             [own] = held_queries(node, federation, "detective", login=True)
             assert own.approval_reference == "ref-detective"
+            # Each page shown is an access to others' plates and cases, audited (AUD-1).
+            listed = [
+                (event.actor.rpartition("/")[2], json.loads(event.details)["everyone"])
+                for event in node.services.audit.events(kinds=["held_queries.listed"])
+            ]
+            assert listed == [("chief", True)] * 3 + [("detective", False)]
             with pytest.raises(grpc.RpcError) as anonymous:
                 held_queries(node, federation, "detective")
             assert code_of(anonymous.value) is grpc.StatusCode.UNAUTHENTICATED
