@@ -160,6 +160,16 @@ def _plate_or_pattern(text: str) -> bool:
     return True
 
 
+def join_column(texts: Iterable[str]) -> bytes:
+    """Entry ids or plates as one stored value: newline-joined (neither holds a newline)."""
+    return "\n".join(texts).encode()
+
+
+def split_column(joined: bytes) -> list[str]:
+    """The texts `join_column` joined."""
+    return joined.decode().split("\n") if joined else []
+
+
 def frame_fields(fields: Sequence[bytes]) -> bytes:
     """Serialized `HotlistEntryFields` joined into one serialized `HotlistEntryFieldsList`.
 

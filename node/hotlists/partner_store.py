@@ -28,7 +28,7 @@ from alpr.common.v1 import hotlist_pb2
 from node.clock import Clock
 from node.ed25519 import DataKey
 from node.errors import PreconditionError, ValidationError
-from node.hotlists.codec import entry_from_message
+from node.hotlists.codec import entry_from_message, join_column, split_column
 from node.hotlists.entry import HotlistEntry, PlatePattern
 from node.store.engine import insert_rows, table_of
 from node.store.hotlist_models import PartnerChunkRecord, PartnerEndedRecord, PartnerHotlistRecord
@@ -118,6 +118,18 @@ class _ListIndex:
         self.entry_ids[chunk] = entry_ids
         self.plates[chunk] = plates
         exact, base = self.exact, chunk * CHUNK_SIZE
+        places = dict(zip(plates, range(base, base + len(plates)), strict=True))
+        joined = "".join(plates)
+        if (
+            len(places) == len(plates)
+            and places.keys().isdisjoint(exact.keys())
+            and "?" not in joined
+            and "*" not in joined
+        ):
+            # The usual chunk: whole plates, none listed before. One update in C
+            # instead of a loop per entry (a third of a million-entry pull's indexing).
+            exact.update(places)
+            return
         for slot, plate in enumerate(plates):
             if "?" in plate or "*" in plate:
                 self.partial.append((PlatePattern(plate), base + slot))
@@ -253,8 +265,8 @@ class PartnerHotlists:
                 issuer,
                 chunk,
                 stop - start,
-                "\n".join(columns.entry_ids[start:stop]).encode(),
-                "\n".join(columns.plates[start:stop]).encode(),
+                join_column(columns.entry_ids[start:stop]),
+                join_column(columns.plates[start:stop]),
                 self._key.encrypt(fields),
             )
 
@@ -327,7 +339,7 @@ class PartnerHotlists:
                 )
             )
             for chunk, entry_ids, plates in rows:
-                index.add_chunk(chunk, _split(entry_ids), _split(plates))
+                index.add_chunk(chunk, split_column(entry_ids), split_column(plates))
             index.ended.update(
                 session.exec(
                     select(PartnerEndedRecord.entry_id).where(
@@ -405,7 +417,7 @@ class _ChunkReader:
             if row is None:
                 return None
             fields = hotlist_pb2.HotlistEntryFieldsList.FromString(self._key.decrypt(row.fields))
-            self._chunks[chunk] = (_split(row.plates), fields)
+            self._chunks[chunk] = (split_column(row.plates), fields)
         plates, fields = self._chunks[chunk]
         message = fields.fields[slot]
         try:
@@ -421,7 +433,3 @@ def _slices(columns: ReceivedEntries) -> Iterable[tuple[int, int, bytes]]:
     for size, fields in columns.chunks:
         yield start, start + size, fields
         start += size
-
-
-def _split(joined: bytes) -> list[str]:
-    return joined.decode().split("\n") if joined else []

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import groupby
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
@@ -23,7 +22,13 @@ from alpr.common.v1 import hotlist_pb2
 from node.clock import Clock
 from node.ed25519 import DataKey
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
-from node.hotlists.codec import encode_fields, entry_from_message, frame_fields
+from node.hotlists.codec import (
+    encode_fields,
+    entry_from_message,
+    frame_fields,
+    join_column,
+    split_column,
+)
 from node.hotlists.entry import HotlistEntry
 from node.store.engine import fetch_tuples, insert_rows, lock_for_write, table_of
 from node.store.hotlist_models import (
@@ -217,8 +222,14 @@ class HotlistStore:
             ids = [str(uuid.uuid4()) for _ in entries]
             for start in range(0, len(entries), CHUNK_SIZE):
                 part = entries[start : start + CHUNK_SIZE]
+                part_ids = ids[start : start + CHUNK_SIZE]
                 framed = frame_fields([encode_fields(entry, list_name) for entry in part])
-                chunk = HotlistChunkRecord(fields=self._key.encrypt(framed))
+                chunk = HotlistChunkRecord(
+                    version=version,
+                    entry_ids=join_column(part_ids),
+                    plates=join_column(entry.plate for entry in part),
+                    fields=self._key.encrypt(framed),
+                )
                 session.add(chunk)
                 session.flush()
                 insert_rows(
@@ -238,9 +249,7 @@ class HotlistStore:
                             None,
                             "",
                         )
-                        for slot, (entry_id, entry) in enumerate(
-                            zip(ids[start : start + CHUNK_SIZE], part, strict=True)
-                        )
+                        for slot, (entry_id, entry) in enumerate(zip(part_ids, part, strict=True))
                     ),
                 )
             session.commit()
@@ -304,57 +313,59 @@ class HotlistStore:
     def changes_since(self, version: int) -> Changes:
         """Everything that changed after `version`; from 0, every entry in force.
 
-        Reads columns rather than objects and decrypts a chunk per thousand entries; a
-        chunk whose entries are all still in force is passed on as it was stored.
+        Reads a row per chunk added after `version` (its ids and plates with it) and a
+        row per entry ended after it; a chunk none of whose entries ended is passed on
+        as it was stored, decrypted but not parsed.
 
         Raises:
             ValidationError: `version` is negative or ahead of ours.
         """
-        table = table_of(HotlistEntryRecord)
+        chunk_table, entry_table = table_of(HotlistChunkRecord), table_of(HotlistEntryRecord)
         with Session(self._engine) as session:
             row = session.get(HotlistVersion, 1)
             current = row.version if row else 0
             if not 0 <= version <= current:
                 raise ValidationError("since_version", f"must be 0 to {current}, not {version}")
-            # Every row of each chunk that has an entry to send: a chunk's in-force entries
-            # were added after `version`, and its ended ones ended later still.
-            query = sa_select(
-                table.c.id, table.c.plate, table.c.chunk_id, table.c.slot, table.c.ended_at
-            ).where(table.c.version > version)
-            order = (table.c.version, table.c.chunk_id, table.c.slot)
-            rows = fetch_tuples(session, query.order_by(*order))
+            ended_query = sa_select(
+                entry_table.c.id, entry_table.c.chunk_id, entry_table.c.slot
+            ).where(entry_table.c.ended_at.is_not(None))
+            if version:
+                ended_query = ended_query.where(entry_table.c.version > version)
+            order = (entry_table.c.version, entry_table.c.chunk_id, entry_table.c.slot)
+            ended_rows = fetch_tuples(session, ended_query.order_by(*order))
+            ended_slots: dict[int, set[int]] = {}
+            for _, chunk_id, slot in ended_rows:
+                ended_slots.setdefault(chunk_id, set()).add(slot)
+            added = fetch_tuples(
+                session,
+                sa_select(chunk_table.c.id, chunk_table.c.entry_ids, chunk_table.c.plates)
+                .where(chunk_table.c.version > version)
+                .order_by(chunk_table.c.version, chunk_table.c.id),
+            )
             chunks = _Chunks(session, self._key)
-            if all(row[4] is None for row in rows):
-                # Nothing ended: every chunk goes whole, its rows together, none parsed.
-                entry_ids, plates = [row[0] for row in rows], [row[1] for row in rows]
-                in_order = (row[2] for row in rows)
-                sizes = [(chunk_id, len([*group])) for chunk_id, group in groupby(in_order)]
-                chunks.load(chunk_id for chunk_id, _ in sizes)
-                pieces = [(chunks.plaintext(chunk_id), size) for chunk_id, size in sizes]
-                return Changes(current, entry_ids, plates, _joined(pieces), [])
-            entry_ids, plates, ended = [], [], []
-            by_chunk: dict[int, list[int]] = {}
-            ending: set[int] = set()
-            for entry_id, plate, chunk_id, slot, ended_at in rows:
-                if ended_at is None:
-                    entry_ids.append(entry_id)
-                    plates.append(plate)
-                    by_chunk.setdefault(chunk_id, []).append(slot)
-                else:
-                    ended.append(entry_id)
-                    ending.add(chunk_id)
-            if version == 0:
-                ended = []  # a full snapshot replaces the list: nothing to end
-            chunks.load(by_chunk)
+            chunks.load(chunk_id for chunk_id, _, _ in added)
+            entry_ids: list[str] = []
+            plates: list[str] = []
             pieces = []
-            for chunk_id, slots in by_chunk.items():  # in row order: dicts keep insertion order
-                if chunk_id in ending:
-                    fields = chunks.fields(chunk_id).fields
-                    subset = [fields[slot] for slot in slots]
-                    piece = hotlist_pb2.HotlistEntryFieldsList(fields=subset).SerializeToString()
-                else:
-                    piece = chunks.plaintext(chunk_id)
+            for chunk_id, joined_ids, joined_plates in added:
+                ids, chunk_plates = split_column(joined_ids), split_column(joined_plates)
+                gone = ended_slots.get(chunk_id)
+                if not gone:
+                    entry_ids += ids
+                    plates += chunk_plates
+                    pieces.append((chunks.plaintext(chunk_id), len(ids)))
+                    continue
+                slots = [slot for slot in range(len(ids)) if slot not in gone]
+                if not slots:
+                    continue
+                entry_ids += [ids[slot] for slot in slots]
+                plates += [chunk_plates[slot] for slot in slots]
+                fields = chunks.fields(chunk_id).fields
+                subset = [fields[slot] for slot in slots]
+                piece = hotlist_pb2.HotlistEntryFieldsList(fields=subset).SerializeToString()
                 pieces.append((piece, len(slots)))
+        # A full snapshot replaces the list: nothing to end.
+        ended = [entry_id for entry_id, _, _ in ended_rows] if version else []
         return Changes(current, entry_ids, plates, _joined(pieces), ended)
 
     def _end(self, entry_id: str, how: str) -> StoredEntry:

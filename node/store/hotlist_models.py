@@ -24,15 +24,21 @@ class HotlistRecord(SQLModel, table=True):
 
 
 class HotlistChunkRecord(SQLModel, table=True):
-    """The encrypted fields of up to a thousand own entries added together (HOT-2).
+    """Up to a thousand own entries added together: ids and plates, fields encrypted (HOT-2).
 
     The plaintext is a serialized `HotlistEntryFieldsList`: a snapshot of entries added
-    together reuses it whole, so a million entries are a thousand decryptions.
+    together reuses it whole, so a million entries are a thousand rows read and a
+    thousand decryptions. `version` is the one that added the chunk (0 for a chunk that
+    had no entry in force when this column was added); ids and plates are joined by
+    newlines, in slot order.
     """
 
     __tablename__ = "hotlist_chunk"
 
     id: int | None = Field(default=None, primary_key=True)
+    version: int = Field(sa_type=BigInteger, index=True)
+    entry_ids: bytes
+    plates: bytes
     fields: bytes
 
 
@@ -49,7 +55,7 @@ class HotlistEntryRecord(SQLModel, table=True):
     slot: int
     version: int = Field(sa_type=BigInteger, index=True)
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
-    ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True), index=True)
     ended_how: str = Field(default="", max_length=16)
 
 

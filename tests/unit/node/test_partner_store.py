@@ -113,3 +113,17 @@ class TestPartnerLists:
         store = lists(engine, clock)
         store.store(received(1), entries(["7ABC123", "1XYZ000", "7ABC123", "7ABC123"]))
         assert sorted(m.entry_id for m in store.find("7ABC123")) == ["e-0", "e-2", "e-3"]
+
+    def test_succeeds_finding_a_plate_listed_in_several_chunks(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        plates = [f"{n:07d}" for n in range(2500)]
+        for place in (5, 1500, 2400):
+            plates[place] = "7ABC123"
+        here = lists(engine, clock)
+        here.store(received(1), entries(plates))
+        elsewhere = lists(engine, clock)
+        for store in (here, elsewhere):
+            found = sorted(m.entry_id for m in store.find("7ABC123"))
+            assert found == ["e-1500", "e-2400", "e-5"]
+            assert [m.entry_id for m in store.find("0001499")] == ["e-1499"]

@@ -11,7 +11,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from node.ed25519 import DataKey
 from node.errors import ValidationError
+from node.hotlists.codec import encode_fields, frame_fields
+from node.hotlists.entry import HotlistEntry, ListType
+from node.hotlists.store import HotlistStore
 from node.owner import OwnerMismatchError, check_owner, record_owner
 from node.store import create_engine, upgrade
 from node.store.migrate import current_revision, head, schema_differences
@@ -51,6 +55,45 @@ class TestMigrations:
             held = session.get(HeldQueryRecord, "x-1")
         assert held is not None
         assert (utc(held.since), utc(held.until)) == (NOW, NOW)
+        engine.dispose()
+
+    def test_succeeds_giving_hotlist_chunks_of_0019_their_version_ids_and_plates(
+        self, database_url: str
+    ) -> None:
+        """A full snapshot and a delta read the same from chunks migrated as from new ones."""
+        engine = create_engine(database_url)
+        upgrade(engine, to="0019")
+        key = DataKey.generate()
+        entry = HotlistEntry(plate="7ABC123", state="CA", list_type=ListType.STOLEN_VEHICLE)
+        fields = key.encrypt(frame_fields([encode_fields(entry, "stolen")] * 2))
+        # Chunk 1 added e1 and e2 at version 1; chunk 2 added e3 at version 2; e2 then
+        # ended at version 3 and e3 at version 4.
+        entries = [("e1", 1, 0, 1, None), ("e2", 1, 1, 3, NOW), ("e3", 2, 0, 4, NOW)]
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO hotlist (id, name, description, created_at)"
+                     " VALUES (1, 'stolen', '', :at)"), {"at": NOW}
+            )  # fmt: skip
+            for chunk_id in (1, 2):
+                connection.execute(
+                    text("INSERT INTO hotlist_chunk (id, fields) VALUES (:id, :fields)"),
+                    {"id": chunk_id, "fields": fields},
+                )
+            for entry_id, chunk_id, slot, version, ended_at in entries:
+                connection.execute(
+                    text("INSERT INTO hotlist_entry (id, hotlist_id, plate, is_partial, chunk_id,"
+                         " slot, version, created_at, ended_at, ended_how) VALUES (:id, 1,"
+                         " '7ABC123', false, :chunk, :slot, :version, :at, :ended, '')"),
+                    {"id": entry_id, "chunk": chunk_id, "slot": slot, "version": version,
+                     "at": NOW, "ended": ended_at},
+                )  # fmt: skip
+            connection.execute(text("INSERT INTO hotlist_version (id, version) VALUES (1, 4)"))
+        upgrade(engine)
+        store = HotlistStore(engine, data_key=key, clock=lambda: NOW)
+        full = store.changes_since(0)
+        assert (full.entry_ids, full.entries(), full.ended) == (["e1"], [entry], [])
+        delta = store.changes_since(1)
+        assert (delta.entry_ids, delta.ended) == ([], ["e2", "e3"])
         engine.dispose()
 
 
