@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
@@ -44,6 +45,7 @@ from node.checkpoint import (
 from node.clock import Clock
 from node.errors import NodeError, NotFoundError, ValidationError
 from node.signing import Key, Signer
+from node.store.engine import table_of, write_transaction
 from node.store.sharing import ExchangeRecord, SeenNonce
 
 REQUEST_TYPE = "application/vnd.alpr.exchange-request.v1+protobuf"
@@ -54,6 +56,9 @@ UNACKNOWLEDGED = "no acknowledgement yet"
 NONCE_BYTES = 16
 MAX_BATCH = 100
 """The most acknowledgements, or checkpoints to witness, one call carries."""
+# Core inserts, built once: both run on every exchange.
+_INSERT_EXCHANGE = insert(table_of(ExchangeRecord))
+_INSERT_NONCE = insert(table_of(SeenNonce))
 # What a request may ask: hotlists, reads, a held answer, or the images of reads sent.
 Query = (
     exchange_pb2.HotlistQuery
@@ -181,13 +186,12 @@ class RequestChecker:
 
     def _remember_nonce(self, partner_ori: str, nonce: bytes, now: datetime) -> None:
         try:
-            with Session(self._engine) as session:
-                session.add(
-                    SeenNonce(
-                        partner_ori=partner_ori, nonce=nonce, expires_at=now + 2 * ALLOWED_SKEW
-                    )
+            with self._engine.begin() as connection:
+                expires_at = now + 2 * ALLOWED_SKEW
+                connection.execute(
+                    _INSERT_NONCE,
+                    {"partner_ori": partner_ori, "nonce": nonce, "expires_at": expires_at},
                 )
-                session.commit()
         except IntegrityError as error:
             raise ReplayError(f"nonce {nonce.hex()} from {partner_ori} was used before") from error
 
@@ -302,11 +306,15 @@ def sign_acknowledgement(
 
 
 class ExchangeLedger:
-    """Every exchange's receipt and acknowledgement, as this node holds them (AUD-6)."""
+    """Every exchange's receipt and acknowledgement, as this node holds them (AUD-6).
+
+    Attributes:
+        engine: The node's store, whose transactions an exchange's writes share.
+    """
 
     def __init__(self, engine: Engine, *, clock: Clock) -> None:
         """Keep exchanges in `engine`'s database."""
-        self._engine = engine
+        self.engine = engine
         self._clock = clock
 
     def record(
@@ -321,26 +329,31 @@ class ExchangeLedger:
         response_digest: bytes,
         receipt: Envelope,
         acknowledgement: Envelope | None = None,
+        session: Session | None = None,
     ) -> None:
-        """Keep an exchange with its receipt (and our acknowledgement, as requester)."""
+        """Keep an exchange with its receipt (and our acknowledgement, as requester).
+
+        In `session`, the caller's transaction, if given (with the exchange's audit
+        event); in its own otherwise.
+        """
         now = self._clock()
-        with Session(self._engine) as session:
-            session.add(
-                ExchangeRecord(
-                    id=exchange_id,
-                    partner_ori=partner_ori,
-                    we_responded=we_responded,
-                    kind=kind,
-                    agreement_id=agreement_id,
-                    request_digest=request_digest,
-                    response_digest=response_digest,
-                    receipt=receipt.to_bytes(),
-                    acknowledgement=acknowledgement.to_bytes() if acknowledgement else None,
-                    created_at=now,
-                    acknowledged_at=now if acknowledgement else None,
-                )
+        with write_transaction(self.engine, session) as writing:
+            writing.connection().execute(
+                _INSERT_EXCHANGE,
+                {
+                    "id": exchange_id,
+                    "partner_ori": partner_ori,
+                    "we_responded": we_responded,
+                    "kind": kind,
+                    "agreement_id": agreement_id,
+                    "request_digest": request_digest,
+                    "response_digest": response_digest,
+                    "receipt": receipt.to_bytes(),
+                    "acknowledgement": acknowledgement.to_bytes() if acknowledgement else None,
+                    "created_at": now,
+                    "acknowledged_at": now if acknowledgement else None,
+                },
             )
-            session.commit()
 
     def accept_acknowledgements(
         self, envelopes: Sequence[Envelope], requester: Peer
@@ -359,7 +372,7 @@ class ExchangeLedger:
         if not 1 <= len(envelopes) <= MAX_BATCH:
             raise ValidationError("acknowledgements", f"give 1 to {MAX_BATCH} at once")
         refused: list[tuple[int, str]] = []
-        with Session(self._engine) as session:
+        with Session(self.engine) as session:
             for index, envelope in enumerate(envelopes):
                 try:
                     record = self._acknowledged(session, envelope, requester)
@@ -392,7 +405,7 @@ class ExchangeLedger:
 
     def exchanges(self, partner_ori: str = "") -> list[ExchangeRecord]:
         """Every exchange held, oldest first, or those with one partner."""
-        with Session(self._engine) as session:
+        with Session(self.engine) as session:
             query = select(ExchangeRecord).order_by(col(ExchangeRecord.created_at))
             if partner_ori:
                 query = query.where(col(ExchangeRecord.partner_ori) == partner_ori)
@@ -409,7 +422,7 @@ class ExchangeLedger:
     def _held(
         self, partner_ori: str, exchange_id: str, *, we_responded: bool
     ) -> ExchangeRecord | None:
-        with Session(self._engine) as session:
+        with Session(self.engine) as session:
             record = session.get(ExchangeRecord, exchange_id)
             if (
                 record is None
@@ -434,7 +447,7 @@ class ExchangeLedger:
             )
             .order_by(col(ExchangeRecord.created_at))
         )
-        with Session(self._engine) as session:
+        with Session(self.engine) as session:
             return list(session.exec(query).all())
 
 

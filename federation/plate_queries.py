@@ -234,41 +234,48 @@ class PlateQueries:
             reads, truncated = self._search.find(
                 query.plate, query.since, query.until, MAX_SHARED_READS
             )
-        references = self._shared.record(
-            exchange_id=checked.request.exchange_id,
-            partner_ori=sender.ori,
-            agreement_id=checked.agreement.id,
-            purpose=checked.request.purpose,
-            case_number=checked.request.case_number,
-            read_ids=[read.id for read in reads],
-        )
-        answer = exchange_pb2.ReadAnswer(
-            exchange_id=checked.request.exchange_id,
-            responder_ori=self._ori,
-            truncated=truncated,
-            reads=[
-                _shared(read, reference) for read, reference in zip(reads, references, strict=True)
-            ],
-            approval_reference=held,
-        )
-        envelope = Envelope.sign(answer.SerializeToString(), ANSWER_TYPE, self._receipting.signer)
         optional = {
             "judicial_warrant": query.judicial_warrant,
             "held_for_approval": held,
             "collects": collects,
         }
-        receipt = self._receipting.receipt_for(
-            checked,
-            sender,
-            envelope,
-            kind=PLATE_QUERY,
-            peer_ip=peer_ip,
-            details={
-                "plate": query.plate,
-                **({} if held else {"results": len(reads), "truncated": truncated}),
-                **{name: value for name, value in optional.items() if value},
-            },
-        )
+        # The reads put on file, the audit event, checkpoint and receipt: one transaction.
+        with self._receipting.transaction() as session:
+            references = self._shared.record(
+                exchange_id=checked.request.exchange_id,
+                partner_ori=sender.ori,
+                agreement_id=checked.agreement.id,
+                purpose=checked.request.purpose,
+                case_number=checked.request.case_number,
+                read_ids=[read.id for read in reads],
+                session=session,
+            )
+            answer = exchange_pb2.ReadAnswer(
+                exchange_id=checked.request.exchange_id,
+                responder_ori=self._ori,
+                truncated=truncated,
+                reads=[
+                    _shared(read, reference)
+                    for read, reference in zip(reads, references, strict=True)
+                ],
+                approval_reference=held,
+            )
+            envelope = Envelope.sign(
+                answer.SerializeToString(), ANSWER_TYPE, self._receipting.signer
+            )
+            receipt = self._receipting.receipt_for(
+                checked,
+                sender,
+                envelope,
+                kind=PLATE_QUERY,
+                peer_ip=peer_ip,
+                details={
+                    "plate": query.plate,
+                    **({} if held else {"results": len(reads), "truncated": truncated}),
+                    **{name: value for name, value in optional.items() if value},
+                },
+                session=session,
+            )
         return envelope, receipt
 
     # Asking.

@@ -24,8 +24,11 @@ import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from sqlmodel import Session
 
 from alpr.federation.v1 import exchange_pb2
 from federation.agreements import Agreement
@@ -50,6 +53,7 @@ from node.audit_checkpoints import CheckpointStore
 from node.clock import Clock
 from node.ed25519 import Ed25519Signer
 from node.errors import NodeError, UnavailableError, ValidationError
+from node.store.engine import write_transaction
 
 DEFAULT_DEADLINE = 5.0
 MAX_DEADLINE = 30.0
@@ -218,6 +222,10 @@ class Receipting:
         )
         return SentRequest(peer, agreement, request, envelope, user)
 
+    def transaction(self) -> AbstractContextManager[Session]:
+        """A write transaction in our store: what an answer puts on file joins its receipt's."""
+        return write_transaction(self.ledger.engine)
+
     def receipt_for(
         self,
         checked: CheckedRequest,
@@ -227,8 +235,13 @@ class Receipting:
         kind: str,
         peer_ip: str,
         details: Mapping[str, object],
+        session: Session | None = None,
     ) -> Envelope:
         """As responder: audit the answer to `checked`, sign its receipt, keep it.
+
+        The audit event, the checkpoint the receipt carries and the ledger's row commit
+        in one transaction (`session`, the caller's, if given), so no receipt is ever
+        given without its event and checkpoint kept.
 
         Args:
             checked: The request, checked.
@@ -238,42 +251,46 @@ class Receipting:
                 ``exchange.<kind>_served``.
             peer_ip: Where the request came from.
             details: What the audit event records of the answer.
+            session: The caller's transaction, holding what the answer put on file.
         """
         request_digest, response_digest = digest(checked.payload), digest(answer.payload)
-        event = self.audit.append(
-            f"exchange.{kind}_served",
-            actor=checked.request.requesting_user,
-            agency=sender.ori,
-            peer_ip=peer_ip,
-            purpose=checked.request.purpose,
-            case_number=checked.request.case_number,
-            details={
-                "exchange_id": checked.request.exchange_id,
-                "agreement_id": checked.agreement.id,
-                **details,
-                "request_digest": request_digest.hex(),
-                "response_digest": response_digest.hex(),
-            },
-        )
-        checkpoint = self.checkpoints.sign(TreeHead(event.tree_size, event.root))
-        receipt = sign_receipt(
-            self.signer,
-            checked=checked,
-            response_digest=response_digest,
-            audit=event,
-            checkpoint=checkpoint,
-            now=self.clock(),
-        )
-        self.ledger.record(
-            exchange_id=checked.request.exchange_id,
-            partner_ori=sender.ori,
-            we_responded=True,
-            kind=kind,
-            agreement_id=checked.agreement.id,
-            request_digest=request_digest,
-            response_digest=response_digest,
-            receipt=receipt,
-        )
+        with write_transaction(self.ledger.engine, session) as writing:
+            event = self.audit.append(
+                f"exchange.{kind}_served",
+                actor=checked.request.requesting_user,
+                agency=sender.ori,
+                peer_ip=peer_ip,
+                purpose=checked.request.purpose,
+                case_number=checked.request.case_number,
+                details={
+                    "exchange_id": checked.request.exchange_id,
+                    "agreement_id": checked.agreement.id,
+                    **details,
+                    "request_digest": request_digest.hex(),
+                    "response_digest": response_digest.hex(),
+                },
+                session=writing,
+            )
+            checkpoint = self.checkpoints.sign(TreeHead(event.tree_size, event.root), writing)
+            receipt = sign_receipt(
+                self.signer,
+                checked=checked,
+                response_digest=response_digest,
+                audit=event,
+                checkpoint=checkpoint,
+                now=self.clock(),
+            )
+            self.ledger.record(
+                exchange_id=checked.request.exchange_id,
+                partner_ori=sender.ori,
+                we_responded=True,
+                kind=kind,
+                agreement_id=checked.agreement.id,
+                request_digest=request_digest,
+                response_digest=response_digest,
+                receipt=receipt,
+                session=writing,
+            )
         return receipt
 
     def acknowledge(
@@ -287,27 +304,32 @@ class Receipting:
     ) -> Envelope:
         """As requester, once answer and receipt verified: audit, sign and keep our acknowledgement.
 
-        The audit event is ``exchange.<kind>_received`` and holds the receipt's digest.
+        The audit event is ``exchange.<kind>_received`` and holds the receipt's digest; it
+        and the ledger's row, with the receipt and our acknowledgement, commit in one
+        transaction.
         """
-        event = self._audit_sent(
-            sent,
-            f"exchange.{kind}_received",
-            {**details, "receipt_digest": digest(receipt.payload).hex()},
-        )
-        acknowledgement = sign_acknowledgement(
-            self.signer, receipt=receipt, requester_ori=self.ori, audit=event, now=self.clock()
-        )
-        self.ledger.record(
-            exchange_id=sent.request.exchange_id,
-            partner_ori=sent.peer.ori,
-            we_responded=False,
-            kind=kind,
-            agreement_id=sent.agreement.id,
-            request_digest=digest(sent.envelope.payload),
-            response_digest=response_digest,
-            receipt=receipt,
-            acknowledgement=acknowledgement,
-        )
+        with write_transaction(self.ledger.engine) as writing:
+            event = self._audit_sent(
+                sent,
+                f"exchange.{kind}_received",
+                {**details, "receipt_digest": digest(receipt.payload).hex()},
+                session=writing,
+            )
+            acknowledgement = sign_acknowledgement(
+                self.signer, receipt=receipt, requester_ori=self.ori, audit=event, now=self.clock()
+            )
+            self.ledger.record(
+                exchange_id=sent.request.exchange_id,
+                partner_ori=sent.peer.ori,
+                we_responded=False,
+                kind=kind,
+                agreement_id=sent.agreement.id,
+                request_digest=digest(sent.envelope.payload),
+                response_digest=response_digest,
+                receipt=receipt,
+                acknowledgement=acknowledgement,
+                session=writing,
+            )
         return acknowledgement
 
     def verified(
@@ -389,9 +411,13 @@ class Receipting:
         self._audit_sent(sent, f"exchange.{kind}_rejected", {"reason": problem})
 
     def _audit_sent(
-        self, sent: SentRequest, kind: str, details: Mapping[str, object]
+        self,
+        sent: SentRequest,
+        kind: str,
+        details: Mapping[str, object],
+        session: Session | None = None,
     ) -> AuditRecord:
-        """An audit event of ours about an exchange we asked for."""
+        """An audit event of ours about an exchange we asked for (in `session`, if given)."""
         return self.audit.append(
             kind,
             actor=sent.user,
@@ -404,6 +430,7 @@ class Receipting:
                 "agreement_id": sent.agreement.id,
                 **details,
             },
+            session=session,
         )
 
     async def close(self, peer: Peer, receipt: Envelope, acknowledgement: Envelope) -> Closed:

@@ -27,10 +27,11 @@ import asyncio
 import enum
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -56,6 +57,7 @@ from node.clock import Clock
 from node.ed25519 import Ed25519Signer
 from node.errors import NotFoundError, UnavailableError, ValidationError
 from node.merkle import MerkleError, leaf_hash, verify_consistency, verify_inclusion
+from node.store.engine import table_of
 from node.store.models import LogAlarmRecord, WitnessedCheckpointRecord, utc
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ MAX_NOTE_BYTES = 8 * 1024
 """A checkpoint with a hundred signatures is under 8 KiB; anything larger is refused."""
 
 COSIGN_INTERVAL = timedelta(minutes=1)
+_INSERT_WITNESSED = insert(table_of(WitnessedCheckpointRecord))
 
 
 class Witnessed(enum.Enum):
@@ -209,7 +212,7 @@ class Witness:
             open_checkpoint(check_note_size(note, "checkpoint"), origin, verifier)[0]
             for note in notes
         ]
-        held = self.held(peer.ori)
+        held = await asyncio.to_thread(self.held, peer.ori)  # every exchange: off the event loop
         known = [(c.size, c.root, note) for c, note in zip(offered, notes, strict=True)]
         if held is not None:
             known.append((held.size, held.root, held.note))
@@ -294,26 +297,29 @@ class Witness:
     async def _keep(self, peer: Peer, checkpoint: Checkpoint, note: bytes) -> Witnessed:
         """Keep a checkpoint that extends what we held; cosign it if the interval has passed."""
         now = self._clock()
-        last = self._cosigned_at.get(peer.ori) or self._last_cosigned(peer.ori)
+        last = self._cosigned_at.get(peer.ori) or await asyncio.to_thread(
+            self._last_cosigned, peer.ori
+        )
         cosign = last is None or now - last >= self._cosign_interval
         kept = add_signatures(note, [self._signer]) if cosign else note
-        with Session(self._engine) as session:
-            session.add(
-                WitnessedCheckpointRecord(
-                    partner_ori=peer.ori,
-                    size=checkpoint.size,
-                    root=checkpoint.root,
-                    note=kept,
-                    cosigned=cosign,
-                    witnessed_at=now,
-                )
-            )
-            session.commit()
+        row = {
+            "partner_ori": peer.ori,
+            "size": checkpoint.size,
+            "root": checkpoint.root,
+            "note": kept,
+            "cosigned": cosign,
+            "witnessed_at": now,
+        }
+        await asyncio.to_thread(self._insert, row)  # every exchange: off the event loop
         if not cosign:
             return Witnessed.VERIFIED
         self._cosigned_at[peer.ori] = now
         await self._cosign(peer, checkpoint, kept)
         return Witnessed.COSIGNED
+
+    def _insert(self, row: Mapping[str, object]) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(_INSERT_WITNESSED, row)
 
     def _last_cosigned(self, partner_ori: str) -> datetime | None:
         """When we last cosigned `partner_ori`'s log, from the store (once per partner)."""

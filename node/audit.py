@@ -43,7 +43,7 @@ from node.audit_proofs import (
 from node.errors import NodeError, ValidationError
 from node.identity import validate_ori
 from node.merkle import HASH_SIZE, CompactRange, MerkleError, leaf_hash, verify_consistency
-from node.store.engine import lock_for_write, table_of
+from node.store.engine import table_of, write_transaction
 from node.store.models import AuditEvent, AuditHead, AuditSubtree, utc
 
 MAX_PAGE = 1000
@@ -152,6 +152,7 @@ class AuditLog:
         purpose: str = "",
         case_number: str = "",
         details: Mapping[str, object] | None = None,
+        session: Session | None = None,
     ) -> AuditRecord:
         """Record one event, as the next leaf of the tree, in one transaction.
 
@@ -163,6 +164,8 @@ class AuditLog:
             purpose: The authorized purpose the actor stated, if any (ACC-6).
             case_number: The case or incident number the actor stated, if any.
             details: Whatever else the event needs (a plate, a partner), as JSON.
+            session: The caller's transaction (`write_transaction`), to commit the event
+                with what it records; its own transaction otherwise.
 
         Returns:
             The event's number, time and leaf hash, and the tree head it made.
@@ -191,9 +194,8 @@ class AuditLog:
             details=details_json,
         )
         # Core statements, not ORM flushes: an append is on every request's path.
-        with Session(self._engine) as session:
-            lock_for_write(session)
-            connection = session.connection()
+        with write_transaction(self._engine, session) as writing:
+            connection = writing.connection()
             frontier = _loaded(connection.execute(_LOCK_HEAD).one_or_none())
             seq = event.seq = frontier.size + 1
             leaf = event.leaf_hash = leaf_hash(leaf_bytes(event))
@@ -210,7 +212,6 @@ class AuditLog:
             connection.execute(
                 _UPDATE_HEAD, {"new_size": frontier.size, "new_frontier": frontier.to_bytes()}
             )
-            session.commit()
         return AuditRecord(
             seq=seq, recorded_at=recorded_at, leaf_hash=leaf, tree_size=seq, root=frontier.root()
         )

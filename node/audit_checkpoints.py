@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sqlalchemy import insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -24,7 +26,18 @@ from node.checkpoint import (
 )
 from node.clock import Clock
 from node.ed25519 import Ed25519Signer
+from node.store.engine import table_of, write_transaction
 from node.store.models import AuditCheckpointRecord, AuditCosignatureRecord, LogAlarmRecord
+
+_CHECKPOINTS = table_of(AuditCheckpointRecord)
+# Built once: a receipt signs a checkpoint on every exchange answered. LIMIT 1, or the
+# whole table would be read.
+_LAST_SIGNED = (
+    sa_select(_CHECKPOINTS.c.size, _CHECKPOINTS.c.root, _CHECKPOINTS.c.note)
+    .order_by(_CHECKPOINTS.c.id.desc())
+    .limit(1)
+)
+_INSERT_CHECKPOINT = insert(_CHECKPOINTS)
 
 
 def signed_checkpoint(signer: Ed25519Signer, origin: str, head: TreeHead) -> bytes:
@@ -43,26 +56,29 @@ class CheckpointStore:
         self._origin = origin
         self._clock = clock
 
-    def sign(self, head: TreeHead) -> bytes:
-        """A signed checkpoint at `head`, kept; the last one again if it is at the same head."""
-        with Session(self._engine) as session:
-            last = _last_signed(session)
+    def sign(self, head: TreeHead, session: Session | None = None) -> bytes:
+        """A signed checkpoint at `head`, kept; the last one again if it is at the same head.
+
+        In `session`, the caller's transaction, if given (a receipt's checkpoint commits
+        with its audit event); in its own otherwise.
+        """
+        with write_transaction(self._engine, session) as writing:
+            connection = writing.connection()
+            last = connection.execute(_LAST_SIGNED).one_or_none()
             if last is not None and (last.size, last.root) == (head.size, head.root):
-                return last.note
+                return bytes(last.note)
             note = signed_checkpoint(self._signer, self._origin, head)
-            session.add(
-                AuditCheckpointRecord(
-                    size=head.size, root=head.root, note=note, signed_at=self._clock()
-                )
+            connection.execute(
+                _INSERT_CHECKPOINT,
+                {"size": head.size, "root": head.root, "note": note, "signed_at": self._clock()},
             )
-            session.commit()
             return note
 
     def latest(self) -> bytes | None:
         """The most recent checkpoint signed, if any."""
-        with Session(self._engine) as session:
-            last = _last_signed(session)
-            return last.note if last else None
+        with self._engine.connect() as connection:
+            last = connection.execute(_LAST_SIGNED).one_or_none()
+        return bytes(last.note) if last else None
 
     @property
     def verifier(self) -> NoteVerifier:
@@ -184,10 +200,3 @@ class CheckpointStore:
                     "no longer give: the log was rewritten after it was signed"
                 )
         return len(heads)
-
-
-def _last_signed(session: Session) -> AuditCheckpointRecord | None:
-    """The checkpoint signed last, if any (LIMIT 1: the ORM would load every row otherwise)."""
-    return session.exec(
-        select(AuditCheckpointRecord).order_by(col(AuditCheckpointRecord.id).desc()).limit(1)
-    ).first()

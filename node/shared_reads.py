@@ -14,14 +14,17 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from node.clock import Clock
 from node.store.capture_models import ReadRecord
+from node.store.engine import table_of, write_transaction
 from node.store.sharing import SharedReadRecord
 
 REFERENCE_BYTES = 8
+_INSERT_SHARED = insert(table_of(SharedReadRecord))
 
 
 @dataclass(frozen=True)
@@ -49,27 +52,34 @@ class SharedReads:
         purpose: str,
         case_number: str,
         read_ids: Sequence[str],
+        session: Session | None = None,
     ) -> list[str]:
-        """Put on file the reads an answer sends; their references, in the same order."""
+        """Put on file the reads an answer sends; their references, in the same order.
+
+        In `session`, the caller's transaction, if given (with the answer's audit event
+        and receipt); in its own otherwise.
+        """
         if not read_ids:
             return []
         now = self._clock()
         references = [secrets.token_hex(REFERENCE_BYTES) for _ in read_ids]
-        with Session(self._engine) as session:
-            session.add_all(
-                SharedReadRecord(
-                    exchange_id=exchange_id,
-                    reference=reference,
-                    read_id=read_id,
-                    partner_ori=partner_ori,
-                    agreement_id=agreement_id,
-                    purpose=purpose,
-                    case_number=case_number,
-                    shared_at=now,
-                )
-                for reference, read_id in zip(references, read_ids, strict=True)
+        with write_transaction(self._engine, session) as writing:
+            writing.connection().execute(
+                _INSERT_SHARED,
+                [
+                    {
+                        "exchange_id": exchange_id,
+                        "reference": reference,
+                        "read_id": read_id,
+                        "partner_ori": partner_ori,
+                        "agreement_id": agreement_id,
+                        "purpose": purpose,
+                        "case_number": case_number,
+                        "shared_at": now,
+                    }
+                    for reference, read_id in zip(references, read_ids, strict=True)
+                ],
             )
-            session.commit()
         return references
 
     def find(self, exchange_id: str, references: Sequence[str]) -> dict[str, SharedRead]:

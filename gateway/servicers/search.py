@@ -91,7 +91,8 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             user=user,
             deadline=_deadline(request.deadline_ms),
         )
-        self._services.audit.append(
+        await asyncio.to_thread(
+            self._services.audit.append,
             "search.federated",
             actor=user,
             agency=self._services.identity.ori,

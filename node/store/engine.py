@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,24 @@ def lock_for_write(session: Session) -> None:
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def write_transaction(engine: Engine, session: Session | None = None) -> Iterator[Session]:
+    """`session`, the caller's transaction, if given; else a new one, committed on exit.
+
+    How a store method joins a transaction its caller opened, so that writes which
+    belong together (an answer's audit event, checkpoint and receipt) commit together,
+    or runs on its own. A new transaction takes the write lock first (`lock_for_write`):
+    whoever opens one and hands it on does so too.
+    """
+    if session is not None:
+        yield session
+        return
+    with Session(engine) as own:
+        lock_for_write(own)
+        yield own
+        own.commit()
 
 
 def table_of(model: type[SQLModel]) -> Table:
