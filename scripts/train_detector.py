@@ -4,10 +4,15 @@
 
 `--data` is the detection set written by ``scripts/synth_plates.py`` (its ``data.yaml``).
 The model is built from ``yolo11n.yaml``, so no pretrained weights are fetched, and trained at
-the size it serves (`--imgsz`, 320 by default). Ultralytics is held offline before it is
-imported: ``YOLO_OFFLINE`` (no update or online checks), ``YOLO_AUTOINSTALL=0`` (no pip), a
-settings folder of its own with a local font where it would otherwise download Arial.ttf,
-settings ``sync=False``, and every run written under `--runs`.
+`--imgsz` (320 by default), the size it then serves at. With `--weights` it starts from a
+checkpoint Ultralytics wrote instead (``RUNS/detector/weights/best.pt``), and with
+``--epochs 0`` as well it only measures and exports those weights at `--imgsz`: the network is
+fully convolutional, so weights trained at one size can serve at another.
+
+Ultralytics is held offline before it is imported: ``YOLO_OFFLINE`` (no update or online
+checks), ``YOLO_AUTOINSTALL=0`` (no pip), a settings folder of its own with a local font
+where it would otherwise download Arial.ttf, settings ``sync=False``, and every run written
+under `--runs`.
 
 Written to `--out`: ``plate_detector.onnx`` (output ``[1, 5, N]``: cx, cy, w, h, score; no NMS
 inside) and ``plate_detector_metrics.json`` (precision, recall, mAP on the held-out scenes).
@@ -63,13 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the detection set")
     parser.add_argument("--out", type=Path, required=True, help="where the model goes")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="Ultralytics' own output")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--weights", type=Path, help="start from this Ultralytics checkpoint (.pt)")
+    parser.add_argument("--epochs", type=int, default=30, help="0: export --weights untrained")
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--hours", type=float, default=0, help="stop after this long (0: never)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.epochs == 0 and not args.weights:
+        raise SystemExit("--epochs 0 exports --weights as they are: name them")
     runs = args.runs.resolve()
     offline(runs / "settings")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -79,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     settings.update({"sync": False})
     started = time.monotonic()
-    model = YOLO("yolo11n.yaml")  # a YAML: built from scratch, nothing downloaded
+    # without --weights, a YAML: built from scratch, nothing downloaded
+    model = YOLO(str(args.weights) if args.weights else "yolo11n.yaml")
     options: dict[str, Any] = {
         "data": str((args.data / "data.yaml").resolve()),
         "imgsz": args.imgsz,
@@ -98,8 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.hours:
         options["time"] = args.hours
-    model.train(**options)
-    epochs_run = model.trainer.epoch + 1  # with --hours, as many as the time allowed
+    epochs_run = 0
+    if args.epochs:
+        model.train(**options)
+        epochs_run = model.trainer.epoch + 1  # with --hours, as many as the time allowed
     metrics = model.val(
         data=options["data"],
         imgsz=args.imgsz,

@@ -62,3 +62,8 @@ class TestTraining:
             detector=tmp_path / train_detector.MODEL_FILE, ocr_model=None, ocr_config=None
         )
         assert PlateReader(files).size == 320
+        weights = tmp_path / "runs" / "detector" / "weights" / "best.pt"
+        args += ["--weights", str(weights), "--epochs", "0", "--imgsz", "352"]
+        assert train_detector.main(args) == 0  # the same weights, served at another size
+        assert PlateReader(files).size == 352
+        assert json.loads((tmp_path / train_detector.METRICS_FILE).read_text())["epochs"] == 0
