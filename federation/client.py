@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import grpc
@@ -17,9 +18,9 @@ from federation.peers import Peer
 from node.errors import UnavailableError
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
-# A full pull of a large list is signed, sealed and sent in one answer: give it longer.
+# A full pull of a large list streams for seconds: give it longer.
 HOTLIST_TIMEOUT_SECONDS = 120.0
-# The largest answer taken from a partner: a full snapshot of a million-entry list is ~170 MB.
+# The largest message taken from a partner: a delta's manifest names every entry it ends.
 MAX_ANSWER_BYTES = 512 * 1024 * 1024
 _Response = TypeVar("_Response")
 
@@ -47,7 +48,7 @@ class PartnerClient:
         Args:
             credentials: Our node certificate and key, trusting the federation CA.
             timeout: Seconds each call may take.
-            max_message_bytes: The largest answer taken (a partner's whole hotlist).
+            max_message_bytes: The largest message taken (a delta's manifest).
         """
         self._credentials = credentials
         self._timeout = timeout
@@ -103,19 +104,26 @@ class PartnerClient:
         request = pb.RevokeAgreementRequest(notice=notice.to_proto())
         await self._call(peer, lambda stub: stub.RevokeAgreement(request, timeout=self._timeout))
 
-    async def get_hotlist(self, peer: Peer, request: Envelope) -> tuple[Envelope, Envelope]:
-        """Ask `peer` for its hotlists; its signed snapshot and receipt, unverified.
+    async def get_hotlist(
+        self, peer: Peer, request: Envelope
+    ) -> AsyncGenerator[pb.GetHotlistResponse, None]:
+        """Ask `peer` for its hotlists: its signed manifest and receipt, then the chunks.
+
+        Closing the iterator early cancels the call.
 
         Raises:
-            UnavailableError: The partner cannot be reached or did not answer in time.
+            UnavailableError: The partner cannot be reached or did not finish in time.
             PartnerRefusedError: The partner refused.
-            InvalidEnvelopeError: The answer is malformed.
         """
         message = pb.GetHotlistRequest(request=request.to_proto())
-        answer = await self._call(
-            peer, lambda stub: stub.GetHotlist(message, timeout=HOTLIST_TIMEOUT_SECONDS)
-        )
-        return Envelope.from_proto(answer.snapshot), Envelope.from_proto(answer.receipt)
+        stub = pb_grpc.FederationServiceStub(self._channel(peer.endpoint))
+        call = stub.GetHotlist(message, timeout=HOTLIST_TIMEOUT_SECONDS)
+        try:
+            with _mapped_errors(peer):
+                async for response in call:
+                    yield response
+        finally:
+            call.cancel()
 
     async def query_reads(
         self, peer: Peer, request: Envelope, *, timeout: float
@@ -232,18 +240,25 @@ class PartnerClient:
 
     async def _call(self, peer: Peer, call: Callable[[Any], Awaitable[_Response]]) -> _Response:
         """Make one call to `peer` on its channel, mapping failures to our errors."""
-        try:
+        with _mapped_errors(peer):
             return await call(pb_grpc.FederationServiceStub(self._channel(peer.endpoint)))
-        except grpc.aio.AioRpcError as error:
-            code = error.code()
-            if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise PartnerTimeoutError(
-                    f"partner {peer.ori} at {peer.endpoint} did not answer in time"
-                ) from error
-            if code is grpc.StatusCode.UNAVAILABLE:
-                raise UnavailableError(
-                    f"partner {peer.ori} at {peer.endpoint} is unreachable ({code.name})"
-                ) from error
-            raise PartnerRefusedError(
-                f"partner {peer.ori} refused: {code.name} {error.details()}"
+
+
+@contextmanager
+def _mapped_errors(peer: Peer) -> Iterator[None]:
+    """Turn a failed call to `peer` into our errors."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as error:
+        code = error.code()
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise PartnerTimeoutError(
+                f"partner {peer.ori} at {peer.endpoint} did not answer in time"
             ) from error
+        if code is grpc.StatusCode.UNAVAILABLE:
+            raise UnavailableError(
+                f"partner {peer.ori} at {peer.endpoint} is unreachable ({code.name})"
+            ) from error
+        raise PartnerRefusedError(
+            f"partner {peer.ori} refused: {code.name} {error.details()}"
+        ) from error

@@ -1,21 +1,20 @@
-"""Hotlists between agencies: signed, sealed snapshots and deltas, and the pull that fetches them.
+"""Hotlists between agencies: signed, sealed snapshots and deltas, checked as they stream in.
 
-The issuer signs each snapshot (HOT-7) and encrypts every field but the plate once,
-with a fresh key sealed to the recipient (HOT-2); a snapshot is usable for 24 hours
-(HOT-6). The receiver verifies signature, issuer, recipient, agreement and expiry
-before a single entry is stored or used, and refuses entries of categories its policy
-forbids (ACC-7), auditing each refusal.
+The issuer signs each snapshot (HOT-7) and encrypts every field but the plate with a
+fresh key sealed to the recipient (HOT-2); a snapshot is usable for 24 hours (HOT-6).
 
-The fields travel in chunks of at most a thousand entries (`HotlistEntryFieldsChunks`,
-snapshot type v2): the issuer sends the chunks it stores, and the receiver checks every
-entry of a chunk and stores the chunk's bytes as they came, re-serializing only a chunk
-that lost refused entries or is too large. Snapshots are signed prehashed (Ed25519ph
-over the same DSSE encoding, see `federation.envelope`): one hashing pass each side.
+A snapshot (type v3) is a signed manifest followed by its chunks of at most a thousand
+entries, each named in the manifest by its SHA-256. The manifest comes first: the
+receiver verifies signature, issuer, recipient, agreement and expiry before it opens
+a single chunk, then checks each chunk against the manifest as it arrives, decrypts it
+and checks its entries, while the next is still on the wire. Nothing is stored until
+every chunk has come and matched; entries of categories the receiver's policy forbids
+are refused (ACC-7). A chunk is stored as it came unless it lost refused entries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,12 +25,23 @@ from federation.errors import InvalidEnvelopeError
 from federation.exchange import digest
 from federation.peers import Peer
 from node.ed25519 import DataKey, DecryptionError, Ed25519Signer
-from node.hotlists.codec import frame_fields, problems_in_bulk
+from node.hotlists.codec import join_column, problems_in_bulk, split_column
 from node.hotlists.partner_store import CHUNK_SIZE, ReceivedEntries, ReceivedList, chunk_fields
 from node.hotlists.store import Changes
 
-SNAPSHOT_TYPE = "application/vnd.alpr.hotlist-snapshot.v2+protobuf"
+SNAPSHOT_TYPE = "application/vnd.alpr.hotlist-snapshot.v3+protobuf"
 VALIDITY = timedelta(hours=24)
+# The most entries a receiver takes in one snapshot: five times a statewide list.
+MAX_SNAPSHOT_ENTRIES = 5_000_000
+
+
+@dataclass(frozen=True)
+class SignedSnapshot:
+    """A snapshot as it is sent: the signed manifest, then the chunks it names."""
+
+    manifest: Envelope
+    chunks: list[bytes]
+    """Serialized `HotlistChunk`s, in the manifest's order."""
 
 
 def sign_snapshot(
@@ -43,25 +53,35 @@ def sign_snapshot(
     recipient: Peer,
     agreement_id: str,
     now: datetime,
-) -> Envelope:
+) -> SignedSnapshot:
     """A signed snapshot (since 0) or delta of our lists for `recipient`."""
     key = DataKey.generate()
-    snapshot = exchange_pb2.HotlistSnapshot(
+    chunks = []
+    start = 0
+    for size, fields in changes.field_chunks:
+        stop = start + size
+        chunk = exchange_pb2.HotlistChunk(
+            entry_ids=join_column(changes.entry_ids[start:stop]),
+            plates=join_column(changes.plates[start:stop]),
+            encrypted_fields=key.encrypt(fields),
+        )
+        chunks.append(chunk.SerializeToString())
+        start = stop
+    manifest = exchange_pb2.HotlistSnapshot(
         issuer_ori=issuer_ori,
         recipient_ori=recipient.ori,
         agreement_id=agreement_id,
         version=changes.version,
         since_version=since_version,
         sealed_key=recipient.key.seal(key.key),
-        entry_ids=changes.entry_ids,
-        plates=changes.plates,
-        # Framed as a serialized HotlistEntryFieldsChunks, without copying 100 MB into a message.
-        encrypted_fields=key.encrypt(frame_fields(changes.field_chunks)),
         ended_entry_ids=changes.ended,
+        chunk_digests=[hashlib.sha256(chunk).digest() for chunk in chunks],
+        entry_count=len(changes.entry_ids),
     )
-    snapshot.issued_at.FromDatetime(now)
-    snapshot.expires_at.FromDatetime(now + VALIDITY)
-    return Envelope.sign(snapshot.SerializeToString(), SNAPSHOT_TYPE, signer, prehashed=True)
+    manifest.issued_at.FromDatetime(now)
+    manifest.expires_at.FromDatetime(now + VALIDITY)
+    signed = Envelope.sign(manifest.SerializeToString(), SNAPSHOT_TYPE, signer)
+    return SignedSnapshot(signed, chunks)
 
 
 @dataclass(frozen=True)
@@ -74,93 +94,119 @@ class OpenedSnapshot:
     refused: list[tuple[str, str, str]]  # (entry id, plate, reason)
 
 
-def open_snapshot(
-    envelope: Envelope,
-    *,
-    issuer: Peer,
-    recipient: Ed25519Signer,
-    recipient_ori: str,
-    agreement_id: str,
-    now: datetime,
-) -> OpenedSnapshot:
-    """Verify a snapshot from `issuer` for us, then decrypt it (HOT-7 before HOT-2).
+class SnapshotReader:
+    """Opens a snapshot as it streams in: the manifest first, then each chunk as it comes.
 
-    Raises:
-        InvalidEnvelopeError: Bad signature, wrong issuer, recipient or agreement, an
-            expiry past or more than 24 hours after issue, or undecryptable fields.
+    Not thread-safe: chunks are added one at a time, in order.
     """
-    payload = envelope.verify([issuer.key], 1, SNAPSHOT_TYPE, prehashed=True).payload
-    snapshot = parse_payload(exchange_pb2.HotlistSnapshot, payload)
-    if (snapshot.issuer_ori, snapshot.recipient_ori, snapshot.agreement_id) != (
-        issuer.ori,
-        recipient_ori,
-        agreement_id,
-    ):
-        raise InvalidEnvelopeError("the snapshot is not from its issuer to us under our agreement")
-    issued_at = snapshot.issued_at.ToDatetime(UTC)
-    expires_at = snapshot.expires_at.ToDatetime(UTC)
-    if not now < expires_at <= issued_at + VALIDITY:
-        raise InvalidEnvelopeError(f"the snapshot expired or claims too long a life ({expires_at})")
-    if len(snapshot.plates) != len(snapshot.entry_ids):
-        raise InvalidEnvelopeError("the snapshot's plates and entry ids differ in number")
-    entries, refused = _checked_entries(
-        list(snapshot.entry_ids), list(snapshot.plates), _decrypt_chunks(snapshot, recipient)
-    )
-    received = ReceivedList(
-        issuer_ori=issuer.ori,
-        agreement_id=agreement_id,
-        version=snapshot.version,
-        since_version=snapshot.since_version,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        digest=digest(payload),
-    )
-    return OpenedSnapshot(received, entries, list(snapshot.ended_entry_ids), refused)
 
+    def __init__(
+        self,
+        manifest: Envelope,
+        *,
+        issuer: Peer,
+        recipient: Ed25519Signer,
+        recipient_ori: str,
+        agreement_id: str,
+        now: datetime,
+    ) -> None:
+        """Verify the manifest from `issuer` for us and unseal its key (HOT-7 before HOT-2).
 
-def _checked_entries(
-    entry_ids: list[str], plates: list[str], chunks: Iterable[bytes]
-) -> tuple[ReceivedEntries, list[tuple[str, str, str]]]:
-    """The entries to store, chunk by chunk, and those refused (ACC-7).
+        Raises:
+            InvalidEnvelopeError: Bad signature, wrong issuer, recipient or agreement, an
+                expiry past or more than 24 hours after issue, too many entries, or a key
+                not sealed to us.
+        """
+        payload = manifest.verify([issuer.key], 1, SNAPSHOT_TYPE).payload
+        snapshot = parse_payload(exchange_pb2.HotlistSnapshot, payload)
+        if (snapshot.issuer_ori, snapshot.recipient_ori, snapshot.agreement_id) != (
+            issuer.ori,
+            recipient_ori,
+            agreement_id,
+        ):
+            raise InvalidEnvelopeError(
+                "the snapshot is not from its issuer to us under our agreement"
+            )
+        issued_at = snapshot.issued_at.ToDatetime(UTC)
+        expires_at = snapshot.expires_at.ToDatetime(UTC)
+        if not now < expires_at <= issued_at + VALIDITY:
+            raise InvalidEnvelopeError(
+                f"the snapshot expired or claims too long a life ({expires_at})"
+            )
+        if snapshot.entry_count > MAX_SNAPSHOT_ENTRIES:
+            raise InvalidEnvelopeError(
+                f"the snapshot holds {snapshot.entry_count} entries, over {MAX_SNAPSHOT_ENTRIES}"
+            )
+        try:
+            self._key = DataKey(recipient.unseal(snapshot.sealed_key))
+        except DecryptionError as error:
+            raise InvalidEnvelopeError(f"the snapshot's key does not open: {error}") from error
+        self.received = ReceivedList(
+            issuer_ori=issuer.ori,
+            agreement_id=agreement_id,
+            version=snapshot.version,
+            since_version=snapshot.since_version,
+            issued_at=issued_at,
+            expires_at=expires_at,
+            digest=digest(payload),
+        )
+        self._digests = list(snapshot.chunk_digests)
+        self._entry_count = snapshot.entry_count
+        self._ended = list(snapshot.ended_entry_ids)
+        self._next = 0  # the chunk the manifest names next
+        self._read = 0  # entries in the chunks added so far
+        self._ids: list[str] = []
+        self._plates: list[str] = []
+        self._chunks: list[tuple[int, bytes]] = []
+        self._refused: list[tuple[str, str, str]] = []
 
-    Each chunk is parsed and checked on its own and its message wrappers dropped before
-    the next, which keeps a million entries from being held as objects at once.
+    def add(self, data: bytes) -> None:
+        """Check the next chunk against the manifest, decrypt it and check its entries.
 
-    Raises:
-        InvalidEnvelopeError: A chunk is not entry fields, or the chunks hold another
-            number of entries than there are plates.
-    """
-    kept_ids: list[str] = []
-    kept_plates: list[str] = []
-    kept_chunks: list[tuple[int, bytes]] = []
-    refused: list[tuple[str, str, str]] = []
-    start = 0
-    for data in chunks:
-        fields = parse_payload(hotlist_pb2.HotlistEntryFieldsList, data).fields
-        stop = start + len(fields)
-        if stop > len(plates):
-            raise InvalidEnvelopeError("the snapshot's fields and plates differ in number")
-        problems = problems_in_bulk(plates[start:stop], fields)
-        kept = [i for i, problem in enumerate(problems, start) if problem is None]
-        refused += [(entry_ids[i], plates[i], p) for i, p in enumerate(problems, start) if p]
-        kept_ids += [entry_ids[i] for i in kept]
-        kept_plates += [plates[i] for i in kept]
-        if kept and len(kept) == len(fields) <= CHUNK_SIZE:
-            kept_chunks.append((len(kept), data))  # stored as it came
-        elif kept:
-            kept_chunks += chunk_fields([fields[i - start] for i in kept])
-        start = stop
-    if start != len(plates):
-        raise InvalidEnvelopeError("the snapshot's fields and plates differ in number")
-    return ReceivedEntries(kept_ids, kept_plates, kept_chunks), refused
+        Raises:
+            InvalidEnvelopeError: The chunk is not the one the manifest names next, does
+                not open, or holds malformed or too many entries.
+        """
+        position = self._next
+        if position >= len(self._digests):
+            raise InvalidEnvelopeError("the snapshot sent more chunks than its manifest names")
+        if hashlib.sha256(data).digest() != self._digests[position]:
+            raise InvalidEnvelopeError(f"the snapshot's chunk {position} is not the one signed")
+        self._next += 1
+        chunk = parse_payload(exchange_pb2.HotlistChunk, data)
+        try:
+            plain = self._key.decrypt(chunk.encrypted_fields)
+        except DecryptionError as error:
+            raise InvalidEnvelopeError(f"the snapshot's chunk {position} does not open") from error
+        fields = parse_payload(hotlist_pb2.HotlistEntryFieldsList, plain).fields
+        ids, plates = split_column(chunk.entry_ids), split_column(chunk.plates)
+        if not 0 < len(fields) == len(ids) == len(plates) <= CHUNK_SIZE:
+            raise InvalidEnvelopeError(
+                f"the snapshot's chunk {position} holds unequal or too many ids, plates and fields"
+            )
+        self._read += len(fields)
+        if self._read > self._entry_count:
+            raise InvalidEnvelopeError("the snapshot's chunks hold more entries than it says")
+        problems = problems_in_bulk(plates, fields)
+        kept = [i for i, problem in enumerate(problems) if problem is None]
+        self._refused += [(ids[i], plates[i], p) for i, p in enumerate(problems) if p]
+        if len(kept) == len(fields):
+            self._ids += ids
+            self._plates += plates
+            self._chunks.append((len(kept), plain))  # stored as it came
+            return
+        self._ids += [ids[i] for i in kept]
+        self._plates += [plates[i] for i in kept]
+        if kept:
+            self._chunks += chunk_fields([fields[i] for i in kept])
 
+    def finish(self) -> OpenedSnapshot:
+        """The snapshot, once every chunk the manifest names has come and matched.
 
-def _decrypt_chunks(
-    snapshot: exchange_pb2.HotlistSnapshot, recipient: Ed25519Signer
-) -> list[bytes]:
-    try:
-        key = DataKey(recipient.unseal(snapshot.sealed_key))
-        plain = key.decrypt(snapshot.encrypted_fields)
-    except DecryptionError as error:
-        raise InvalidEnvelopeError(f"the snapshot's fields do not open: {error}") from error
-    return list(parse_payload(hotlist_pb2.HotlistEntryFieldsChunks, plain).chunks)
+        Raises:
+            InvalidEnvelopeError: Chunks are missing.
+        """
+        if self._next != len(self._digests) or self._read != self._entry_count:
+            raise InvalidEnvelopeError("the snapshot ended before all its chunks came")
+        entries = ReceivedEntries(self._ids, self._plates, self._chunks)
+        return OpenedSnapshot(self.received, entries, self._ended, self._refused)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from alpr.federation.v1 import exchange_pb2
+from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
 from federation.agreements import AgreementBook
 from federation.client import PartnerClient
 from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
 from federation.exchange import RequestChecker, verify_receipt
-from federation.hotlist_exchange import OpenedSnapshot, open_snapshot, sign_snapshot
+from federation.hotlist_exchange import (
+    OpenedSnapshot,
+    SignedSnapshot,
+    SnapshotReader,
+    sign_snapshot,
+)
 from federation.peers import Peer, PeerRegistry
 from federation.receipting import Receipting, SentRequest
 from federation.terms import Grant
@@ -25,6 +34,8 @@ from node.hotlists.store import HotlistStore
 
 HOTLIST = "hotlist"
 SCHEDULED = "scheduled hotlist refresh"
+# Chunks received and waiting to be opened: about 3 MB of a snapshot at most.
+CHUNKS_IN_FLIGHT = 16
 
 
 @dataclass(frozen=True)
@@ -60,8 +71,13 @@ class HotlistSharing:
     client: PartnerClient
     clock: Clock
 
-    def serve(self, request: Envelope, sender: Peer, peer_ip: str) -> tuple[Envelope, Envelope]:
+    def serve(
+        self, request: Envelope, sender: Peer, peer_ip: str
+    ) -> tuple[SignedSnapshot, Envelope]:
         """Answer a partner's signed pull with a signed snapshot or delta, and a receipt.
+
+        The receipt, and the audit event it carries, are made before a single chunk is
+        sent: a partner that drops the stream halfway has still been served on the record.
 
         Raises:
             NodeError: Any check failed (the gate turns it into the uniform denial).
@@ -84,7 +100,7 @@ class HotlistSharing:
         receipt = self.receipting.receipt_for(
             checked,
             sender,
-            snapshot,
+            snapshot.manifest,
             kind=HOTLIST,
             peer_ip=peer_ip,
             details={
@@ -96,16 +112,11 @@ class HotlistSharing:
         )
         return snapshot, receipt
 
-    def _accept(
-        self, sent: SentRequest, snapshot: Envelope, receipt: Envelope
-    ) -> tuple[OpenedSnapshot, Envelope]:
-        """Verify the receipt and the snapshot, store the list, audit; our acknowledgement."""
-        peer = sent.peer
-        # The snapshot's signature first (HOT-7), then the receipt over its digest; nothing
-        # is stored until both hold.
-        opened = open_snapshot(
+    def _open(self, sent: SentRequest, snapshot: Envelope, receipt: Envelope) -> SnapshotReader:
+        """Verify the snapshot's manifest (HOT-7), then the receipt over its digest."""
+        reader = SnapshotReader(
             snapshot,
-            issuer=peer,
+            issuer=sent.peer,
             recipient=self.signer,
             recipient_ori=self.ori,
             agreement_id=sent.agreement.id,
@@ -113,11 +124,18 @@ class HotlistSharing:
         )
         verify_receipt(
             receipt,
-            peer,
+            sent.peer,
             request=sent.request,
             request_payload=sent.envelope.payload,
-            response_digest=opened.received.digest,
+            response_digest=reader.received.digest,
         )
+        return reader
+
+    def _accept(
+        self, sent: SentRequest, reader: SnapshotReader, receipt: Envelope
+    ) -> tuple[OpenedSnapshot, Envelope]:
+        """Store the list once every chunk came and matched, audit refusals; our acknowledgement."""
+        opened = reader.finish()
         self.partner_lists.store(opened.received, opened.entries, opened.ended)
         for entry_id, plate, reason in opened.refused:
             self.audit.append(
@@ -125,7 +143,7 @@ class HotlistSharing:
                 actor=sent.user,
                 agency=self.ori,
                 details={
-                    "issuer": peer.ori,
+                    "issuer": sent.peer.ori,
                     "entry_id": entry_id,
                     "plate": plate,
                     "reason": reason,
@@ -172,13 +190,23 @@ class HotlistSharing:
                 since_version=self.partner_lists.held_version(partner_ori)
             ),
         )
+        responses = self.client.get_hotlist(peer, sent.envelope)
         try:
-            snapshot, receipt = await self.client.get_hotlist(peer, sent.envelope)
+            first = await anext(responses, None)
+            if first is None or not first.HasField("snapshot"):
+                raise InvalidEnvelopeError("the answer does not begin with a signed snapshot")
+            receipt = Envelope.from_proto(first.receipt)
             # Verifying, decrypting and storing a large list takes seconds: not on the event loop.
-            opened, acknowledgement = await asyncio.to_thread(self._accept, sent, snapshot, receipt)
+            reader = await asyncio.to_thread(
+                self._open, sent, Envelope.from_proto(first.snapshot), receipt
+            )
+            await _read_chunks(responses, reader)
+            opened, acknowledgement = await asyncio.to_thread(self._accept, sent, reader, receipt)
         except InvalidEnvelopeError as error:
             self.receipting.reject(sent, kind=HOTLIST, problem=error.diagnostics())
             raise
+        finally:
+            await responses.aclose()
         closed = await self.receipting.close(peer, receipt, acknowledgement)
         return PullResult(
             partner_ori,
@@ -190,3 +218,31 @@ class HotlistSharing:
             closed.acknowledged,
             closed.witnessed,
         )
+
+
+async def _read_chunks(
+    responses: AsyncIterator[GetHotlistResponse], reader: SnapshotReader
+) -> None:
+    """Add each chunk to `reader` in a worker thread while the next ones arrive.
+
+    At most `CHUNKS_IN_FLIGHT` received chunks wait for the worker, which bounds the
+    memory a fast sender can make us hold beyond the chunks already opened.
+
+    Raises:
+        InvalidEnvelopeError: A message is not a chunk, or a chunk fails its checks.
+    """
+    loop = asyncio.get_running_loop()
+    waiting: deque[asyncio.Future[None]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotlist-chunks") as worker:
+        try:
+            async for response in responses:
+                if not response.chunk or response.HasField("snapshot"):
+                    raise InvalidEnvelopeError("the answer holds a message that is no chunk")
+                waiting.append(loop.run_in_executor(worker, reader.add, response.chunk))
+                if len(waiting) >= CHUNKS_IN_FLIGHT:
+                    await waiting.popleft()
+            while waiting:
+                await waiting.popleft()
+        finally:
+            for future in waiting:
+                future.cancel()

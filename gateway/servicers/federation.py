@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 from alpr.federation.v1 import federation_service_pb2 as pb
 from alpr.federation.v1 import federation_service_pb2_grpc as pb_grpc
 from federation.envelope import Envelope
+from federation.hotlist_exchange import SignedSnapshot
 from federation.peers import Peer
 from gateway.interceptors import Context, current_caller, peer_ip
 from gateway.services import Services
@@ -71,8 +72,8 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
 
     async def GetHotlist(  # noqa: N802 (gRPC method name)
         self, request: pb.GetHotlistRequest, context: Context
-    ) -> pb.GetHotlistResponse:
-        """Answer a partner's signed pull with our signed snapshot and a receipt (AUD-6)."""
+    ) -> AsyncIterator[pb.GetHotlistResponse]:
+        """Answer a signed pull: our signed manifest and a receipt (AUD-6), then the chunks."""
         with self._partner("GetHotlist", context) as peer:
             # Building a large snapshot takes seconds: not on the event loop.
             snapshot, receipt = await asyncio.to_thread(
@@ -81,7 +82,8 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
                 peer,
                 peer_ip(context),
             )
-        return pb.GetHotlistResponse(snapshot=snapshot.to_proto(), receipt=receipt.to_proto())
+        for response in hotlist_responses(snapshot, receipt):
+            yield response
 
     async def QueryReads(  # noqa: N802 (gRPC method name)
         self, request: pb.QueryReadsRequest, context: Context
@@ -177,3 +179,12 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
             peer_ip=peer_ip(context),
             details={"agreement_id": agreement_id},
         )
+
+
+def hotlist_responses(
+    snapshot: SignedSnapshot, receipt: Envelope
+) -> Iterator[pb.GetHotlistResponse]:
+    """GetHotlist's answer: the signed manifest and the receipt first, then each chunk."""
+    yield pb.GetHotlistResponse(snapshot=snapshot.manifest.to_proto(), receipt=receipt.to_proto())
+    for chunk in snapshot.chunks:
+        yield pb.GetHotlistResponse(chunk=chunk)

@@ -84,21 +84,22 @@ class Changes:
         version: The version the changes bring a holder to.
         entry_ids: Ids of the entries added, oldest first.
         plates: Their plates or partial patterns, in the same order.
-        field_chunks: Their fields, decrypted, in the same order: serialized
-            `HotlistEntryFieldsList`s of at most `CHUNK_SIZE` entries each (chunks as
-            stored, small ones joined), so a receiver can store each as it came.
+        field_chunks: Their fields, decrypted, in the same order, as (entry count,
+            serialized `HotlistEntryFieldsList`) of at most `CHUNK_SIZE` entries each
+            (chunks as stored, small ones joined), so a receiver can store each as it came.
         ended: Ids of entries removed or cancelled after the version.
     """
 
     version: int
     entry_ids: list[str]
     plates: list[str]
-    field_chunks: list[bytes]
+    field_chunks: list[tuple[int, bytes]]
     ended: list[str]
 
     def fields(self) -> Sequence[hotlist_pb2.HotlistEntryFields]:
         """The added entries' fields, parsed (serialized lists joined are one list)."""
-        return hotlist_pb2.HotlistEntryFieldsList.FromString(b"".join(self.field_chunks)).fields
+        joined = b"".join(fields for _, fields in self.field_chunks)
+        return hotlist_pb2.HotlistEntryFieldsList.FromString(joined).fields
 
     def entries(self) -> list[HotlistEntry]:
         """The added entries, decoded and validated (for small change sets)."""
@@ -147,20 +148,21 @@ class _Chunks:
         return self._parsed[chunk_id]
 
 
-def _joined(pieces: Iterable[tuple[bytes, int]]) -> list[bytes]:
+def _joined(pieces: Iterable[tuple[bytes, int]]) -> list[tuple[int, bytes]]:
     """Serialized field lists and their entry counts, consecutive ones joined up to `CHUNK_SIZE`.
 
     Each piece holds at most `CHUNK_SIZE` entries (a stored chunk or part of one).
     """
-    joined: list[list[bytes]] = []
+    joined: list[tuple[int, list[bytes]]] = []
     held = CHUNK_SIZE  # entries in the last joined piece
     for piece, size in pieces:
         if held + size > CHUNK_SIZE:
-            joined.append([])
+            joined.append((0, []))
             held = 0
-        joined[-1].append(piece)
+        joined[-1][1].append(piece)
         held += size
-    return [b"".join(parts) for parts in joined]
+        joined[-1] = (held, joined[-1][1])
+    return [(size, b"".join(parts)) for size, parts in joined]
 
 
 class HotlistStore:

@@ -32,6 +32,7 @@ from federation.exchange import check_exchange, sign_request
 from federation.gate import DENIED
 from federation.hotlist_sharing import PullResult
 from gateway.cli import main
+from gateway.servicers.federation import hotlist_responses
 from node.ed25519 import DataKey, Ed25519Key, Ed25519Signer
 from node.hotlists.codec import frame_fields
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
@@ -332,10 +333,11 @@ def _send_raw_pull(
         stub = federation_service_pb2_grpc.FederationServiceStub(channel)
         for _ in range(raw.times):
             try:
-                stub.GetHotlist(
+                answer = stub.GetHotlist(
                     federation_service_pb2.GetHotlistRequest(request=envelope.to_proto()),
                     timeout=10,
                 )
+                list(answer)
                 outcomes.append(None)
             except grpc.RpcError as error:
                 outcomes.append(error)
@@ -358,17 +360,32 @@ class _SmugglingStore(HotlistStore):
             changes,
             entry_ids=[*changes.entry_ids, str(uuid.uuid4())],
             plates=[*changes.plates, FORBIDDEN_PLATE],
-            field_chunks=[*changes.field_chunks, frame_fields([forbidden.SerializeToString()])],
+            field_chunks=[
+                *changes.field_chunks,
+                (1, frame_fields([forbidden.SerializeToString()])),
+            ],
         )
 
 
-def _plate_altered(answer: federation_service_pb2.GetHotlistResponse) -> None:
-    assert STOLEN.plate.encode() in answer.snapshot.payload
-    answer.snapshot.payload = answer.snapshot.payload.replace(b"7ABC123", b"7ABC128")
+def _flipped(data: bytes) -> bytes:
+    return data[:-1] + bytes([data[-1] ^ 1])
 
 
-def _receipt_altered(answer: federation_service_pb2.GetHotlistResponse) -> None:
-    answer.receipt.payload = answer.receipt.payload[:-1] + bytes([answer.receipt.payload[-1] ^ 1])
+def _manifest_altered(answer: list[GetHotlistResponse]) -> None:
+    answer[0].snapshot.payload = _flipped(answer[0].snapshot.payload)
+
+
+def _receipt_altered(answer: list[GetHotlistResponse]) -> None:
+    answer[0].receipt.payload = _flipped(answer[0].receipt.payload)
+
+
+def _plate_altered(answer: list[GetHotlistResponse]) -> None:
+    assert STOLEN.plate.encode() in answer[1].chunk
+    answer[1].chunk = answer[1].chunk.replace(b"7ABC123", b"7ABC128")
+
+
+def _chunk_dropped(answer: list[GetHotlistResponse]) -> None:
+    del answer[-1]
 
 
 @contextmanager
@@ -385,29 +402,39 @@ def _through_simulator(
 
 
 class TestAnswersTheRequesterRefuses:
-    @pytest.mark.parametrize("alter", [_plate_altered, _receipt_altered])
+    @pytest.mark.parametrize(
+        ("alter", "reason"),
+        [
+            (_manifest_altered, "signatures"),
+            (_receipt_altered, "signatures"),
+            (_plate_altered, "chunk 0 is not the one signed"),
+            (_chunk_dropped, "ended before all its chunks came"),
+        ],
+        ids=["manifest", "receipt", "chunk", "stream cut"],
+    )
     def test_hot7_an_answer_altered_in_transit_is_refused_before_any_entry_is_stored(
         self,
         pair: tuple[Agency, Agency, str],
         federation: Federation,
-        alter: Callable[[federation_service_pb2.GetHotlistResponse], None],
+        alter: Callable[[list[GetHotlistResponse]], None],
+        reason: str,
     ) -> None:
         lapd, lasd, _ = pair
 
-        def altered(request: federation_service_pb2.GetHotlistRequest) -> GetHotlistResponse:
+        def altered(request: federation_service_pb2.GetHotlistRequest) -> list[GetHotlistResponse]:
             answer = simulator.forward_hotlist(request)
             alter(answer)
             return answer
 
         with _through_simulator(lapd, lasd, federation) as simulator:
             simulator.answer_hotlist = altered
-            with pytest.raises(InvalidEnvelopeError, match="signatures"):
+            with pytest.raises(InvalidEnvelopeError, match=reason):
                 pull(lapd, LASD)
         lists = lapd.node.services.partner_lists
         assert (lists.entry_count(LASD), lists.held_version(LASD)) == (0, 0)
         assert lists.find(STOLEN.plate) == []
         [rejected] = [json.loads(e.details) for e in lapd.audit_events("exchange.hotlist_rejected")]
-        assert (rejected["partner"], "signatures" in rejected["reason"]) == (LASD, True)
+        assert (rejected["partner"], reason in rejected["reason"]) == (LASD, True)
         assert lapd.audit_events("exchange.hotlist_received") == []
         assert lapd.node.services.ledger.exchanges() == []
         # LASD answered and was never acknowledged: its ledger flags the exchange.
@@ -425,10 +452,12 @@ class TestAnswersTheRequesterRefuses:
             sharing = replace(lasd.node.services.sharing, own=smuggling)
             requester = lasd.node.services.peers.require(LAPD)
 
-            def serve(request: federation_service_pb2.GetHotlistRequest) -> GetHotlistResponse:
+            def serve(
+                request: federation_service_pb2.GetHotlistRequest,
+            ) -> list[GetHotlistResponse]:
                 request_envelope = Envelope.from_proto(request.request)
                 snapshot, receipt = sharing.serve(request_envelope, requester, "127.0.0.1")
-                return GetHotlistResponse(snapshot=snapshot.to_proto(), receipt=receipt.to_proto())
+                return list(hotlist_responses(snapshot, receipt))
 
             simulator.answer_hotlist = serve
             result = pull(lapd, LASD)

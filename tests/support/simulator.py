@@ -24,7 +24,7 @@ from tests.support.nodes import RunningNode
 
 FORWARD_TIMEOUT = 30
 _T = TypeVar("_T")
-HotlistAnswer = Callable[[pb.GetHotlistRequest], pb.GetHotlistResponse]
+HotlistAnswer = Callable[[pb.GetHotlistRequest], list[pb.GetHotlistResponse]]
 QueryAnswer = Callable[[pb.QueryReadsRequest], pb.QueryReadsResponse]
 ImagesAnswer = Callable[[pb.GetReadImagesRequest], pb.GetReadImagesResponse]
 
@@ -57,9 +57,9 @@ class PartnerSimulator(pb_grpc.FederationServiceServicer):
         self.answer_query: QueryAnswer = self.forward_query
         self.answer_images: ImagesAnswer = self.forward_images
 
-    def forward_hotlist(self, request: pb.GetHotlistRequest) -> pb.GetHotlistResponse:
-        """The real partner's answer to `request`."""
-        return self.upstream.GetHotlist(request, timeout=FORWARD_TIMEOUT)
+    def forward_hotlist(self, request: pb.GetHotlistRequest) -> list[pb.GetHotlistResponse]:
+        """The real partner's answer to `request`, every message of its stream."""
+        return list(self.upstream.GetHotlist(request, timeout=FORWARD_TIMEOUT))
 
     def forward_query(self, request: pb.QueryReadsRequest) -> pb.QueryReadsResponse:
         """The real partner's answer to `request`."""
@@ -83,12 +83,12 @@ class PartnerSimulator(pb_grpc.FederationServiceServicer):
 
     def GetHotlist(  # noqa: N802 (gRPC method name)
         self, request: pb.GetHotlistRequest, context: grpc.ServicerContext
-    ) -> pb.GetHotlistResponse:
+    ) -> Iterator[pb.GetHotlistResponse]:
         """Answer as the test scripted; a refusal upstream is passed on as it came.
 
         Every other method is passed on to the real partner (see `_forwarded`).
         """
-        return _passing_refusals_on(context, lambda: self.answer_hotlist(request))
+        return iter(_passing_refusals_on(context, lambda: self.answer_hotlist(request)))
 
     GetNodeInfo = _forwarded("GetNodeInfo")
     ProposeAgreement = _forwarded("ProposeAgreement")

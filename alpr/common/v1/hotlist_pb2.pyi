@@ -96,29 +96,3 @@ class HotlistEntryFieldsList(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HotlistEntryFieldsList: _TypeAlias = HotlistEntryFieldsList  # noqa: Y015
-
-@_typing.final
-class HotlistEntryFieldsChunks(_message.Message):
-    """The fields of many entries in consecutive chunks, as a hotlist snapshot carries them:
-    a receiver stores each chunk as it came, without re-serializing a million entries.
-    """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    CHUNKS_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def chunks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
-        """Each a serialized HotlistEntryFieldsList of at most 1000 entries, in order."""
-
-    def __init__(
-        self,
-        *,
-        chunks: _abc.Iterable[_builtins.bytes] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___HotlistEntryFieldsChunks: _TypeAlias = HotlistEntryFieldsChunks  # noqa: Y015

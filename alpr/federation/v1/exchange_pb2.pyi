@@ -395,9 +395,11 @@ Global___HotlistQuery: _TypeAlias = HotlistQuery  # noqa: Y015
 
 @_typing.final
 class HotlistSnapshot(_message.Message):
-    """A hotlist snapshot or delta, signed by its issuer (HOT-7). Only plates are in
-    clear; every other field is encrypted once, with a fresh key sealed to the
-    recipient (HOT-2). It may be used only until expires_at (HOT-6).
+    """The signed manifest of a hotlist snapshot or delta (HOT-7). Its entries travel in
+    HotlistChunks after it, each bound to the manifest by its digest, so the recipient
+    checks every chunk as it arrives. Only entry ids and plates are in clear; every
+    other field is encrypted with a fresh key sealed to the recipient (HOT-2). Nothing
+    of it may be used past expires_at (HOT-6).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -410,10 +412,9 @@ class HotlistSnapshot(_message.Message):
     ISSUED_AT_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     SEALED_KEY_FIELD_NUMBER: _builtins.int
-    ENTRY_IDS_FIELD_NUMBER: _builtins.int
-    PLATES_FIELD_NUMBER: _builtins.int
-    ENCRYPTED_FIELDS_FIELD_NUMBER: _builtins.int
     ENDED_ENTRY_IDS_FIELD_NUMBER: _builtins.int
+    CHUNK_DIGESTS_FIELD_NUMBER: _builtins.int
+    ENTRY_COUNT_FIELD_NUMBER: _builtins.int
     issuer_ori: _builtins.str
     """The issuing agency."""
     recipient_ori: _builtins.str
@@ -425,9 +426,9 @@ class HotlistSnapshot(_message.Message):
     since_version: _builtins.int
     """0 for a full snapshot; else the version this delta applies to."""
     sealed_key: _builtins.bytes
-    """The SecretBox key of encrypted_fields, sealed to the recipient's node key."""
-    encrypted_fields: _builtins.bytes
-    """A serialized alpr.common.v1.HotlistEntryFieldsChunks in the same order, encrypted."""
+    """The SecretBox key of every chunk's encrypted_fields, sealed to the recipient's node key."""
+    entry_count: _builtins.int
+    """How many entries the chunks hold together."""
     @_builtins.property
     def issued_at(self) -> _timestamp_pb2.Timestamp:
         """When it was issued."""
@@ -437,16 +438,12 @@ class HotlistSnapshot(_message.Message):
         """issued_at + 24 hours: past it, nothing of the list may be used."""
 
     @_builtins.property
-    def entry_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Entry ids, in order."""
-
-    @_builtins.property
-    def plates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Plates or partial patterns, in the same order."""
-
-    @_builtins.property
     def ended_entry_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """In a delta: entries removed or cancelled since since_version (HOT-5)."""
+
+    @_builtins.property
+    def chunk_digests(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The SHA-256 of each serialized HotlistChunk that follows, in order."""
 
     def __init__(
         self,
@@ -459,18 +456,49 @@ class HotlistSnapshot(_message.Message):
         issued_at: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         sealed_key: _builtins.bytes = ...,
-        entry_ids: _abc.Iterable[_builtins.str] | None = ...,
-        plates: _abc.Iterable[_builtins.str] | None = ...,
-        encrypted_fields: _builtins.bytes = ...,
         ended_entry_ids: _abc.Iterable[_builtins.str] | None = ...,
+        chunk_digests: _abc.Iterable[_builtins.bytes] | None = ...,
+        entry_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "issued_at", b"issued_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "encrypted_fields", b"encrypted_fields", "ended_entry_ids", b"ended_entry_ids", "entry_ids", b"entry_ids", "expires_at", b"expires_at", "issued_at", b"issued_at", "issuer_ori", b"issuer_ori", "plates", b"plates", "recipient_ori", b"recipient_ori", "sealed_key", b"sealed_key", "since_version", b"since_version", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "chunk_digests", b"chunk_digests", "ended_entry_ids", b"ended_entry_ids", "entry_count", b"entry_count", "expires_at", b"expires_at", "issued_at", b"issued_at", "issuer_ori", b"issuer_ori", "recipient_ori", b"recipient_ori", "sealed_key", b"sealed_key", "since_version", b"since_version", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HotlistSnapshot: _TypeAlias = HotlistSnapshot  # noqa: Y015
+
+@_typing.final
+class HotlistChunk(_message.Message):
+    """Up to 1000 entries of a hotlist snapshot, as its manifest's chunk_digests name them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_IDS_FIELD_NUMBER: _builtins.int
+    PLATES_FIELD_NUMBER: _builtins.int
+    ENCRYPTED_FIELDS_FIELD_NUMBER: _builtins.int
+    entry_ids: _builtins.bytes
+    """The entries' ids, newline-separated."""
+    plates: _builtins.bytes
+    """Their plates or partial patterns, newline-separated, in the same order."""
+    encrypted_fields: _builtins.bytes
+    """A serialized alpr.common.v1.HotlistEntryFieldsList in the same order, encrypted
+    (SecretBox) with the manifest's key.
+    """
+    def __init__(
+        self,
+        *,
+        entry_ids: _builtins.bytes = ...,
+        plates: _builtins.bytes = ...,
+        encrypted_fields: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encrypted_fields", b"encrypted_fields", "entry_ids", b"entry_ids", "plates", b"plates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HotlistChunk: _TypeAlias = HotlistChunk  # noqa: Y015
 
 @_typing.final
 class Receipt(_message.Message):

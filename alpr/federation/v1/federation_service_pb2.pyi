@@ -210,29 +210,37 @@ Global___GetHotlistRequest: _TypeAlias = GetHotlistRequest  # noqa: Y015
 
 @_typing.final
 class GetHotlistResponse(_message.Message):
-    """Response for FederationService.GetHotlist."""
+    """One message of FederationService.GetHotlist's answer: the first holds the signed
+    manifest and the receipt, each later one a chunk.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """Each later message: a serialized alpr.federation.v1.HotlistChunk, checked as received
+    against the manifest's digest.
+    """
     @_builtins.property
     def snapshot(self) -> _envelope_pb2.SignedEnvelope:
-        """A HotlistSnapshot signed by us."""
+        """First message: a HotlistSnapshot (the manifest) signed by us."""
 
     @_builtins.property
     def receipt(self) -> _envelope_pb2.SignedEnvelope:
-        """A Receipt for the exchange, signed by us."""
+        """First message: a Receipt for the exchange, signed by us."""
 
     def __init__(
         self,
         *,
         snapshot: _envelope_pb2.SignedEnvelope | None = ...,
         receipt: _envelope_pb2.SignedEnvelope | None = ...,
+        chunk: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt", "snapshot", b"snapshot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt", "snapshot", b"snapshot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "receipt", b"receipt", "snapshot", b"snapshot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

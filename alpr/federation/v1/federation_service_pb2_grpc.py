@@ -55,7 +55,7 @@ class FederationServiceStub:
                 request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementRequest.SerializeToString,
                 response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementResponse.FromString,
                 _registered_method=True)
-        self.GetHotlist = channel.unary_unary(
+        self.GetHotlist = channel.unary_stream(
                 '/alpr.federation.v1.FederationService/GetHotlist',
                 request_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistRequest.SerializeToString,
                 response_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistResponse.FromString,
@@ -136,7 +136,8 @@ class FederationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetHotlist(self, request, context):
-        """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt.
+        """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt,
+        then streams the snapshot's chunks: the receiver checks and decrypts each as it comes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -227,7 +228,7 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementRequest.FromString,
                     response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.RevokeAgreementResponse.SerializeToString,
             ),
-            'GetHotlist': grpc.unary_unary_rpc_method_handler(
+            'GetHotlist': grpc.unary_stream_rpc_method_handler(
                     servicer.GetHotlist,
                     request_deserializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistRequest.FromString,
                     response_serializer=alpr_dot_federation_dot_v1_dot_federation__service__pb2.GetHotlistResponse.SerializeToString,
@@ -403,7 +404,7 @@ class FederationService:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
             '/alpr.federation.v1.FederationService/GetHotlist',

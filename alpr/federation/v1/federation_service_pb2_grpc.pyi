@@ -43,8 +43,10 @@ class FederationServiceStub:
     """Returns terms we proposed, now signed by both parties."""
     RevokeAgreement: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.RevokeAgreementRequest, _federation_service_pb2.RevokeAgreementResponse]
     """Tells us the caller revoked an agreement; all flow under it stops at once."""
-    GetHotlist: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetHotlistRequest, _federation_service_pb2.GetHotlistResponse]
-    """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
+    GetHotlist: _grpc.UnaryStreamMultiCallable[_federation_service_pb2.GetHotlistRequest, _federation_service_pb2.GetHotlistResponse]
+    """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt,
+    then streams the snapshot's chunks: the receiver checks and decrypts each as it comes.
+    """
     QueryReads: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.QueryReadsRequest, _federation_service_pb2.QueryReadsResponse]
     """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6)."""
     GetReadImages: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetReadImagesRequest, _federation_service_pb2.GetReadImagesResponse]
@@ -87,8 +89,10 @@ class FederationServiceAsyncStub(FederationServiceStub):
     """Returns terms we proposed, now signed by both parties."""
     RevokeAgreement: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.RevokeAgreementRequest, _federation_service_pb2.RevokeAgreementResponse]  # type: ignore[assignment]
     """Tells us the caller revoked an agreement; all flow under it stops at once."""
-    GetHotlist: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetHotlistRequest, _federation_service_pb2.GetHotlistResponse]  # type: ignore[assignment]
-    """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
+    GetHotlist: _aio.UnaryStreamMultiCallable[_federation_service_pb2.GetHotlistRequest, _federation_service_pb2.GetHotlistResponse]  # type: ignore[assignment]
+    """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt,
+    then streams the snapshot's chunks: the receiver checks and decrypts each as it comes.
+    """
     QueryReads: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.QueryReadsRequest, _federation_service_pb2.QueryReadsResponse]  # type: ignore[assignment]
     """Answers a signed plate query with our signed answer and a receipt (SHR-5, AUD-6)."""
     GetReadImages: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetReadImagesRequest, _federation_service_pb2.GetReadImagesResponse]  # type: ignore[assignment]
@@ -158,8 +162,10 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _federation_service_pb2.GetHotlistRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_federation_service_pb2.GetHotlistResponse, _abc.Awaitable[_federation_service_pb2.GetHotlistResponse]]:
-        """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt."""
+    ) -> _typing.Union[_abc.Iterator[_federation_service_pb2.GetHotlistResponse], _abc.AsyncIterator[_federation_service_pb2.GetHotlistResponse]]:
+        """Answers a signed request for our hotlists with a signed snapshot or delta and a receipt,
+        then streams the snapshot's chunks: the receiver checks and decrypts each as it comes.
+        """
 
     @_abc_1.abstractmethod
     def QueryReads(

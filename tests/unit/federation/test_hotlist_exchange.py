@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -14,15 +15,17 @@ from alpr.federation.v1 import exchange_pb2
 from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
 from federation.hotlist_exchange import (
+    MAX_SNAPSHOT_ENTRIES,
     SNAPSHOT_TYPE,
     VALIDITY,
     OpenedSnapshot,
-    open_snapshot,
+    SignedSnapshot,
+    SnapshotReader,
     sign_snapshot,
 )
 from federation.peers import Peer
 from node.ed25519 import DataKey, Ed25519Signer
-from node.hotlists.codec import encode_fields, entry_from_message, frame_fields
+from node.hotlists.codec import encode_fields, entry_from_message, frame_fields, join_column
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
 from node.hotlists.partner_store import CHUNK_SIZE
 from node.hotlists.store import Changes
@@ -35,7 +38,7 @@ CHANGES = Changes(
     version=3,
     entry_ids=["e-1"],
     plates=[STOLEN.plate],
-    field_chunks=[frame_fields([encode_fields(STOLEN, "stolen")])],
+    field_chunks=[(1, frame_fields([encode_fields(STOLEN, "stolen")]))],
     ended=["e-0"],
 )
 
@@ -50,7 +53,7 @@ def peer(ori: str, signer: Ed25519Signer) -> Peer:
     )
 
 
-def snapshot(changes: Changes = CHANGES, signer: Ed25519Signer = ISSUER) -> Envelope:
+def snapshot(changes: Changes = CHANGES, signer: Ed25519Signer = ISSUER) -> SignedSnapshot:
     return sign_snapshot(
         signer,
         changes=changes,
@@ -62,7 +65,7 @@ def snapshot(changes: Changes = CHANGES, signer: Ed25519Signer = ISSUER) -> Enve
     )
 
 
-def open_(envelope: Envelope, **changes: Any) -> OpenedSnapshot:
+def reader(manifest: Envelope, **changes: Any) -> SnapshotReader:
     arguments: dict[str, Any] = {
         "issuer": peer(LASD, ISSUER),
         "recipient": RECIPIENT,
@@ -70,15 +73,25 @@ def open_(envelope: Envelope, **changes: Any) -> OpenedSnapshot:
         "agreement_id": "a-1",
         "now": START + timedelta(hours=1),
     }
-    return open_snapshot(envelope, **(arguments | changes))
+    return SnapshotReader(manifest, **(arguments | changes))
 
 
-def resign(envelope: Envelope, edit: Callable[[exchange_pb2.HotlistSnapshot], None]) -> Envelope:
-    """The snapshot with a field changed by `edit`, re-signed by the true issuer."""
-    message = exchange_pb2.HotlistSnapshot()
-    message.ParseFromString(envelope.payload)
+def open_(signed: SignedSnapshot, **changes: Any) -> OpenedSnapshot:
+    """Open `signed` as a receiver would: the manifest, then each chunk in turn."""
+    opening = reader(signed.manifest, **changes)
+    for chunk in signed.chunks:
+        opening.add(chunk)
+    return opening.finish()
+
+
+def resign(
+    signed: SignedSnapshot, edit: Callable[[exchange_pb2.HotlistSnapshot], None]
+) -> SignedSnapshot:
+    """The snapshot with its manifest changed by `edit`, re-signed by the true issuer."""
+    message = exchange_pb2.HotlistSnapshot.FromString(signed.manifest.payload)
     edit(message)
-    return Envelope.sign(message.SerializeToString(), SNAPSHOT_TYPE, ISSUER, prehashed=True)
+    manifest = Envelope.sign(message.SerializeToString(), SNAPSHOT_TYPE, ISSUER)
+    return SignedSnapshot(manifest, signed.chunks)
 
 
 class TestOpen:
@@ -99,23 +112,26 @@ class TestOpen:
         )
 
     def test_hot2_fields_travel_encrypted_and_only_the_recipient_opens_them(self) -> None:
-        envelope = snapshot()
-        assert b"7ABC123" in envelope.payload
-        assert b"armed" not in envelope.payload
-        with pytest.raises(InvalidEnvelopeError, match="do not open"):
-            open_(envelope, recipient=STRANGER)
+        signed = snapshot()
+        [chunk] = signed.chunks
+        assert b"7ABC123" in chunk
+        assert b"armed" not in chunk
+        assert b"armed" not in signed.manifest.payload
+        with pytest.raises(InvalidEnvelopeError, match="does not open"):
+            open_(signed, recipient=STRANGER)
 
-    def test_hot7_fails_on_a_tampered_snapshot(self) -> None:
-        envelope = snapshot()
-        tampered = replace(envelope, payload=envelope.payload.replace(b"7ABC123", b"7ABC124"))
+    def test_hot7_fails_on_a_tampered_manifest(self) -> None:
+        signed = snapshot()
+        payload = signed.manifest.payload.replace(b"e-0", b"e-9")
+        tampered = replace(signed, manifest=replace(signed.manifest, payload=payload))
         with pytest.raises(InvalidEnvelopeError, match="found 0"):
             open_(tampered)
 
-    def test_hot7_fails_when_signed_with_pure_ed25519(self) -> None:
-        envelope = snapshot()
-        plain = Envelope.sign(envelope.payload, SNAPSHOT_TYPE, ISSUER)
-        with pytest.raises(InvalidEnvelopeError, match="found 0"):
-            open_(plain)
+    def test_hot7_fails_on_a_tampered_chunk_before_it_is_opened(self) -> None:
+        signed = snapshot()
+        tampered = replace(signed, chunks=[signed.chunks[0].replace(b"7ABC123", b"7ABC124")])
+        with pytest.raises(InvalidEnvelopeError, match="chunk 0 is not the one signed"):
+            open_(tampered)
 
     def test_hot7_fails_when_signed_by_another_agency(self) -> None:
         with pytest.raises(InvalidEnvelopeError):
@@ -136,6 +152,24 @@ class TestOpen:
         with pytest.raises(InvalidEnvelopeError, match=match):
             open_(snapshot(), **changes)
 
+    def test_hot7_fails_when_chunks_are_missing_added_or_reordered(self) -> None:
+        chunks = [numbered(2), numbered(3, first=2)]
+        signed = carrying(chunks, [f"{n:07d}" for n in range(5)])
+        first, second = signed.chunks
+        with pytest.raises(InvalidEnvelopeError, match="ended before all its chunks"):
+            open_(replace(signed, chunks=[first]))
+        with pytest.raises(InvalidEnvelopeError, match="more chunks than its manifest"):
+            open_(replace(signed, chunks=[first, second, second]))
+        with pytest.raises(InvalidEnvelopeError, match="chunk 0 is not the one signed"):
+            open_(replace(signed, chunks=[second, first]))
+
+    def test_fails_when_the_manifest_claims_too_many_entries(self) -> None:
+        def inflate(message: exchange_pb2.HotlistSnapshot) -> None:
+            message.entry_count = MAX_SNAPSHOT_ENTRIES + 1
+
+        with pytest.raises(InvalidEnvelopeError, match="over 5000000"):
+            reader(resign(snapshot(), inflate).manifest)
+
     def test_hot6_fails_when_the_issuer_claims_more_than_24_hours(self) -> None:
         longer = resign(
             snapshot(), lambda m: m.expires_at.FromDatetime(START + VALIDITY + timedelta(seconds=1))
@@ -148,7 +182,7 @@ class TestOpen:
             hotlist_pb2.HotlistEntryFields(list_type="stolen_vehicle"),
             hotlist_pb2.HotlistEntryFields(list_type="civil_immigration"),
         ]
-        opened = open_(resign(snapshot(), carrying([fields], ["7ABC123", "4XYZ999"])))
+        opened = open_(carrying([fields], ["7ABC123", "4XYZ999"]))
         assert opened.entries.entry_ids == ["e-1"]
         assert opened.refused == [("e-2", "4XYZ999", f"list_type: {FORBIDDEN_REASON}")]
         [(size, data)] = opened.entries.chunks
@@ -164,31 +198,45 @@ def numbered(count: int, first: int = 0) -> list[hotlist_pb2.HotlistEntryFields]
 
 
 def carrying(
-    chunks: list[list[hotlist_pb2.HotlistEntryFields]], plates: list[str]
-) -> Callable[[exchange_pb2.HotlistSnapshot], None]:
-    """An edit making a snapshot carry `plates` and these chunks of fields."""
+    chunks: Sequence[Sequence[hotlist_pb2.HotlistEntryFields]],
+    plates: list[str],
+    *,
+    entry_count: int | None = None,
+) -> SignedSnapshot:
+    """A snapshot signed by the issuer whose chunks carry `plates` and these fields.
+
+    Entry ids are e-1, e-2 … in order; each chunk takes as many plates as it has fields
+    (the last takes the rest). The manifest counts `entry_count` entries, by default
+    as many as there are plates.
+    """
+    key = DataKey.generate()
+    serialized, start = [], 0
+    for number, fields in enumerate(chunks, 1):
+        stop = len(plates) if number == len(chunks) else start + len(fields)
+        chunk = exchange_pb2.HotlistChunk(
+            entry_ids=join_column(f"e-{i + 1}" for i in range(start, stop)),
+            plates=join_column(plates[start:stop]),
+            encrypted_fields=key.encrypt(
+                hotlist_pb2.HotlistEntryFieldsList(fields=fields).SerializeToString()
+            ),
+        )
+        serialized.append(chunk.SerializeToString())
+        start = stop
 
     def edit(message: exchange_pb2.HotlistSnapshot) -> None:
-        key = DataKey.generate()
-        serialized = [
-            hotlist_pb2.HotlistEntryFieldsList(fields=chunk).SerializeToString() for chunk in chunks
-        ]
-        message.entry_ids[:] = [f"e-{i + 1}" for i in range(len(plates))]
-        message.plates[:] = plates
         message.sealed_key = RECIPIENT.public_key.seal(key.key)
-        plain = hotlist_pb2.HotlistEntryFieldsChunks(chunks=serialized).SerializeToString()
-        message.encrypted_fields = key.encrypt(plain)
+        message.chunk_digests[:] = [hashlib.sha256(chunk).digest() for chunk in serialized]
+        message.entry_count = len(plates) if entry_count is None else entry_count
 
-    return edit
+    return resign(SignedSnapshot(snapshot().manifest, serialized), edit)
 
 
 class TestChunks:
-    def test_succeeds_keeping_chunks_as_sent_and_splitting_larger_ones(self) -> None:
-        chunks = [numbered(3), numbered(CHUNK_SIZE + 500, first=3)]
-        plates = [f"{n:07d}" for n in range(CHUNK_SIZE + 503)]
-        opened = open_(resign(snapshot(), carrying(chunks, plates)))
-        entries = opened.entries
-        assert [size for size, _ in entries.chunks] == [3, CHUNK_SIZE, 500]
+    def test_succeeds_keeping_chunks_as_sent(self) -> None:
+        chunks = [numbered(3), numbered(CHUNK_SIZE, first=3)]
+        plates = [f"{n:07d}" for n in range(CHUNK_SIZE + 3)]
+        entries = open_(carrying(chunks, plates)).entries
+        assert [size for size, _ in entries.chunks] == [3, CHUNK_SIZE]
         sent = hotlist_pb2.HotlistEntryFieldsList(fields=chunks[0]).SerializeToString()
         assert entries.chunks[0][1] == sent  # stored as it came
         reasons = [
@@ -202,22 +250,41 @@ class TestChunks:
     @pytest.mark.parametrize(
         ("chunks", "plates"),
         [
-            pytest.param([numbered(2), numbered(1)], ["7ABC123", "7ABC124"], id="more fields"),
+            pytest.param([numbered(2)], ["7ABC123"], id="more fields"),
             pytest.param([numbered(1)], ["7ABC123", "7ABC124"], id="fewer fields"),
+            pytest.param(
+                [numbered(CHUNK_SIZE + 1)],
+                [f"{n:07d}" for n in range(CHUNK_SIZE + 1)],
+                id="over a thousand",
+            ),
         ],
     )
-    def test_fails_when_chunks_and_plates_differ_in_number(
+    def test_fails_when_a_chunks_ids_plates_and_fields_differ_or_are_too_many(
         self, chunks: list[list[hotlist_pb2.HotlistEntryFields]], plates: list[str]
     ) -> None:
-        with pytest.raises(InvalidEnvelopeError, match="differ in number"):
-            open_(resign(snapshot(), carrying(chunks, plates)))
+        with pytest.raises(InvalidEnvelopeError, match="unequal or too many"):
+            open_(carrying(chunks, plates))
+
+    @pytest.mark.parametrize(
+        ("entry_count", "match"), [(2, "more entries than it says"), (4, "ended before")]
+    )
+    def test_fails_when_the_chunks_hold_another_number_than_the_manifest_says(
+        self, entry_count: int, match: str
+    ) -> None:
+        signed = carrying([numbered(3)], ["7ABC123", "7ABC124", "7ABC125"], entry_count=entry_count)
+        with pytest.raises(InvalidEnvelopeError, match=match):
+            open_(signed)
 
     def test_fails_when_a_chunk_is_not_entry_fields(self) -> None:
-        def garble(message: exchange_pb2.HotlistSnapshot) -> None:
-            key = DataKey.generate()
+        key = DataKey.generate()
+        garbled = exchange_pb2.HotlistChunk(
+            entry_ids=b"e-1", plates=b"7ABC123", encrypted_fields=key.encrypt(b"\xff\xff")
+        ).SerializeToString()
+
+        def edit(message: exchange_pb2.HotlistSnapshot) -> None:
             message.sealed_key = RECIPIENT.public_key.seal(key.key)
-            plain = hotlist_pb2.HotlistEntryFieldsChunks(chunks=[b"\xff\xff"])
-            message.encrypted_fields = key.encrypt(plain.SerializeToString())
+            message.chunk_digests[:] = [hashlib.sha256(garbled).digest()]
+            message.entry_count = 1
 
         with pytest.raises(InvalidEnvelopeError, match="not a HotlistEntryFieldsList"):
-            open_(resign(snapshot(), garble))
+            open_(resign(SignedSnapshot(snapshot().manifest, [garbled]), edit))

@@ -10,7 +10,7 @@ from alpr.common.v1.hotlist_pb2 import HotlistEntryFieldsList
 from node.ed25519 import DataKey
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
 from node.hotlists.entry import HotlistEntry, ListType
-from node.hotlists.store import HotlistStore
+from node.hotlists.store import Changes, HotlistStore
 from node.store import create_engine
 from tests.support.clock import ManualClock
 
@@ -121,8 +121,7 @@ class TestVersions:
         changes = store.changes_since(0)
         # 600 as stored, then 299 re-serialized without the removed entry, joined to the
         # first; 250 more would pass a thousand, so they start the next chunk.
-        sizes = [len(HotlistEntryFieldsList.FromString(c).fields) for c in changes.field_chunks]
-        assert sizes == [899, 250]
+        assert chunk_sizes(changes) == [899, 250]
         assert len(changes.entry_ids) == 1149
         assert changes.entries() == [STOLEN] * 600 + [PARTIAL] * 299 + [STOLEN] * 250
 
@@ -131,11 +130,9 @@ class TestVersions:
         for size in (300, 300, 600):
             store.add("stolen", [STOLEN] * size)
         full = store.changes_since(0)
-        sizes = [len(HotlistEntryFieldsList.FromString(c).fields) for c in full.field_chunks]
-        assert (sizes, len(full.entry_ids), full.ended) == ([600, 600], 1200, [])
+        assert (chunk_sizes(full), len(full.entry_ids), full.ended) == ([600, 600], 1200, [])
         delta = store.changes_since(1)
-        sizes = [len(HotlistEntryFieldsList.FromString(c).fields) for c in delta.field_chunks]
-        assert (sizes, delta.entries()) == ([900], [STOLEN] * 900)  # 300 and 600 joined
+        assert (chunk_sizes(delta), delta.entries()) == ([900], [STOLEN] * 900)  # 300, 600 joined
 
     @pytest.mark.parametrize("version", [-1, 5])
     def test_fails_for_a_version_we_never_had(self, store: HotlistStore, version: int) -> None:
@@ -144,3 +141,10 @@ class TestVersions:
         with pytest.raises(ValidationError) as raised:
             store.changes_since(version)
         assert raised.value.field == "since_version"
+
+
+def chunk_sizes(changes: Changes) -> list[int]:
+    """How many entries each chunk of `changes` holds, checked against the count it gives."""
+    sizes = [len(HotlistEntryFieldsList.FromString(c).fields) for _, c in changes.field_chunks]
+    assert [count for count, _ in changes.field_chunks] == sizes
+    return sizes
