@@ -25,8 +25,14 @@ from federation.errors import InvalidEnvelopeError
 from federation.exchange import digest
 from federation.peers import Peer
 from node.ed25519 import DataKey, DecryptionError, Ed25519Signer
-from node.hotlists.codec import join_column, problems_in_bulk, split_column
-from node.hotlists.partner_store import CHUNK_SIZE, ReceivedEntries, ReceivedList, chunk_fields
+from node.hotlists.codec import (
+    CHUNK_SIZE,
+    EntryChunk,
+    entry_chunks,
+    problems_in_bulk,
+    split_column,
+)
+from node.hotlists.partner_store import ReceivedEntries, ReceivedList
 from node.hotlists.store import Changes
 
 SNAPSHOT_TYPE = "application/vnd.alpr.hotlist-snapshot.v3+protobuf"
@@ -56,17 +62,14 @@ def sign_snapshot(
 ) -> SignedSnapshot:
     """A signed snapshot (since 0) or delta of our lists for `recipient`."""
     key = DataKey.generate()
-    chunks = []
-    start = 0
-    for size, fields in changes.field_chunks:
-        stop = start + size
-        chunk = exchange_pb2.HotlistChunk(
-            entry_ids=join_column(changes.entry_ids[start:stop]),
-            plates=join_column(changes.plates[start:stop]),
-            encrypted_fields=key.encrypt(fields),
-        )
-        chunks.append(chunk.SerializeToString())
-        start = stop
+    chunks = [
+        exchange_pb2.HotlistChunk(
+            entry_ids=chunk.entry_ids,
+            plates=chunk.plates,
+            encrypted_fields=key.encrypt(chunk.fields),
+        ).SerializeToString()
+        for chunk in changes.chunks
+    ]
     manifest = exchange_pb2.HotlistSnapshot(
         issuer_ori=issuer_ori,
         recipient_ori=recipient.ori,
@@ -76,7 +79,7 @@ def sign_snapshot(
         sealed_key=recipient.key.seal(key.key),
         ended_entry_ids=changes.ended,
         chunk_digests=[hashlib.sha256(chunk).digest() for chunk in chunks],
-        entry_count=len(changes.entry_ids),
+        entry_count=sum(chunk.size for chunk in changes.chunks),
     )
     manifest.issued_at.FromDatetime(now)
     manifest.expires_at.FromDatetime(now + VALIDITY)
@@ -157,7 +160,7 @@ class SnapshotReader:
         self._read = 0  # entries in the chunks added so far
         self._ids: list[str] = []
         self._plates: list[str] = []
-        self._chunks: list[tuple[int, bytes]] = []
+        self._chunks: list[EntryChunk] = []
         self._refused: list[tuple[str, str, str]] = []
 
     def add(self, data: bytes) -> None:
@@ -193,12 +196,12 @@ class SnapshotReader:
         if len(kept) == len(fields):
             self._ids += ids
             self._plates += plates
-            self._chunks.append((len(kept), plain))  # stored as it came
+            self._chunks.append(EntryChunk(len(kept), chunk.entry_ids, chunk.plates, plain))
             return
-        self._ids += [ids[i] for i in kept]
-        self._plates += [plates[i] for i in kept]
-        if kept:
-            self._chunks += chunk_fields([fields[i] for i in kept])
+        kept_ids, kept_plates = [ids[i] for i in kept], [plates[i] for i in kept]
+        self._ids += kept_ids
+        self._plates += kept_plates
+        self._chunks += entry_chunks(kept_ids, kept_plates, [fields[i] for i in kept])
 
     def finish(self) -> OpenedSnapshot:
         """The snapshot, once every chunk the manifest names has come and matched.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC
+from typing import NamedTuple
 
 from google.protobuf.message import DecodeError
 
@@ -21,6 +22,44 @@ from node.hotlists.entry import (
     PlatePattern,
 )
 from node.identity import STATE_CODES
+
+# Entries per chunk, as lists are stored and sent.
+CHUNK_SIZE = 1000
+
+
+class EntryChunk(NamedTuple):
+    """Up to `CHUNK_SIZE` entries as they are stored and sent, in one order.
+
+    Attributes:
+        size: How many entries.
+        entry_ids: Their ids, joined by `join_column`.
+        plates: Their plates or partial patterns, joined by `join_column`.
+        fields: Their other fields, a serialized `HotlistEntryFieldsList`.
+    """
+
+    size: int
+    entry_ids: bytes
+    plates: bytes
+    fields: bytes
+
+
+def entry_chunks(
+    entry_ids: Sequence[str],
+    plates: Sequence[str],
+    fields: Sequence[hotlist_pb2.HotlistEntryFields],
+) -> list[EntryChunk]:
+    """Entries given column by column, in chunks of `CHUNK_SIZE`."""
+    return [
+        EntryChunk(
+            len(fields[start : start + CHUNK_SIZE]),
+            join_column(entry_ids[start : start + CHUNK_SIZE]),
+            join_column(plates[start : start + CHUNK_SIZE]),
+            hotlist_pb2.HotlistEntryFieldsList(
+                fields=fields[start : start + CHUNK_SIZE]
+            ).SerializeToString(),
+        )
+        for start in range(0, len(fields), CHUNK_SIZE)
+    ]
 
 
 def fields_message(entry: HotlistEntry, list_name: str) -> hotlist_pb2.HotlistEntryFields:
@@ -168,6 +207,11 @@ def join_column(texts: Iterable[str]) -> bytes:
 def split_column(joined: bytes) -> list[str]:
     """The texts `join_column` joined."""
     return joined.decode().split("\n") if joined else []
+
+
+def column_length(joined: bytes) -> int:
+    """How many texts `join_column` joined, without splitting them."""
+    return joined.count(b"\n") + 1 if joined else 0
 
 
 def frame_fields(fields: Sequence[bytes]) -> bytes:

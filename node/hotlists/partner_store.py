@@ -28,13 +28,11 @@ from alpr.common.v1 import hotlist_pb2
 from node.clock import Clock
 from node.ed25519 import DataKey
 from node.errors import PreconditionError, ValidationError
-from node.hotlists.codec import entry_from_message, join_column, split_column
+from node.hotlists.codec import CHUNK_SIZE, EntryChunk, entry_from_message, split_column
 from node.hotlists.entry import HotlistEntry, PlatePattern
 from node.store.engine import insert_rows, table_of
 from node.store.hotlist_models import PartnerChunkRecord, PartnerEndedRecord, PartnerHotlistRecord
 from node.store.models import utc
-
-CHUNK_SIZE = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,19 +50,18 @@ class ReceivedList:
 
 @dataclass(frozen=True)
 class ReceivedEntries:
-    """A partner's entries as a snapshot carries them: aligned columns, fields in chunks.
+    """A partner's entries as a snapshot carries them, in chunks, and split for indexing.
 
     Attributes:
         entry_ids: The entries' ids.
         plates: Their plates or partial patterns, in the same order.
-        chunks: Their fields, in the same order, as (entry count, serialized
-            `HotlistEntryFieldsList`) of at most `CHUNK_SIZE` entries each: each is
-            stored as it came, encrypted, with no entry re-serialized.
+        chunks: The same entries in chunks of at most `CHUNK_SIZE`, fields decrypted:
+            each is stored as it came, its fields encrypted, nothing re-serialized.
     """
 
     entry_ids: list[str]
     plates: list[str]
-    chunks: list[tuple[int, bytes]]
+    chunks: list[EntryChunk]
 
     def __post_init__(self) -> None:
         """Check that the columns and chunks agree.
@@ -72,20 +69,11 @@ class ReceivedEntries:
         Raises:
             ValueError: They hold different numbers of entries, or a chunk is too large.
         """
-        sizes = [size for size, _ in self.chunks]
+        sizes = [chunk.size for chunk in self.chunks]
         if not len(self.entry_ids) == len(self.plates) == sum(sizes):
             raise ValueError("entry ids, plates and field chunks differ in number")
         if any(not 0 < size <= CHUNK_SIZE for size in sizes):
             raise ValueError(f"a chunk holds 1 to {CHUNK_SIZE} entries")
-
-
-def chunk_fields(fields: Sequence[hotlist_pb2.HotlistEntryFields]) -> list[tuple[int, bytes]]:
-    """Fields as messages, in chunks of `CHUNK_SIZE` as `ReceivedEntries` holds them."""
-    parts = (fields[start : start + CHUNK_SIZE] for start in range(0, len(fields), CHUNK_SIZE))
-    return [
-        (len(part), hotlist_pb2.HotlistEntryFieldsList(fields=part).SerializeToString())
-        for part in parts
-    ]
 
 
 @dataclass(frozen=True)
@@ -251,7 +239,7 @@ class PartnerHotlists:
                 return
             # Indexed from the columns in hand, a chunk's slice each, not by splitting the
             # joined text just made from them (half a second for a million entries).
-            for row, (start, stop, _) in zip(chunks, _slices(columns), strict=True):
+            for row, (start, stop) in zip(chunks, _slices(columns), strict=True):
                 index.add_chunk(
                     row.chunk, columns.entry_ids[start:stop], columns.plates[start:stop]
                 )
@@ -260,14 +248,14 @@ class PartnerHotlists:
     def _chunk_rows(
         self, issuer: str, columns: ReceivedEntries, first_chunk: int
     ) -> Iterable[_ChunkRow]:
-        for chunk, (start, stop, fields) in enumerate(_slices(columns), first_chunk):
+        for number, chunk in enumerate(columns.chunks, first_chunk):
             yield _ChunkRow(
                 issuer,
-                chunk,
-                stop - start,
-                join_column(columns.entry_ids[start:stop]),
-                join_column(columns.plates[start:stop]),
-                self._key.encrypt(fields),
+                number,
+                chunk.size,
+                chunk.entry_ids,
+                chunk.plates,
+                self._key.encrypt(chunk.fields),
             )
 
     def find(self, plate: str) -> list[PartnerMatch]:
@@ -427,9 +415,9 @@ class _ChunkReader:
         return PartnerMatch(self._issuer, entry_id, message.list_name, entry)
 
 
-def _slices(columns: ReceivedEntries) -> Iterable[tuple[int, int, bytes]]:
-    """(start, stop, serialized fields) of each chunk of `columns`."""
+def _slices(columns: ReceivedEntries) -> Iterable[tuple[int, int]]:
+    """(start, stop) of each chunk of `columns` in its columns."""
     start = 0
-    for size, fields in columns.chunks:
-        yield start, start + size, fields
-        start += size
+    for chunk in columns.chunks:
+        yield start, start + chunk.size
+        start += chunk.size

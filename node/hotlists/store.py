@@ -23,7 +23,11 @@ from node.clock import Clock
 from node.ed25519 import DataKey
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
 from node.hotlists.codec import (
+    CHUNK_SIZE,
+    EntryChunk,
+    column_length,
     encode_fields,
+    entry_chunks,
     entry_from_message,
     frame_fields,
     join_column,
@@ -41,7 +45,6 @@ from node.store.models import utc
 
 MAX_LIST_NAME = 100
 MAX_BATCH = 100_000
-CHUNK_SIZE = 1000
 _ENTRY_COLUMNS = (
     "id", "hotlist_id", "plate", "is_partial", "chunk_id", "slot",
     "version", "created_at", "ended_at", "ended_how",
@@ -78,27 +81,33 @@ class StoredEntry:
 
 @dataclass(frozen=True)
 class Changes:
-    """What changed after a version, column by column, as a snapshot carries it.
+    """What changed after a version, in chunks as a snapshot carries them.
 
     Attributes:
         version: The version the changes bring a holder to.
-        entry_ids: Ids of the entries added, oldest first.
-        plates: Their plates or partial patterns, in the same order.
-        field_chunks: Their fields, decrypted, in the same order, as (entry count,
-            serialized `HotlistEntryFieldsList`) of at most `CHUNK_SIZE` entries each
-            (chunks as stored, small ones joined), so a receiver can store each as it came.
+        chunks: The entries added, oldest first, fields decrypted: chunks as stored
+            (small ones joined, ended entries left out), so a receiver can store each
+            as it came.
         ended: Ids of entries removed or cancelled after the version.
     """
 
     version: int
-    entry_ids: list[str]
-    plates: list[str]
-    field_chunks: list[tuple[int, bytes]]
+    chunks: list[EntryChunk]
     ended: list[str]
+
+    @property
+    def entry_ids(self) -> list[str]:
+        """Ids of the entries added, oldest first."""
+        return [entry_id for chunk in self.chunks for entry_id in split_column(chunk.entry_ids)]
+
+    @property
+    def plates(self) -> list[str]:
+        """Their plates or partial patterns, in the same order."""
+        return [plate for chunk in self.chunks for plate in split_column(chunk.plates)]
 
     def fields(self) -> Sequence[hotlist_pb2.HotlistEntryFields]:
         """The added entries' fields, parsed (serialized lists joined are one list)."""
-        joined = b"".join(fields for _, fields in self.field_chunks)
+        joined = b"".join(chunk.fields for chunk in self.chunks)
         return hotlist_pb2.HotlistEntryFieldsList.FromString(joined).fields
 
     def entries(self) -> list[HotlistEntry]:
@@ -148,21 +157,30 @@ class _Chunks:
         return self._parsed[chunk_id]
 
 
-def _joined(pieces: Iterable[tuple[bytes, int]]) -> list[tuple[int, bytes]]:
-    """Serialized field lists and their entry counts, consecutive ones joined up to `CHUNK_SIZE`.
+def _joined(pieces: Iterable[EntryChunk]) -> list[EntryChunk]:
+    """Consecutive chunks joined up to `CHUNK_SIZE` entries each.
 
     Each piece holds at most `CHUNK_SIZE` entries (a stored chunk or part of one).
     """
-    joined: list[tuple[int, list[bytes]]] = []
-    held = CHUNK_SIZE  # entries in the last joined piece
-    for piece, size in pieces:
-        if held + size > CHUNK_SIZE:
-            joined.append((0, []))
+    runs: list[list[EntryChunk]] = []
+    held = CHUNK_SIZE  # entries in the last run
+    for piece in pieces:
+        if held + piece.size > CHUNK_SIZE:
+            runs.append([])
             held = 0
-        joined[-1][1].append(piece)
-        held += size
-        joined[-1] = (held, joined[-1][1])
-    return [(size, b"".join(parts)) for size, parts in joined]
+        runs[-1].append(piece)
+        held += piece.size
+    return [
+        run[0]
+        if len(run) == 1
+        else EntryChunk(
+            sum(piece.size for piece in run),
+            b"\n".join(piece.entry_ids for piece in run),
+            b"\n".join(piece.plates for piece in run),
+            b"".join(piece.fields for piece in run),
+        )
+        for run in runs
+    ]
 
 
 class HotlistStore:
@@ -346,29 +364,26 @@ class HotlistStore:
             )
             chunks = _Chunks(session, self._key)
             chunks.load(chunk_id for chunk_id, _, _ in added)
-            entry_ids: list[str] = []
-            plates: list[str] = []
             pieces = []
             for chunk_id, joined_ids, joined_plates in added:
-                ids, chunk_plates = split_column(joined_ids), split_column(joined_plates)
                 gone = ended_slots.get(chunk_id)
                 if not gone:
-                    entry_ids += ids
-                    plates += chunk_plates
-                    pieces.append((chunks.plaintext(chunk_id), len(ids)))
+                    size = column_length(joined_ids)
+                    pieces.append(
+                        EntryChunk(size, joined_ids, joined_plates, chunks.plaintext(chunk_id))
+                    )
                     continue
+                ids, plates = split_column(joined_ids), split_column(joined_plates)
                 slots = [slot for slot in range(len(ids)) if slot not in gone]
-                if not slots:
-                    continue
-                entry_ids += [ids[slot] for slot in slots]
-                plates += [chunk_plates[slot] for slot in slots]
                 fields = chunks.fields(chunk_id).fields
-                subset = [fields[slot] for slot in slots]
-                piece = hotlist_pb2.HotlistEntryFieldsList(fields=subset).SerializeToString()
-                pieces.append((piece, len(slots)))
+                pieces += entry_chunks(
+                    [ids[slot] for slot in slots],
+                    [plates[slot] for slot in slots],
+                    [fields[slot] for slot in slots],
+                )
         # A full snapshot replaces the list: nothing to end.
         ended = [entry_id for entry_id, _, _ in ended_rows] if version else []
-        return Changes(current, entry_ids, plates, _joined(pieces), ended)
+        return Changes(current, _joined(pieces), ended)
 
     def _end(self, entry_id: str, how: str) -> StoredEntry:
         with Session(self._engine) as session:

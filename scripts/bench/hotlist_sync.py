@@ -46,9 +46,8 @@ from gateway.config import load_config  # noqa: E402
 from gateway.node_dir import init_node, open_node  # noqa: E402
 from gateway.services import Services  # noqa: E402
 from node.clock import system_clock  # noqa: E402
-from node.hotlists.codec import fields_message, join_column, split_column  # noqa: E402
+from node.hotlists.codec import entry_chunks, fields_message, split_column  # noqa: E402
 from node.hotlists.entry import HotlistEntry, ListType  # noqa: E402
-from node.hotlists.partner_store import CHUNK_SIZE  # noqa: E402
 from node.hotlists.store import HotlistStore  # noqa: E402
 from node.pki import CertificateAuthority  # noqa: E402
 
@@ -165,22 +164,18 @@ def child_pull(receiver: Path, port: int) -> dict[str, float]:
 def baseline_server(size: int) -> tuple[grpc.Server, int]:
     """A plain gRPC server streaming the entries as unencrypted chunks, serialized beforehand."""
     listed = entries(size)
-    chunks = []
-    for start in range(0, size, CHUNK_SIZE):
-        part = listed[start : start + CHUNK_SIZE]
-        fields = [fields_message(entry, "stolen") for entry in part]
-        chunks.append(
-            exchange_pb2.HotlistChunk(
-                entry_ids=join_column(
-                    str(uuid.UUID(int=i)) for i in range(start, start + len(part))
-                ),
-                plates=join_column(entry.plate for entry in part),
-                # in clear: no crypto in the baseline
-                encrypted_fields=hotlist_pb2.HotlistEntryFieldsList(
-                    fields=fields
-                ).SerializeToString(),
-            ).SerializeToString()
+    chunks = [
+        exchange_pb2.HotlistChunk(
+            entry_ids=chunk.entry_ids,
+            plates=chunk.plates,
+            encrypted_fields=chunk.fields,  # in clear: no crypto in the baseline
+        ).SerializeToString()
+        for chunk in entry_chunks(
+            [str(uuid.UUID(int=i)) for i in range(size)],
+            [entry.plate for entry in listed],
+            [fields_message(entry, "stolen") for entry in listed],
         )
+    ]
     handler = grpc.method_handlers_generic_handler(
         "bench.Plain", {"Get": grpc.unary_stream_rpc_method_handler(lambda req, ctx: iter(chunks))}
     )

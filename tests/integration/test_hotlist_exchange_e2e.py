@@ -34,7 +34,7 @@ from federation.hotlist_sharing import PullResult
 from gateway.cli import main
 from gateway.servicers.federation import hotlist_responses
 from node.ed25519 import DataKey, Ed25519Key, Ed25519Signer
-from node.hotlists.codec import frame_fields
+from node.hotlists.codec import entry_chunks
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
 from node.hotlists.store import Changes, HotlistStore
 from node.identity import PrincipalKind
@@ -358,11 +358,9 @@ class _SmugglingStore(HotlistStore):
         )
         return replace(
             changes,
-            entry_ids=[*changes.entry_ids, str(uuid.uuid4())],
-            plates=[*changes.plates, FORBIDDEN_PLATE],
-            field_chunks=[
-                *changes.field_chunks,
-                (1, frame_fields([forbidden.SerializeToString()])),
+            chunks=[
+                *changes.chunks,
+                *entry_chunks([str(uuid.uuid4())], [FORBIDDEN_PLATE], [forbidden]),
             ],
         )
 

@@ -25,9 +25,15 @@ from federation.hotlist_exchange import (
 )
 from federation.peers import Peer
 from node.ed25519 import DataKey, Ed25519Signer
-from node.hotlists.codec import encode_fields, entry_from_message, frame_fields, join_column
+from node.hotlists.codec import (
+    CHUNK_SIZE,
+    EntryChunk,
+    encode_fields,
+    entry_from_message,
+    frame_fields,
+    join_column,
+)
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
-from node.hotlists.partner_store import CHUNK_SIZE
 from node.hotlists.store import Changes
 from tests.support.clock import START
 from tests.support.pki import LAPD, LASD
@@ -36,9 +42,11 @@ ISSUER, RECIPIENT, STRANGER = (Ed25519Signer.generate() for _ in range(3))
 STOLEN = HotlistEntry(plate="7ABC123", list_type=ListType.STOLEN_VEHICLE, reason="armed")
 CHANGES = Changes(
     version=3,
-    entry_ids=["e-1"],
-    plates=[STOLEN.plate],
-    field_chunks=[(1, frame_fields([encode_fields(STOLEN, "stolen")]))],
+    chunks=[
+        EntryChunk(
+            1, b"e-1", STOLEN.plate.encode(), frame_fields([encode_fields(STOLEN, "stolen")])
+        )
+    ],
     ended=["e-0"],
 )
 
@@ -99,9 +107,9 @@ class TestOpen:
         opened = open_(snapshot())
         entries = opened.entries
         assert (entries.entry_ids, entries.plates) == (["e-1"], ["7ABC123"])
-        [(size, data)] = entries.chunks
-        [fields] = hotlist_pb2.HotlistEntryFieldsList.FromString(data).fields
-        assert size == 1
+        [chunk] = entries.chunks
+        [fields] = hotlist_pb2.HotlistEntryFieldsList.FromString(chunk.fields).fields
+        assert (chunk.size, chunk.entry_ids, chunk.plates) == (1, b"e-1", b"7ABC123")
         assert (fields.list_name, entry_from_message("7ABC123", fields)) == ("stolen", STOLEN)
         assert opened.ended == ["e-0"]
         received = opened.received
@@ -185,8 +193,14 @@ class TestOpen:
         opened = open_(carrying([fields], ["7ABC123", "4XYZ999"]))
         assert opened.entries.entry_ids == ["e-1"]
         assert opened.refused == [("e-2", "4XYZ999", f"list_type: {FORBIDDEN_REASON}")]
-        [(size, data)] = opened.entries.chunks
-        assert (size, len(hotlist_pb2.HotlistEntryFieldsList.FromString(data).fields)) == (1, 1)
+        [chunk] = opened.entries.chunks
+        fields_kept = hotlist_pb2.HotlistEntryFieldsList.FromString(chunk.fields).fields
+        assert (chunk.size, chunk.entry_ids, chunk.plates, len(fields_kept)) == (
+            1,
+            b"e-1",
+            b"7ABC123",
+            1,
+        )
 
 
 def numbered(count: int, first: int = 0) -> list[hotlist_pb2.HotlistEntryFields]:
@@ -236,13 +250,14 @@ class TestChunks:
         chunks = [numbered(3), numbered(CHUNK_SIZE, first=3)]
         plates = [f"{n:07d}" for n in range(CHUNK_SIZE + 3)]
         entries = open_(carrying(chunks, plates)).entries
-        assert [size for size, _ in entries.chunks] == [3, CHUNK_SIZE]
+        assert [chunk.size for chunk in entries.chunks] == [3, CHUNK_SIZE]
         sent = hotlist_pb2.HotlistEntryFieldsList(fields=chunks[0]).SerializeToString()
-        assert entries.chunks[0][1] == sent  # stored as it came
+        assert entries.chunks[0].fields == sent  # stored as it came
+        assert entries.chunks[0].plates == join_column(plates[:3])
         reasons = [
             fields.reason
-            for _, data in entries.chunks
-            for fields in hotlist_pb2.HotlistEntryFieldsList.FromString(data).fields
+            for chunk in entries.chunks
+            for fields in hotlist_pb2.HotlistEntryFieldsList.FromString(chunk.fields).fields
         ]
         assert reasons == [f"r{int(e.removeprefix('e-')) - 1}" for e in entries.entry_ids]
         assert entries.plates == plates

@@ -145,6 +145,6 @@ class TestVersions:
 
 def chunk_sizes(changes: Changes) -> list[int]:
     """How many entries each chunk of `changes` holds, checked against the count it gives."""
-    sizes = [len(HotlistEntryFieldsList.FromString(c).fields) for _, c in changes.field_chunks]
-    assert [count for count, _ in changes.field_chunks] == sizes
+    sizes = [len(HotlistEntryFieldsList.FromString(c.fields).fields) for c in changes.chunks]
+    assert [chunk.size for chunk in changes.chunks] == sizes
     return sizes

@@ -10,14 +10,9 @@ from sqlalchemy.engine import Engine
 from alpr.common.v1 import hotlist_pb2
 from node.ed25519 import DataKey
 from node.errors import PreconditionError
-from node.hotlists.codec import fields_message
+from node.hotlists.codec import entry_chunks, fields_message
 from node.hotlists.entry import HotlistEntry, ListType
-from node.hotlists.partner_store import (
-    PartnerHotlists,
-    ReceivedEntries,
-    ReceivedList,
-    chunk_fields,
-)
+from node.hotlists.partner_store import PartnerHotlists, ReceivedEntries, ReceivedList
 from tests.support.clock import START, ManualClock
 
 LASD = "CA0190000"
@@ -29,9 +24,8 @@ def entries(plates: list[str], first: int = 0) -> ReceivedEntries:
         fields_message(HotlistEntry(plate=p, list_type=ListType.STOLEN_VEHICLE), "stolen")
         for p in plates
     ]
-    return ReceivedEntries(
-        [f"e-{first + i}" for i in range(len(plates))], plates, chunk_fields(fields)
-    )
+    ids = [f"e-{first + i}" for i in range(len(plates))]
+    return ReceivedEntries(ids, plates, entry_chunks(ids, plates, fields))
 
 
 def received(version: int, since: int = 0) -> ReceivedList:
