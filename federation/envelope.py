@@ -4,13 +4,8 @@ An envelope holds payload bytes, the payload's type, and signatures over DSSE's
 pre-authentication encoding (PAE) of type and payload. The receiver verifies the
 exact bytes it received, for the type it expects, and only then parses them: nothing
 is ever re-serialized to be checked. See https://github.com/secure-systems-lab/dsse.
-
-Large payloads (a hotlist snapshot of a million entries is ~165 MB) are signed
-`prehashed`: the same PAE bytes, signed with Ed25519ph (RFC 8032), which hashes them
-once with SHA-512 where pure Ed25519 hashes them twice, and without joining the header
-and payload into a copy. The signature still covers the exact bytes sent. Which scheme
-a payload type uses is fixed by the code that signs and verifies that type, never read
-from the envelope, and the two schemes' signatures never verify as each other's.
+Large data (a hotlist snapshot) is not signed whole: a signed manifest names each
+chunk's digest (see `federation.hotlist_exchange`).
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ from google.protobuf.message import DecodeError, Message
 
 from alpr.common.v1 import envelope_pb2
 from federation.errors import InvalidEnvelopeError
-from node.signing import Key, Signature, Signer, VerificationError, pae, pae_parts
+from node.signing import Key, Signature, Signer, VerificationError, pae
 
 MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
 
@@ -63,32 +58,22 @@ class Envelope:
     signatures: tuple[Signature, ...]
 
     @classmethod
-    def sign(
-        cls, payload: bytes, payload_type: str, signer: Signer, *, prehashed: bool = False
-    ) -> Envelope:
-        """Sign `payload` as a `payload_type`; `prehashed` for a large payload (see above)."""
-        if prehashed:
-            signature = signer.sign_prehashed(pae_parts(payload_type, payload))
-        else:
-            signature = signer.sign(pae(payload_type, payload))
-        return cls(payload, payload_type, (signature,))
+    def sign(cls, payload: bytes, payload_type: str, signer: Signer) -> Envelope:
+        """Sign `payload` as a `payload_type`."""
+        return cls(payload, payload_type, (signer.sign(pae(payload_type, payload)),))
 
     def add_signature(self, signer: Signer) -> Envelope:
         """The same envelope with `signer`'s signature added (a countersignature)."""
         signature = signer.sign(pae(self.payload_type, self.payload))
         return Envelope(self.payload, self.payload_type, (*self.signatures, signature))
 
-    def verify(
-        self, keys: Sequence[Key], threshold: int, payload_type: str, *, prehashed: bool = False
-    ) -> Verified:
+    def verify(self, keys: Sequence[Key], threshold: int, payload_type: str) -> Verified:
         """Check that at least `threshold` of `keys` signed this payload as `payload_type`.
 
         Args:
             keys: The keys trusted to sign it.
             threshold: How many distinct keys must have signed.
             payload_type: The type the caller expects; any other is refused.
-            prehashed: Whether that type is signed prehashed; a signature of the other
-                scheme is refused.
 
         Returns:
             The payload and the keys whose signatures verified.
@@ -101,8 +86,7 @@ class Envelope:
             raise ValueError(f"threshold must be positive, got {threshold}")
         if self.payload_type != payload_type:
             raise InvalidEnvelopeError(f"expected a {payload_type}, got a {self.payload_type}")
-        parts = pae_parts(payload_type, self.payload)
-        signed = b"" if prehashed else b"".join(parts)
+        signed = pae(payload_type, self.payload)
         by_id = {key.key_id: key for key in keys}
         accepted: dict[str, Key] = {}
         for signature in self.signatures:
@@ -110,10 +94,7 @@ class Envelope:
             if key is None or key.key_id in accepted:
                 continue
             try:
-                if prehashed:
-                    key.verify_prehashed(signature, parts)
-                else:
-                    key.verify_signature(signature, signed)
+                key.verify_signature(signature, signed)
             except VerificationError:
                 continue
             accepted[key.key_id] = key

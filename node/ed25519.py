@@ -10,7 +10,7 @@ hashes (`hash_password`, `password_matches`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import nacl.bindings
@@ -80,23 +80,6 @@ class Ed25519Key(Key):
         except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as error:
             raise UnverifiedSignatureError("the Ed25519 signature does not verify") from error
 
-    def verify_prehashed(self, signature: Signature, parts: Sequence[bytes]) -> None:
-        """Check an Ed25519ph signature over the concatenation of `parts`.
-
-        Raises:
-            VerificationError: The signature names another key.
-            UnverifiedSignatureError: The signature does not verify.
-        """
-        if signature.key_id != self.key_id:
-            raise VerificationError(f"signature by key {signature.key_id}, not {self.key_id}")
-        state = _prehash(parts)
-        try:
-            nacl.bindings.crypto_sign_ed25519ph_final_verify(
-                state, signature.signature, self.public_bytes
-            )
-        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as error:
-            raise UnverifiedSignatureError("the Ed25519ph signature does not verify") from error
-
     def seal(self, plaintext: bytes) -> bytes:
         """Encrypt `plaintext` so only the holder of this key's private half can read it."""
         recipient = self._verify_key.to_curve25519_public_key()
@@ -159,16 +142,6 @@ class Ed25519Signer(Signer):
         """A detached signature of `data`."""
         return Signature(self._public.key_id, self._key.sign(data).signature)
 
-    def sign_prehashed(self, parts: Sequence[bytes]) -> Signature:
-        """An Ed25519ph (RFC 8032) signature of the concatenation of `parts`.
-
-        Pure Ed25519 hashes its message twice and PyNaCl copies it twice more; Ed25519ph
-        hashes it once, piece by piece. Its domain separation keeps either scheme's
-        signature from verifying as the other's.
-        """
-        signature = nacl.bindings.crypto_sign_ed25519ph_final_create(_prehash(parts), self._secret)
-        return Signature(self._public.key_id, signature)
-
     def unseal(self, ciphertext: bytes) -> bytes:
         """Open a box sealed to this key's public half (`Ed25519Key.seal`).
 
@@ -180,13 +153,6 @@ class Ed25519Signer(Signer):
             return bytes(box.decrypt(ciphertext))
         except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as error:
             raise DecryptionError("the sealed box does not open with this node's key") from error
-
-
-def _prehash(parts: Sequence[bytes]) -> nacl.bindings.crypto_sign_ed25519ph_state:
-    state = nacl.bindings.crypto_sign_ed25519ph_state()
-    for part in parts:
-        nacl.bindings.crypto_sign_ed25519ph_update(state, part)
-    return state
 
 
 class DataKey:

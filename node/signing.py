@@ -9,7 +9,6 @@ checks one, raising `UnverifiedSignatureError` when the signature is wrong and
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from node.errors import NodeError
@@ -21,16 +20,8 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     Binding the payload's type into what is signed means a signature over one kind of
     message (a hotlist, a session token) can never pass for another.
     """
-    return b"".join(pae_parts(payload_type, payload))
-
-
-def pae_parts(payload_type: str, payload: bytes) -> tuple[bytes, bytes]:
-    """`pae` as two pieces whose concatenation it is: a header, and the payload itself.
-
-    For signing a large payload in one pass without copying it into the encoding.
-    """
     kind = payload_type.encode()
-    return b"DSSEv1 %d %s %d " % (len(kind), kind, len(payload)), payload
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
 class VerificationError(NodeError):
@@ -66,15 +57,6 @@ class Key(abc.ABC):
             UnverifiedSignatureError: The signature does not verify.
         """
 
-    @abc.abstractmethod
-    def verify_prehashed(self, signature: Signature, parts: Sequence[bytes]) -> None:
-        """Check a `Signer.sign_prehashed` signature over the concatenation of `parts`.
-
-        Raises:
-            VerificationError: The signature names another key id or is malformed.
-            UnverifiedSignatureError: The signature does not verify, or was made by `sign`.
-        """
-
 
 class Signer(abc.ABC):
     """A private key that signs."""
@@ -87,10 +69,3 @@ class Signer(abc.ABC):
     @abc.abstractmethod
     def sign(self, data: bytes) -> Signature:
         """Sign `data`."""
-
-    @abc.abstractmethod
-    def sign_prehashed(self, parts: Sequence[bytes]) -> Signature:
-        """Sign the concatenation of `parts` in one hashing pass, for large data.
-
-        A distinct scheme from `sign`: neither's signature verifies as the other's.
-        """

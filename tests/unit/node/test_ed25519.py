@@ -56,31 +56,6 @@ class TestKey:
             Ed25519Key(b"short")
 
 
-class TestPrehashed:
-    def test_succeeds_over_the_parts_joined_however_they_are_split(self) -> None:
-        signer = Ed25519Signer.generate()
-        signature = signer.sign_prehashed([b"DSSEv1 4 list 6 ", b"7ABC12", b""])
-        signer.public_key.verify_prehashed(signature, [b"DSSEv1 4 list 6 7ABC12"])
-        signer.public_key.verify_prehashed(signature, [b"DSSEv1 4 list 6 7A", b"BC12"])
-
-    def test_hot7_fails_on_altered_data(self) -> None:
-        signer = Ed25519Signer.generate()
-        with pytest.raises(UnverifiedSignatureError, match="Ed25519ph"):
-            signer.public_key.verify_prehashed(signer.sign_prehashed([b"7ABC123"]), [b"7ABC124"])
-
-    def test_fails_when_one_scheme_is_presented_as_the_other(self) -> None:
-        signer = Ed25519Signer.generate()
-        with pytest.raises(UnverifiedSignatureError):
-            signer.public_key.verify_prehashed(signer.sign(b"x"), [b"x"])
-        with pytest.raises(UnverifiedSignatureError):
-            signer.public_key.verify_signature(signer.sign_prehashed([b"x"]), b"x")
-
-    def test_fails_on_a_signature_naming_another_key(self) -> None:
-        ours, theirs = Ed25519Signer.generate(), Ed25519Signer.generate()
-        with pytest.raises(VerificationError, match="signature by key"):
-            ours.public_key.verify_prehashed(theirs.sign_prehashed([b"x"]), [b"x"])
-
-
 class TestSealing:
     def test_hot2_succeeds_sealing_to_a_node_only_it_can_open(self) -> None:
         recipient, other = Ed25519Signer.generate(), Ed25519Signer.generate()
