@@ -18,8 +18,10 @@ from federation.peers import Peer
 from node.errors import UnavailableError
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
-# A full pull of a large list streams for seconds: give it longer.
-HOTLIST_TIMEOUT_SECONDS = 120.0
+# A full pull of a large list over a slow link streams for minutes: it may take up to an
+# hour in all, but gives up once the partner sends nothing for HOTLIST_STALL_SECONDS.
+HOTLIST_TIMEOUT_SECONDS = 3600.0
+HOTLIST_STALL_SECONDS = 30.0
 # The largest message taken from a partner: a delta's manifest names every entry it ends.
 MAX_ANSWER_BYTES = 512 * 1024 * 1024
 _Response = TypeVar("_Response")
@@ -41,6 +43,7 @@ class PartnerClient:
         credentials: grpc.ChannelCredentials,
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        hotlist_stall: float = HOTLIST_STALL_SECONDS,
         max_message_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         """Present `credentials` (our node certificate, trusting the federation CA).
@@ -48,10 +51,12 @@ class PartnerClient:
         Args:
             credentials: Our node certificate and key, trusting the federation CA.
             timeout: Seconds each call may take.
+            hotlist_stall: Seconds a hotlist pull waits for the partner's next message.
             max_message_bytes: The largest message taken (a delta's manifest).
         """
         self._credentials = credentials
         self._timeout = timeout
+        self._hotlist_stall = hotlist_stall
         self._options = [("grpc.max_receive_message_length", max_message_bytes)]
         # One channel per partner endpoint and event loop (aio channels belong to their loop),
         # so calls after the first skip the connection and TLS handshake.
@@ -112,7 +117,9 @@ class PartnerClient:
         Closing the iterator early cancels the call.
 
         Raises:
-            UnavailableError: The partner cannot be reached or did not finish in time.
+            PartnerTimeoutError: It sent nothing for `hotlist_stall` seconds, or did not
+                finish within `HOTLIST_TIMEOUT_SECONDS`.
+            UnavailableError: The partner cannot be reached.
             PartnerRefusedError: The partner refused.
         """
         message = pb.GetHotlistRequest(request=request.to_proto())
@@ -120,7 +127,16 @@ class PartnerClient:
         call = stub.GetHotlist(message, timeout=HOTLIST_TIMEOUT_SECONDS)
         try:
             with _mapped_errors(peer):
-                async for response in call:
+                while True:
+                    try:
+                        response = await asyncio.wait_for(call.read(), self._hotlist_stall)
+                    except TimeoutError as error:
+                        raise PartnerTimeoutError(
+                            f"partner {peer.ori} at {peer.endpoint} sent nothing of its "
+                            f"hotlist for {self._hotlist_stall:g} s"
+                        ) from error
+                    if not isinstance(response, pb.GetHotlistResponse):
+                        return  # grpc.aio.EOF: the stream ended
                     yield response
         finally:
             call.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from alpr.federation.v1 import (
     federation_service_pb2_grpc,
 )
 from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
-from federation.client import PartnerRefusedError
+from federation.client import PartnerClient, PartnerRefusedError, PartnerTimeoutError
 from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
 from federation.exchange import check_exchange, sign_request
@@ -33,6 +34,7 @@ from federation.gate import DENIED
 from federation.hotlist_sharing import PullResult
 from gateway.cli import main
 from gateway.servicers.federation import hotlist_responses
+from gateway.tls import TLSConfig
 from node.ed25519 import DataKey, Ed25519Key, Ed25519Signer
 from node.hotlists.codec import entry_chunks
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
@@ -400,6 +402,33 @@ def _through_simulator(
 
 
 class TestAnswersTheRequesterRefuses:
+    def test_a_partner_that_stalls_mid_stream_is_given_up_on_and_nothing_is_stored(
+        self, pair: tuple[Agency, Agency, str], federation: Federation
+    ) -> None:
+        lapd, lasd, _ = pair
+        released = threading.Event()
+
+        def stalling(
+            request: federation_service_pb2.GetHotlistRequest,
+        ) -> Iterator[GetHotlistResponse]:
+            yield simulator.forward_hotlist(request)[0]  # the manifest, then nothing
+            released.wait(30)
+
+        config = lapd.node.config
+        tls = TLSConfig.from_files(ca=config.tls_ca, cert=config.tls_cert, key=config.tls_key)
+        client = PartnerClient(tls.channel_credentials(), hotlist_stall=0.2)
+        sharing = replace(lapd.node.services.sharing, client=client)
+        with _through_simulator(lapd, lasd, federation) as simulator:
+            simulator.answer_hotlist = stalling
+            try:
+                with pytest.raises(PartnerTimeoutError, match=r"sent nothing of .* for 0\.2 s"):
+                    lapd.node.run(sharing.pull(LASD))
+            finally:
+                released.set()
+        lists = lapd.node.services.partner_lists
+        assert (lists.entry_count(LASD), lists.held_version(LASD)) == (0, 0)
+        assert lapd.audit_events("exchange.hotlist_received") == []
+
     @pytest.mark.parametrize(
         ("alter", "reason"),
         [

@@ -10,7 +10,7 @@ or to serve one of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -24,7 +24,7 @@ from tests.support.nodes import RunningNode
 
 FORWARD_TIMEOUT = 30
 _T = TypeVar("_T")
-HotlistAnswer = Callable[[pb.GetHotlistRequest], list[pb.GetHotlistResponse]]
+HotlistAnswer = Callable[[pb.GetHotlistRequest], Iterable[pb.GetHotlistResponse]]
 QueryAnswer = Callable[[pb.QueryReadsRequest], pb.QueryReadsResponse]
 ImagesAnswer = Callable[[pb.GetReadImagesRequest], pb.GetReadImagesResponse]
 
