@@ -31,6 +31,10 @@ Two baselines run in the same run, each the same fan-out:
 The issue's target (signing and receipts at most 2x the baseline) is the ratio to the
 faithful baseline; the ratio to the plain one says what the whole exchange protocol costs.
 
+Each row also says the CPU time per query of every process that served it (the
+requester's and its partners', from /proc), and the requester's alone: on a shared
+machine it moves less than latency does.
+
 Every partner node allows `ALPR_FEDERATION_QUERIES_PER_MINUTE` queries a minute (set high
 here: the default 60 would refuse a benchmark).
 """
@@ -135,12 +139,20 @@ def partner_spec(index: int) -> AgencySpec:
 
 @dataclass(frozen=True)
 class Stats:
-    """One row's measurements."""
+    """One row's measurements; CPU is per query, of every process serving it."""
 
     p50_ms: float
     p99_ms: float
     qps: float
     failed: int
+    cpu_ms: float
+    requester_cpu_ms: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time process `pid` has used, user and system (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # The baseline: a plain node, no signing and no receipts.
@@ -415,8 +427,13 @@ def copy_node(source: Path, target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def baseline_node(kind: str, directory: Path, endpoints: dict[str, str]) -> Iterator[str]:
-    """A `kind` (plain, faithful) server for the node in `directory`, in a child process."""
+def baseline_node(
+    kind: str, directory: Path, endpoints: dict[str, str]
+) -> Iterator[tuple[str, int]]:
+    """A `kind` (plain, faithful) server for the node in `directory`, in a child process.
+
+    Yields its address and process id.
+    """
     process = subprocess.Popen(
         [sys.executable, __file__, f"--{kind}", str(directory), json.dumps(endpoints)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -425,7 +442,7 @@ def baseline_node(kind: str, directory: Path, endpoints: dict[str, str]) -> Iter
         line = process.stdout.readline() if process.stdout else ""
         if not line:
             raise RuntimeError(f"the {kind} server for {directory} did not start")
-        yield str(json.loads(line)["address"])
+        yield str(json.loads(line)["address"]), process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
@@ -445,10 +462,15 @@ def _request(deadline_ms: int) -> search_pb.SearchPartnersRequest:
 
 
 def measure(
-    address: str, credentials: grpc.ChannelCredentials, *, fan_out: int, seen: int,
-    queries: int, warmup: int, concurrency: int, deadline_ms: int,
+    address: str, pids: Sequence[int], credentials: grpc.ChannelCredentials, *, fan_out: int,
+    seen: int, queries: int, warmup: int, concurrency: int, deadline_ms: int,
 ) -> Stats:  # fmt: skip
-    """Latencies of `queries` sequential queries after `warmup`, then the rate at `concurrency`."""
+    """Latencies of `queries` sequential queries after `warmup`, then the rate at `concurrency`.
+
+    `pids` are the processes that serve a query, the requester's first: their CPU time
+    over all the queries, per query.
+    """
+    cpu_before = [cpu_seconds(pid) for pid in pids]
     request = _request(deadline_ms)
     failed = 0
     lock = threading.Lock()
@@ -476,8 +498,11 @@ def measure(
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(lambda _: ask(stub), range(queries)))
         qps = queries / (time.perf_counter() - began)
+    used = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
+    per_query = 1000 / (warmup + 2 * queries)
     p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-    return Stats(statistics.median(latencies) * 1000, p99 * 1000, qps, failed)
+    return Stats(statistics.median(latencies) * 1000, p99 * 1000, qps, failed,
+                 sum(used) * per_query, used[0] * per_query)  # fmt: skip
 
 
 def measure_faithful(
@@ -486,15 +511,17 @@ def measure_faithful(
 ) -> Stats:  # fmt: skip
     """The faithful baseline: the nodes as federated now, copied to `base`, served so."""
     with contextlib.ExitStack() as serving:
-        endpoints = {
+        served = {
             p.spec.ori: serving.enter_context(
                 baseline_node("faithful", copy_node(p.directory, base / p.spec.key), {})
             )
             for p in partners
         }
         copied = copy_node(requester.directory, base / requester.spec.key)
-        address = serving.enter_context(baseline_node("faithful", copied, endpoints))
-        return measure(address, credentials, **options)
+        endpoints = {ori: address for ori, (address, _) in served.items()}
+        address, pid = serving.enter_context(baseline_node("faithful", copied, endpoints))
+        pids = [pid, *(partner_pid for _, partner_pid in served.values())]
+        return measure(address, pids, credentials, **options)
 
 
 def run(args: argparse.Namespace, base: Path) -> list[tuple[int, Stats, Stats, Stats]]:
@@ -523,14 +550,16 @@ def run(args: argparse.Namespace, base: Path) -> list[tuple[int, Stats, Stats, S
             for fan_out in sorted(args.partners):
                 federate([(requester, p) for p in partners[federated:fan_out]])
                 federated = fan_out
-                asked = {p.spec.ori: plain_partners[p.spec.ori] for p in partners[:fan_out]}
+                asked = {p.spec.ori: plain_partners[p.spec.ori][0] for p in partners[:fan_out]}
                 credentials = requester.credentials["detective"].channel_credentials()
                 options = {"fan_out": fan_out, "seen": args.seen, "queries": args.queries,
                            "warmup": args.warmup, "concurrency": args.concurrency,
                            "deadline_ms": args.deadline_ms}  # fmt: skip
-                real = measure(requester.address, credentials, **options)
-                with baseline_node("plain", requester.directory, asked) as address:
-                    plain_stats = measure(address, credentials, **options)
+                pids = [node.process.pid for node in nodes[: fan_out + 1]]
+                real = measure(requester.address, pids, credentials, **options)
+                with baseline_node("plain", requester.directory, asked) as (address, pid):
+                    pids = [pid, *(plain_partners[ori][1] for ori in asked)]
+                    plain_stats = measure(address, pids, credentials, **options)
                 faithful = measure_faithful(
                     base / f"faithful-{fan_out}", requester, partners[:fan_out], credentials,
                     options,
@@ -575,6 +604,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as scratch:
             rows = run(args, Path(scratch))
     print(f"{'partners':>8}  {'case':<22}{'p50 ms':>9}{'p99 ms':>9}{'QPS':>8}{'failed':>8}"
+          f"{'CPU ms/q':>10}{'requester':>11}"
           f"{'p99 x plain':>13}{'p99 x faithful':>16}")  # fmt: skip
     for fan_out, real, plain, faithful in rows:
         cases = (
@@ -589,7 +619,8 @@ def main() -> int:
                 else ""
             )
             print(f"{fan_out:>8}  {name:<22}{stats.p50_ms:>9.1f}{stats.p99_ms:>9.1f}"
-                  f"{stats.qps:>8.1f}{stats.failed:>8}{ratios}")  # fmt: skip
+                  f"{stats.qps:>8.1f}{stats.failed:>8}{stats.cpu_ms:>10.1f}"
+                  f"{stats.requester_cpu_ms:>11.1f}{ratios}")  # fmt: skip
     return 0
 
 
