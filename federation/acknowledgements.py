@@ -79,24 +79,24 @@ class OwedAcknowledgements:
         """Deliver what is owed to `peer` after the bound, unless a flush is under way."""
         if peer.ori not in self._flushes:
             hurry = asyncio.Event()
-            self._flushes[peer.ori] = (asyncio.create_task(self._flush(peer, hurry)), hurry)
+            self._flushes[peer.ori] = (asyncio.create_task(self._flush(peer.ori, hurry)), hurry)
 
-    async def _flush(self, peer: Peer, hurry: asyncio.Event) -> None:
+    async def _flush(self, ori: str, hurry: asyncio.Event) -> None:
         try:
             with contextlib.suppress(TimeoutError):  # the bound, or `flush` hurrying it
                 await asyncio.wait_for(hurry.wait(), FLUSH_AFTER)
+            peer = self._peers[ori]  # as the latest request to it knew it (its endpoint)
             while batch := self.take(peer):
                 try:
                     refused = await self._client.acknowledge_receipts(peer, batch)
                 except PartnerRefusedError as error:  # all of them: its ledger flags them
-                    log.warning("acknowledgements refused by %s: %s", peer.ori,
-                                error.diagnostics())  # fmt: skip
+                    log.warning("acknowledgements refused by %s: %s", ori, error.diagnostics())
                     continue
                 except UnavailableError as error:
-                    log.warning("acknowledgements not delivered to %s: %s", peer.ori,
+                    log.warning("acknowledgements not delivered to %s: %s", ori,
                                 error.diagnostics())  # fmt: skip
                     self._put(peer, batch)  # for the next request to it, or the next flush
                     return
                 self.delivered(peer, refused)
         finally:
-            del self._flushes[peer.ori]
+            del self._flushes[ori]

@@ -249,6 +249,24 @@ class TestOneCallAnExchange:
         lapd.node.run(lapd.node.services.queries.settled())  # what is owed goes at once
         assert unacknowledged(lasd) == []
 
+    def test_aud6_an_acknowledgement_not_delivered_is_owed_until_the_partner_takes_it(
+        self, three: dict[str, Agency], federation: Federation, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(acknowledgements, "FLUSH_AFTER", 3600.0)
+        lapd, lasd = three[LAPD], three[LASD]
+        services = lapd.node.services
+        endpoint = services.peers.require(LASD).endpoint
+        first = exchange_with(ask(lapd, federation), LASD)
+        services.peers.update(LASD, {"endpoint": "localhost:9"})  # LASD drops off the network
+        assert outcomes(ask(lapd, federation))[LASD] == pb.PARTNER_OUTCOME_UNAVAILABLE
+        lapd.node.run(services.queries.settled())  # the flush cannot reach it either
+        assert unacknowledged(lasd) == [first]
+        services.peers.update(LASD, {"endpoint": endpoint})
+        third = exchange_with(ask(lapd, federation), LASD)
+        assert unacknowledged(lasd) == [third]  # the first rode the next query that got there
+        lapd.node.run(services.queries.settled())
+        assert unacknowledged(lasd) == []
+
     def test_aud6_an_acknowledgement_no_query_carries_goes_on_its_own_within_the_bound(
         self, three: dict[str, Agency], federation: Federation, monkeypatch: pytest.MonkeyPatch
     ) -> None:
