@@ -30,8 +30,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -68,7 +70,22 @@ MAX_NOTE_BYTES = 8 * 1024
 COSIGN_INTERVAL = timedelta(minutes=1)
 Span = tuple[int, int]
 """A consistency proof's (old size, new size) of a log."""
-_INSERT_WITNESSED = insert(table_of(WitnessedCheckpointRecord))
+_WITNESSED = table_of(WitnessedCheckpointRecord)
+_INSERT_WITNESSED = insert(_WITNESSED)
+_READ_HELD = (
+    sa_select(_WITNESSED.c.size, _WITNESSED.c.root, _WITNESSED.c.note)
+    .where(_WITNESSED.c.partner_ori == bindparam("partner_ori"))
+    .order_by(_WITNESSED.c.size.desc())
+    .limit(1)
+)
+
+
+class _Held(NamedTuple):
+    """The largest checkpoint of a partner's log we witnessed."""
+
+    size: int
+    root: bytes
+    note: bytes
 
 
 class Witnessed(enum.Enum):
@@ -172,6 +189,12 @@ class Witness:
                 .limit(1)
             ).first()
 
+    def _held_head(self, partner_ori: str) -> _Held | None:
+        """`held`'s size, root and note alone: what every exchange's witnessing reads."""
+        with self._engine.connect() as connection:
+            row = connection.execute(_READ_HELD, {"partner_ori": partner_ori}).one_or_none()
+        return None if row is None else _Held(int(row.size), bytes(row.root), bytes(row.note))
+
     async def held_size(self, partner_ori: str) -> int:
         """The size of the largest checkpoint of `partner_ori`'s log we witnessed, or 0.
 
@@ -180,7 +203,7 @@ class Witness:
         serves our agency too, costs only a proof asked for apart).
         """
         if partner_ori not in self._sizes:
-            held = await asyncio.to_thread(self.held, partner_ori)
+            held = await asyncio.to_thread(self._held_head, partner_ori)
             self._sizes.setdefault(partner_ori, 0 if held is None else held.size)
         return self._sizes[partner_ori]
 
@@ -236,7 +259,7 @@ class Witness:
             open_checkpoint(check_note_size(note, "checkpoint"), origin, verifier)[0]
             for note in notes
         ]
-        held = await asyncio.to_thread(self.held, peer.ori)  # every exchange: off the event loop
+        held = await asyncio.to_thread(self._held_head, peer.ori)  # off the event loop
         known = [(c.size, c.root, note) for c, note in zip(offered, notes, strict=True)]
         if held is not None:
             known.append((held.size, held.root, held.note))
