@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -25,6 +26,40 @@ HOTLIST_STALL_SECONDS = 30.0
 # The largest message taken from a partner: a delta's manifest names every entry it ends.
 MAX_ANSWER_BYTES = 512 * 1024 * 1024
 _Response = TypeVar("_Response")
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What a request answered with a receipt carries besides itself (AUD-6, AUD-7).
+
+    Attributes:
+        acknowledgements: Our acknowledgements of earlier exchanges with the partner, owed.
+        witnessed_size: The size of the partner's log we witnessed last, or 0.
+    """
+
+    acknowledgements: Sequence[Envelope] = ()
+    witnessed_size: int = 0
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A partner's answer with its receipt, unverified, and what came with them.
+
+    Attributes:
+        answer: Its signed answer.
+        receipt: Its signed receipt.
+        consistency: Its consistency path from the `Carried.witnessed_size` we sent to
+            the receipt's tree size; None when it gave none.
+        refused: The carried acknowledgements it did not keep: position, and why.
+    """
+
+    answer: Envelope
+    receipt: Envelope
+    consistency: tuple[bytes, ...] | None = None
+    refused: Sequence[tuple[int, str]] = ()
+
+
+_Carrying = TypeVar("_Carrying", pb.QueryReadsResponse, pb.GetReadImagesResponse)
 
 
 class PartnerRefusedError(FederationError):
@@ -142,9 +177,9 @@ class PartnerClient:
             call.cancel()
 
     async def query_reads(
-        self, peer: Peer, request: Envelope, *, timeout: float
-    ) -> tuple[Envelope, Envelope]:
-        """Ask `peer` where it saw a plate; its signed answer and receipt, unverified.
+        self, peer: Peer, request: Envelope, carried: Carried, *, timeout: float
+    ) -> Answered:
+        """Ask `peer` where it saw a plate, carrying `carried`; its answer and receipt, unverified.
 
         Raises:
             PartnerTimeoutError: It did not answer within `timeout` seconds.
@@ -152,14 +187,14 @@ class PartnerClient:
             PartnerRefusedError: The partner refused.
             InvalidEnvelopeError: The answer is malformed.
         """
-        message = pb.QueryReadsRequest(request=request.to_proto())
+        message = pb.QueryReadsRequest(request=request.to_proto(), **_carrying(carried))
         answer = await self._call(peer, lambda stub: stub.QueryReads(message, timeout=timeout))
-        return Envelope.from_proto(answer.answer), Envelope.from_proto(answer.receipt)
+        return _answered(answer)
 
     async def get_read_images(
-        self, peer: Peer, request: Envelope, *, timeout: float
-    ) -> tuple[Envelope, Envelope]:
-        """Ask `peer` for the images of reads it sent us; its signed answer and receipt, unverified.
+        self, peer: Peer, request: Envelope, carried: Carried, *, timeout: float
+    ) -> Answered:
+        """Ask `peer` for the images of reads it sent us, carrying `carried`; unverified.
 
         Raises:
             PartnerTimeoutError: It did not answer within `timeout` seconds.
@@ -167,9 +202,9 @@ class PartnerClient:
             PartnerRefusedError: The partner refused.
             InvalidEnvelopeError: The answer is malformed.
         """
-        message = pb.GetReadImagesRequest(request=request.to_proto())
+        message = pb.GetReadImagesRequest(request=request.to_proto(), **_carrying(carried))
         answer = await self._call(peer, lambda stub: stub.GetReadImages(message, timeout=timeout))
-        return Envelope.from_proto(answer.answer), Envelope.from_proto(answer.receipt)
+        return _answered(answer)
 
     async def acknowledge_receipts(
         self, peer: Peer, acknowledgements: Sequence[Envelope]
@@ -278,3 +313,21 @@ def _mapped_errors(peer: Peer) -> Iterator[None]:
         raise PartnerRefusedError(
             f"partner {peer.ori} refused: {code.name} {error.details()}"
         ) from error
+
+
+def _carrying(carried: Carried) -> dict[str, Any]:
+    """The fields of a QueryReads or GetReadImages request that carry `carried`."""
+    return {
+        "acknowledgements": [envelope.to_proto() for envelope in carried.acknowledgements],
+        "witnessed_size": carried.witnessed_size,
+    }
+
+
+def _answered(message: _Carrying) -> Answered:
+    """A QueryReads or GetReadImages answer, and what came with it."""
+    return Answered(
+        Envelope.from_proto(message.answer),
+        Envelope.from_proto(message.receipt),
+        tuple(message.consistency.hashes) if message.HasField("consistency") else None,
+        [(refused.index, refused.reason) for refused in message.refused_acknowledgements],
+    )

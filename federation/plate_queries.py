@@ -384,7 +384,9 @@ class PlateQueries:
         asked = await self._receipting.ask(
             sent,
             kind=PLATE_QUERY,
-            call=lambda: self._client.query_reads(sent.peer, sent.envelope, timeout=deadline),
+            call=lambda carried: self._client.query_reads(
+                sent.peer, sent.envelope, carried, timeout=deadline
+            ),
             accept=lambda answer, receipt: self._accept(sent, answer, receipt, plate),
         )
         peer, exchange_id, read_answer = sent.peer, sent.request.exchange_id, asked.answer

@@ -210,7 +210,9 @@ class ReadImages:
         asked = await self._receipting.ask(
             sent,
             kind=READ_IMAGES,
-            call=lambda: self._client.get_read_images(sent.peer, sent.envelope, timeout=deadline),
+            call=lambda carried: self._client.get_read_images(
+                sent.peer, sent.envelope, carried, timeout=deadline
+            ),
             accept=lambda answer, receipt: self._accept(sent, answer, receipt),
         )
         exchange_id = sent.request.exchange_id

@@ -9,13 +9,19 @@ Hotlist pulls and plate queries differ in what they carry and share the rest (DE
 - the requester, once the answer and the receipt verify and the answer is used, appends
   its own event holding the receipt, signs an acknowledgement and keeps both
   (`Receipting.acknowledge`), then gives the acknowledgement to the responder and
-  witnesses the checkpoint the receipt carries (`Receipting.close`), neither of which
-  may fail the exchange: an undelivered acknowledgement is flagged by the responder's
-  ledger, an unwitnessed checkpoint is asked for again by the scheduled job.
+  witnesses the checkpoint the receipt carries, neither of which may fail the exchange:
+  an undelivered acknowledgement is flagged by the responder's ledger, an unwitnessed
+  checkpoint is asked for again by the scheduled job.
 
 `Receipting.ask` is the requester's whole round for an answer we wait on (plate queries,
-read images): send, verify answer and receipt, acknowledge, and close in the background
-(`Receipting.settled` waits for that); each partner is reported by its `Outcome`.
+read images), in one call to the partner: the request carries the acknowledgements we
+owe it and the size of its log we witnessed (`Receipting.served` is the responder's
+side), and the answer carries the consistency proof from that size to the receipt's.
+Our acknowledgement of it is owed until the next request to the partner carries it, or
+a second passes (`OwedAcknowledgements`); the checkpoint is witnessed in the background
+with the proof that came (`Receipting.settled` waits for both). Each partner is
+reported by its `Outcome`. A hotlist pull closes at once instead (`Receipting.close`):
+its acknowledgement and witnessing go in calls of their own, batched per partner.
 """
 
 from __future__ import annotations
@@ -31,8 +37,15 @@ from typing import Generic, TypeVar
 from sqlmodel import Session
 
 from alpr.federation.v1 import exchange_pb2
+from federation.acknowledgements import OwedAcknowledgements
 from federation.agreements import Agreement
-from federation.client import PartnerClient, PartnerRefusedError, PartnerTimeoutError
+from federation.client import (
+    Answered,
+    Carried,
+    PartnerClient,
+    PartnerRefusedError,
+    PartnerTimeoutError,
+)
 from federation.envelope import Envelope, parse_payload
 from federation.errors import InvalidEnvelopeError
 from federation.exchange import (
@@ -47,7 +60,7 @@ from federation.exchange import (
     verify_receipt,
 )
 from federation.peers import Peer
-from federation.witness import Witness, Witnessed
+from federation.witness import Span, Witness, Witnessed
 from node.audit import AuditLog, AuditRecord, TreeHead
 from node.audit_checkpoints import CheckpointStore
 from node.clock import Clock
@@ -195,9 +208,10 @@ class Receipting:
     ledger: ExchangeLedger
     witness: Witness
     client: PartnerClient
+    owed: OwedAcknowledgements
     clock: Clock
     _batches: ClosingBatches = field(default_factory=ClosingBatches, init=False, compare=False)
-    _closing: set[asyncio.Task[Closed]] = field(default_factory=set, init=False, compare=False)
+    _closing: set[asyncio.Task[None]] = field(default_factory=set, init=False, compare=False)
 
     def sign(
         self,
@@ -293,6 +307,32 @@ class Receipting:
             )
         return receipt
 
+    def served(
+        self, carried: Carried, requester: Peer, serve: Callable[[], tuple[Envelope, Envelope]]
+    ) -> Answered:
+        """As responder: keep what a request carried, answer it by `serve`, prove our log.
+
+        The carried acknowledgements are kept first, each on its own as AcknowledgeReceipts
+        keeps them, whatever becomes of the request; the answer comes with the consistency
+        path from the size of our log the requester witnessed to the receipt's, so it
+        witnesses our checkpoint without a call of its own (AUD-6, AUD-7).
+
+        Raises:
+            NodeError: `serve` refused the request.
+        """
+        refused: list[tuple[int, str]] = []
+        if carried.acknowledgements:
+            try:
+                refused = self.ledger.accept_acknowledgements(carried.acknowledgements, requester)
+            except ValidationError as error:  # too many: none kept, the request still served
+                refused = [(i, error.diagnostics()) for i in range(len(carried.acknowledgements))]
+        answer, receipt = serve()
+        tree_size = parse_payload(exchange_pb2.Receipt, receipt.payload).tree_size
+        consistency = None
+        if 0 < carried.witnessed_size <= tree_size:
+            consistency = self.audit.consistency_proof(carried.witnessed_size, tree_size).hashes
+        return Answered(answer, receipt, consistency, refused)
+
     def acknowledge(
         self,
         sent: SentRequest,
@@ -365,7 +405,7 @@ class Receipting:
         sent: SentRequest,
         *,
         kind: str,
-        call: Callable[[], Awaitable[tuple[Envelope, Envelope]]],
+        call: Callable[[Carried], Awaitable[Answered]],
         accept: Callable[[Envelope, Envelope], tuple[_Accepted, Envelope]],
     ) -> Asked[_Accepted]:
         """Send `sent` by `call` and take its answer by `accept`; what became of it.
@@ -373,17 +413,30 @@ class Receipting:
         Args:
             sent: The signed request.
             kind: The exchange's kind, as the audit events name it.
-            call: Sends the request; the partner's answer and receipt, unverified.
+            call: Sends the request with what it carries to the partner: the
+                acknowledgements we owe it and the size of its log we witnessed; the
+                partner's answer and receipt, unverified, and what came with them.
             accept: Run in a worker thread: verifies the answer and its receipt, then
                 acknowledges (`acknowledge`); the answer as used and our acknowledgement.
                 An `InvalidEnvelopeError` from it is audited (`reject`): nothing is used.
 
-        The acknowledgement's delivery and the witnessing of the partner's checkpoint fail
-        nothing: they go on in the background, batched with the partner's others (`close`).
+        Our acknowledgement is owed to the partner (`OwedAcknowledgements`): it rides the
+        next request to it, or goes within a second. The partner's checkpoint is witnessed
+        in the background with the consistency proof its answer carried. Neither fails
+        anything.
         """
+        witnessed_size = await self.witness.held_size(sent.peer.ori)
+        carried = Carried(self.owed.take(sent.peer), witnessed_size)
         try:
-            answer, receipt = await call()
-            accepted, acknowledgement = await asyncio.to_thread(accept, answer, receipt)
+            try:
+                answered = await call(carried)
+            except BaseException:
+                self.owed.owe(sent.peer, carried.acknowledgements)  # they rode no request
+                raise
+            self.owed.delivered(sent.peer, answered.refused)
+            accepted, acknowledgement = await asyncio.to_thread(
+                accept, answered.answer, answered.receipt
+            )
         except PartnerTimeoutError:
             return Asked(Outcome.TIMED_OUT)
         except UnavailableError as error:
@@ -393,13 +446,32 @@ class Receipting:
         except InvalidEnvelopeError as error:
             self.reject(sent, kind=kind, problem=error.diagnostics())
             return Asked(Outcome.INVALID, detail=error.diagnostics())
-        closing = asyncio.create_task(self.close(sent.peer, receipt, acknowledgement))
-        self._closing.add(closing)
-        closing.add_done_callback(self._closing.discard)
+        self.owed.owe(sent.peer, [acknowledgement])
+        given = {}
+        if answered.consistency is not None:
+            tree_size = parse_payload(exchange_pb2.Receipt, answered.receipt.payload).tree_size
+            given[witnessed_size, tree_size] = answered.consistency
+        witnessing = asyncio.create_task(self._witness(sent.peer, answered.receipt, given))
+        self._closing.add(witnessing)
+        witnessing.add_done_callback(self._closing.discard)
         return Asked(Outcome.ANSWERED, accepted)
 
+    async def _witness(
+        self, peer: Peer, receipt: Envelope, given: Mapping[Span, Sequence[bytes]]
+    ) -> None:
+        """Witness the checkpoint `receipt` carries with the proofs `given` (or asked for).
+
+        A failure only leaves it to the scheduled job.
+        """
+        note = parse_payload(exchange_pb2.Receipt, receipt.payload).checkpoint
+        try:
+            await self.witness.observe_many(peer, [note], given)
+        except NodeError as error:  # unreachable, refused, or a checkpoint not its own
+            log.warning("checkpoint of %s not witnessed: %s", peer.ori, error.diagnostics())
+
     async def settled(self) -> None:
-        """Wait until every acknowledgement and witnessing still under way is done."""
+        """Deliver every acknowledgement owed now; wait until witnessing under way is done."""
+        await self.owed.flush()
         while self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 

@@ -30,8 +30,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -66,7 +68,24 @@ MAX_NOTE_BYTES = 8 * 1024
 """A checkpoint with a hundred signatures is under 8 KiB; anything larger is refused."""
 
 COSIGN_INTERVAL = timedelta(minutes=1)
-_INSERT_WITNESSED = insert(table_of(WitnessedCheckpointRecord))
+Span = tuple[int, int]
+"""A consistency proof's (old size, new size) of a log."""
+_WITNESSED = table_of(WitnessedCheckpointRecord)
+_INSERT_WITNESSED = insert(_WITNESSED)
+_READ_HELD = (
+    sa_select(_WITNESSED.c.size, _WITNESSED.c.root, _WITNESSED.c.note)
+    .where(_WITNESSED.c.partner_ori == bindparam("partner_ori"))
+    .order_by(_WITNESSED.c.size.desc())
+    .limit(1)
+)
+
+
+class _Held(NamedTuple):
+    """The largest checkpoint of a partner's log we witnessed."""
+
+    size: int
+    root: bytes
+    note: bytes
 
 
 class Witnessed(enum.Enum):
@@ -157,6 +176,7 @@ class Witness:
         self._clock = clock
         self._cosign_interval = cosign_interval
         self._cosigned_at: dict[str, datetime] = {}
+        self._sizes: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def held(self, partner_ori: str) -> WitnessedCheckpointRecord | None:
@@ -168,6 +188,24 @@ class Witness:
                 .order_by(col(WitnessedCheckpointRecord.size).desc())
                 .limit(1)
             ).first()
+
+    def _held_head(self, partner_ori: str) -> _Held | None:
+        """`held`'s size, root and note alone: what every exchange's witnessing reads."""
+        with self._engine.connect() as connection:
+            row = connection.execute(_READ_HELD, {"partner_ori": partner_ori}).one_or_none()
+        return None if row is None else _Held(int(row.size), bytes(row.root), bytes(row.note))
+
+    async def held_size(self, partner_ori: str) -> int:
+        """The size of the largest checkpoint of `partner_ori`'s log we witnessed, or 0.
+
+        Remembered from the store once, then from what we keep: a request names it so its
+        answer carries the consistency proof (a size already passed, where another process
+        serves our agency too, costs only a proof asked for apart).
+        """
+        if partner_ori not in self._sizes:
+            held = await asyncio.to_thread(self._held_head, partner_ori)
+            self._sizes.setdefault(partner_ori, 0 if held is None else held.size)
+        return self._sizes[partner_ori]
 
     def alarms(self) -> list[LogAlarmRecord]:
         """Every alarm raised about a log, ours or a partner's, oldest first."""
@@ -185,12 +223,19 @@ class Witness:
         [witnessed] = await self.observe_many(peer, [note])
         return witnessed
 
-    async def observe_many(self, peer: Peer, notes: Sequence[bytes]) -> list[Witnessed]:
+    async def observe_many(
+        self,
+        peer: Peer,
+        notes: Sequence[bytes],
+        given: Mapping[Span, Sequence[bytes]] | None = None,
+    ) -> list[Witnessed]:
         """Witness several of `peer`'s checkpoints at once (those of a batch of receipts).
 
         The largest of them and of the one we hold is the head: every other is checked to
-        be a prefix of it, all with one call for the consistency proofs, and the head, if
-        it is one of `notes` and new, is kept. Each note gets its outcome, in order.
+        be a prefix of it, all with one call for the consistency proofs (none when `given`,
+        the unverified proofs that came with the partner's answers by their (old, new)
+        sizes, holds every one needed), and the head, if it is one of `notes` and new, is
+        kept. Each note gets its outcome, in order.
 
         Raises:
             CheckpointError: A note is not a checkpoint of `peer`'s log signed by it.
@@ -203,16 +248,18 @@ class Witness:
         # One look at a partner's log at a time: two that each checked against the same
         # head while the partner stalled them could each keep a fork of it.
         async with self._locks.setdefault(peer.ori, asyncio.Lock()):
-            return await self._observe_many(peer, notes)
+            return await self._observe_many(peer, notes, given or {})
 
-    async def _observe_many(self, peer: Peer, notes: Sequence[bytes]) -> list[Witnessed]:
+    async def _observe_many(
+        self, peer: Peer, notes: Sequence[bytes], given: Mapping[Span, Sequence[bytes]]
+    ) -> list[Witnessed]:
         origin = log_origin(peer.federation, peer.ori)
         verifier = NoteVerifier(origin, peer.key)
         offered = [
             open_checkpoint(check_note_size(note, "checkpoint"), origin, verifier)[0]
             for note in notes
         ]
-        held = await asyncio.to_thread(self.held, peer.ori)  # every exchange: off the event loop
+        held = await asyncio.to_thread(self._held_head, peer.ori)  # off the event loop
         known = [(c.size, c.root, note) for c, note in zip(offered, notes, strict=True)]
         if held is not None:
             known.append((held.size, held.root, held.note))
@@ -220,7 +267,7 @@ class Witness:
         held_note = held.note if held is not None else None
         older = sorted({size for size, _, _ in known if size < head_size})
         try:
-            proofs = dict(zip(older, await self._proofs(peer, older, head_size), strict=True))
+            proofs = await self._proofs(peer, older, head_size, given)
         except PartnerRefusedError as error:
             if held is None or head_size != held.size:
                 raise
@@ -257,16 +304,23 @@ class Witness:
             outcomes[newest] = await self._keep(peer, offered[newest], head_note)
         return outcomes
 
-    async def _proofs(self, peer: Peer, old_sizes: list[int], new_size: int) -> list[list[bytes]]:
-        """The partner's consistency paths from each of `old_sizes` to `new_size`, unverified."""
-        if not old_sizes:
-            return []
-        proofs = await self._client.consistency_proofs(peer, old_sizes, new_size)
-        if len(proofs) != len(old_sizes):
+    async def _proofs(
+        self, peer: Peer, old_sizes: list[int], new_size: int, given: Mapping[Span, Sequence[bytes]]
+    ) -> dict[int, Sequence[bytes]]:
+        """The partner's consistency paths from each of `old_sizes` to `new_size`, unverified.
+
+        Those `given` are taken from there; the partner is asked for the others.
+        """
+        proofs = {old: given[old, new_size] for old in old_sizes if (old, new_size) in given}
+        missing = [old for old in old_sizes if old not in proofs]
+        if not missing:
+            return proofs
+        asked = await self._client.consistency_proofs(peer, missing, new_size)
+        if len(asked) != len(missing):
             raise PartnerRefusedError(
-                f"partner {peer.ori} gave {len(proofs)} proofs for {len(old_sizes)} sizes"
+                f"partner {peer.ori} gave {len(asked)} proofs for {len(missing)} sizes"
             )
-        return proofs
+        return proofs | dict(zip(missing, asked, strict=True))
 
     async def observe_latest(self, peer: Peer) -> Witnessed:
         """Ask `peer` for its latest checkpoint and witness it.
@@ -311,6 +365,7 @@ class Witness:
             "witnessed_at": now,
         }
         await asyncio.to_thread(self._insert, row)  # every exchange: off the event loop
+        self._sizes[peer.ori] = max(self._sizes.get(peer.ori, 0), checkpoint.size)
         if not cosign:
             return Witnessed.VERIFIED
         self._cosigned_at[peer.ori] = now

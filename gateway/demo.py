@@ -21,7 +21,8 @@ car and detective would, over mTLS gRPC only:
    window, purpose and case) and approves it with a reason; the detective lists the
    queries held for them (SearchService.ListHeldQueries), collects both answers
    (CollectPartnerAnswer, receipted both ways, AUD-6) and sees where the plate was seen;
-6. every receipt is verified on all three nodes, and every audit log (`audit verify`).
+6. the nodes stop, LAPD first (it gives partners the acknowledgements it still owes), and
+   every receipt is verified on all three, and every audit log (`audit verify`).
 
 It prints each step as it goes and a summary, and leaves the directories for
 inspection. One camera reports plates it read itself (CaptureService.SubmitReads), the
@@ -512,6 +513,18 @@ def collect_answers(lapd: RunningAgency) -> list[search_pb.PartnerAnswer]:
     return answers
 
 
+def stop_agencies(agencies: Sequence[RunningAgency]) -> None:
+    """Stop each node still running, in order, each before the next.
+
+    A node gives its partners the acknowledgements it still owes them as it stops (AUD-6),
+    so the one that asked goes first, while its partners still answer.
+    """
+    for agency in agencies:
+        if agency.process.poll() is None:
+            agency.process.send_signal(signal.SIGTERM)
+            agency.process.wait(timeout=30)
+
+
 def _verify(agencies: list[RunningAgency]) -> None:
     from gateway.cli import main  # noqa: PLC0415 (the CLI imports this module)
 
@@ -561,6 +574,8 @@ def run_demo(directory: Path) -> int:
             approved = sum(approve_held(agency) for agency in agencies)
         with _step("the detective collects the approved answers"):
             collected = collect_answers(agencies[0])
+        with _step("stop the nodes, LAPD first: it gives partners what it still owes them"):
+            stop_agencies(agencies)
         with _step("verify every receipt and every audit log on all three nodes"):
             _verify(agencies)
     except grpc.RpcError as error:
@@ -574,10 +589,7 @@ def run_demo(directory: Path) -> int:
             f"nothing arrived in {TIMEOUT} s (logs: {directory}/*/serve.log)"
         ) from error
     finally:
-        for agency in agencies:
-            agency.process.send_signal(signal.SIGTERM)
-        for agency in agencies:
-            agency.process.wait(timeout=30)
+        stop_agencies(agencies)
     answered = sum(p.outcome == search_pb.PARTNER_OUTCOME_ANSWERED for p in answer.partners)
     held = sum(p.outcome == search_pb.PARTNER_OUTCOME_PENDING_APPROVAL for p in answer.partners)
     after = sum(p.outcome == search_pb.PARTNER_OUTCOME_ANSWERED for p in collected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from federation.acknowledgements import OwedAcknowledgements
 from federation.agreements import AgreementBook
 from federation.client import PartnerClient
 from federation.exchange import ExchangeLedger, RequestChecker
@@ -62,6 +63,7 @@ class Services:
     checkpoints: CheckpointStore
     witness: Witness
     witnessed: WitnessedLog
+    receipting: Receipting
     sharing: HotlistSharing
     index: LiveIndex
     hits: HitFeed
@@ -126,6 +128,7 @@ class Services:
             ledger=ledger,
             witness=witness,
             client=partners,
+            owed=OwedAcknowledgements(partners),
             clock=clock,
         )
         sharing = HotlistSharing(
@@ -189,6 +192,7 @@ class Services:
             witnessed=WitnessedLog(
                 ori=config.ori, audit=audit, checkpoints=checkpoints, ledger=ledger
             ),
+            receipting=receipting,
             sharing=sharing,
             index=index,
             hits=hits,

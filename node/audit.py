@@ -20,6 +20,7 @@ JSON (keys sorted, no spaces, ASCII) of the object with keys ``actor``, ``agency
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
-from sqlalchemy import and_, bindparam, insert, or_, update
+from sqlalchemy import Select, and_, bindparam, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -53,11 +54,27 @@ _EVENTS, _HEADS, _SUBTREES = table_of(AuditEvent), table_of(AuditHead), table_of
 _READ_HEAD = sa_select(_HEADS.c.size, _HEADS.c.frontier).where(_HEADS.c.id == _HEAD_ID)
 _LOCK_HEAD = _READ_HEAD.with_for_update()
 _INSERT_EVENT, _INSERT_SUBTREES = insert(_EVENTS), insert(_SUBTREES)
+_READ_LEAVES = sa_select(_EVENTS.c.seq, _EVENTS.c.leaf_hash).where(
+    _EVENTS.c.seq.in_(bindparam("seqs", expanding=True))
+)
 _UPDATE_HEAD = (
     update(_HEADS)
     .where(_HEADS.c.id == _HEAD_ID)
     .values(size=bindparam("new_size"), frontier=bindparam("new_frontier"))
 )
+
+
+@functools.cache
+def _read_subtrees(count: int) -> Select[int, int, bytes]:
+    """The statement that reads `count` stored subtrees by key, built once per count.
+
+    An OR of key lookups, not a row-value IN, which SQLite answers by a scan.
+    """
+    level, index = _SUBTREES.c["level"], _SUBTREES.c["index"]
+    return sa_select(level, index, _SUBTREES.c["hash"]).where(
+        or_(*(and_(level == bindparam(f"level{i}"), index == bindparam(f"index{i}"))
+              for i in range(count)))
+    )  # fmt: skip
 
 
 class AuditLogError(NodeError):
@@ -366,38 +383,24 @@ class AuditLog:
     def _stored_hashes(self, wanted: Collection[Subtree], size: int) -> dict[Subtree, bytes]:
         """The stored hash of each subtree in `wanted`, in two queries.
 
+        Both statements are built once (`_READ_LEAVES`, `_read_subtrees`): a partner's
+        answer carries a consistency proof, so this runs on every exchange.
+
         Raises:
             AuditLogError: A leaf's event or a subtree's row is missing.
         """
         seqs = sorted(index + 1 for level, index in wanted if level == 0)
         inner = sorted(subtree for subtree in wanted if subtree[0] > 0)
-        with Session(self._engine) as session:
+        with self._engine.connect() as connection:
             stored = {
-                (0, seq - 1): leaf
-                for seq, leaf in session.exec(
-                    select(col(AuditEvent.seq), col(AuditEvent.leaf_hash)).where(
-                        col(AuditEvent.seq).in_(seqs)
-                    )
-                )
+                (0, seq - 1): bytes(leaf)
+                for seq, leaf in connection.execute(_READ_LEAVES, {"seqs": seqs})
             }
             if inner:
-                # OR of key lookups, not a row-value IN, which SQLite answers by a scan.
-                rows = session.exec(
-                    select(
-                        col(AuditSubtree.level), col(AuditSubtree.index), col(AuditSubtree.hash)
-                    ).where(
-                        or_(
-                            *(
-                                and_(
-                                    col(AuditSubtree.level) == level,
-                                    col(AuditSubtree.index) == index,
-                                )
-                                for level, index in inner
-                            )
-                        )
-                    )
-                )
-                stored.update(((level, index), subtree) for level, index, subtree in rows)
+                keys = {f"{name}{i}": value for i, key in enumerate(inner)
+                        for name, value in zip(("level", "index"), key, strict=True)}  # fmt: skip
+                rows = connection.execute(_read_subtrees(len(inner)), keys)
+                stored.update(((level, index), bytes(subtree)) for level, index, subtree in rows)
         for level, index in sorted(wanted, key=lambda subtree: subtree[1] << subtree[0]):
             if (level, index) not in stored:
                 first = (index << level) + 1

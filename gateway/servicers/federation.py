@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from alpr.federation.v1 import federation_service_pb2 as pb
 from alpr.federation.v1 import federation_service_pb2_grpc as pb_grpc
+from federation.client import Answered, Carried
 from federation.envelope import Envelope
 from federation.hotlist_exchange import SignedSnapshot
 from federation.peers import Peer
@@ -90,26 +92,36 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
     ) -> pb.QueryReadsResponse:
         """Answer a partner's signed plate query with our signed answer and a receipt."""
         with self._partner("QueryReads", context) as peer:
-            answer, receipt = await asyncio.to_thread(
-                self._services.queries.serve,
-                Envelope.from_proto(request.request),
-                peer,
-                peer_ip(context),
-            )
-        return pb.QueryReadsResponse(answer=answer.to_proto(), receipt=receipt.to_proto())
+            answered = await self._served(self._services.queries.serve, request, peer, context)
+        return pb.QueryReadsResponse(**_answered(answered))
 
     async def GetReadImages(  # noqa: N802 (gRPC method name)
         self, request: pb.GetReadImagesRequest, context: Context
     ) -> pb.GetReadImagesResponse:
         """Answer a partner's signed request for images of reads we sent it, with a receipt."""
         with self._partner("GetReadImages", context) as peer:
-            answer, receipt = await asyncio.to_thread(
-                self._services.read_images.serve,
-                Envelope.from_proto(request.request),
-                peer,
-                peer_ip(context),
-            )
-        return pb.GetReadImagesResponse(answer=answer.to_proto(), receipt=receipt.to_proto())
+            answered = await self._served(self._services.read_images.serve, request, peer, context)
+        return pb.GetReadImagesResponse(**_answered(answered))
+
+    async def _served(
+        self,
+        serve: Callable[[Envelope, Peer, str], tuple[Envelope, Envelope]],
+        request: pb.QueryReadsRequest | pb.GetReadImagesRequest,
+        peer: Peer,
+        context: Context,
+    ) -> Answered:
+        """Keep what the request carries and answer it by `serve`, off the event loop."""
+        carried = Carried(
+            [Envelope.from_proto(envelope) for envelope in request.acknowledgements],
+            request.witnessed_size,
+        )
+        envelope, address = Envelope.from_proto(request.request), peer_ip(context)
+        return await asyncio.to_thread(
+            self._services.receipting.served,
+            carried,
+            peer,
+            lambda: serve(envelope, peer, address),
+        )
 
     async def AcknowledgeReceipts(  # noqa: N802 (gRPC method name)
         self, request: pb.AcknowledgeReceiptsRequest, context: Context
@@ -188,3 +200,16 @@ def hotlist_responses(
     yield pb.GetHotlistResponse(snapshot=snapshot.manifest.to_proto(), receipt=receipt.to_proto())
     for chunk in snapshot.chunks:
         yield pb.GetHotlistResponse(chunk=chunk)
+
+
+def _answered(answered: Answered) -> dict[str, Any]:
+    """The fields of a QueryReads or GetReadImages response that hold `answered`."""
+    consistency = answered.consistency
+    return {
+        "answer": answered.answer.to_proto(),
+        "receipt": answered.receipt.to_proto(),
+        "consistency": None if consistency is None else pb.ConsistencyPath(hashes=consistency),
+        "refused_acknowledgements": [
+            pb.RefusedAcknowledgement(index=i, reason=why) for i, why in answered.refused
+        ],
+    }

@@ -8,14 +8,32 @@ many partners, and a detective (a user certificate) asks SearchService.SearchPar
 `--queries` times in a row after `--warmup` queries, then `--concurrency` detectives at
 once for the queries per second.
 
-The baseline, in the same run, is the same fan-out with signing and receipts switched
-off: a plain server per node (a child process of this script, serving the node's TLS
-files behind the node's own interceptors: access log, errors, identity from the
-certificate, authorization) whose SearchPartners asks every partner at once with the
-same deadline through the node's own `PartnerClient` transport, and whose QueryReads
-looks the plate up in the partner's own store (`ReadSearch.find`, the same call the
-real answer makes). It has no request or answer signatures, no receipt or
-acknowledgement, no audit events, no witnessing, and no agreement or nonce checks.
+Two baselines run in the same run, each the same fan-out:
+
+- "plain" switches off much more than signing and receipts: a plain server per node (a
+  child process of this script, serving the node's TLS files behind the node's own
+  interceptors: access log, errors, identity from the certificate, authorization) whose
+  SearchPartners asks every partner at once with the same deadline through the node's
+  own `PartnerClient` transport, and whose QueryReads looks the plate up in the
+  partner's own store (`ReadSearch.find`, the same call the real answer makes). It has
+  no request or answer signatures, no receipt or acknowledgement, no audit events, no
+  witnessing, and no agreement or nonce checks: the floor of any federated query.
+- "faithful" is the issue's baseline in its words, "the same fan-out with signing and
+  receipts switched off": the node's own server and query path (`create_server` with
+  `Services.build`, in a child process per node, on a copy of the node's directory made
+  after the agreements are signed), with exactly what `switch_off_signing_and_receipts`
+  lists replaced in that process, and nothing in the node's code switched: no request,
+  answer, receipt, acknowledgement or checkpoint signatures or their verification, no
+  receipt or acknowledgement kept or delivered, no witnessing. Everything else runs as
+  in the real node: both sides' audit events, the agreement, purpose, nonce, time and
+  rate checks, the requests and reads put on file (SHR-5, SHR-7), the partner's rules.
+
+The issue's target (signing and receipts at most 2x the baseline) is the ratio to the
+faithful baseline; the ratio to the plain one says what the whole exchange protocol costs.
+
+Each row also says the CPU time per query of every process that served it (the
+requester's and its partners', from /proc), and the requester's alone: on a shared
+machine it moves less than latency does.
 
 Every partner node allows `ALPR_FEDERATION_QUERIES_PER_MINUTE` queries a minute (set high
 here: the default 60 would refuse a benchmark).
@@ -29,7 +47,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -55,12 +75,22 @@ from alpr.federation.v1 import exchange_pb2  # noqa: E402
 from alpr.federation.v1 import federation_service_pb2 as fed_pb  # noqa: E402
 from alpr.search.v1 import search_service_pb2 as search_pb  # noqa: E402
 from alpr.search.v1 import search_service_pb2_grpc as search_grpc  # noqa: E402
+from federation import receipting  # noqa: E402
+from federation.acknowledgements import OwedAcknowledgements  # noqa: E402
 from federation.client import PartnerClient, PartnerRefusedError, PartnerTimeoutError  # noqa: E402
-from federation.exchange import REQUEST_TYPE  # noqa: E402
+from federation.envelope import Envelope, Verified  # noqa: E402
+from federation.errors import InvalidEnvelopeError  # noqa: E402
+from federation.exchange import (  # noqa: E402
+    ACKNOWLEDGEMENT_TYPE,
+    RECEIPT_TYPE,
+    REQUEST_TYPE,
+    ExchangeLedger,
+)
 from federation.peers import Peer, PeerRegistry  # noqa: E402
 from federation.plate_queries import ANSWER_TYPE, MAX_SHARED_READS  # noqa: E402
+from federation.witness import Witness  # noqa: E402
 from gateway import logs  # noqa: E402
-from gateway.config import load_config  # noqa: E402
+from gateway.config import DATABASE_FILE, load_config  # noqa: E402
 from gateway.demo import (  # noqa: E402
     PURPOSE,
     AgencySpec,
@@ -78,14 +108,17 @@ from gateway.interceptors import (  # noqa: E402
     current_caller,
 )
 from gateway.node_dir import open_node  # noqa: E402
-from gateway.server import ACCESS  # noqa: E402
+from gateway.server import ACCESS, create_server  # noqa: E402
+from gateway.services import Services  # noqa: E402
 from node.audit import AuditLog  # noqa: E402
+from node.audit_checkpoints import CheckpointStore  # noqa: E402
 from node.clock import system_clock  # noqa: E402
 from node.errors import UnavailableError  # noqa: E402
 from node.pki import CertificateAuthority  # noqa: E402
 from node.search import ReadSearch  # noqa: E402
 from node.session_watch import SessionWatch  # noqa: E402
 from node.sessions import Sessions  # noqa: E402
+from node.signing import Signature  # noqa: E402
 from node.store.capture_models import ReadRecord  # noqa: E402
 from node.users import UserDirectory  # noqa: E402
 
@@ -106,12 +139,20 @@ def partner_spec(index: int) -> AgencySpec:
 
 @dataclass(frozen=True)
 class Stats:
-    """One row's measurements."""
+    """One row's measurements; CPU is per query, of every process serving it."""
 
     p50_ms: float
     p99_ms: float
     qps: float
     failed: int
+    cpu_ms: float
+    requester_cpu_ms: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time process `pid` has used, user and system (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # The baseline: a plain node, no signing and no receipts.
@@ -306,18 +347,102 @@ async def serve_plain(directory: Path, endpoints: dict[str, str]) -> None:
     await server.wait_for_termination()
 
 
+# The faithful baseline: the node's own query path, signing and receipts switched off.
+
+NO_SIGNATURE = Signature("", b"")
+
+
+def _unsigned(
+    cls: type[Envelope], payload: bytes, payload_type: str, signer: object, *,
+    prehashed: bool = False,
+) -> Envelope:  # fmt: skip
+    return cls(payload, payload_type, (NO_SIGNATURE,))
+
+
+def _unverified(
+    self: Envelope, keys: object, threshold: int, payload_type: str, *, prehashed: bool = False
+) -> Verified:
+    if self.payload_type != payload_type:
+        raise InvalidEnvelopeError(f"expected a {payload_type}, got a {self.payload_type}")
+    return Verified(self.payload, ())
+
+
+async def _not_witnessed(
+    self: Witness, peer: Peer, notes: Sequence[bytes], *_: object
+) -> list[None]:
+    return [None] * len(notes)
+
+
+def switch_off_signing_and_receipts() -> None:
+    """In this process only: no signatures, receipts, acknowledgements or witnessing.
+
+    Envelopes (requests, answers) are neither signed nor verified (their type still is);
+    the checkpoint, receipt and acknowledgement are neither signed, verified, kept nor
+    delivered; no checkpoint is witnessed. Every audit event and every other check runs.
+    """
+    replaced: list[tuple[object, str, object]] = [
+        (Envelope, "sign", classmethod(_unsigned)),
+        (Envelope, "verify", _unverified),
+        (CheckpointStore, "sign", lambda self, head, session=None: b""),
+        (receipting, "sign_receipt",
+         lambda signer, **_: Envelope(b"", RECEIPT_TYPE, (NO_SIGNATURE,))),
+        (receipting, "verify_receipt", lambda envelope, responder, **_: None),
+        (receipting, "sign_acknowledgement",
+         lambda signer, **_: Envelope(b"", ACKNOWLEDGEMENT_TYPE, (NO_SIGNATURE,))),
+        (ExchangeLedger, "record", lambda self, **_: None),
+        (OwedAcknowledgements, "owe", lambda self, peer, acknowledgements: None),
+        (Witness, "observe_many", _not_witnessed),
+    ]  # fmt: skip
+    for owner, name, value in replaced:
+        setattr(owner, name, value)
+
+
+async def serve_faithful(directory: Path, endpoints: dict[str, str]) -> None:
+    """Serve the node copied to `directory` on its own path, signing and receipts switched off.
+
+    Its partners' faithful servers are at `endpoints` (kept in the copy's peer registry).
+    """
+    switch_off_signing_and_receipts()
+    logs.configure()
+    config = load_config(directory, os.environ | {"ALPR_SERVER_LISTEN": "127.0.0.1:0"})
+    node = open_node(config, now=datetime.now(UTC))
+    services = Services.build(node, clock=system_clock)
+    for ori, endpoint in endpoints.items():
+        services.peers.update(ori, {"endpoint": endpoint})
+    server, port, _ = create_server(node, services=services)
+    await server.start()
+    print(json.dumps({"address": f"127.0.0.1:{port}"}), flush=True)
+    await server.wait_for_termination()
+
+
+def copy_node(source: Path, target: Path) -> Path:
+    """A copy of the node directory `source` at `target`, its database copied whole; `target`."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(f"{DATABASE_FILE}*", "*.log"))
+    with (
+        contextlib.closing(sqlite3.connect(source / DATABASE_FILE)) as original,
+        contextlib.closing(sqlite3.connect(target / DATABASE_FILE)) as copy,
+    ):
+        original.backup(copy)
+    return target
+
+
 @contextlib.contextmanager
-def plain_node(directory: Path, endpoints: dict[str, str]) -> Iterator[str]:
-    """A plain server for the node in `directory`, in a child process; its address."""
+def baseline_node(
+    kind: str, directory: Path, endpoints: dict[str, str]
+) -> Iterator[tuple[str, int]]:
+    """A `kind` (plain, faithful) server for the node in `directory`, in a child process.
+
+    Yields its address and process id.
+    """
     process = subprocess.Popen(
-        [sys.executable, __file__, "--plain", str(directory), json.dumps(endpoints)],
+        [sys.executable, __file__, f"--{kind}", str(directory), json.dumps(endpoints)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
         line = process.stdout.readline() if process.stdout else ""
         if not line:
-            raise RuntimeError(f"the plain server for {directory} did not start")
-        yield str(json.loads(line)["address"])
+            raise RuntimeError(f"the {kind} server for {directory} did not start")
+        yield str(json.loads(line)["address"]), process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
@@ -337,10 +462,15 @@ def _request(deadline_ms: int) -> search_pb.SearchPartnersRequest:
 
 
 def measure(
-    address: str, credentials: grpc.ChannelCredentials, *, fan_out: int, seen: int,
-    queries: int, warmup: int, concurrency: int, deadline_ms: int,
+    address: str, pids: Sequence[int], credentials: grpc.ChannelCredentials, *, fan_out: int,
+    seen: int, queries: int, warmup: int, concurrency: int, deadline_ms: int,
 ) -> Stats:  # fmt: skip
-    """Latencies of `queries` sequential queries after `warmup`, then the rate at `concurrency`."""
+    """Latencies of `queries` sequential queries after `warmup`, then the rate at `concurrency`.
+
+    `pids` are the processes that serve a query, the requester's first: their CPU time
+    over all the queries, per query.
+    """
+    cpu_before = [cpu_seconds(pid) for pid in pids]
     request = _request(deadline_ms)
     failed = 0
     lock = threading.Lock()
@@ -368,12 +498,34 @@ def measure(
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(lambda _: ask(stub), range(queries)))
         qps = queries / (time.perf_counter() - began)
+    used = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
+    per_query = 1000 / (warmup + 2 * queries)
     p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-    return Stats(statistics.median(latencies) * 1000, p99 * 1000, qps, failed)
+    return Stats(statistics.median(latencies) * 1000, p99 * 1000, qps, failed,
+                 sum(used) * per_query, used[0] * per_query)  # fmt: skip
 
 
-def run(args: argparse.Namespace, base: Path) -> list[tuple[int, Stats, Stats]]:
-    """Build the federation in `base` and measure each fan-out, real and baseline."""
+def measure_faithful(
+    base: Path, requester: RunningAgency, partners: Sequence[RunningAgency],
+    credentials: grpc.ChannelCredentials, options: dict[str, int],
+) -> Stats:  # fmt: skip
+    """The faithful baseline: the nodes as federated now, copied to `base`, served so."""
+    with contextlib.ExitStack() as serving:
+        served = {
+            p.spec.ori: serving.enter_context(
+                baseline_node("faithful", copy_node(p.directory, base / p.spec.key), {})
+            )
+            for p in partners
+        }
+        copied = copy_node(requester.directory, base / requester.spec.key)
+        endpoints = {ori: address for ori, (address, _) in served.items()}
+        address, pid = serving.enter_context(baseline_node("faithful", copied, endpoints))
+        pids = [pid, *(partner_pid for _, partner_pid in served.values())]
+        return measure(address, pids, credentials, **options)
+
+
+def run(args: argparse.Namespace, base: Path) -> list[tuple[int, Stats, Stats, Stats]]:
+    """Build the federation in `base` and measure each fan-out, real and both baselines."""
     os.environ["ALPR_FEDERATION_QUERIES_PER_MINUTE"] = str(1_000_000)
     os.environ["ALPR_CAPTURE_READS_PER_SECOND"] = str(1_000_000)  # seeding, not a camera
     ca = CertificateAuthority.create("demo.alpr", now=datetime.now(UTC))
@@ -391,21 +543,28 @@ def run(args: argparse.Namespace, base: Path) -> list[tuple[int, Stats, Stats]]:
                 report_reads(partner, "cam-1", reads[start : start + BATCH])
         with contextlib.ExitStack() as plain:
             plain_partners = {
-                p.spec.ori: plain.enter_context(plain_node(p.directory, {})) for p in partners
+                p.spec.ori: plain.enter_context(baseline_node("plain", p.directory, {}))
+                for p in partners
             }
             federated = 0
             for fan_out in sorted(args.partners):
                 federate([(requester, p) for p in partners[federated:fan_out]])
                 federated = fan_out
-                asked = {p.spec.ori: plain_partners[p.spec.ori] for p in partners[:fan_out]}
+                asked = {p.spec.ori: plain_partners[p.spec.ori][0] for p in partners[:fan_out]}
                 credentials = requester.credentials["detective"].channel_credentials()
                 options = {"fan_out": fan_out, "seen": args.seen, "queries": args.queries,
                            "warmup": args.warmup, "concurrency": args.concurrency,
                            "deadline_ms": args.deadline_ms}  # fmt: skip
-                real = measure(requester.address, credentials, **options)
-                with plain_node(requester.directory, asked) as address:
-                    baseline = measure(address, credentials, **options)
-                rows.append((fan_out, real, baseline))
+                pids = [node.process.pid for node in nodes[: fan_out + 1]]
+                real = measure(requester.address, pids, credentials, **options)
+                with baseline_node("plain", requester.directory, asked) as (address, pid):
+                    pids = [pid, *(plain_partners[ori][1] for ori in asked)]
+                    plain_stats = measure(address, pids, credentials, **options)
+                faithful = measure_faithful(
+                    base / f"faithful-{fan_out}", requester, partners[:fan_out], credentials,
+                    options,
+                )  # fmt: skip
+                rows.append((fan_out, real, plain_stats, faithful))
                 print(f"  measured {fan_out} partners", file=sys.stderr, flush=True)
     finally:
         for node in nodes:
@@ -427,11 +586,14 @@ def main() -> int:
     parser.add_argument("--deadline-ms", type=int, default=5000)
     parser.add_argument("--keep", type=Path, help="build the nodes here and leave them")
     parser.add_argument("--plain", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--faithful", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.plain:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_plain(Path(args.plain[0]), json.loads(args.plain[1])))
-        return 0
+    for kind, serve in (("plain", serve_plain), ("faithful", serve_faithful)):
+        if getattr(args, kind):
+            directory, endpoints = getattr(args, kind)
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(serve(Path(directory), json.loads(endpoints)))
+            return 0
     print(f"federated_query on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: "
           f"{args.reads} reads a partner, plate seen {args.seen}x, {args.queries} sequential "
           f"queries after {args.warmup}, QPS at {args.concurrency} at once")  # fmt: skip
@@ -441,13 +603,24 @@ def main() -> int:
     else:
         with tempfile.TemporaryDirectory() as scratch:
             rows = run(args, Path(scratch))
-    print(f"{'partners':>8}  {'case':<22}{'p50 ms':>9}{'p99 ms':>9}{'QPS':>8}"
-          f"{'failed':>8}{'p99 x baseline':>16}")  # fmt: skip
-    for fan_out, real, baseline in rows:
-        for name, stats in (("signed + receipts", real), ("baseline (plain)", baseline)):
-            ratio = f"{real.p99_ms / baseline.p99_ms:.1f}" if stats is real else ""
+    print(f"{'partners':>8}  {'case':<22}{'p50 ms':>9}{'p99 ms':>9}{'QPS':>8}{'failed':>8}"
+          f"{'CPU ms/q':>10}{'requester':>11}"
+          f"{'p99 x plain':>13}{'p99 x faithful':>16}")  # fmt: skip
+    for fan_out, real, plain, faithful in rows:
+        cases = (
+            ("signed + receipts", real),
+            ("baseline (plain)", plain),
+            ("baseline (faithful)", faithful),
+        )
+        for name, stats in cases:
+            ratios = (
+                f"{real.p99_ms / plain.p99_ms:>13.1f}{real.p99_ms / faithful.p99_ms:>16.1f}"
+                if stats is real
+                else ""
+            )
             print(f"{fan_out:>8}  {name:<22}{stats.p50_ms:>9.1f}{stats.p99_ms:>9.1f}"
-                  f"{stats.qps:>8.1f}{stats.failed:>8}{ratio:>16}")  # fmt: skip
+                  f"{stats.qps:>8.1f}{stats.failed:>8}{stats.cpu_ms:>10.1f}"
+                  f"{stats.requester_cpu_ms:>11.1f}{ratios}")  # fmt: skip
     return 0
 
 

@@ -2,7 +2,8 @@
 
 SHR-5 (the request names agency, person, purpose), SHR-6 (refusals say nothing),
 SHR-7 (every request kept on file with its basis), ACC-6/ACC-7, AUD-6 (receipts on
-both sides).
+both sides, acknowledgements riding the next query), AUD-7 (the answer proves the
+partner's log for witnessing).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import grpc
 import pytest
 from sqlalchemy import text
 
+from alpr.common.v1 import envelope_pb2
 from alpr.federation.v1 import agreement_pb2, exchange_pb2
 from alpr.federation.v1 import federation_service_pb2 as fed_pb
 from alpr.search.v1 import search_service_pb2 as pb
 from alpr.search.v1 import search_service_pb2_grpc as pb_grpc
-from federation.exchange import check_ledger
+from federation import acknowledgements
+from federation.exchange import ACKNOWLEDGEMENT_TYPE, check_ledger
 from node.ed25519 import Ed25519Key
 from node.identity import PrincipalKind
 from node.reads import NewRead
@@ -217,3 +220,137 @@ class TestEachPartnersRules:
         assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED
         answer = ask(lapd, federation, purpose=immigration, warrant="US District Ct 26-M-14")
         assert outcomes(answer)[SPD] == pb.PARTNER_OUTCOME_REFUSED  # not in that agreement
+
+
+def unacknowledged(agency: Agency) -> list[str]:
+    """The exchanges `agency` answered that are not acknowledged yet."""
+    return [record.id for record in agency.node.services.ledger.unacknowledged(timedelta(0))]
+
+
+def exchange_with(answer: pb.SearchPartnersResponse, ori: str) -> str:
+    [partner] = [p for p in answer.partners if p.partner_ori == ori]
+    return partner.exchange_id
+
+
+class TestOneCallAnExchange:
+    """A plate query is one call to each partner: acknowledgements and proofs ride it."""
+
+    def test_aud6_an_acknowledgement_rides_the_next_query_to_that_partner(
+        self, three: dict[str, Agency], federation: Federation, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(acknowledgements, "FLUSH_AFTER", 3600.0)  # only a request delivers
+        lapd, lasd = three[LAPD], three[LASD]
+        first = exchange_with(ask(lapd, federation), LASD)
+        assert unacknowledged(lasd) == [first]  # owed, kept by LAPD already
+        [ours] = [r for r in lapd.node.services.ledger.exchanges(LASD) if r.id == first]
+        assert ours.acknowledgement is not None
+        second = exchange_with(ask(lapd, federation), LASD)
+        assert unacknowledged(lasd) == [second]  # the first came with the second query
+        lapd.node.run(lapd.node.services.queries.settled())  # what is owed goes at once
+        assert unacknowledged(lasd) == []
+
+    def test_aud6_an_acknowledgement_not_delivered_is_owed_until_the_partner_takes_it(
+        self, three: dict[str, Agency], federation: Federation, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(acknowledgements, "FLUSH_AFTER", 3600.0)
+        lapd, lasd = three[LAPD], three[LASD]
+        services = lapd.node.services
+        endpoint = services.peers.require(LASD).endpoint
+        first = exchange_with(ask(lapd, federation), LASD)
+        services.peers.update(LASD, {"endpoint": "localhost:9"})  # LASD drops off the network
+        assert outcomes(ask(lapd, federation))[LASD] == pb.PARTNER_OUTCOME_UNAVAILABLE
+        lapd.node.run(services.queries.settled())  # the flush cannot reach it either
+        assert unacknowledged(lasd) == [first]
+        services.peers.update(LASD, {"endpoint": endpoint})
+        third = exchange_with(ask(lapd, federation), LASD)
+        assert unacknowledged(lasd) == [third]  # the first rode the next query that got there
+        lapd.node.run(services.queries.settled())
+        assert unacknowledged(lasd) == []
+
+    def test_aud6_an_acknowledgement_no_query_carries_goes_on_its_own_within_the_bound(
+        self, three: dict[str, Agency], federation: Federation, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(acknowledgements, "FLUSH_AFTER", 0.1)
+        lasd = three[LASD]
+        ask(three[LAPD], federation)
+        waited = time.monotonic() + TIMEOUT
+        while unacknowledged(lasd) and time.monotonic() < waited:
+            time.sleep(0.05)  # the flush's own timer, not the node's clock
+        assert unacknowledged(lasd) == []
+
+    def test_aud6_a_carried_acknowledgement_refused_is_named_and_the_query_still_answered(
+        self, three: dict[str, Agency], federation: Federation
+    ) -> None:
+        lapd, lasd = three[LAPD], three[LASD]
+        answered: list[fed_pb.QueryReadsResponse] = []
+        with simulating(lasd.node, federation.client(LAPD, PrincipalKind.NODE, "")) as (
+            simulator,
+            target,
+        ):
+            lapd.node.services.peers.update(LASD, {"endpoint": target})
+
+            def with_a_stray(request: fed_pb.QueryReadsRequest) -> fed_pb.QueryReadsResponse:
+                stray = envelope_pb2.SignedEnvelope(
+                    payload=b"not ours",
+                    payload_type=ACKNOWLEDGEMENT_TYPE,
+                    signatures=[envelope_pb2.EnvelopeSignature(key_id="00", signature=bytes(64))],
+                )
+                request.acknowledgements.append(stray)
+                answered.append(simulator.forward_query(request))
+                return answered[-1]
+
+            simulator.answer_query = with_a_stray
+            answer = ask(lapd, federation)
+        assert outcomes(answer)[LASD] == pb.PARTNER_OUTCOME_ANSWERED
+        [response] = answered
+        [refused] = response.refused_acknowledgements
+        assert refused.index == 0  # the first query carries nothing of ours
+
+    def test_aud7_the_answer_proves_the_partners_log_so_witnessing_it_is_no_call(
+        self, three: dict[str, Agency], federation: Federation, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        lapd = three[LAPD]
+        services = lapd.node.services
+        ask(lapd, federation)
+        lapd.node.run(services.queries.settled())
+        first = services.witness.held(LASD)
+        assert first is not None
+        asked: list[object] = []
+        proofs = services.partners.consistency_proofs
+
+        async def counted(*args: object) -> list[list[bytes]]:
+            asked.append(args)
+            return await proofs(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(services.partners, "consistency_proofs", counted)
+        ask(lapd, federation)
+        lapd.node.run(services.queries.settled())
+        second = services.witness.held(LASD)
+        assert second is not None
+        assert (second.size > first.size, asked) == (True, [])
+
+    def test_aud7_a_proof_in_an_answer_that_does_not_hold_raises_the_alarm(
+        self, three: dict[str, Agency], federation: Federation
+    ) -> None:
+        lapd, lasd = three[LAPD], three[LASD]
+        ask(lapd, federation)
+        lapd.node.run(lapd.node.services.queries.settled())
+        with simulating(lasd.node, federation.client(LAPD, PrincipalKind.NODE, "")) as (
+            simulator,
+            target,
+        ):
+            lapd.node.services.peers.update(LASD, {"endpoint": target})
+
+            def false_proof(request: fed_pb.QueryReadsRequest) -> fed_pb.QueryReadsResponse:
+                answer = simulator.forward_query(request)
+                assert request.witnessed_size > 0
+                assert answer.HasField("consistency")
+                answer.consistency.hashes[:] = [bytes(32)]
+                return answer
+
+            simulator.answer_query = false_proof
+            answer = ask(lapd, federation)
+            lapd.node.run(lapd.node.services.queries.settled())
+        assert outcomes(answer)[LASD] == pb.PARTNER_OUTCOME_ANSWERED  # its signatures hold
+        [alarm] = lapd.node.services.witness.alarms()
+        assert alarm.partner_ori == LASD

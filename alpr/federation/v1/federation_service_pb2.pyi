@@ -253,18 +253,33 @@ class QueryReadsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGEMENTS_FIELD_NUMBER: _builtins.int
+    WITNESSED_SIZE_FIELD_NUMBER: _builtins.int
+    witnessed_size: _builtins.int
+    """The tree size of the largest checkpoint of our audit log the requester witnessed, or
+    0: the answer then proves our log at the receipt extends it (AUD-7).
+    """
     @_builtins.property
     def request(self) -> _envelope_pb2.SignedEnvelope:
         """An ExchangeRequest with a ReadQuery, signed by the requester."""
+
+    @_builtins.property
+    def acknowledgements(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.SignedEnvelope]:
+        """Acknowledgements of earlier exchanges with us the requester still owed (at most 100):
+        they ride its next request instead of a call of their own (AUD-6). Each well-formed
+        one is kept on its own, as AcknowledgeReceipts keeps it, whatever becomes of the request.
+        """
 
     def __init__(
         self,
         *,
         request: _envelope_pb2.SignedEnvelope | None = ...,
+        acknowledgements: _abc.Iterable[_envelope_pb2.SignedEnvelope] | None = ...,
+        witnessed_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgements", b"acknowledgements", "request", b"request", "witnessed_size", b"witnessed_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -278,6 +293,8 @@ class QueryReadsResponse(_message.Message):
 
     ANSWER_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
+    CONSISTENCY_FIELD_NUMBER: _builtins.int
+    REFUSED_ACKNOWLEDGEMENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def answer(self) -> _envelope_pb2.SignedEnvelope:
         """A ReadAnswer signed by us."""
@@ -286,15 +303,28 @@ class QueryReadsResponse(_message.Message):
     def receipt(self) -> _envelope_pb2.SignedEnvelope:
         """A Receipt for the exchange, signed by us."""
 
+    @_builtins.property
+    def consistency(self) -> Global___ConsistencyPath:
+        """The consistency path from our log at the request's witnessed_size to it at the
+        receipt's tree size (RFC 9162 2.1.4); absent when witnessed_size is 0 or larger than
+        the receipt's tree size.
+        """
+
+    @_builtins.property
+    def refused_acknowledgements(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefusedAcknowledgement]:
+        """The carried acknowledgements not kept, as AcknowledgeReceiptsResponse.refused names them."""
+
     def __init__(
         self,
         *,
         answer: _envelope_pb2.SignedEnvelope | None = ...,
         receipt: _envelope_pb2.SignedEnvelope | None = ...,
+        consistency: Global___ConsistencyPath | None = ...,
+        refused_acknowledgements: _abc.Iterable[Global___RefusedAcknowledgement] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "receipt", b"receipt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "consistency", b"consistency", "receipt", b"receipt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "receipt", b"receipt"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "consistency", b"consistency", "receipt", b"receipt", "refused_acknowledgements", b"refused_acknowledgements"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -307,18 +337,33 @@ class GetReadImagesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGEMENTS_FIELD_NUMBER: _builtins.int
+    WITNESSED_SIZE_FIELD_NUMBER: _builtins.int
+    witnessed_size: _builtins.int
+    """The tree size of the largest checkpoint of our audit log the requester witnessed, or
+    0: the answer then proves our log at the receipt extends it (AUD-7).
+    """
     @_builtins.property
     def request(self) -> _envelope_pb2.SignedEnvelope:
         """An ExchangeRequest with an ImageQuery, signed by the requester."""
+
+    @_builtins.property
+    def acknowledgements(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.SignedEnvelope]:
+        """Acknowledgements of earlier exchanges with us the requester still owed (at most 100):
+        they ride its next request instead of a call of their own (AUD-6). Each well-formed
+        one is kept on its own, as AcknowledgeReceipts keeps it, whatever becomes of the request.
+        """
 
     def __init__(
         self,
         *,
         request: _envelope_pb2.SignedEnvelope | None = ...,
+        acknowledgements: _abc.Iterable[_envelope_pb2.SignedEnvelope] | None = ...,
+        witnessed_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgements", b"acknowledgements", "request", b"request", "witnessed_size", b"witnessed_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -332,6 +377,8 @@ class GetReadImagesResponse(_message.Message):
 
     ANSWER_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
+    CONSISTENCY_FIELD_NUMBER: _builtins.int
+    REFUSED_ACKNOWLEDGEMENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def answer(self) -> _envelope_pb2.SignedEnvelope:
         """An ImageAnswer signed by us."""
@@ -340,15 +387,28 @@ class GetReadImagesResponse(_message.Message):
     def receipt(self) -> _envelope_pb2.SignedEnvelope:
         """A Receipt for the exchange, signed by us."""
 
+    @_builtins.property
+    def consistency(self) -> Global___ConsistencyPath:
+        """The consistency path from our log at the request's witnessed_size to it at the
+        receipt's tree size (RFC 9162 2.1.4); absent when witnessed_size is 0 or larger than
+        the receipt's tree size.
+        """
+
+    @_builtins.property
+    def refused_acknowledgements(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefusedAcknowledgement]:
+        """The carried acknowledgements not kept, as AcknowledgeReceiptsResponse.refused names them."""
+
     def __init__(
         self,
         *,
         answer: _envelope_pb2.SignedEnvelope | None = ...,
         receipt: _envelope_pb2.SignedEnvelope | None = ...,
+        consistency: Global___ConsistencyPath | None = ...,
+        refused_acknowledgements: _abc.Iterable[Global___RefusedAcknowledgement] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "receipt", b"receipt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "consistency", b"consistency", "receipt", b"receipt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "receipt", b"receipt"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "consistency", b"consistency", "receipt", b"receipt", "refused_acknowledgements", b"refused_acknowledgements"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

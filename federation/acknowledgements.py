@@ -1,0 +1,102 @@
+"""Acknowledgements we owe partners, delivered on the next request or within a bound (AUD-6).
+
+An acknowledgement is signed and kept in our ledger, with our audit event, before the
+answer it acknowledges is used (`Receipting.acknowledge`); what is left is to give it to
+the partner. It is not a call of its own per exchange: it rides our next request that
+carries acknowledgements to that partner (QueryReads, GetReadImages), and those still
+owed `FLUSH_AFTER` seconds after the first of them was owed go together in one
+AcknowledgeReceipts call. So a busy partner gets its acknowledgements for free, and an
+idle one within about a second, far inside the window after which an exchange left
+unacknowledged is flagged on its side.
+
+Nothing owed is dropped while the node runs: one whose request failed is owed again,
+and a batch the partner could not be reached for waits for the next request to it or the
+next flush (`flush`, which the node's stop awaits, delivers everything owed at once). The
+partner keeps an acknowledgement given twice once; one it refuses is flagged in its
+ledger, as an undelivered one is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from federation.client import PartnerClient, PartnerRefusedError
+from federation.envelope import Envelope
+from federation.exchange import MAX_BATCH
+from federation.peers import Peer
+from node.errors import UnavailableError
+
+FLUSH_AFTER = 1.0
+"""Seconds an owed acknowledgement waits for a request to ride before it is sent alone."""
+log = logging.getLogger(__name__)
+
+
+class OwedAcknowledgements:
+    """Our acknowledgements not yet given to each partner, and their delivery."""
+
+    def __init__(self, client: PartnerClient) -> None:
+        """Deliver through `client` what no request carried within `FLUSH_AFTER` seconds."""
+        self._client = client
+        self._owed: dict[str, list[Envelope]] = {}
+        self._peers: dict[str, Peer] = {}
+        self._flushes: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+
+    def take(self, peer: Peer) -> list[Envelope]:
+        """Up to `MAX_BATCH` of those owed to `peer`, for a request to carry."""
+        owed = self._owed.get(peer.ori, [])
+        taken, self._owed[peer.ori] = owed[:MAX_BATCH], owed[MAX_BATCH:]
+        return taken
+
+    def owe(self, peer: Peer, acknowledgements: Sequence[Envelope]) -> None:
+        """Owe `peer` `acknowledgements` (new, or taken by a request that failed)."""
+        if acknowledgements:
+            self._put(peer, acknowledgements)
+            self._flush_later(peer)
+
+    def delivered(self, peer: Peer, refused: Sequence[tuple[int, str]]) -> None:
+        """Note what `peer` did not keep of those delivered: the partner's ledger flags them."""
+        for index, reason in refused:
+            log.warning("acknowledgement %d not kept by %s: %s", index, peer.ori, reason)
+
+    async def flush(self) -> None:
+        """Deliver everything owed now, each partner's in batches; wait until done."""
+        for ori, owed in self._owed.items():
+            if owed:
+                self._flush_later(self._peers[ori])
+        flushes = list(self._flushes.values())
+        for _, hurry in flushes:
+            hurry.set()
+        await asyncio.gather(*(task for task, _ in flushes), return_exceptions=True)
+
+    def _put(self, peer: Peer, acknowledgements: Sequence[Envelope]) -> None:
+        self._owed.setdefault(peer.ori, []).extend(acknowledgements)
+        self._peers[peer.ori] = peer
+
+    def _flush_later(self, peer: Peer) -> None:
+        """Deliver what is owed to `peer` after the bound, unless a flush is under way."""
+        if peer.ori not in self._flushes:
+            hurry = asyncio.Event()
+            self._flushes[peer.ori] = (asyncio.create_task(self._flush(peer.ori, hurry)), hurry)
+
+    async def _flush(self, ori: str, hurry: asyncio.Event) -> None:
+        try:
+            with contextlib.suppress(TimeoutError):  # the bound, or `flush` hurrying it
+                await asyncio.wait_for(hurry.wait(), FLUSH_AFTER)
+            peer = self._peers[ori]  # as the latest request to it knew it (its endpoint)
+            while batch := self.take(peer):
+                try:
+                    refused = await self._client.acknowledge_receipts(peer, batch)
+                except PartnerRefusedError as error:  # all of them: its ledger flags them
+                    log.warning("acknowledgements refused by %s: %s", ori, error.diagnostics())
+                    continue
+                except UnavailableError as error:
+                    log.warning("acknowledgements not delivered to %s: %s", ori,
+                                error.diagnostics())  # fmt: skip
+                    self._put(peer, batch)  # for the next request to it, or the next flush
+                    return
+                self.delivered(peer, refused)
+        finally:
+            del self._flushes[ori]
