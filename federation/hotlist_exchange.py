@@ -79,7 +79,7 @@ def sign_snapshot(
         sealed_key=recipient.key.seal(key.key),
         ended_entry_ids=changes.ended,
         chunk_digests=[hashlib.sha256(chunk).digest() for chunk in chunks],
-        entry_count=sum(chunk.size for chunk in changes.chunks),
+        entry_count=changes.entry_count,
     )
     manifest.issued_at.FromDatetime(now)
     manifest.expires_at.FromDatetime(now + VALIDITY)

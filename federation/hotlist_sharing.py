@@ -106,7 +106,7 @@ class HotlistSharing:
             details={
                 "version": changes.version,
                 "since_version": since,
-                "entries": len(changes.entry_ids),
+                "entries": changes.entry_count,
                 "ended": len(changes.ended),
             },
         )

@@ -96,6 +96,11 @@ class Changes:
     ended: list[str]
 
     @property
+    def entry_count(self) -> int:
+        """How many entries were added, without splitting their ids."""
+        return sum(chunk.size for chunk in self.chunks)
+
+    @property
     def entry_ids(self) -> list[str]:
         """Ids of the entries added, oldest first."""
         return [entry_id for chunk in self.chunks for entry_id in split_column(chunk.entry_ids)]

@@ -147,4 +147,5 @@ def chunk_sizes(changes: Changes) -> list[int]:
     """How many entries each chunk of `changes` holds, checked against the count it gives."""
     sizes = [len(HotlistEntryFieldsList.FromString(c.fields).fields) for c in changes.chunks]
     assert [chunk.size for chunk in changes.chunks] == sizes
+    assert changes.entry_count == sum(sizes) == len(changes.entry_ids)
     return sizes
