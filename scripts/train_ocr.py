@@ -135,6 +135,24 @@ def from_onnx(model: PlateOcr, path: Path) -> None:
     model.frozen_norms = True
 
 
+def start_from(model: PlateOcr, path: Path) -> None:
+    """Load `path`, an exported ``.onnx`` or a ``--checkpoint``, into `model`.
+
+    A checkpoint of a run that itself started from an export holds the identity norms
+    `from_onnx` wrote: those stay frozen as well, since training them (batch statistics in
+    place of the identity) would undo the folding the other weights depend on.
+    """
+    if path.suffix == ".onnx":
+        from_onnx(model, path)
+        return
+    model.load_state_dict(torch.load(path, weights_only=True))
+    norms = [m for m in model.features if isinstance(m, nn.BatchNorm2d)]
+    model.frozen_norms = all(
+        bool((norm.running_mean == 0).all() and (norm.running_var == 1.0 - norm.eps).all())
+        for norm in norms
+    )
+
+
 def encode(text: str) -> list[int]:
     """`text` as alphabet indices, padded to `SLOTS` with the pad character."""
     return [ALPHABET.index(c) for c in text.ljust(SLOTS, PAD)]
@@ -316,10 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_set, val_set = (joined([load(folder, split) for folder in args.data]) for split in SPLITS)
     print(f"{len(train_set[0])} training crops, {len(val_set[0])} held out", flush=True)
     model = PlateOcr()
-    if args.init and args.init.suffix == ".onnx":
-        from_onnx(model, args.init)
-    elif args.init:
-        model.load_state_dict(torch.load(args.init, weights_only=True))
+    if args.init:
+        start_from(model, args.init)
     best_epoch, epochs = train(model, train_set, val_set, args, started)
     if args.checkpoint:
         torch.save(model.state_dict(), args.checkpoint)
