@@ -3,13 +3,14 @@
     python scripts/train_ocr.py --data DIR/ocr [DIR2/ocr] --out node/capture/models [--minutes 40]
 
 `--data` names OCR sets written by ``scripts/synth_plates.py`` (``train.csv``, ``val.csv``,
-``crops/``), pooled. The model is a small CNN: five conv-BN-ReLU stages pooled down to a
-3 x 16 grid, then one linear layer to ``slots x alphabet``, softmax per slot. It takes what
-fast-plate-ocr feeds a model: uint8 NHWC grayscale named ``input``, normalisation inside; it
-gives ``plate`` of shape ``(N, slots, alphabet)``. With ``--init`` (a checkpoint, or an
-exported ONNX whose folded batch norms then stay frozen) training goes on from earlier
-weights. The learning rate follows progress through the step count or the time budget
-(``--minutes``), whichever is further along.
+``crops/``), pooled; a set written with ``--val-share 0`` adds training crops only, leaving
+the held-out split that of the other sets. The model is a small CNN: five conv-BN-ReLU
+stages pooled down to a 3 x 16 grid, then one linear layer to ``slots x alphabet``, softmax
+per slot. It takes what fast-plate-ocr feeds a model: uint8 NHWC grayscale named ``input``,
+normalisation inside; it gives ``plate`` of shape ``(N, slots, alphabet)``. With ``--init``
+(a checkpoint, or an exported ONNX whose folded batch norms then stay frozen) training goes
+on from earlier weights. The learning rate follows progress through the step count or the
+time budget (``--minutes``), whichever is further along.
 
 Written to `--out`: ``plate_ocr.onnx``, ``plate_ocr_config.yaml`` (the plate config) and
 ``plate_ocr_metrics.json`` (held-out accuracy measured through
@@ -162,6 +163,8 @@ def load(folder: Path, split: str) -> tuple[NDArray[np.uint8], NDArray[np.int64]
     """The crops of `split`, resized as fast-plate-ocr resizes them, and their labels."""
     with (folder / f"{split}.csv").open(newline="") as handle:
         rows = [(folder / row["image_path"], row["plate_text"]) for row in csv.DictReader(handle)]
+    if not rows:  # a set written with --val-share 0 holds nothing out
+        return np.zeros((0, HEIGHT, WIDTH, 1), np.uint8), np.zeros((0, SLOTS), np.int64)
     images = np.stack(
         [
             read_and_resize_plate_image(path, HEIGHT, WIDTH, image_color_mode="grayscale")

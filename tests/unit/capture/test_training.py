@@ -30,12 +30,15 @@ class TestTraining:
         pytest.importorskip("torch", reason="the train extra is not installed")
         import train_ocr  # noqa: PLC0415 (imports torch)
 
-        assert (
-            train_ocr.main(["--data", str(tiny / "ocr"), "--out", str(tmp_path), "--epochs", "1"])
-            == 0
+        extra = tmp_path / "extra"  # training crops only, mostly special plates
+        special = ["--stacked", "1", "--vanity", "1"]
+        synth_plates.main(
+            ["--out", str(extra), "--scenes", "0", "--crops", "8", "--val-share", "0", *special]
         )
+        data = ["--data", str(tiny / "ocr"), str(extra / "ocr")]
+        assert train_ocr.main([*data, "--out", str(tmp_path), "--epochs", "1"]) == 0
         metrics = json.loads((tmp_path / train_ocr.METRICS_FILE).read_text())
-        assert metrics["held_out_crops"] == 10
+        assert (metrics["training_crops"], metrics["held_out_crops"]) == (38, 10)
         files = ModelFiles.shipped().replace(
             detector=None,
             ocr_model=tmp_path / train_ocr.MODEL_FILE,
