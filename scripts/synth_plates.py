@@ -1,6 +1,7 @@
 """Synthetic US licence plates: a detection set (YOLO labels) and an OCR set (crops + text).
 
     python scripts/synth_plates.py --out DIR [--scenes 1000] [--crops 20000] [--seed 0]
+        [--stacked 0.25] [--vanity 0.1]
 
 Plates are drawn in the styles of six states (California, Texas, New York, Florida, Arizona,
 Pennsylvania): background colours and bands, the state name, a slogan, the serial in the
@@ -144,6 +145,24 @@ STYLES = (
 
 
 @dataclass(frozen=True)
+class Specials:
+    """How often `render_plate` draws a plate other than its state's standard serial.
+
+    Attributes:
+        stacked: The share of specialty plates (two stacked letters) among the plates of
+            states that issue them.
+        vanity: The share of vanity plates (two to seven of any letter or digit) among the
+            plates that are not specialty plates.
+    """
+
+    stacked: float = 0.25
+    vanity: float = 0.1
+
+
+SPECIALS = Specials()
+
+
+@dataclass(frozen=True)
 class Plate:
     """A rendered plate: its RGB image and the text a reader must give (letters, digits).
 
@@ -212,12 +231,15 @@ def _centered(
 
 
 def render_plate(
-    rng: np.random.Generator, style: PlateStyle | None = None, *, special: bool = True
+    rng: np.random.Generator,
+    style: PlateStyle | None = None,
+    *,
+    special: Specials | None = SPECIALS,
 ) -> Plate:
     """Draw one plate of `style` (a random one when None) with a random serial.
 
-    With `special`, some plates are specialty plates (stacked letters) or vanity plates
-    (two to seven of any letter or digit); without, every plate has a standard serial.
+    With `special`, that share of plates are specialty plates (stacked letters) or vanity
+    plates; with None, every plate has a standard serial.
     """
     style = style or STYLES[int(rng.integers(len(STYLES)))]
     top, bottom = np.array(style.background, dtype=np.float32)
@@ -236,13 +258,13 @@ def render_plate(
     serial_font = str(rng.choice(list(SERIAL_FONTS)))
     left = 14
     text = ""
-    if special and style.stacked and rng.random() < 0.25:
+    if special and style.stacked and rng.random() < special.stacked:
         pair = serial(rng, "LL")
         small = _fit(draw, "W", serial_font, 34, 38)
         _centered(draw, pair[0], small, (12, 40, 48, 80), style.ink)
         _centered(draw, pair[1], small, (12, 82, 48, 122), style.ink)
         printed, left, text = serial(rng, str(rng.choice(["DDDD", "DDDDD", "LDDD"]))), 50, pair
-    elif special and rng.random() < 0.1:  # a vanity plate: two to seven of any letter or digit
+    elif special and rng.random() < special.vanity:  # two to seven of any letter or digit
         printed = "".join(rng.choice(list(ALNUM), size=int(rng.integers(2, 8))))
     else:
         printed = serial(rng, str(rng.choice(list(style.formats))))
@@ -397,9 +419,9 @@ def crop(rng: np.random.Generator, frame: Frame, box: tuple[int, int, int, int])
     return frame[top:bottom, left:right]
 
 
-def ocr_sample(rng: np.random.Generator) -> tuple[Frame, str]:
+def ocr_sample(rng: np.random.Generator, special: Specials = SPECIALS) -> tuple[Frame, str]:
     """One OCR crop (BGR) and its text: a plate in a small scene of its own, cut by its box."""
-    plate = render_plate(rng)
+    plate = render_plate(rng, special=special)
     width = float(np.exp(rng.uniform(np.log(50), np.log(300))))
     size = int(width * rng.uniform(0.9, 1.4)), int(width * rng.uniform(1.3, 1.8))
     frame = background(rng, *size)
@@ -431,12 +453,14 @@ def write_detection(out: Path, rng: np.random.Generator, count: int, val_share: 
     )
 
 
-def write_ocr(out: Path, rng: np.random.Generator, count: int, val_share: float) -> None:
+def write_ocr(
+    out: Path, rng: np.random.Generator, count: int, val_share: float, special: Specials
+) -> None:
     """Write `count` crops and their texts, `val_share` of them in val.csv."""
     (out / "crops").mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[tuple[str, str]]] = {"train": [], "val": []}
     for n in range(count):
-        image, text = ocr_sample(rng)
+        image, text = ocr_sample(rng, special)
         name = f"crops/{n:06d}.png"
         cv2.imwrite(str(out / name), image)
         rows["val" if n < count * val_share else "train"].append((name, text))
@@ -462,6 +486,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=1000, help="detection frames")
     parser.add_argument("--crops", type=int, default=20000, help="OCR crops")
     parser.add_argument("--val-share", type=float, default=0.1, help="share kept for validation")
+    parser.add_argument(
+        "--stacked",
+        type=float,
+        default=SPECIALS.stacked,
+        help="share of OCR crops with stacked letters, of the states that issue them",
+    )
+    parser.add_argument(
+        "--vanity", type=float, default=SPECIALS.vanity, help="share of vanity plates in OCR crops"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     # Independent streams: the OCR set does not change when --scenes does.
@@ -469,7 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scenes:
         write_detection(args.out / "detect", detect_rng, args.scenes, args.val_share)
     if args.crops:
-        write_ocr(args.out / "ocr", ocr_rng, args.crops, args.val_share)
+        special = Specials(stacked=args.stacked, vanity=args.vanity)
+        write_ocr(args.out / "ocr", ocr_rng, args.crops, args.val_share, special)
     print(f"wrote {args.scenes} scenes and {args.crops} crops under {args.out}")
     return 0
 

@@ -3,13 +3,14 @@
     python scripts/train_ocr.py --data DIR/ocr [DIR2/ocr] --out node/capture/models [--minutes 40]
 
 `--data` names OCR sets written by ``scripts/synth_plates.py`` (``train.csv``, ``val.csv``,
-``crops/``), pooled. The model is a small CNN: five conv-BN-ReLU stages pooled down to a
-3 x 16 grid, then one linear layer to ``slots x alphabet``, softmax per slot. It takes what
-fast-plate-ocr feeds a model: uint8 NHWC grayscale named ``input``, normalisation inside; it
-gives ``plate`` of shape ``(N, slots, alphabet)``. With ``--init`` (a checkpoint, or an
-exported ONNX whose folded batch norms then stay frozen) training goes on from earlier
-weights. The learning rate follows progress through the step count or the time budget
-(``--minutes``), whichever is further along.
+``crops/``), pooled; a set written with ``--val-share 0`` adds training crops only, leaving
+the held-out split that of the other sets. The model is a small CNN: five conv-BN-ReLU
+stages pooled down to a 3 x 16 grid, then one linear layer to ``slots x alphabet``, softmax
+per slot. It takes what fast-plate-ocr feeds a model: uint8 NHWC grayscale named ``input``,
+normalisation inside; it gives ``plate`` of shape ``(N, slots, alphabet)``. With ``--init``
+(a checkpoint, or an exported ONNX whose folded batch norms then stay frozen) training goes
+on from earlier weights. The learning rate follows progress through the step count or the
+time budget (``--minutes``), whichever is further along.
 
 Written to `--out`: ``plate_ocr.onnx``, ``plate_ocr_config.yaml`` (the plate config) and
 ``plate_ocr_metrics.json`` (held-out accuracy measured through
@@ -135,6 +136,24 @@ def from_onnx(model: PlateOcr, path: Path) -> None:
     model.frozen_norms = True
 
 
+def start_from(model: PlateOcr, path: Path) -> None:
+    """Load `path`, an exported ``.onnx`` or a ``--checkpoint``, into `model`.
+
+    A checkpoint of a run that itself started from an export holds the identity norms
+    `from_onnx` wrote: those stay frozen as well, since training them (batch statistics in
+    place of the identity) would undo the folding the other weights depend on.
+    """
+    if path.suffix == ".onnx":
+        from_onnx(model, path)
+        return
+    model.load_state_dict(torch.load(path, weights_only=True))
+    norms = [m for m in model.features if isinstance(m, nn.BatchNorm2d)]
+    model.frozen_norms = all(
+        bool((norm.running_mean == 0).all() and (norm.running_var == 1.0 - norm.eps).all())
+        for norm in norms
+    )
+
+
 def encode(text: str) -> list[int]:
     """`text` as alphabet indices, padded to `SLOTS` with the pad character."""
     return [ALPHABET.index(c) for c in text.ljust(SLOTS, PAD)]
@@ -144,6 +163,8 @@ def load(folder: Path, split: str) -> tuple[NDArray[np.uint8], NDArray[np.int64]
     """The crops of `split`, resized as fast-plate-ocr resizes them, and their labels."""
     with (folder / f"{split}.csv").open(newline="") as handle:
         rows = [(folder / row["image_path"], row["plate_text"]) for row in csv.DictReader(handle)]
+    if not rows:  # a set written with --val-share 0 holds nothing out
+        return np.zeros((0, HEIGHT, WIDTH, 1), np.uint8), np.zeros((0, SLOTS), np.int64)
     images = np.stack(
         [
             read_and_resize_plate_image(path, HEIGHT, WIDTH, image_color_mode="grayscale")
@@ -316,10 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_set, val_set = (joined([load(folder, split) for folder in args.data]) for split in SPLITS)
     print(f"{len(train_set[0])} training crops, {len(val_set[0])} held out", flush=True)
     model = PlateOcr()
-    if args.init and args.init.suffix == ".onnx":
-        from_onnx(model, args.init)
-    elif args.init:
-        model.load_state_dict(torch.load(args.init, weights_only=True))
+    if args.init:
+        start_from(model, args.init)
     best_epoch, epochs = train(model, train_set, val_set, args, started)
     if args.checkpoint:
         torch.save(model.state_dict(), args.checkpoint)

@@ -26,7 +26,7 @@ def clear_frame(seed: int, *, width: float = 220.0) -> KnownFrame:
     """
     rng = np.random.default_rng([seed, 7])
     frame = synth_plates.background(rng, 480, 640)
-    plate = synth_plates.render_plate(rng, special=False)
+    plate = synth_plates.render_plate(rng, special=None)
     quad = synth_plates.corners(rng, (480, 640), width)
     synth_plates.paint(frame, plate.image[..., ::-1], quad)
     return KnownFrame(frame, plate.text, synth_plates.box_of(quad, frame))

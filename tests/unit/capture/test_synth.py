@@ -73,3 +73,18 @@ class TestSynthPlates:
         assert with_pair
         # The two stacked letters, then a serial of four or five with a digit at its end.
         assert all(re.match(r"^[A-Z]{2}[0-9A-Z][0-9]{3,4}$", p.text) for p in with_pair)
+
+    def test_cap2_specials_set_the_share_of_stacked_and_vanity_plates(self) -> None:
+        rng = np.random.default_rng(2)
+        stacked = [s for s in synth_plates.STYLES if s.stacked]
+        plain = [s for s in synth_plates.STYLES if not s.stacked]
+        always = synth_plates.Specials(stacked=1.0, vanity=0.0)
+        assert all(synth_plates.render_plate(rng, s, special=always).stacked for s in stacked * 5)
+        vanity = synth_plates.Specials(stacked=0.0, vanity=1.0)
+        lengths = {len(synth_plates.render_plate(rng, s, special=vanity).text) for s in plain * 10}
+        # Vanity plates carry two to seven characters; these states' serials six or seven.
+        assert min(lengths) < 6
+        never = synth_plates.Specials(stacked=0.0, vanity=0.0)
+        plates = [synth_plates.render_plate(rng, s, special=never) for s in stacked * 5]
+        assert not any(p.stacked for p in plates)
+        assert {len(p.text) for p in plates} <= {6, 7}

@@ -30,18 +30,43 @@ class TestTraining:
         pytest.importorskip("torch", reason="the train extra is not installed")
         import train_ocr  # noqa: PLC0415 (imports torch)
 
-        assert (
-            train_ocr.main(["--data", str(tiny / "ocr"), "--out", str(tmp_path), "--epochs", "1"])
-            == 0
+        extra = tmp_path / "extra"  # training crops only, mostly special plates
+        special = ["--stacked", "1", "--vanity", "1"]
+        synth_plates.main(
+            ["--out", str(extra), "--scenes", "0", "--crops", "8", "--val-share", "0", *special]
         )
+        data = ["--data", str(tiny / "ocr"), str(extra / "ocr")]
+        assert train_ocr.main([*data, "--out", str(tmp_path), "--epochs", "1"]) == 0
         metrics = json.loads((tmp_path / train_ocr.METRICS_FILE).read_text())
-        assert metrics["held_out_crops"] == 10
+        assert (metrics["training_crops"], metrics["held_out_crops"]) == (38, 10)
         files = ModelFiles.shipped().replace(
             detector=None,
             ocr_model=tmp_path / train_ocr.MODEL_FILE,
             ocr_config=tmp_path / train_ocr.CONFIG_FILE,
         )
         PlateReader(files)  # loads, and passes the shape checks
+
+    def test_cap2_train_ocr_resumes_a_checkpoint_of_an_export_with_its_norms_frozen(
+        self, tmp_path: Path
+    ) -> None:
+        """Norms folded by an export must not train again from a checkpoint of that run."""
+        torch = pytest.importorskip("torch", reason="the train extra is not installed")
+        import train_ocr  # noqa: PLC0415 (imports torch)
+
+        trained = train_ocr.PlateOcr()
+        shifts = torch.Generator().manual_seed(0)
+        with torch.no_grad():  # norms that differ, as training leaves them
+            for norm in (m for m in trained.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+                norm.bias.uniform_(-1, 1, generator=shifts)
+        train_ocr.export(trained, tmp_path)
+        folded = train_ocr.PlateOcr()
+        train_ocr.from_onnx(folded, tmp_path / train_ocr.MODEL_FILE)
+        torch.save(folded.state_dict(), tmp_path / "folded.pt")
+        torch.save(trained.state_dict(), tmp_path / "trained.pt")
+        for name, frozen in (("folded.pt", True), ("trained.pt", False)):
+            model = train_ocr.PlateOcr()
+            train_ocr.start_from(model, tmp_path / name)
+            assert model.frozen_norms is frozen, name
 
     def test_cap2_train_detector_exports_an_onnx_the_reader_drives(
         self, tiny: Path, tmp_path: Path
