@@ -46,7 +46,7 @@ from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import ManualClock
 from tests.support.operator import Operator
 from tests.support.pki import LAPD, LASD, SPD, Federation
-from tests.support.simulator import PartnerSimulator, simulating
+from tests.support.simulator import through_simulator
 
 RECEIVE = agreement_pb2.GRANT_RECEIVE_HOTLISTS
 ASK = agreement_pb2.GRANT_ASK_PLATE_QUERIES
@@ -388,19 +388,6 @@ def _chunk_dropped(answer: list[GetHotlistResponse]) -> None:
     del answer[-1]
 
 
-@contextmanager
-def _through_simulator(
-    lapd: Agency, lasd: Agency, federation: Federation
-) -> Iterator[PartnerSimulator]:
-    """LAPD's calls to LASD go through a simulator of LASD for the block."""
-    with simulating(lasd.node, federation.client(LAPD, PrincipalKind.NODE, "")) as (
-        simulator,
-        target,
-    ):
-        lapd.node.services.peers.update(LASD, {"endpoint": target})
-        yield simulator
-
-
 class TestAnswersTheRequesterRefuses:
     def test_a_partner_that_stalls_mid_stream_is_given_up_on_and_nothing_is_stored(
         self, pair: tuple[Agency, Agency, str], federation: Federation
@@ -418,7 +405,7 @@ class TestAnswersTheRequesterRefuses:
         tls = TLSConfig.from_files(ca=config.tls_ca, cert=config.tls_cert, key=config.tls_key)
         client = PartnerClient(tls.channel_credentials(), hotlist_stall=0.2)
         sharing = replace(lapd.node.services.sharing, client=client)
-        with _through_simulator(lapd, lasd, federation) as simulator:
+        with through_simulator(lapd, lasd, federation) as simulator:
             simulator.answer_hotlist = stalling
             try:
                 with pytest.raises(PartnerTimeoutError, match=r"sent nothing of .* for 0\.2 s"):
@@ -453,7 +440,7 @@ class TestAnswersTheRequesterRefuses:
             alter(answer)
             return answer
 
-        with _through_simulator(lapd, lasd, federation) as simulator:
+        with through_simulator(lapd, lasd, federation) as simulator:
             simulator.answer_hotlist = altered
             with pytest.raises(InvalidEnvelopeError, match=reason):
                 pull(lapd, LASD)
@@ -473,7 +460,7 @@ class TestAnswersTheRequesterRefuses:
     ) -> None:
         lapd, lasd, _ = pair
         config = lasd.node.config
-        with _engine(lasd) as engine, _through_simulator(lapd, lasd, federation) as simulator:
+        with _engine(lasd) as engine, through_simulator(lapd, lasd, federation) as simulator:
             key = DataKey.load_or_create(config.data_key)
             smuggling = _SmugglingStore(engine, data_key=key, clock=clock)
             sharing = replace(lasd.node.services.sharing, own=smuggling)

@@ -32,7 +32,7 @@ from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import START, ManualClock
 from tests.support.pki import LAPD, LASD, SPD, Federation
-from tests.support.simulator import simulating
+from tests.support.simulator import through_simulator
 
 ASK = agreement_pb2.GRANT_ASK_PLATE_QUERIES
 # A purpose of LAPD's profile (node/profiles/lapd.toml), and of its agreements.
@@ -155,11 +155,7 @@ class TestFanOut:
     ) -> None:
         lapd, lasd = three[LAPD], three[LASD]
         lapd.node.services.peers.update(SPD, {"endpoint": "localhost:9"})
-        with simulating(lasd.node, federation.client(LAPD, PrincipalKind.NODE, "")) as (
-            simulator,
-            target,
-        ):
-            lapd.node.services.peers.update(LASD, {"endpoint": target})
+        with through_simulator(lapd, lasd, federation) as simulator:
 
             def slow(request: fed_pb.QueryReadsRequest) -> fed_pb.QueryReadsResponse:
                 time.sleep(4)  # past the query's 3 s deadline: the network is what is slow
@@ -176,11 +172,7 @@ class TestFanOut:
         self, three: dict[str, Agency], federation: Federation
     ) -> None:
         lapd, lasd = three[LAPD], three[LASD]
-        with simulating(lasd.node, federation.client(LAPD, PrincipalKind.NODE, "")) as (
-            simulator,
-            target,
-        ):
-            lapd.node.services.peers.update(LASD, {"endpoint": target})
+        with through_simulator(lapd, lasd, federation) as simulator:
 
             def forged(request: fed_pb.QueryReadsRequest) -> fed_pb.QueryReadsResponse:
                 answer = simulator.forward_query(request)
@@ -283,11 +275,7 @@ class TestOneCallAnExchange:
     ) -> None:
         lapd, lasd = three[LAPD], three[LASD]
         answered: list[fed_pb.QueryReadsResponse] = []
-        with simulating(lasd.node, federation.client(LAPD, PrincipalKind.NODE, "")) as (
-            simulator,
-            target,
-        ):
-            lapd.node.services.peers.update(LASD, {"endpoint": target})
+        with through_simulator(lapd, lasd, federation) as simulator:
 
             def with_a_stray(request: fed_pb.QueryReadsRequest) -> fed_pb.QueryReadsResponse:
                 stray = envelope_pb2.SignedEnvelope(
@@ -335,11 +323,7 @@ class TestOneCallAnExchange:
         lapd, lasd = three[LAPD], three[LASD]
         ask(lapd, federation)
         lapd.node.run(lapd.node.services.queries.settled())
-        with simulating(lasd.node, federation.client(LAPD, PrincipalKind.NODE, "")) as (
-            simulator,
-            target,
-        ):
-            lapd.node.services.peers.update(LASD, {"endpoint": target})
+        with through_simulator(lapd, lasd, federation) as simulator:
 
             def false_proof(request: fed_pb.QueryReadsRequest) -> fed_pb.QueryReadsResponse:
                 answer = simulator.forward_query(request)

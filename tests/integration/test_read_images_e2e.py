@@ -34,7 +34,7 @@ from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import START, ManualClock
 from tests.support.pki import LAPD, LASD, SPD, Federation
-from tests.support.simulator import simulating
+from tests.support.simulator import through_simulator
 
 ASK = agreement_pb2.GRANT_ASK_PLATE_QUERIES
 PURPOSE = "Criminal investigations or proceedings"
@@ -311,11 +311,7 @@ class TestTampering:
         lapd, lasd = three[LAPD], three[LASD]
         answer = ask(lapd, federation)[LASD]
         reference = by_plate(answer)["7ABC123"].partner_reference
-        with simulating(lasd.node, federation.client(LAPD, PrincipalKind.NODE, "")) as (
-            simulator,
-            target,
-        ):
-            lapd.node.services.peers.update(LASD, {"endpoint": target})
+        with through_simulator(lapd, lasd, federation) as simulator:
 
             def forged(request: fed_pb.GetReadImagesRequest) -> fed_pb.GetReadImagesResponse:
                 response = simulator.forward_images(request)

@@ -20,7 +20,10 @@ import grpc
 from alpr.federation.v1 import federation_service_pb2 as pb
 from alpr.federation.v1 import federation_service_pb2_grpc as pb_grpc
 from gateway.tls import TLSConfig
+from node.identity import PrincipalKind
+from tests.support.agencies import Agency
 from tests.support.nodes import RunningNode
+from tests.support.pki import Federation
 
 FORWARD_TIMEOUT = 30
 _T = TypeVar("_T")
@@ -133,3 +136,14 @@ def simulating(
             yield simulator, f"localhost:{port}"
         finally:
             server.stop(None)
+
+
+@contextmanager
+def through_simulator(
+    requester: Agency, partner: Agency, federation: Federation
+) -> Iterator[PartnerSimulator]:
+    """`requester`'s calls to `partner` go through a simulator of `partner` for the block."""
+    credentials = federation.client(requester.ori, PrincipalKind.NODE, "")
+    with simulating(partner.node, credentials) as (simulator, target):
+        requester.node.services.peers.update(partner.ori, {"endpoint": target})
+        yield simulator
