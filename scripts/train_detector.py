@@ -7,7 +7,10 @@ The model is built from ``yolo11n.yaml``, so no pretrained weights are fetched, 
 `--imgsz` (320 by default), the size it then serves at. With `--weights` it starts from a
 checkpoint Ultralytics wrote instead (``RUNS/detector/weights/best.pt``), and with
 ``--epochs 0`` as well it only measures and exports those weights at `--imgsz`: the network is
-fully convolutional, so weights trained at one size can serve at another.
+fully convolutional, so weights trained at one size can serve at another. To continue such
+a checkpoint gently, `--lr0` trains with AdamW at that rate instead of Ultralytics' automatic
+choice (AdamW at 0.002 for one class), and `--warmup-epochs 0` skips the warm-up that would
+otherwise spend the first epochs ramping the rate up from zero again.
 
 Ultralytics is held offline before it is imported: ``YOLO_OFFLINE`` (no update or online
 checks), ``YOLO_AUTOINSTALL=0`` (no pip), a settings folder of its own with a local font
@@ -75,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=0, help="stop after this long (0: never)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr0", type=float, help="AdamW at this rate (default: automatic)")
+    parser.add_argument("--warmup-epochs", type=float, help="default: Ultralytics' (3)")
     args = parser.parse_args(argv)
     if args.epochs == 0 and not args.weights:
         raise SystemExit("--epochs 0 exports --weights as they are: name them")
@@ -99,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "project": str(runs),
         "name": "detector",
         "exist_ok": True,
-        "pretrained": False,
+        # False builds a fresh network from the YAML: with --weights it would drop them
+        "pretrained": bool(args.weights),
         "amp": False,
         "plots": False,
         "seed": args.seed,
@@ -107,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.hours:
         options["time"] = args.hours
+    if args.lr0 is not None:  # Ultralytics ignores lr0 under its default optimizer="auto"
+        options.update(optimizer="AdamW", lr0=args.lr0)
+    if args.warmup_epochs is not None:
+        options["warmup_epochs"] = args.warmup_epochs
     epochs_run = 0
     if args.epochs:
         model.train(**options)

@@ -92,3 +92,29 @@ class TestTraining:
         assert train_detector.main(args) == 0  # the same weights, served at another size
         assert PlateReader(files).size == 352
         assert json.loads((tmp_path / train_detector.METRICS_FILE).read_text())["epochs"] == 0
+
+    def test_cap2_train_detector_continues_from_weights_at_the_rate_it_is_given(
+        self, tiny: Path, tmp_path: Path
+    ) -> None:
+        """--weights with training starts from those weights, not a fresh network (CAP-2).
+
+        At ``--lr0 0`` with no warm-up nothing may move the convolutions, so a marked
+        convolution of the checkpoint must come out of the run unchanged.
+        """
+        pytest.importorskip("ultralytics", reason="the train extra is not installed")
+        import torch  # noqa: PLC0415 (the train extra)
+        import train_detector  # noqa: PLC0415 (imports Ultralytics when run)
+
+        train_detector.offline(tmp_path / "runs" / "settings")
+        from ultralytics import YOLO  # noqa: PLC0415 (after the offline settings)
+
+        start = YOLO("yolo11n.yaml")
+        with torch.no_grad():
+            start.model.model[0].conv.weight.fill_(0.5)
+        start.save(tmp_path / "start.pt")
+        args = ["--data", str(tiny / "detect"), "--out", str(tmp_path), "--epochs", "1"]
+        args += ["--batch", "4", "--runs", str(tmp_path / "runs"), "--weights"]
+        args += [str(tmp_path / "start.pt"), "--lr0", "0", "--warmup-epochs", "0"]
+        assert train_detector.main(args) == 0
+        trained = YOLO(str(tmp_path / "runs" / "detector" / "weights" / "last.pt"))
+        assert bool((trained.model.model[0].conv.weight == 0.5).all())
