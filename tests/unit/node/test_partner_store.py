@@ -108,6 +108,15 @@ class TestPartnerLists:
         store.store(received(1), entries(["7ABC123", "1XYZ000", "7ABC123", "7ABC123"]))
         assert sorted(m.entry_id for m in store.find("7ABC123")) == ["e-0", "e-2", "e-3"]
 
+    def test_succeeds_finding_a_plate_a_delta_lists_again(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        store = lists(engine, clock)
+        store.store(received(1), entries(["7ABC123", "1XYZ000"]))
+        store.store(received(2, since=1), entries(["7ABC123"], first=2))
+        assert sorted(m.entry_id for m in store.find("7ABC123")) == ["e-0", "e-2"]
+        assert [m.entry_id for m in store.find("1XYZ000")] == ["e-1"]
+
     def test_succeeds_finding_a_plate_listed_in_several_chunks(
         self, engine: Engine, clock: ManualClock
     ) -> None:
