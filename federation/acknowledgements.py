@@ -9,11 +9,13 @@ AcknowledgeReceipts call. So a busy partner gets its acknowledgements for free, 
 idle one within about a second, far inside the window after which an exchange left
 unacknowledged is flagged on its side.
 
-Nothing owed is dropped while the node runs: one whose request failed is owed again,
-and a batch the partner could not be reached for waits for the next request to it or the
-next flush (`flush`, which the node's stop awaits, delivers everything owed at once). The
-partner keeps an acknowledgement given twice once; one it refuses is flagged in its
-ledger, as an undelivered one is.
+Nothing owed is dropped: one whose request failed is owed again, and a batch the partner
+could not be reached for waits for the next request to it or the next flush (`flush`,
+which the node's stop awaits, delivers everything owed at once). The ledger keeps each
+acknowledgement owed until the partner took or refused it, so what a node that stopped
+without delivering still owed is owed again when it starts (`restore`). The partner
+keeps an acknowledgement given twice once (one delivered just before a crash may go
+again); one it refuses is flagged in its ledger, as an undelivered one is.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from collections.abc import Sequence
 
 from federation.client import PartnerClient, PartnerRefusedError
 from federation.envelope import Envelope
-from federation.exchange import MAX_BATCH
-from federation.peers import Peer
+from federation.exchange import MAX_BATCH, ExchangeLedger
+from federation.peers import Peer, PeerRegistry
 from node.errors import UnavailableError
 
 FLUSH_AFTER = 1.0
@@ -37,12 +39,36 @@ log = logging.getLogger(__name__)
 class OwedAcknowledgements:
     """Our acknowledgements not yet given to each partner, and their delivery."""
 
-    def __init__(self, client: PartnerClient) -> None:
-        """Deliver through `client` what no request carried within `FLUSH_AFTER` seconds."""
+    def __init__(self, client: PartnerClient, ledger: ExchangeLedger) -> None:
+        """Deliver through `client` what no request carried within `FLUSH_AFTER` seconds.
+
+        `ledger` keeps what is owed across restarts.
+        """
         self._client = client
+        self._ledger = ledger
         self._owed: dict[str, list[Envelope]] = {}
         self._peers: dict[str, Peer] = {}
         self._flushes: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._given: list[Envelope] = []  # delivered, still owed in the ledger
+        self._forgetting: asyncio.Task[None] | None = None
+
+    def restore(self, peers: PeerRegistry) -> None:
+        """Owe again what the ledger holds owed: a run that stopped without delivering it.
+
+        Called once as the node starts, on its event loop. What is owed to a partner no
+        longer registered stays in the ledger, for when it is registered again.
+        """
+        held: dict[str, list[Envelope]] = {}
+        for ori, acknowledgement in self._ledger.owed():
+            held.setdefault(ori, []).append(acknowledgement)
+        for ori, acknowledgements in held.items():
+            peer = peers.get(ori)
+            if peer is None:
+                log.warning(
+                    "%d acknowledgements owed to %s, no longer a peer", len(acknowledgements), ori
+                )
+                continue
+            self.owe(peer, acknowledgements)
 
     def take(self, peer: Peer) -> list[Envelope]:
         """Up to `MAX_BATCH` of those owed to `peer`, for a request to carry."""
@@ -56,10 +82,31 @@ class OwedAcknowledgements:
             self._put(peer, acknowledgements)
             self._flush_later(peer)
 
-    def delivered(self, peer: Peer, refused: Sequence[tuple[int, str]]) -> None:
-        """Note what `peer` did not keep of those delivered: the partner's ledger flags them."""
+    def delivered(
+        self, peer: Peer, acknowledgements: Sequence[Envelope], refused: Sequence[tuple[int, str]]
+    ) -> None:
+        """Owe `peer` no more `acknowledgements`: it took them, but those `refused`.
+
+        A refused one is flagged in the partner's ledger; giving it again would not help.
+        """
         for index, reason in refused:
             log.warning("acknowledgement %d not kept by %s: %s", index, peer.ori, reason)
+        if acknowledgements:
+            self._given.extend(acknowledgements)
+            if self._forgetting is None:
+                self._forgetting = asyncio.create_task(self._forget())
+
+    async def _forget(self) -> None:
+        """Delete from the ledger what was delivered: one write for all given meanwhile."""
+        try:
+            while self._given:
+                given, self._given = self._given, []
+                try:
+                    await asyncio.to_thread(self._ledger.delivered, given)
+                except Exception:  # given again at the next start: the partner keeps it once
+                    log.exception("delivered acknowledgements still on file as owed")
+        finally:
+            self._forgetting = None
 
     async def flush(self) -> None:
         """Deliver everything owed now, each partner's in batches; wait until done."""
@@ -70,6 +117,8 @@ class OwedAcknowledgements:
         for _, hurry in flushes:
             hurry.set()
         await asyncio.gather(*(task for task, _ in flushes), return_exceptions=True)
+        if self._forgetting is not None:
+            await self._forgetting
 
     def _put(self, peer: Peer, acknowledgements: Sequence[Envelope]) -> None:
         self._owed.setdefault(peer.ori, []).extend(acknowledgements)
@@ -91,12 +140,13 @@ class OwedAcknowledgements:
                     refused = await self._client.acknowledge_receipts(peer, batch)
                 except PartnerRefusedError as error:  # all of them: its ledger flags them
                     log.warning("acknowledgements refused by %s: %s", ori, error.diagnostics())
+                    self.delivered(peer, batch, [])
                     continue
                 except UnavailableError as error:
                     log.warning("acknowledgements not delivered to %s: %s", ori,
                                 error.diagnostics())  # fmt: skip
                     self._put(peer, batch)  # for the next request to it, or the next flush
                     return
-                self.delivered(peer, refused)
+                self.delivered(peer, batch, refused)
         finally:
             del self._flushes[ori]

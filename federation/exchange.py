@@ -46,7 +46,7 @@ from node.clock import Clock
 from node.errors import NodeError, NotFoundError, ValidationError
 from node.signing import Key, Signer
 from node.store.engine import table_of, write_transaction
-from node.store.sharing import ExchangeRecord, SeenNonce
+from node.store.sharing import ExchangeRecord, OwedAcknowledgementRecord, SeenNonce
 
 REQUEST_TYPE = "application/vnd.alpr.exchange-request.v1+protobuf"
 RECEIPT_TYPE = "application/vnd.alpr.receipt.v1+protobuf"
@@ -59,6 +59,7 @@ MAX_BATCH = 100
 # Core inserts, built once: both run on every exchange.
 _INSERT_EXCHANGE = insert(table_of(ExchangeRecord))
 _INSERT_NONCE = insert(table_of(SeenNonce))
+_INSERT_OWED = insert(table_of(OwedAcknowledgementRecord))
 # What a request may ask: hotlists, reads, a held answer, or the images of reads sent.
 Query = (
     exchange_pb2.HotlistQuery
@@ -334,7 +335,8 @@ class ExchangeLedger:
         """Keep an exchange with its receipt (and our acknowledgement, as requester).
 
         In `session`, the caller's transaction, if given (with the exchange's audit
-        event); in its own otherwise.
+        event); in its own otherwise. Our acknowledgement is owed to the partner until
+        `delivered` says it has it.
         """
         now = self._clock()
         with write_transaction(self.engine, session) as writing:
@@ -353,6 +355,36 @@ class ExchangeLedger:
                     "created_at": now,
                     "acknowledged_at": now if acknowledgement else None,
                 },
+            )
+            if acknowledgement is not None:
+                writing.connection().execute(
+                    _INSERT_OWED, {"exchange_id": exchange_id, "partner_ori": partner_ori}
+                )
+
+    def owed(self) -> list[tuple[str, Envelope]]:
+        """Our acknowledgements not given yet: (partner ORI, acknowledgement), oldest first."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(ExchangeRecord.partner_ori, ExchangeRecord.acknowledgement)
+                .join(
+                    OwedAcknowledgementRecord,
+                    col(OwedAcknowledgementRecord.exchange_id) == col(ExchangeRecord.id),
+                )
+                .order_by(col(ExchangeRecord.created_at))
+            ).all()
+        return [(ori, Envelope.from_bytes(ack)) for ori, ack in rows if ack is not None]
+
+    def delivered(self, acknowledgements: Sequence[Envelope]) -> None:
+        """Owe no more these acknowledgements of ours: the partner took or refused them."""
+        exchange_ids = [
+            parse_payload(exchange_pb2.Acknowledgement, envelope.payload).exchange_id
+            for envelope in acknowledgements
+        ]
+        with write_transaction(self.engine) as writing:
+            writing.exec(
+                delete(OwedAcknowledgementRecord).where(
+                    col(OwedAcknowledgementRecord.exchange_id).in_(exchange_ids)
+                )
             )
 
     def accept_acknowledgements(

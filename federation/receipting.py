@@ -433,7 +433,7 @@ class Receipting:
             except BaseException:
                 self.owed.owe(sent.peer, carried.acknowledgements)  # they rode no request
                 raise
-            self.owed.delivered(sent.peer, answered.refused)
+            self.owed.delivered(sent.peer, carried.acknowledgements, answered.refused)
             accepted, acknowledgement = await asyncio.to_thread(
                 accept, answered.answer, answered.receipt
             )
@@ -518,15 +518,20 @@ class Receipting:
     async def _close_batch(
         self, peer: Peer, exchanges: Sequence[tuple[Envelope, Envelope]]
     ) -> list[Closed]:
+        given = [acknowledgement for _, acknowledgement in exchanges]
         try:
-            refused = await self.client.acknowledge_receipts(peer, [ack for _, ack in exchanges])
+            refused = await self.client.acknowledge_receipts(peer, given)
             acknowledged = [True] * len(exchanges)
-            for index, reason in refused:
-                log.warning("acknowledgement not kept by %s: %s", peer.ori, reason)
+            for index, _ in refused:
                 if 0 <= index < len(exchanges):  # the partner's word: bounds checked
                     acknowledged[index] = False
-        except (UnavailableError, PartnerRefusedError):
+            self.owed.delivered(peer, given, refused)
+        except PartnerRefusedError:
             acknowledged = [False] * len(exchanges)  # the partner's ledger flags them
+            self.owed.delivered(peer, given, [])
+        except UnavailableError:
+            acknowledged = [False] * len(exchanges)
+            self.owed.owe(peer, given)  # delivered later, as a query's are
         notes = [
             parse_payload(exchange_pb2.Receipt, receipt.payload).checkpoint
             for receipt, _ in exchanges

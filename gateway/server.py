@@ -198,9 +198,11 @@ def start_background(services: Services) -> list[asyncio.Task[None]]:
     """Start the node's background work on the running loop.
 
     The hit broker, the sweep that ends open calls of sessions ended by another process
-    (ACC-5), and on PostgreSQL the listener that wakes the broker when another process
-    serving the agency commits a hit.
+    (ACC-5), on PostgreSQL the listener that wakes the broker when another process
+    serving the agency commits a hit, and the delivery of acknowledgements a previous
+    run still owed partners (AUD-6).
     """
+    services.receipting.owed.restore(services.peers)
     tasks = [
         asyncio.create_task(services.broker.run(), name="hit-broker"),
         asyncio.create_task(services.watch.run(services.users.get), name="session-watch"),

@@ -128,7 +128,7 @@ class Services:
             ledger=ledger,
             witness=witness,
             client=partners,
-            owed=OwedAcknowledgements(partners),
+            owed=OwedAcknowledgements(partners, ledger),
             clock=clock,
         )
         sharing = HotlistSharing(

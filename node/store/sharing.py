@@ -89,6 +89,20 @@ class ExchangeRecord(SQLModel, table=True):
     acknowledged_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
+class OwedAcknowledgementRecord(SQLModel, table=True):
+    """Our acknowledgement of an exchange we asked for, not yet given to the partner (AUD-6).
+
+    Written with the acknowledgement, in its transaction; deleted once the partner took
+    it or refused it. What is still here when a node starts (it stopped without
+    delivering) is owed to the partner again: a crash loses no acknowledgement.
+    """
+
+    __tablename__ = "owed_acknowledgement"
+
+    exchange_id: str = Field(primary_key=True, max_length=36, foreign_key="exchange.id")
+    partner_ori: str = Field(max_length=9)
+
+
 class SeenNonce(SQLModel, table=True):
     """A request nonce already used by a partner: a second use is a replay."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -26,16 +26,19 @@ from alpr.federation.v1 import (
     federation_service_pb2_grpc,
 )
 from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
+from federation import acknowledgements
 from federation.client import PartnerClient, PartnerRefusedError, PartnerTimeoutError
 from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
 from federation.exchange import check_exchange, sign_request
 from federation.gate import DENIED
 from federation.hotlist_sharing import PullResult
+from federation.peers import Peer
 from gateway.cli import main
 from gateway.servicers.federation import hotlist_responses
 from gateway.tls import TLSConfig
 from node.ed25519 import DataKey, Ed25519Key, Ed25519Signer
+from node.errors import UnavailableError
 from node.hotlists.codec import entry_chunks
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
 from node.hotlists.store import Changes, HotlistStore
@@ -505,6 +508,28 @@ class TestReceiptsVerify:
             assert code == 0
             assert "ok: both signatures verify" in out
             assert "1 exchanges: 1 complete, 0 unacknowledged (flagged), 0 failing" in out
+
+    def test_aud6_an_acknowledgement_the_partner_missed_is_given_again(
+        self, pair: tuple[Agency, Agency, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(acknowledgements, "FLUSH_AFTER", 3600.0)  # only the stop delivers
+        lapd, lasd, _ = pair
+        partners = lapd.node.services.partners
+        reachable = partners.acknowledge_receipts
+
+        async def unreachable_once(peer: Peer, given: Sequence[Envelope]) -> object:
+            monkeypatch.setattr(partners, "acknowledge_receipts", reachable)
+            raise UnavailableError(f"partner {peer.ori} went off the network")
+
+        monkeypatch.setattr(partners, "acknowledge_receipts", unreachable_once)
+        result = pull(lapd, LASD)
+        assert result.acknowledged is False
+        [flagged] = lasd.node.services.ledger.unacknowledged(timedelta(0))
+        assert flagged.id == result.exchange_id
+        assert [ori for ori, _ in lapd.node.services.ledger.owed()] == [LASD]
+        lapd.node.run(lapd.node.services.queries.settled())
+        assert lasd.node.services.ledger.unacknowledged(timedelta(0)) == []
+        assert lapd.node.services.ledger.owed() == []
 
     def test_aud6_flags_an_unacknowledged_exchange_and_fails_a_forged_receipt(
         self, pair: tuple[Agency, Agency, str], capsys: pytest.CaptureFixture[str]

@@ -31,6 +31,7 @@ from node.reads import NewRead
 from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import START, ManualClock
+from tests.support.nodes import serving
 from tests.support.pki import LAPD, LASD, SPD, Federation
 from tests.support.simulator import through_simulator
 
@@ -258,6 +259,21 @@ class TestOneCallAnExchange:
         assert unacknowledged(lasd) == [third]  # the first rode the next query that got there
         lapd.node.run(services.queries.settled())
         assert unacknowledged(lasd) == []
+
+    def test_aud6_an_acknowledgement_owed_when_the_node_went_down_goes_when_it_starts(
+        self, three: dict[str, Agency], federation: Federation, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(acknowledgements, "FLUSH_AFTER", 3600.0)  # still owed at the "crash"
+        lapd, lasd = three[LAPD], three[LASD]
+        first = exchange_with(ask(lapd, federation), LASD)
+        assert unacknowledged(lasd) == [first]
+        assert sorted(ori for ori, _ in lapd.node.services.ledger.owed()) == [LASD, SPD]
+        # The node that owes it never stops cleanly: another start over the same store
+        # (a restarted process) finds it owed and gives it.
+        with serving(lapd.node.config, clock=lapd.node.services.clock) as restarted:
+            restarted.run(restarted.services.queries.settled())
+            assert unacknowledged(lasd) == []
+            assert restarted.services.ledger.owed() == []
 
     def test_aud6_an_acknowledgement_no_query_carries_goes_on_its_own_within_the_bound(
         self, three: dict[str, Agency], federation: Federation, monkeypatch: pytest.MonkeyPatch
