@@ -50,7 +50,7 @@ class OwedAcknowledgements:
         self._peers: dict[str, Peer] = {}
         self._flushes: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self._given: list[Envelope] = []  # delivered, still owed in the ledger
-        self._forgetting: asyncio.Task[None] | None = None
+        self._forgetting: tuple[asyncio.Task[None], asyncio.Event] | None = None
 
     def restore(self, peers: PeerRegistry) -> None:
         """Owe again what the ledger holds owed: a run that stopped without delivering it.
@@ -94,11 +94,16 @@ class OwedAcknowledgements:
         if acknowledgements:
             self._given.extend(acknowledgements)
             if self._forgetting is None:
-                self._forgetting = asyncio.create_task(self._forget())
+                hurry = asyncio.Event()
+                self._forgetting = (asyncio.create_task(self._forget(hurry)), hurry)
 
-    async def _forget(self) -> None:
-        """Delete from the ledger what was delivered: one write for all given meanwhile."""
+    async def _forget(self, hurry: asyncio.Event) -> None:
+        """Delete from the ledger what was delivered, at most one write each `FLUSH_AFTER`.
+
+        Late is harmless: only a crash meanwhile makes us give some again.
+        """
         try:
+            await _bound(hurry)
             while self._given:
                 given, self._given = self._given, []
                 try:
@@ -118,7 +123,9 @@ class OwedAcknowledgements:
             hurry.set()
         await asyncio.gather(*(task for task, _ in flushes), return_exceptions=True)
         if self._forgetting is not None:
-            await self._forgetting
+            forgetting, hurry = self._forgetting
+            hurry.set()
+            await forgetting
 
     def _put(self, peer: Peer, acknowledgements: Sequence[Envelope]) -> None:
         self._owed.setdefault(peer.ori, []).extend(acknowledgements)
@@ -132,8 +139,7 @@ class OwedAcknowledgements:
 
     async def _flush(self, ori: str, hurry: asyncio.Event) -> None:
         try:
-            with contextlib.suppress(TimeoutError):  # the bound, or `flush` hurrying it
-                await asyncio.wait_for(hurry.wait(), FLUSH_AFTER)
+            await _bound(hurry)
             peer = self._peers[ori]  # as the latest request to it knew it (its endpoint)
             while batch := self.take(peer):
                 try:
@@ -150,3 +156,9 @@ class OwedAcknowledgements:
                 self.delivered(peer, batch, refused)
         finally:
             del self._flushes[ori]
+
+
+async def _bound(hurry: asyncio.Event) -> None:
+    """Wait `FLUSH_AFTER` seconds, or less if `flush` hurries it."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(hurry.wait(), FLUSH_AFTER)

@@ -60,6 +60,7 @@ MAX_BATCH = 100
 _INSERT_EXCHANGE = insert(table_of(ExchangeRecord))
 _INSERT_NONCE = insert(table_of(SeenNonce))
 _INSERT_OWED = insert(table_of(OwedAcknowledgementRecord))
+_IDS_A_STATEMENT = 500  # well inside every database's limit on bound parameters
 # What a request may ask: hotlists, reads, a held answer, or the images of reads sent.
 Query = (
     exchange_pb2.HotlistQuery
@@ -381,11 +382,14 @@ class ExchangeLedger:
             for envelope in acknowledgements
         ]
         with write_transaction(self.engine) as writing:
-            writing.exec(
-                delete(OwedAcknowledgementRecord).where(
-                    col(OwedAcknowledgementRecord.exchange_id).in_(exchange_ids)
+            for start in range(0, len(exchange_ids), _IDS_A_STATEMENT):
+                writing.exec(
+                    delete(OwedAcknowledgementRecord).where(
+                        col(OwedAcknowledgementRecord.exchange_id).in_(
+                            exchange_ids[start : start + _IDS_A_STATEMENT]
+                        )
+                    )
                 )
-            )
 
     def accept_acknowledgements(
         self, envelopes: Sequence[Envelope], requester: Peer

@@ -279,12 +279,15 @@ class TestOneCallAnExchange:
         self, three: dict[str, Agency], federation: Federation, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(acknowledgements, "FLUSH_AFTER", 0.1)
-        lasd = three[LASD]
-        ask(three[LAPD], federation)
+        lapd, lasd = three[LAPD], three[LASD]
+        ask(lapd, federation)
         waited = time.monotonic() + TIMEOUT
-        while unacknowledged(lasd) and time.monotonic() < waited:
+        while (unacknowledged(lasd) or lapd.node.services.ledger.owed()) and (
+            time.monotonic() < waited
+        ):
             time.sleep(0.05)  # the flush's own timer, not the node's clock
         assert unacknowledged(lasd) == []
+        assert lapd.node.services.ledger.owed() == []  # no longer on file as owed either
 
     def test_aud6_a_carried_acknowledgement_refused_is_named_and_the_query_still_answered(
         self, three: dict[str, Agency], federation: Federation
