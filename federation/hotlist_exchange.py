@@ -3,18 +3,24 @@
 The issuer signs each snapshot (HOT-7) and encrypts every field but the plate with a
 fresh key sealed to the recipient (HOT-2); a snapshot is usable for 24 hours (HOT-6).
 
-A snapshot (type v3) is a signed manifest followed by its chunks of at most a thousand
-entries, each named in the manifest by its SHA-256. The manifest comes first: the
-receiver verifies signature, issuer, recipient, agreement and expiry before it opens
-a single chunk, then checks each chunk against the manifest as it arrives, decrypts it
-and checks its entries, while the next is still on the wire. Nothing is stored until
-every chunk has come and matched; entries of categories the receiver's policy forbids
-are refused (ACC-7). A chunk is stored as it came unless it lost refused entries.
+A snapshot (type v4) is a signed manifest followed by its chunks of at most a thousand
+entries, each named in the manifest by the SHA-256 of its entries in clear
+(`chunk_digest`). The manifest comes first: the receiver verifies signature, issuer,
+recipient, agreement and expiry before it opens a single chunk, then decrypts each
+chunk as it arrives, checks it against the manifest and checks its entries, while the
+next is still on the wire. Nothing is stored until every chunk has come and matched;
+entries of categories the receiver's policy forbids are refused (ACC-7). A chunk is
+stored as it came unless it lost refused entries.
+
+Naming chunks by their content in clear, not as encrypted for this recipient, lets the
+issuer sign the manifest from digests it stored with its chunks, then read, encrypt and
+send one chunk after another: it holds a few chunks at a time, not the list, and the
+receiver works on the first while the issuer reads the next.
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,14 +34,15 @@ from node.ed25519 import DataKey, DecryptionError, Ed25519Signer
 from node.hotlists.codec import (
     CHUNK_SIZE,
     EntryChunk,
+    chunk_digest,
     entry_chunks,
     problems_in_bulk,
     split_column,
 )
 from node.hotlists.partner_store import ReceivedEntries, ReceivedList
-from node.hotlists.store import Changes
+from node.hotlists.store import OutgoingChanges
 
-SNAPSHOT_TYPE = "application/vnd.alpr.hotlist-snapshot.v3+protobuf"
+SNAPSHOT_TYPE = "application/vnd.alpr.hotlist-snapshot.v4+protobuf"
 VALIDITY = timedelta(hours=24)
 # The most entries a receiver takes in one snapshot: five times a statewide list.
 MAX_SNAPSHOT_ENTRIES = 5_000_000
@@ -46,14 +53,15 @@ class SignedSnapshot:
     """A snapshot as it is sent: the signed manifest, then the chunks it names."""
 
     manifest: Envelope
-    chunks: list[bytes]
-    """Serialized `HotlistChunk`s, in the manifest's order."""
+    chunks: Iterable[bytes]
+    """Serialized `HotlistChunk`s, in the manifest's order; as sent, each is read and
+    encrypted only when the iteration reaches it."""
 
 
 def sign_snapshot(
     signer: Ed25519Signer,
     *,
-    changes: Changes,
+    changes: OutgoingChanges,
     since_version: int,
     issuer_ori: str,
     recipient: Peer,
@@ -62,14 +70,6 @@ def sign_snapshot(
 ) -> SignedSnapshot:
     """A signed snapshot (since 0) or delta of our lists for `recipient`."""
     key = DataKey.generate()
-    chunks = [
-        exchange_pb2.HotlistChunk(
-            entry_ids=chunk.entry_ids,
-            plates=chunk.plates,
-            encrypted_fields=key.encrypt(chunk.fields),
-        ).SerializeToString()
-        for chunk in changes.chunks
-    ]
     manifest = exchange_pb2.HotlistSnapshot(
         issuer_ori=issuer_ori,
         recipient_ori=recipient.ori,
@@ -78,13 +78,23 @@ def sign_snapshot(
         since_version=since_version,
         sealed_key=recipient.key.seal(key.key),
         ended_entry_ids=changes.ended,
-        chunk_digests=[hashlib.sha256(chunk).digest() for chunk in chunks],
+        chunk_digests=changes.digests,
         entry_count=changes.entry_count,
     )
     manifest.issued_at.FromDatetime(now)
     manifest.expires_at.FromDatetime(now + VALIDITY)
     signed = Envelope.sign(manifest.SerializeToString(), SNAPSHOT_TYPE, signer)
-    return SignedSnapshot(signed, chunks)
+    return SignedSnapshot(signed, _encrypted(changes.chunks, key))
+
+
+def _encrypted(chunks: Iterable[EntryChunk], key: DataKey) -> Iterator[bytes]:
+    """Each chunk as sent: ids and plates in clear, fields encrypted with `key` (HOT-2)."""
+    for chunk in chunks:
+        yield exchange_pb2.HotlistChunk(
+            entry_ids=chunk.entry_ids,
+            plates=chunk.plates,
+            encrypted_fields=key.encrypt(chunk.fields),
+        ).SerializeToString()
 
 
 @dataclass(frozen=True)
@@ -164,23 +174,23 @@ class SnapshotReader:
         self._refused: list[tuple[str, str, str]] = []
 
     def add(self, data: bytes) -> None:
-        """Check the next chunk against the manifest, decrypt it and check its entries.
+        """Decrypt the next chunk, check it against the manifest, then check its entries.
 
         Raises:
-            InvalidEnvelopeError: The chunk is not the one the manifest names next, does
-                not open, or holds malformed or too many entries.
+            InvalidEnvelopeError: The chunk does not open, is not the one the manifest
+                names next, or holds malformed or too many entries.
         """
         position = self._next
         if position >= len(self._digests):
             raise InvalidEnvelopeError("the snapshot sent more chunks than its manifest names")
-        if hashlib.sha256(data).digest() != self._digests[position]:
-            raise InvalidEnvelopeError(f"the snapshot's chunk {position} is not the one signed")
         self._next += 1
         chunk = parse_payload(exchange_pb2.HotlistChunk, data)
         try:
             plain = self._key.decrypt(chunk.encrypted_fields)
         except DecryptionError as error:
             raise InvalidEnvelopeError(f"the snapshot's chunk {position} does not open") from error
+        if chunk_digest(chunk.entry_ids, chunk.plates, plain) != self._digests[position]:
+            raise InvalidEnvelopeError(f"the snapshot's chunk {position} is not the one signed")
         fields = parse_payload(hotlist_pb2.HotlistEntryFieldsList, plain).fields
         ids, plates = split_column(chunk.entry_ids), split_column(chunk.plates)
         if not 0 < len(fields) == len(ids) == len(plates) <= CHUNK_SIZE:

@@ -86,7 +86,7 @@ class HotlistSharing:
         since = checked.request.hotlist.since_version
         if since > self.own.version():
             since = 0  # a version we never issued: send everything
-        changes = self.own.changes_since(since)
+        changes = self.own.outgoing_since(since)
         now = self.clock()
         snapshot = sign_snapshot(
             self.signer,

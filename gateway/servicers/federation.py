@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 from alpr.federation.v1 import federation_service_pb2 as pb
@@ -15,6 +16,7 @@ from federation.hotlist_exchange import SignedSnapshot
 from federation.peers import Peer
 from gateway.interceptors import Context, current_caller, peer_ip
 from gateway.services import Services
+from node.hotlists.store import CHUNKS_A_READ
 
 
 class FederationServicer(pb_grpc.FederationServiceServicer):
@@ -75,17 +77,22 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
     async def GetHotlist(  # noqa: N802 (gRPC method name)
         self, request: pb.GetHotlistRequest, context: Context
     ) -> AsyncIterator[pb.GetHotlistResponse]:
-        """Answer a signed pull: our signed manifest and a receipt (AUD-6), then the chunks."""
+        """Answer a signed pull: our signed manifest and a receipt (AUD-6), then the chunks.
+
+        Chunks are read and encrypted in a worker thread, `CHUNKS_A_READ` at a time, as
+        the partner takes them: a slow partner holds a few chunks of ours, not the list.
+        """
         with self._partner("GetHotlist", context) as peer:
-            # Building a large snapshot takes seconds: not on the event loop.
             snapshot, receipt = await asyncio.to_thread(
                 self._services.sharing.serve,
                 Envelope.from_proto(request.request),
                 peer,
                 peer_ip(context),
             )
-        for response in hotlist_responses(snapshot, receipt):
-            yield response
+        responses = hotlist_responses(snapshot, receipt)
+        while batch := await asyncio.to_thread(list, islice(responses, CHUNKS_A_READ)):
+            for response in batch:
+                yield response
 
     async def QueryReads(  # noqa: N802 (gRPC method name)
         self, request: pb.QueryReadsRequest, context: Context

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC
@@ -41,6 +42,20 @@ class EntryChunk(NamedTuple):
     entry_ids: bytes
     plates: bytes
     fields: bytes
+
+
+def chunk_digest(entry_ids: bytes, plates: bytes, fields: bytes) -> bytes:
+    """The SHA-256 naming a chunk's entries in clear: ids, plates and fields, each length-prefixed.
+
+    A snapshot's manifest names each chunk by it, so the issuer can sign the manifest
+    before encrypting (or even reading) a chunk, and the receiver checks each chunk once
+    it has decrypted it.
+    """
+    digest = hashlib.sha256()
+    for part in (entry_ids, plates, fields):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.digest()
 
 
 def entry_chunks(
@@ -207,11 +222,6 @@ def join_column(texts: Iterable[str]) -> bytes:
 def split_column(joined: bytes) -> list[str]:
     """The texts `join_column` joined."""
     return joined.decode().split("\n") if joined else []
-
-
-def column_length(joined: bytes) -> int:
-    """How many texts `join_column` joined, without splitting them."""
-    return joined.count(b"\n") + 1 if joined else 0
 
 
 def frame_fields(fields: Sequence[bytes]) -> bytes:

@@ -9,9 +9,10 @@ clear; the other fields are encrypted with the node's data key (HOT-2).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
@@ -25,7 +26,7 @@ from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, Va
 from node.hotlists.codec import (
     CHUNK_SIZE,
     EntryChunk,
-    column_length,
+    chunk_digest,
     encode_fields,
     entry_chunks,
     entry_from_message,
@@ -45,6 +46,8 @@ from node.store.models import utc
 
 MAX_LIST_NAME = 100
 MAX_BATCH = 100_000
+CHUNKS_A_READ = 16
+"""Stored chunks read in one query as a snapshot is sent: about 3 MB of a large list."""
 _ENTRY_COLUMNS = (
     "id", "hotlist_id", "plate", "is_partial", "chunk_id", "slot",
     "version", "created_at", "ended_at", "ended_how",
@@ -121,6 +124,46 @@ class Changes:
         return [entry_from_message(plate, fields) for plate, fields in pairs]
 
 
+class _StoredChunk(NamedTuple):
+    """A stored chunk sent as it is: read only when its turn on the wire comes."""
+
+    chunk_id: int
+    size: int
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingChanges:
+    """What changed after a version, as a snapshot sends it: each chunk named before it is read.
+
+    Attributes:
+        version: The version the changes bring a holder to.
+        ended: Ids of entries removed or cancelled after the version.
+        entry_count: How many entries the chunks hold.
+        digests: The `chunk_digest` of each chunk, in order.
+        chunks: The chunks, in the same order, fields decrypted; a stored chunk sent
+            whole is read and decrypted only as the iteration reaches it, so a snapshot
+            being sent holds a few chunks at a time, not the list. Iterate once.
+    """
+
+    version: int
+    ended: list[str]
+    entry_count: int
+    digests: list[bytes]
+    chunks: Iterator[EntryChunk]
+
+    @classmethod
+    def of(cls, changes: Changes) -> OutgoingChanges:
+        """`changes`, whose chunks are in hand already."""
+        return cls(
+            changes.version,
+            changes.ended,
+            changes.entry_count,
+            [chunk_digest(c.entry_ids, c.plates, c.fields) for c in changes.chunks],
+            iter(changes.chunks),
+        )
+
+
 class _Chunks:
     """Decrypts each chunk of fields once per operation."""
 
@@ -133,19 +176,8 @@ class _Chunks:
     def load(self, chunk_ids: Iterable[int]) -> None:
         """Decrypt these chunks, in one query and one pass."""
         wanted = sorted(set(chunk_ids) - set(self._plain))
-        table = table_of(HotlistChunkRecord)
-        for start in range(0, len(wanted), 500):
-            batch = wanted[start : start + 500]
-            rows = self._session.connection().execute(
-                sa_select(table.c.id, table.c.fields).where(table.c.id.in_(batch))
-            )
-            for chunk_id, ciphertext in rows:
-                self._plain[chunk_id] = ciphertext
-        pending = [i for i in wanted if i in self._plain]
-        for chunk_id, plain in zip(
-            pending, self._key.decrypt_many(self._plain[i] for i in pending), strict=True
-        ):
-            self._plain[chunk_id] = plain
+        for chunk_id, chunk in _read_chunks(self._session, self._key, wanted).items():
+            self._plain[chunk_id] = chunk.fields
 
     def plaintext(self, chunk_id: int) -> bytes:
         """The serialized fields list of a chunk."""
@@ -162,30 +194,61 @@ class _Chunks:
         return self._parsed[chunk_id]
 
 
-def _joined(pieces: Iterable[EntryChunk]) -> list[EntryChunk]:
-    """Consecutive chunks joined up to `CHUNK_SIZE` entries each.
+def _joined(pieces: Iterable[EntryChunk | _StoredChunk]) -> list[EntryChunk | _StoredChunk]:
+    """Consecutive chunks in hand joined up to `CHUNK_SIZE` entries each; stored ones as they are.
 
     Each piece holds at most `CHUNK_SIZE` entries (a stored chunk or part of one).
     """
-    runs: list[list[EntryChunk]] = []
-    held = CHUNK_SIZE  # entries in the last run
+    joined: list[EntryChunk | _StoredChunk] = []
+    run: list[EntryChunk] = []
+    held = 0  # entries in `run`
     for piece in pieces:
-        if held + piece.size > CHUNK_SIZE:
-            runs.append([])
-            held = 0
-        runs[-1].append(piece)
-        held += piece.size
-    return [
-        run[0]
-        if len(run) == 1
-        else EntryChunk(
-            sum(piece.size for piece in run),
-            b"\n".join(piece.entry_ids for piece in run),
-            b"\n".join(piece.plates for piece in run),
-            b"".join(piece.fields for piece in run),
+        if run and (isinstance(piece, _StoredChunk) or held + piece.size > CHUNK_SIZE):
+            joined.append(_join(run))
+            run, held = [], 0
+        if isinstance(piece, _StoredChunk):
+            joined.append(piece)
+        else:
+            run.append(piece)
+            held += piece.size
+    if run:
+        joined.append(_join(run))
+    return joined
+
+
+def _join(run: Sequence[EntryChunk]) -> EntryChunk:
+    if len(run) == 1:
+        return run[0]
+    return EntryChunk(
+        sum(piece.size for piece in run),
+        b"\n".join(piece.entry_ids for piece in run),
+        b"\n".join(piece.plates for piece in run),
+        b"".join(piece.fields for piece in run),
+    )
+
+
+def _read_chunks(session: Session, key: DataKey, chunk_ids: Sequence[int]) -> dict[int, EntryChunk]:
+    """These stored chunks by id, fields decrypted, in one query per 500 and one pass.
+
+    Raises:
+        NotFoundError: One of them is gone (a chunk is never deleted: a broken store).
+    """
+    table = table_of(HotlistChunkRecord)
+    rows = []
+    for start in range(0, len(chunk_ids), 500):
+        rows += fetch_tuples(
+            session,
+            sa_select(
+                table.c.id, table.c.size, table.c.entry_ids, table.c.plates, table.c.fields
+            ).where(table.c.id.in_(chunk_ids[start : start + 500])),
         )
-        for run in runs
-    ]
+    if len(rows) != len(set(chunk_ids)):
+        raise NotFoundError("a hotlist chunk to send is not in the store")
+    plain = key.decrypt_many(row[4] for row in rows)
+    return {
+        row[0]: EntryChunk(row[1], row[2], row[3], fields)
+        for row, fields in zip(rows, plain, strict=True)
+    }
 
 
 class HotlistStore:
@@ -249,11 +312,17 @@ class HotlistStore:
                 part = entries[start : start + CHUNK_SIZE]
                 part_ids = ids[start : start + CHUNK_SIZE]
                 framed = frame_fields([encode_fields(entry, list_name) for entry in part])
+                joined_ids, joined_plates = (
+                    join_column(part_ids),
+                    join_column(e.plate for e in part),
+                )
                 chunk = HotlistChunkRecord(
                     version=version,
-                    entry_ids=join_column(part_ids),
-                    plates=join_column(entry.plate for entry in part),
+                    entry_ids=joined_ids,
+                    plates=joined_plates,
                     fields=self._key.encrypt(framed),
+                    size=len(part),
+                    digest=chunk_digest(joined_ids, joined_plates, framed),
                 )
                 session.add(chunk)
                 session.flush()
@@ -336,11 +405,22 @@ class HotlistStore:
             return row.version if row else 0
 
     def changes_since(self, version: int) -> Changes:
+        """Everything that changed after `version`, every chunk in hand (see `outgoing_since`).
+
+        Raises:
+            ValidationError: `version` is negative or ahead of ours.
+        """
+        outgoing = self.outgoing_since(version)
+        return Changes(outgoing.version, list(outgoing.chunks), outgoing.ended)
+
+    def outgoing_since(self, version: int) -> OutgoingChanges:
         """Everything that changed after `version`; from 0, every entry in force.
 
-        Reads a row per chunk added after `version` (its ids and plates with it) and a
-        row per entry ended after it; a chunk none of whose entries ended is passed on
-        as it was stored, decrypted but not parsed.
+        Reads a row per entry ended after `version` and the size and digest of each
+        chunk added after it. A full chunk none of whose entries ended, named by its
+        stored digest, is read and decrypted only as the chunks are iterated, and passed
+        on as it was stored; the others (with ended entries, small, or stored before
+        chunks had digests) are read now, and small ones joined.
 
         Raises:
             ValidationError: `version` is negative or ahead of ours.
@@ -363,24 +443,30 @@ class HotlistStore:
                 ended_slots.setdefault(chunk_id, set()).add(slot)
             added = fetch_tuples(
                 session,
-                sa_select(chunk_table.c.id, chunk_table.c.entry_ids, chunk_table.c.plates)
+                sa_select(chunk_table.c.id, chunk_table.c.size, chunk_table.c.digest)
                 .where(chunk_table.c.version > version)
                 .order_by(chunk_table.c.version, chunk_table.c.id),
             )
-            chunks = _Chunks(session, self._key)
-            chunks.load(chunk_id for chunk_id, _, _ in added)
-            pieces = []
-            for chunk_id, joined_ids, joined_plates in added:
-                gone = ended_slots.get(chunk_id)
-                if not gone:
-                    size = column_length(joined_ids)
-                    pieces.append(
-                        EntryChunk(size, joined_ids, joined_plates, chunks.plaintext(chunk_id))
-                    )
+            sent_whole = {
+                chunk_id: digest
+                for chunk_id, size, digest in added
+                if digest is not None and size == CHUNK_SIZE and chunk_id not in ended_slots
+            }
+            in_hand = _read_chunks(
+                session, self._key, [row[0] for row in added if row[0] not in sent_whole]
+            )
+            pieces: list[EntryChunk | _StoredChunk] = []
+            for chunk_id, size, _ in added:
+                if chunk_id in sent_whole:
+                    pieces.append(_StoredChunk(chunk_id, size, sent_whole[chunk_id]))
                     continue
-                ids, plates = split_column(joined_ids), split_column(joined_plates)
-                slots = [slot for slot in range(len(ids)) if slot not in gone]
-                fields = chunks.fields(chunk_id).fields
+                read, gone = in_hand[chunk_id], ended_slots.get(chunk_id)
+                if not gone:
+                    pieces.append(read)
+                    continue
+                ids, plates = split_column(read.entry_ids), split_column(read.plates)
+                fields = hotlist_pb2.HotlistEntryFieldsList.FromString(read.fields).fields
+                slots = [slot for slot in range(read.size) if slot not in gone]
                 pieces += entry_chunks(
                     [ids[slot] for slot in slots],
                     [plates[slot] for slot in slots],
@@ -388,7 +474,31 @@ class HotlistStore:
                 )
         # A full snapshot replaces the list: nothing to end.
         ended = [entry_id for entry_id, _, _ in ended_rows] if version else []
-        return Changes(current, _joined(pieces), ended)
+        parts = _joined(pieces)
+        return OutgoingChanges(
+            current,
+            ended,
+            sum(part.size for part in parts),
+            [
+                part.digest
+                if isinstance(part, _StoredChunk)
+                else chunk_digest(part.entry_ids, part.plates, part.fields)
+                for part in parts
+            ],
+            self._chunks_of(parts),
+        )
+
+    def _chunks_of(self, parts: list[EntryChunk | _StoredChunk]) -> Iterator[EntryChunk]:
+        """Each part as a chunk in hand, stored ones read `CHUNKS_A_READ` at a time."""
+        for start in range(0, len(parts), CHUNKS_A_READ):
+            batch = parts[start : start + CHUNKS_A_READ]
+            stored = [part.chunk_id for part in batch if isinstance(part, _StoredChunk)]
+            read: dict[int, EntryChunk] = {}
+            if stored:
+                with Session(self._engine) as session:
+                    read = _read_chunks(session, self._key, stored)
+            for part in batch:
+                yield read[part.chunk_id] if isinstance(part, _StoredChunk) else part
 
     def _end(self, entry_id: str, how: str) -> StoredEntry:
         with Session(self._engine) as session:

@@ -30,7 +30,9 @@ class HotlistChunkRecord(SQLModel, table=True):
     together reuses it whole, so a million entries are a thousand rows read and a
     thousand decryptions. `version` is the one that added the chunk (0 for a chunk that
     had no entry in force when this column was added); ids and plates are joined by
-    newlines, in slot order.
+    newlines, in slot order. `size` is how many entries it holds, and `digest` its
+    `chunk_digest`, which a snapshot's manifest names it by before it is read (None for
+    a chunk written before that column was added: read to be named).
     """
 
     __tablename__ = "hotlist_chunk"
@@ -40,6 +42,8 @@ class HotlistChunkRecord(SQLModel, table=True):
     entry_ids: bytes
     plates: bytes
     fields: bytes
+    size: int
+    digest: bytes | None = None
 
 
 class HotlistEntryRecord(SQLModel, table=True):

@@ -41,7 +41,7 @@ from node.ed25519 import DataKey, Ed25519Key, Ed25519Signer
 from node.errors import UnavailableError
 from node.hotlists.codec import entry_chunks
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
-from node.hotlists.store import Changes, HotlistStore
+from node.hotlists.store import Changes, HotlistStore, OutgoingChanges
 from node.identity import PrincipalKind
 from node.reads import NewRead
 from node.store import create_engine
@@ -355,19 +355,14 @@ FORBIDDEN_PLATE = "4IMM123"
 class _SmugglingStore(HotlistStore):
     """An issuer's store that also hands out an entry its own import would refuse (ACC-7)."""
 
-    def changes_since(self, version: int) -> Changes:
+    def outgoing_since(self, version: int) -> OutgoingChanges:
         """The real changes, and one civil-immigration entry."""
-        changes = super().changes_since(version)
+        real = super().outgoing_since(version)
         forbidden = hotlist_pb2.HotlistEntryFields(
             list_type=ListType.CIVIL_IMMIGRATION.value, reason="detainer", list_name="stolen"
         )
-        return replace(
-            changes,
-            chunks=[
-                *changes.chunks,
-                *entry_chunks([str(uuid.uuid4())], [FORBIDDEN_PLATE], [forbidden]),
-            ],
-        )
+        smuggled = entry_chunks([str(uuid.uuid4())], [FORBIDDEN_PLATE], [forbidden])
+        return OutgoingChanges.of(Changes(real.version, [*real.chunks, *smuggled], real.ended))
 
 
 def _flipped(data: bytes) -> bytes:

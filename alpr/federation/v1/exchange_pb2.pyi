@@ -443,7 +443,11 @@ class HotlistSnapshot(_message.Message):
 
     @_builtins.property
     def chunk_digests(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
-        """The SHA-256 of each serialized HotlistChunk that follows, in order."""
+        """What names each HotlistChunk that follows, in order: the SHA-256 of its entry_ids,
+        its plates and its fields in clear (the HotlistEntryFieldsList before encryption),
+        each preceded by its length as 8 bytes, big-endian. The receiver checks a chunk
+        once it has decrypted it; the issuer can sign this before reading a chunk.
+        """
 
     def __init__(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -28,13 +27,14 @@ from node.ed25519 import DataKey, Ed25519Signer
 from node.hotlists.codec import (
     CHUNK_SIZE,
     EntryChunk,
+    chunk_digest,
     encode_fields,
     entry_from_message,
     frame_fields,
     join_column,
 )
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
-from node.hotlists.store import Changes
+from node.hotlists.store import Changes, OutgoingChanges
 from tests.support.clock import START
 from tests.support.pki import LAPD, LASD
 
@@ -62,15 +62,16 @@ def peer(ori: str, signer: Ed25519Signer) -> Peer:
 
 
 def snapshot(changes: Changes = CHANGES, signer: Ed25519Signer = ISSUER) -> SignedSnapshot:
-    return sign_snapshot(
+    signed = sign_snapshot(
         signer,
-        changes=changes,
+        changes=OutgoingChanges.of(changes),
         since_version=2,
         issuer_ori=LASD,
         recipient=peer(LAPD, RECIPIENT),
         agreement_id="a-1",
         now=START,
     )
+    return replace(signed, chunks=list(signed.chunks))  # sent once, opened by several tests
 
 
 def reader(manifest: Envelope, **changes: Any) -> SnapshotReader:
@@ -135,11 +136,21 @@ class TestOpen:
         with pytest.raises(InvalidEnvelopeError, match="found 0"):
             open_(tampered)
 
-    def test_hot7_fails_on_a_tampered_chunk_before_it_is_opened(self) -> None:
+    def test_hot7_fails_on_a_tampered_chunk_before_its_entries_are_used(self) -> None:
         signed = snapshot()
-        tampered = replace(signed, chunks=[signed.chunks[0].replace(b"7ABC123", b"7ABC124")])
+        [chunk] = signed.chunks
+        tampered = replace(signed, chunks=[chunk.replace(b"7ABC123", b"7ABC124")])
         with pytest.raises(InvalidEnvelopeError, match="chunk 0 is not the one signed"):
             open_(tampered)
+
+    def test_hot7_fails_on_tampered_encrypted_fields(self) -> None:
+        signed = snapshot()
+        [chunk] = signed.chunks
+        message = exchange_pb2.HotlistChunk.FromString(chunk)
+        sealed = message.encrypted_fields
+        message.encrypted_fields = sealed[:-1] + bytes([sealed[-1] ^ 1])
+        with pytest.raises(InvalidEnvelopeError, match="chunk 0 does not open"):
+            open_(replace(signed, chunks=[message.SerializeToString()]))
 
     def test_hot7_fails_when_signed_by_another_agency(self) -> None:
         with pytest.raises(InvalidEnvelopeError):
@@ -224,22 +235,24 @@ def carrying(
     as many as there are plates.
     """
     key = DataKey.generate()
-    serialized, start = [], 0
+    serialized, digests, start = [], [], 0
     for number, fields in enumerate(chunks, 1):
         stop = len(plates) if number == len(chunks) else start + len(fields)
+        ids, joined_plates = (
+            join_column(f"e-{i + 1}" for i in range(start, stop)),
+            join_column(plates[start:stop]),
+        )
+        plain = hotlist_pb2.HotlistEntryFieldsList(fields=fields).SerializeToString()
         chunk = exchange_pb2.HotlistChunk(
-            entry_ids=join_column(f"e-{i + 1}" for i in range(start, stop)),
-            plates=join_column(plates[start:stop]),
-            encrypted_fields=key.encrypt(
-                hotlist_pb2.HotlistEntryFieldsList(fields=fields).SerializeToString()
-            ),
+            entry_ids=ids, plates=joined_plates, encrypted_fields=key.encrypt(plain)
         )
         serialized.append(chunk.SerializeToString())
+        digests.append(chunk_digest(ids, joined_plates, plain))
         start = stop
 
     def edit(message: exchange_pb2.HotlistSnapshot) -> None:
         message.sealed_key = RECIPIENT.public_key.seal(key.key)
-        message.chunk_digests[:] = [hashlib.sha256(chunk).digest() for chunk in serialized]
+        message.chunk_digests[:] = digests
         message.entry_count = len(plates) if entry_count is None else entry_count
 
     return resign(SignedSnapshot(snapshot().manifest, serialized), edit)
@@ -298,7 +311,7 @@ class TestChunks:
 
         def edit(message: exchange_pb2.HotlistSnapshot) -> None:
             message.sealed_key = RECIPIENT.public_key.seal(key.key)
-            message.chunk_digests[:] = [hashlib.sha256(garbled).digest()]
+            message.chunk_digests[:] = [chunk_digest(b"e-1", b"7ABC123", b"\xff\xff")]
             message.entry_count = 1
 
         with pytest.raises(InvalidEnvelopeError, match="not a HotlistEntryFieldsList"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -9,6 +11,7 @@ from sqlalchemy.engine import Engine
 from alpr.common.v1.hotlist_pb2 import HotlistEntryFieldsList
 from node.ed25519 import DataKey
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
+from node.hotlists.codec import chunk_digest
 from node.hotlists.entry import HotlistEntry, ListType
 from node.hotlists.store import Changes, HotlistStore
 from node.store import create_engine
@@ -23,6 +26,17 @@ STOLEN = HotlistEntry(
     contact="LAPD Auto Theft 213-555-0100",
 )
 PARTIAL = HotlistEntry(plate="7AB?12*", list_type=ListType.AMBER_ALERT, reason="witness saw")
+
+
+class _CountingKey(DataKey):
+    """The node's data key, counting the chunks it decrypts."""
+
+    decrypted = 0
+
+    def decrypt_many(self, ciphertexts: Iterable[bytes]) -> list[bytes]:
+        plain = super().decrypt_many(ciphertexts)
+        self.decrypted += len(plain)
+        return plain
 
 
 @pytest.fixture
@@ -133,6 +147,36 @@ class TestVersions:
         assert (chunk_sizes(full), len(full.entry_ids), full.ended) == ([600, 600], 1200, [])
         delta = store.changes_since(1)
         assert (chunk_sizes(delta), delta.entries()) == ([900], [STOLEN] * 900)  # 300, 600 joined
+
+    def test_succeeds_naming_every_chunk_before_reading_the_full_ones(self, engine: Engine) -> None:
+        """A snapshot's manifest names each chunk first; full stored ones are read as sent."""
+        key = _CountingKey(DataKey.generate().key)
+        store = HotlistStore(engine, data_key=key, clock=ManualClock())
+        store.create_list("stolen")
+        store.add("stolen", [STOLEN] * 2000 + [PARTIAL] * 10)
+        [ended] = store.add("stolen", [PARTIAL])
+        store.remove(ended.entry_id)
+        key.decrypted = 0
+        outgoing = store.outgoing_since(0)
+        assert key.decrypted == 2  # the small chunks, to name and join them
+        chunks = list(outgoing.chunks)
+        assert key.decrypted == 4  # the two full ones only as they are sent
+        assert [chunk.size for chunk in chunks] == [1000, 1000, 10]
+        assert outgoing.digests == [
+            chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields) for chunk in chunks
+        ]
+        assert (outgoing.entry_count, outgoing.version) == (2010, 3)
+
+    def test_succeeds_naming_chunks_stored_before_they_had_digests(
+        self, store: HotlistStore, engine: Engine
+    ) -> None:
+        store.create_list("stolen")
+        store.add("stolen", [STOLEN] * 1000)
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE hotlist_chunk SET digest = NULL"))
+        outgoing = store.outgoing_since(0)
+        [chunk] = list(outgoing.chunks)
+        assert outgoing.digests == [chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields)]
 
     @pytest.mark.parametrize("version", [-1, 5])
     def test_fails_for_a_version_we_never_had(self, store: HotlistStore, version: int) -> None:
