@@ -10,7 +10,8 @@ The baseline, in the same run, streams as many entries as plain protobuf chunks 
 thousand (serialized before the clock starts) over an insecure gRPC channel and only
 parses them; each pull is compared with the baseline carrying as many entries as it
 did (a delta with the delta-sized baseline).
-Peak RSS is the receiving process's own (VmHWM), not inherited from this one.
+Peak RSS is the receiving process's own (VmHWM), not inherited from this one; "issuer MB"
+is the serving issuer's peak since it started, read after each pull.
 Targets (issue "Exchange"): 1M entries under 15 s and 1.5 GB; a 1k delta under 200 ms;
 crypto and store at most 3x the baseline.
 """
@@ -128,19 +129,19 @@ def serve_issuer(directory: Path) -> tuple[subprocess.Popen[str], int]:
     raise RuntimeError("the issuer did not start")
 
 
-def peak_rss_mb() -> float:
-    """This process's own peak resident set size, in MB.
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's peak resident set size, in MB (this one's by default).
 
     Read from /proc (VmHWM), which starts afresh at exec: on Linux `ru_maxrss` of a child
     starts from its parent's peak, so a child of a parent that built a million entries
     would report the parent's memory.
     """
-    status = Path("/proc/self/status")
+    status = Path(f"/proc/{pid}/status")
     if status.exists():
         for line in status.read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if pid == "self" else 0.0
 
 
 def child_pull(receiver: Path, port: int) -> dict[str, float]:
@@ -236,12 +237,16 @@ def measure(size: int, delta: int) -> list[tuple[str, dict[str, float], int]]:
         issuer, receiver = build(Path(scratch), size)
         process, port = serve_issuer(issuer)
         try:
-            rows.append((f"full pull {size:,}", in_child("pull", str(receiver), str(port)), size))
+            full = in_child("pull", str(receiver), str(port))
+            rows.append(
+                (f"full pull {size:,}", full | {"issuer_mb": peak_rss_mb(process.pid)}, size)
+            )
             engine_node = open_node(load_config(issuer, {}), now=datetime.now(UTC))
             HotlistStore(engine_node.engine, data_key=engine_node.data_key,
                          clock=system_clock).add("stolen", entries(delta, size))  # fmt: skip
             engine_node.engine.dispose()
             delta_row = in_child("pull", str(receiver), str(port))
+            delta_row["issuer_mb"] = peak_rss_mb(process.pid)
             rows.append((f"delta {delta:,} on {size:,}", delta_row, delta))
         finally:
             process.send_signal(signal.SIGTERM)
@@ -266,7 +271,7 @@ def main() -> int:
         print(json.dumps(answer))
         return 0
     print(f"hotlist_sync on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"{'case':<36}{'seconds':>10}{'peak RSS MB':>14}{'x baseline':>12}")
+    print(f"{'case':<36}{'seconds':>10}{'peak RSS MB':>14}{'x baseline':>12}{'issuer MB':>11}")
     baselines = {count: measure_baseline(count) for count in sorted({*args.sizes, args.delta})}
     rows = [row for size in args.sizes for row in measure(size, args.delta)]
     rows += [(f"baseline {n:,} (plain protobuf)", row, 0) for n, row in baselines.items()]
@@ -276,7 +281,8 @@ def main() -> int:
             continue
         base = baselines[carried].get("seconds") if carried else None
         ratio = f"{row['seconds'] / base:.1f}" if base else ""
-        print(f"{name:<36}{row['seconds']:>10.3f}{row['rss_mb']:>14.0f}{ratio:>12}")
+        issuer = f"{row['issuer_mb']:.0f}" if "issuer_mb" in row else ""
+        print(f"{name:<36}{row['seconds']:>10.3f}{row['rss_mb']:>14.0f}{ratio:>12}{issuer:>11}")
     return 0
 
 
