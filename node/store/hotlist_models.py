@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime
+from sqlalchemy import BigInteger, DateTime, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -32,10 +32,13 @@ class HotlistChunkRecord(SQLModel, table=True):
     had no entry in force when this column was added); ids and plates are joined by
     newlines, in slot order. `size` is how many entries it holds, and `digest` its
     `chunk_digest`, which a snapshot's manifest names it by before it is read (None for
-    a chunk written before that column was added: read to be named).
+    a chunk written before that column was added: read to be named). The index on
+    (version, id, size, digest) answers a manifest's query without reading a chunk's
+    row: on SQLite, columns after the large ones would walk each row's overflow pages.
     """
 
     __tablename__ = "hotlist_chunk"
+    __table_args__ = (Index("ix_hotlist_chunk_sent", "version", "id", "size", "digest"),)
 
     id: int | None = Field(default=None, primary_key=True)
     version: int = Field(sa_type=BigInteger, index=True)
