@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from node.capture import ModelError, ModelFiles
-from node.capture.reader import ImageError, PlateReader, decode_image
+from node.capture.reader import (
+    CROP_VARIANTS,
+    ImageError,
+    PlateReader,
+    _cut,
+    _text,
+    decode_image,
+)
 from tests.support.frames import clear_frame
 
 SEEDS = range(8)
@@ -47,6 +54,45 @@ class TestRead:
         texts = reader.read_crops(crops)
         assert len(texts) == 70
         assert len(set(texts)) == 1
+
+    def test_cap2_each_plate_is_read_from_every_crop_variant_in_one_ocr_call(
+        self, reader: PlateReader, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        batches: list[int] = []
+        session = reader._ocr.model  # the OCR's onnxruntime session, watched
+        run = session.run
+
+        def watched(names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            batches.append(len(feeds["input"]))
+            outputs: list[np.ndarray] = run(names, feeds)
+            return outputs
+
+        monkeypatch.setattr(session, "run", watched)
+        known = [clear_frame(seed) for seed in (1, 2)]
+        results = reader.read([k.frame for k in known])
+        assert [[p.text for p in plates] for plates in results] == [[k.text] for k in known]
+        assert batches == [2 * len(CROP_VARIANTS)]
+
+    def test_cap2_a_single_crop_is_read_as_fast_plate_ocr_reads_it(
+        self, reader: PlateReader
+    ) -> None:
+        for seed in SEEDS:
+            known = clear_frame(seed, width=120)
+            x0, y0, x1, y1 = known.box
+            crop = known.frame[y0:y1, x0:x1]
+            (ours,) = reader.read_crops([crop])
+            (theirs,) = reader._ocr.run(  # the library's own read of it
+                cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), return_confidence=True
+            )
+            assert ours == _text(theirs.plate, theirs.char_probs)
+
+    def test_cap2_crop_variants_move_the_box_edges_and_stay_in_the_frame(self) -> None:
+        frame = np.arange(100 * 200, dtype=np.uint32).reshape(100, 200).astype(np.uint8)
+        assert CROP_VARIANTS[0] == (0, 0, 0, 0)
+        assert (_cut(frame, (50, 20, 150, 70), CROP_VARIANTS[0]) == frame[20:70, 50:150]).all()
+        moved = _cut(frame, (50, 20, 150, 70), (0.1, 0.2, -0.3, 0.4))
+        assert (moved == frame[10:90, 40:120]).all()
+        assert _cut(frame, (0, 0, 200, 100), (0.06, 0.06, 0.06, 0.06)).shape == (100, 200)
 
     def test_cap2_reads_a_jpeg_frame_from_bytes(self, reader: PlateReader) -> None:
         known = clear_frame(3)
