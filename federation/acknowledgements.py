@@ -103,8 +103,10 @@ class OwedAcknowledgements:
         Late is harmless: only a crash meanwhile makes us give some again.
         """
         try:
-            await _bound(hurry)
-            while self._given:
+            while True:
+                await _bound(hurry)  # at once once `flush` hurried it
+                if not self._given:
+                    break
                 given, self._given = self._given, []
                 try:
                     await asyncio.to_thread(self._ledger.delivered, given)
@@ -144,11 +146,13 @@ class OwedAcknowledgements:
             while batch := self.take(peer):
                 try:
                     refused = await self._client.acknowledge_receipts(peer, batch)
-                except PartnerRefusedError as error:  # all of them: its ledger flags them
-                    log.warning("acknowledgements refused by %s: %s", ori, error.diagnostics())
-                    self.delivered(peer, batch, [])
-                    continue
-                except UnavailableError as error:
+                except (PartnerRefusedError, UnavailableError) as error:
+                    if isinstance(error, PartnerRefusedError) and error.final:
+                        # All of them, for good: its ledger flags them.
+                        log.warning("acknowledgements refused by %s: %s", ori,
+                                    error.diagnostics())  # fmt: skip
+                        self.delivered(peer, batch, [])
+                        continue
                     log.warning("acknowledgements not delivered to %s: %s", ori,
                                 error.diagnostics())  # fmt: skip
                     self._put(peer, batch)  # for the next request to it, or the next flush

@@ -63,7 +63,18 @@ _Carrying = TypeVar("_Carrying", pb.QueryReadsResponse, pb.GetReadImagesResponse
 
 
 class PartnerRefusedError(FederationError):
-    """The partner answered, and refused."""
+    """The partner answered, and refused.
+
+    Attributes:
+        final: Whether it refused the request itself (denied, invalid, not possible now),
+            so that sending it again would be refused again; not a failure on its side
+            (INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED …) that may pass.
+    """
+
+    def __init__(self, message: str, *, final: bool = True) -> None:
+        """Say what the partner answered, and whether it is `final`."""
+        super().__init__(message)
+        self.final = final
 
 
 class PartnerTimeoutError(UnavailableError):
@@ -295,6 +306,19 @@ class PartnerClient:
             return await call(pb_grpc.FederationServiceStub(self._channel(peer.endpoint)))
 
 
+_FINAL_REFUSALS = frozenset({
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.UNIMPLEMENTED,
+})  # fmt: skip
+"""What a partner answers to a request it will refuse again: the rest may pass."""
+
+
 @contextmanager
 def _mapped_errors(peer: Peer) -> Iterator[None]:
     """Turn a failed call to `peer` into our errors."""
@@ -311,7 +335,8 @@ def _mapped_errors(peer: Peer) -> Iterator[None]:
                 f"partner {peer.ori} at {peer.endpoint} is unreachable ({code.name})"
             ) from error
         raise PartnerRefusedError(
-            f"partner {peer.ori} refused: {code.name} {error.details()}"
+            f"partner {peer.ori} refused: {code.name} {error.details()}",
+            final=code in _FINAL_REFUSALS,
         ) from error
 
 

@@ -358,9 +358,7 @@ class ExchangeLedger:
                 },
             )
             if acknowledgement is not None:
-                writing.connection().execute(
-                    _INSERT_OWED, {"exchange_id": exchange_id, "partner_ori": partner_ori}
-                )
+                writing.connection().execute(_INSERT_OWED, {"exchange_id": exchange_id})
 
     def owed(self) -> list[tuple[str, Envelope]]:
         """Our acknowledgements not given yet: (partner ORI, acknowledgement), oldest first."""
@@ -415,9 +413,10 @@ class ExchangeLedger:
                 except NodeError as error:
                     refused.append((index, error.diagnostics()))
                     continue
-                record.acknowledgement = envelope.to_bytes()
-                record.acknowledged_at = self._clock()
-                session.add(record)
+                if record.acknowledgement is None:  # one given again keeps its first time
+                    record.acknowledgement = envelope.to_bytes()
+                    record.acknowledged_at = self._clock()
+                    session.add(record)
             session.commit()
         return refused
 

@@ -16,6 +16,11 @@ Naming chunks by their content in clear, not as encrypted for this recipient, le
 issuer sign the manifest from digests it stored with its chunks, then read, encrypt and
 send one chunk after another: it holds a few chunks at a time, not the list, and the
 receiver works on the first while the issuer reads the next.
+
+The receiver decrypts a chunk before checking it against the manifest, an exception to
+"nothing is parsed before it is verified" that is safe: the fields are SecretBox-sealed
+with the key the signed manifest sealed to us, so only the issuer (and we) could have
+made a chunk that opens, and no entry is used or stored before its digest matches.
 """
 
 from __future__ import annotations

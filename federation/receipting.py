@@ -526,12 +526,12 @@ class Receipting:
                 if 0 <= index < len(exchanges):  # the partner's word: bounds checked
                     acknowledged[index] = False
             self.owed.delivered(peer, given, refused)
-        except PartnerRefusedError:
-            acknowledged = [False] * len(exchanges)  # the partner's ledger flags them
-            self.owed.delivered(peer, given, [])
-        except UnavailableError:
+        except (PartnerRefusedError, UnavailableError) as error:
             acknowledged = [False] * len(exchanges)
-            self.owed.owe(peer, given)  # delivered later, as a query's are
+            if isinstance(error, PartnerRefusedError) and error.final:
+                self.owed.delivered(peer, given, [])  # for good: the partner's ledger flags them
+            else:
+                self.owed.owe(peer, given)  # delivered later, as a query's are
         notes = [
             parse_payload(exchange_pb2.Receipt, receipt.payload).checkpoint
             for receipt, _ in exchanges

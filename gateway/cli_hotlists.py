@@ -142,7 +142,11 @@ def _pull(args: argparse.Namespace) -> int:
     def action(admin: Stub, _: grpc.Channel) -> None:
         request = partner_hotlists_pb2.PullPartnerHotlistRequest(partner_ori=args.partner)
         got = admin.PullPartnerHotlist(request, timeout=args.timeout)
-        acknowledged = "acknowledged" if got.acknowledged else "NOT acknowledged (flagged)"
+        acknowledged = (
+            "acknowledged"
+            if got.acknowledged
+            else "NOT yet acknowledged (the node gives it again until the partner takes it)"
+        )
         print(f"pulled {args.partner} to version {got.version}: {got.added} added, "
               f"{got.ended} ended, {got.refused} refused; receipt {got.exchange_id} "
               f"verified and {acknowledged}")  # fmt: skip

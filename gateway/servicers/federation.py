@@ -90,6 +90,7 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
                 peer_ip(context),
             )
         responses = hotlist_responses(snapshot, receipt)
+        yield next(responses)  # the manifest and receipt: the partner checks them meanwhile
         while batch := await asyncio.to_thread(list, islice(responses, CHUNKS_A_READ)):
             for response in batch:
                 yield response

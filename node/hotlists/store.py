@@ -125,11 +125,23 @@ class Changes:
 
 
 class _StoredChunk(NamedTuple):
-    """A stored chunk sent as it is: read only when its turn on the wire comes."""
+    """A full stored chunk none of whose entries ended: sent as stored, named by its digest."""
 
     chunk_id: int
     size: int
     digest: bytes
+
+
+class _Piece(NamedTuple):
+    """The entries in force of a stored chunk not sent whole: all (`slots` None) or those."""
+
+    chunk_id: int
+    size: int
+    slots: tuple[int, ...] | None
+
+
+_Part = _StoredChunk | tuple[_Piece, ...]
+"""A chunk as sent: a stored one whole, or pieces of stored ones joined."""
 
 
 @dataclass(frozen=True)
@@ -194,17 +206,17 @@ class _Chunks:
         return self._parsed[chunk_id]
 
 
-def _joined(pieces: Iterable[EntryChunk | _StoredChunk]) -> list[EntryChunk | _StoredChunk]:
-    """Consecutive chunks in hand joined up to `CHUNK_SIZE` entries each; stored ones as they are.
+def _joined(pieces: Iterable[_StoredChunk | _Piece]) -> list[_Part]:
+    """Consecutive pieces joined up to `CHUNK_SIZE` entries each; whole chunks as they are.
 
     Each piece holds at most `CHUNK_SIZE` entries (a stored chunk or part of one).
     """
-    joined: list[EntryChunk | _StoredChunk] = []
-    run: list[EntryChunk] = []
+    joined: list[_Part] = []
+    run: list[_Piece] = []
     held = 0  # entries in `run`
     for piece in pieces:
         if run and (isinstance(piece, _StoredChunk) or held + piece.size > CHUNK_SIZE):
-            joined.append(_join(run))
+            joined.append(tuple(run))
             run, held = [], 0
         if isinstance(piece, _StoredChunk):
             joined.append(piece)
@@ -212,8 +224,12 @@ def _joined(pieces: Iterable[EntryChunk | _StoredChunk]) -> list[EntryChunk | _S
             run.append(piece)
             held += piece.size
     if run:
-        joined.append(_join(run))
+        joined.append(tuple(run))
     return joined
+
+
+def _size(part: _Part) -> int:
+    return part.size if isinstance(part, _StoredChunk) else sum(piece.size for piece in part)
 
 
 def _join(run: Sequence[EntryChunk]) -> EntryChunk:
@@ -225,6 +241,20 @@ def _join(run: Sequence[EntryChunk]) -> EntryChunk:
         b"\n".join(piece.plates for piece in run),
         b"".join(piece.fields for piece in run),
     )
+
+
+def _kept(chunk: EntryChunk, slots: tuple[int, ...] | None) -> EntryChunk:
+    """`chunk` with only the entries at `slots` (all if None), re-serialized if any left out."""
+    if slots is None:
+        return chunk
+    ids, plates = split_column(chunk.entry_ids), split_column(chunk.plates)
+    fields = hotlist_pb2.HotlistEntryFieldsList.FromString(chunk.fields).fields
+    [kept] = entry_chunks(
+        [ids[slot] for slot in slots],
+        [plates[slot] for slot in slots],
+        [fields[slot] for slot in slots],
+    )
+    return kept
 
 
 def _read_chunks(session: Session, key: DataKey, chunk_ids: Sequence[int]) -> dict[int, EntryChunk]:
@@ -243,7 +273,7 @@ def _read_chunks(session: Session, key: DataKey, chunk_ids: Sequence[int]) -> di
             ).where(table.c.id.in_(chunk_ids[start : start + 500])),
         )
     if len(rows) != len(set(chunk_ids)):
-        raise NotFoundError("a hotlist chunk to send is not in the store")
+        raise NotFoundError("a hotlist chunk is missing from the store")
     plain = key.decrypt_many(row[4] for row in rows)
     return {
         row[0]: EntryChunk(row[1], row[2], row[3], fields)
@@ -322,7 +352,9 @@ class HotlistStore:
                     plates=joined_plates,
                     fields=self._key.encrypt(framed),
                     size=len(part),
-                    digest=chunk_digest(joined_ids, joined_plates, framed),
+                    digest=self._key.encrypt(chunk_digest(joined_ids, joined_plates, framed))
+                    if len(part) == CHUNK_SIZE
+                    else None,
                 )
                 session.add(chunk)
                 session.flush()
@@ -410,17 +442,37 @@ class HotlistStore:
         Raises:
             ValidationError: `version` is negative or ahead of ours.
         """
-        outgoing = self.outgoing_since(version)
-        return Changes(outgoing.version, list(outgoing.chunks), outgoing.ended)
+        current, ended, parts = self._parts_since(version)
+        return Changes(current, list(self._sent(parts)), ended)
 
     def outgoing_since(self, version: int) -> OutgoingChanges:
-        """Everything that changed after `version`; from 0, every entry in force.
+        """Everything that changed after `version`, as a snapshot sends it; from 0, all in force.
 
-        Reads a row per entry ended after `version` and the size and digest of each
-        chunk added after it. A full chunk none of whose entries ended, named by its
-        stored digest, is read and decrypted only as the chunks are iterated, and passed
-        on as it was stored; the others (with ended entries, small, or stored before
-        chunks had digests) are read now, and small ones joined.
+        Every chunk is named before any is sent: a full chunk none of whose entries ended
+        by the digest stored with it, the others (with ended entries, small ones joined,
+        or stored before chunks had digests) by reading them `CHUNKS_A_READ` at a time
+        and hashing them. The chunks are then read again as they are sent, so a snapshot
+        holds a few chunks at a time, never the list.
+
+        Raises:
+            ValidationError: `version` is negative or ahead of ours.
+        """
+        current, ended, parts = self._parts_since(version)
+        built = [part for part in parts if not isinstance(part, _StoredChunk)]
+        named = iter([chunk_digest(c.entry_ids, c.plates, c.fields) for c in self._sent(built)])
+        return OutgoingChanges(
+            current,
+            ended,
+            sum(_size(part) for part in parts),
+            [part.digest if isinstance(part, _StoredChunk) else next(named) for part in parts],
+            self._sent(parts),
+        )
+
+    def _parts_since(self, version: int) -> tuple[int, list[str], list[_Part]]:
+        """The version now, the ids of entries ended after `version`, and the chunks to send.
+
+        Reads a row per entry ended after `version` and the size and digest of each chunk
+        added after it (from an index, not the chunks' rows).
 
         Raises:
             ValidationError: `version` is negative or ahead of ours.
@@ -438,67 +490,56 @@ class HotlistStore:
                 ended_query = ended_query.where(entry_table.c.version > version)
             order = (entry_table.c.version, entry_table.c.chunk_id, entry_table.c.slot)
             ended_rows = fetch_tuples(session, ended_query.order_by(*order))
-            ended_slots: dict[int, set[int]] = {}
-            for _, chunk_id, slot in ended_rows:
-                ended_slots.setdefault(chunk_id, set()).add(slot)
             added = fetch_tuples(
                 session,
                 sa_select(chunk_table.c.id, chunk_table.c.size, chunk_table.c.digest)
                 .where(chunk_table.c.version > version)
                 .order_by(chunk_table.c.version, chunk_table.c.id),
             )
-            sent_whole = {
-                chunk_id: digest
-                for chunk_id, size, digest in added
-                if digest is not None and size == CHUNK_SIZE and chunk_id not in ended_slots
-            }
-            in_hand = _read_chunks(
-                session, self._key, [row[0] for row in added if row[0] not in sent_whole]
+        ended_slots: dict[int, set[int]] = {}
+        for _, chunk_id, slot in ended_rows:
+            ended_slots.setdefault(chunk_id, set()).add(slot)
+        whole = [
+            (chunk_id, sealed)
+            for chunk_id, size, sealed in added
+            if sealed is not None and size == CHUNK_SIZE and chunk_id not in ended_slots
+        ]
+        digests = dict(
+            zip(
+                [chunk_id for chunk_id, _ in whole],
+                self._key.decrypt_many(sealed for _, sealed in whole),
+                strict=True,
             )
-            pieces: list[EntryChunk | _StoredChunk] = []
-            for chunk_id, size, _ in added:
-                if chunk_id in sent_whole:
-                    pieces.append(_StoredChunk(chunk_id, size, sent_whole[chunk_id]))
-                    continue
-                read, gone = in_hand[chunk_id], ended_slots.get(chunk_id)
-                if not gone:
-                    pieces.append(read)
-                    continue
-                ids, plates = split_column(read.entry_ids), split_column(read.plates)
-                fields = hotlist_pb2.HotlistEntryFieldsList.FromString(read.fields).fields
-                slots = [slot for slot in range(read.size) if slot not in gone]
-                pieces += entry_chunks(
-                    [ids[slot] for slot in slots],
-                    [plates[slot] for slot in slots],
-                    [fields[slot] for slot in slots],
-                )
+        )
+        pieces: list[_StoredChunk | _Piece] = []
+        for chunk_id, size, _ in added:
+            if chunk_id in digests:
+                pieces.append(_StoredChunk(chunk_id, size, digests[chunk_id]))
+                continue
+            gone = ended_slots.get(chunk_id, set())
+            if len(gone) < size:
+                slots = tuple(s for s in range(size) if s not in gone) if gone else None
+                pieces.append(_Piece(chunk_id, size - len(gone), slots))
         # A full snapshot replaces the list: nothing to end.
         ended = [entry_id for entry_id, _, _ in ended_rows] if version else []
-        parts = _joined(pieces)
-        return OutgoingChanges(
-            current,
-            ended,
-            sum(part.size for part in parts),
-            [
-                part.digest
-                if isinstance(part, _StoredChunk)
-                else chunk_digest(part.entry_ids, part.plates, part.fields)
-                for part in parts
-            ],
-            self._chunks_of(parts),
-        )
+        return current, ended, _joined(pieces)
 
-    def _chunks_of(self, parts: list[EntryChunk | _StoredChunk]) -> Iterator[EntryChunk]:
-        """Each part as a chunk in hand, stored ones read `CHUNKS_A_READ` at a time."""
+    def _sent(self, parts: Sequence[_Part]) -> Iterator[EntryChunk]:
+        """Each part as a chunk, read and decrypted `CHUNKS_A_READ` parts at a time."""
         for start in range(0, len(parts), CHUNKS_A_READ):
             batch = parts[start : start + CHUNKS_A_READ]
-            stored = [part.chunk_id for part in batch if isinstance(part, _StoredChunk)]
-            read: dict[int, EntryChunk] = {}
-            if stored:
-                with Session(self._engine) as session:
-                    read = _read_chunks(session, self._key, stored)
+            wanted = {
+                piece.chunk_id
+                for part in batch
+                for piece in ([part] if isinstance(part, _StoredChunk) else part)
+            }
+            with Session(self._engine) as session:
+                read = _read_chunks(session, self._key, sorted(wanted))
             for part in batch:
-                yield read[part.chunk_id] if isinstance(part, _StoredChunk) else part
+                if isinstance(part, _StoredChunk):
+                    yield read[part.chunk_id]
+                else:
+                    yield _join([_kept(read[piece.chunk_id], piece.slots) for piece in part])
 
     def _end(self, entry_id: str, how: str) -> StoredEntry:
         with Session(self._engine) as session:

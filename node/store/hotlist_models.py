@@ -30,9 +30,11 @@ class HotlistChunkRecord(SQLModel, table=True):
     together reuses it whole, so a million entries are a thousand rows read and a
     thousand decryptions. `version` is the one that added the chunk (0 for a chunk that
     had no entry in force when this column was added); ids and plates are joined by
-    newlines, in slot order. `size` is how many entries it holds, and `digest` its
-    `chunk_digest`, which a snapshot's manifest names it by before it is read (None for
-    a chunk written before that column was added: read to be named). The index on
+    newlines, in slot order. `size` is how many entries it holds. `digest` is, for a
+    full chunk, its `chunk_digest` encrypted with the data key (a plain hash of guessable
+    fields would let whoever reads the store test guesses): a snapshot's manifest names
+    the chunk by it before reading the chunk. It is None for a smaller chunk, and for
+    one written before the column was added: those are read to be named. The index on
     (version, id, size, digest) answers a manifest's query without reading a chunk's
     row: on SQLite, columns after the large ones would walk each row's overflow pages.
     """
@@ -41,7 +43,7 @@ class HotlistChunkRecord(SQLModel, table=True):
     __table_args__ = (Index("ix_hotlist_chunk_sent", "version", "id", "size", "digest"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    version: int = Field(sa_type=BigInteger, index=True)
+    version: int = Field(sa_type=BigInteger)
     entry_ids: bytes
     plates: bytes
     fields: bytes

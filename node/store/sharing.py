@@ -100,7 +100,6 @@ class OwedAcknowledgementRecord(SQLModel, table=True):
     __tablename__ = "owed_acknowledgement"
 
     exchange_id: str = Field(primary_key=True, max_length=36, foreign_key="exchange.id")
-    partner_ori: str = Field(max_length=9)
 
 
 class SeenNonce(SQLModel, table=True):

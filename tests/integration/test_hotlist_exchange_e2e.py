@@ -504,8 +504,19 @@ class TestReceiptsVerify:
             assert "ok: both signatures verify" in out
             assert "1 exchanges: 1 complete, 0 unacknowledged (flagged), 0 failing" in out
 
+    @pytest.mark.parametrize(
+        "failure",
+        [
+            UnavailableError("partner CA0190000 went off the network"),
+            PartnerRefusedError("partner CA0190000 refused: INTERNAL database locked", final=False),
+        ],
+        ids=["unreachable", "failing on its side"],
+    )
     def test_aud6_an_acknowledgement_the_partner_missed_is_given_again(
-        self, pair: tuple[Agency, Agency, str], monkeypatch: pytest.MonkeyPatch
+        self,
+        pair: tuple[Agency, Agency, str],
+        monkeypatch: pytest.MonkeyPatch,
+        failure: Exception,
     ) -> None:
         monkeypatch.setattr(acknowledgements, "FLUSH_AFTER", 3600.0)  # only the stop delivers
         lapd, lasd, _ = pair
@@ -514,7 +525,7 @@ class TestReceiptsVerify:
 
         async def unreachable_once(peer: Peer, given: Sequence[Envelope]) -> object:
             monkeypatch.setattr(partners, "acknowledge_receipts", reachable)
-            raise UnavailableError(f"partner {peer.ori} went off the network")
+            raise failure
 
         monkeypatch.setattr(partners, "acknowledge_receipts", unreachable_once)
         result = pull(lapd, LASD)

@@ -25,17 +25,18 @@ STOLEN = HotlistEntry(
     case_number="23-000417",
     contact="LAPD Auto Theft 213-555-0100",
 )
+DIGEST_SIZE = 32
 PARTIAL = HotlistEntry(plate="7AB?12*", list_type=ListType.AMBER_ALERT, reason="witness saw")
 
 
 class _CountingKey(DataKey):
-    """The node's data key, counting the chunks it decrypts."""
+    """The node's data key, counting the chunks of fields it decrypts (not their digests)."""
 
-    decrypted = 0
+    chunks = 0
 
     def decrypt_many(self, ciphertexts: Iterable[bytes]) -> list[bytes]:
         plain = super().decrypt_many(ciphertexts)
-        self.decrypted += len(plain)
+        self.chunks += sum(len(value) != DIGEST_SIZE for value in plain)
         return plain
 
 
@@ -148,24 +149,42 @@ class TestVersions:
         delta = store.changes_since(1)
         assert (chunk_sizes(delta), delta.entries()) == ([900], [STOLEN] * 900)  # 300, 600 joined
 
-    def test_succeeds_naming_every_chunk_before_reading_the_full_ones(self, engine: Engine) -> None:
-        """A snapshot's manifest names each chunk first; full stored ones are read as sent."""
+    def test_succeeds_naming_every_chunk_before_sending_it_a_few_at_a_time(
+        self, engine: Engine
+    ) -> None:
+        """A manifest names each chunk first; no chunk is held from naming to sending it."""
         key = _CountingKey(DataKey.generate().key)
         store = HotlistStore(engine, data_key=key, clock=ManualClock())
         store.create_list("stolen")
         store.add("stolen", [STOLEN] * 2000 + [PARTIAL] * 10)
-        [ended] = store.add("stolen", [PARTIAL])
-        store.remove(ended.entry_id)
-        key.decrypted = 0
+        [gone] = store.add("stolen", [PARTIAL])
+        store.remove(gone.entry_id)  # a chunk with nothing left in force: not sent
+        first = store.add("stolen", [STOLEN] * 1000)[0]
+        store.remove(first.entry_id)  # a full chunk with one entry ended: named by reading it
+        key.chunks = 0
         outgoing = store.outgoing_since(0)
-        assert key.decrypted == 2  # the small chunks, to name and join them
+        assert key.chunks == 2  # the small chunk and the one with an ended entry, to name them
         chunks = list(outgoing.chunks)
-        assert key.decrypted == 4  # the two full ones only as they are sent
-        assert [chunk.size for chunk in chunks] == [1000, 1000, 10]
+        assert key.chunks == 6  # all four as they are sent: the full ones only then
+        assert [chunk.size for chunk in chunks] == [1000, 1000, 10, 999]
         assert outgoing.digests == [
             chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields) for chunk in chunks
         ]
-        assert (outgoing.entry_count, outgoing.version) == (2010, 3)
+        assert (outgoing.entry_count, outgoing.version) == (3009, 5)
+        assert store.changes_since(0).chunks == chunks
+
+    def test_hot2_a_chunks_digest_is_kept_sealed(self, store: HotlistStore, engine: Engine) -> None:
+        """A hash of fields in clear would let whoever reads the store test guesses at them."""
+        store.create_list("stolen")
+        store.add("stolen", [STOLEN] * 1001)
+        full, _ = store.changes_since(0).chunks
+        with engine.connect() as connection:
+            kept = connection.execute(text("SELECT digest FROM hotlist_chunk ORDER BY id")).all()
+        assert kept[1] == (None,)  # only a full chunk is ever sent as stored
+        assert kept[0][0] not in (None, chunk_digest(full.entry_ids, full.plates, full.fields))
+        assert store.outgoing_since(0).digests[0] == chunk_digest(
+            full.entry_ids, full.plates, full.fields
+        )
 
     def test_succeeds_naming_chunks_stored_before_they_had_digests(
         self, store: HotlistStore, engine: Engine

@@ -22,7 +22,6 @@ def upgrade() -> None:
     op.create_table(
         "owed_acknowledgement",
         sa.Column("exchange_id", sa.String(length=36), nullable=False),
-        sa.Column("partner_ori", sa.String(length=9), nullable=False),
         sa.ForeignKeyConstraint(["exchange_id"], ["exchange.id"]),
         sa.PrimaryKeyConstraint("exchange_id"),
     )

@@ -2,9 +2,10 @@
 
 `ix_hotlist_chunk_sent` covers the manifest's query, so it reads no chunk's row.
 
-`size` is backfilled from the entries of each chunk; `digest` (the SHA-256 of the chunk's
-entries in clear) stays empty for chunks written before: their fields are encrypted with
-the node's data key, which a migration does not hold, so a snapshot reads them to name them.
+`size` is backfilled from the entries of each chunk; `digest` (the SHA-256 of a full
+chunk's entries in clear, encrypted with the node's data key) stays empty for chunks
+written before: a migration does not hold the data key, so a snapshot reads them to name
+them.
 
 Revision ID: 0022
 Revises: 0021
@@ -33,11 +34,14 @@ def upgrade() -> None:
         "UPDATE hotlist_chunk SET size ="
         " (SELECT count(*) FROM hotlist_entry WHERE hotlist_entry.chunk_id = hotlist_chunk.id)"
     )
-    # What a manifest reads, answered from the index alone.
+    # What a manifest reads, answered from the index alone; it leads with the version,
+    # so the index on the version alone is no longer needed.
     op.create_index("ix_hotlist_chunk_sent", "hotlist_chunk", ["version", "id", "size", "digest"])
+    op.drop_index("ix_hotlist_chunk_version", "hotlist_chunk")
 
 
 def downgrade() -> None:
+    op.create_index("ix_hotlist_chunk_version", "hotlist_chunk", ["version"])
     op.drop_index("ix_hotlist_chunk_sent", "hotlist_chunk")
     op.drop_column("hotlist_chunk", "digest")
     op.drop_column("hotlist_chunk", "size")
