@@ -6,10 +6,14 @@ For each size it builds two nodes (issuer and receiver) with an agreement betwee
 fills the issuer's list (not timed), serves the issuer as a real `alpr serve` process,
 and in a fresh receiver process times a full pull: sign, encrypt, send, verify,
 decrypt, store. Then it adds `--delta` entries to the issuer and times the delta pull.
-The baseline, in the same run, streams as many entries as plain protobuf chunks of a
-thousand (serialized before the clock starts) over an insecure gRPC channel and only
-parses them; each pull is compared with the baseline carrying as many entries as it
-did (a delta with the delta-sized baseline).
+The baselines, in the same run, stream as many entries as plain protobuf chunks of a
+thousand (serialized before the clock starts) over an insecure gRPC channel. "Plain"
+only parses them. "Checked" also runs on each chunk the receiver's own checks of its
+entries (`problems_in_bulk`: categories the policy forbids, ACC-7, and malformed
+plates, states and sizes), which are neither crypto nor store: what the issue's "the
+same entries ... with no crypto and no store" leaves a receiver to do. Each pull is
+compared with the baselines carrying as many entries as it did (a delta with the
+delta-sized ones).
 Peak RSS is the receiving process's own (VmHWM), not inherited from this one; "issuer MB"
 is the serving issuer's peak since it started, read after each pull.
 Targets (issue "Exchange"): 1M entries under 15 s and 1.5 GB; a 1k delta under 200 ms;
@@ -47,12 +51,18 @@ from gateway.config import load_config  # noqa: E402
 from gateway.node_dir import init_node, open_node  # noqa: E402
 from gateway.services import Services  # noqa: E402
 from node.clock import system_clock  # noqa: E402
-from node.hotlists.codec import entry_chunks, fields_message, split_column  # noqa: E402
+from node.hotlists.codec import (  # noqa: E402
+    entry_chunks,
+    fields_message,
+    problems_in_bulk,
+    split_column,
+)
 from node.hotlists.entry import HotlistEntry, ListType  # noqa: E402
 from node.hotlists.store import HotlistStore  # noqa: E402
 from node.pki import CertificateAuthority  # noqa: E402
 
 ISSUER, RECEIVER = "CA0190000", "CA0194200"
+BASELINES = {"plain": "plain protobuf", "checked": "plain protobuf + entry checks"}
 BATCH = 50_000
 
 
@@ -187,8 +197,8 @@ def baseline_server(size: int) -> tuple[grpc.Server, int]:
     return server, port
 
 
-def child_baseline(port: int) -> dict[str, float]:
-    """In this (fresh) process: fetch and parse the plain chunks; seconds and peak RSS."""
+def child_baseline(port: int, *, checked: bool) -> dict[str, float]:
+    """In this (fresh) process: fetch and parse (and check) the plain chunks; seconds, RSS."""
     started = time.perf_counter()
     received = 0
     with grpc.insecure_channel(f"localhost:{port}") as channel:
@@ -201,6 +211,8 @@ def child_baseline(port: int) -> dict[str, float]:
             plates = split_column(chunk.plates)
             if len(fields) != len(plates) or len(split_column(chunk.entry_ids)) != len(plates):
                 raise RuntimeError("the baseline chunk is inconsistent")
+            if checked and any(problems_in_bulk(plates, fields)):
+                raise RuntimeError("the baseline's entries fail the receiver's checks")
             received += len(plates)
     if not received:
         raise RuntimeError("the baseline sent nothing")
@@ -217,11 +229,11 @@ def in_child(*argv: str) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def measure_baseline(size: int) -> dict[str, float]:
-    """The plain-protobuf baseline for `size` entries."""
+def measure_baselines(size: int) -> dict[str, dict[str, float]]:
+    """The plain and checked baselines for `size` entries."""
     server, port = baseline_server(size)
     try:
-        return in_child("baseline", str(port))
+        return {kind: in_child("baseline", str(port), kind) for kind in BASELINES}
     finally:
         server.stop(None)
 
@@ -266,23 +278,33 @@ def main() -> int:
         answer = (
             child_pull(Path(rest[0]), int(rest[1]))
             if mode == "pull"
-            else child_baseline(int(rest[0]))
+            else child_baseline(int(rest[0]), checked=rest[1] == "checked")
         )
         print(json.dumps(answer))
         return 0
     print(f"hotlist_sync on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"{'case':<36}{'seconds':>10}{'peak RSS MB':>14}{'x baseline':>12}{'issuer MB':>11}")
-    baselines = {count: measure_baseline(count) for count in sorted({*args.sizes, args.delta})}
+    print(f"{'case':<52}{'seconds':>9}{'peak RSS MB':>13}{'x plain':>9}{'x checked':>11}"
+          f"{'issuer MB':>11}")  # fmt: skip
+    baselines = {n: measure_baselines(n) for n in sorted({*args.sizes, args.delta})}
     rows = [row for size in args.sizes for row in measure(size, args.delta)]
-    rows += [(f"baseline {n:,} (plain protobuf)", row, 0) for n, row in baselines.items()]
+    rows += [
+        (f"baseline {n:,} ({BASELINES[kind]})", row, 0)
+        for n, kinds in baselines.items()
+        for kind, row in kinds.items()
+    ]
     for name, row, carried in rows:
         if "error" in row:
-            print(f"{name:<36}  failed: {row['error']}")
+            print(f"{name:<52}  failed: {row['error']}")
             continue
-        base = baselines[carried].get("seconds") if carried else None
-        ratio = f"{row['seconds'] / base:.1f}" if base else ""
+        ratios = [
+            f"{row['seconds'] / baselines[carried][kind]['seconds']:.1f}"
+            if carried and "seconds" in baselines[carried][kind]
+            else ""
+            for kind in BASELINES
+        ]
         issuer = f"{row['issuer_mb']:.0f}" if "issuer_mb" in row else ""
-        print(f"{name:<36}{row['seconds']:>10.3f}{row['rss_mb']:>14.0f}{ratio:>12}{issuer:>11}")
+        print(f"{name:<52}{row['seconds']:>9.3f}{row['rss_mb']:>13.0f}{ratios[0]:>9}"
+              f"{ratios[1]:>11}{issuer:>11}")  # fmt: skip
     return 0
 
 
