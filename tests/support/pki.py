@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from federation.peers import Peer
 from gateway.tls import TLSConfig
 from node.identity import Principal, PrincipalKind
 from node.pki import CertificateAuthority
@@ -65,3 +66,14 @@ class Federation:
     def ca_file(self) -> Path:
         """The CA certificate's path."""
         return self.directory / "ca" / "ca.crt"
+
+
+def partner_peer(ori: str, signing_public_key: bytes = bytes(32)) -> Peer:
+    """A partner's peer record, as a node registers it, for tests that reach no node."""
+    return Peer(
+        ori=ori,
+        name=ori,
+        endpoint="localhost:1",
+        spiffe_id=f"spiffe://{FEDERATION}/agency/{ori}",
+        signing_public_key=signing_public_key,
+    )

@@ -9,17 +9,8 @@ from federation.envelope import Envelope
 from federation.exchange import MAX_BATCH
 from federation.peers import Peer
 from federation.receipting import Closed, ClosingBatches
-from tests.support.pki import FEDERATION, LAPD, LASD
-
-
-def partner(ori: str) -> Peer:
-    return Peer(
-        ori=ori,
-        name=ori,
-        endpoint="localhost:1",
-        spiffe_id=f"spiffe://{FEDERATION}/agency/{ori}",
-        signing_public_key=bytes(32),
-    )
+from tests.support.pki import LAPD, LASD
+from tests.support.pki import partner_peer as partner
 
 
 def exchange(n: int) -> tuple[Envelope, Envelope]:

@@ -22,7 +22,6 @@ from federation.hotlist_exchange import (
     SnapshotReader,
     sign_snapshot,
 )
-from federation.peers import Peer
 from node.ed25519 import DataKey, Ed25519Signer
 from node.hotlists.codec import (
     CHUNK_SIZE,
@@ -36,7 +35,7 @@ from node.hotlists.codec import (
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
 from node.hotlists.store import Changes, OutgoingChanges
 from tests.support.clock import START
-from tests.support.pki import LAPD, LASD
+from tests.support.pki import LAPD, LASD, partner_peer
 
 ISSUER, RECIPIENT, STRANGER = (Ed25519Signer.generate() for _ in range(3))
 STOLEN = HotlistEntry(plate="7ABC123", list_type=ListType.STOLEN_VEHICLE, reason="armed")
@@ -51,23 +50,13 @@ CHANGES = Changes(
 )
 
 
-def peer(ori: str, signer: Ed25519Signer) -> Peer:
-    return Peer(
-        ori=ori,
-        name=ori,
-        endpoint="localhost:1",
-        spiffe_id=f"spiffe://test.alpr/agency/{ori}",
-        signing_public_key=signer.public_key.public_bytes,
-    )
-
-
 def snapshot(changes: Changes = CHANGES, signer: Ed25519Signer = ISSUER) -> SignedSnapshot:
     signed = sign_snapshot(
         signer,
         changes=OutgoingChanges.of(changes),
         since_version=2,
         issuer_ori=LASD,
-        recipient=peer(LAPD, RECIPIENT),
+        recipient=partner_peer(LAPD, RECIPIENT.public_key.public_bytes),
         agreement_id="a-1",
         now=START,
     )
@@ -76,7 +65,7 @@ def snapshot(changes: Changes = CHANGES, signer: Ed25519Signer = ISSUER) -> Sign
 
 def reader(manifest: Envelope, **changes: Any) -> SnapshotReader:
     arguments: dict[str, Any] = {
-        "issuer": peer(LASD, ISSUER),
+        "issuer": partner_peer(LASD, ISSUER.public_key.public_bytes),
         "recipient": RECIPIENT,
         "recipient_ori": LAPD,
         "agreement_id": "a-1",

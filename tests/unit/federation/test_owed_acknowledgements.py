@@ -14,10 +14,10 @@ from federation.acknowledgements import OwedAcknowledgements
 from federation.client import PartnerClient
 from federation.envelope import Envelope
 from federation.exchange import ACKNOWLEDGEMENT_TYPE, RECEIPT_TYPE, ExchangeLedger
-from federation.peers import Peer, PeerRegistry
+from federation.peers import PeerRegistry
 from node.ed25519 import Ed25519Signer
 from tests.support.clock import ManualClock
-from tests.support.pki import FEDERATION, LASD, SPD
+from tests.support.pki import LASD, SPD, partner_peer
 
 US, PARTNER = Ed25519Signer.generate(), Ed25519Signer.generate()
 
@@ -44,16 +44,6 @@ def record(ledger: ExchangeLedger, exchange_id: str, partner_ori: str) -> Envelo
     return acknowledgement
 
 
-def peer(ori: str) -> Peer:
-    return Peer(
-        ori=ori,
-        name=ori,
-        endpoint="localhost:1",
-        spiffe_id=f"spiffe://{FEDERATION}/agency/{ori}",
-        signing_public_key=PARTNER.public_key.public_bytes,
-    )
-
-
 class TestOnFile:
     def test_aud6_owed_until_delivered_however_many_at_once(
         self, engine: Engine, clock: ManualClock
@@ -70,7 +60,7 @@ class TestOnFile:
         monkeypatch.setattr(acknowledgements, "FLUSH_AFTER", 3600.0)  # nothing sent here
         ledger = ExchangeLedger(engine, clock=clock)
         peers = PeerRegistry(engine, clock=clock)
-        peers.add(peer(LASD))
+        peers.add(partner_peer(LASD, PARTNER.public_key.public_bytes))
         to_lasd = [record(ledger, f"x-{n}", LASD) for n in range(3)]
         to_spd = record(ledger, "x-spd", SPD)  # SPD is no longer a peer
 
