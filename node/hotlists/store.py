@@ -133,11 +133,11 @@ class _StoredChunk(NamedTuple):
 
 
 class _Piece(NamedTuple):
-    """The entries in force of a stored chunk not sent whole: all (`slots` None) or those."""
+    """The entries in force of a stored chunk not sent whole: all but those at `ended`."""
 
     chunk_id: int
     size: int
-    slots: tuple[int, ...] | None
+    ended: frozenset[int]
 
 
 _Part = _StoredChunk | tuple[_Piece, ...]
@@ -243,10 +243,11 @@ def _join(run: Sequence[EntryChunk]) -> EntryChunk:
     )
 
 
-def _kept(chunk: EntryChunk, slots: tuple[int, ...] | None) -> EntryChunk:
-    """`chunk` with only the entries at `slots` (all if None), re-serialized if any left out."""
-    if slots is None:
+def _kept(chunk: EntryChunk, ended: frozenset[int]) -> EntryChunk:
+    """`chunk` without the entries at `ended`, re-serialized if any are left out."""
+    if not ended:
         return chunk
+    slots = [slot for slot in range(chunk.size) if slot not in ended]
     ids, plates = split_column(chunk.entry_ids), split_column(chunk.plates)
     fields = hotlist_pb2.HotlistEntryFieldsList.FromString(chunk.fields).fields
     [kept] = entry_chunks(
@@ -516,10 +517,9 @@ class HotlistStore:
             if chunk_id in digests:
                 pieces.append(_StoredChunk(chunk_id, size, digests[chunk_id]))
                 continue
-            gone = ended_slots.get(chunk_id, set())
+            gone = frozenset(ended_slots.get(chunk_id, ()))
             if len(gone) < size:
-                slots = tuple(s for s in range(size) if s not in gone) if gone else None
-                pieces.append(_Piece(chunk_id, size - len(gone), slots))
+                pieces.append(_Piece(chunk_id, size - len(gone), gone))
         # A full snapshot replaces the list: nothing to end.
         ended = [entry_id for entry_id, _, _ in ended_rows] if version else []
         return current, ended, _joined(pieces)
@@ -539,7 +539,7 @@ class HotlistStore:
                 if isinstance(part, _StoredChunk):
                     yield read[part.chunk_id]
                 else:
-                    yield _join([_kept(read[piece.chunk_id], piece.slots) for piece in part])
+                    yield _join([_kept(read[piece.chunk_id], piece.ended) for piece in part])
 
     def _end(self, entry_id: str, how: str) -> StoredEntry:
         with Session(self._engine) as session:

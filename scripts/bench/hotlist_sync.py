@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -238,11 +239,33 @@ def measure_baselines(size: int) -> dict[str, dict[str, float]]:
         server.stop(None)
 
 
+def end_one_a_chunk(issuer: Path) -> None:
+    """Remove one entry of every chunk of the issuer's list: each must then be re-cut to send."""
+    node = open_node(load_config(issuer, {}), now=datetime.now(UTC))
+    store = HotlistStore(node.engine, data_key=node.data_key, clock=system_clock)
+    with node.engine.connect() as connection:
+        chosen = connection.execute(text("SELECT id FROM hotlist_entry WHERE slot = 7")).all()
+    for (entry_id,) in chosen:
+        store.remove(entry_id)
+    node.engine.dispose()
+
+
+def forget_partner_lists(receiver: Path) -> None:
+    """Drop the lists the receiver holds, so that its next pull is a full snapshot."""
+    node = open_node(load_config(receiver, {}), now=datetime.now(UTC))
+    with node.engine.begin() as connection:
+        for table in ("partner_ended", "partner_chunk", "partner_hotlist"):
+            connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (our own names)
+    node.engine.dispose()
+
+
 def measure(size: int, delta: int) -> list[tuple[str, dict[str, float], int]]:
     """The rows for one list size: name, measurement, and the entry count it carried.
 
     A full pull carries `size` entries and a delta `delta`; each is compared with the
-    baseline that carries as many (the delta's own, not the full list's).
+    baseline that carries as many (the delta's own, not the full list's). Then one
+    entry of every chunk is removed and the list pulled whole again: the issuer reads
+    and re-cuts every chunk to name it in the manifest, and again to send it.
     """
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -260,6 +283,11 @@ def measure(size: int, delta: int) -> list[tuple[str, dict[str, float], int]]:
             delta_row = in_child("pull", str(receiver), str(port))
             delta_row["issuer_mb"] = peak_rss_mb(process.pid)
             rows.append((f"delta {delta:,} on {size:,}", delta_row, delta))
+            end_one_a_chunk(issuer)
+            forget_partner_lists(receiver)
+            edited = in_child("pull", str(receiver), str(port))
+            edited["issuer_mb"] = peak_rss_mb(process.pid)
+            rows.append((f"full pull {size:,}, 1 a chunk ended", edited, size))
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
