@@ -8,9 +8,9 @@ entries, each named in the manifest by the SHA-256 of its entries in clear
 (`chunk_digest`). The manifest comes first: the receiver verifies signature, issuer,
 recipient, agreement and expiry before it opens a single chunk, then decrypts each
 chunk as it arrives, checks it against the manifest and checks its entries, while the
-next is still on the wire. Nothing is stored until every chunk has come and matched;
-entries of categories the receiver's policy forbids are refused (ACC-7). A chunk is
-stored as it came unless it lost refused entries.
+next is still on the wire, and hands its entries on to be written. Nothing is used until
+every chunk has come and matched; entries of categories the receiver's policy forbids
+are refused (ACC-7). A chunk is stored as it came unless it lost refused entries.
 
 Naming chunks by their content in clear, not as encrypted for this recipient, lets the
 issuer sign the manifest from digests it stored with its chunks, then read, encrypt and
@@ -104,10 +104,10 @@ def _encrypted(chunks: Iterable[EntryChunk], key: DataKey) -> Iterator[bytes]:
 
 @dataclass(frozen=True)
 class OpenedSnapshot:
-    """A verified, decrypted snapshot: what to store, and what was refused."""
+    """A verified snapshot, all come: how many entries it brought, and what was refused."""
 
     received: ReceivedList
-    entries: ReceivedEntries
+    kept: int
     ended: list[str]
     refused: list[tuple[str, str, str]]  # (entry id, plate, reason)
 
@@ -173,13 +173,13 @@ class SnapshotReader:
         self._ended = list(snapshot.ended_entry_ids)
         self._next = 0  # the chunk the manifest names next
         self._read = 0  # entries in the chunks added so far
-        self._ids: list[str] = []
-        self._plates: list[str] = []
-        self._chunks: list[EntryChunk] = []
+        self._kept = 0  # of which not refused
         self._refused: list[tuple[str, str, str]] = []
 
-    def add(self, data: bytes) -> None:
+    def add(self, data: bytes) -> ReceivedEntries:
         """Decrypt the next chunk, check it against the manifest, then check its entries.
+
+        Returns the chunk's entries but those refused, fields decrypted: to store.
 
         Raises:
             InvalidEnvelopeError: The chunk does not open, is not the one the manifest
@@ -208,15 +208,14 @@ class SnapshotReader:
         problems = problems_in_bulk(plates, fields)
         kept = [i for i, problem in enumerate(problems) if problem is None]
         self._refused += [(ids[i], plates[i], p) for i, p in enumerate(problems) if p]
+        self._kept += len(kept)
         if len(kept) == len(fields):
-            self._ids += ids
-            self._plates += plates
-            self._chunks.append(EntryChunk(len(kept), chunk.entry_ids, chunk.plates, plain))
-            return
+            return ReceivedEntries(
+                ids, plates, [EntryChunk(len(kept), chunk.entry_ids, chunk.plates, plain)]
+            )
         kept_ids, kept_plates = [ids[i] for i in kept], [plates[i] for i in kept]
-        self._ids += kept_ids
-        self._plates += kept_plates
-        self._chunks += entry_chunks(kept_ids, kept_plates, [fields[i] for i in kept])
+        kept_chunks = entry_chunks(kept_ids, kept_plates, [fields[i] for i in kept])
+        return ReceivedEntries(kept_ids, kept_plates, kept_chunks)
 
     def finish(self) -> OpenedSnapshot:
         """The snapshot, once every chunk the manifest names has come and matched.
@@ -226,5 +225,4 @@ class SnapshotReader:
         """
         if self._next != len(self._digests) or self._read != self._entry_count:
             raise InvalidEnvelopeError("the snapshot ended before all its chunks came")
-        entries = ReceivedEntries(self._ids, self._plates, self._chunks)
-        return OpenedSnapshot(self.received, entries, self._ended, self._refused)
+        return OpenedSnapshot(self.received, self._kept, self._ended, self._refused)

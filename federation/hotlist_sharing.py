@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from alpr.federation.v1 import exchange_pb2
 from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
@@ -29,13 +29,19 @@ from node.audit import AuditLog
 from node.clock import Clock
 from node.ed25519 import Ed25519Signer
 from node.errors import PreconditionError
-from node.hotlists.partner_store import PartnerHotlists
+from node.hotlists.partner_store import (
+    IncomingList,
+    PartnerHotlists,
+    StagedBatch,
+)
 from node.hotlists.store import HotlistStore
 
 HOTLIST = "hotlist"
 SCHEDULED = "scheduled hotlist refresh"
 # Chunks received and waiting to be opened: about 3 MB of a snapshot at most.
 CHUNKS_IN_FLIGHT = 16
+# Batches of opened chunks waiting to be written (`STAGED_A_TRANSACTION` chunks each).
+BATCHES_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ class HotlistSharing:
     receipting: Receipting
     client: PartnerClient
     clock: Clock
+    _pulling: dict[str, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
+    """One pull of a partner's list at a time: a second would discard the first's chunks."""
 
     def serve(
         self, request: Envelope, sender: Peer, peer_ip: str
@@ -132,11 +140,11 @@ class HotlistSharing:
         return reader
 
     def _accept(
-        self, sent: SentRequest, reader: SnapshotReader, receipt: Envelope
+        self, sent: SentRequest, reader: SnapshotReader, incoming: IncomingList, receipt: Envelope
     ) -> tuple[OpenedSnapshot, Envelope]:
-        """Store the list once every chunk came and matched, audit refusals; our acknowledgement."""
+        """Take the list once every chunk came and matched, audit refusals; our acknowledgement."""
         opened = reader.finish()
-        self.partner_lists.store(opened.received, opened.entries, opened.ended)
+        incoming.commit(opened.ended)
         for entry_id, plate, reason in opened.refused:
             self.audit.append(
                 "hotlist.refused",
@@ -156,7 +164,7 @@ class HotlistSharing:
             kind=HOTLIST,
             details={
                 "version": opened.received.version,
-                "entries": len(opened.entries.entry_ids),
+                "entries": opened.kept,
                 "ended": len(opened.ended),
                 "refused": len(opened.refused),
             },
@@ -174,6 +182,10 @@ class HotlistSharing:
             InvalidEnvelopeError: The snapshot or receipt does not verify; nothing was stored,
                 and the rejection is audited as ``exchange.hotlist_rejected``.
         """
+        async with self._pulling.setdefault(partner_ori, asyncio.Lock()):
+            return await self._pull(partner_ori, requesting_user)
+
+    async def _pull(self, partner_ori: str, requesting_user: str) -> PullResult:
         peer = self.peers.require(partner_ori)
         agreement = self.agreements.in_force(
             partner_ori, Grant.RECEIVE_HOTLISTS, grantor=partner_ori
@@ -200,8 +212,15 @@ class HotlistSharing:
             reader = await asyncio.to_thread(
                 self._open, sent, Envelope.from_proto(first.snapshot), receipt
             )
-            await _read_chunks(responses, reader)
-            opened, acknowledgement = await asyncio.to_thread(self._accept, sent, reader, receipt)
+            incoming = self.partner_lists.receiving(reader.received)
+            try:
+                await _read_chunks(responses, reader, incoming)
+                opened, acknowledgement = await asyncio.to_thread(
+                    self._accept, sent, reader, incoming, receipt
+                )
+            finally:
+                if not incoming.done:
+                    await asyncio.to_thread(incoming.discard)
         except InvalidEnvelopeError as error:
             self.receipting.reject(sent, kind=HOTLIST, problem=error.diagnostics())
             raise
@@ -212,7 +231,7 @@ class HotlistSharing:
             partner_ori,
             sent.request.exchange_id,
             opened.received.version,
-            len(opened.entries.entry_ids),
+            opened.kept,
             len(opened.ended),
             len(opened.refused),
             closed.acknowledged,
@@ -221,28 +240,50 @@ class HotlistSharing:
 
 
 async def _read_chunks(
-    responses: AsyncIterator[GetHotlistResponse], reader: SnapshotReader
+    responses: AsyncIterator[GetHotlistResponse], reader: SnapshotReader, incoming: IncomingList
 ) -> None:
-    """Add each chunk to `reader` in a worker thread while the next ones arrive.
+    """Open and index chunks in one worker thread, write them to the store in another.
 
-    At most `CHUNKS_IN_FLIGHT` received chunks wait for the worker, which bounds the
-    memory a fast sender can make us hold beyond the chunks already opened.
+    Both work while the next chunks arrive. Opening is mostly Python, and writing mostly
+    the database's and the cipher's C code, which runs while the other thread holds the
+    interpreter. At most `CHUNKS_IN_FLIGHT` chunks wait to be opened and
+    `BATCHES_IN_FLIGHT` batches to be written, which bounds the memory a fast sender can
+    make us hold.
 
     Raises:
         InvalidEnvelopeError: A message is not a chunk, or a chunk fails its checks.
     """
     loop = asyncio.get_running_loop()
-    waiting: deque[asyncio.Future[None]] = deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotlist-chunks") as worker:
+    opening: deque[asyncio.Future[StagedBatch | None]] = deque()
+    writing: deque[asyncio.Future[None]] = deque()
+
+    def open_chunk(data: bytes) -> StagedBatch | None:
+        return incoming.add(reader.add(data))
+
+    async def write_next() -> None:
+        batch = await opening.popleft()
+        if batch is not None:
+            writing.append(loop.run_in_executor(writer, incoming.write, batch))
+        if len(writing) >= BATCHES_IN_FLIGHT:
+            await writing.popleft()
+
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotlist-chunks") as opener,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotlist-writes") as writer,
+    ):
         try:
             async for response in responses:
                 if not response.chunk or response.HasField("snapshot"):
                     raise InvalidEnvelopeError("the answer holds a message that is no chunk")
-                waiting.append(loop.run_in_executor(worker, reader.add, response.chunk))
-                if len(waiting) >= CHUNKS_IN_FLIGHT:
-                    await waiting.popleft()
-            while waiting:
-                await waiting.popleft()
+                opening.append(loop.run_in_executor(opener, open_chunk, response.chunk))
+                if len(opening) >= CHUNKS_IN_FLIGHT:
+                    await write_next()
+            while opening:
+                await write_next()
+            while writing:
+                await writing.popleft()
         finally:
-            for future in waiting:
-                future.cancel()
+            for opened in opening:
+                opened.cancel()
+            for written in writing:
+                written.cancel()

@@ -9,16 +9,25 @@ fields encrypted together with the node's data key. Plates are matched from an
 in-memory index of each list, built as the list is stored or, in another process,
 rebuilt from the chunks when the list it holds changed; a hit decrypts one chunk.
 Entries a partner ends in a delta are kept as tombstones until its next full snapshot.
+
+A full snapshot is written as it streams in (`IncomingList`), a few chunks a
+transaction, under a new generation that the list's record does not name yet: nothing
+matches those chunks, and no writer waits on a long transaction, until every chunk has
+come and the list takes the generation in one short transaction. A delta is held and
+written in that last transaction (deltas are small).
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from sqlalchemy import delete as sa_delete
+from sqlalchemy import exists as sa_exists
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
@@ -33,6 +42,11 @@ from node.hotlists.entry import HotlistEntry, PlatePattern
 from node.store.engine import insert_rows, table_of
 from node.store.hotlist_models import PartnerChunkRecord, PartnerEndedRecord, PartnerHotlistRecord
 from node.store.models import utc
+
+# Chunks of a full snapshot written a transaction: about 1.6 MB (fields encrypted).
+STAGED_A_TRANSACTION = 16
+# How long a snapshot may take to come in: chunks staged longer ago are a dead pull's.
+STAGING_LIMIT = timedelta(hours=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +88,20 @@ class ReceivedEntries:
             raise ValueError("entry ids, plates and field chunks differ in number")
         if any(not 0 < size <= CHUNK_SIZE for size in sizes):
             raise ValueError(f"a chunk holds 1 to {CHUNK_SIZE} entries")
+
+    @classmethod
+    def joined(cls, parts: Sequence[ReceivedEntries]) -> ReceivedEntries:
+        """The entries of `parts`, one after another."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            [entry_id for part in parts for entry_id in part.entry_ids],
+            [plate for part in parts for plate in part.plates],
+            [chunk for part in parts for chunk in part.chunks],
+        )
+
+
+_NONE = ReceivedEntries([], [], [])
 
 
 @dataclass(frozen=True)
@@ -171,6 +199,10 @@ class PartnerHotlists:
                 return 0
             return record.version
 
+    def receiving(self, received: ReceivedList) -> IncomingList:
+        """A verified snapshot or delta to write as its entries come, then `commit`."""
+        return IncomingList(self, received)
+
     def store(
         self,
         received: ReceivedList,
@@ -181,6 +213,47 @@ class PartnerHotlists:
 
         Raises:
             PreconditionError: A delta is for another version than the one held.
+        """
+        incoming = self.receiving(received)
+        incoming.add(columns)
+        incoming.commit(ended)
+
+    def _chunk_rows(
+        self, issuer: str, columns: ReceivedEntries, first_chunk: int, generation: int
+    ) -> list[_ChunkRow]:
+        return [
+            _ChunkRow(
+                issuer,
+                number,
+                chunk.size,
+                chunk.entry_ids,
+                chunk.plates,
+                self._key.encrypt(chunk.fields),
+                generation,
+            )
+            for number, chunk in enumerate(columns.chunks, first_chunk)
+        ]
+
+    def _take(
+        self,
+        received: ReceivedList,
+        *,
+        generation: int | None,
+        delta: ReceivedEntries,
+        ended: Sequence[str],
+        staged: int,
+    ) -> tuple[_Stamp | None, _Stamp, int]:
+        """Make `received` the list held, in one transaction.
+
+        Returns the stamps of the list it replaced and of the list now, and the number
+        of `delta`'s first chunk.
+
+        A full snapshot (`generation` given) takes the `staged` chunks written under
+        `generation` and drops every other; a delta adds its chunks to the list held.
+
+        Raises:
+            PreconditionError: A delta is for another version than the one held, or the
+                chunks staged are no longer all there (the list was purged meanwhile).
         """
         now = self._clock()
         issuer = received.issuer_ori
@@ -193,6 +266,22 @@ class PartnerHotlists:
                     f"the delta from {issuer} applies to version {received.since_version}, "
                     f"we hold {held}"
                 )
+            if generation is not None:
+                if _count(session, issuer, generation) != staged:
+                    raise PreconditionError(
+                        f"the snapshot from {issuer} was removed while it was received"
+                    )
+                session.exec(
+                    delete(PartnerChunkRecord).where(
+                        col(PartnerChunkRecord.issuer_ori) == issuer,
+                        col(PartnerChunkRecord.generation) != generation,
+                    )
+                )
+                session.exec(
+                    delete(PartnerEndedRecord).where(col(PartnerEndedRecord.issuer_ori) == issuer)
+                )
+            else:
+                generation = record.generation if record else 0
             values = {
                 "issuer_ori": issuer,
                 "version": received.version,
@@ -201,6 +290,7 @@ class PartnerHotlists:
                 "received_at": now,
                 "agreement_id": received.agreement_id,
                 "snapshot_digest": received.digest,
+                "generation": generation,
             }
             if record is None:
                 record = PartnerHotlistRecord.model_validate(values)
@@ -208,16 +298,9 @@ class PartnerHotlists:
                 record.sqlmodel_update(values)
             session.add(record)
             session.flush()
-            if not received.since_version:
-                for table in (PartnerChunkRecord, PartnerEndedRecord):
-                    session.exec(delete(table).where(col(table.issuer_ori) == issuer))
-            first_chunk = session.exec(
-                select(func.coalesce(func.max(PartnerChunkRecord.chunk) + 1, 0)).where(
-                    col(PartnerChunkRecord.issuer_ori) == issuer
-                )
-            ).one()
-            chunks = list(self._chunk_rows(issuer, columns, first_chunk))
-            insert_rows(session, table_of(PartnerChunkRecord), _CHUNK_COLUMNS, chunks)
+            first_chunk = _next_chunk(session, issuer)
+            rows = self._chunk_rows(issuer, delta, first_chunk, generation)
+            insert_rows(session, table_of(PartnerChunkRecord), _CHUNK_COLUMNS, rows)
             insert_rows(
                 session,
                 table_of(PartnerEndedRecord),
@@ -225,38 +308,30 @@ class PartnerHotlists:
                 ((issuer, entry_id) for entry_id in ended),
             )
             session.commit()
-            stamp = (received.version, now)
+        return held_stamp, (received.version, now), first_chunk
+
+    def _index_taken(
+        self,
+        issuer: str,
+        stamps: tuple[_Stamp | None, _Stamp],
+        staged: _ListIndex | None,
+        added: tuple[int, ReceivedEntries],
+        ended: Sequence[str],
+    ) -> None:
+        """Index what `_take` made the list: the `staged` index, or the delta on the one held."""
+        held_stamp, stamp = stamps
         with self._lock:
-            index = self._indexes.get(issuer)
-            if not received.since_version:
-                index = self._indexes[issuer] = _ListIndex(stamp)
-            elif index is not None and index.stamp == held_stamp:
-                index.stamp = stamp
-            else:
+            index = staged or self._indexes.get(issuer)
+            if staged is None and (index is None or index.stamp != held_stamp):
                 # A delta to a list this process has not indexed: the index is built
                 # whole from the chunks when first used, not from the delta alone.
                 self._indexes.pop(issuer, None)
                 return
-            # Indexed from the columns in hand, a chunk's slice each, not by splitting the
-            # joined text just made from them (half a second for a million entries).
-            for row, (start, stop) in zip(chunks, _slices(columns), strict=True):
-                index.add_chunk(
-                    row.chunk, columns.entry_ids[start:stop], columns.plates[start:stop]
-                )
+            assert index is not None  # noqa: S101 (staged, or held and checked just above)
+            index.stamp = stamp
+            _index_chunks(index, *added)
             index.ended.update(ended)
-
-    def _chunk_rows(
-        self, issuer: str, columns: ReceivedEntries, first_chunk: int
-    ) -> Iterable[_ChunkRow]:
-        for number, chunk in enumerate(columns.chunks, first_chunk):
-            yield _ChunkRow(
-                issuer,
-                number,
-                chunk.size,
-                chunk.entry_ids,
-                chunk.plates,
-                self._key.encrypt(chunk.fields),
-            )
+            self._indexes[issuer] = index
 
     def find(self, plate: str) -> list[PartnerMatch]:
         """Entries for `plate` on partner lists in force now: whole plates and partial patterns."""
@@ -323,7 +398,8 @@ class PartnerHotlists:
             table = table_of(PartnerChunkRecord)
             rows = session.connection().execute(
                 sa_select(table.c.chunk, table.c.entry_ids, table.c.plates).where(
-                    table.c.issuer_ori == record.issuer_ori
+                    table.c.issuer_ori == record.issuer_ori,
+                    table.c.generation == record.generation,
                 )
             )
             for chunk, entry_ids, plates in rows:
@@ -339,42 +415,185 @@ class PartnerHotlists:
             return index
 
     def purge_expired(self) -> list[str]:
-        """Delete every partner list past its expiry, with its entries (HOT-6); their issuers."""
+        """Delete every partner list past its expiry, with its entries (HOT-6); their issuers.
+
+        Also deletes chunks staged more than `STAGING_LIMIT` ago for no list: a pull that
+        died. A snapshot still coming in for an expired list is left to come.
+        """
         now = self._clock()
         with Session(self._engine) as session:
-            expired = list(
+            expired = session.exec(
+                select(PartnerHotlistRecord).where(col(PartnerHotlistRecord.expires_at) <= now)
+            ).all()
+            issuers = [record.issuer_ori for record in expired]
+            for record in expired:
                 session.exec(
-                    select(PartnerHotlistRecord.issuer_ori).where(
-                        col(PartnerHotlistRecord.expires_at) <= now
-                    )
-                ).all()
-            )
-            if expired:
-                for table in (PartnerChunkRecord, PartnerEndedRecord):
-                    session.exec(delete(table).where(col(table.issuer_ori).in_(expired)))
-                session.exec(
-                    delete(PartnerHotlistRecord).where(
-                        col(PartnerHotlistRecord.issuer_ori).in_(expired)
+                    delete(PartnerChunkRecord).where(
+                        col(PartnerChunkRecord.issuer_ori) == record.issuer_ori,
+                        col(PartnerChunkRecord.generation) == record.generation,
                     )
                 )
+            if issuers:
+                for table in (PartnerEndedRecord, PartnerHotlistRecord):
+                    session.exec(delete(table).where(col(table.issuer_ori).in_(issuers)))
+            chunk, hotlist = table_of(PartnerChunkRecord), table_of(PartnerHotlistRecord)
+            session.execute(
+                sa_delete(chunk).where(
+                    chunk.c.generation < _generation_at(now - STAGING_LIMIT),
+                    ~sa_exists().where(
+                        hotlist.c.issuer_ori == chunk.c.issuer_ori,
+                        hotlist.c.generation == chunk.c.generation,
+                    ),
+                )
+            )
             session.commit()
         with self._lock:
-            for issuer in expired:
+            for issuer in issuers:
                 self._indexes.pop(issuer, None)
-        return expired
+        return issuers
 
     def entry_count(self, issuer_ori: str) -> int:
         """How many entries of `issuer_ori`'s list are stored and not ended."""
         with Session(self._engine) as session:
+            record = session.get(PartnerHotlistRecord, issuer_ori)
+            if record is None:
+                return 0
             stored = session.exec(
                 select(func.coalesce(func.sum(PartnerChunkRecord.size), 0)).where(
-                    col(PartnerChunkRecord.issuer_ori) == issuer_ori
+                    col(PartnerChunkRecord.issuer_ori) == issuer_ori,
+                    col(PartnerChunkRecord.generation) == record.generation,
                 )
             ).one()
             ended = session.exec(
                 select(func.count()).where(col(PartnerEndedRecord.issuer_ori) == issuer_ori)
             ).one()
             return int(stored) - int(ended)
+
+
+class IncomingList:
+    """A partner's verified snapshot or delta, written as its entries come, used once taken.
+
+    A full snapshot's entries are indexed as they are added, and written in batches of
+    `STAGED_A_TRANSACTION` chunks under a new generation (`add` hands each batch back, to
+    `write` in another thread while the next chunks are opened); `commit` makes that
+    generation the list's. If the pull fails, `discard` deletes them; if the process dies
+    first, the next full snapshot of the same issuer or, `STAGING_LIMIT` later, the purge
+    does. A delta is held until `commit` writes it.
+    """
+
+    def __init__(self, lists: PartnerHotlists, received: ReceivedList) -> None:
+        """Receive `received` into `lists`."""
+        self._lists = lists
+        self._received = received
+        self._held: list[ReceivedEntries] = []
+        self._generation = None if received.since_version else _new_generation(lists._clock())
+        self._index = _ListIndex((received.version, received.issued_at))
+        self._next_chunk: int | None = None  # the number the next staged chunk gets
+        self._waiting: list[tuple[int, ReceivedEntries]] = []  # indexed, not yet written
+        self._staged = 0  # chunks written under the generation
+        self.done = False
+        """Whether the list was taken or its staged chunks discarded."""
+
+    def add(self, entries: ReceivedEntries) -> StagedBatch | None:
+        """Take the list's next entries, from one thread at a time.
+
+        Returns a batch of a full snapshot's chunks for `write`, once enough wait.
+        """
+        if self._generation is None:
+            self._held.append(entries)
+            return None
+        if self._next_chunk is None:
+            self._next_chunk = self._first_chunk()
+        first, self._next_chunk = self._next_chunk, self._next_chunk + len(entries.chunks)
+        _index_chunks(self._index, first, entries)
+        self._waiting.append((first, entries))
+        if sum(len(part.chunks) for _, part in self._waiting) < STAGED_A_TRANSACTION:
+            return None
+        return self._batch()
+
+    def write(self, batch: StagedBatch) -> None:
+        """Write a batch `add` handed back, its fields encrypted, in a transaction of its own."""
+        assert self._generation is not None  # noqa: S101 (only full snapshots hand back batches)
+        issuer, lists = self._received.issuer_ori, self._lists
+        rows = [
+            row
+            for first, entries in batch.parts
+            for row in lists._chunk_rows(issuer, entries, first, self._generation)
+        ]
+        with Session(lists._engine) as session:
+            insert_rows(session, table_of(PartnerChunkRecord), _CHUNK_COLUMNS, rows)
+            session.commit()
+        self._staged += len(rows)
+
+    def commit(self, ended: Sequence[str] = ()) -> None:
+        """Make the list received the one held and matched, with `ended` entries tombstoned.
+
+        Call it once every batch handed back is written.
+
+        Raises:
+            PreconditionError: A delta is for another version than the one held, or the
+                snapshot's staged chunks were removed meanwhile (by the purge, or a later
+                snapshot of the same list).
+        """
+        lists, generation = self._lists, self._generation
+        delta = _NONE
+        if generation is not None:
+            self.write(self._batch())
+        elif self._held:
+            delta = ReceivedEntries.joined(self._held)
+        self._held = []
+        held_stamp, stamp, first_chunk = lists._take(
+            self._received, generation=generation, delta=delta, ended=ended, staged=self._staged
+        )
+        staged = self._index if generation is not None else None
+        lists._index_taken(
+            self._received.issuer_ori, (held_stamp, stamp), staged, (first_chunk, delta), ended
+        )
+        self.done = True
+
+    def discard(self) -> None:
+        """Delete what was written of a snapshot not taken; nothing once taken."""
+        if self.done or self._generation is None:
+            return
+        with Session(self._lists._engine) as session:
+            session.exec(
+                delete(PartnerChunkRecord).where(
+                    col(PartnerChunkRecord.issuer_ori) == self._received.issuer_ori,
+                    col(PartnerChunkRecord.generation) == self._generation,
+                )
+            )
+            session.commit()
+        self.done = True
+
+    def _first_chunk(self) -> int:
+        """The number after every chunk of the issuer's, once chunks a dead pull left are gone."""
+        issuer = self._received.issuer_ori
+        with Session(self._lists._engine) as session:
+            record = session.get(PartnerHotlistRecord, issuer)
+            session.exec(
+                delete(PartnerChunkRecord).where(
+                    col(PartnerChunkRecord.issuer_ori) == issuer,
+                    col(PartnerChunkRecord.generation) != (record.generation if record else 0),
+                )
+            )
+            first = _next_chunk(session, issuer)
+            session.commit()
+        return first
+
+    def _batch(self) -> StagedBatch:
+        batch, self._waiting = StagedBatch(self._waiting), []
+        return batch
+
+
+@dataclass(frozen=True)
+class StagedBatch:
+    """Chunks of a full snapshot to write together.
+
+    Attributes:
+        parts: Entries as added, each with the number its first chunk was given.
+    """
+
+    parts: list[tuple[int, ReceivedEntries]]
 
 
 class _ChunkRow(NamedTuple):
@@ -384,9 +603,12 @@ class _ChunkRow(NamedTuple):
     entry_ids: bytes
     plates: bytes
     fields: bytes
+    generation: int
 
 
 _CHUNK_COLUMNS = _ChunkRow._fields
+_Stamp = tuple[int, datetime]
+"""A list's version and when it was received: which list an index was built from."""
 
 
 class _ChunkReader:
@@ -415,9 +637,50 @@ class _ChunkReader:
         return PartnerMatch(self._issuer, entry_id, message.list_name, entry)
 
 
-def _slices(columns: ReceivedEntries) -> Iterable[tuple[int, int]]:
-    """(start, stop) of each chunk of `columns` in its columns."""
+def _index_chunks(index: _ListIndex, first_chunk: int, columns: ReceivedEntries) -> None:
+    """Index the chunks of `columns`, numbered from `first_chunk`, from the columns in hand.
+
+    A chunk's slice each, not by splitting the joined text made from them (half a second
+    for a million entries).
+    """
     start = 0
-    for chunk in columns.chunks:
-        yield start, start + chunk.size
-        start += chunk.size
+    for number, chunk in enumerate(columns.chunks, first_chunk):
+        stop = start + chunk.size
+        index.add_chunk(number, columns.entry_ids[start:stop], columns.plates[start:stop])
+        start = stop
+
+
+def _next_chunk(session: Session, issuer: str) -> int:
+    """The number after every chunk of `issuer`'s, of any generation."""
+    return session.exec(
+        select(func.coalesce(func.max(PartnerChunkRecord.chunk) + 1, 0)).where(
+            col(PartnerChunkRecord.issuer_ori) == issuer
+        )
+    ).one()
+
+
+def _count(session: Session, issuer: str, generation: int) -> int:
+    """How many chunks of `issuer` are of `generation`."""
+    return session.exec(
+        select(func.count()).where(
+            col(PartnerChunkRecord.issuer_ori) == issuer,
+            col(PartnerChunkRecord.generation) == generation,
+        )
+    ).one()
+
+
+_TIME_BITS = 20
+
+
+def _generation_at(moment: datetime, tail: int = 0) -> int:
+    """A generation made at `moment`: its millisecond since the epoch, then `tail`.
+
+    Ordered by time, so the purge tells a snapshot staged long ago (its pull died) from one
+    still coming in; the random tail keeps two made in the same millisecond apart. A
+    signed 64-bit column holds them for the next 270 years.
+    """
+    return int(moment.timestamp() * 1000) << _TIME_BITS | tail
+
+
+def _new_generation(now: datetime) -> int:
+    return _generation_at(now, secrets.randbits(_TIME_BITS))

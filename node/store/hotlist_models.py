@@ -89,6 +89,8 @@ class PartnerHotlistRecord(SQLModel, table=True):
     received_at: datetime = Field(sa_type=DateTime(timezone=True))
     agreement_id: str = Field(max_length=36)
     snapshot_digest: bytes
+    generation: int = Field(default=0, sa_type=BigInteger)
+    """Which of the issuer's chunks make the list: those of this generation."""
 
 
 class PartnerChunkRecord(SQLModel, table=True):
@@ -97,18 +99,26 @@ class PartnerChunkRecord(SQLModel, table=True):
     Plates are matched from an in-memory index built from these chunks, so a million
     received entries are a thousand rows and a thousand encryptions (HOT-2); a hit
     decrypts only the chunk that holds its entry.
+
+    A chunk belongs to its issuer's list only while its `generation` is the list's: a full
+    snapshot is written as it streams in under a new generation, invisible until the list
+    takes it. So a chunk may exist before its list's record does, and has no foreign key.
     """
 
     __tablename__ = "partner_chunk"
-
-    issuer_ori: str = Field(
-        primary_key=True, max_length=9, foreign_key="partner_hotlist.issuer_ori"
+    __table_args__ = (
+        # Counting, summing and choosing a generation's chunks reads no chunk's row: on
+        # SQLite the generation, written after the large columns, lies past their overflow.
+        Index("ix_partner_chunk_generation", "issuer_ori", "generation", "size"),
     )
+
+    issuer_ori: str = Field(primary_key=True, max_length=9)
     chunk: int = Field(primary_key=True)
     size: int
     entry_ids: bytes
     plates: bytes
     fields: bytes
+    generation: int = Field(default=0, sa_type=BigInteger)
 
 
 class PartnerEndedRecord(SQLModel, table=True):

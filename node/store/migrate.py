@@ -30,6 +30,11 @@ def upgrade(engine: Engine, *, to: str | None = None) -> str:
     return to or head()
 
 
+def downgrade(engine: Engine, *, to: str) -> None:
+    """Take the database back to revision `to` (an operator's way back from a release)."""
+    command.downgrade(_config(engine), to)
+
+
 def head() -> str:
     """The newest revision the code knows."""
     revision = ScriptDirectory(str(MIGRATIONS)).get_current_head()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -33,6 +33,7 @@ from node.hotlists.codec import (
     join_column,
 )
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
+from node.hotlists.partner_store import ReceivedEntries, ReceivedList
 from node.hotlists.store import Changes, OutgoingChanges
 from tests.support.clock import START
 from tests.support.pki import LAPD, LASD, partner_peer
@@ -74,12 +75,33 @@ def reader(manifest: Envelope, **changes: Any) -> SnapshotReader:
     return SnapshotReader(manifest, **(arguments | changes))
 
 
-def open_(signed: SignedSnapshot, **changes: Any) -> OpenedSnapshot:
+class Opened(NamedTuple):
+    """What a reader made of a snapshot, and the entries it handed on, joined."""
+
+    snapshot: OpenedSnapshot
+    entries: ReceivedEntries
+
+    @property
+    def received(self) -> ReceivedList:
+        return self.snapshot.received
+
+    @property
+    def ended(self) -> list[str]:
+        return self.snapshot.ended
+
+    @property
+    def refused(self) -> list[tuple[str, str, str]]:
+        return self.snapshot.refused
+
+
+def open_(signed: SignedSnapshot, **changes: Any) -> Opened:
     """Open `signed` as a receiver would: the manifest, then each chunk in turn."""
     opening = reader(signed.manifest, **changes)
-    for chunk in signed.chunks:
-        opening.add(chunk)
-    return opening.finish()
+    handed_on = [opening.add(chunk) for chunk in signed.chunks]
+    opened = opening.finish()
+    entries = ReceivedEntries.joined(handed_on) if handed_on else ReceivedEntries([], [], [])
+    assert opened.kept == len(entries.entry_ids)
+    return Opened(opened, entries)
 
 
 def resign(

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from alpr.common.v1 import hotlist_pb2
 from node.ed25519 import DataKey
 from node.errors import PreconditionError
-from node.hotlists.codec import entry_chunks, fields_message
+from node.hotlists.codec import CHUNK_SIZE, entry_chunks, fields_message
 from node.hotlists.entry import HotlistEntry, ListType
-from node.hotlists.partner_store import PartnerHotlists, ReceivedEntries, ReceivedList
+from node.hotlists.partner_store import (
+    STAGED_A_TRANSACTION,
+    STAGING_LIMIT,
+    IncomingList,
+    PartnerHotlists,
+    ReceivedEntries,
+    ReceivedList,
+)
 from tests.support.clock import START, ManualClock
 
 LASD = "CA0190000"
@@ -130,3 +139,106 @@ class TestPartnerLists:
             found = sorted(m.entry_id for m in store.find("7ABC123"))
             assert found == ["e-1500", "e-2400", "e-5"]
             assert [m.entry_id for m in store.find("0001499")] == ["e-1499"]
+
+
+def chunk_rows(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM partner_chunk")).scalar_one())
+
+
+def stage(incoming: IncomingList, columns: ReceivedEntries) -> None:
+    """Add `columns` to `incoming` and write what it hands back, as a pull does."""
+    batch = incoming.add(columns)
+    if batch is not None:
+        incoming.write(batch)
+
+
+# More chunks than one transaction writes: a snapshot in several batches.
+MANY = [f"{n:07d}" for n in range(CHUNK_SIZE * (STAGED_A_TRANSACTION + 1) + 1)]
+MANY_CHUNKS = STAGED_A_TRANSACTION + 2
+
+
+class TestSnapshotComingIn:
+    """A full snapshot is written as it streams in and used only once all of it is taken."""
+
+    def test_hot7_succeeds_using_a_snapshot_only_once_taken(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        here = lists(engine, clock)
+        here.store(received(1), entries(["7ABC123"]))
+        incoming = here.receiving(received(2))
+        stage(incoming, entries(MANY, first=1))
+        assert chunk_rows(engine) == 1 + MANY_CHUNKS  # written, not yet taken
+        elsewhere = lists(engine, clock)  # builds its index from the chunks stored
+        for store in (here, elsewhere):
+            assert [m.entry_id for m in store.find("7ABC123")] == ["e-0"]
+            assert store.find(MANY[5]) == []
+            assert store.entry_count(LASD) == 1
+        incoming.commit()
+        assert chunk_rows(engine) == MANY_CHUNKS
+        for store in (here, lists(engine, clock)):
+            assert store.find("7ABC123") == []
+            assert [m.entry_id for m in store.find(MANY[-1])] == [f"e-{len(MANY)}"]
+            assert store.entry_count(LASD) == len(MANY)
+            assert store.held_version(LASD) == 2
+
+    def test_succeeds_discarding_a_snapshot_not_taken(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        store = lists(engine, clock)
+        store.store(received(1), entries(["7ABC123"]))
+        incoming = store.receiving(received(2))
+        stage(incoming, entries(MANY, first=1))
+        incoming.discard()
+        assert chunk_rows(engine) == 1
+        assert [m.entry_id for m in store.find("7ABC123")] == ["e-0"]
+        assert store.held_version(LASD) == 1
+
+    def test_succeeds_dropping_what_a_dead_pull_staged_at_the_next(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        store = lists(engine, clock)
+        store.store(received(1), entries(["7ABC123"]))
+        stage(store.receiving(received(2)), entries(MANY, first=1))  # then the process died
+        store.store(received(2), entries(["1XYZ000"]))
+        assert chunk_rows(engine) == 1
+        assert [m.entry_id for m in lists(engine, clock).find("1XYZ000")] == ["e-0"]
+
+    def test_hot6_the_purge_deletes_what_a_dead_pull_staged_once_it_is_stale(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        store = lists(engine, clock)
+        stage(store.receiving(received(1)), entries(MANY))  # a first pull, then the process died
+        clock.advance(STAGING_LIMIT)
+        assert store.purge_expired() == []
+        assert chunk_rows(engine) == MANY_CHUNKS  # perhaps still coming in
+        clock.advance(timedelta(seconds=1))
+        assert store.purge_expired() == []
+        assert chunk_rows(engine) == 0
+
+    def test_fails_taking_a_snapshot_whose_chunks_the_purge_took(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        store = lists(engine, clock)
+        incoming = store.receiving(received(1))
+        stage(incoming, entries(MANY))
+        clock.advance(STAGING_LIMIT + timedelta(seconds=1))
+        store.purge_expired()
+        with pytest.raises(PreconditionError, match="removed while it was received"):
+            incoming.commit()
+        assert store.find(MANY[0]) == []
+        assert store.held_version(LASD) == 0
+
+    def test_hot6_a_snapshot_coming_in_for_an_expired_list_outlives_its_purge(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        store = lists(engine, clock)
+        store.store(received(1), entries(["7ABC123"]))
+        clock.advance(timedelta(hours=24))
+        incoming = store.receiving(replace(received(2), expires_at=clock() + timedelta(hours=24)))
+        stage(incoming, entries(MANY, first=1))
+        assert store.purge_expired() == [LASD]
+        assert chunk_rows(engine) == MANY_CHUNKS  # the expired list's chunk went
+        incoming.commit()
+        assert [m.entry_id for m in store.find(MANY[0])] == ["e-1"]
+        assert store.entry_count(LASD) == len(MANY)

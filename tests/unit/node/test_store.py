@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,10 +15,11 @@ from node.ed25519 import DataKey
 from node.errors import ValidationError
 from node.hotlists.codec import encode_fields, frame_fields
 from node.hotlists.entry import HotlistEntry, ListType
+from node.hotlists.partner_store import PartnerHotlists
 from node.hotlists.store import HotlistStore
 from node.owner import OwnerMismatchError, check_owner, record_owner
 from node.store import create_engine, upgrade
-from node.store.migrate import current_revision, head, schema_differences
+from node.store.migrate import current_revision, downgrade, head, schema_differences
 from node.store.models import NodeIdentity, utc
 from node.store.sharing import HeldQueryRecord
 
@@ -94,6 +95,44 @@ class TestMigrations:
         assert (full.entry_ids, full.entries(), full.ended) == (["e1"], [entry], [])
         delta = store.changes_since(1)
         assert (delta.entry_ids, delta.ended) == ([], ["e2", "e3"])
+        engine.dispose()
+
+    def test_succeeds_keeping_partner_lists_of_0022_and_their_chunks_down_again(
+        self, database_url: str
+    ) -> None:
+        """Chunks held before 0023 stay the list's; a downgrade drops only what no list takes."""
+        engine = create_engine(database_url)
+        upgrade(engine, to="0022")
+        key = DataKey.generate()
+        entry = HotlistEntry(plate="7ABC123", list_type=ListType.STOLEN_VEHICLE)
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO partner_hotlist (issuer_ori, version, issued_at, expires_at,"
+                     " received_at, agreement_id, snapshot_digest) VALUES ('CA0190000', 1,"
+                     " :now, :expires, :now, 'a-1', :digest)"),
+                {"now": NOW, "expires": NOW + timedelta(hours=24), "digest": b"d" * 32},
+            )  # fmt: skip
+            connection.execute(
+                text("INSERT INTO partner_chunk (issuer_ori, chunk, size, entry_ids, plates,"
+                     " fields) VALUES ('CA0190000', 0, 1, :ids, :plates, :fields)"),
+                {"ids": b"e-1", "plates": b"7ABC123",
+                 "fields": key.encrypt(frame_fields([encode_fields(entry, "stolen")]))},
+            )  # fmt: skip
+        upgrade(engine)
+        lists = PartnerHotlists(engine, data_key=key, clock=lambda: NOW)
+        assert [(m.entry_id, m.entry) for m in lists.find("7ABC123")] == [("e-1", entry)]
+        assert lists.entry_count("CA0190000") == 1
+        with engine.begin() as connection:  # a snapshot half received: chunks of no list
+            connection.execute(
+                text("INSERT INTO partner_chunk (issuer_ori, chunk, size, entry_ids, plates,"
+                     " fields, generation) VALUES ('CA0190000', 1, 1, 'e-2', '7ABC123', :f, 7)"),
+                {"f": b"x"},
+            )  # fmt: skip
+        assert lists.entry_count("CA0190000") == 1
+        downgrade(engine, to="0022")
+        with engine.connect() as connection:
+            held = connection.execute(text("SELECT entry_ids FROM partner_chunk")).scalars().all()
+        assert held == [b"e-1"]
         engine.dispose()
 
 
