@@ -45,8 +45,9 @@ from node.store.models import utc
 
 # Chunks of a full snapshot written a transaction: about 1.6 MB (fields encrypted).
 STAGED_A_TRANSACTION = 16
-# How long a snapshot may take to come in: chunks staged longer ago are a dead pull's.
-STAGING_LIMIT = timedelta(hours=1)
+# Chunks staged longer ago are a dead pull's: twice the longest a pull may stream (an
+# hour, federation.client.HOTLIST_TIMEOUT_SECONDS).
+STAGING_LIMIT = timedelta(hours=2)
 
 
 @dataclass(frozen=True, kw_only=True)
