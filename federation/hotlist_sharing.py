@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from alpr.federation.v1 import exchange_pb2
 from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
@@ -76,8 +76,6 @@ class HotlistSharing:
     receipting: Receipting
     client: PartnerClient
     clock: Clock
-    _pulling: dict[str, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
-    """One pull of a partner's list at a time: a second would discard the first's chunks."""
 
     def serve(
         self, request: Envelope, sender: Peer, peer_ip: str
@@ -143,8 +141,12 @@ class HotlistSharing:
         self, sent: SentRequest, reader: SnapshotReader, incoming: IncomingList, receipt: Envelope
     ) -> tuple[OpenedSnapshot, Envelope]:
         """Take the list once every chunk came and matched, audit refusals; our acknowledgement."""
-        opened = reader.finish()
-        incoming.commit(opened.ended)
+        try:
+            opened = reader.finish()
+            incoming.commit(opened.ended)
+        except BaseException:
+            incoming.discard()
+            raise
         for entry_id, plate, reason in opened.refused:
             self.audit.append(
                 "hotlist.refused",
@@ -182,10 +184,6 @@ class HotlistSharing:
             InvalidEnvelopeError: The snapshot or receipt does not verify; nothing was stored,
                 and the rejection is audited as ``exchange.hotlist_rejected``.
         """
-        async with self._pulling.setdefault(partner_ori, asyncio.Lock()):
-            return await self._pull(partner_ori, requesting_user)
-
-    async def _pull(self, partner_ori: str, requesting_user: str) -> PullResult:
         peer = self.peers.require(partner_ori)
         agreement = self.agreements.in_force(
             partner_ori, Grant.RECEIVE_HOTLISTS, grantor=partner_ori
@@ -215,12 +213,14 @@ class HotlistSharing:
             incoming = self.partner_lists.receiving(reader.received)
             try:
                 await _read_chunks(responses, reader, incoming)
-                opened, acknowledgement = await asyncio.to_thread(
-                    self._accept, sent, reader, incoming, receipt
-                )
-            finally:
-                if not incoming.done:
-                    await asyncio.to_thread(incoming.discard)
+            except BaseException:
+                await asyncio.to_thread(incoming.discard)  # its writer thread is done
+                raise
+            # Runs to its end even if the pull is cancelled meanwhile: a list taken is
+            # acknowledged (AUD-6).
+            opened, acknowledgement = await asyncio.to_thread(
+                self._accept, sent, reader, incoming, receipt
+            )
         except InvalidEnvelopeError as error:
             self.receipting.reject(sent, kind=HOTLIST, problem=error.diagnostics())
             raise

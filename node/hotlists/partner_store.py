@@ -31,6 +31,7 @@ from sqlalchemy import exists as sa_exists
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.dml import Delete
 from sqlmodel import Session, col, delete, select
 
 from alpr.common.v1 import hotlist_pb2
@@ -103,6 +104,12 @@ class ReceivedEntries:
 
 
 _NONE = ReceivedEntries([], [], [])
+_Stamp = tuple[int, datetime, int]
+"""A list's version, when it was received and its generation: what an index was built from."""
+
+
+def _stamp_of(record: PartnerHotlistRecord) -> _Stamp:
+    return record.version, utc(record.received_at), record.generation
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ class _ListIndex:
     a list, which keeps a million-entry list to tens of megabytes.
     """
 
-    stamp: tuple[int, datetime]
+    stamp: _Stamp
     exact: dict[str, int | list[int]] = field(default_factory=dict)
     partial: list[tuple[PlatePattern, int]] = field(default_factory=list)
     entry_ids: dict[int, list[str]] = field(default_factory=dict)
@@ -216,7 +223,9 @@ class PartnerHotlists:
             PreconditionError: A delta is for another version than the one held.
         """
         incoming = self.receiving(received)
-        incoming.add(columns)
+        batch = incoming.add(columns)
+        if batch is not None:
+            incoming.write(batch)
         incoming.commit(ended)
 
     def _chunk_rows(
@@ -250,7 +259,8 @@ class PartnerHotlists:
         of `delta`'s first chunk.
 
         A full snapshot (`generation` given) takes the `staged` chunks written under
-        `generation` and drops every other; a delta adds its chunks to the list held.
+        `generation` and drops the list it replaces; a delta adds its chunks to the list
+        held.
 
         Raises:
             PreconditionError: A delta is for another version than the one held, or the
@@ -261,7 +271,7 @@ class PartnerHotlists:
         with Session(self._engine) as session:
             record = session.get(PartnerHotlistRecord, issuer)
             held = record.version if record and utc(record.expires_at) > now else 0
-            held_stamp = (record.version, utc(record.received_at)) if record else None
+            held_stamp = _stamp_of(record) if record else None
             if received.since_version and held != received.since_version:
                 raise PreconditionError(
                     f"the delta from {issuer} applies to version {received.since_version}, "
@@ -272,12 +282,9 @@ class PartnerHotlists:
                     raise PreconditionError(
                         f"the snapshot from {issuer} was removed while it was received"
                     )
-                session.exec(
-                    delete(PartnerChunkRecord).where(
-                        col(PartnerChunkRecord.issuer_ori) == issuer,
-                        col(PartnerChunkRecord.generation) != generation,
-                    )
-                )
+                if record is not None:
+                    # Only the list replaced: another snapshot of it may be coming in.
+                    session.exec(_chunks_of(issuer, record.generation))
                 session.exec(
                     delete(PartnerEndedRecord).where(col(PartnerEndedRecord.issuer_ori) == issuer)
                 )
@@ -299,7 +306,7 @@ class PartnerHotlists:
                 record.sqlmodel_update(values)
             session.add(record)
             session.flush()
-            first_chunk = _next_chunk(session, issuer)
+            first_chunk = _next_chunk(session, issuer, generation)
             rows = self._chunk_rows(issuer, delta, first_chunk, generation)
             insert_rows(session, table_of(PartnerChunkRecord), _CHUNK_COLUMNS, rows)
             insert_rows(
@@ -309,7 +316,7 @@ class PartnerHotlists:
                 ((issuer, entry_id) for entry_id in ended),
             )
             session.commit()
-        return held_stamp, (received.version, now), first_chunk
+        return held_stamp, (received.version, now, generation), first_chunk
 
     def _index_taken(
         self,
@@ -344,7 +351,7 @@ class PartnerHotlists:
             ).all()
             for record in fresh:
                 index = self._index(session, record)
-                chunks = _ChunkReader(session, record.issuer_ori, self._key)
+                chunks = _ChunkReader(session, record, self._key)
                 for entry_id, chunk, slot in index.lookup(plate):
                     match = chunks.match(entry_id, chunk, slot)
                     if match is not None:
@@ -357,7 +364,7 @@ class PartnerHotlists:
             record = session.get(PartnerHotlistRecord, issuer_ori)
             if record is None:
                 return None
-            chunks = _ChunkReader(session, issuer_ori, self._key)
+            chunks = _ChunkReader(session, record, self._key)
             for found_id, chunk, slot in self._index(session, record).places(listed):
                 if found_id == entry_id:
                     return chunks.match(entry_id, chunk, slot)
@@ -390,7 +397,7 @@ class PartnerHotlists:
 
     def _index(self, session: Session, record: PartnerHotlistRecord) -> _ListIndex:
         """The in-memory index of a list, rebuilt from its chunks if it changed since."""
-        stamp = (record.version, utc(record.received_at))
+        stamp = _stamp_of(record)
         with self._lock:
             index = self._indexes.get(record.issuer_ori)
             if index is not None and index.stamp == stamp:
@@ -426,17 +433,23 @@ class PartnerHotlists:
             expired = session.exec(
                 select(PartnerHotlistRecord).where(col(PartnerHotlistRecord.expires_at) <= now)
             ).all()
-            issuers = [record.issuer_ori for record in expired]
+            issuers = []
             for record in expired:
-                session.exec(
-                    delete(PartnerChunkRecord).where(
-                        col(PartnerChunkRecord.issuer_ori) == record.issuer_ori,
-                        col(PartnerChunkRecord.generation) == record.generation,
+                issuer = record.issuer_ori
+                gone = session.exec(  # unless a snapshot of it was taken since it was read
+                    delete(PartnerHotlistRecord).where(
+                        col(PartnerHotlistRecord.issuer_ori) == issuer,
+                        col(PartnerHotlistRecord.generation) == record.generation,
                     )
                 )
-            if issuers:
-                for table in (PartnerEndedRecord, PartnerHotlistRecord):
-                    session.exec(delete(table).where(col(table.issuer_ori).in_(issuers)))
+                if gone.rowcount:
+                    session.exec(_chunks_of(issuer, record.generation))
+                    session.exec(
+                        delete(PartnerEndedRecord).where(
+                            col(PartnerEndedRecord.issuer_ori) == issuer
+                        )
+                    )
+                    issuers.append(issuer)
             chunk, hotlist = table_of(PartnerChunkRecord), table_of(PartnerHotlistRecord)
             session.execute(
                 sa_delete(chunk).where(
@@ -486,14 +499,12 @@ class IncomingList:
         """Receive `received` into `lists`."""
         self._lists = lists
         self._received = received
-        self._held: list[ReceivedEntries] = []
+        self._held: list[ReceivedEntries] = []  # a delta's entries
         self._generation = None if received.since_version else _new_generation(lists._clock())
-        self._index = _ListIndex((received.version, received.issued_at))
-        self._next_chunk: int | None = None  # the number the next staged chunk gets
+        self._index = _ListIndex((received.version, received.issued_at, 0))
         self._waiting: list[tuple[int, ReceivedEntries]] = []  # indexed, not yet written
-        self._staged = 0  # chunks written under the generation
-        self.done = False
-        """Whether the list was taken or its staged chunks discarded."""
+        self._added = 0  # a snapshot's chunks added, and numbered
+        self._staged = 0  # of which written
 
     def add(self, entries: ReceivedEntries) -> StagedBatch | None:
         """Take the list's next entries, from one thread at a time.
@@ -503,9 +514,7 @@ class IncomingList:
         if self._generation is None:
             self._held.append(entries)
             return None
-        if self._next_chunk is None:
-            self._next_chunk = self._first_chunk()
-        first, self._next_chunk = self._next_chunk, self._next_chunk + len(entries.chunks)
+        first, self._added = self._added, self._added + len(entries.chunks)
         _index_chunks(self._index, first, entries)
         self._waiting.append((first, entries))
         if sum(len(part.chunks) for _, part in self._waiting) < STAGED_A_TRANSACTION:
@@ -533,53 +542,31 @@ class IncomingList:
 
         Raises:
             PreconditionError: A delta is for another version than the one held, or the
-                snapshot's staged chunks were removed meanwhile (by the purge, or a later
-                snapshot of the same list).
+                snapshot's chunks are not all written (the purge took them meanwhile).
         """
         lists, generation = self._lists, self._generation
-        delta = _NONE
+        delta = ReceivedEntries.joined(self._held) if self._held else _NONE
         if generation is not None:
             self.write(self._batch())
-        elif self._held:
-            delta = ReceivedEntries.joined(self._held)
-        self._held = []
         held_stamp, stamp, first_chunk = lists._take(
-            self._received, generation=generation, delta=delta, ended=ended, staged=self._staged
+            self._received, generation=generation, delta=delta, ended=ended, staged=self._added
         )
         staged = self._index if generation is not None else None
         lists._index_taken(
             self._received.issuer_ori, (held_stamp, stamp), staged, (first_chunk, delta), ended
         )
-        self.done = True
 
     def discard(self) -> None:
-        """Delete what was written of a snapshot not taken; nothing once taken."""
-        if self.done or self._generation is None:
+        """Delete what was written of a snapshot, unless the list took it (then nothing)."""
+        if self._generation is None:
             return
+        issuer, hotlist = self._received.issuer_ori, table_of(PartnerHotlistRecord)
+        taken = sa_exists().where(
+            hotlist.c.issuer_ori == issuer, hotlist.c.generation == self._generation
+        )
         with Session(self._lists._engine) as session:
-            session.exec(
-                delete(PartnerChunkRecord).where(
-                    col(PartnerChunkRecord.issuer_ori) == self._received.issuer_ori,
-                    col(PartnerChunkRecord.generation) == self._generation,
-                )
-            )
+            session.exec(_chunks_of(issuer, self._generation).where(~taken))
             session.commit()
-        self.done = True
-
-    def _first_chunk(self) -> int:
-        """The number after every chunk of the issuer's, once chunks a dead pull left are gone."""
-        issuer = self._received.issuer_ori
-        with Session(self._lists._engine) as session:
-            record = session.get(PartnerHotlistRecord, issuer)
-            session.exec(
-                delete(PartnerChunkRecord).where(
-                    col(PartnerChunkRecord.issuer_ori) == issuer,
-                    col(PartnerChunkRecord.generation) != (record.generation if record else 0),
-                )
-            )
-            first = _next_chunk(session, issuer)
-            session.commit()
-        return first
 
     def _batch(self) -> StagedBatch:
         batch, self._waiting = StagedBatch(self._waiting), []
@@ -608,23 +595,28 @@ class _ChunkRow(NamedTuple):
 
 
 _CHUNK_COLUMNS = _ChunkRow._fields
-_Stamp = tuple[int, datetime]
-"""A list's version and when it was received: which list an index was built from."""
 
 
 class _ChunkReader:
     """Decrypts a partner list's chunks as entries in them are asked for, each chunk once."""
 
-    def __init__(self, session: Session, issuer_ori: str, key: DataKey) -> None:
+    def __init__(self, session: Session, record: PartnerHotlistRecord, key: DataKey) -> None:
         self._session = session
-        self._issuer = issuer_ori
+        self._issuer = record.issuer_ori
+        self._generation = record.generation
         self._key = key
         self._chunks: dict[int, tuple[list[str], hotlist_pb2.HotlistEntryFieldsList]] = {}
 
     def match(self, entry_id: str, chunk: int, slot: int) -> PartnerMatch | None:
         """The entry at (`chunk`, `slot`), or None if it is gone or fails the full checks."""
         if chunk not in self._chunks:
-            row = self._session.get(PartnerChunkRecord, (self._issuer, chunk))
+            row = self._session.exec(
+                select(PartnerChunkRecord).where(
+                    col(PartnerChunkRecord.issuer_ori) == self._issuer,
+                    col(PartnerChunkRecord.generation) == self._generation,
+                    col(PartnerChunkRecord.chunk) == chunk,
+                )
+            ).first()
             if row is None:
                 return None
             fields = hotlist_pb2.HotlistEntryFieldsList.FromString(self._key.decrypt(row.fields))
@@ -651,13 +643,22 @@ def _index_chunks(index: _ListIndex, first_chunk: int, columns: ReceivedEntries)
         start = stop
 
 
-def _next_chunk(session: Session, issuer: str) -> int:
-    """The number after every chunk of `issuer`'s, of any generation."""
+def _next_chunk(session: Session, issuer: str, generation: int) -> int:
+    """The number after every chunk of `issuer`'s of `generation`."""
     return session.exec(
         select(func.coalesce(func.max(PartnerChunkRecord.chunk) + 1, 0)).where(
-            col(PartnerChunkRecord.issuer_ori) == issuer
+            col(PartnerChunkRecord.issuer_ori) == issuer,
+            col(PartnerChunkRecord.generation) == generation,
         )
     ).one()
+
+
+def _chunks_of(issuer: str, generation: int) -> Delete:
+    """Deleting `issuer`'s chunks of `generation`."""
+    return delete(PartnerChunkRecord).where(
+        col(PartnerChunkRecord.issuer_ori) == issuer,
+        col(PartnerChunkRecord.generation) == generation,
+    )
 
 
 def _count(session: Session, issuer: str, generation: int) -> int:
@@ -678,7 +679,7 @@ def _generation_at(moment: datetime, tail: int = 0) -> int:
 
     Ordered by time, so the purge tells a snapshot staged long ago (its pull died) from one
     still coming in; the random tail keeps two made in the same millisecond apart. A
-    signed 64-bit column holds them for the next 270 years.
+    signed 64-bit column holds them until the year 2248.
     """
     return int(moment.timestamp() * 1000) << _TIME_BITS | tail
 

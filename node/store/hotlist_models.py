@@ -102,23 +102,21 @@ class PartnerChunkRecord(SQLModel, table=True):
 
     A chunk belongs to its issuer's list only while its `generation` is the list's: a full
     snapshot is written as it streams in under a new generation, invisible until the list
-    takes it. So a chunk may exist before its list's record does, and has no foreign key.
+    takes it. So a chunk may exist before its list's record does, and has no foreign key;
+    several snapshots of one list may come in at once (two processes), each in its own.
     """
 
     __tablename__ = "partner_chunk"
-    __table_args__ = (
-        # Counting, summing and choosing a generation's chunks reads no chunk's row: on
-        # SQLite the generation, written after the large columns, lies past their overflow.
-        Index("ix_partner_chunk_generation", "issuer_ori", "generation", "size"),
-    )
 
     issuer_ori: str = Field(primary_key=True, max_length=9)
+    generation: int = Field(primary_key=True, sa_type=BigInteger)
+    """Numbered from 0 within each generation; the key finds a generation's chunks without
+    reading a row (on SQLite the generation, added last, lies past the large columns)."""
     chunk: int = Field(primary_key=True)
     size: int
     entry_ids: bytes
     plates: bytes
     fields: bytes
-    generation: int = Field(default=0, sa_type=BigInteger)
 
 
 class PartnerEndedRecord(SQLModel, table=True):

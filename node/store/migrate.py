@@ -31,7 +31,7 @@ def upgrade(engine: Engine, *, to: str | None = None) -> str:
 
 
 def downgrade(engine: Engine, *, to: str) -> None:
-    """Take the database back to revision `to` (an operator's way back from a release)."""
+    """Take the database back to revision `to`: how a migration's way down is tested."""
     command.downgrade(_config(engine), to)
 
 

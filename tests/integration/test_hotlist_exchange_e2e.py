@@ -39,8 +39,9 @@ from gateway.servicers.federation import hotlist_responses
 from gateway.tls import TLSConfig
 from node.ed25519 import DataKey, Ed25519Key, Ed25519Signer
 from node.errors import UnavailableError
-from node.hotlists.codec import entry_chunks
+from node.hotlists.codec import CHUNK_SIZE, entry_chunks
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
+from node.hotlists.partner_store import STAGED_A_TRANSACTION
 from node.hotlists.store import Changes, HotlistStore, OutgoingChanges
 from node.identity import PrincipalKind
 from node.reads import NewRead
@@ -386,6 +387,12 @@ def _chunk_dropped(answer: list[GetHotlistResponse]) -> None:
     del answer[-1]
 
 
+def _last_altered(answer: list[GetHotlistResponse]) -> None:
+    chunk = exchange_pb2.HotlistChunk.FromString(answer[-1].chunk)
+    chunk.plates = chunk.plates.replace(b"0", b"1", 1)
+    answer[-1].chunk = chunk.SerializeToString()
+
+
 class TestAnswersTheRequesterRefuses:
     def test_a_partner_that_stalls_mid_stream_is_given_up_on_and_nothing_is_stored(
         self, pair: tuple[Agency, Agency, str], federation: Federation
@@ -413,6 +420,37 @@ class TestAnswersTheRequesterRefuses:
         lists = lapd.node.services.partner_lists
         assert (lists.entry_count(LASD), lists.held_version(LASD)) == (0, 0)
         assert lapd.audit_events("exchange.hotlist_received") == []
+
+    @pytest.mark.parametrize(
+        ("alter", "reason"),
+        [(_chunk_dropped, "ended before all its chunks came"), (_last_altered, "not the one")],
+        ids=["stream cut", "last chunk altered"],
+    )
+    def test_a_list_failing_after_batches_were_written_leaves_nothing_written(
+        self,
+        pair: tuple[Agency, Agency, str],
+        federation: Federation,
+        alter: Callable[[list[GetHotlistResponse]], None],
+        reason: str,
+    ) -> None:
+        lapd, lasd, _ = pair
+        more = (STAGED_A_TRANSACTION + 1) * CHUNK_SIZE
+        plates = [f"{n:07d}" for n in range(more)]
+        lasd.node.services.hotlists.add("stolen", [replace(STOLEN, plate=p) for p in plates])
+
+        def altered(request: federation_service_pb2.GetHotlistRequest) -> list[GetHotlistResponse]:
+            answer = simulator.forward_hotlist(request)
+            alter(answer)
+            return answer
+
+        with through_simulator(lapd, lasd, federation) as simulator:
+            simulator.answer_hotlist = altered
+            with pytest.raises(InvalidEnvelopeError, match=reason):
+                pull(lapd, LASD)
+            with _engine(lapd) as engine, engine.connect() as connection:
+                written = connection.execute(text("SELECT count(*) FROM partner_chunk")).scalar()
+            assert written == 0
+            assert lapd.node.services.partner_lists.find(plates[0]) == []
 
     @pytest.mark.parametrize(
         ("alter", "reason"),

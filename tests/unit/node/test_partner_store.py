@@ -194,15 +194,43 @@ class TestSnapshotComingIn:
         assert [m.entry_id for m in store.find("7ABC123")] == ["e-0"]
         assert store.held_version(LASD) == 1
 
-    def test_succeeds_dropping_what_a_dead_pull_staged_at_the_next(
+    def test_succeeds_taking_two_snapshots_of_a_list_coming_in_at_once(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        here, there = lists(engine, clock), lists(engine, clock)  # two processes
+        here.store(received(1), entries(["7ABC123"]))
+        first, second = here.receiving(received(2)), there.receiving(received(3))
+        stage(first, entries(MANY, first=1))
+        stage(second, entries(["1XYZ000"], first=1))
+        first.commit()
+        assert [m.entry_id for m in there.find(MANY[0])] == ["e-1"]
+        second.commit()
+        assert chunk_rows(engine) == 1
+        for store in (here, there):
+            assert store.find(MANY[0]) == []
+            assert [m.entry_id for m in store.find("1XYZ000")] == ["e-1"]
+            assert store.held_version(LASD) == 3
+
+    def test_succeeds_storing_a_snapshot_of_several_batches_at_once(
         self, engine: Engine, clock: ManualClock
     ) -> None:
         store = lists(engine, clock)
-        store.store(received(1), entries(["7ABC123"]))
-        stage(store.receiving(received(2)), entries(MANY, first=1))  # then the process died
-        store.store(received(2), entries(["1XYZ000"]))
-        assert chunk_rows(engine) == 1
-        assert [m.entry_id for m in lists(engine, clock).find("1XYZ000")] == ["e-0"]
+        store.store(received(1), entries(MANY))
+        assert chunk_rows(engine) == MANY_CHUNKS
+        assert store.entry_count(LASD) == len(MANY)
+        assert [m.entry_id for m in lists(engine, clock).find(MANY[-1])] == [f"e-{len(MANY) - 1}"]
+
+    def test_succeeds_discarding_nothing_of_a_snapshot_taken(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        """A discard racing the commit (a pull cancelled as it ends) leaves the list whole."""
+        store = lists(engine, clock)
+        incoming = store.receiving(received(1))
+        stage(incoming, entries(MANY))
+        incoming.commit()
+        incoming.discard()
+        assert chunk_rows(engine) == MANY_CHUNKS
+        assert [m.entry_id for m in lists(engine, clock).find(MANY[0])] == ["e-0"]
 
     def test_hot6_the_purge_deletes_what_a_dead_pull_staged_once_it_is_stale(
         self, engine: Engine, clock: ManualClock
