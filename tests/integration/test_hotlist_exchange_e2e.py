@@ -393,6 +393,26 @@ def _last_altered(answer: list[GetHotlistResponse]) -> None:
     answer[-1].chunk = chunk.SerializeToString()
 
 
+def _pull_refused(
+    pair: tuple[Agency, Agency, str],
+    federation: Federation,
+    alter: Callable[[list[GetHotlistResponse]], None],
+    reason: str,
+) -> None:
+    """LAPD pulls LASD's list, changed in transit by `alter`, and refuses it for `reason`."""
+    lapd, lasd, _ = pair
+
+    def altered(request: federation_service_pb2.GetHotlistRequest) -> list[GetHotlistResponse]:
+        answer = simulator.forward_hotlist(request)
+        alter(answer)
+        return answer
+
+    with through_simulator(lapd, lasd, federation) as simulator:
+        simulator.answer_hotlist = altered
+        with pytest.raises(InvalidEnvelopeError, match=reason):
+            pull(lapd, LASD)
+
+
 class TestAnswersTheRequesterRefuses:
     def test_a_partner_that_stalls_mid_stream_is_given_up_on_and_nothing_is_stored(
         self, pair: tuple[Agency, Agency, str], federation: Federation
@@ -437,20 +457,11 @@ class TestAnswersTheRequesterRefuses:
         more = (STAGED_A_TRANSACTION + 1) * CHUNK_SIZE
         plates = [f"{n:07d}" for n in range(more)]
         lasd.node.services.hotlists.add("stolen", [replace(STOLEN, plate=p) for p in plates])
-
-        def altered(request: federation_service_pb2.GetHotlistRequest) -> list[GetHotlistResponse]:
-            answer = simulator.forward_hotlist(request)
-            alter(answer)
-            return answer
-
-        with through_simulator(lapd, lasd, federation) as simulator:
-            simulator.answer_hotlist = altered
-            with pytest.raises(InvalidEnvelopeError, match=reason):
-                pull(lapd, LASD)
-            with _engine(lapd) as engine, engine.connect() as connection:
-                written = connection.execute(text("SELECT count(*) FROM partner_chunk")).scalar()
-            assert written == 0
-            assert lapd.node.services.partner_lists.find(plates[0]) == []
+        _pull_refused(pair, federation, alter, reason)
+        with _engine(lapd) as engine, engine.connect() as connection:
+            written = connection.execute(text("SELECT count(*) FROM partner_chunk")).scalar()
+        assert written == 0
+        assert lapd.node.services.partner_lists.find(plates[0]) == []
 
     @pytest.mark.parametrize(
         ("alter", "reason"),
@@ -470,16 +481,7 @@ class TestAnswersTheRequesterRefuses:
         reason: str,
     ) -> None:
         lapd, lasd, _ = pair
-
-        def altered(request: federation_service_pb2.GetHotlistRequest) -> list[GetHotlistResponse]:
-            answer = simulator.forward_hotlist(request)
-            alter(answer)
-            return answer
-
-        with through_simulator(lapd, lasd, federation) as simulator:
-            simulator.answer_hotlist = altered
-            with pytest.raises(InvalidEnvelopeError, match=reason):
-                pull(lapd, LASD)
+        _pull_refused(pair, federation, alter, reason)
         lists = lapd.node.services.partner_lists
         assert (lists.entry_count(LASD), lists.held_version(LASD)) == (0, 0)
         assert lists.find(STOLEN.plate) == []
