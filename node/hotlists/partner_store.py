@@ -112,6 +112,20 @@ def _stamp_of(record: PartnerHotlistRecord) -> _Stamp:
     return record.version, utc(record.received_at), record.generation
 
 
+class _Taken(NamedTuple):
+    """What `PartnerHotlists._take` made of a list.
+
+    Attributes:
+        replaced: The stamp of the list it replaced, if any.
+        now: The stamp of the list now.
+        first_chunk: The number given to the first chunk of the delta it wrote.
+    """
+
+    replaced: _Stamp | None
+    now: _Stamp
+    first_chunk: int
+
+
 @dataclass(frozen=True)
 class PartnerMatch:
     """A plate found on a partner's list in force."""
@@ -252,11 +266,8 @@ class PartnerHotlists:
         delta: ReceivedEntries,
         ended: Sequence[str],
         staged: int,
-    ) -> tuple[_Stamp | None, _Stamp, int]:
+    ) -> _Taken:
         """Make `received` the list held, in one transaction.
-
-        Returns the stamps of the list it replaced and of the list now, and the number
-        of `delta`'s first chunk.
 
         A full snapshot (`generation` given) takes the `staged` chunks written under
         `generation` and drops the list it replaces; a delta adds its chunks to the list
@@ -316,28 +327,27 @@ class PartnerHotlists:
                 ((issuer, entry_id) for entry_id in ended),
             )
             session.commit()
-        return held_stamp, (received.version, now, generation), first_chunk
+        return _Taken(held_stamp, (received.version, now, generation), first_chunk)
 
     def _index_taken(
         self,
         issuer: str,
-        stamps: tuple[_Stamp | None, _Stamp],
+        taken: _Taken,
         staged: _ListIndex | None,
-        added: tuple[int, ReceivedEntries],
+        delta: ReceivedEntries,
         ended: Sequence[str],
     ) -> None:
-        """Index what `_take` made the list: the `staged` index, or the delta on the one held."""
-        held_stamp, stamp = stamps
+        """Index what `_take` made the list: the `staged` index, or `delta` on the one held."""
         with self._lock:
             index = staged or self._indexes.get(issuer)
-            if staged is None and (index is None or index.stamp != held_stamp):
+            if staged is None and (index is None or index.stamp != taken.replaced):
                 # A delta to a list this process has not indexed: the index is built
                 # whole from the chunks when first used, not from the delta alone.
                 self._indexes.pop(issuer, None)
                 return
             assert index is not None  # noqa: S101 (staged, or held and checked just above)
-            index.stamp = stamp
-            _index_chunks(index, *added)
+            index.stamp = taken.now
+            _index_chunks(index, taken.first_chunk, delta)
             index.ended.update(ended)
             self._indexes[issuer] = index
 
@@ -548,13 +558,11 @@ class IncomingList:
         delta = ReceivedEntries.joined(self._held) if self._held else _NONE
         if generation is not None:
             self.write(self._batch())
-        held_stamp, stamp, first_chunk = lists._take(
+        taken = lists._take(
             self._received, generation=generation, delta=delta, ended=ended, staged=self._added
         )
         staged = self._index if generation is not None else None
-        lists._index_taken(
-            self._received.issuer_ori, (held_stamp, stamp), staged, (first_chunk, delta), ended
-        )
+        lists._index_taken(self._received.issuer_ori, taken, staged, delta, ended)
 
     def discard(self) -> None:
         """Delete what was written of a snapshot, unless the list took it (then nothing)."""
