@@ -30,7 +30,7 @@ from gateway.capture_watch import Backoff, Camera, DropFolder, FrameWatcher
 from gateway.cli_admin import _connection, _connection_options
 from gateway.config import NodeConfig, load_config
 from gateway.errors import ConfigError
-from node.capture import ModelFiles
+from node.capture.files import MIN_DETECTOR_SCORE, MIN_TEXT_CONFIDENCE, ModelFiles
 from node.errors import ValidationError
 
 EXIT_FAILED = 1
@@ -56,7 +56,11 @@ def _read(args: argparse.Namespace) -> int:
             "reading plates needs the capture extra: pip install 'alpr-federation[capture]'"
             f" ({error})"
         ) from error
-    reader = capture.PlateReader(_files(args, ModelFiles.shipped()), score_threshold=args.min_score)
+    reader = capture.PlateReader(
+        _files(args, ModelFiles.shipped()),
+        score_threshold=args.min_score,
+        min_confidence=args.min_confidence,
+    )
     failed = 0
     for path in args.images:
         line: dict[str, object] = {"file": str(path)}
@@ -135,7 +139,15 @@ def add_capture_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     read.add_argument("--detector", type=Path, help="a YOLO plate detector exported to ONNX")
     read.add_argument("--ocr-model", type=Path, help="a fast-plate-ocr ONNX model")
     read.add_argument("--ocr-config", type=Path, help="the OCR model's plate config (YAML)")
-    read.add_argument("--min-score", type=float, default=0.4, help="least detector score kept")
+    read.add_argument(
+        "--min-score", type=float, default=MIN_DETECTOR_SCORE, help="least detector score kept"
+    )
+    read.add_argument(
+        "--min-confidence",
+        type=float,
+        default=MIN_TEXT_CONFIDENCE,
+        help="least text confidence (its least sure character) reported",
+    )
     read.set_defaults(run=_read)
 
     watch = actions.add_parser(

@@ -7,7 +7,9 @@ frame several times (`CROP_VARIANTS`) and all the crops of a call are read toget
 OCR model of fast-plate-ocr's ``LicensePlateRecognizer`` in batches; a plate's text is read
 from its crops' per-slot probabilities averaged. The text is normalized as a hotlist's plates
 are, and both confidences are kept: the detector's score and the text's (its least sure
-character).
+character). A read whose text is less sure than `MIN_TEXT_CONFIDENCE` is not reported: on the
+held-out synthetic scenes such reads were boxes on clutter, which would reach matching as
+reads.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from fast_plate_ocr import LicensePlateRecognizer
 from fast_plate_ocr.core.process import postprocess_output, resize_image
 from numpy.typing import NDArray
 
-from node.capture.files import ModelError, ModelFiles
+from node.capture.files import (
+    MIN_DETECTOR_SCORE,
+    MIN_TEXT_CONFIDENCE,
+    ModelError,
+    ModelFiles,
+)
 from node.errors import ValidationError
 from node.hotlists.entry import normalize_plate
 
@@ -109,13 +116,15 @@ class PlateReader:
         size: The detector's square input side, in pixels (the size it serves at).
         ocr_input_size: The OCR model's input height and width.
         score_threshold: The least detector score kept.
+        min_confidence: The least text confidence reported.
     """
 
     def __init__(
         self,
         files: ModelFiles,
         *,
-        score_threshold: float = 0.4,
+        score_threshold: float = MIN_DETECTOR_SCORE,
+        min_confidence: float = MIN_TEXT_CONFIDENCE,
         iou_threshold: float = 0.5,
         batch_size: int = 32,
         threads: int = 1,
@@ -125,6 +134,7 @@ class PlateReader:
         Args:
             files: The model files.
             score_threshold: The least detector score kept.
+            min_confidence: The least text confidence (its least sure character) reported.
             iou_threshold: Boxes overlapping more than this are one plate.
             batch_size: Plates read per OCR call (each from all its crops).
             threads: onnxruntime threads per model.
@@ -133,6 +143,7 @@ class PlateReader:
             ModelError: A file is missing, or a model is not of the expected shape.
         """
         self.score_threshold = score_threshold
+        self.min_confidence = min_confidence
         self._iou = iou_threshold
         self._batch = batch_size
         self._detector = _session(files.detector, threads, "detector")
@@ -241,7 +252,7 @@ class PlateReader:
             plates_found = []
             for box, score in found:
                 text, confidence = next(texts)
-                if text:
+                if text and confidence >= self.min_confidence:
                     plates_found.append(
                         PlateFound(
                             text=text,

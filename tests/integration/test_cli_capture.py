@@ -38,6 +38,20 @@ class TestCaptureRead:
             assert set(plates[0]) == {"text", "confidence", "detection_confidence", "box"}
             assert len(plates[0]["box"]) == 4
 
+    def test_cap2_leaves_out_reads_less_sure_than_min_confidence(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        image = tmp_path / "camera.jpg"
+        cv2.imwrite(str(image), clear_frame(11).frame)
+        assert main(["capture", "read", str(image)]) == 0
+        (line,) = _lines(capsys)
+        plates = line["plates"]
+        assert isinstance(plates, list)
+        (plate,) = plates
+        above = str(plate["confidence"] + 0.001)
+        assert main(["capture", "read", "--min-confidence", above, str(image)]) == 0
+        assert _lines(capsys) == [{"file": str(image), "plates": []}]
+
     def test_fails_for_a_corrupt_file_but_reads_the_others(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

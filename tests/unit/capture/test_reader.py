@@ -47,6 +47,17 @@ class TestRead:
     def test_cap2_frame_without_plates_reads_nothing(self, reader: PlateReader) -> None:
         assert reader.read([np.full((480, 640, 3), 90, np.uint8)]) == [[]]
 
+    def test_cap2_a_read_less_sure_than_min_confidence_is_not_reported(
+        self, reader: PlateReader, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        known = clear_frame(5)
+        ((plate,),) = reader.read([known.frame])
+        assert plate.confidence >= reader.min_confidence
+        monkeypatch.setattr(reader, "min_confidence", plate.confidence)
+        assert [p.text for p in reader.read([known.frame])[0]] == [known.text]
+        monkeypatch.setattr(reader, "min_confidence", plate.confidence + 0.0001)
+        assert reader.read([known.frame]) == [[]]
+
     def test_cap2_crops_are_read_in_batches_of_any_size(self, reader: PlateReader) -> None:
         known = clear_frame(0, width=300)
         x0, y0, x1, y1 = known.box
