@@ -1,8 +1,10 @@
 """Train the plate detector (Ultralytics YOLO11n from its YAML) and export it to ONNX.
 
-    python scripts/train_detector.py --data DIR/detect --out node/capture/models [--epochs 30]
+    python scripts/train_detector.py --data DIR/detect [DIR/detect ...] --out node/capture/models
 
-`--data` is the detection set written by ``scripts/synth_plates.py`` (its ``data.yaml``).
+`--data` is one or more detection sets written by ``scripts/synth_plates.py``: the model trains
+on the training scenes of them all and is measured on the held-out scenes of those that have
+some (a set written with ``--val-share 0`` only adds training scenes).
 The model is built from ``yolo11n.yaml``, so no pretrained weights are fetched, and trained at
 `--imgsz` (320 by default), the size it then serves at. With `--weights` it starts from a
 checkpoint Ultralytics wrote instead (``RUNS/detector/weights/best.pt``), and with
@@ -65,10 +67,27 @@ def offline(settings: Path) -> None:
     )
 
 
+def dataset_file(sets: Sequence[Path], runs: Path) -> Path:
+    """The ``data.yaml`` to train on: a set's own, or one under `runs` naming every set's."""
+    if len(sets) == 1:
+        return (sets[0] / "data.yaml").resolve()
+    train = [(folder / "images" / "train").resolve() for folder in sets]
+    held_out = [path for folder in sets if (path := (folder / "images" / "val").resolve()).is_dir()]
+    if not held_out:
+        raise SystemExit("none of the --data sets holds out any scenes to measure the model on")
+    runs.mkdir(parents=True, exist_ok=True)
+    target = runs / "data.yaml"
+    # JSON is valid YAML: each path quoted whatever characters it holds
+    lines = ["train:", *(f"  - {json.dumps(str(p))}" for p in train), "val:"]
+    lines += [*(f"  - {json.dumps(str(p))}" for p in held_out), "names:", "  0: plate"]
+    target.write_text("\n".join(lines) + "\n")
+    return target
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Train, validate on the held-out scenes, export to ONNX, write the metrics."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="the detection set")
+    parser.add_argument("--data", type=Path, nargs="+", required=True, help="detection sets")
     parser.add_argument("--out", type=Path, required=True, help="where the model goes")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="Ultralytics' own output")
     parser.add_argument("--weights", type=Path, help="start from this Ultralytics checkpoint (.pt)")
@@ -95,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # without --weights, a YAML: built from scratch, nothing downloaded
     model = YOLO(str(args.weights) if args.weights else "yolo11n.yaml")
     options: dict[str, Any] = {
-        "data": str((args.data / "data.yaml").resolve()),
+        "data": str(dataset_file(args.data, runs)),
         "imgsz": args.imgsz,
         "epochs": args.epochs,
         "batch": args.batch,

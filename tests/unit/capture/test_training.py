@@ -119,3 +119,26 @@ class TestTraining:
         assert train_detector.main(args) == 0
         trained = YOLO(str(tmp_path / "runs" / "detector" / "weights" / "last.pt"))
         assert bool((trained.model.model[0].conv.weight == 0.5).all())
+
+    def test_cap2_train_detector_trains_on_every_set_and_measures_on_their_held_out_scenes(
+        self, tiny: Path, tmp_path: Path
+    ) -> None:
+        """Fresh scenes written with ``--val-share 0`` add to a set's training scenes (CAP-2)."""
+        pytest.importorskip("ultralytics", reason="the train extra is not installed")
+        import train_detector  # noqa: PLC0415 (imports Ultralytics when run)
+
+        fresh = tmp_path / "fresh odd 'name'"
+        synth_plates.main(
+            ["--out", str(fresh), "--scenes", "3", "--crops", "0", "--val-share", "0"]
+        )
+        runs = tmp_path / "runs"
+        train_detector.offline(runs / "settings")
+        from ultralytics.data.utils import check_det_dataset  # noqa: PLC0415 (after offline)
+
+        sets = [tiny / "detect", fresh / "detect"]
+        dataset = check_det_dataset(str(train_detector.dataset_file(sets, runs)))
+        assert dataset["train"] == [str((s / "images" / "train").resolve()) for s in sets]
+        assert dataset["val"] == [str((tiny / "detect" / "images" / "val").resolve())]
+        assert dataset["names"] == {0: "plate"}
+        with pytest.raises(SystemExit, match="holds out any scenes"):
+            train_detector.dataset_file([fresh / "detect", fresh / "detect"], runs)
