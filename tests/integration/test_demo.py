@@ -17,7 +17,7 @@ def test_shr5_shr7_aud6_the_demo_federates_three_nodes_and_every_check_holds(
     assert code == 0, output
     assert "3 nodes, 3 agreements, 6 hotlist pulls, 4 hits streamed to a patrol car" in output
     # The frames are read by the shipped models (CAP-2); one shows a partner's stolen car.
-    assert "the node read UGM3943 (0.96), 3LBY007 (0.94), BUN9260 (0.91)" in output
+    assert "the node read UGM3943 (0.94), 3LBY007 (0.93), BUN9260 (0.95)" in output
     assert "3LBY007 on CA0190000's wanted: stolen_vehicle" in output
     # LASD's and South Pasadena's profiles approve each partner request (SHR-5): the query is
     # held, each approver (enrolled, trained and acknowledged, ACC-2) sees who asked, for what
