@@ -14,6 +14,7 @@ filed; a second one stops it at once.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -28,24 +29,36 @@ import grpc
 from alpr.capture.v1 import capture_service_pb2_grpc as pb_grpc
 from gateway.capture_watch import Backoff, Camera, DropFolder, FrameWatcher
 from gateway.cli_admin import _connection, _connection_options
-from gateway.config import NodeConfig, load_config
+from gateway.config import NodeConfig, fraction, load_config
 from gateway.errors import ConfigError
-from node.capture.files import MIN_DETECTOR_SCORE, MIN_TEXT_CONFIDENCE, ModelFiles
+from node.capture.files import ModelFiles, ReadThresholds
 from node.errors import ValidationError
 
 EXIT_FAILED = 1
 
 
-def _files(args: argparse.Namespace, shipped: ModelFiles) -> ModelFiles:
-    files = shipped
+def _fraction(text: str) -> float:
+    try:
+        return fraction(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _models(args: argparse.Namespace) -> tuple[ModelFiles, ReadThresholds]:
+    """The shipped models and thresholds, then the node's (--node), then the flags'."""
+    files, thresholds = ModelFiles.shipped(), ReadThresholds()
     if args.node:
         config = load_config(args.node, os.environ)
-        files = files.replace(
-            detector=config.detector, ocr_model=config.ocr_model, ocr_config=config.ocr_config
-        )
-    return files.replace(
+        files, thresholds = config.model_files, config.read_thresholds
+    files = files.replace(
         detector=args.detector, ocr_model=args.ocr_model, ocr_config=args.ocr_config
     )
+    flags = {
+        name: value
+        for name in ("min_score", "min_confidence")
+        if (value := getattr(args, name)) is not None
+    }
+    return files, dataclasses.replace(thresholds, **flags)
 
 
 def _read(args: argparse.Namespace) -> int:
@@ -56,11 +69,8 @@ def _read(args: argparse.Namespace) -> int:
             "reading plates needs the capture extra: pip install 'alpr-federation[capture]'"
             f" ({error})"
         ) from error
-    reader = capture.PlateReader(
-        _files(args, ModelFiles.shipped()),
-        score_threshold=args.min_score,
-        min_confidence=args.min_confidence,
-    )
+    files, thresholds = _models(args)
+    reader = capture.PlateReader(files, thresholds=thresholds)
     failed = 0
     for path in args.images:
         line: dict[str, object] = {"file": str(path)}
@@ -135,18 +145,24 @@ def add_capture_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "read", help="print the plates in image files, one JSON object per line and file"
     )
     read.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
-    read.add_argument("--node", type=Path, help="take the model paths from this node's config")
+    read.add_argument(
+        "--node", type=Path, help="take the models and thresholds from this node's config"
+    )
     read.add_argument("--detector", type=Path, help="a YOLO plate detector exported to ONNX")
     read.add_argument("--ocr-model", type=Path, help="a fast-plate-ocr ONNX model")
     read.add_argument("--ocr-config", type=Path, help="the OCR model's plate config (YAML)")
     read.add_argument(
-        "--min-score", type=float, default=MIN_DETECTOR_SCORE, help="least detector score kept"
+        "--min-score",
+        type=_fraction,
+        help=f"least detector score kept (default: the node's, or {ReadThresholds().min_score})",
     )
     read.add_argument(
         "--min-confidence",
-        type=float,
-        default=MIN_TEXT_CONFIDENCE,
-        help="least text confidence (its least sure character) reported",
+        type=_fraction,
+        help=(
+            "least text confidence (its least sure character) reported"
+            f" (default: the node's, or {ReadThresholds().min_confidence})"
+        ),
     )
     read.set_defaults(run=_read)
 

@@ -16,6 +16,12 @@ from typing import Any
 
 from federation.plate_queries import QUERIES_PER_MINUTE
 from gateway.errors import ConfigError
+from node.capture.files import (
+    MIN_DETECTOR_SCORE,
+    MIN_TEXT_CONFIDENCE,
+    ModelFiles,
+    ReadThresholds,
+)
 from node.capture.frames import MAX_FRAME_BYTES
 from node.capture.limits import FRAMES_PER_SECOND, READS_PER_SECOND
 from node.errors import ValidationError
@@ -59,6 +65,9 @@ class NodeConfig:
         detector: The plate detector (YOLO ONNX), or None for the one the node ships.
         ocr_model: The OCR model (fast-plate-ocr ONNX), or None for the one the node ships.
         ocr_config: The OCR model's plate config (YAML), or None for the shipped model's.
+        min_score: The least detector score a box needs to be read.
+        min_confidence: The least text confidence (its least sure character) a read needs
+            to be kept.
         frames_per_second: How many frames each camera may send a second, on average
             (bursts of up to a full batch); more are refused with RESOURCE_EXHAUSTED.
         reads_per_second: How many reads each camera may send a second (`SubmitReads`), on
@@ -95,6 +104,8 @@ class NodeConfig:
     detector: Path | None = None
     ocr_model: Path | None = None
     ocr_config: Path | None = None
+    min_score: float = MIN_DETECTOR_SCORE
+    min_confidence: float = MIN_TEXT_CONFIDENCE
     frames_per_second: float = FRAMES_PER_SECOND
     reads_per_second: float = READS_PER_SECOND
     heartbeat_seconds: float = 15.0
@@ -103,6 +114,18 @@ class NodeConfig:
     queries_per_minute: int = QUERIES_PER_MINUTE
     poll_seconds: float = 2.0
     retrospective_hours: float = 72.0
+
+    @property
+    def model_files(self) -> ModelFiles:
+        """The capture models: those given by path, the shipped ones for the rest."""
+        return ModelFiles.shipped().replace(
+            detector=self.detector, ocr_model=self.ocr_model, ocr_config=self.ocr_config
+        )
+
+    @property
+    def read_thresholds(self) -> ReadThresholds:
+        """How sure the reader must be of a plate to report it."""
+        return ReadThresholds(min_score=self.min_score, min_confidence=self.min_confidence)
 
 
 def _text(value: object) -> str:
@@ -118,10 +141,30 @@ def _listen(value: object) -> str:
     return str(value)
 
 
+def _number(value: object) -> float:
+    """`value` as a float; NaN, which every range check refuses, if it is not a number."""
+    try:
+        return float(value) if isinstance(value, (int, float, str)) else float("nan")
+    except ValueError:
+        return float("nan")
+
+
 def _positive_float(value: object) -> float:
-    number = float(value) if isinstance(value, (int, float, str)) else float("nan")
+    number = _number(value)
     if not number > 0:
         raise ValueError(f"{value!r} is not a positive number")
+    return number
+
+
+def fraction(value: object) -> float:
+    """`value` as a number from 0 to 1.
+
+    Raises:
+        ValueError: It is not one.
+    """
+    number = _number(value)
+    if not 0 <= number <= 1:
+        raise ValueError(f"{value!r} is not a number from 0 to 1")
     return number
 
 
@@ -196,6 +239,8 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
     ("capture", "detector"): ("detector", str, ""),
     ("capture", "ocr_model"): ("ocr_model", str, ""),
     ("capture", "ocr_config"): ("ocr_config", str, ""),
+    ("capture", "min_score"): ("min_score", fraction, NodeConfig.min_score),
+    ("capture", "min_confidence"): ("min_confidence", fraction, NodeConfig.min_confidence),
     ("capture", "frames_per_second"): (
         "frames_per_second",
         _positive_float,
@@ -333,6 +378,11 @@ images = "images"
 detector = ""
 ocr_model = ""
 ocr_config = ""
+# How sure the reader must be to report a plate: the detector's score for a box, and the
+# text's confidence (its least sure character). The shipped models' values; a stronger
+# model may want others (`alpr capture read --min-score 0 --min-confidence 0` shows all).
+min_score = {NodeConfig.min_score}
+min_confidence = {NodeConfig.min_confidence}
 # Frames each camera may send a second, on average, in bursts of up to one full call
 # (16 frames); a camera sending more is refused with RESOURCE_EXHAUSTED and told when to
 # try again (`alpr capture watch` waits and resends).

@@ -20,7 +20,6 @@ from gateway.node_dir import OpenedNode
 from gateway.servicers.identity import NodeIdentityView
 from node.audit import AuditLog
 from node.audit_checkpoints import CheckpointStore
-from node.capture import ModelFiles
 from node.capture.frames import MAX_FRAMES, FrameReader
 from node.capture.limits import CameraRateLimit
 from node.checkpoint import log_origin
@@ -242,13 +241,7 @@ class Services:
             corrections=corrections,
             incidents=Incidents(node.engine, clock=clock),
             notices=FeedListener.for_engine(node.engine, broker.wake),
-            frames=FrameReader(
-                ModelFiles.shipped().replace(
-                    detector=config.detector,
-                    ocr_model=config.ocr_model,
-                    ocr_config=config.ocr_config,
-                )
-            ),
+            frames=FrameReader(config.model_files, thresholds=config.read_thresholds),
             frame_limit=CameraRateLimit(
                 unit="frames", per_second=config.frames_per_second, clock=clock, burst=MAX_FRAMES
             ),

@@ -7,6 +7,6 @@ on synthetic plates (``models/``, see its model card); stronger models are taken
 Nothing here reaches for the network.
 """
 
-from node.capture.files import ModelError, ModelFiles
+from node.capture.files import ModelError, ModelFiles, ReadThresholds
 
-__all__ = ["ModelError", "ModelFiles"]
+__all__ = ["ModelError", "ModelFiles", "ReadThresholds"]

@@ -20,6 +20,24 @@ MIN_DETECTOR_SCORE = 0.4
 MIN_TEXT_CONFIDENCE = 0.2
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReadThresholds:
+    """How sure the reader must be of a plate to report it.
+
+    Each model's scores are its own: a stronger model given by path may want others, so an
+    operator sets them beside its paths (node.toml's ``[capture] min_score`` and
+    ``min_confidence``).
+
+    Attributes:
+        min_score: The least detector score a box needs to be read.
+        min_confidence: The least text confidence (its least sure character) a read needs to
+            be reported.
+    """
+
+    min_score: float = MIN_DETECTOR_SCORE
+    min_confidence: float = MIN_TEXT_CONFIDENCE
+
+
 class ModelError(PreconditionError):
     """A model file is missing, unreadable or not of the shape the reader drives."""
 

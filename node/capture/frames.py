@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from node.capture.files import ModelFiles
+from node.capture.files import ModelFiles, ReadThresholds
 from node.capture.headers import MAX_FRAME_PIXELS, check_frame_size
 from node.errors import PreconditionError, ValidationError
 
@@ -67,14 +67,14 @@ def check_frames(frames: Sequence[bytes]) -> None:
         check_frame_size(data, f"frames[{number}].image")
 
 
-def _start_worker(files: ModelFiles) -> None:
+def _start_worker(files: ModelFiles, thresholds: ReadThresholds) -> None:
     global _worker_reader  # noqa: PLW0603 (one reader per worker process)
     # OpenCV's own bound on a decoded image, read once as it loads; the headers were
     # checked already, so this only backs that check up.
     os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(MAX_FRAME_PIXELS)
     from node.capture.reader import PlateReader  # noqa: PLC0415 (in the worker only)
 
-    _worker_reader = PlateReader(files)
+    _worker_reader = PlateReader(files, thresholds=thresholds)
 
 
 def _read_in_worker(frames: Sequence[bytes]) -> list[FrameResult]:
@@ -117,9 +117,16 @@ def _read_in_worker(frames: Sequence[bytes]) -> list[FrameResult]:
 class FrameReader:
     """Reads plates in encoded frames in worker processes; safe to share between calls."""
 
-    def __init__(self, files: ModelFiles, *, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        files: ModelFiles,
+        *,
+        thresholds: ReadThresholds = ReadThresholds(),  # noqa: B008 (frozen: never changed)
+        workers: int | None = None,
+    ) -> None:
         """Read with the models in `files` in `workers` processes (default: one per core)."""
         self.files = files
+        self.thresholds = thresholds
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -160,7 +167,7 @@ class FrameReader:
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_start_worker,
-                    initargs=(self.files,),
+                    initargs=(self.files, self.thresholds),
                 )
             return self._pool
 

@@ -7,7 +7,8 @@ frame several times (`CROP_VARIANTS`) and all the crops of a call are read toget
 OCR model of fast-plate-ocr's ``LicensePlateRecognizer`` in batches; a plate's text is read
 from its crops' per-slot probabilities averaged. The text is normalized as a hotlist's plates
 are, and both confidences are kept: the detector's score and the text's (its least sure
-character). A read whose text is less sure than `MIN_TEXT_CONFIDENCE` is not reported: on the
+character). A read whose text is less sure than its `ReadThresholds` allow (by default
+`MIN_TEXT_CONFIDENCE`) is not reported: on the
 held-out synthetic scenes such reads were boxes on clutter, which would reach matching as
 reads.
 """
@@ -27,10 +28,9 @@ from fast_plate_ocr.core.process import postprocess_output, resize_image
 from numpy.typing import NDArray
 
 from node.capture.files import (
-    MIN_DETECTOR_SCORE,
-    MIN_TEXT_CONFIDENCE,
     ModelError,
     ModelFiles,
+    ReadThresholds,
 )
 from node.errors import ValidationError
 from node.hotlists.entry import normalize_plate
@@ -115,16 +115,14 @@ class PlateReader:
     Attributes:
         size: The detector's square input side, in pixels (the size it serves at).
         ocr_input_size: The OCR model's input height and width.
-        score_threshold: The least detector score kept.
-        min_confidence: The least text confidence reported.
+        thresholds: How sure it must be of a plate to report it.
     """
 
     def __init__(
         self,
         files: ModelFiles,
         *,
-        score_threshold: float = MIN_DETECTOR_SCORE,
-        min_confidence: float = MIN_TEXT_CONFIDENCE,
+        thresholds: ReadThresholds = ReadThresholds(),  # noqa: B008 (frozen: never changed)
         iou_threshold: float = 0.5,
         batch_size: int = 32,
         threads: int = 1,
@@ -133,8 +131,7 @@ class PlateReader:
 
         Args:
             files: The model files.
-            score_threshold: The least detector score kept.
-            min_confidence: The least text confidence (its least sure character) reported.
+            thresholds: How sure it must be of a plate to report it.
             iou_threshold: Boxes overlapping more than this are one plate.
             batch_size: Plates read per OCR call (each from all its crops).
             threads: onnxruntime threads per model.
@@ -142,8 +139,7 @@ class PlateReader:
         Raises:
             ModelError: A file is missing, or a model is not of the expected shape.
         """
-        self.score_threshold = score_threshold
-        self.min_confidence = min_confidence
+        self.thresholds = thresholds
         self._iou = iou_threshold
         self._batch = batch_size
         self._detector = _session(files.detector, threads, "detector")
@@ -216,7 +212,7 @@ class PlateReader:
         blob = canvas[..., ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
         (output,) = self._detector.run(None, {self._detector.get_inputs()[0].name: blob})
         rows = np.asarray(output)[0].T  # N x (cx, cy, w, h, score)
-        rows = rows[rows[:, 4] >= self.score_threshold]
+        rows = rows[rows[:, 4] >= self.thresholds.min_score]
         if not len(rows):
             return []
         cx = (rows[:, 0] - left) / scale
@@ -224,7 +220,7 @@ class PlateReader:
         w, h = rows[:, 2] / scale, rows[:, 3] / scale
         boxes = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
         scores = rows[:, 4].tolist()
-        kept = cv2.dnn.NMSBoxes(boxes.tolist(), scores, self.score_threshold, self._iou)
+        kept = cv2.dnn.NMSBoxes(boxes.tolist(), scores, self.thresholds.min_score, self._iou)
         found = []
         for i in np.asarray(kept, dtype=int).reshape(-1):
             x0, y0 = max(0, int(boxes[i, 0])), max(0, int(boxes[i, 1]))
@@ -252,7 +248,7 @@ class PlateReader:
             plates_found = []
             for box, score in found:
                 text, confidence = next(texts)
-                if text and confidence >= self.min_confidence:
+                if text and confidence >= self.thresholds.min_confidence:
                     plates_found.append(
                         PlateFound(
                             text=text,

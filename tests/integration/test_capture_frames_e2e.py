@@ -32,8 +32,11 @@ from sqlmodel import Session, select
 
 from alpr.capture.v1 import capture_service_pb2 as pb
 from alpr.capture.v1 import capture_service_pb2_grpc as pb_grpc
+from node.capture import ModelFiles
+from node.capture.files import MIN_TEXT_CONFIDENCE
 from node.capture.frames import MAX_FRAME_BYTES
 from node.capture.headers import MAX_FRAME_PIXELS
+from node.capture.reader import PlateReader, decode_image
 from node.hotlists.entry import HotlistEntry, ListType
 from node.identity import PrincipalKind
 from node.reads import ImageStore
@@ -102,10 +105,16 @@ def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
 
 @contextmanager
 def camera_on(
-    federation: Federation, tmp_path: Path, clock: ManualClock, store_url: str = ""
+    federation: Federation,
+    tmp_path: Path,
+    clock: ManualClock,
+    store_url: str = "",
+    min_confidence: float = MIN_TEXT_CONFIDENCE,
 ) -> Iterator[Camera]:
     config = dataclasses.replace(
-        make_node(federation, tmp_path / "lapd", LAPD, store_url=store_url), frames_per_second=4
+        make_node(federation, tmp_path / "lapd", LAPD, store_url=store_url),
+        frames_per_second=4,
+        min_confidence=min_confidence,
     )
     device = federation.client(LAPD, PrincipalKind.DEVICE, "cam-7")
     with serving(config, clock=clock) as node, node.channel(device) as channel:
@@ -159,6 +168,18 @@ class TestSubmitFrames:
         response = camera.send(jpeg(known))
         assert response.hit_count == 1
         assert len(camera.node.services.hits.after(0)) == 1
+
+    def test_cap2_a_read_less_sure_than_the_nodes_min_confidence_is_not_kept(
+        self, federation: Federation, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        """node.toml's ``[capture] min_confidence`` reaches the worker processes."""
+        image = jpeg(clear_frame(21))
+        ((plate,),) = PlateReader(ModelFiles.shipped()).read([decode_image(image, "frame")])
+        above = plate.confidence + 0.0001  # the default (0.2) would keep it
+        with camera_on(federation, tmp_path, clock, min_confidence=above) as camera:
+            response = camera.send(image)
+            assert [list(f.plates) for f in response.frames] == [[]]
+            assert camera.stored() == []
 
     def test_cap2_a_frame_without_plates_is_acknowledged_with_none(self, camera: Camera) -> None:
         response = camera.send(blank_jpeg())

@@ -52,6 +52,36 @@ class TestCaptureRead:
         assert main(["capture", "read", "--min-confidence", above, str(image)]) == 0
         assert _lines(capsys) == [{"file": str(image), "plates": []}]
 
+    def test_cap2_takes_thresholds_from_the_nodes_config_unless_flags_say_otherwise(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        image = tmp_path / "camera.jpg"
+        cv2.imwrite(str(image), clear_frame(11).frame)
+        assert main(["capture", "read", str(image)]) == 0
+        (line,) = _lines(capsys)
+        plates = line["plates"]
+        assert isinstance(plates, list)
+        (plate,) = plates
+        (tmp_path / "node").mkdir()
+        (tmp_path / "node" / "node.toml").write_text(
+            '[node]\nori = "CA0194200"\nname = "LAPD"\nfederation = "test.alpr"\n'
+            f"[capture]\nmin_confidence = {plate['confidence'] + 0.001}\n"
+        )
+        node = ["capture", "read", "--node", str(tmp_path / "node")]
+        assert main([*node, str(image)]) == 0
+        assert _lines(capsys) == [{"file": str(image), "plates": []}]
+        assert main([*node, "--min-confidence", "0", str(image)]) == 0
+        assert [line["plates"] for line in _lines(capsys)] == [[plate]]
+
+    @pytest.mark.parametrize("flag", ["--min-score", "--min-confidence"])
+    def test_fails_for_a_threshold_outside_0_to_1(
+        self, flag: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as exited:
+            main(["capture", "read", flag, "1.5", "frame.jpg"])
+        assert exited.value.code == 2
+        assert f"argument {flag}: '1.5' is not a number from 0 to 1" in capsys.readouterr().err
+
     def test_fails_for_a_corrupt_file_but_reads_the_others(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from node.capture import ModelError, ModelFiles
+from node.capture import ModelError, ModelFiles, ReadThresholds
 from node.capture.reader import (
     CROP_VARIANTS,
     ImageError,
@@ -42,7 +42,7 @@ class TestRead:
             (plate,) = plates
             assert _overlap(plate.box, frame.box) > 0.6
             assert 0 < plate.confidence <= 1
-            assert reader.score_threshold <= plate.detection_confidence <= 1
+            assert reader.thresholds.min_score <= plate.detection_confidence <= 1
 
     def test_cap2_frame_without_plates_reads_nothing(self, reader: PlateReader) -> None:
         assert reader.read([np.full((480, 640, 3), 90, np.uint8)]) == [[]]
@@ -52,10 +52,12 @@ class TestRead:
     ) -> None:
         known = clear_frame(5)
         ((plate,),) = reader.read([known.frame])
-        assert plate.confidence >= reader.min_confidence
-        monkeypatch.setattr(reader, "min_confidence", plate.confidence)
+        assert plate.confidence >= reader.thresholds.min_confidence
+        at = ReadThresholds(min_confidence=plate.confidence)
+        monkeypatch.setattr(reader, "thresholds", at)
         assert [p.text for p in reader.read([known.frame])[0]] == [known.text]
-        monkeypatch.setattr(reader, "min_confidence", plate.confidence + 0.0001)
+        above = ReadThresholds(min_confidence=plate.confidence + 0.0001)
+        monkeypatch.setattr(reader, "thresholds", above)
         assert reader.read([known.frame]) == [[]]
 
     def test_cap2_crops_are_read_in_batches_of_any_size(self, reader: PlateReader) -> None:

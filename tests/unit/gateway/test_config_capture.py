@@ -9,6 +9,7 @@ import pytest
 from alpr.capture.v1 import capture_service_pb2 as pb
 from gateway.config import MIN_MESSAGE_BYTES, load_config
 from gateway.errors import ConfigError
+from node.capture.files import MIN_DETECTOR_SCORE, MIN_TEXT_CONFIDENCE, ReadThresholds
 from node.capture.frames import MAX_FRAME_BYTES
 from node.capture.limits import FRAMES_PER_SECOND, READS_PER_SECOND
 from node.reads import MAX_CALL_IMAGE_BYTES, MAX_KEY, MAX_READS
@@ -28,6 +29,24 @@ class TestCaptureModels:
         assert config.detector == tmp_path.resolve() / "models" / "det.onnx"
         assert config.ocr_model == Path("/srv/ocr.onnx")
         assert config.ocr_config is None
+
+
+class TestReadThresholds:
+    def test_cap2_default_to_the_shipped_models_and_are_overridable(self, tmp_path: Path) -> None:
+        (tmp_path / "node.toml").write_text(HEAD + "[capture]\nmin_score = 0.25\n")
+        config = load_config(tmp_path, {"ALPR_CAPTURE_MIN_CONFIDENCE": "0.5"})
+        assert config.read_thresholds == ReadThresholds(min_score=0.25, min_confidence=0.5)
+        (tmp_path / "node.toml").write_text(HEAD)
+        assert load_config(tmp_path, {}).read_thresholds == ReadThresholds()
+        assert ReadThresholds() == ReadThresholds(
+            min_score=MIN_DETECTOR_SCORE, min_confidence=MIN_TEXT_CONFIDENCE
+        )
+
+    @pytest.mark.parametrize("value", ["-0.1", "1.5", "nan", "high"])
+    def test_fails_for_a_threshold_outside_0_to_1(self, tmp_path: Path, value: str) -> None:
+        (tmp_path / "node.toml").write_text(HEAD)
+        with pytest.raises(ConfigError, match=r"ALPR_CAPTURE_MIN_CONFIDENCE: .* from 0 to 1"):
+            load_config(tmp_path, {"ALPR_CAPTURE_MIN_CONFIDENCE": value})
 
 
 class TestCaptureLimits:
