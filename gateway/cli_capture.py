@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,7 +29,7 @@ import grpc
 from alpr.capture.v1 import capture_service_pb2_grpc as pb_grpc
 from gateway.capture_watch import Backoff, Camera, DropFolder, FrameWatcher
 from gateway.cli_admin import _connection, _connection_options
-from gateway.config import NodeConfig, fraction, load_config
+from gateway.config import NodeConfig, fraction, load_config, score
 from gateway.errors import ConfigError
 from node.capture.files import ModelFiles, ReadThresholds
 from node.errors import ValidationError
@@ -37,11 +37,16 @@ from node.errors import ValidationError
 EXIT_FAILED = 1
 
 
-def _fraction(text: str) -> float:
-    try:
-        return fraction(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
+def _argument(check: Callable[[object], float]) -> Callable[[str], float]:
+    """`check` as an argparse type: its ValueError becomes a usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            return check(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    return parse
 
 
 def _models(args: argparse.Namespace) -> tuple[ModelFiles, ReadThresholds]:
@@ -153,12 +158,12 @@ def add_capture_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     read.add_argument("--ocr-config", type=Path, help="the OCR model's plate config (YAML)")
     read.add_argument(
         "--min-score",
-        type=_fraction,
+        type=_argument(score),
         help=f"least detector score kept (default: the node's, or {ReadThresholds().min_score})",
     )
     read.add_argument(
         "--min-confidence",
-        type=_fraction,
+        type=_argument(fraction),
         help=(
             "least text confidence (its least sure character) reported"
             f" (default: the node's, or {ReadThresholds().min_confidence})"

@@ -143,6 +143,8 @@ def _listen(value: object) -> str:
 
 def _number(value: object) -> float:
     """`value` as a float; NaN, which every range check refuses, if it is not a number."""
+    if isinstance(value, bool):  # TOML's true is an int to Python, never a number here
+        return float("nan")
     try:
         return float(value) if isinstance(value, (int, float, str)) else float("nan")
     except ValueError:
@@ -165,6 +167,21 @@ def fraction(value: object) -> float:
     number = _number(value)
     if not 0 <= number <= 1:
         raise ValueError(f"{value!r} is not a number from 0 to 1")
+    return number
+
+
+def score(value: object) -> float:
+    """`value` as a number above 0 and at most 1: a detector score floor.
+
+    A floor of 0 would hand every one of the detector's thousands of candidate boxes to the
+    OCR model, seconds a frame, so it is refused.
+
+    Raises:
+        ValueError: It is not one.
+    """
+    number = _number(value)
+    if not 0 < number <= 1:
+        raise ValueError(f"{value!r} is not a number above 0 and at most 1")
     return number
 
 
@@ -239,7 +256,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
     ("capture", "detector"): ("detector", str, ""),
     ("capture", "ocr_model"): ("ocr_model", str, ""),
     ("capture", "ocr_config"): ("ocr_config", str, ""),
-    ("capture", "min_score"): ("min_score", fraction, NodeConfig.min_score),
+    ("capture", "min_score"): ("min_score", score, NodeConfig.min_score),
     ("capture", "min_confidence"): ("min_confidence", fraction, NodeConfig.min_confidence),
     ("capture", "frames_per_second"): (
         "frames_per_second",
@@ -380,7 +397,7 @@ ocr_model = ""
 ocr_config = ""
 # How sure the reader must be to report a plate: the detector's score for a box, and the
 # text's confidence (its least sure character). The shipped models' values; a stronger
-# model may want others (`alpr capture read --min-score 0 --min-confidence 0` shows all).
+# model may want others (`alpr capture read --min-confidence 0 --min-score 0.1` shows more).
 min_score = {NodeConfig.min_score}
 min_confidence = {NodeConfig.min_confidence}
 # Frames each camera may send a second, on average, in bursts of up to one full call

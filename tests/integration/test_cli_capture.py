@@ -13,6 +13,7 @@ pytest.importorskip("PIL", reason="the capture extra is not installed")
 import cv2  # after the skips above
 
 from gateway.cli import main
+from node.capture.files import ReadThresholds
 from tests.support.frames import clear_frame
 
 
@@ -38,22 +39,12 @@ class TestCaptureRead:
             assert set(plates[0]) == {"text", "confidence", "detection_confidence", "box"}
             assert len(plates[0]["box"]) == 4
 
-    def test_cap2_leaves_out_reads_less_sure_than_min_confidence(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        image = tmp_path / "camera.jpg"
-        cv2.imwrite(str(image), clear_frame(11).frame)
-        assert main(["capture", "read", str(image)]) == 0
-        (line,) = _lines(capsys)
-        plates = line["plates"]
-        assert isinstance(plates, list)
-        (plate,) = plates
-        above = str(plate["confidence"] + 0.001)
-        assert main(["capture", "read", "--min-confidence", above, str(image)]) == 0
-        assert _lines(capsys) == [{"file": str(image), "plates": []}]
-
+    @pytest.mark.parametrize(
+        ("setting", "field"),
+        [("min_confidence", "confidence"), ("min_score", "detection_confidence")],
+    )
     def test_cap2_takes_thresholds_from_the_nodes_config_unless_flags_say_otherwise(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], setting: str, field: str
     ) -> None:
         image = tmp_path / "camera.jpg"
         cv2.imwrite(str(image), clear_frame(11).frame)
@@ -62,25 +53,38 @@ class TestCaptureRead:
         plates = line["plates"]
         assert isinstance(plates, list)
         (plate,) = plates
+        above = plate[field] + 0.001  # printed to three places
+        assert above <= 1
         (tmp_path / "node").mkdir()
         (tmp_path / "node" / "node.toml").write_text(
             '[node]\nori = "CA0194200"\nname = "LAPD"\nfederation = "test.alpr"\n'
-            f"[capture]\nmin_confidence = {plate['confidence'] + 0.001}\n"
+            f"[capture]\n{setting} = {above}\n"
         )
         node = ["capture", "read", "--node", str(tmp_path / "node")]
         assert main([*node, str(image)]) == 0
         assert _lines(capsys) == [{"file": str(image), "plates": []}]
-        assert main([*node, "--min-confidence", "0", str(image)]) == 0
+        flag = "--" + setting.replace("_", "-")
+        shipped = str(getattr(ReadThresholds(), setting))
+        assert main([*node, flag, shipped, str(image)]) == 0
         assert [line["plates"] for line in _lines(capsys)] == [[plate]]
+        assert main(["capture", "read", flag, str(above), str(image)]) == 0
+        assert _lines(capsys) == [{"file": str(image), "plates": []}]
 
-    @pytest.mark.parametrize("flag", ["--min-score", "--min-confidence"])
-    def test_fails_for_a_threshold_outside_0_to_1(
-        self, flag: str, capsys: pytest.CaptureFixture[str]
+    @pytest.mark.parametrize(
+        ("flag", "value", "why"),
+        [
+            ("--min-score", "1.5", "is not a number above 0 and at most 1"),
+            ("--min-score", "0", "is not a number above 0 and at most 1"),
+            ("--min-confidence", "1.5", "is not a number from 0 to 1"),
+        ],
+    )
+    def test_fails_for_a_threshold_out_of_range(
+        self, flag: str, value: str, why: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
         with pytest.raises(SystemExit) as exited:
-            main(["capture", "read", flag, "1.5", "frame.jpg"])
+            main(["capture", "read", flag, value, "frame.jpg"])
         assert exited.value.code == 2
-        assert f"argument {flag}: '1.5' is not a number from 0 to 1" in capsys.readouterr().err
+        assert f"argument {flag}: '{value}' {why}" in capsys.readouterr().err
 
     def test_fails_for_a_corrupt_file_but_reads_the_others(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from alpr.capture.v1 import capture_service_pb2 as pb
-from gateway.config import MIN_MESSAGE_BYTES, load_config
+from gateway.config import MIN_MESSAGE_BYTES, load_config, render_config
 from gateway.errors import ConfigError
 from node.capture.files import MIN_DETECTOR_SCORE, MIN_TEXT_CONFIDENCE, ReadThresholds
 from node.capture.frames import MAX_FRAME_BYTES
@@ -37,16 +37,35 @@ class TestReadThresholds:
         config = load_config(tmp_path, {"ALPR_CAPTURE_MIN_CONFIDENCE": "0.5"})
         assert config.read_thresholds == ReadThresholds(min_score=0.25, min_confidence=0.5)
         (tmp_path / "node.toml").write_text(HEAD)
-        assert load_config(tmp_path, {}).read_thresholds == ReadThresholds()
-        assert ReadThresholds() == ReadThresholds(
-            min_score=MIN_DETECTOR_SCORE, min_confidence=MIN_TEXT_CONFIDENCE
-        )
+        shipped = ReadThresholds(min_score=MIN_DETECTOR_SCORE, min_confidence=MIN_TEXT_CONFIDENCE)
+        assert load_config(tmp_path, {}).read_thresholds == shipped
 
-    @pytest.mark.parametrize("value", ["-0.1", "1.5", "nan", "high"])
-    def test_fails_for_a_threshold_outside_0_to_1(self, tmp_path: Path, value: str) -> None:
+    def test_cap2_a_new_nodes_config_writes_the_shipped_models_values(self, tmp_path: Path) -> None:
+        (tmp_path / "node.toml").write_text(
+            render_config(
+                ori="CA0194200", name="LAPD", federation="test.alpr",
+                listen="127.0.0.1:7443", store_url="sqlite:///node.db",
+            )
+        )  # fmt: skip
+        text = (tmp_path / "node.toml").read_text()
+        assert f"min_score = {MIN_DETECTOR_SCORE}\n" in text
+        assert f"min_confidence = {MIN_TEXT_CONFIDENCE}\n" in text
+        assert load_config(tmp_path, {}).read_thresholds == ReadThresholds()
+
+    @pytest.mark.parametrize("toml", ["-0.1", "1.5", "nan", '"high"', "true"])
+    def test_fails_for_a_confidence_outside_0_to_1(self, tmp_path: Path, toml: str) -> None:
+        (tmp_path / "node.toml").write_text(HEAD + f"[capture]\nmin_confidence = {toml}\n")
+        with pytest.raises(ConfigError, match=r"\[capture\] min_confidence: .* from 0 to 1"):
+            load_config(tmp_path, {})
+
+    @pytest.mark.parametrize("value", ["0", "-0.1", "1.5"])
+    def test_fails_for_a_score_floor_not_above_0_or_above_1(
+        self, tmp_path: Path, value: str
+    ) -> None:
+        """A floor of 0 would have the OCR model read every candidate box: seconds a frame."""
         (tmp_path / "node.toml").write_text(HEAD)
-        with pytest.raises(ConfigError, match=r"ALPR_CAPTURE_MIN_CONFIDENCE: .* from 0 to 1"):
-            load_config(tmp_path, {"ALPR_CAPTURE_MIN_CONFIDENCE": value})
+        with pytest.raises(ConfigError, match=r"ALPR_CAPTURE_MIN_SCORE: .* above 0 and at most 1"):
+            load_config(tmp_path, {"ALPR_CAPTURE_MIN_SCORE": value})
 
 
 class TestCaptureLimits:
