@@ -127,7 +127,7 @@ class TestTraining:
         pytest.importorskip("ultralytics", reason="the train extra is not installed")
         import train_detector  # noqa: PLC0415 (imports Ultralytics when run)
 
-        fresh = tmp_path / "fresh odd 'name'"
+        fresh = tmp_path / "fresh #1: odd 'name'"  # YAML comment and mapping characters
         synth_plates.main(
             ["--out", str(fresh), "--scenes", "3", "--crops", "0", "--val-share", "0"]
         )
@@ -142,3 +142,8 @@ class TestTraining:
         assert dataset["names"] == {0: "plate"}
         with pytest.raises(SystemExit, match="holds out any scenes"):
             train_detector.dataset_file([fresh / "detect", fresh / "detect"], runs)
+        args = ["--data", *map(str, sets), "--out", str(tmp_path), "--runs", str(runs)]
+        assert train_detector.main([*args, "--epochs", "1", "--batch", "4"]) == 0
+        for folder in sets:  # Ultralytics caches the labels of every set it trains on
+            assert (folder / "labels" / "train.cache").is_file(), folder
+        assert json.loads((tmp_path / train_detector.METRICS_FILE).read_text())["epochs"] == 1
