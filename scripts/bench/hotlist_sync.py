@@ -14,6 +14,10 @@ plates, states and sizes), which are neither crypto nor store: what the issue's 
 same entries ... with no crypto and no store" leaves a receiver to do. Each pull is
 compared with the baselines carrying as many entries as it did (a delta with the
 delta-sized ones).
+A "floor" row per size is no pull at all: in one process, the chunks' bytes
+only, sealed beforehand, are opened, digested, sealed again under the data key and
+written to a fresh SQLite file 16 chunks a transaction, as a receiver must, with no
+per-entry work and no network: what any pull of this format costs at least.
 Peak RSS is the receiving process's own (VmHWM), not inherited from this one; "issuer MB"
 is the serving issuer's peak since it started, read after each pull.
 Targets (issue "Exchange"): 1M entries under 15 s and 1.5 GB; a 1k delta under 200 ms;
@@ -24,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import resource
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -52,7 +58,9 @@ from gateway.config import load_config  # noqa: E402
 from gateway.node_dir import init_node, open_node  # noqa: E402
 from gateway.services import Services  # noqa: E402
 from node.clock import system_clock  # noqa: E402
+from node.ed25519 import DataKey  # noqa: E402
 from node.hotlists.codec import (  # noqa: E402
+    EntryChunk,
     entry_chunks,
     fields_message,
     problems_in_bulk,
@@ -173,20 +181,25 @@ def child_pull(receiver: Path, port: int) -> dict[str, float]:
     return {"seconds": seconds, "rss_mb": peak_rss_mb()}
 
 
+def plain_chunks(size: int) -> list[EntryChunk]:
+    """`size` entries in chunks, as an issuer cuts them."""
+    listed = entries(size)
+    return entry_chunks(
+        [str(uuid.UUID(int=i)) for i in range(size)],
+        [entry.plate for entry in listed],
+        [fields_message(entry, "stolen") for entry in listed],
+    )
+
+
 def baseline_server(size: int) -> tuple[grpc.Server, int]:
     """A plain gRPC server streaming the entries as unencrypted chunks, serialized beforehand."""
-    listed = entries(size)
     chunks = [
         exchange_pb2.HotlistChunk(
             entry_ids=chunk.entry_ids,
             plates=chunk.plates,
             encrypted_fields=chunk.fields,  # in clear: no crypto in the baseline
         ).SerializeToString()
-        for chunk in entry_chunks(
-            [str(uuid.UUID(int=i)) for i in range(size)],
-            [entry.plate for entry in listed],
-            [fields_message(entry, "stolen") for entry in listed],
-        )
+        for chunk in plain_chunks(size)
     ]
     handler = grpc.method_handlers_generic_handler(
         "bench.Plain", {"Get": grpc.unary_stream_rpc_method_handler(lambda req, ctx: iter(chunks))}
@@ -196,6 +209,33 @@ def baseline_server(size: int) -> tuple[grpc.Server, int]:
     port = server.add_insecure_port("localhost:0")
     server.start()
     return server, port
+
+
+def child_floor(size: int) -> dict[str, float]:
+    """In this (fresh) process: the receiver's byte work on `size` entries; seconds, RSS."""
+    chunks, in_transit, at_rest = plain_chunks(size), DataKey.generate(), DataKey.generate()
+    sealed = [in_transit.encrypt(chunk.fields) for chunk in chunks]
+    with tempfile.TemporaryDirectory() as scratch:
+        database = sqlite3.connect(Path(scratch) / "floor.db")
+        database.execute("PRAGMA journal_mode = WAL")
+        database.execute("PRAGMA synchronous = NORMAL")  # as the node opens SQLite
+        database.execute(
+            "CREATE TABLE chunk (number INTEGER PRIMARY KEY, size INTEGER,"
+            " entry_ids BLOB, plates BLOB, fields BLOB, digest BLOB)"
+        )
+        started = time.perf_counter()
+        for first in range(0, len(chunks), 16):
+            rows = []
+            for number in range(first, min(first + 16, len(chunks))):
+                chunk, opened = chunks[number], in_transit.decrypt(sealed[number])
+                digest = hashlib.sha256(chunk.entry_ids + chunk.plates + opened).digest()
+                rows.append((number, chunk.size, chunk.entry_ids, chunk.plates,
+                             at_rest.encrypt(opened), digest))  # fmt: skip
+            database.executemany("INSERT INTO chunk VALUES (?, ?, ?, ?, ?, ?)", rows)
+            database.commit()
+        seconds = time.perf_counter() - started
+        database.close()
+    return {"seconds": seconds, "rss_mb": peak_rss_mb()}
 
 
 def child_baseline(port: int, *, checked: bool) -> dict[str, float]:
@@ -303,11 +343,12 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         mode, *rest = args.child
-        answer = (
-            child_pull(Path(rest[0]), int(rest[1]))
-            if mode == "pull"
-            else child_baseline(int(rest[0]), checked=rest[1] == "checked")
-        )
+        if mode == "pull":
+            answer = child_pull(Path(rest[0]), int(rest[1]))
+        elif mode == "floor":
+            answer = child_floor(int(rest[0]))
+        else:
+            answer = child_baseline(int(rest[0]), checked=rest[1] == "checked")
         print(json.dumps(answer))
         return 0
     print(f"hotlist_sync on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
@@ -315,6 +356,10 @@ def main() -> int:
           f"{'issuer MB':>11}")  # fmt: skip
     baselines = {n: measure_baselines(n) for n in sorted({*args.sizes, args.delta})}
     rows = [row for size in args.sizes for row in measure(size, args.delta)]
+    rows += [
+        (f"floor {size:,} (open, digest, seal, write bytes)", in_child("floor", str(size)), size)
+        for size in args.sizes
+    ]
     rows += [
         (f"baseline {n:,} ({BASELINES[kind]})", row, 0)
         for n, kinds in baselines.items()
