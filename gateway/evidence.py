@@ -78,6 +78,10 @@ def export_package(
                 "longitude": read.longitude,
                 "plate_image_sha256": read.plate_image_sha256,
                 "vehicle_image_sha256": read.vehicle_image_sha256,
+                # where in the frame the node found the plate; None for a camera's own read
+                "box": None
+                if read.box_x0 is None
+                else [read.box_x0, read.box_y0, read.box_x1, read.box_y1],
             }
         )
         for digest in (read.plate_image_sha256, read.vehicle_image_sha256):

@@ -64,6 +64,7 @@ RETROSPECTIVE_WINDOW = timedelta(hours=72)
 MAX_SPELLINGS = 2000
 _IN_BATCH = 500
 _READS = table_of(ReadRecord)
+_NO_BOX = (None, None, None, None)  # a read a camera made itself
 _KEYS = table_of(CaptureKeyRecord)
 _MATCH_KINDS = {
     MatchKind.EXACT: patrol_pb2.MATCH_KIND_EXACT,
@@ -94,6 +95,7 @@ class NewRead:
     longitude: float | None = None
     plate_image: bytes = b""
     vehicle_image: bytes = b""
+    box: tuple[int, int, int, int] | None = None
     id: str = field(default_factory=new_read_id)
 
 
@@ -331,10 +333,15 @@ class ReadIntake:
                     longitude=read.longitude,
                     plate_image_sha256=images[read.id][0],
                     vehicle_image_sha256=images[read.id][1],
+                    box_x0=box[0],
+                    box_y0=box[1],
+                    box_x1=box[2],
+                    box_y1=box[3],
                     committed_at=now,
                 )
                 for item in new
                 for read in item.reads
+                for box in [read.box or _NO_BOX]
             ]
             hits = [
                 hit

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from datetime import datetime
 
 from google.protobuf.message import Message
 
@@ -39,13 +40,13 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
             NewRead(
                 plate=read.plate,
                 confidence=read.confidence,
-                captured_at=utc(read.captured_at.ToDatetime()),
+                captured_at=_captured_at(read, f"reads[{number}]"),
                 latitude=read.latitude if read.latitude or read.longitude else None,
                 longitude=read.longitude if read.latitude or read.longitude else None,
                 plate_image=read.plate_image,
                 vehicle_image=read.vehicle_image,
             )
-            for read in request.reads
+            for number, read in enumerate(request.reads)
         ]
         check_camera(request.camera_id)
         check_reads(reads)
@@ -76,6 +77,7 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
         """
         frames = list(request.frames)
         check_frames([frame.image for frame in frames])
+        taken_at = [_captured_at(frame, f"frames[{n}]") for n, frame in enumerate(frames)]
         check_camera(request.camera_id)
         keys = await asyncio.to_thread(
             _camera_keys, frames, [frame.frame_id for frame in frames], "frames[{}].frame_id"
@@ -96,11 +98,12 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
                 NewRead(
                     plate=plate.text,
                     confidence=plate.confidence,
-                    captured_at=utc(frame.captured_at.ToDatetime()),
+                    captured_at=taken_at[number],
                     latitude=frame.latitude if frame.latitude or frame.longitude else None,
                     longitude=frame.longitude if frame.latitude or frame.longitude else None,
                     plate_image=plate.crop,
                     vehicle_image=frame.image,
+                    box=plate.box,
                 )
                 for plate in result.plates
             ]
@@ -139,6 +142,17 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
                 details={"camera": camera_id, "hits": len(committed.hit_cursors)},
             )
         return committed
+
+
+def _captured_at(sent: pb.PlateRead | pb.CameraFrame, where: str) -> datetime:
+    """When the camera took a read or frame: a time it must send (CAP-1), never 1970.
+
+    Raises:
+        ValidationError: It sent none.
+    """
+    if not sent.HasField("captured_at"):
+        raise ValidationError(f"{where}.captured_at", "is required: when the camera took it")
+    return utc(sent.captured_at.ToDatetime())
 
 
 def _camera_keys(items: Sequence[Message], ids: Sequence[str], where: str) -> list[CameraKey]:

@@ -1,7 +1,8 @@
 """Tables of what the node's cameras saw and what it matched: reads, hits, the hit feed.
 
 A read holds what CAP-1 asks (plate, confidence, time, place, camera, the images by
-content hash) and nothing about the owner (CAP-3). A hit names the read and the entry
+content hash, and for a plate the node found in a frame, its box there) and nothing about
+the owner (CAP-3). A hit names the read and the entry
 it matched. Every hit, cancellation and disposition is
 also an event of the hit feed, numbered by a cursor that only grows and is assigned
 under a lock, so events commit in cursor order and a client resuming after a cursor
@@ -30,6 +31,12 @@ class ReadRecord(SQLModel, table=True):
     longitude: float | None = None
     plate_image_sha256: str = Field(default="", max_length=64)
     vehicle_image_sha256: str = Field(default="", max_length=64)
+    # The plate's box in the frame, in pixels (x0, y0, x1, y1): only for reads the node
+    # made from a frame; a camera that reads plates itself sends none.
+    box_x0: int | None = None
+    box_y0: int | None = None
+    box_x1: int | None = None
+    box_y1: int | None = None
     committed_at: datetime = Field(sa_type=DateTime(timezone=True))
     archived_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True), index=True)
 

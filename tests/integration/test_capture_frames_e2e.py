@@ -1,6 +1,6 @@
 """Frames in, reads out: rendered frames through CaptureService.SubmitFrames to stored reads.
 
-CAP-1 (a read keeps text, confidence, crop, frame, time, place, camera), CAP-2 (found and
+CAP-1 (a read keeps text, confidence, box, crop, frame, time, place, camera), CAP-2 (found and
 read by the node's own models), HOT-1 (matched as committed); acknowledged after commit; a
 corrupt frame, or one whose header announces more pixels than the node decodes, is refused
 by name; a camera past its rate limit and a call past the node's message limit are refused
@@ -94,6 +94,15 @@ def blank_jpeg() -> bytes:
     return bytes(blank.tobytes())
 
 
+def overlap(a: Sequence[int | None], b: Sequence[int]) -> float:
+    """Intersection over union of two boxes (x0, y0, x1, y1)."""
+    assert None not in a
+    ax0, ay0, ax1, ay1 = (int(v or 0) for v in a)
+    bx0, by0, bx1, by1 = b
+    inter = max(0, min(ax1, bx1) - max(ax0, bx0)) * max(0, min(ay1, by1) - max(ay0, by0))
+    return inter / ((ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter)
+
+
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None
@@ -155,7 +164,9 @@ class TestSubmitFrames:
             assert (record.latitude, record.longitude) == (34.05, -118.24)
             assert record.vehicle_image_sha256 == hashlib.sha256(image).hexdigest()
             assert store.path(record.plate_image_sha256).is_file()
-            assert len(plate.box) == 4
+            box = (record.box_x0, record.box_y0, record.box_x1, record.box_y1)
+            assert box == tuple(plate.box)
+            assert overlap(box, k.box) > 0.5  # where the plate was drawn
             assert 0 < plate.detection_confidence <= 1
 
     def test_hot1_a_plate_read_in_a_frame_is_matched_as_it_is_committed(
@@ -200,6 +211,20 @@ class TestSubmitFrames:
             camera.send(jpeg(clear_frame(25)), corrupt)
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert f"frames[1].image: {problem}" in (raised.value.details() or "")
+        assert camera.stored() == []
+
+    def test_fails_for_a_frame_sent_without_its_time_before_reading_it(
+        self, camera: Camera
+    ) -> None:
+        """A frame must say when it was taken: never stored as taken in 1970 (CAP-1)."""
+        request = pb.SubmitFramesRequest(
+            camera_id="cam-7", frames=[pb.CameraFrame(image=jpeg(clear_frame(27)))]
+        )
+        with pytest.raises(grpc.RpcError) as raised:
+            camera.stub.SubmitFrames(request, timeout=TIMEOUT)
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(raised.value).metadata["field"] == "frames[0].captured_at"
+        assert camera.node.services.frame_limit.cameras() == 0  # refused before it was counted
         assert camera.stored() == []
 
     def test_fails_for_a_decompression_bomb_before_decoding_it(self, camera: Camera) -> None:

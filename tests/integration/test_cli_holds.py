@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -76,7 +77,13 @@ class TestEvidence:
         services.reads.commit(
             "cam-1",
             [
-                NewRead(plate="7ABC123", confidence=0.9, captured_at=START, plate_image=b"crop-1"),
+                NewRead(
+                    plate="7ABC123",
+                    confidence=0.9,
+                    captured_at=START,
+                    plate_image=b"crop-1",
+                    box=(40, 300, 260, 360),
+                ),
                 NewRead(plate="9XYZ999", confidence=0.9, captured_at=START),
             ],
         )
@@ -91,6 +98,8 @@ class TestEvidence:
         with zipfile.ZipFile(package) as original:
             contents = {name: original.read(name) for name in original.namelist()}
         assert b"9XYZ999" not in contents["reads.json"]  # only what the hold keeps
+        (read,) = json.loads(contents["reads.json"])
+        assert (read["plate"], read["box"]) == ("7ABC123", [40, 300, 260, 360])
         for name, change, why in (
             ("reads.json", b'"7ABC124"', "reads.json was altered"),
             ("images/extra.jpg", b"x", "files not in the manifest"),

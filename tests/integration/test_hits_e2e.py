@@ -20,6 +20,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from sqlmodel import Session, select
 
 from alpr.admin.v1 import admin_service_pb2_grpc, hotlists_pb2
 from alpr.capture.v1 import capture_service_pb2 as capture_pb
@@ -32,6 +33,8 @@ from node.hotlists.entry import HotlistEntry, ListType
 from node.identity import PrincipalKind
 from node.profile import builtin_profiles, load_profile
 from node.reads import MAX_CALL_IMAGE_BYTES, MAX_VEHICLE_IMAGE
+from node.store import create_engine
+from node.store.capture_models import ReadRecord
 from tests.support.clock import START, ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.pki import LAPD, Federation
@@ -68,6 +71,14 @@ class Site:
         ]
         request = capture_pb.SubmitReadsRequest(camera_id="cam-7", reads=reads)
         return self.camera.SubmitReads(request, timeout=TIMEOUT)
+
+    def stored_reads(self) -> list[ReadRecord]:
+        engine = create_engine(self.node.config.store_url)
+        try:
+            with Session(engine) as session:
+                return list(session.exec(select(ReadRecord)).all())
+        finally:
+            engine.dispose()
 
     def stream(self, after: int = 0, name: str = "car-1") -> Stream:
         channel = self.stack.enter_context(
@@ -147,12 +158,21 @@ class TestReads:
             ("cam-7", [], "reads"),
             ("cam-7", ["7ABC123", "TOO-LONG-PLATE"], "reads[1].plate"),
             ("cam-7", ["7AB?123"], "reads[0].plate"),
+            ("cam-7", ["7ABC123", "7ABC124:no time"], "reads[1].captured_at: is required"),
         ],
     )
     def test_fails_naming_the_field_and_stores_nothing(
         self, site: Site, camera: str, plates: list[str], field: str
     ) -> None:
-        reads = [capture_pb.PlateRead(plate=p, confidence=0.5) for p in plates]
+        """A plate ending ":no time" is sent without the time it was read (never 1970)."""
+        stamp = Timestamp()
+        stamp.FromDatetime(START)
+        reads = [
+            capture_pb.PlateRead(plate=p.removesuffix(":no time"), confidence=0.5) for p in plates
+        ]
+        for read, sent in zip(reads, plates, strict=True):
+            if not sent.endswith(":no time"):
+                read.captured_at.CopyFrom(stamp)
         with pytest.raises(grpc.RpcError) as raised:
             site.camera.SubmitReads(
                 capture_pb.SubmitReadsRequest(camera_id=camera, reads=reads), timeout=TIMEOUT
@@ -160,6 +180,7 @@ class TestReads:
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert field in (raised.value.details() or "")
         assert site.node.services.hits.after(0) == []
+        assert site.stored_reads() == []
 
 
 class TestReadRepeats:

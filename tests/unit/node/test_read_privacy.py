@@ -13,7 +13,8 @@ from alpr.search.v1 import search_service_pb2
 # What CAP-1 asks a read to hold, and the bookkeeping around it: nothing else.
 STORED_READ_COLUMNS = {
     "id", "plate", "confidence", "captured_at", "camera_id", "latitude", "longitude",
-    "plate_image_sha256", "vehicle_image_sha256", "committed_at", "archived_at",
+    "plate_image_sha256", "vehicle_image_sha256", "box_x0", "box_y0", "box_x1", "box_y1",
+    "committed_at", "archived_at",
 }  # fmt: skip
 PERSONAL = ("owner", "registr", "name", "address", "vin", "driver", "birth", "licensee")
 
