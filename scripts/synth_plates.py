@@ -20,8 +20,10 @@ Written under DIR:
   detector would cut it) and ``ocr/train.csv``, ``ocr/val.csv`` with columns
   ``image_path,plate_text`` (fast-plate-ocr's annotation format).
 
-Fonts: DejaVu (Bitstream Vera licence) from matplotlib or the system's fonts folder when
-present, else the font bundled with Pillow. Everything follows from ``--seed``.
+Fonts: DejaVu (Bitstream Vera licence) from the system's fonts folder (Debian's
+fonts-dejavu-core and fonts-dejavu-extra, which ``scripts/test.sh`` installs when they are
+missing) or matplotlib's. A missing one is an error, never a silent stand-in: the shipped
+models learned these faces. Everything follows from ``--seed``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 Rgb = tuple[int, int, int]
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+Font = ImageFont.FreeTypeFont
 Frame = NDArray[np.uint8]
 Quad = NDArray[np.float32]
 
@@ -178,25 +180,32 @@ class Plate:
 
 
 @cache
-def _font_file(name: str) -> str | None:
-    """The path of a DejaVu font file, from matplotlib or the system, or None."""
+def font_file(name: str) -> Path:
+    """The path of the DejaVu font file `name`, from the system or matplotlib.
+
+    Raises:
+        SystemExit: It is in neither.
+    """
+    folders = [Path(folder) for folder in _FONT_DIRS]
     try:
         import matplotlib  # noqa: PLC0415 (optional: only a source of fonts)
 
-        folders = [str(Path(matplotlib.get_data_path()) / "fonts" / "ttf"), *_FONT_DIRS]
+        folders.append(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
     except ImportError:
-        folders = list(_FONT_DIRS)
+        pass
     for folder in folders:
-        if (Path(folder) / name).is_file():
-            return str(Path(folder) / name)
-    return None
+        if (folder / name).is_file():
+            return folder / name
+    raise SystemExit(
+        f"font {name} not found in {', '.join(map(str, folders))}:"
+        " apt-get install fonts-dejavu-core fonts-dejavu-extra"
+    )
 
 
 @cache
 def font(name: str, size: int) -> Font:
-    """The font `name` at `size` pixels, or Pillow's bundled font when it is not installed."""
-    path = _font_file(name)
-    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
+    """The DejaVu font `name` at `size` pixels."""
+    return ImageFont.truetype(font_file(name), size)
 
 
 def serial(rng: np.random.Generator, fmt: str) -> str:

@@ -9,6 +9,11 @@ if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev
     echo "test.sh: installing the PostgreSQL server binaries (Debian's postgresql)" >&2
     apt-get install -y -q postgresql >/dev/null
 fi
+# The synthetic plates (test frames, training sets) are drawn in DejaVu faces.
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSerifCondensed-BoldItalic.ttf ]; then
+    echo "$(basename "$0"): installing the DejaVu fonts (Debian's fonts-dejavu-core, -extra)" >&2
+    apt-get install -y -q fonts-dejavu-core fonts-dejavu-extra >/dev/null
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # The capture extra (onnxruntime, fast-plate-ocr, OpenCV headless: seconds, no torch) runs
 # the reader tests against the shipped models.

@@ -37,26 +37,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import synth_plates
+
 MODEL_FILE = "plate_detector.onnx"
 METRICS_FILE = "plate_detector_metrics.json"
 
 
 def offline(settings: Path) -> None:
     """Set Ultralytics' environment so that it reaches for no network; call before importing it."""
-    font = next(
-        (
-            Path(folder) / "DejaVuSans.ttf"
-            for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu")
-            if (Path(folder) / "DejaVuSans.ttf").is_file()
-        ),
-        None,
-    )
-    if font is None:
-        from PIL import ImageFont  # noqa: PLC0415 (Pillow ships a font when the system has none)
-
-        font = Path(ImageFont.__file__).parent / "fonts" / "DejaVuSans.ttf"
-        if not font.is_file():
-            raise SystemExit("no TTF font found to stand in for Ultralytics' Arial.ttf")
+    font = synth_plates.font_file("DejaVuSans.ttf")
     (settings / "Ultralytics").mkdir(parents=True, exist_ok=True)
     for name in ("Arial.ttf", "Arial.Unicode.ttf"):
         target = settings / "Ultralytics" / name

@@ -65,6 +65,17 @@ class TestSynthPlates:
             assert plate.image.shape == (synth_plates.PLATE_H, synth_plates.PLATE_W, 3)
             assert PLATE.match(plate.text)
 
+    def test_cap2_every_face_the_plates_use_is_installed(self) -> None:
+        faces = {*synth_plates.SERIAL_FONTS, *synth_plates.BANNER_FONTS, "DejaVuSans.ttf"}
+        faces |= {face for style in synth_plates.STYLES for face in style.state_font}
+        for face in faces:
+            assert synth_plates.font_file(face).name == face
+
+    def test_fails_for_a_missing_face_naming_what_to_install(self) -> None:
+        """Never a silent stand-in: the shipped models learned these faces."""
+        with pytest.raises(SystemExit, match=r"NoSuchFace\.ttf not found .* fonts-dejavu-extra"):
+            synth_plates.font_file("NoSuchFace.ttf")
+
     def test_cap2_stacked_letters_are_read_first(self) -> None:
         rng = np.random.default_rng(1)
         stacked = [s for s in synth_plates.STYLES if s.stacked]
