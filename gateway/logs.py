@@ -52,7 +52,10 @@ def configure(level: int = logging.INFO) -> None:
         root.removeHandler(previous)
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Their info lines (each migration's name, each model load's device) say nothing an
+    # operator acts on.
+    for chatty in ("alembic", "fast_plate_ocr"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def fields(**values: object) -> dict[str, dict[str, object]]:

@@ -15,8 +15,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.cli import main
 from gateway.tls import TLSConfig
+from node.capture import ModelFiles
 from tests.support.nodes import serve_process
 from tests.support.pki import LAPD, LASD
+
+SHIPPED = ModelFiles.shipped()
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,6 +106,23 @@ class TestBadConfiguration:
     ) -> None:
         path = site / "lapd" / "node.toml"
         path.write_text(edit(path.read_text()))  # type: ignore[operator]
+        assert expected in one_line_error(capsys, main(["serve", str(site / "lapd")]))
+
+    @pytest.mark.parametrize(
+        ("key", "value", "expected"),
+        [
+            ("detector", "gone.onnx", "gone.onnx: no such file"),
+            ("ocr_model", str(SHIPPED.detector), "expected an input named 'input'"),
+        ],
+        ids=["missing", "wrong shape"],
+    )
+    def test_cap2_fails_in_one_line_for_a_model_missing_or_of_the_wrong_shape(
+        self, site: Path, capsys: pytest.CaptureFixture[str], key: str, value: str, expected: str
+    ) -> None:
+        """Found at start-up, before the node serves: not at a camera's first frame."""
+        pytest.importorskip("onnxruntime", reason="the capture extra is not installed")
+        path = site / "lapd" / "node.toml"
+        path.write_text(path.read_text().replace(f'{key} = ""', f"{key} = {json.dumps(value)}"))
         assert expected in one_line_error(capsys, main(["serve", str(site / "lapd")]))
 
     @pytest.mark.parametrize(
