@@ -169,6 +169,25 @@ class TestSubmitFrames:
             assert overlap(box, k.box) > 0.5  # where the plate was drawn
             assert 0 < plate.detection_confidence <= 1
 
+    def test_hot1_a_frame_whose_reads_fail_to_commit_is_not_acknowledged(
+        self, camera: Camera, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Matching runs in the reads' transaction: if it fails, nothing is kept or acked."""
+
+        def fail(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("the store went away")
+
+        monkeypatch.setattr(camera.node.services.index, "match", fail)
+        known = clear_frame(28)
+        with pytest.raises(grpc.RpcError) as raised:
+            camera.send(jpeg(known), ids=["frame-1"])
+        assert raised.value.code() is grpc.StatusCode.INTERNAL
+        assert camera.stored() == []
+        monkeypatch.undo()
+        (frame,) = camera.send(jpeg(known), ids=["frame-1"]).frames  # sent again: read now
+        assert [p.plate for p in frame.plates] == [known.text]
+        assert [record.id for record in camera.stored()] == [frame.plates[0].read_id]
+
     def test_hot1_a_plate_read_in_a_frame_is_matched_as_it_is_committed(
         self, camera: Camera
     ) -> None:
