@@ -20,6 +20,7 @@ from node.capture.reader import (
     decode_image,
 )
 from tests.support.frames import clear_frame
+from tests.support.offline import UNREACHABLE, UNREACHABLE_CHECK, run_offline
 
 SEEDS = range(8)
 
@@ -125,6 +126,35 @@ class TestRead:
         fresh = PlateReader(ModelFiles.shipped())  # loading the models, too
         known = clear_frame(5)
         assert [p.text for p in fresh.read([known.frame])[0]] == [known.text]
+
+    def test_cap2_the_nodes_worker_processes_read_with_no_network_at_all(
+        self, tmp_path: Path
+    ) -> None:
+        """The pool the node reads frames in: loading, reading, in processes of their own."""
+        known = clear_frame(5)
+        ok, jpeg = cv2.imencode(".jpg", known.frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok
+        (tmp_path / "frame.jpg").write_bytes(jpeg.tobytes())
+        script = tmp_path / "read_frames.py"
+        script.write_text(
+            UNREACHABLE_CHECK
+            + f"""
+import asyncio
+from pathlib import Path
+from node.capture import ModelFiles
+from node.capture.frames import FrameReader
+
+if __name__ == "__main__":  # the workers are spawned: they import this file
+    check_unreachable()
+    reader = FrameReader(ModelFiles.shipped(), workers=2)
+    (result,) = asyncio.run(reader.read([Path({str(tmp_path / "frame.jpg")!r}).read_bytes()]))
+    reader.close()
+    print(*[plate.text for plate in result.plates])
+"""
+        )
+        done = run_offline([str(script)])
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [UNREACHABLE, known.text]
 
 
 class TestDecode:

@@ -15,6 +15,7 @@ import synth_plates
 
 from node.capture import ModelFiles
 from node.capture.reader import PlateReader
+from tests.support.offline import UNREACHABLE, UNREACHABLE_CHECK, run_offline
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +148,35 @@ class TestTraining:
         for folder in sets:  # Ultralytics caches the labels of every set it trains on
             assert (folder / "labels" / "train.cache").is_file(), folder
         assert json.loads((tmp_path / train_detector.METRICS_FILE).read_text())["epochs"] == 1
+
+    def test_cap2_both_scripts_train_with_no_network_at_all(
+        self, tiny: Path, tmp_path: Path
+    ) -> None:
+        """Nothing fetched: no weights, no fonts, no settings sync (Ultralytics' offline mode)."""
+        pytest.importorskip("ultralytics", reason="the train extra is not installed")
+        import train_detector  # noqa: PLC0415 (imports Ultralytics when run)
+        import train_ocr  # noqa: PLC0415 (imports torch)
+
+        detect = ["--data", str(tiny / "detect"), "--out", str(tmp_path / "detector")]
+        detect += ["--runs", str(tmp_path / "runs"), "--epochs", "1", "--batch", "4"]
+        ocr = ["--data", str(tiny / "ocr"), "--out", str(tmp_path / "ocr"), "--epochs", "1"]
+        script = tmp_path / "train.py"
+        script.write_text(
+            UNREACHABLE_CHECK
+            + f"""
+import train_detector
+import train_ocr
+
+if __name__ == "__main__":
+    check_unreachable()
+    assert train_detector.main({detect!r}) == 0
+    assert train_ocr.main({ocr!r}) == 0
+    print("trained")
+"""
+        )
+        done = run_offline([str(script)])
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.splitlines()[0] == UNREACHABLE
+        assert done.stdout.splitlines()[-1] == "trained"
+        assert (tmp_path / "detector" / train_detector.MODEL_FILE).is_file()
+        assert (tmp_path / "ocr" / train_ocr.MODEL_FILE).is_file()
