@@ -124,10 +124,14 @@ class FrameReader:
         thresholds: ReadThresholds = ReadThresholds(),  # noqa: B008 (frozen: never changed)
         workers: int | None = None,
     ) -> None:
-        """Read with the models in `files` in `workers` processes (default: one per core)."""
+        """Read with the models in `files` in `workers` processes.
+
+        By default one per core this process may run on: a container or `taskset` limit,
+        not the machine's count, which would crowd more workers than cores.
+        """
         self.files = files
         self.thresholds = thresholds
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or len(os.sched_getaffinity(0)) or 1
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 

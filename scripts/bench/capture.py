@@ -16,7 +16,8 @@ Frames and crops are drawn by scripts/synth_plates.py with a seed and a frame si
   `CROP_VARIANTS` of each plate), so the row shows what the pipeline around them costs.
 
 Runs on one thread per model. Targets (issue "Capture"): 95 % exact plates, 98 % detection
-recall, 30 frames/s at 320, the pipeline within 1.3x of the baseline.
+recall, 12 frames/s at 640 (30 at 320; the detector serves at 416, between them, on larger
+frames), the pipeline within 1.3x of the baseline.
 """
 
 from __future__ import annotations

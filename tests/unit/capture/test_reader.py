@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import NoReturn
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from node.capture import ModelError, ModelFiles, ReadThresholds
+from node.capture.frames import FrameReader
 from node.capture.reader import (
     CROP_VARIANTS,
     ImageError,
@@ -155,6 +157,17 @@ if __name__ == "__main__":  # the workers are spawned: they import this file
         done = run_offline([str(script)])
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines() == [UNREACHABLE, known.text]
+
+
+class TestWorkers:
+    def test_default_to_one_per_core_this_process_may_run_on(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A container or taskset limit, not the machine's count: no more workers than cores."""
+        monkeypatch.setattr(os, "cpu_count", lambda: 64)
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
+        assert FrameReader(ModelFiles.shipped()).workers == 1
+        assert FrameReader(ModelFiles.shipped(), workers=3).workers == 3
 
 
 class TestDecode:
