@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from alpr.patrol.v1 import patrol_service_pb2 as patrol_pb2
+from node.capture.headers import check_frame_size
 from node.clock import Clock
 from node.errors import ValidationError
 from node.hits import HitFeed, NewHit, new_hit_id
@@ -612,4 +613,8 @@ def _checked(number: int, read: NewRead) -> str:
         raise ValidationError(f"{where}.plate_image", f"at most {MAX_PLATE_IMAGE} bytes")
     if len(read.vehicle_image) > MAX_VEHICLE_IMAGE:
         raise ValidationError(f"{where}.vehicle_image", f"at most {MAX_VEHICLE_IMAGE} bytes")
+    # Kept, shown to investigators and sent to partners as images: only what is one.
+    for name, image in (("plate_image", read.plate_image), ("vehicle_image", read.vehicle_image)):
+        if image:
+            check_frame_size(image, f"{where}.{name}")
     return plate

@@ -13,6 +13,7 @@ import pytest
 from gateway.cli import main
 from node.ed25519 import Ed25519Signer
 from node.reads import NewRead
+from tests.support.bombs import small_png
 from tests.support.clock import START, ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.operator import Operator
@@ -81,7 +82,7 @@ class TestEvidence:
                     plate="7ABC123",
                     confidence=0.9,
                     captured_at=START,
-                    plate_image=b"crop-1",
+                    plate_image=small_png(b"crop-1"),
                     box=(40, 300, 260, 360),
                 ),
                 NewRead(plate="9XYZ999", confidence=0.9, captured_at=START),

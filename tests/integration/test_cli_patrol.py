@@ -27,12 +27,13 @@ from gateway.services import Services
 from node.hotlists.entry import HotlistEntry, ListType
 from node.identity import PrincipalKind
 from node.reads import NewRead
+from tests.support.bombs import small_png
 from tests.support.clock import START, ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.pki import LAPD, Federation
 from tests.support.streams import TIMEOUT, Stream
 
-CROP = b"plate crop"
+CROP = small_png(b"plate crop")
 
 
 @dataclass

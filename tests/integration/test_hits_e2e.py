@@ -35,6 +35,7 @@ from node.profile import builtin_profiles, load_profile
 from node.reads import MAX_CALL_IMAGE_BYTES, MAX_VEHICLE_IMAGE
 from node.store import create_engine
 from node.store.capture_models import ReadRecord
+from tests.support.bombs import png_bomb, small_png
 from tests.support.clock import START, ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.pki import LAPD, Federation
@@ -226,14 +227,44 @@ class TestReadRepeats:
 
 
 class TestReadLimits:
+    @pytest.mark.parametrize(
+        ("field", "image", "problem"),
+        [
+            ("plate_image", b"<html>crop</html>", "is not a JPEG or PNG image"),
+            ("vehicle_image", png_bomb(10_000, 10_000), "pixels a frame"),
+        ],
+    )
+    def test_fails_for_an_image_that_is_none_or_a_bomb_naming_it(
+        self, site: Site, field: str, image: bytes, problem: str
+    ) -> None:
+        """Kept, shown to investigators, sent to partners: a read's images must be images."""
+        stamp = Timestamp()
+        stamp.FromDatetime(START)
+        good = capture_pb.PlateRead(plate="7ABC123", confidence=0.9, captured_at=stamp)
+        bad = capture_pb.PlateRead(plate="7ABC124", confidence=0.9, captured_at=stamp)
+        setattr(bad, field, image)
+        with pytest.raises(grpc.RpcError) as raised:
+            site.camera.SubmitReads(
+                capture_pb.SubmitReadsRequest(camera_id="cam-7", reads=[good, bad]),
+                timeout=TIMEOUT,
+            )
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        details = raised.value.details() or ""
+        assert f"reads[1].{field}: " in details
+        assert problem in details
+        assert site.stored_reads() == []
+
     def test_fails_for_more_images_than_a_call_holds_naming_the_bound(self, site: Site) -> None:
         stamp = Timestamp()
         stamp.FromDatetime(START)
         reads = [
             capture_pb.PlateRead(
-                plate="7ABC123", confidence=0.9, captured_at=stamp, vehicle_image=b"v" * size
+                plate="7ABC123",
+                confidence=0.9,
+                captured_at=stamp,
+                vehicle_image=small_png(size=size),
             )
-            for size in (MAX_VEHICLE_IMAGE, 1)
+            for size in (MAX_VEHICLE_IMAGE, 100)
         ]
         with pytest.raises(grpc.RpcError) as raised:
             site.camera.SubmitReads(

@@ -32,6 +32,7 @@ from node.profile import Role
 from node.reads import MAX_PLATE_IMAGE, MAX_VEHICLE_IMAGE, NewRead
 from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
+from tests.support.bombs import small_png
 from tests.support.clock import START, ManualClock
 from tests.support.pki import LAPD, LASD, SPD, Federation
 from tests.support.simulator import through_simulator
@@ -40,8 +41,8 @@ ASK = agreement_pb2.GRANT_ASK_PLATE_QUERIES
 PURPOSE = "Criminal investigations or proceedings"
 CASE = "26-00777"
 TIMEOUT = 30
-PLATE_CROP = b"\xff\xd8plate crop of 7ABC123"
-VEHICLE = b"\xff\xd8vehicle of 7ABC123"
+PLATE_CROP = small_png(b"plate crop of 7ABC123")
+VEHICLE = small_png(b"vehicle of 7ABC123")
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def three(
                     NewRead(plate="7ABC123", confidence=0.93, captured_at=START,
                             plate_image=PLATE_CROP, vehicle_image=VEHICLE),
                     NewRead(plate="7ABC120", confidence=0.9, captured_at=START - timedelta(1),
-                            plate_image=b"\xff\xd8plate crop of 7ABC120"),
+                            plate_image=small_png(b"plate crop of 7ABC120")),
                 ],
             )  # fmt: skip
         yield found
@@ -191,7 +192,7 @@ class TestImagesOfAnAnswer:
         self, three: dict[str, Agency], federation: Federation
     ) -> None:
         lapd, lasd = three[LAPD], three[LASD]
-        large = [bytes([n]) * MAX_VEHICLE_IMAGE for n in (1, 2)]
+        large = [small_png(bytes([n]), size=MAX_VEHICLE_IMAGE) for n in (1, 2)]
         for n, image in enumerate(large):  # a call of reads holds at most 2 MiB of images
             lasd.node.services.reads.commit(
                 "cam-2",

@@ -1,4 +1,5 @@
-"""Crafted images: small files whose headers announce a huge bitmap (decompression bombs)."""
+"""Crafted images: small files whose headers announce a huge bitmap (decompression bombs),
+and tiny real images standing in for a camera's crops and photos."""
 
 from __future__ import annotations
 
@@ -26,3 +27,11 @@ def png_bomb(width: int, height: int) -> bytes:
         + _chunk(b"IDAT", data)
         + _chunk(b"IEND", b"")
     )
+
+
+def small_png(note: bytes = b"", *, size: int = 0) -> bytes:
+    """A valid 8 x 4 PNG, with `note` and then zeros up to `size` bytes after its end.
+
+    Decoders stop at IEND, so the tail only tells such images apart or makes them large.
+    """
+    return (png_bomb(8, 4) + note).ljust(size, b"\0")
