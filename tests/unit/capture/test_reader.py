@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from pathlib import Path
@@ -168,6 +169,25 @@ class TestWorkers:
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
         assert FrameReader(ModelFiles.shipped()).workers == 1
         assert FrameReader(ModelFiles.shipped(), workers=3).workers == 3
+
+    def test_cap2_read_frames_in_processes_of_their_own_not_on_the_event_loop(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The reader is disabled in this process; the spawned workers import their own."""
+
+        def refuse(*_: object, **__: object) -> NoReturn:
+            raise AssertionError("a frame was read in the event loop's process")
+
+        monkeypatch.setattr(PlateReader, "read", refuse)
+        known = clear_frame(6)
+        ok, jpeg = cv2.imencode(".jpg", known.frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok
+        reader = FrameReader(ModelFiles.shipped(), workers=1)
+        try:
+            (result,) = asyncio.run(reader.read([jpeg.tobytes()]))
+        finally:
+            reader.close()
+        assert [plate.text for plate in result.plates] == [known.text]
 
 
 class TestDecode:
