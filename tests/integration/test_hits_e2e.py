@@ -9,6 +9,7 @@ rate limit.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -32,7 +33,7 @@ from alpr.search.v1 import search_service_pb2_grpc as search_grpc
 from node.hotlists.entry import HotlistEntry, ListType
 from node.identity import PrincipalKind
 from node.profile import builtin_profiles, load_profile
-from node.reads import MAX_CALL_IMAGE_BYTES, MAX_VEHICLE_IMAGE
+from node.reads import MAX_CALL_IMAGE_BYTES, MAX_VEHICLE_IMAGE, ImageStore
 from node.store import create_engine
 from node.store.capture_models import ReadRecord
 from tests.support.bombs import png_bomb, small_png
@@ -127,6 +128,28 @@ def streams(site: Site, count: int, after: int) -> Iterator[list[Stream]]:
 
 
 class TestReads:
+    def test_cap1_a_cameras_read_is_stored_with_its_images_by_content_hash(
+        self, site: Site
+    ) -> None:
+        stamp = Timestamp()
+        stamp.FromDatetime(START)
+        crop, photo = small_png(b"crop of 7ABC125"), small_png(b"car of 7ABC125")
+        read = capture_pb.PlateRead(
+            plate="7abc 125", confidence=0.8, captured_at=stamp, latitude=34.05,
+            longitude=-118.24, plate_image=crop, vehicle_image=photo,
+        )  # fmt: skip
+        (read_id,) = site.camera.SubmitReads(
+            capture_pb.SubmitReadsRequest(camera_id="cam-7", reads=[read]), timeout=TIMEOUT
+        ).read_ids
+        (record,) = site.stored_reads()
+        assert (record.id, record.plate, record.camera_id) == (read_id, "7ABC125", "cam-7")
+        assert (record.latitude, record.longitude) == (34.05, -118.24)
+        assert record.box_x0 is None  # the camera found the plate: no box of ours
+        images = ImageStore(site.node.config.images)
+        assert images.get(record.plate_image_sha256) == crop
+        assert images.get(record.vehicle_image_sha256) == photo
+        assert record.plate_image_sha256 == hashlib.sha256(crop).hexdigest()
+
     def test_hot1_a_read_is_matched_as_it_is_committed(self, site: Site) -> None:
         answer = site.read("7ABC123", "6TRK999")
         assert (len(answer.read_ids), answer.hit_count) == (2, 1)
