@@ -173,8 +173,8 @@ def fraction(value: object) -> float:
 def score(value: object) -> float:
     """`value` as a number above 0 and at most 1: a detector score floor.
 
-    A floor of 0 would hand every one of the detector's thousands of candidate boxes to the
-    OCR model, seconds a frame, so it is refused.
+    A floor of 0 would keep boxes the detector sees no sign of a plate in; however low the
+    floor, the reader reads at most `MAX_PLATES_A_FRAME` boxes a frame.
 
     Raises:
         ValueError: It is not one.

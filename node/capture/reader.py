@@ -39,6 +39,10 @@ Frame = NDArray[np.uint8]
 Box = tuple[int, int, int, int]
 LETTERBOX_FILL = 114
 MIN_PLATE_PIXELS = 4
+# The most boxes of one frame handed to the OCR, best first: more plates than any camera's
+# view holds, and a bound on a frame's cost however low an operator sets `min_score`
+# (at 1e-6, a blank frame has some 150 boxes).
+MAX_PLATES_A_FRAME = 50
 EdgeMoves = tuple[float, float, float, float]
 CROP_VARIANTS: tuple[EdgeMoves, ...] = (
     (0, 0, 0, 0),
@@ -200,7 +204,7 @@ class PlateReader:
             )
 
     def detect(self, frame: Frame) -> list[tuple[Box, float]]:
-        """Plate boxes in `frame` (BGR) and their scores, best first."""
+        """The best `MAX_PLATES_A_FRAME` plate boxes in `frame` (BGR) and their scores."""
         height, width = frame.shape[:2]
         scale = min(self.size / height, self.size / width)
         inner_w, inner_h = round(width * scale), round(height * scale)
@@ -228,7 +232,7 @@ class PlateReader:
             y1 = min(height, int(np.ceil(boxes[i, 1] + boxes[i, 3])))
             if x1 - x0 >= MIN_PLATE_PIXELS and y1 - y0 >= MIN_PLATE_PIXELS:
                 found.append(((x0, y0, x1, y1), float(rows[i, 4])))
-        return sorted(found, key=lambda item: -item[1])
+        return sorted(found, key=lambda item: -item[1])[:MAX_PLATES_A_FRAME]
 
     def read_crops(self, crops: Sequence[Frame]) -> list[tuple[str, float]]:
         """The text of each plate crop (BGR) and its confidence; "" where nothing is legible."""

@@ -16,6 +16,7 @@ from node.capture import ModelError, ModelFiles, ReadThresholds
 from node.capture.frames import FrameReader
 from node.capture.reader import (
     CROP_VARIANTS,
+    MAX_PLATES_A_FRAME,
     ImageError,
     PlateReader,
     _cut,
@@ -36,6 +37,17 @@ def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> floa
 
 
 class TestRead:
+    def test_cap2_reads_at_most_max_plates_a_frame_however_low_min_score_is(self) -> None:
+        """At a floor of 1e-6 a blank frame has some 150 boxes: only the best 50 are read."""
+        lowest = PlateReader(
+            ModelFiles.shipped(), thresholds=ReadThresholds(min_score=1e-6, min_confidence=0)
+        )
+        blank = np.full((540, 960, 3), 128, np.uint8)
+        found = lowest.detect(blank)
+        assert len(found) == MAX_PLATES_A_FRAME
+        assert [score for _, score in found] == sorted((s for _, s in found), reverse=True)
+        assert len(lowest.read([blank])[0]) <= MAX_PLATES_A_FRAME
+
     def test_cap2_reads_clear_plates_with_their_box_and_confidences(
         self, reader: PlateReader
     ) -> None:
