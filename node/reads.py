@@ -28,7 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete
@@ -59,6 +59,8 @@ MAX_VEHICLE_IMAGE = 2 * 1024 * 1024
 MAX_CALL_IMAGE_BYTES = 2 * 1024 * 1024
 MAX_KEY = 64
 KEEP_KEYS = timedelta(hours=24)
+EARLIEST_READ = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_AHEAD = timedelta(hours=1)
 RETROSPECTIVE_WINDOW = timedelta(hours=72)
 # Whole plates are looked up by their spellings (the plate index) when there are at most
 # this many in all; past that, or for a partial pattern or an edit list, the window is read.
@@ -237,7 +239,7 @@ class ReadIntake:
         Raises:
             ValidationError: As `check_reads` and `take` say (nothing is stored).
         """
-        check_reads(reads)
+        check_reads(reads, now=self._clock())
         return self.take(camera_id, [Sent(reads=reads)])
 
     def take(self, camera_id: str, sent: Sequence[Sent]) -> Committed:
@@ -259,7 +261,8 @@ class ReadIntake:
         reads = [read for item in sent for read in item.reads]
         if len(reads) > MAX_READS:
             raise ValidationError("reads", f"at most {MAX_READS} reads at a time")
-        plates = {read.id: _checked(n, read) for n, read in enumerate(reads)}
+        now = self._clock()
+        plates = {read.id: _checked(n, read, now) for n, read in enumerate(reads)}
         earlier = self.earlier(camera_id, [item.key for item in sent])
         fresh = [n for n, item in enumerate(sent) if item.reads and item.key.key not in earlier]
         images = {
@@ -535,8 +538,10 @@ def check_camera(camera_id: str) -> None:
         raise ValidationError("camera_id", f"must be 1 to {MAX_CAMERA_ID} printable characters")
 
 
-def check_reads(reads: Sequence[NewRead]) -> None:
+def check_reads(reads: Sequence[NewRead], *, now: datetime) -> None:
     """Check a call of reads from a camera: their count, each one, and their images in all.
+
+    `now` is the node's time: a read taken more than `MAX_CLOCK_AHEAD` after it is refused.
 
     Raises:
         ValidationError: There are none or too many, a field is not acceptable, or the
@@ -545,7 +550,7 @@ def check_reads(reads: Sequence[NewRead]) -> None:
     if not 0 < len(reads) <= MAX_READS:
         raise ValidationError("reads", f"send 1 to {MAX_READS} reads at a time")
     for number, read in enumerate(reads):
-        _checked(number, read)
+        _checked(number, read, now)
     images = sum(len(read.plate_image) + len(read.vehicle_image) for read in reads)
     if images > MAX_CALL_IMAGE_BYTES:
         raise ValidationError(
@@ -598,14 +603,32 @@ def _known(session: Session, camera_id: str, keys: Sequence[CameraKey]) -> dict[
     return known
 
 
-def _checked(number: int, read: NewRead) -> str:
+def check_captured_at(moment: datetime, where: str, now: datetime) -> None:
+    """Check when a camera says it took a read or frame, `where` naming it (``reads[2]``).
+
+    A camera whose clock was never set says 1970, and a time far ahead of `now` (the node's)
+    would sort first and outlive retention.
+
+    Raises:
+        ValidationError: It has no time zone, is before `EARLIEST_READ` or more than
+            `MAX_CLOCK_AHEAD` after `now`; names ``<where>.captured_at``.
+    """
+    field = f"{where}.captured_at"
+    if moment.tzinfo is None:
+        raise ValidationError(field, "must have a time zone")
+    if moment < EARLIEST_READ:
+        raise ValidationError(field, "is before 2000: is the camera's clock set?")
+    if moment > now + MAX_CLOCK_AHEAD:
+        raise ValidationError(field, "is over an hour past the node's clock: is the camera's set?")
+
+
+def _checked(number: int, read: NewRead, now: datetime) -> str:
     """The read's canonical plate, once every field is checked."""
     where = f"reads[{number}]"
     plate = normalize_plate(read.plate, f"{where}.plate")
     if not (0.0 <= read.confidence <= 1.0) or math.isnan(read.confidence):
         raise ValidationError(f"{where}.confidence", "must be between 0 and 1")
-    if read.captured_at.tzinfo is None:
-        raise ValidationError(f"{where}.captured_at", "must have a time zone")
+    check_captured_at(read.captured_at, where, now)
     for name, value, bound in (("latitude", read.latitude, 90), ("longitude", read.longitude, 180)):
         if value is not None and not -bound <= value <= bound:
             raise ValidationError(f"{where}.{name}", f"must be within ±{bound} degrees")

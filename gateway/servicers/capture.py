@@ -21,7 +21,16 @@ from gateway.interceptors import Context, current_caller, peer_ip
 from gateway.services import Services
 from node.capture.frames import check_frames
 from node.errors import ValidationError
-from node.reads import CameraKey, Committed, NewRead, Sent, check_camera, check_keys, check_reads
+from node.reads import (
+    CameraKey,
+    Committed,
+    NewRead,
+    Sent,
+    check_camera,
+    check_captured_at,
+    check_keys,
+    check_reads,
+)
 from node.store.models import utc
 
 
@@ -36,11 +45,12 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
         self, request: pb.SubmitReadsRequest, context: Context
     ) -> pb.SubmitReadsResponse:
         """Commit a camera's reads and the hits they raise, then acknowledge them."""
+        now = self._services.clock()
         reads = [
             NewRead(
                 plate=read.plate,
                 confidence=read.confidence,
-                captured_at=_captured_at(read, f"reads[{number}]"),
+                captured_at=_captured_at(read, f"reads[{number}]", now),
                 latitude=read.latitude if read.latitude or read.longitude else None,
                 longitude=read.longitude if read.latitude or read.longitude else None,
                 plate_image=read.plate_image,
@@ -49,7 +59,7 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
             for number, read in enumerate(request.reads)
         ]
         check_camera(request.camera_id)
-        check_reads(reads)
+        check_reads(reads, now=now)
         keys = await asyncio.to_thread(
             _camera_keys,
             request.reads,
@@ -77,7 +87,8 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
         """
         frames = list(request.frames)
         check_frames([frame.image for frame in frames])
-        taken_at = [_captured_at(frame, f"frames[{n}]") for n, frame in enumerate(frames)]
+        now = self._services.clock()
+        taken_at = [_captured_at(frame, f"frames[{n}]", now) for n, frame in enumerate(frames)]
         check_camera(request.camera_id)
         keys = await asyncio.to_thread(
             _camera_keys, frames, [frame.frame_id for frame in frames], "frames[{}].frame_id"
@@ -144,15 +155,21 @@ class CaptureServicer(pb_grpc.CaptureServiceServicer):
         return committed
 
 
-def _captured_at(sent: pb.PlateRead | pb.CameraFrame, where: str) -> datetime:
-    """When the camera took a read or frame: a time it must send (CAP-1), never 1970.
+def _captured_at(sent: pb.PlateRead | pb.CameraFrame, where: str, now: datetime) -> datetime:
+    """When the camera took a read or frame: a time it must send (CAP-1), checked.
 
     Raises:
-        ValidationError: It sent none.
+        ValidationError: It sent none, one no datetime can hold, or one `check_captured_at`
+            refuses.
     """
     if not sent.HasField("captured_at"):
         raise ValidationError(f"{where}.captured_at", "is required: when the camera took it")
-    return utc(sent.captured_at.ToDatetime())
+    try:
+        moment = utc(sent.captured_at.ToDatetime())
+    except (ValueError, OverflowError) as error:
+        raise ValidationError(f"{where}.captured_at", "is not a valid time") from error
+    check_captured_at(moment, where, now)
+    return moment
 
 
 def _camera_keys(items: Sequence[Message], ids: Sequence[str], where: str) -> list[CameraKey]:

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -182,21 +182,14 @@ class TestReads:
             ("cam-7", [], "reads"),
             ("cam-7", ["7ABC123", "TOO-LONG-PLATE"], "reads[1].plate"),
             ("cam-7", ["7AB?123"], "reads[0].plate"),
-            ("cam-7", ["7ABC123", "7ABC124:no time"], "reads[1].captured_at: is required"),
         ],
     )
     def test_fails_naming_the_field_and_stores_nothing(
         self, site: Site, camera: str, plates: list[str], field: str
     ) -> None:
-        """A plate ending ":no time" is sent without the time it was read (never 1970)."""
         stamp = Timestamp()
         stamp.FromDatetime(START)
-        reads = [
-            capture_pb.PlateRead(plate=p.removesuffix(":no time"), confidence=0.5) for p in plates
-        ]
-        for read, sent in zip(reads, plates, strict=True):
-            if not sent.endswith(":no time"):
-                read.captured_at.CopyFrom(stamp)
+        reads = [capture_pb.PlateRead(plate=p, confidence=0.5, captured_at=stamp) for p in plates]
         with pytest.raises(grpc.RpcError) as raised:
             site.camera.SubmitReads(
                 capture_pb.SubmitReadsRequest(camera_id=camera, reads=reads), timeout=TIMEOUT
@@ -275,6 +268,36 @@ class TestReadLimits:
         details = raised.value.details() or ""
         assert f"reads[1].{field}: " in details
         assert problem in details
+        assert site.stored_reads() == []
+
+    @pytest.mark.parametrize(
+        ("taken", "problem"),
+        [
+            (None, "is required"),
+            (datetime(1970, 1, 1, tzinfo=UTC), "is before 2000"),  # a clock never set
+            (START + timedelta(hours=1, seconds=1), "is over an hour past the node's clock"),
+            (2**62, "is not a valid time"),  # seconds past any datetime
+        ],
+        ids=["none", "1970", "ahead", "invalid"],
+    )
+    def test_fails_for_a_read_without_a_believable_time_naming_it(
+        self, site: Site, taken: datetime | int | None, problem: str
+    ) -> None:
+        """CAP-1's date and time: never stored as 1970, nor after retention could purge it."""
+        good = capture_pb.PlateRead(plate="7ABC123", confidence=0.9)
+        good.captured_at.FromDatetime(START + timedelta(hours=1))  # an hour ahead is allowed
+        bad = capture_pb.PlateRead(plate="7ABC124", confidence=0.9)
+        if isinstance(taken, datetime):
+            bad.captured_at.FromDatetime(taken)
+        elif taken is not None:
+            bad.captured_at.seconds = taken
+        with pytest.raises(grpc.RpcError) as raised:
+            site.camera.SubmitReads(
+                capture_pb.SubmitReadsRequest(camera_id="cam-7", reads=[good, bad]),
+                timeout=TIMEOUT,
+            )
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert f"reads[1].captured_at: {problem}" in (raised.value.details() or "")
         assert site.stored_reads() == []
 
     def test_fails_for_more_images_than_a_call_holds_naming_the_bound(self, site: Site) -> None:

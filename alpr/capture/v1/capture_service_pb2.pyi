@@ -42,9 +42,9 @@ class PlateRead(_message.Message):
     longitude: _builtins.float
     """Where, in WGS 84 degrees."""
     plate_image: _builtins.bytes
-    """The plate crop (JPEG); at most 256 KiB."""
+    """The plate crop (JPEG or PNG, checked by its header); at most 256 KiB."""
     vehicle_image: _builtins.bytes
-    """The vehicle image (JPEG), where the camera gives one; at most 2 MiB."""
+    """The vehicle image (JPEG or PNG), where the camera gives one; at most 2 MiB."""
     camera_read_id: _builtins.str
     """The camera's own id for this read, unique for the camera: 1 to 64 printable
     characters (a UUID, say). A read sent again under its id (its acknowledgement
@@ -55,7 +55,7 @@ class PlateRead(_message.Message):
     """
     @_builtins.property
     def captured_at(self) -> _timestamp_pb2.Timestamp:
-        """When it was seen."""
+        """When it was seen: from 2000 to an hour past the node's clock."""
 
     def __init__(
         self,
@@ -166,7 +166,7 @@ class CameraFrame(_message.Message):
     """
     @_builtins.property
     def captured_at(self) -> _timestamp_pb2.Timestamp:
-        """When it was taken."""
+        """When it was taken: from 2000 to an hour past the node's clock."""
 
     def __init__(
         self,
