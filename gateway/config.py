@@ -34,6 +34,7 @@ DATABASE_FILE = "node.db"
 PROFILE_FILE = "profile.toml"
 ENV_PREFIX = "ALPR_"
 MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024
+MAX_WORKERS = 64
 # The least a node takes in one message: one SubmitFrames call with a frame of the largest
 # size, or a SubmitReads call with the most images a call may hold (with room for times,
 # places, ids and the camera), so that every valid frame and every valid call of reads can
@@ -68,6 +69,8 @@ class NodeConfig:
         min_score: The least detector score a box needs to be read.
         min_confidence: The least text confidence (its least sure character) a read needs
             to be kept.
+        capture_workers: The processes frames are read in, each holding both models; 0 for
+            one per core the node may use (`usable_cores`).
         frames_per_second: How many frames each camera may send a second, on average
             (bursts of up to a full batch); more are refused with RESOURCE_EXHAUSTED.
         reads_per_second: How many reads each camera may send a second (`SubmitReads`), on
@@ -106,6 +109,7 @@ class NodeConfig:
     ocr_config: Path | None = None
     min_score: float = MIN_DETECTOR_SCORE
     min_confidence: float = MIN_TEXT_CONFIDENCE
+    capture_workers: int = 0
     frames_per_second: float = FRAMES_PER_SECOND
     reads_per_second: float = READS_PER_SECOND
     heartbeat_seconds: float = 15.0
@@ -185,6 +189,14 @@ def score(value: object) -> float:
     return number
 
 
+def _workers(value: object) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_WORKERS:
+        raise ValueError(f"{value!r} is not a whole number from 0 to {MAX_WORKERS}")
+    return value
+
+
 def _positive_int(value: object) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
@@ -258,6 +270,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
     ("capture", "ocr_config"): ("ocr_config", str, ""),
     ("capture", "min_score"): ("min_score", score, NodeConfig.min_score),
     ("capture", "min_confidence"): ("min_confidence", fraction, NodeConfig.min_confidence),
+    ("capture", "workers"): ("capture_workers", _workers, NodeConfig.capture_workers),
     ("capture", "frames_per_second"): (
         "frames_per_second",
         _positive_float,
@@ -400,6 +413,9 @@ ocr_config = ""
 # model may want others (`alpr capture read --min-confidence 0 --min-score 0.1` shows more).
 min_score = {NodeConfig.min_score}
 min_confidence = {NodeConfig.min_confidence}
+# Processes reading frames, each holding both models; 0: one per core the node may use
+# (its CPU affinity, within a container's CPU limit).
+workers = {NodeConfig.capture_workers}
 # Frames each camera may send a second, on average, in bursts of up to one full call
 # (16 frames); a camera sending more is refused with RESOURCE_EXHAUSTED and told when to
 # try again (`alpr capture watch` waits and resends).

@@ -241,7 +241,11 @@ class Services:
             corrections=corrections,
             incidents=Incidents(node.engine, clock=clock),
             notices=FeedListener.for_engine(node.engine, broker.wake),
-            frames=FrameReader(config.model_files, thresholds=config.read_thresholds),
+            frames=FrameReader(
+                config.model_files,
+                thresholds=config.read_thresholds,
+                workers=config.capture_workers or None,
+            ),
             frame_limit=CameraRateLimit(
                 unit="frames", per_second=config.frames_per_second, clock=clock, burst=MAX_FRAMES
             ),

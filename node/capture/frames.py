@@ -16,11 +16,13 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from node.capture.files import ModelFiles, ReadThresholds
 from node.capture.headers import MAX_FRAME_PIXELS, check_frame_size
 from node.errors import PreconditionError, ValidationError
 
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 MAX_FRAME_BYTES = 2 * 1024 * 1024
 MAX_FRAMES = 16
 _worker_reader: object = None
@@ -47,6 +49,24 @@ class FrameResult:
 
     plates: list[FramePlate] = field(default_factory=list)
     problem: str = ""
+
+
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The cores this process may keep busy: its CPU affinity, within its cgroup's quota.
+
+    Not the machine's count: a `taskset` limits affinity, and a container's CPU limit
+    (Docker's ``--cpus``, a Kubernetes limit) is a cgroup v2 quota in `cpu_max`
+    (``"<quota> <period>"`` or ``"max <period>"``), which affinity does not show. A
+    fractional quota counts as the whole cores below it, and at least one.
+    """
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 CPU controller here: affinity alone
+    return max(1, cores)
 
 
 def check_frames(frames: Sequence[bytes]) -> None:
@@ -124,14 +144,10 @@ class FrameReader:
         thresholds: ReadThresholds = ReadThresholds(),  # noqa: B008 (frozen: never changed)
         workers: int | None = None,
     ) -> None:
-        """Read with the models in `files` in `workers` processes.
-
-        By default one per core this process may run on: a container or `taskset` limit,
-        not the machine's count, which would crowd more workers than cores.
-        """
+        """Read with the models in `files` in `workers` processes (default: `usable_cores()`)."""
         self.files = files
         self.thresholds = thresholds
-        self.workers = workers or len(os.sched_getaffinity(0)) or 1
+        self.workers = workers or usable_cores()
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 

@@ -124,6 +124,7 @@ def camera_on(
         make_node(federation, tmp_path / "lapd", LAPD, store_url=store_url),
         frames_per_second=4,
         min_confidence=min_confidence,
+        capture_workers=1,
     )
     device = federation.client(LAPD, PrincipalKind.DEVICE, "cam-7")
     with serving(config, clock=clock) as node, node.channel(device) as channel:
@@ -151,6 +152,7 @@ class TestSubmitFrames:
         known = [clear_frame(seed) for seed in (21, 22)]
         images = [jpeg(k) for k in known]
         response = camera.send(*images)
+        assert camera.node.services.frames.workers == 1  # [capture] workers
         assert [[p.plate for p in f.plates] for f in response.frames] == [[k.text] for k in known]
         # Every read acknowledged is already in the store, with what CAP-1 asks.
         stored = {record.id: record for record in camera.stored()}

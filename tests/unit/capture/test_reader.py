@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from node.capture import ModelError, ModelFiles, ReadThresholds
-from node.capture.frames import FrameReader
+from node.capture.frames import FrameReader, usable_cores
 from node.capture.reader import (
     CROP_VARIANTS,
     MAX_PLATES_A_FRAME,
@@ -181,6 +181,26 @@ class TestWorkers:
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
         assert FrameReader(ModelFiles.shipped()).workers == 1
         assert FrameReader(ModelFiles.shipped(), workers=3).workers == 3
+
+    @pytest.mark.parametrize(
+        ("cpu_max", "cores"),
+        [
+            (None, 8),  # no cgroup v2 CPU controller: affinity alone
+            ("max 100000\n", 8),  # no quota
+            ("200000 100000\n", 2),  # docker --cpus 2
+            ("150000 100000\n", 1),  # 1.5 cores: the whole one below
+            ("50000 100000\n", 1),  # half a core: still one
+            ("1600000 100000\n", 8),  # a quota past the cores affinity allows
+        ],
+    )
+    def test_usable_cores_are_affinity_within_the_cgroups_quota(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cpu_max: str | None, cores: int
+    ) -> None:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+        path = tmp_path / "cpu.max"
+        if cpu_max is not None:
+            path.write_text(cpu_max)
+        assert usable_cores(path) == cores
 
     def test_cap2_read_frames_in_processes_of_their_own_not_on_the_event_loop(
         self, monkeypatch: pytest.MonkeyPatch

@@ -50,6 +50,7 @@ class TestReadThresholds:
         text = (tmp_path / "node.toml").read_text()
         assert f"min_score = {MIN_DETECTOR_SCORE}\n" in text
         assert f"min_confidence = {MIN_TEXT_CONFIDENCE}\n" in text
+        assert "workers = 0\n" in text
         assert load_config(tmp_path, {}).read_thresholds == ReadThresholds()
 
     @pytest.mark.parametrize("toml", ["-0.1", "1.5", "nan", '"high"', "true"])
@@ -66,6 +67,23 @@ class TestReadThresholds:
         (tmp_path / "node.toml").write_text(HEAD)
         with pytest.raises(ConfigError, match=r"ALPR_CAPTURE_MIN_SCORE: .* above 0 and at most 1"):
             load_config(tmp_path, {"ALPR_CAPTURE_MIN_SCORE": value})
+
+
+class TestCaptureWorkers:
+    def test_default_to_0_one_per_usable_core_and_are_overridable(self, tmp_path: Path) -> None:
+        (tmp_path / "node.toml").write_text(HEAD)
+        assert load_config(tmp_path, {}).capture_workers == 0
+        (tmp_path / "node.toml").write_text(HEAD + "[capture]\nworkers = 3\n")
+        assert load_config(tmp_path, {}).capture_workers == 3
+        assert load_config(tmp_path, {"ALPR_CAPTURE_WORKERS": "1"}).capture_workers == 1
+
+    @pytest.mark.parametrize("toml", ["-1", "65", "1.5", "true", '"two"'])
+    def test_fails_for_workers_not_a_whole_number_from_0_to_64(
+        self, tmp_path: Path, toml: str
+    ) -> None:
+        (tmp_path / "node.toml").write_text(HEAD + f"[capture]\nworkers = {toml}\n")
+        with pytest.raises(ConfigError, match=r"\[capture\] workers: .* from 0 to 64"):
+            load_config(tmp_path, {})
 
 
 class TestCaptureLimits:
