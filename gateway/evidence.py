@@ -86,7 +86,8 @@ def export_package(
         )
         for digest in (read.plate_image_sha256, read.vehicle_image_sha256):
             if digest and images.path(digest).exists():
-                files[f"images/{digest}.jpg"] = images.path(digest).read_bytes()
+                image = images.path(digest).read_bytes()
+                files[f"images/{digest}{_suffix(image)}"] = image
     files[READS] = json.dumps(listed, indent=2, sort_keys=True).encode()
     manifest = json.dumps(
         {
@@ -206,3 +207,8 @@ def add_evidence_commands(commands: argparse._SubParsersAction[argparse.Argument
     check.add_argument("file", type=Path, help="the package")
     check.add_argument("--public-key", required=True, help="the agency's signing key (hex)")
     check.set_defaults(run=_verify)
+
+
+def _suffix(image: bytes) -> str:
+    """The file suffix of a kept image: cameras send JPEG or PNG."""
+    return ".png" if image.startswith(b"\x89PNG\r\n\x1a\n") else ".jpg"

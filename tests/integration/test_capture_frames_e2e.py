@@ -174,12 +174,14 @@ class TestSubmitFrames:
     def test_hot1_a_frame_whose_reads_fail_to_commit_is_not_acknowledged(
         self, camera: Camera, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Matching runs in the reads' transaction: if it fails, nothing is kept or acked."""
+        """The hits are written after the reads, in their transaction: if that fails, no read
+        is kept or acknowledged (the images, written first by content hash, serve the resend).
+        """
 
         def fail(*args: object, **kwargs: object) -> None:
             raise RuntimeError("the store went away")
 
-        monkeypatch.setattr(camera.node.services.index, "match", fail)
+        monkeypatch.setattr(camera.node.services.hits, "record_hits", fail)
         known = clear_frame(28)
         with pytest.raises(grpc.RpcError) as raised:
             camera.send(jpeg(known), ids=["frame-1"])

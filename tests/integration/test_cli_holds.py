@@ -101,6 +101,8 @@ class TestEvidence:
         assert b"9XYZ999" not in contents["reads.json"]  # only what the hold keeps
         (read,) = json.loads(contents["reads.json"])
         assert (read["plate"], read["box"]) == ("7ABC123", [40, 300, 260, 360])
+        crop = f"images/{read['plate_image_sha256']}.png"  # named as what it is
+        assert contents[crop] == small_png(b"crop-1")
         for name, change, why in (
             ("reads.json", b'"7ABC124"', "reads.json was altered"),
             ("images/extra.jpg", b"x", "files not in the manifest"),

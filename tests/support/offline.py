@@ -18,10 +18,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NO_NETWORK = ("unshare", "--user", "--map-root-user", "--net")
 # Printed by `check_unreachable()`, which `UNREACHABLE_CHECK` defines for a script to call,
-# when the script indeed cannot reach the outside.
+# when the script indeed cannot reach the outside; and by `forbid_network()`'s hook, on
+# standard error, for each attempt to reach a host all the same, even one caught.
 UNREACHABLE = "no network"
-UNREACHABLE_CHECK = f"""
+ATTEMPT = "network attempt"
+UNREACHABLE_CHECK = f'''
 import socket
+import sys
 
 
 def check_unreachable() -> None:
@@ -29,7 +32,25 @@ def check_unreachable() -> None:
         socket.create_connection(("1.1.1.1", 443), timeout=2)
     except OSError:
         print({UNREACHABLE!r}, flush=True)
-"""
+
+
+def forbid_network() -> None:
+    """From now on, in this process: report and refuse every attempt to reach a host."""
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        internet = (socket.AF_INET, socket.AF_INET6)
+        if (event == "socket.connect" and getattr(args[0], "family", None) in internet) or (
+            event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.sendto")
+        ):
+            print({ATTEMPT!r}, event, args[1:], file=sys.stderr, flush=True)
+            raise OSError(f"no network here ({{event}})")
+
+    sys.addaudithook(hook)
+
+
+if __name__ != "__main__":  # a spawned worker importing the script: it may not either
+    forbid_network()
+'''
 
 
 def run_offline(argv: Sequence[str], *, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ from node.capture.reader import (
     decode_image,
 )
 from tests.support.frames import clear_frame
-from tests.support.offline import UNREACHABLE, UNREACHABLE_CHECK, run_offline
+from tests.support.offline import ATTEMPT, UNREACHABLE, UNREACHABLE_CHECK, run_offline
 
 SEEDS = range(8)
 
@@ -161,6 +161,7 @@ from node.capture.frames import FrameReader
 
 if __name__ == "__main__":  # the workers are spawned: they import this file
     check_unreachable()
+    forbid_network()
     reader = FrameReader(ModelFiles.shipped(), workers=2)
     (result,) = asyncio.run(reader.read([Path({str(tmp_path / "frame.jpg")!r}).read_bytes()]))
     reader.close()
@@ -170,6 +171,7 @@ if __name__ == "__main__":  # the workers are spawned: they import this file
         done = run_offline([str(script)])
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines() == [UNREACHABLE, known.text]
+        assert ATTEMPT not in done.stderr  # none tried, even one caught
 
 
 class TestWorkers:

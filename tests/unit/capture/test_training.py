@@ -15,7 +15,7 @@ import synth_plates
 
 from node.capture import ModelFiles
 from node.capture.reader import PlateReader
-from tests.support.offline import UNREACHABLE, UNREACHABLE_CHECK, run_offline
+from tests.support.offline import ATTEMPT, UNREACHABLE, UNREACHABLE_CHECK, run_offline
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +169,7 @@ import train_ocr
 
 if __name__ == "__main__":
     check_unreachable()
+    forbid_network()
     assert train_detector.main({detect!r}) == 0
     assert train_ocr.main({ocr!r}) == 0
     print("trained")
@@ -178,5 +179,6 @@ if __name__ == "__main__":
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.splitlines()[0] == UNREACHABLE
         assert done.stdout.splitlines()[-1] == "trained"
+        assert ATTEMPT not in done.stderr  # none tried, even one caught
         assert (tmp_path / "detector" / train_detector.MODEL_FILE).is_file()
         assert (tmp_path / "ocr" / train_ocr.MODEL_FILE).is_file()

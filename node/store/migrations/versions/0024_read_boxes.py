@@ -27,5 +27,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # In place, not in batch: a batch copy would rebuild plate_read, which hit's foreign key
+    # names. SQLite drops a column in place since 3.35 (2021).
     for name in reversed(BOX):
         op.drop_column("plate_read", name)
