@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # The synthetic plates (test frames, training sets) are drawn in DejaVu faces.
 if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSerifCondensed-BoldItalic.ttf ]; then
     echo "$(basename "$0"): installing the DejaVu fonts (Debian's fonts-dejavu-core, -extra)" >&2
-    apt-get install -y -q fonts-dejavu-core fonts-dejavu-extra >/dev/null
+    apt-get update -q >/dev/null && apt-get install -y -q fonts-dejavu-core fonts-dejavu-extra >/dev/null
 fi
 [ -x .venv-train/bin/python ] || python3 -m venv .venv-train
 .venv-train/bin/pip install -q --disable-pip-version-check -e ".[dev,train]"
