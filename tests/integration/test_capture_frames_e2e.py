@@ -28,7 +28,6 @@ pytest.importorskip("onnxruntime", reason="the capture extra is not installed")
 pytest.importorskip("PIL", reason="the capture extra is not installed")
 
 import cv2  # after the skips above
-from sqlmodel import Session, select
 
 from alpr.capture.v1 import capture_service_pb2 as pb
 from alpr.capture.v1 import capture_service_pb2_grpc as pb_grpc
@@ -40,8 +39,6 @@ from node.capture.reader import PlateReader, decode_image
 from node.hotlists.entry import HotlistEntry, ListType
 from node.identity import PrincipalKind
 from node.reads import ImageStore
-from node.store import create_engine
-from node.store.capture_models import ReadRecord
 from node.store.models import utc
 from tests.support.bombs import png_bomb
 from tests.support.clock import START, ManualClock
@@ -71,14 +68,6 @@ class Camera:
         ]
         request = pb.SubmitFramesRequest(camera_id=camera_id, frames=frames)
         return self.stub.SubmitFrames(request, timeout=TIMEOUT)
-
-    def stored(self) -> list[ReadRecord]:
-        engine = create_engine(self.node.config.store_url)
-        try:
-            with Session(engine) as session:
-                return list(session.exec(select(ReadRecord)).all())
-        finally:
-            engine.dispose()
 
 
 def jpeg(known: KnownFrame) -> bytes:
@@ -155,7 +144,7 @@ class TestSubmitFrames:
         assert camera.node.services.frames.workers == 1  # [capture] workers
         assert [[p.plate for p in f.plates] for f in response.frames] == [[k.text] for k in known]
         # Every read acknowledged is already in the store, with what CAP-1 asks.
-        stored = {record.id: record for record in camera.stored()}
+        stored = {record.id: record for record in camera.node.stored_reads()}
         store = ImageStore(camera.node.config.images)
         for frame, image, k in zip(response.frames, images, known, strict=True):
             (plate,) = frame.plates
@@ -186,11 +175,11 @@ class TestSubmitFrames:
         with pytest.raises(grpc.RpcError) as raised:
             camera.send(jpeg(known), ids=["frame-1"])
         assert raised.value.code() is grpc.StatusCode.INTERNAL
-        assert camera.stored() == []
+        assert camera.node.stored_reads() == []
         monkeypatch.undo()
         (frame,) = camera.send(jpeg(known), ids=["frame-1"]).frames  # sent again: read now
         assert [p.plate for p in frame.plates] == [known.text]
-        assert [record.id for record in camera.stored()] == [frame.plates[0].read_id]
+        assert [record.id for record in camera.node.stored_reads()] == [frame.plates[0].read_id]
 
     def test_hot1_a_plate_read_in_a_frame_is_matched_as_it_is_committed(
         self, camera: Camera
@@ -213,12 +202,12 @@ class TestSubmitFrames:
         with camera_on(federation, tmp_path, clock, min_confidence=above) as camera:
             response = camera.send(image)
             assert [list(f.plates) for f in response.frames] == [[]]
-            assert camera.stored() == []
+            assert camera.node.stored_reads() == []
 
     def test_cap2_a_frame_without_plates_is_acknowledged_with_none(self, camera: Camera) -> None:
         response = camera.send(blank_jpeg())
         assert [list(f.plates) for f in response.frames] == [[]]
-        assert camera.stored() == []
+        assert camera.node.stored_reads() == []
 
     @pytest.mark.parametrize(
         ("corrupt", "problem"),
@@ -234,7 +223,7 @@ class TestSubmitFrames:
             camera.send(jpeg(clear_frame(25)), corrupt)
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert f"frames[1].image: {problem}" in (raised.value.details() or "")
-        assert camera.stored() == []
+        assert camera.node.stored_reads() == []
 
     def test_fails_for_a_frame_sent_without_its_time_before_reading_it(
         self, camera: Camera
@@ -248,7 +237,7 @@ class TestSubmitFrames:
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert error_info(raised.value).metadata["field"] == "frames[0].captured_at"
         assert camera.node.services.frame_limit.cameras() == 0  # refused before it was counted
-        assert camera.stored() == []
+        assert camera.node.stored_reads() == []
 
     def test_fails_for_a_decompression_bomb_before_decoding_it(self, camera: Camera) -> None:
         """12 KB of PNG announcing 10,000 x 10,000 pixels (300 MB decoded) is never decoded."""
@@ -258,7 +247,7 @@ class TestSubmitFrames:
         assert f"at most {MAX_FRAME_PIXELS} pixels a frame" in (raised.value.details() or "")
         assert error_info(raised.value).metadata["field"] == "frames[1].image"
         assert camera.node.services.frame_limit.cameras() == 0  # refused before it was counted
-        assert camera.stored() == []
+        assert camera.node.stored_reads() == []
 
     def test_fails_for_too_many_frames(self, camera: Camera) -> None:
         with pytest.raises(grpc.RpcError) as raised:
@@ -281,11 +270,11 @@ class TestLimits:
         info = error_info(raised.value)
         assert info.reason == "RATE_LIMITED"
         assert (info.metadata["cameraId"], info.metadata["retryAfterSeconds"]) == ("cam-7", "0.250")
-        assert camera.stored() == []
+        assert camera.node.stored_reads() == []
         camera.send(blank_jpeg(), camera_id="cam-8")  # another camera has its own share
         clock.advance(timedelta(seconds=0.25))
         (frame,) = camera.send(known).frames
-        assert [record.id for record in camera.stored()] == [frame.plates[0].read_id]
+        assert [record.id for record in camera.node.stored_reads()] == [frame.plates[0].read_id]
 
     def test_fails_for_a_camera_id_before_counting_it(self, camera: Camera) -> None:
         with pytest.raises(grpc.RpcError) as raised:
@@ -324,19 +313,19 @@ class TestRepeats:
         assert first.hit_count == 1
         again = camera.send(*images, blank_jpeg(), ids=["f-1", "f-2", "f-3"])
         assert again == first  # the same read ids, plates, boxes and hit count
-        assert len(camera.stored()) == 2
+        assert len(camera.node.stored_reads()) == 2
         assert len(camera.node.services.hits.after(0)) == 1
         # A new frame beside a repeated one: only the new one is read and stored.
         third = camera.send(images[1], jpeg(clear_frame(43)), ids=["f-2", "f-4"])
         assert third.frames[0] == first.frames[1]
         assert third.hit_count == 0
-        assert len(camera.stored()) == 3
+        assert len(camera.node.stored_reads()) == 3
 
     def test_a_frame_without_an_id_is_stored_each_time_it_is_sent(self, camera: Camera) -> None:
         image = jpeg(clear_frame(44))
         first, again = camera.send(image), camera.send(image)
         assert first.frames[0].plates[0].read_id != again.frames[0].plates[0].read_id
-        assert len(camera.stored()) == 2
+        assert len(camera.node.stored_reads()) == 2
 
     def test_fails_for_an_id_sent_before_with_another_frame(self, camera: Camera) -> None:
         camera.send(jpeg(clear_frame(45)), ids=["f-1"])
@@ -345,7 +334,7 @@ class TestRepeats:
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert error_info(raised.value).metadata["field"] == "frames[1].frame_id"
         assert "'f-1' was sent before with something else" in (raised.value.details() or "")
-        assert len(camera.stored()) == 1
+        assert len(camera.node.stored_reads()) == 1
 
     @pytest.mark.parametrize(
         ("ids", "field", "problem"),

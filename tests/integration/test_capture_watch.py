@@ -29,7 +29,6 @@ pytest.importorskip("onnxruntime", reason="the capture extra is not installed")
 pytest.importorskip("PIL", reason="the capture extra is not installed")
 
 import cv2  # after the skips above
-from sqlmodel import Session, select
 
 from alpr.capture.v1 import capture_service_pb2 as pb
 from alpr.capture.v1 import capture_service_pb2_grpc as pb_grpc
@@ -37,8 +36,6 @@ from gateway.capture_watch import Backoff, Camera, DropFolder, FrameWatcher
 from gateway.cli import main
 from gateway.config import NodeConfig
 from node.identity import PrincipalKind
-from node.store import create_engine
-from node.store.capture_models import ReadRecord
 from node.store.models import utc
 from tests.support.clock import START, ManualClock
 from tests.support.frames import clear_frame
@@ -84,15 +81,6 @@ def drop_frame(drop: Path, name: str, image: bytes) -> Path:
     path.write_bytes(image)
     os.utime(path, (START.timestamp(), START.timestamp()))  # when the camera wrote it
     return path
-
-
-def stored(node: RunningNode) -> list[ReadRecord]:
-    engine = create_engine(node.config.store_url)
-    try:
-        with Session(engine) as session:
-            return list(session.exec(select(ReadRecord)).all())
-    finally:
-        engine.dispose()
 
 
 def watch_args(federation: Federation, target: str, drop: Path, *more: str) -> list[str]:
@@ -182,7 +170,7 @@ class TestCaptureWatch:
         ]
         assert [[p["text"] for p in line["plates"]] for line in lines] == [[k.text] for k in known]
         assert (waiting(drop), filed(drop, "done")) == ([], ["frame-0.jpg", "frame-1.jpg"])
-        records = {record.id: record for record in stored(node)}
+        records = {record.id: record for record in node.stored_reads()}
         for line, frame in zip(lines, known, strict=True):
             record = records[line["plates"][0]["read_id"]]
             assert (record.plate, record.camera_id) == (frame.text, "cam-7")
@@ -207,7 +195,7 @@ class TestCaptureWatch:
             for line in watcher.reported
             for plate in cast("list[dict[str, str]]", line["plates"])
         ]
-        assert sorted(record.id for record in stored(node)) == sorted(reported)
+        assert sorted(record.id for record in node.stored_reads()) == sorted(reported)
         assert len(reported) == 2
 
     def test_fails_a_corrupt_frame_into_failed_with_why_and_files_the_rest(
@@ -234,7 +222,7 @@ class TestCaptureWatch:
             "the node takes frames of at most 2097152"
             in (drop / "failed" / "c-huge.png.why").read_text()
         )
-        assert len(stored(node)) == 1
+        assert len(node.stored_reads()) == 1
         assert waiting(drop) == []
         capsys.readouterr()
 
@@ -315,7 +303,7 @@ class TestWatchLimits:
         assert [len(call.frames) for call in watcher.calls] == [2, 2, 1]
         assert all(call.ByteSize() <= node.config.max_message_bytes for call in watcher.calls)
         assert len(filed(drop, "done")) == 5
-        assert len(stored(node)) == 5
+        assert len(node.stored_reads()) == 5
         assert watcher.said == []
 
     def test_halves_its_batches_when_the_node_refuses_one_as_too_large(
@@ -328,7 +316,7 @@ class TestWatchLimits:
         assert [len(call.frames) for call in watcher.calls] == [5, 2, 2, 1]
         assert "refused 5 frames as too large" in watcher.said[0]
         assert len(filed(drop, "done")) == 5
-        assert len(stored(node)) == 5
+        assert len(node.stored_reads()) == 5
 
     def test_stops_after_the_call_in_flight_is_filed(
         self, node: RunningNode, federation: Federation, drop: Path

@@ -21,7 +21,6 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from sqlmodel import Session, select
 
 from alpr.admin.v1 import admin_service_pb2_grpc, hotlists_pb2
 from alpr.capture.v1 import capture_service_pb2 as capture_pb
@@ -34,8 +33,6 @@ from node.hotlists.entry import HotlistEntry, ListType
 from node.identity import PrincipalKind
 from node.profile import builtin_profiles, load_profile
 from node.reads import MAX_CALL_IMAGE_BYTES, MAX_VEHICLE_IMAGE, ImageStore
-from node.store import create_engine
-from node.store.capture_models import ReadRecord
 from tests.support.bombs import png_bomb, small_png
 from tests.support.clock import START, ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
@@ -73,14 +70,6 @@ class Site:
         ]
         request = capture_pb.SubmitReadsRequest(camera_id="cam-7", reads=reads)
         return self.camera.SubmitReads(request, timeout=TIMEOUT)
-
-    def stored_reads(self) -> list[ReadRecord]:
-        engine = create_engine(self.node.config.store_url)
-        try:
-            with Session(engine) as session:
-                return list(session.exec(select(ReadRecord)).all())
-        finally:
-            engine.dispose()
 
     def stream(self, after: int = 0, name: str = "car-1") -> Stream:
         channel = self.stack.enter_context(
@@ -141,7 +130,7 @@ class TestReads:
         (read_id,) = site.camera.SubmitReads(
             capture_pb.SubmitReadsRequest(camera_id="cam-7", reads=[read]), timeout=TIMEOUT
         ).read_ids
-        (record,) = site.stored_reads()
+        (record,) = site.node.stored_reads()
         assert (record.id, record.plate, record.camera_id) == (read_id, "7ABC125", "cam-7")
         assert (record.latitude, record.longitude) == (34.05, -118.24)
         assert record.box_x0 is None  # the camera found the plate: no box of ours
@@ -197,7 +186,7 @@ class TestReads:
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert field in (raised.value.details() or "")
         assert site.node.services.hits.after(0) == []
-        assert site.stored_reads() == []
+        assert site.node.stored_reads() == []
 
 
 class TestReadRepeats:
@@ -268,7 +257,7 @@ class TestReadLimits:
         details = raised.value.details() or ""
         assert f"reads[1].{field}: " in details
         assert problem in details
-        assert site.stored_reads() == []
+        assert site.node.stored_reads() == []
 
     @pytest.mark.parametrize(
         ("taken", "problem"),
@@ -298,7 +287,7 @@ class TestReadLimits:
             )
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert f"reads[1].captured_at: {problem}" in (raised.value.details() or "")
-        assert site.stored_reads() == []
+        assert site.node.stored_reads() == []
 
     def test_fails_for_more_images_than_a_call_holds_naming_the_bound(self, site: Site) -> None:
         stamp = Timestamp()

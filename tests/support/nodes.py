@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
+from sqlmodel import Session, select
 
 from gateway.config import NodeConfig
 from gateway.interceptors import Access
@@ -25,6 +26,8 @@ from gateway.server import ACCESS, create_server, start_background, stop_backgro
 from gateway.services import Services
 from gateway.tls import TLSConfig
 from node.clock import Clock, system_clock
+from node.store import create_engine
+from node.store.capture_models import ReadRecord
 from tests.support.pki import Federation
 
 _T = TypeVar("_T")
@@ -49,6 +52,15 @@ class RunningNode:
     def target(self) -> str:
         """Where clients connect."""
         return f"localhost:{self.port}"
+
+    def stored_reads(self) -> list[ReadRecord]:
+        """The reads in the node's store, read as another process would: committed ones."""
+        engine = create_engine(self.config.store_url)
+        try:
+            with Session(engine) as session:
+                return list(session.exec(select(ReadRecord)).all())
+        finally:
+            engine.dispose()
 
     def channel(self, tls: TLSConfig) -> grpc.Channel:
         """A sync channel presenting `tls`."""
