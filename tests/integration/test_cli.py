@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import signal
 import subprocess
@@ -67,6 +68,16 @@ def site(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """The root logger as it was: `alpr serve` sends every record to stderr as JSON."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def one_line_error(capsys: pytest.CaptureFixture[str], code: int) -> str:
     assert code == 2
     err = capsys.readouterr().err
@@ -116,6 +127,7 @@ class TestBadConfiguration:
         ],
         ids=["missing", "wrong shape"],
     )
+    @pytest.mark.usefixtures("logging_restored")  # serve configures the process's logging
     def test_cap2_fails_in_one_line_for_a_model_missing_or_of_the_wrong_shape(
         self, site: Path, capsys: pytest.CaptureFixture[str], key: str, value: str, expected: str
     ) -> None:
