@@ -40,6 +40,7 @@ from node.hotlists.codec import (
     CHUNK_SIZE,
     EntryChunk,
     chunk_digest,
+    column_length,
     entry_chunks,
     problems_in_bulk,
     split_column,
@@ -197,8 +198,14 @@ class SnapshotReader:
         if chunk_digest(chunk.entry_ids, chunk.plates, plain) != self._digests[position]:
             raise InvalidEnvelopeError(f"the snapshot's chunk {position} is not the one signed")
         fields = parse_payload(hotlist_pb2.HotlistEntryFieldsList, plain).fields
-        ids, plates = split_column(chunk.entry_ids), split_column(chunk.plates)
-        if not 0 < len(fields) == len(ids) == len(plates) <= CHUNK_SIZE:
+        try:
+            plates = split_column(chunk.plates)
+            chunk.entry_ids.decode()  # kept joined: an id is decoded when a hit names it
+        except UnicodeDecodeError as error:
+            raise InvalidEnvelopeError(
+                f"the snapshot's chunk {position} holds ids or plates that are not UTF-8"
+            ) from error
+        if not 0 < len(fields) == column_length(chunk.entry_ids) == len(plates) <= CHUNK_SIZE:
             raise InvalidEnvelopeError(
                 f"the snapshot's chunk {position} holds unequal or too many ids, plates and fields"
             )
@@ -207,15 +214,15 @@ class SnapshotReader:
             raise InvalidEnvelopeError("the snapshot's chunks hold more entries than it says")
         problems = problems_in_bulk(plates, fields)
         kept = [i for i, problem in enumerate(problems) if problem is None]
-        self._refused += [(ids[i], plates[i], p) for i, p in enumerate(problems) if p]
         self._kept += len(kept)
         if len(kept) == len(fields):
             return ReceivedEntries(
-                ids, plates, [EntryChunk(len(kept), chunk.entry_ids, chunk.plates, plain)]
+                [EntryChunk(len(kept), chunk.entry_ids, chunk.plates, plain)], [plates]
             )
+        ids = split_column(chunk.entry_ids)
+        self._refused += [(ids[i], plates[i], p) for i, p in enumerate(problems) if p]
         kept_ids, kept_plates = [ids[i] for i in kept], [plates[i] for i in kept]
-        kept_chunks = entry_chunks(kept_ids, kept_plates, [fields[i] for i in kept])
-        return ReceivedEntries(kept_ids, kept_plates, kept_chunks)
+        return ReceivedEntries.of(entry_chunks(kept_ids, kept_plates, [fields[i] for i in kept]))
 
     def finish(self) -> OpenedSnapshot:
         """The snapshot, once every chunk the manifest names has come and matched.

@@ -172,11 +172,8 @@ def problems_in_bulk(
     sizes: one regex over all plates and one pass over the fields show that. Only when
     something fails is every entry checked on its own.
     """
-    clean = (
-        _ALL_PLATES.fullmatch("\n".join(plates)) is not None
-        and not any("?" in plate or "*" in plate for plate in plates)
-        and _fields_clean(fields)
-    )
+    # Whole plates only: the pattern's characters exclude "?" and "*".
+    clean = _ALL_PLATES.fullmatch("\n".join(plates)) is not None and _fields_clean(fields)
     if clean:
         return [None] * len(plates)
     return [problem_with(plate, message) for plate, message in zip(plates, fields, strict=True)]
@@ -222,6 +219,16 @@ def join_column(texts: Iterable[str]) -> bytes:
 def split_column(joined: bytes) -> list[str]:
     """The texts `join_column` joined."""
     return joined.decode().split("\n") if joined else []
+
+
+def column_length(joined: bytes) -> int:
+    """How many texts `join_column` joined, without splitting them."""
+    return joined.count(b"\n") + 1 if joined else 0
+
+
+def column_item(joined: bytes, position: int) -> str:
+    """The text at `position` of those `join_column` joined, splitting no further."""
+    return joined.split(b"\n", position + 1)[position].decode()
 
 
 def frame_fields(fields: Sequence[bytes]) -> bytes:

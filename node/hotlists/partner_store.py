@@ -38,7 +38,14 @@ from alpr.common.v1 import hotlist_pb2
 from node.clock import Clock
 from node.ed25519 import DataKey
 from node.errors import PreconditionError, ValidationError
-from node.hotlists.codec import CHUNK_SIZE, EntryChunk, entry_from_message, split_column
+from node.hotlists.codec import (
+    CHUNK_SIZE,
+    EntryChunk,
+    column_item,
+    column_length,
+    entry_from_message,
+    split_column,
+)
 from node.hotlists.entry import HotlistEntry, PlatePattern
 from node.store.engine import insert_rows, table_of
 from node.store.hotlist_models import PartnerChunkRecord, PartnerEndedRecord, PartnerHotlistRecord
@@ -66,30 +73,38 @@ class ReceivedList:
 
 @dataclass(frozen=True)
 class ReceivedEntries:
-    """A partner's entries as a snapshot carries them, in chunks, and split for indexing.
+    """A partner's entries as a snapshot carries them: in chunks, each chunk's plates split.
+
+    Entry ids stay joined as they came until one is asked for: split, a million-entry
+    list's ids cost half a second and 80 MB more to receive, for the few a hit names.
 
     Attributes:
-        entry_ids: The entries' ids.
-        plates: Their plates or partial patterns, in the same order.
-        chunks: The same entries in chunks of at most `CHUNK_SIZE`, fields decrypted:
-            each is stored as it came, its fields encrypted, nothing re-serialized.
+        chunks: The entries in chunks of at most `CHUNK_SIZE`, fields decrypted: each is
+            stored as it came, its fields encrypted, nothing re-serialized.
+        chunk_plates: Each chunk's plates or partial patterns, split, for indexing.
     """
 
-    entry_ids: list[str]
-    plates: list[str]
     chunks: list[EntryChunk]
+    chunk_plates: list[list[str]]
 
     def __post_init__(self) -> None:
-        """Check that the columns and chunks agree.
+        """Check that the chunks and their columns agree.
 
         Raises:
-            ValueError: They hold different numbers of entries, or a chunk is too large.
+            ValueError: A chunk's ids, plates and size differ, or a chunk is too large.
         """
-        sizes = [chunk.size for chunk in self.chunks]
-        if not len(self.entry_ids) == len(self.plates) == sum(sizes):
-            raise ValueError("entry ids, plates and field chunks differ in number")
-        if any(not 0 < size <= CHUNK_SIZE for size in sizes):
-            raise ValueError(f"a chunk holds 1 to {CHUNK_SIZE} entries")
+        if len(self.chunks) != len(self.chunk_plates):
+            raise ValueError("chunks and their plates differ in number")
+        for chunk, plates in zip(self.chunks, self.chunk_plates, strict=True):
+            if not chunk.size == len(plates) == column_length(chunk.entry_ids):
+                raise ValueError("entry ids, plates and field chunks differ in number")
+            if not 0 < chunk.size <= CHUNK_SIZE:
+                raise ValueError(f"a chunk holds 1 to {CHUNK_SIZE} entries")
+
+    @classmethod
+    def of(cls, chunks: list[EntryChunk]) -> ReceivedEntries:
+        """The entries of `chunks`, their plates split here."""
+        return cls(chunks, [split_column(chunk.plates) for chunk in chunks])
 
     @classmethod
     def joined(cls, parts: Sequence[ReceivedEntries]) -> ReceivedEntries:
@@ -97,13 +112,22 @@ class ReceivedEntries:
         if len(parts) == 1:
             return parts[0]
         return cls(
-            [entry_id for part in parts for entry_id in part.entry_ids],
-            [plate for part in parts for plate in part.plates],
             [chunk for part in parts for chunk in part.chunks],
+            [plates for part in parts for plates in part.chunk_plates],
         )
 
+    @property
+    def entry_ids(self) -> list[str]:
+        """Every entry's id, in order (split for the asking)."""
+        return [entry_id for chunk in self.chunks for entry_id in split_column(chunk.entry_ids)]
 
-_NONE = ReceivedEntries([], [], [])
+    @property
+    def plates(self) -> list[str]:
+        """Every entry's plate or partial pattern, in order."""
+        return [plate for plates in self.chunk_plates for plate in plates]
+
+
+_NONE = ReceivedEntries([], [])
 _Stamp = tuple[int, datetime, int]
 """A list's version, when it was received and its generation: what an index was built from."""
 
@@ -141,33 +165,49 @@ class _ListIndex:
     """One partner list's plates in memory, for the list version it was built from.
 
     A place is ``chunk * CHUNK_SIZE + slot``: one int per entry rather than a tuple in
-    a list, which keeps a million-entry list to tens of megabytes.
+    a list, which keeps a million-entry list to tens of megabytes. Each chunk's entry
+    ids are kept joined, as stored (`column_item` finds the one a hit needs).
+
+    Attributes:
+        distinct: Whether no whole plate is listed twice so far, which lets a chunk of
+            whole plates be indexed by one update in C, checked afterwards.
     """
 
     stamp: _Stamp
     exact: dict[str, int | list[int]] = field(default_factory=dict)
     partial: list[tuple[PlatePattern, int]] = field(default_factory=list)
-    entry_ids: dict[int, list[str]] = field(default_factory=dict)
+    entry_ids: dict[int, bytes] = field(default_factory=dict)
     plates: dict[int, list[str]] = field(default_factory=dict)
     ended: set[str] = field(default_factory=set)
+    distinct: bool = True
 
-    def add_chunk(self, chunk: int, entry_ids: list[str], plates: list[str]) -> None:
-        """Index the entries of one chunk."""
+    def add_chunk(self, chunk: int, entry_ids: bytes, plates: list[str]) -> None:
+        """Index the entries of one chunk, whose ids `join_column` joined."""
         self.entry_ids[chunk] = entry_ids
         self.plates[chunk] = plates
         exact, base = self.exact, chunk * CHUNK_SIZE
         places = dict(zip(plates, range(base, base + len(plates)), strict=True))
         joined = "".join(plates)
-        if (
-            len(places) == len(plates)
-            and places.keys().isdisjoint(exact.keys())
-            and "?" not in joined
-            and "*" not in joined
-        ):
+        if len(places) < len(plates) or "?" in joined or "*" in joined:
+            self._add_each(chunk, plates)
+        elif self.distinct:
             # The usual chunk: whole plates, none listed before. One update in C
-            # instead of a loop per entry (a third of a million-entry pull's indexing).
+            # instead of a loop per entry (a third of a million-entry pull's indexing),
+            # and no lookup before it: the size afterwards tells whether one was.
+            size = len(exact)
             exact.update(places)
-            return
+            if len(exact) != size + len(places):  # it replaced a place: index anew
+                self.exact, self.partial = {}, []
+                for number, listed in self.plates.items():
+                    self._add_each(number, listed)
+        elif places.keys().isdisjoint(exact.keys()):
+            exact.update(places)
+        else:
+            self._add_each(chunk, plates)
+
+    def _add_each(self, chunk: int, plates: list[str]) -> None:
+        """Index the entries of one chunk one by one: patterns, and plates listed again."""
+        exact, base = self.exact, chunk * CHUNK_SIZE
         for slot, plate in enumerate(plates):
             if "?" in plate or "*" in plate:
                 self.partial.append((PlatePattern(plate), base + slot))
@@ -175,7 +215,9 @@ class _ListIndex:
             held = exact.get(plate)
             if held is None:
                 exact[plate] = base + slot
-            elif isinstance(held, int):
+                continue
+            self.distinct = False
+            if isinstance(held, int):
                 exact[plate] = [held, base + slot]
             else:
                 held.append(base + slot)
@@ -196,7 +238,7 @@ class _ListIndex:
 
     def _found(self, places: list[int]) -> list[tuple[str, int, int]]:
         found = [
-            (self.entry_ids[p // CHUNK_SIZE][p % CHUNK_SIZE], p // CHUNK_SIZE, p % CHUNK_SIZE)
+            (column_item(self.entry_ids[p // CHUNK_SIZE], p % CHUNK_SIZE), *divmod(p, CHUNK_SIZE))
             for p in places
         ]
         return [place for place in found if place[0] not in self.ended]
@@ -401,7 +443,9 @@ class PartnerHotlists:
             return [
                 (entry_id, plate)
                 for chunk, entry_ids in index.entry_ids.items()
-                for entry_id, plate in zip(entry_ids, index.plates[chunk], strict=True)
+                for entry_id, plate in zip(
+                    split_column(entry_ids), index.plates[chunk], strict=True
+                )
                 if entry_id not in index.ended
             ]
 
@@ -421,7 +465,7 @@ class PartnerHotlists:
                 )
             )
             for chunk, entry_ids, plates in rows:
-                index.add_chunk(chunk, split_column(entry_ids), split_column(plates))
+                index.add_chunk(chunk, entry_ids, split_column(plates))
             index.ended.update(
                 session.exec(
                     select(PartnerEndedRecord.entry_id).where(
@@ -639,16 +683,11 @@ class _ChunkReader:
 
 
 def _index_chunks(index: _ListIndex, first_chunk: int, columns: ReceivedEntries) -> None:
-    """Index the chunks of `columns`, numbered from `first_chunk`, from the columns in hand.
-
-    A chunk's slice each, not by splitting the joined text made from them (half a second
-    for a million entries).
-    """
-    start = 0
-    for number, chunk in enumerate(columns.chunks, first_chunk):
-        stop = start + chunk.size
-        index.add_chunk(number, columns.entry_ids[start:stop], columns.plates[start:stop])
-        start = stop
+    """Index the chunks of `columns`, numbered from `first_chunk`, with the plates in hand."""
+    for number, (chunk, plates) in enumerate(
+        zip(columns.chunks, columns.chunk_plates, strict=True), first_chunk
+    ):
+        index.add_chunk(number, chunk.entry_ids, plates)
 
 
 def _next_chunk(session: Session, issuer: str, generation: int) -> int:

@@ -99,7 +99,7 @@ def open_(signed: SignedSnapshot, **changes: Any) -> Opened:
     opening = reader(signed.manifest, **changes)
     handed_on = [opening.add(chunk) for chunk in signed.chunks]
     opened = opening.finish()
-    entries = ReceivedEntries.joined(handed_on) if handed_on else ReceivedEntries([], [], [])
+    entries = ReceivedEntries.joined(handed_on) if handed_on else ReceivedEntries([], [])
     assert opened.kept == len(entries.entry_ids)
     return Opened(opened, entries)
 
@@ -315,15 +315,32 @@ class TestChunks:
             open_(signed)
 
     def test_fails_when_a_chunk_is_not_entry_fields(self) -> None:
-        key = DataKey.generate()
-        garbled = exchange_pb2.HotlistChunk(
-            entry_ids=b"e-1", plates=b"7ABC123", encrypted_fields=key.encrypt(b"\xff\xff")
-        ).SerializeToString()
-
-        def edit(message: exchange_pb2.HotlistSnapshot) -> None:
-            message.sealed_key = RECIPIENT.public_key.seal(key.key)
-            message.chunk_digests[:] = [chunk_digest(b"e-1", b"7ABC123", b"\xff\xff")]
-            message.entry_count = 1
-
         with pytest.raises(InvalidEnvelopeError, match="not a HotlistEntryFieldsList"):
-            open_(resign(SignedSnapshot(snapshot().manifest, [garbled]), edit))
+            open_(one_chunk(b"e-1", b"7ABC123", b"\xff\xff"))
+
+    @pytest.mark.parametrize(
+        ("entry_ids", "plates"),
+        [(b"e-\xff", b"7ABC123"), (b"e-1", b"7ABC\xff")],
+        ids=["id", "plate"],
+    )
+    def test_fails_when_a_chunks_ids_or_plates_are_not_utf8(
+        self, entry_ids: bytes, plates: bytes
+    ) -> None:
+        fields = hotlist_pb2.HotlistEntryFieldsList(fields=numbered(1)).SerializeToString()
+        with pytest.raises(InvalidEnvelopeError, match="not UTF-8"):
+            open_(one_chunk(entry_ids, plates, fields))
+
+
+def one_chunk(entry_ids: bytes, plates: bytes, plain: bytes) -> SignedSnapshot:
+    """A snapshot signed by the issuer of one chunk of these bytes, fields `plain`."""
+    key = DataKey.generate()
+    chunk = exchange_pb2.HotlistChunk(
+        entry_ids=entry_ids, plates=plates, encrypted_fields=key.encrypt(plain)
+    ).SerializeToString()
+
+    def edit(message: exchange_pb2.HotlistSnapshot) -> None:
+        message.sealed_key = RECIPIENT.public_key.seal(key.key)
+        message.chunk_digests[:] = [chunk_digest(entry_ids, plates, plain)]
+        message.entry_count = 1
+
+    return resign(SignedSnapshot(snapshot().manifest, [chunk]), edit)

@@ -34,7 +34,7 @@ def entries(plates: list[str], first: int = 0) -> ReceivedEntries:
         for p in plates
     ]
     ids = [f"e-{first + i}" for i in range(len(plates))]
-    return ReceivedEntries(ids, plates, entry_chunks(ids, plates, fields))
+    return ReceivedEntries.of(entry_chunks(ids, plates, fields))
 
 
 def received(version: int, since: int = 0) -> ReceivedList:
