@@ -17,6 +17,13 @@ from node.errors import ValidationError
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_CACHE_KIB = 64 * 1024
+SQLITE_PAGE_BYTES = 16 * 1024
+"""The page size of a SQLite file made from now on (a file keeps the size it was made with).
+
+Hotlist chunks are rows of about 160 KB: a million-entry list's chunks were written in
+0.77 s at SQLite's default 4 KiB pages and in 0.50 s at 16 KiB, fewer pages to chain
+and log. Larger pages cost small transactions more (each changed page is logged whole).
+"""
 INSERT_BATCH = 20_000
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
@@ -60,6 +67,7 @@ def create_engine(url: str) -> Engine:
 
 def _configure_sqlite(connection: Any, _record: object) -> None:  # noqa: ANN401 (DB-API connection)
     cursor = connection.cursor()
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_BYTES}")  # before WAL: a new file takes it
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

@@ -69,6 +69,7 @@ from node.hotlists.codec import (  # noqa: E402
 from node.hotlists.entry import HotlistEntry, ListType  # noqa: E402
 from node.hotlists.store import HotlistStore  # noqa: E402
 from node.pki import CertificateAuthority  # noqa: E402
+from node.store.engine import SQLITE_PAGE_BYTES  # noqa: E402
 
 ISSUER, RECEIVER = "CA0190000", "CA0194200"
 BASELINES = {"plain": "plain protobuf", "checked": "plain protobuf + entry checks"}
@@ -220,6 +221,7 @@ def child_floor(size: int) -> dict[str, float]:
     sealed = [in_transit.encrypt(chunk.fields) for chunk in chunks]
     with tempfile.TemporaryDirectory() as scratch:
         database = sqlite3.connect(Path(scratch) / "floor.db")
+        database.execute(f"PRAGMA page_size = {SQLITE_PAGE_BYTES}")
         database.execute("PRAGMA journal_mode = WAL")
         database.execute("PRAGMA synchronous = NORMAL")  # as the node opens SQLite
         database.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -201,6 +202,19 @@ class TestEngine:
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
             assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
         engine.dispose()
+
+    def test_a_new_sqlite_file_takes_16k_pages_and_an_old_one_keeps_its_own(
+        self, tmp_path: Path
+    ) -> None:
+        old = sqlite3.connect(tmp_path / "old.db")
+        old.execute("CREATE TABLE t (x)")  # made at SQLite's default page size
+        old.close()
+        for name, size in (("new.db", 16384), ("old.db", 4096)):
+            engine = create_engine(f"sqlite:///{tmp_path / name}")
+            with engine.begin() as connection:
+                connection.execute(text("CREATE TABLE IF NOT EXISTS u (y)"))
+                assert connection.execute(text("PRAGMA page_size")).scalar() == size
+            engine.dispose()
 
     @pytest.mark.parametrize("url", ["mysql://x/y", "not a url", "oracle://u@h/db"])
     def test_fails_for_an_unsupported_url(self, url: str) -> None:
