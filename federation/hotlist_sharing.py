@@ -139,14 +139,27 @@ class HotlistSharing:
 
     def _accept(
         self, sent: SentRequest, reader: SnapshotReader, incoming: IncomingList, receipt: Envelope
-    ) -> tuple[OpenedSnapshot, Envelope]:
-        """Take the list once every chunk came and matched, audit refusals; our acknowledgement."""
+    ) -> tuple[OpenedSnapshot, Envelope, PreconditionError | None]:
+        """Take the list once every chunk came and matched, audit refusals; our acknowledgement.
+
+        A verified answer is acknowledged even when the list held changed while it came
+        (another pull took a newer version, or the purge took the list), so that it
+        could not be taken: the partner answered, and our audit event says why nothing
+        was kept. That reason is returned, to raise once the acknowledgement is sent.
+        """
         try:
             opened = reader.finish()
-            incoming.commit(opened.ended)
+            not_taken = _commit(incoming, opened.ended)
         except BaseException:
             incoming.discard()
             raise
+        if not_taken is not None:
+            incoming.discard()
+            details = {"version": opened.received.version, "taken": False, "why": str(not_taken)}
+            acknowledgement = self.receipting.acknowledge(
+                sent, receipt, opened.received.digest, kind=HOTLIST, details=details
+            )
+            return opened, acknowledgement, not_taken
         for entry_id, plate, reason in opened.refused:
             self.audit.append(
                 "hotlist.refused",
@@ -169,16 +182,19 @@ class HotlistSharing:
                 "entries": opened.kept,
                 "ended": len(opened.ended),
                 "refused": len(opened.refused),
+                "taken": True,
             },
         )
-        return opened, acknowledgement
+        return opened, acknowledgement, None
 
     async def pull(self, partner_ori: str, *, requesting_user: str = "") -> PullResult:
         """Fetch a partner's list under the agreement in force, verify it, store it, acknowledge.
 
         Raises:
             NotFoundError: The partner is not registered.
-            PreconditionError: No agreement in force lets us receive its hotlists.
+            PreconditionError: No agreement in force lets us receive its hotlists; or the
+                list we hold changed while the answer came (another pull took a newer
+                version, or the purge took it), so it was acknowledged but not taken.
             UnavailableError: The partner cannot be reached.
             PartnerRefusedError: The partner refused.
             InvalidEnvelopeError: The snapshot or receipt does not verify; nothing was stored,
@@ -218,7 +234,7 @@ class HotlistSharing:
                 raise
             # Runs to its end even if the pull is cancelled meanwhile: a list taken is
             # acknowledged (AUD-6).
-            opened, acknowledgement = await asyncio.to_thread(
+            opened, acknowledgement, not_taken = await asyncio.to_thread(
                 self._accept, sent, reader, incoming, receipt
             )
         except InvalidEnvelopeError as error:
@@ -227,6 +243,8 @@ class HotlistSharing:
         finally:
             await responses.aclose()
         closed = await self.receipting.close(peer, receipt, acknowledgement)
+        if not_taken is not None:
+            raise not_taken
         return PullResult(
             partner_ori,
             sent.request.exchange_id,
@@ -237,6 +255,15 @@ class HotlistSharing:
             closed.acknowledged,
             closed.witnessed,
         )
+
+
+def _commit(incoming: IncomingList, ended: list[str]) -> PreconditionError | None:
+    """Make `incoming` the list held; why it cannot, if the list held changed meanwhile."""
+    try:
+        incoming.commit(ended)
+    except PreconditionError as error:
+        return error
+    return None
 
 
 async def _read_chunks(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
@@ -38,7 +39,7 @@ from gateway.cli import main
 from gateway.servicers.federation import hotlist_responses
 from gateway.tls import TLSConfig
 from node.ed25519 import DataKey, Ed25519Key, Ed25519Signer
-from node.errors import UnavailableError
+from node.errors import PreconditionError, UnavailableError
 from node.hotlists.codec import CHUNK_SIZE, entry_chunks
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
 from node.hotlists.partner_store import STAGED_A_TRANSACTION
@@ -148,6 +149,33 @@ class TestPull:
         assert (result.added, result.ended) == (0, 1)
         assert lapd.node.services.partner_lists.find("7ABC123") == []
         assert len(lapd.node.services.partner_lists.find("8XY947")) == 1
+
+    def test_aud6_a_delta_another_pull_overtook_is_acknowledged_not_taken(
+        self, pair: tuple[Agency, Agency, str]
+    ) -> None:
+        """Two pulls ask for the same delta; the one that commits second cannot apply it."""
+        lapd, lasd, _ = pair
+        pull(lapd, LASD)
+        lasd.node.services.hotlists.add("stolen", [replace(STOLEN, plate="7ABC124")])
+        sharing = lapd.node.services.sharing
+
+        async def two_pulls() -> tuple[PullResult | BaseException, ...]:
+            return await asyncio.gather(
+                sharing.pull(LASD), sharing.pull(LASD), return_exceptions=True
+            )
+
+        outcomes = lapd.node.run(two_pulls())
+        [taken] = [o for o in outcomes if isinstance(o, PullResult)]
+        [overtaken] = [o for o in outcomes if not isinstance(o, PullResult)]
+        assert isinstance(overtaken, PreconditionError)
+        assert "applies to version 1, we hold 2" in str(overtaken)
+        assert (taken.version, taken.added, taken.acknowledged) == (2, 1, True)
+        assert len(lapd.node.services.partner_lists.find("7ABC124")) == 1
+        assert lasd.node.services.ledger.unacknowledged(timedelta(0)) == []
+        received = [json.loads(e.details) for e in lapd.audit_events("exchange.hotlist_received")]
+        assert sorted(d["taken"] for d in received) == [False, True, True]
+        [why] = [d["why"] for d in received if not d["taken"]]
+        assert why == str(overtaken)
 
 
 class TestDenials:
