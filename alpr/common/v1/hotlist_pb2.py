@@ -26,7 +26,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61lpr/common/v1/hotlist.proto\x12\x0e\x61lpr.common.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x01\n\x12HotlistEntryFields\x12\x13\n\x05state\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tlist_type\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x63\x61se_number\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bncic_number\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\x12\x34\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x15\n\x07\x63ontact\x18\x07 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tlist_name\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\"R\n\x16HotlistEntryFieldsList\x12\x38\n\x06\x66ields\x18\x01 \x03(\x0b\x32\".alpr.common.v1.HotlistEntryFieldsB\x04\xe2\x41\x01\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61lpr/common/v1/hotlist.proto\x12\x0e\x61lpr.common.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x01\n\x12HotlistEntryFields\x12\x13\n\x05state\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tlist_type\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x63\x61se_number\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bncic_number\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\x12\x34\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x15\n\x07\x63ontact\x18\x07 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tlist_name\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\"R\n\x16HotlistEntryFieldsList\x12\x38\n\x06\x66ields\x18\x01 \x03(\x0b\x32\".alpr.common.v1.HotlistEntryFieldsB\x04\xe2\x41\x01\x02\"0\n\x18HotlistEntryFieldsFrames\x12\x14\n\x06\x66ields\x18\x01 \x03(\x0c\x42\x04\xe2\x41\x01\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,8 +51,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HOTLISTENTRYFIELDS'].fields_by_name['list_name']._serialized_options = b'\342A\001\001'
   _globals['_HOTLISTENTRYFIELDSLIST'].fields_by_name['fields']._loaded_options = None
   _globals['_HOTLISTENTRYFIELDSLIST'].fields_by_name['fields']._serialized_options = b'\342A\001\002'
+  _globals['_HOTLISTENTRYFIELDSFRAMES'].fields_by_name['fields']._loaded_options = None
+  _globals['_HOTLISTENTRYFIELDSFRAMES'].fields_by_name['fields']._serialized_options = b'\342A\001\002'
   _globals['_HOTLISTENTRYFIELDS']._serialized_start=115
   _globals['_HOTLISTENTRYFIELDS']._serialized_end=359
   _globals['_HOTLISTENTRYFIELDSLIST']._serialized_start=361
   _globals['_HOTLISTENTRYFIELDSLIST']._serialized_end=443
+  _globals['_HOTLISTENTRYFIELDSFRAMES']._serialized_start=445
+  _globals['_HOTLISTENTRYFIELDSFRAMES']._serialized_end=493
 # @@protoc_insertion_point(module_scope)

@@ -96,3 +96,30 @@ class HotlistEntryFieldsList(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HotlistEntryFieldsList: _TypeAlias = HotlistEntryFieldsList  # noqa: Y015
+
+@_typing.final
+class HotlistEntryFieldsFrames(_message.Message):
+    """A serialized HotlistEntryFieldsList read without parsing its entries: the same
+    bytes, each entry's fields left serialized. A list is cut apart this way (entries
+    left out, lists joined) in C, without making a message of every entry.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """One per entry: a serialized HotlistEntryFields."""
+
+    def __init__(
+        self,
+        *,
+        fields: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fields", b"fields"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HotlistEntryFieldsFrames: _TypeAlias = HotlistEntryFieldsFrames  # noqa: Y015
