@@ -1,6 +1,6 @@
 """Benchmark: a partner's hotlist pulled end to end, against plain protobuf, no crypto, no store.
 
-    python scripts/bench/hotlist_sync.py [--sizes 100000 1000000] [--delta 1000]
+    python scripts/bench/hotlist_sync.py [--sizes 100000 1000000] [--delta 1000] [--repeat 3]
 
 For each size it builds two nodes (issuer and receiver) with an agreement between them,
 fills the issuer's list (not timed), serves the issuer as a real `alpr serve` process,
@@ -20,6 +20,10 @@ written to a fresh SQLite file 16 chunks a transaction, as a receiver must, with
 per-entry work and no network: what any pull of this format costs at least.
 Peak RSS is the receiving process's own (VmHWM), not inherited from this one; "issuer MB"
 is the serving issuer's peak since it started, read after each pull.
+Each case is timed `--repeat` times, each in a fresh process (a delta with new entries
+each time), and its row is the median run: single runs on these shared machines vary by
+a second on a million entries. The lists are built in a child process too, so that the
+processes timed never share the machine with one freeing gigabytes.
 Targets (issue "Exchange"): 1M entries under 15 s and 1.5 GB; a 1k delta under 200 ms;
 crypto and store at most 3x the baseline.
 """
@@ -275,11 +279,20 @@ def in_child(*argv: str) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def measure_baselines(size: int) -> dict[str, dict[str, float]]:
-    """The plain and checked baselines for `size` entries."""
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run of median time among `runs`, or the first that failed."""
+    failed = [run for run in runs if "error" in run]
+    return failed[0] if failed else sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
+
+
+def measure_baselines(size: int, repeat: int) -> dict[str, dict[str, float]]:
+    """The plain and checked baselines for `size` entries, each the median of `repeat` runs."""
     server, port = baseline_server(size)
     try:
-        return {kind: in_child("baseline", str(port), kind) for kind in BASELINES}
+        return {
+            kind: median_run([in_child("baseline", str(port), kind) for _ in range(repeat)])
+            for kind in BASELINES
+        }
     finally:
         server.stop(None)
 
@@ -304,8 +317,16 @@ def forget_partner_lists(receiver: Path) -> None:
     node.engine.dispose()
 
 
-def measure(size: int, delta: int) -> list[tuple[str, dict[str, float], int]]:
-    """The rows for one list size: name, measurement, and the entry count it carried.
+def add_entries(issuer: Path, count: int, offset: int) -> None:
+    """Add `count` new entries to the issuer's list: the next pull's delta."""
+    node = open_node(load_config(issuer, {}), now=datetime.now(UTC))
+    store = HotlistStore(node.engine, data_key=node.data_key, clock=system_clock)
+    store.add("stolen", entries(count, offset))
+    node.engine.dispose()
+
+
+def measure(size: int, delta: int, repeat: int) -> list[tuple[str, dict[str, float], int]]:
+    """The rows for one list size: name, median measurement, and the entry count it carried.
 
     A full pull carries `size` entries and a delta `delta`; each is compared with the
     baseline that carries as many (the delta's own, not the full list's). Then one
@@ -314,24 +335,30 @@ def measure(size: int, delta: int) -> list[tuple[str, dict[str, float], int]]:
     """
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        issuer, receiver = build(Path(scratch), size)
+        built = in_child("build", scratch, str(size))
+        if "error" in built:
+            raise RuntimeError(f"the nodes were not built: {built['error']}")
+        issuer, receiver = Path(scratch) / ISSUER, Path(scratch) / RECEIVER
         process, port = serve_issuer(issuer)
+
+        def pull(*, whole: bool) -> dict[str, float]:
+            if whole:
+                forget_partner_lists(receiver)
+            return in_child("pull", str(receiver), str(port)) | {
+                "issuer_mb": peak_rss_mb(process.pid)
+            }
+
+        def pull_delta(run: int) -> dict[str, float]:
+            add_entries(issuer, delta, size + run * delta)
+            return pull(whole=False)
+
         try:
-            full = in_child("pull", str(receiver), str(port))
-            rows.append(
-                (f"full pull {size:,}", full | {"issuer_mb": peak_rss_mb(process.pid)}, size)
-            )
-            engine_node = open_node(load_config(issuer, {}), now=datetime.now(UTC))
-            HotlistStore(engine_node.engine, data_key=engine_node.data_key,
-                         clock=system_clock).add("stolen", entries(delta, size))  # fmt: skip
-            engine_node.engine.dispose()
-            delta_row = in_child("pull", str(receiver), str(port))
-            delta_row["issuer_mb"] = peak_rss_mb(process.pid)
+            full = median_run([pull(whole=True) for _ in range(repeat)])
+            rows.append((f"full pull {size:,}", full, size))
+            delta_row = median_run([pull_delta(run) for run in range(repeat)])
             rows.append((f"delta {delta:,} on {size:,}", delta_row, delta))
             end_one_a_chunk(issuer)
-            forget_partner_lists(receiver)
-            edited = in_child("pull", str(receiver), str(port))
-            edited["issuer_mb"] = peak_rss_mb(process.pid)
+            edited = median_run([pull(whole=True) for _ in range(repeat)])
             rows.append((f"full pull {size:,}, 1 a chunk ended", edited, size))
         finally:
             process.send_signal(signal.SIGTERM)
@@ -344,11 +371,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--delta", type=int, default=1_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs a case; the median shown")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    repeat = max(args.repeat, 1)
     if args.child:
         mode, *rest = args.child
-        if mode == "pull":
+        if mode == "build":  # the lists are built, and freed, in a process of their own
+            build(Path(rest[0]), int(rest[1]))
+            answer = {}
+        elif mode == "pull":
             answer = child_pull(Path(rest[0]), int(rest[1]))
         elif mode == "floor":
             answer = child_floor(int(rest[0]))
@@ -356,13 +388,18 @@ def main() -> int:
             answer = child_baseline(int(rest[0]), checked=rest[1] == "checked")
         print(json.dumps(answer))
         return 0
-    print(f"hotlist_sync on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"hotlist_sync on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,"
+          f" each row the median of {repeat} runs")  # fmt: skip
     print(f"{'case':<52}{'seconds':>9}{'peak RSS MB':>13}{'x plain':>9}{'x checked':>11}"
           f"{'issuer MB':>11}")  # fmt: skip
-    baselines = {n: measure_baselines(n) for n in sorted({*args.sizes, args.delta})}
-    rows = [row for size in args.sizes for row in measure(size, args.delta)]
+    baselines = {n: measure_baselines(n, repeat) for n in sorted({*args.sizes, args.delta})}
+    rows = [row for size in args.sizes for row in measure(size, args.delta, repeat)]
     rows += [
-        (f"floor {size:,} (open, digest, seal, write bytes)", in_child("floor", str(size)), size)
+        (
+            f"floor {size:,} (open, digest, seal, write bytes)",
+            median_run([in_child("floor", str(size)) for _ in range(repeat)]),
+            size,
+        )
         for size in args.sizes
     ]
     rows += [

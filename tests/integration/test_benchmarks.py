@@ -41,7 +41,7 @@ def test_cap2_the_capture_bench_prints_every_row() -> None:
 
 
 def test_hot7_the_hotlist_sync_bench_prints_every_row() -> None:
-    printed = bench("hotlist_sync.py", "--sizes", "2000", "--delta", "10")
+    printed = bench("hotlist_sync.py", "--sizes", "2000", "--delta", "10", "--repeat", "2")
     for row in (
         "full pull 2,000 ",
         "delta 10 on 2,000",
