@@ -156,9 +156,12 @@ class PartnerClient:
         await self._call(peer, lambda stub: stub.RevokeAgreement(request, timeout=self._timeout))
 
     async def get_hotlist(
-        self, peer: Peer, request: Envelope
+        self, peer: Peer, request: Envelope, witnessed_size: int = 0
     ) -> AsyncGenerator[pb.GetHotlistResponse, None]:
         """Ask `peer` for its hotlists: its signed manifest and receipt, then the chunks.
+
+        The first message also carries the consistency path from its log at
+        `witnessed_size` (the size we witnessed last, if any) to its receipt's.
 
         Closing the iterator early cancels the call.
 
@@ -168,7 +171,7 @@ class PartnerClient:
             UnavailableError: The partner cannot be reached.
             PartnerRefusedError: The partner refused.
         """
-        message = pb.GetHotlistRequest(request=request.to_proto())
+        message = pb.GetHotlistRequest(request=request.to_proto(), witnessed_size=witnessed_size)
         stub = pb_grpc.FederationServiceStub(self._channel(peer.endpoint))
         call = stub.GetHotlist(message, timeout=HOTLIST_TIMEOUT_SECONDS)
         try:

@@ -22,7 +22,7 @@ from federation.hotlist_exchange import (
     sign_snapshot,
 )
 from federation.peers import Peer, PeerRegistry
-from federation.receipting import Receipting, SentRequest
+from federation.receipting import Receipting, SentRequest, ToClose, proved
 from federation.terms import Grant
 from federation.witness import Witnessed
 from node.audit import AuditLog
@@ -216,12 +216,14 @@ class HotlistSharing:
                 since_version=self.partner_lists.held_version(partner_ori)
             ),
         )
-        responses = self.client.get_hotlist(peer, sent.envelope)
+        witnessed_size = await self.receipting.witness.held_size(partner_ori)
+        responses = self.client.get_hotlist(peer, sent.envelope, witnessed_size)
         try:
             first = await anext(responses, None)
             if first is None or not first.HasField("snapshot"):
                 raise InvalidEnvelopeError("the answer does not begin with a signed snapshot")
             receipt = Envelope.from_proto(first.receipt)
+            path = tuple(first.consistency.hashes) if first.HasField("consistency") else None
             # Verifying, decrypting and storing a large list takes seconds: not on the event loop.
             reader = await asyncio.to_thread(
                 self._open, sent, Envelope.from_proto(first.snapshot), receipt
@@ -242,7 +244,9 @@ class HotlistSharing:
             raise
         finally:
             await responses.aclose()
-        closed = await self.receipting.close(peer, receipt, acknowledgement)
+        closed = await self.receipting.close(
+            peer, ToClose(receipt, acknowledgement, proved(witnessed_size, receipt, path))
+        )
         if not_taken is not None:
             raise not_taken
         return PullResult(

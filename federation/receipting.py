@@ -134,8 +134,37 @@ class Closed:
     witnessed: Witnessed | None
 
 
-BatchHandler = Callable[[Peer, Sequence[tuple[Envelope, Envelope]]], Awaitable[list[Closed]]]
-"""Closes a batch of one partner's exchanges, given as (receipt, acknowledgement)."""
+@dataclass(frozen=True)
+class ToClose:
+    """An exchange we asked for, answered and acknowledged, that the partner must be told of.
+
+    Attributes:
+        receipt: The partner's receipt; the checkpoint it carries is to be witnessed.
+        acknowledgement: Ours of it, to give the partner.
+        proved: The consistency paths of the partner's log that came with its answer, by
+            their (old, new) sizes (`proved`), unverified: none need be asked for again.
+    """
+
+    receipt: Envelope
+    acknowledgement: Envelope
+    proved: Mapping[Span, Sequence[bytes]] = field(default_factory=dict)
+
+
+def proved(
+    witnessed_size: int, receipt: Envelope, path: Sequence[bytes] | None
+) -> dict[Span, Sequence[bytes]]:
+    """The consistency `path` an answer carried, by the span it proves; none if it carried none.
+
+    The span runs from the size of the partner's log we said we witnessed to the size its
+    `receipt` names.
+    """
+    if path is None:
+        return {}
+    return {(witnessed_size, parse_payload(exchange_pb2.Receipt, receipt.payload).tree_size): path}
+
+
+BatchHandler = Callable[[Peer, Sequence[ToClose]], Awaitable[list[Closed]]]
+"""Closes a batch of one partner's exchanges."""
 
 
 class ClosingBatches:
@@ -154,7 +183,7 @@ class ClosingBatches:
     async def put(
         self,
         peer: Peer,
-        item: tuple[Envelope, Envelope],
+        item: ToClose,
         handle: BatchHandler,
     ) -> Closed:
         """Queue `item` for `peer`; its result once `handle` has done its batch."""
@@ -193,7 +222,7 @@ class ClosingBatches:
 
 @dataclass(frozen=True)
 class _Queued:
-    item: tuple[Envelope, Envelope]
+    item: ToClose
     result: asyncio.Future[Closed]
 
 
@@ -327,11 +356,17 @@ class Receipting:
             except ValidationError as error:  # too many: none kept, the request still served
                 refused = [(i, error.diagnostics()) for i in range(len(carried.acknowledgements))]
         answer, receipt = serve()
+        return Answered(answer, receipt, self.proof_for(carried.witnessed_size, receipt), refused)
+
+    def proof_for(self, witnessed_size: int, receipt: Envelope) -> tuple[bytes, ...] | None:
+        """As responder: the consistency path from our log at `witnessed_size` to `receipt`'s.
+
+        None when the requester witnessed nothing yet (0) or names a size past the receipt's.
+        """
         tree_size = parse_payload(exchange_pb2.Receipt, receipt.payload).tree_size
-        consistency = None
-        if 0 < carried.witnessed_size <= tree_size:
-            consistency = self.audit.consistency_proof(carried.witnessed_size, tree_size).hashes
-        return Answered(answer, receipt, consistency, refused)
+        if not 0 < witnessed_size <= tree_size:
+            return None
+        return self.audit.consistency_proof(witnessed_size, tree_size).hashes
 
     def acknowledge(
         self,
@@ -447,10 +482,7 @@ class Receipting:
             self.reject(sent, kind=kind, problem=error.diagnostics())
             return Asked(Outcome.INVALID, detail=error.diagnostics())
         self.owed.owe(sent.peer, [acknowledgement])
-        given = {}
-        if answered.consistency is not None:
-            tree_size = parse_payload(exchange_pb2.Receipt, answered.receipt.payload).tree_size
-            given[witnessed_size, tree_size] = answered.consistency
+        given = proved(witnessed_size, answered.receipt, answered.consistency)
         witnessing = asyncio.create_task(self._witness(sent.peer, answered.receipt, given))
         self._closing.add(witnessing)
         witnessing.add_done_callback(self._closing.discard)
@@ -505,40 +537,52 @@ class Receipting:
             session=session,
         )
 
-    async def close(self, peer: Peer, receipt: Envelope, acknowledgement: Envelope) -> Closed:
+    async def close(self, peer: Peer, exchange: ToClose) -> Closed:
         """Give `peer` our acknowledgement and witness its checkpoint; neither fails the call.
 
         Exchanges with one partner close in batches: while one batch is under way, those
         that arrive wait and then go together, each acknowledgement and checkpoint of
-        a batch in one call (AcknowledgeReceipts, GetConsistencyProofs), so a busy
-        partner costs two round trips a batch instead of two an exchange.
+        a batch in one call (AcknowledgeReceipts, and GetConsistencyProofs unless the
+        answers carried the proofs), the two at once, so a busy partner costs one round
+        trip a batch instead of two an exchange.
         """
-        return await self._batches.put(peer, (receipt, acknowledgement), self._close_batch)
+        return await self._batches.put(peer, exchange, self._close_batch)
 
-    async def _close_batch(
-        self, peer: Peer, exchanges: Sequence[tuple[Envelope, Envelope]]
-    ) -> list[Closed]:
-        given = [acknowledgement for _, acknowledgement in exchanges]
+    async def _close_batch(self, peer: Peer, exchanges: Sequence[ToClose]) -> list[Closed]:
+        acknowledged, witnessed = await asyncio.gather(
+            self._deliver(peer, [exchange.acknowledgement for exchange in exchanges]),
+            self._witness_batch(peer, exchanges),
+        )
+        return [Closed(a, w) for a, w in zip(acknowledged, witnessed, strict=True)]
+
+    async def _deliver(self, peer: Peer, given: Sequence[Envelope]) -> list[bool]:
+        """Give `peer` the acknowledgements `given` in one call; whether it kept each."""
         try:
             refused = await self.client.acknowledge_receipts(peer, given)
-            acknowledged = [True] * len(exchanges)
-            for index, _ in refused:
-                if 0 <= index < len(exchanges):  # the partner's word: bounds checked
-                    acknowledged[index] = False
-            self.owed.delivered(peer, given, refused)
         except (PartnerRefusedError, UnavailableError) as error:
-            acknowledged = [False] * len(exchanges)
             if isinstance(error, PartnerRefusedError) and error.final:
                 self.owed.delivered(peer, given, [])  # for good: the partner's ledger flags them
             else:
                 self.owed.owe(peer, given)  # delivered later, as a query's are
+            return [False] * len(given)
+        acknowledged = [True] * len(given)
+        for index, _ in refused:
+            if 0 <= index < len(given):  # the partner's word: bounds checked
+                acknowledged[index] = False
+        self.owed.delivered(peer, given, refused)
+        return acknowledged
+
+    async def _witness_batch(
+        self, peer: Peer, exchanges: Sequence[ToClose]
+    ) -> Sequence[Witnessed | None]:
+        """Witness the checkpoints of `exchanges`' receipts at once; None for each if it failed."""
         notes = [
-            parse_payload(exchange_pb2.Receipt, receipt.payload).checkpoint
-            for receipt, _ in exchanges
+            parse_payload(exchange_pb2.Receipt, exchange.receipt.payload).checkpoint
+            for exchange in exchanges
         ]
+        given = {span: path for exchange in exchanges for span, path in exchange.proved.items()}
         try:
-            witnessed: Sequence[Witnessed | None] = await self.witness.observe_many(peer, notes)
+            return await self.witness.observe_many(peer, notes, given)
         except NodeError as error:  # unreachable, refused, or a checkpoint not its own
             log.warning("checkpoints of %s not witnessed: %s", peer.ori, error.diagnostics())
-            witnessed = [None] * len(exchanges)  # the scheduled witnessing job asks again
-        return [Closed(a, w) for a, w in zip(acknowledged, witnessed, strict=True)]
+            return [None] * len(exchanges)  # the scheduled witnessing job asks again

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from typing import Any
@@ -82,14 +82,16 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         Chunks are read and encrypted in a worker thread, `CHUNKS_A_READ` at a time, as
         the partner takes them: a slow partner holds a few chunks of ours, not the list.
         """
+        services, address = self._services, peer_ip(context)
+
+        def answer(peer: Peer) -> tuple[SignedSnapshot, Envelope, tuple[bytes, ...] | None]:
+            signed = Envelope.from_proto(request.request)
+            snapshot, receipt = services.sharing.serve(signed, peer, address)
+            return snapshot, receipt, services.receipting.proof_for(request.witnessed_size, receipt)
+
         with self._partner("GetHotlist", context) as peer:
-            snapshot, receipt = await asyncio.to_thread(
-                self._services.sharing.serve,
-                Envelope.from_proto(request.request),
-                peer,
-                peer_ip(context),
-            )
-        responses = hotlist_responses(snapshot, receipt)
+            snapshot, receipt, proof = await asyncio.to_thread(answer, peer)
+        responses = hotlist_responses(snapshot, receipt, proof)
         yield next(responses)  # the manifest and receipt: the partner checks them meanwhile
         while batch := await asyncio.to_thread(list, islice(responses, CHUNKS_A_READ)):
             for response in batch:
@@ -202,10 +204,17 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
 
 
 def hotlist_responses(
-    snapshot: SignedSnapshot, receipt: Envelope
+    snapshot: SignedSnapshot, receipt: Envelope, proof: Sequence[bytes] | None = None
 ) -> Iterator[pb.GetHotlistResponse]:
-    """GetHotlist's answer: the signed manifest and the receipt first, then each chunk."""
-    yield pb.GetHotlistResponse(snapshot=snapshot.manifest.to_proto(), receipt=receipt.to_proto())
+    """GetHotlist's answer: the signed manifest, the receipt and `proof` first, then each chunk.
+
+    `proof` is the consistency path the request's witnessed size asked for, if any.
+    """
+    yield pb.GetHotlistResponse(
+        snapshot=snapshot.manifest.to_proto(),
+        receipt=receipt.to_proto(),
+        consistency=None if proof is None else pb.ConsistencyPath(hashes=proof),
+    )
     for chunk in snapshot.chunks:
         yield pb.GetHotlistResponse(chunk=chunk)
 

@@ -35,6 +35,7 @@ from federation.exchange import check_exchange, sign_request
 from federation.gate import DENIED
 from federation.hotlist_sharing import PullResult
 from federation.peers import Peer
+from federation.witness import Witnessed
 from gateway.cli import main
 from gateway.servicers.federation import hotlist_responses
 from gateway.tls import TLSConfig
@@ -115,6 +116,27 @@ class TestPull:
         assert lasd.node.services.ledger.unacknowledged(timedelta(0)) == []
         served = lasd.audit_events("exchange.hotlist_served")
         assert json.loads(served[0].details)["entries"] == 2
+
+    def test_aud7_the_answer_proves_the_partners_log_so_witnessing_it_is_no_call(
+        self, pair: tuple[Agency, Agency, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        lapd, _, _ = pair
+        services = lapd.node.services
+        assert pull(lapd, LASD).witnessed is Witnessed.COSIGNED  # the first: nothing to prove
+        first = services.witness.held(LASD)
+        assert first is not None
+        asked: list[object] = []
+        proofs = services.partners.consistency_proofs
+
+        async def counted(*args: object) -> list[list[bytes]]:
+            asked.append(args)
+            return await proofs(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(services.partners, "consistency_proofs", counted)
+        assert pull(lapd, LASD).witnessed is Witnessed.VERIFIED  # kept, cosigned a minute ago
+        second = services.witness.held(LASD)
+        assert second is not None
+        assert (second.size > first.size, asked) == (True, [])
 
     def test_hot6_entries_stop_matching_at_24h_and_are_purged(
         self, pair: tuple[Agency, Agency, str], clock: ManualClock

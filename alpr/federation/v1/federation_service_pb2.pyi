@@ -191,6 +191,11 @@ class GetHotlistRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_FIELD_NUMBER: _builtins.int
+    WITNESSED_SIZE_FIELD_NUMBER: _builtins.int
+    witnessed_size: _builtins.int
+    """The tree size of the largest checkpoint of our audit log the requester witnessed, or
+    0: the first message then proves our log at the receipt extends it (AUD-7).
+    """
     @_builtins.property
     def request(self) -> _envelope_pb2.SignedEnvelope:
         """An ExchangeRequest with a HotlistQuery, signed by the requester."""
@@ -199,10 +204,11 @@ class GetHotlistRequest(_message.Message):
         self,
         *,
         request: _envelope_pb2.SignedEnvelope | None = ...,
+        witnessed_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request", "witnessed_size", b"witnessed_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -219,6 +225,7 @@ class GetHotlistResponse(_message.Message):
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
+    CONSISTENCY_FIELD_NUMBER: _builtins.int
     chunk: _builtins.bytes
     """Each later message: a serialized alpr.federation.v1.HotlistChunk, checked as received
     against the manifest's digest.
@@ -231,16 +238,24 @@ class GetHotlistResponse(_message.Message):
     def receipt(self) -> _envelope_pb2.SignedEnvelope:
         """First message: a Receipt for the exchange, signed by us."""
 
+    @_builtins.property
+    def consistency(self) -> Global___ConsistencyPath:
+        """First message: the consistency path from our log at the request's witnessed_size to
+        it at the receipt's tree size (RFC 9162 2.1.4); absent when witnessed_size is 0 or
+        larger than the receipt's tree size.
+        """
+
     def __init__(
         self,
         *,
         snapshot: _envelope_pb2.SignedEnvelope | None = ...,
         receipt: _envelope_pb2.SignedEnvelope | None = ...,
         chunk: _builtins.bytes = ...,
+        consistency: Global___ConsistencyPath | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt", "snapshot", b"snapshot"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consistency", b"consistency", "receipt", b"receipt", "snapshot", b"snapshot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "receipt", b"receipt", "snapshot", b"snapshot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "consistency", b"consistency", "receipt", b"receipt", "snapshot", b"snapshot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,19 +8,19 @@ from collections.abc import Sequence
 from federation.envelope import Envelope
 from federation.exchange import MAX_BATCH
 from federation.peers import Peer
-from federation.receipting import Closed, ClosingBatches
+from federation.receipting import Closed, ClosingBatches, ToClose
 from tests.support.pki import LAPD, LASD
 from tests.support.pki import partner_peer as partner
 
 
-def exchange(n: int) -> tuple[Envelope, Envelope]:
-    """A stand-in (receipt, acknowledgement) pair, told apart by its payload."""
+def exchange(n: int) -> ToClose:
+    """A stand-in exchange to close, told apart by its payload."""
     envelope = Envelope(payload=str(n).encode(), payload_type="t", signatures=())
-    return envelope, envelope
+    return ToClose(envelope, envelope)
 
 
-def number(item: tuple[Envelope, Envelope]) -> int:
-    return int(item[0].payload)
+def number(item: ToClose) -> int:
+    return int(item.receipt.payload)
 
 
 class Recorder:
@@ -30,9 +30,7 @@ class Recorder:
         self.batches: list[tuple[str, list[int]]] = []
         self.release = asyncio.Event()
 
-    async def __call__(
-        self, peer: Peer, items: Sequence[tuple[Envelope, Envelope]]
-    ) -> list[Closed]:
+    async def __call__(self, peer: Peer, items: Sequence[ToClose]) -> list[Closed]:
         self.batches.append((peer.ori, [number(item) for item in items]))
         await self.release.wait()
         if peer.ori == LAPD:
