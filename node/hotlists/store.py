@@ -8,7 +8,11 @@ clear; the other fields are encrypted with the node's data key (HOT-2).
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import uuid
+from array import array
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +51,8 @@ MAX_LIST_NAME = 100
 MAX_BATCH = 100_000
 CHUNKS_A_READ = 16
 """Stored chunks read in one query as a snapshot is sent: about 3 MB of a large list."""
+CUT_DIGESTS_KEPT = 100_000
+"""Digests of chunks cut to send remembered: every one of a 100M-entry list, in about 10 MB."""
 _ENTRY_COLUMNS = (
     "id", "hotlist_id", "plate", "is_partial", "chunk_id", "slot",
     "version", "created_at", "ended_at", "ended_how",
@@ -227,6 +233,47 @@ def _joined(pieces: Iterable[_StoredChunk | _Piece]) -> list[_Part]:
     return joined
 
 
+class _CutDigests:
+    """The digests of chunks cut to send, by what each was cut from; the most recent kept.
+
+    A chunk that is not a stored one sent whole (entries of it ended, or small ones
+    joined) is read, decrypted and cut once to name it in a manifest and again to send
+    it. Remembering its digest saves the first for every later snapshot that sends it
+    alike: the next partner's pull, or the next full pull. A stored chunk never changes,
+    so the stored chunks a part was cut from and the slots left out of each determine its
+    bytes for good.
+    """
+
+    def __init__(self, kept: int) -> None:
+        self._kept = kept
+        self._digests: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()  # snapshots are built in worker threads
+
+    @staticmethod
+    def key(part: tuple[_Piece, ...]) -> bytes:
+        """What `part` is cut from, hashed: each piece's chunk and the slots it leaves out."""
+        hashed = hashlib.blake2b(digest_size=16)
+        for piece in part:
+            hashed.update(array("q", [piece.chunk_id, len(piece.ended), *sorted(piece.ended)]))
+        return hashed.digest()
+
+    def get(self, key: bytes) -> bytes | None:
+        """The digest remembered for `key`, if any."""
+        with self._lock:
+            digest = self._digests.get(key)
+            if digest is not None:
+                self._digests.move_to_end(key)
+            return digest
+
+    def put(self, key: bytes, digest: bytes) -> None:
+        """Remember `digest` for `key`, forgetting the least recently used past `kept`."""
+        with self._lock:
+            self._digests[key] = digest
+            self._digests.move_to_end(key)
+            while len(self._digests) > self._kept:
+                self._digests.popitem(last=False)
+
+
 def _size(part: _Part) -> int:
     return part.size if isinstance(part, _StoredChunk) else sum(piece.size for piece in part)
 
@@ -293,6 +340,7 @@ class HotlistStore:
         self._engine = engine
         self._key = data_key
         self._clock = clock
+        self._cut_digests = _CutDigests(CUT_DIGESTS_KEPT)
 
     def create_list(self, name: str, description: str = "") -> HotlistInfo:
         """Make an empty list.
@@ -454,23 +502,33 @@ class HotlistStore:
 
         Every chunk is named before any is sent: a full chunk none of whose entries ended
         by the digest stored with it, the others (with ended entries, small ones joined,
-        or stored before chunks had digests) by reading them `CHUNKS_A_READ` at a time
-        and hashing them. The chunks are then read again as they are sent, so a snapshot
-        holds a few chunks at a time, never the list.
+        or stored before chunks had digests) by the digest remembered from an earlier
+        snapshot, or by reading them `CHUNKS_A_READ` at a time and hashing them. The
+        chunks are then read again as they are sent, so a snapshot holds a few chunks at
+        a time, never the list.
 
         Raises:
             ValidationError: `version` is negative or ahead of ours.
         """
         current, ended, parts = self._parts_since(version)
-        built = [part for part in parts if not isinstance(part, _StoredChunk)]
-        named = iter([chunk_digest(c.entry_ids, c.plates, c.fields) for c in self._sent(built)])
+        cut = self._named([part for part in parts if not isinstance(part, _StoredChunk)])
         return OutgoingChanges(
             current,
             ended,
             sum(_size(part) for part in parts),
-            [part.digest if isinstance(part, _StoredChunk) else next(named) for part in parts],
+            [part.digest if isinstance(part, _StoredChunk) else next(cut) for part in parts],
             self._sent(parts),
         )
+
+    def _named(self, cut: Sequence[tuple[_Piece, ...]]) -> Iterator[bytes]:
+        """The digest of the chunk cut from each of `cut`'s parts: remembered, or made now."""
+        keys = [_CutDigests.key(part) for part in cut]
+        named = {i: d for i, key in enumerate(keys) if (d := self._cut_digests.get(key))}
+        unknown = [i for i in range(len(cut)) if i not in named]
+        for i, chunk in zip(unknown, self._sent([cut[i] for i in unknown]), strict=True):
+            named[i] = chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields)
+            self._cut_digests.put(keys[i], named[i])
+        return iter([named[i] for i in range(len(cut))])
 
     def _parts_since(self, version: int) -> tuple[int, list[str], list[_Part]]:
         """The version now, the ids of entries ended after `version`, and the chunks to send.

@@ -174,6 +174,33 @@ class TestVersions:
         assert (outgoing.entry_count, outgoing.version) == (3009, 5)
         assert store.changes_since(0).chunks == chunks
 
+    def test_succeeds_naming_a_cut_chunk_from_memory_until_more_of_it_ends(
+        self, engine: Engine
+    ) -> None:
+        """Every full pull cuts the chunks with ended entries; each is read to name it once."""
+        key = _CountingKey(DataKey.generate().key)
+        store = HotlistStore(engine, data_key=key, clock=ManualClock())
+        store.create_list("stolen")
+        added = store.add("stolen", [STOLEN] * 1000 + [PARTIAL] * 10)
+        store.remove(added[0].entry_id)
+        key.chunks = 0
+        first = store.outgoing_since(0)
+        assert key.chunks == 2  # the cut chunk and the small one, read to name them
+        list(first.chunks)
+        key.chunks = 0
+        assert store.outgoing_since(0).digests == first.digests
+        assert key.chunks == 0  # both named from memory
+        store.remove(added[1].entry_id)
+        key.chunks = 0
+        outgoing = store.outgoing_since(0)
+        assert key.chunks == 1  # only the chunk that lost another entry, cut anew
+        chunks = list(outgoing.chunks)
+        assert [chunk.size for chunk in chunks] == [998, 10]
+        assert outgoing.digests == [
+            chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields) for chunk in chunks
+        ]
+        assert outgoing.digests[1] == first.digests[1]
+
     def test_hot2_a_chunks_digest_is_kept_sealed(self, store: HotlistStore, engine: Engine) -> None:
         """A hash of fields in clear would let whoever reads the store test guesses at them."""
         store.create_list("stolen")
