@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from alpr.federation.v1 import exchange_pb2
 from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
@@ -76,6 +76,7 @@ class HotlistSharing:
     receipting: Receipting
     client: PartnerClient
     clock: Clock
+    _pulling: dict[str, asyncio.Lock] = field(default_factory=dict, init=False, compare=False)
 
     def serve(
         self, request: Envelope, sender: Peer, peer_ip: str
@@ -193,13 +194,21 @@ class HotlistSharing:
         Raises:
             NotFoundError: The partner is not registered.
             PreconditionError: No agreement in force lets us receive its hotlists; or the
-                list we hold changed while the answer came (another pull took a newer
-                version, or the purge took it), so it was acknowledged but not taken.
+                list we hold changed while the answer came (another process's pull took a
+                newer version, or the purge took it), so it was acknowledged but not taken.
             UnavailableError: The partner cannot be reached.
             PartnerRefusedError: The partner refused.
             InvalidEnvelopeError: The snapshot or receipt does not verify; nothing was stored,
                 and the rejection is audited as ``exchange.hotlist_rejected``.
+
+        Pulls of one partner run one at a time: one asked for while another is under way
+        (an operator's during the scheduled one) waits for it, then asks only for what
+        changed since, instead of fetching the same list only to find it taken.
         """
+        async with self._pulling.setdefault(partner_ori, asyncio.Lock()):
+            return await self._pull(partner_ori, requesting_user)
+
+    async def _pull(self, partner_ori: str, requesting_user: str) -> PullResult:
         peer = self.peers.require(partner_ori)
         agreement = self.agreements.in_force(
             partner_ori, Grant.RECEIVE_HOTLISTS, grantor=partner_ori

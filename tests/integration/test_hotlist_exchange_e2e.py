@@ -172,18 +172,36 @@ class TestPull:
         assert lapd.node.services.partner_lists.find("7ABC123") == []
         assert len(lapd.node.services.partner_lists.find("8XY947")) == 1
 
-    def test_aud6_a_delta_another_pull_overtook_is_acknowledged_not_taken(
+    def test_a_pull_asked_for_during_another_waits_and_asks_for_what_changed_since(
         self, pair: tuple[Agency, Agency, str]
     ) -> None:
-        """Two pulls ask for the same delta; the one that commits second cannot apply it."""
         lapd, lasd, _ = pair
         pull(lapd, LASD)
         lasd.node.services.hotlists.add("stolen", [replace(STOLEN, plate="7ABC124")])
         sharing = lapd.node.services.sharing
 
+        async def two_pulls() -> tuple[PullResult, ...]:
+            return await asyncio.gather(sharing.pull(LASD), sharing.pull(LASD))
+
+        first, second = lapd.node.run(two_pulls())
+        assert (first.version, first.added, first.acknowledged) == (2, 1, True)
+        assert (second.version, second.added, second.acknowledged) == (2, 0, True)
+        served = [json.loads(e.details) for e in lasd.audit_events("exchange.hotlist_served")]
+        assert [d["since_version"] for d in served] == [0, 1, 2]
+
+    def test_aud6_a_delta_another_process_took_first_is_acknowledged_not_taken(
+        self, pair: tuple[Agency, Agency, str]
+    ) -> None:
+        """Two processes pull the same delta; the one that commits second cannot apply it."""
+        lapd, lasd, _ = pair
+        pull(lapd, LASD)
+        lasd.node.services.hotlists.add("stolen", [replace(STOLEN, plate="7ABC124")])
+        sharing = lapd.node.services.sharing
+        other_process = replace(sharing)  # the same store, pulls not kept apart from ours
+
         async def two_pulls() -> tuple[PullResult | BaseException, ...]:
             return await asyncio.gather(
-                sharing.pull(LASD), sharing.pull(LASD), return_exceptions=True
+                sharing.pull(LASD), other_process.pull(LASD), return_exceptions=True
             )
 
         outcomes = lapd.node.run(two_pulls())
