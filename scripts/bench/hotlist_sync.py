@@ -297,12 +297,14 @@ def measure_baselines(size: int, repeat: int) -> dict[str, dict[str, float]]:
         server.stop(None)
 
 
-def end_one_a_chunk(issuer: Path) -> None:
-    """Remove one entry of every chunk of the issuer's list: each must then be re-cut to send."""
+def end_one_a_chunk(issuer: Path, slot: int) -> None:
+    """Remove the entry at `slot` of every chunk of the issuer's list: each must be cut anew."""
     node = open_node(load_config(issuer, {}), now=datetime.now(UTC))
     store = HotlistStore(node.engine, data_key=node.data_key, clock=system_clock)
     with node.engine.connect() as connection:
-        chosen = connection.execute(text("SELECT id FROM hotlist_entry WHERE slot = 7")).all()
+        chosen = connection.execute(
+            text("SELECT id FROM hotlist_entry WHERE slot = :slot"), {"slot": slot}
+        ).all()
     for (entry_id,) in chosen:
         store.remove(entry_id)
     node.engine.dispose()
@@ -329,9 +331,11 @@ def measure(size: int, delta: int, repeat: int) -> list[tuple[str, dict[str, flo
     """The rows for one list size: name, median measurement, and the entry count it carried.
 
     A full pull carries `size` entries and a delta `delta`; each is compared with the
-    baseline that carries as many (the delta's own, not the full list's). Then one
-    entry of every chunk is removed and the list pulled whole again: the issuer reads
-    and re-cuts every chunk to name it in the manifest, and again to send it.
+    baseline that carries as many (the delta's own, not the full list's). Then, before
+    each run, one more entry of every chunk is removed and the list pulled whole: the
+    issuer reads and cuts every chunk to name it in the manifest, and again to send it.
+    Each such pull is followed by another, as the next partner's would be: the issuer
+    then names the cut chunks by the digests it remembers, and cuts them only to send.
     """
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -357,9 +361,13 @@ def measure(size: int, delta: int, repeat: int) -> list[tuple[str, dict[str, flo
             rows.append((f"full pull {size:,}", full, size))
             delta_row = median_run([pull_delta(run) for run in range(repeat)])
             rows.append((f"delta {delta:,} on {size:,}", delta_row, delta))
-            end_one_a_chunk(issuer)
-            edited = median_run([pull(whole=True) for _ in range(repeat)])
-            rows.append((f"full pull {size:,}, 1 a chunk ended", edited, size))
+            cut, cut_again = [], []
+            for run in range(repeat):
+                end_one_a_chunk(issuer, slot=7 + run)
+                cut.append(pull(whole=True))
+                cut_again.append(pull(whole=True))
+            rows.append((f"full pull {size:,}, 1 more a chunk ended", median_run(cut), size))
+            rows.append((f"full pull {size:,}, the same pulled again", median_run(cut_again), size))
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
