@@ -294,18 +294,16 @@ def _kept(chunk: EntryChunk, ended: frozenset[int]) -> EntryChunk:
 
     Each entry's fields stay serialized (`HotlistEntryFieldsFrames`): parsing a chunk's
     thousand entries into messages and serializing them again cost 1.6 s a million.
+    The few entries ended are deleted from the split columns, in C, rather than the
+    others picked one by one.
     """
     if not ended:
         return chunk
-    slots = [slot for slot in range(chunk.size) if slot not in ended]
     ids, plates = chunk.entry_ids.split(b"\n"), chunk.plates.split(b"\n")
-    frames = hotlist_pb2.HotlistEntryFieldsFrames.FromString(chunk.fields).fields
-    return EntryChunk(
-        len(slots),
-        b"\n".join([ids[slot] for slot in slots]),
-        b"\n".join([plates[slot] for slot in slots]),
-        frame_fields([frames[slot] for slot in slots]),
-    )
+    frames = list(hotlist_pb2.HotlistEntryFieldsFrames.FromString(chunk.fields).fields)
+    for slot in sorted(ended, reverse=True):
+        del ids[slot], plates[slot], frames[slot]
+    return EntryChunk(len(ids), b"\n".join(ids), b"\n".join(plates), frame_fields(frames))
 
 
 def _read_chunks(session: Session, key: DataKey, chunk_ids: Sequence[int]) -> dict[int, EntryChunk]:
