@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from alpr.federation.v1 import exchange_pb2
 from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
@@ -57,7 +58,8 @@ class PullResult:
     acknowledged: bool
     witnessed: Witnessed | None
     """What became of the partner's checkpoint in the receipt; None if it could not be
-    witnessed now (the partner did not give a consistency proof)."""
+    witnessed now (the partner was unreachable or refused a proof, or the checkpoint is
+    not its own): the scheduled witnessing job looks again."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,15 +203,33 @@ class HotlistSharing:
             InvalidEnvelopeError: The snapshot or receipt does not verify; nothing was stored,
                 and the rejection is audited as ``exchange.hotlist_rejected``.
 
-        Pulls of one partner run one at a time: one asked for while another is under way
-        (an operator's during the scheduled one) waits for it, then asks only for what
-        changed since, instead of fetching the same list only to find it taken.
+        Pulls of one partner in this process run one at a time up to taking the list: one
+        asked for while another is under way (an operator's during the scheduled one)
+        waits, then asks only for what changed since, instead of fetching the same list
+        only to find it taken. Acknowledging and witnessing come after, outside that
+        turn, so pulls that end together close in one batch.
         """
-        async with self._pulling.setdefault(partner_ori, asyncio.Lock()):
-            return await self._pull(partner_ori, requesting_user)
-
-    async def _pull(self, partner_ori: str, requesting_user: str) -> PullResult:
         peer = self.peers.require(partner_ori)
+        async with self._pulling.setdefault(partner_ori, asyncio.Lock()):
+            fetched = await self._fetch(peer, requesting_user)
+        closed = await self.receipting.close(peer, fetched.to_close)
+        if fetched.not_taken is not None:
+            raise fetched.not_taken
+        opened = fetched.opened
+        return PullResult(
+            partner_ori,
+            fetched.exchange_id,
+            opened.received.version,
+            opened.kept,
+            len(opened.ended),
+            len(opened.refused),
+            closed.acknowledged,
+            closed.witnessed,
+        )
+
+    async def _fetch(self, peer: Peer, requesting_user: str) -> _Fetched:
+        """Ask `peer` for its list, verify, store and acknowledge it: what is left to close."""
+        partner_ori = peer.ori
         agreement = self.agreements.in_force(
             partner_ori, Grant.RECEIVE_HOTLISTS, grantor=partner_ori
         )
@@ -253,21 +273,17 @@ class HotlistSharing:
             raise
         finally:
             await responses.aclose()
-        closed = await self.receipting.close(
-            peer, ToClose(receipt, acknowledgement, proved(witnessed_size, receipt, path))
-        )
-        if not_taken is not None:
-            raise not_taken
-        return PullResult(
-            partner_ori,
-            sent.request.exchange_id,
-            opened.received.version,
-            opened.kept,
-            len(opened.ended),
-            len(opened.refused),
-            closed.acknowledged,
-            closed.witnessed,
-        )
+        to_close = ToClose(receipt, acknowledgement, proved(witnessed_size, receipt, path))
+        return _Fetched(sent.request.exchange_id, opened, to_close, not_taken)
+
+
+class _Fetched(NamedTuple):
+    """A list fetched, verified and acknowledged: taken, unless `not_taken` says why not."""
+
+    exchange_id: str
+    opened: OpenedSnapshot
+    to_close: ToClose
+    not_taken: PreconditionError | None
 
 
 def _commit(incoming: IncomingList, ended: list[str]) -> PreconditionError | None:

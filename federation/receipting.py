@@ -549,10 +549,23 @@ class Receipting:
         return await self._batches.put(peer, exchange, self._close_batch)
 
     async def _close_batch(self, peer: Peer, exchanges: Sequence[ToClose]) -> list[Closed]:
+        # Both run to their end, each failure kept from the other and from the exchanges,
+        # which were taken already: the partner's ledger flags an acknowledgement it did
+        # not get, and the scheduled job witnesses what was not.
         acknowledged, witnessed = await asyncio.gather(
             self._deliver(peer, [exchange.acknowledgement for exchange in exchanges]),
             self._witness_batch(peer, exchanges),
+            return_exceptions=True,
         )
+        for outcome in (acknowledged, witnessed):
+            if isinstance(outcome, Exception):
+                log.error("closing exchanges with %s failed", peer.ori, exc_info=outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome  # cancelled: the batch's waiters are cancelled too
+        if isinstance(acknowledged, BaseException):
+            acknowledged = [False] * len(exchanges)
+        if isinstance(witnessed, BaseException):
+            witnessed = [None] * len(exchanges)
         return [Closed(a, w) for a, w in zip(acknowledged, witnessed, strict=True)]
 
     async def _deliver(self, peer: Peer, given: Sequence[Envelope]) -> list[bool]:

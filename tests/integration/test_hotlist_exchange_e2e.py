@@ -637,13 +637,37 @@ class TestReceiptsVerify:
 
         monkeypatch.setattr(partners, "acknowledge_receipts", unreachable_once)
         result = pull(lapd, LASD)
-        assert result.acknowledged is False
+        assert (result.acknowledged, result.witnessed) == (False, Witnessed.COSIGNED)
         [flagged] = lasd.node.services.ledger.unacknowledged(timedelta(0))
         assert flagged.id == result.exchange_id
         assert [ori for ori, _ in lapd.node.services.ledger.owed()] == [LASD]
         lapd.node.run(lapd.node.services.queries.settled())
         assert lasd.node.services.ledger.unacknowledged(timedelta(0)) == []
         assert lapd.node.services.ledger.owed() == []
+
+    @pytest.mark.parametrize("failing", ["acknowledging", "witnessing"])
+    def test_aud6_an_unexpected_failure_closing_the_exchange_leaves_the_rest_done(
+        self, pair: tuple[Agency, Agency, str], monkeypatch: pytest.MonkeyPatch, failing: str
+    ) -> None:
+        lapd, lasd, _ = pair
+        services = lapd.node.services
+
+        async def broken(*args: object) -> object:
+            raise RuntimeError("database is locked")
+
+        if failing == "acknowledging":
+            monkeypatch.setattr(services.partners, "acknowledge_receipts", broken)
+        else:
+            monkeypatch.setattr(services.witness, "observe_many", broken)
+        result = pull(lapd, LASD)
+        assert len(services.partner_lists.find("7ABC123")) == 1  # the list was taken
+        if failing == "acknowledging":
+            assert (result.acknowledged, result.witnessed) == (False, Witnessed.COSIGNED)
+            [flagged] = lasd.node.services.ledger.unacknowledged(timedelta(0))
+            assert flagged.id == result.exchange_id
+        else:
+            assert (result.acknowledged, result.witnessed) == (True, None)
+            assert lasd.node.services.ledger.unacknowledged(timedelta(0)) == []
 
     def test_aud6_flags_an_unacknowledged_exchange_and_fails_a_forged_receipt(
         self, pair: tuple[Agency, Agency, str], capsys: pytest.CaptureFixture[str]

@@ -201,6 +201,24 @@ class TestVersions:
         ]
         assert outgoing.digests[1] == first.digests[1]
 
+    def test_succeeds_naming_small_chunks_joined_anew_when_one_before_them_shrinks(
+        self, store: HotlistStore
+    ) -> None:
+        store.create_list("stolen")
+        shrinking = store.add("stolen", [STOLEN] * 600)
+        for _ in range(2):
+            store.add("stolen", [PARTIAL] * 500)
+        first = store.outgoing_since(0)
+        assert [chunk.size for chunk in first.chunks] == [600, 1000]
+        for stored in shrinking[:100]:
+            store.remove(stored.entry_id)
+        outgoing = store.outgoing_since(0)
+        chunks = list(outgoing.chunks)
+        assert [chunk.size for chunk in chunks] == [1000, 500]  # the 500s now join apart
+        assert outgoing.digests == [
+            chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields) for chunk in chunks
+        ]
+
     def test_hot2_a_chunks_digest_is_kept_sealed(self, store: HotlistStore, engine: Engine) -> None:
         """A hash of fields in clear would let whoever reads the store test guesses at them."""
         store.create_list("stolen")
