@@ -52,6 +52,10 @@ SNAPSHOT_TYPE = "application/vnd.alpr.hotlist-snapshot.v4+protobuf"
 VALIDITY = timedelta(hours=24)
 # The most entries a receiver takes in one snapshot: five times a statewide list.
 MAX_SNAPSHOT_ENTRIES = 5_000_000
+# The most entries added that an issuer sends as a delta. A receiver holds a delta in
+# memory until it takes it, and streams a full snapshot to its store as it comes: past
+# this, a full snapshot is sent instead.
+MAX_DELTA_ENTRIES = 250_000
 
 
 @dataclass(frozen=True)

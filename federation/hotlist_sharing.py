@@ -17,6 +17,7 @@ from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
 from federation.exchange import RequestChecker, verify_receipt
 from federation.hotlist_exchange import (
+    MAX_DELTA_ENTRIES,
     OpenedSnapshot,
     SignedSnapshot,
     SnapshotReader,
@@ -95,6 +96,8 @@ class HotlistSharing:
         since = checked.request.hotlist.since_version
         if since > self.own.version():
             since = 0  # a version we never issued: send everything
+        elif since and self.own.added_since(since) > MAX_DELTA_ENTRIES:
+            since = 0  # too large a delta to hold: send everything, which streams
         changes = self.own.outgoing_since(since)
         now = self.clock()
         snapshot = sign_snapshot(

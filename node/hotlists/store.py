@@ -487,6 +487,17 @@ class HotlistStore:
             row = session.get(HotlistVersion, 1)
             return row.version if row else 0
 
+    def added_since(self, version: int) -> int:
+        """How many entries were added after `version`, whether in force or ended since."""
+        chunk_table = table_of(HotlistChunkRecord)
+        with self._engine.connect() as connection:
+            added = connection.execute(
+                sa_select(func.coalesce(func.sum(chunk_table.c.size), 0)).where(
+                    chunk_table.c.version > version
+                )
+            ).scalar_one()
+        return int(added)
+
     def changes_since(self, version: int) -> Changes:
         """Everything that changed after `version`, every chunk in hand (see `outgoing_since`).
 

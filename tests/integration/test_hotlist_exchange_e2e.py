@@ -27,7 +27,7 @@ from alpr.federation.v1 import (
     federation_service_pb2_grpc,
 )
 from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
-from federation import acknowledgements
+from federation import acknowledgements, hotlist_sharing
 from federation.client import PartnerClient, PartnerRefusedError, PartnerTimeoutError
 from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
@@ -171,6 +171,25 @@ class TestPull:
         assert (result.added, result.ended) == (0, 1)
         assert lapd.node.services.partner_lists.find("7ABC123") == []
         assert len(lapd.node.services.partner_lists.find("8XY947")) == 1
+
+    def test_a_delta_too_large_to_hold_comes_as_a_full_snapshot(
+        self, pair: tuple[Agency, Agency, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        lapd, lasd, _ = pair
+        monkeypatch.setattr(hotlist_sharing, "MAX_DELTA_ENTRIES", 2)
+        pull(lapd, LASD)
+        hotlists = lasd.node.services.hotlists
+        hotlists.add("stolen", [replace(STOLEN, plate="7ABC124")] * 2)
+        assert pull(lapd, LASD).added == 2  # two: still a delta
+        [ended] = hotlists.add("stolen", [replace(STOLEN, plate="7ABC125")])
+        hotlists.remove(ended.entry_id)
+        hotlists.add("stolen", [replace(STOLEN, plate="7ABC126")] * 2)
+        result = pull(lapd, LASD)
+        assert (result.version, result.added, result.ended) == (5, 6, 0)  # the whole list
+        served = [json.loads(e.details) for e in lasd.audit_events("exchange.hotlist_served")]
+        assert [d["since_version"] for d in served] == [0, 1, 0]
+        assert len(lapd.node.services.partner_lists.find("7ABC126")) == 2
+        assert lapd.node.services.partner_lists.find("7ABC125") == []
 
     def test_a_pull_asked_for_during_another_waits_and_asks_for_what_changed_since(
         self, pair: tuple[Agency, Agency, str]

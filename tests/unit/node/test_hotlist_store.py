@@ -243,6 +243,14 @@ class TestVersions:
         [chunk] = list(outgoing.chunks)
         assert outgoing.digests == [chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields)]
 
+    def test_succeeds_counting_entries_added_since_a_version(self, store: HotlistStore) -> None:
+        store.create_list("stolen")
+        assert store.added_since(0) == 0
+        [first] = store.add("stolen", [STOLEN])
+        store.add("stolen", [PARTIAL] * 1500)
+        store.remove(first.entry_id)
+        assert (store.added_since(0), store.added_since(1), store.added_since(3)) == (1501, 1500, 0)
+
     @pytest.mark.parametrize("version", [-1, 5])
     def test_fails_for_a_version_we_never_had(self, store: HotlistStore, version: int) -> None:
         store.create_list("stolen")
