@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import NamedTuple
 
 from sqlalchemy import delete as sa_delete
@@ -53,6 +54,9 @@ from node.store.models import utc
 
 # Chunks of a full snapshot written a transaction: about 1.6 MB (fields encrypted).
 STAGED_A_TRANSACTION = 16
+# Entries added or ended by the deltas remembered per partner for the match index to
+# patch its copy with: past that, it reads the list whole instead.
+KEPT_CHANGE_ENTRIES = 500_000
 # Chunks staged longer ago are a dead pull's: twice the longest a pull may stream (an
 # hour, federation.client.HOTLIST_TIMEOUT_SECONDS).
 STAGING_LIMIT = timedelta(hours=2)
@@ -128,12 +132,35 @@ class ReceivedEntries:
 
 
 _NONE = ReceivedEntries([], [])
-_Stamp = tuple[int, datetime, int]
+ListStamp = tuple[int, datetime, int]
 """A list's version, when it was received and its generation: what an index was built from."""
 
 
-def _stamp_of(record: PartnerHotlistRecord) -> _Stamp:
+def _stamp_of(record: PartnerHotlistRecord) -> ListStamp:
     return record.version, utc(record.received_at), record.generation
+
+
+class ListChange(NamedTuple):
+    """A delta a partner's list took: the list it applied to, and what it added and ended.
+
+    Attributes:
+        before: The stamp of the list it applied to.
+        after: The stamp of the list it made.
+        added: (entry id, plate or pattern) of each entry it added.
+        ended: The ids of the entries it ended.
+    """
+
+    before: ListStamp
+    after: ListStamp
+    added: list[tuple[str, str]]
+    ended: list[str]
+
+
+class InForce(NamedTuple):
+    """A partner list held and in force: its stamp, and when it expires."""
+
+    stamp: ListStamp
+    expires_at: datetime
 
 
 class _Taken(NamedTuple):
@@ -145,8 +172,8 @@ class _Taken(NamedTuple):
         first_chunk: The number given to the first chunk of the delta it wrote.
     """
 
-    replaced: _Stamp | None
-    now: _Stamp
+    replaced: ListStamp | None
+    now: ListStamp
     first_chunk: int
 
 
@@ -173,7 +200,7 @@ class _ListIndex:
             whole plates be indexed by one update in C, checked afterwards.
     """
 
-    stamp: _Stamp
+    stamp: ListStamp
     exact: dict[str, int | list[int]] = field(default_factory=dict)
     partial: list[tuple[PlatePattern, int]] = field(default_factory=list)
     entry_ids: dict[int, bytes] = field(default_factory=dict)
@@ -253,6 +280,7 @@ class PartnerHotlists:
         self._key = data_key
         self._clock = clock
         self._indexes: dict[str, _ListIndex] = {}
+        self._changes: dict[str, list[ListChange]] = {}  # the latest deltas taken, per issuer
         self._lock = threading.Lock()
 
     def held_version(self, issuer_ori: str) -> int:
@@ -379,8 +407,17 @@ class PartnerHotlists:
         delta: ReceivedEntries,
         ended: Sequence[str],
     ) -> None:
-        """Index what `_take` made the list: the `staged` index, or `delta` on the one held."""
+        """Index what `_take` made the list: the `staged` index, or `delta` on the one held.
+
+        A delta is also remembered as a `ListChange`, for the node's match index to patch
+        its copy of the list with (`changes_since`).
+        """
         with self._lock:
+            if staged is not None:
+                self._changes.pop(issuer, None)
+            elif taken.replaced is not None:
+                added = [pair for chunk in _pairs(delta) for pair in chunk]
+                self._remember(issuer, ListChange(taken.replaced, taken.now, added, list(ended)))
             index = staged or self._indexes.get(issuer)
             if staged is None and (index is None or index.stamp != taken.replaced):
                 # A delta to a list this process has not indexed: the index is built
@@ -392,6 +429,28 @@ class PartnerHotlists:
             _index_chunks(index, taken.first_chunk, delta)
             index.ended.update(ended)
             self._indexes[issuer] = index
+
+    def _remember(self, issuer: str, change: ListChange) -> None:
+        """Keep `change` after those before it, while they add `KEPT_CHANGE_ENTRIES` at most."""
+        kept = [*self._changes.get(issuer, []), change]
+        while kept and sum(len(c.added) + len(c.ended) for c in kept) > KEPT_CHANGE_ENTRIES:
+            kept.pop(0)
+        self._changes[issuer] = kept
+
+    def changes_since(self, issuer_ori: str, stamp: ListStamp) -> list[ListChange] | None:
+        """The deltas that made `issuer_ori`'s list from the one of `stamp`, in order.
+
+        None when they are not all remembered (a full snapshot came since, or too many
+        deltas, or this process did not take them): the list must then be read whole.
+        """
+        with self._lock:
+            kept = self._changes.get(issuer_ori, [])
+        starts = [i for i, change in enumerate(kept) if change.before == stamp]
+        if not starts:
+            return None
+        chain = kept[starts[-1] :]
+        linked = all(a.after == b.before for a, b in pairwise(chain))
+        return chain if linked else None
 
     def find(self, plate: str) -> list[PartnerMatch]:
         """Entries for `plate` on partner lists in force now: whole plates and partial patterns."""
@@ -422,16 +481,14 @@ class PartnerHotlists:
                     return chunks.match(entry_id, chunk, slot)
         return None
 
-    def in_force(self) -> dict[str, tuple[int, datetime, datetime]]:
-        """Each partner list held and in force now: (version, received at, expires at)."""
+    def in_force(self) -> dict[str, InForce]:
+        """Each partner list held and in force now, by issuer."""
         now = self._clock()
         with Session(self._engine) as session:
             records = session.exec(
                 select(PartnerHotlistRecord).where(col(PartnerHotlistRecord.expires_at) > now)
             ).all()
-            return {
-                r.issuer_ori: (r.version, utc(r.received_at), utc(r.expires_at)) for r in records
-            }
+            return {r.issuer_ori: InForce(_stamp_of(r), utc(r.expires_at)) for r in records}
 
     def listed(self, issuer_ori: str) -> list[tuple[str, str]]:
         """(entry id, plate or pattern) of every entry in force on `issuer_ori`'s list."""
@@ -518,6 +575,7 @@ class PartnerHotlists:
         with self._lock:
             for issuer in issuers:
                 self._indexes.pop(issuer, None)
+                self._changes.pop(issuer, None)
         return issuers
 
     def entry_count(self, issuer_ori: str) -> int:
@@ -680,6 +738,12 @@ class _ChunkReader:
         except ValidationError:
             return None  # passed the bulk checks on receipt, but not the full ones
         return PartnerMatch(self._issuer, entry_id, message.list_name, entry)
+
+
+def _pairs(columns: ReceivedEntries) -> Iterator[Iterator[tuple[str, str]]]:
+    """(entry id, plate) of each entry of `columns`, a chunk at a time."""
+    for chunk, plates in zip(columns.chunks, columns.chunk_plates, strict=True):
+        yield zip(split_column(chunk.entry_ids), plates, strict=True)
 
 
 def _index_chunks(index: _ListIndex, first_chunk: int, columns: ReceivedEntries) -> None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from node.errors import NotFoundError
 from node.hotlists.entry import HotlistEntry
-from node.hotlists.partner_store import PartnerHotlists
+from node.hotlists.partner_store import ListStamp, PartnerHotlists
 from node.hotlists.store import HotlistStore, StoredEntry
 from node.matching.index import IndexedEntry, IndexedList, Match, MatchIndex
 
@@ -60,7 +60,7 @@ class LiveIndex:
         self._ori = ori
         self._edit_lists = edit_lists
         self._own_version = 0
-        self._partner_stamps: dict[str, tuple[int, datetime, datetime]] = {}
+        self._partner_stamps: dict[str, ListStamp] = {}
         self._lock = threading.Lock()
 
     def match(self, plate: str, reference_time: datetime) -> list[Match]:
@@ -139,14 +139,28 @@ class LiveIndex:
         return [held.list_id for held in self.index.lists() if held.list_id.startswith(OWN_PREFIX)]
 
     def _refresh_partners(self) -> None:
+        """Bring each partner list in force up to the one held, patched or read whole.
+
+        Patched by the deltas taken since, when they are remembered; read whole after a
+        full snapshot, or when they are not. Reading a million-entry list whole takes
+        seconds, on the path of the next read committed; a delta's patch, milliseconds.
+        """
         in_force = self._partners.in_force()
         for issuer in set(self._partner_stamps) - set(in_force):
             self.index.drop_list(issuer)
             del self._partner_stamps[issuer]
-        for issuer, stamp in in_force.items():
-            if self._partner_stamps.get(issuer) == stamp:
+        for issuer, (stamp, expires_at) in in_force.items():
+            held = self._partner_stamps.get(issuer)
+            if held == stamp:
                 continue
-            entries = [IndexedEntry(i, plate) for i, plate in self._partners.listed(issuer)]
-            info = IndexedList(list_id=issuer, name=issuer, expires_at=stamp[2])
-            self.index.put_list(info, entries)
+            changes = None if held is None else self._partners.changes_since(issuer, held)
+            if changes and changes[-1].after == stamp:
+                for change in changes:
+                    self.index.remove(issuer, change.ended)
+                    self.index.add(issuer, [IndexedEntry(i, plate) for i, plate in change.added])
+                self.index.set_expiry(issuer, expires_at)
+            else:
+                entries = [IndexedEntry(i, plate) for i, plate in self._partners.listed(issuer)]
+                info = IndexedList(list_id=issuer, name=issuer, expires_at=expires_at)
+                self.index.put_list(info, entries)
             self._partner_stamps[issuer] = stamp

@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -46,6 +46,7 @@ from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
 from node.hotlists.partner_store import STAGED_A_TRANSACTION
 from node.hotlists.store import Changes, HotlistStore, OutgoingChanges
 from node.identity import PrincipalKind
+from node.matching import IndexedEntry, IndexedList
 from node.reads import NewRead
 from node.store import create_engine
 from tests.support.agencies import Agency, agree, running_agencies
@@ -171,6 +172,38 @@ class TestPull:
         assert (result.added, result.ended) == (0, 1)
         assert lapd.node.services.partner_lists.find("7ABC123") == []
         assert len(lapd.node.services.partner_lists.find("8XY947")) == 1
+
+    def test_hot1_a_delta_patches_the_match_index_a_snapshot_replaces_it(
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A delta must not make the next camera read rebuild a million-entry list."""
+        lapd, lasd, _ = pair
+        services = lapd.node.services
+        whole: list[str] = []
+        put_list = services.index.index.put_list
+
+        def counted(info: IndexedList, entries: Iterable[IndexedEntry] = ()) -> None:
+            whole.append(info.list_id)
+            put_list(info, entries)
+
+        monkeypatch.setattr(services.index.index, "put_list", counted)
+
+        def hits(plate: str) -> int:
+            read = NewRead(plate=plate, confidence=0.9, captured_at=clock())
+            return len(services.reads.commit("cam-1", [read]).hit_cursors)
+
+        pull(lapd, LASD)
+        assert (hits("7ABC123"), whole) == (1, [LASD])
+        [added] = lasd.node.services.hotlists.add("stolen", [replace(STOLEN, plate="7ABC124")])
+        lasd.node.services.hotlists.cancel(lasd.node.services.hotlists.entries()[0].entry_id)
+        pull(lapd, LASD)
+        pull(lapd, LASD)  # two deltas, one of them empty
+        assert (hits("7ABC124"), hits("7ABC123"), hits("8XY947"), whole) == (1, 0, 1, [LASD])
+        monkeypatch.setattr(hotlist_sharing, "MAX_DELTA_ENTRIES", 0)
+        lasd.node.services.hotlists.remove(added.entry_id)
+        lasd.node.services.hotlists.add("stolen", [replace(STOLEN, plate="7ABC125")])
+        pull(lapd, LASD)  # a full snapshot
+        assert (hits("7ABC125"), hits("7ABC124"), whole) == (1, 0, [LASD, LASD])
 
     def test_a_delta_too_large_to_hold_comes_as_a_full_snapshot(
         self, pair: tuple[Agency, Agency, str], monkeypatch: pytest.MonkeyPatch

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from alpr.common.v1 import hotlist_pb2
 from node.ed25519 import DataKey
 from node.errors import PreconditionError
+from node.hotlists import partner_store
 from node.hotlists.codec import CHUNK_SIZE, entry_chunks, fields_message
 from node.hotlists.entry import HotlistEntry, ListType
 from node.hotlists.partner_store import (
@@ -139,6 +140,45 @@ class TestPartnerLists:
             found = sorted(m.entry_id for m in store.find("7ABC123"))
             assert found == ["e-1500", "e-2400", "e-5"]
             assert [m.entry_id for m in store.find("0001499")] == ["e-1499"]
+
+
+class TestChanges:
+    """The deltas taken, for the match index to patch its copy of a list with (HOT-1)."""
+
+    def test_succeeds_chaining_the_deltas_taken_since_a_list(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        store = lists(engine, clock)
+        store.store(received(1), entries(["7ABC123", "7ABC124"]))
+        [full] = store.in_force().values()
+        clock.advance(timedelta(minutes=1))
+        store.store(received(2, since=1), entries(["9ZZZ999"], first=2), ended=["e-0"])
+        clock.advance(timedelta(minutes=1))
+        store.store(received(3, since=2), entries(["8XY?4*"], first=3))
+        [now] = store.in_force().values()
+        changes = store.changes_since(LASD, full.stamp)
+        assert changes is not None
+        assert [(c.added, c.ended) for c in changes] == [
+            ([("e-2", "9ZZZ999")], ["e-0"]),
+            ([("e-3", "8XY?4*")], []),
+        ]
+        assert (changes[0].before, changes[-1].after) == (full.stamp, now.stamp)
+        assert store.changes_since(LASD, changes[1].before) == changes[1:]
+        assert store.changes_since(LASD, now.stamp) is None  # nothing since: no chain
+        store.store(received(4), entries(["7ABC123"]))  # a full snapshot: read it whole
+        assert store.changes_since(LASD, now.stamp) is None
+
+    def test_succeeds_forgetting_deltas_past_what_is_kept(
+        self, engine: Engine, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(partner_store, "KEPT_CHANGE_ENTRIES", 2)
+        store = lists(engine, clock)
+        store.store(received(1), entries(["7ABC123"]))
+        [full] = store.in_force().values()
+        store.store(received(2, since=1), entries(["7ABC124"], first=1))
+        store.store(received(3, since=2), entries(["7ABC125", "7ABC126"], first=2))
+        assert store.changes_since(LASD, full.stamp) is None  # the first was forgotten
+        assert lists(engine, clock).changes_since(LASD, full.stamp) is None  # another process
 
 
 def chunk_rows(engine: Engine) -> int:
