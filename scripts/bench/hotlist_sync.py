@@ -19,7 +19,10 @@ only, sealed beforehand, are opened, digested, sealed again under the data key a
 written to a fresh SQLite file 16 chunks a transaction, as a receiver must, with no
 per-entry work and no network: what any pull of this format costs at least.
 Peak RSS is the receiving process's own (VmHWM), not inherited from this one; "issuer MB"
-is the serving issuer's peak since it started, read after each pull.
+is the serving issuer's peak since it started, read after each pull. "then match s" is
+what the pull leaves to the next read committed: bringing the node's match index up to
+the list taken (a delta patches it, a full snapshot is read into it whole), with the
+receiver's peak RSS after it ("match MB").
 Each case is timed `--repeat` times, each in a fresh process (a delta with new entries
 each time), and its row is the median run: single runs on these shared machines vary by
 a second on a million entries. The lists are built in a child process too, so that the
@@ -169,11 +172,18 @@ def peak_rss_mb(pid: int | str = "self") -> float:
 
 
 def child_pull(receiver: Path, port: int) -> dict[str, float]:
-    """In this (fresh) process: one pull from the issuer; seconds and peak RSS in MB."""
+    """In this (fresh) process: one pull from the issuer; seconds and peak RSS in MB.
+
+    Then the node's match index is brought up to the list taken, as the next read
+    committed would (`match_s`, and the peak RSS after it, `match_mb`). The index is
+    built from the list held before the pull, untimed, as a running node holds it: a
+    delta then patches it, a full snapshot is read into it whole.
+    """
     config = load_config(receiver, {})
     node = open_node(config, now=datetime.now(UTC))
     services = Services.build(node, clock=system_clock)
     services.peers.update(ISSUER, {"endpoint": f"localhost:{port}"})
+    services.index.refresh()
 
     async def pull() -> float:
         started = time.perf_counter()
@@ -183,7 +193,11 @@ def child_pull(receiver: Path, port: int) -> dict[str, float]:
         return time.perf_counter() - started
 
     seconds = asyncio.run(pull())
-    return {"seconds": seconds, "rss_mb": peak_rss_mb()}
+    pulled_mb = peak_rss_mb()
+    started = time.perf_counter()
+    services.index.refresh()
+    match_s = time.perf_counter() - started
+    return {"seconds": seconds, "rss_mb": pulled_mb, "match_s": match_s, "match_mb": peak_rss_mb()}
 
 
 def plain_chunks(size: int) -> list[EntryChunk]:
@@ -399,7 +413,7 @@ def main() -> int:
     print(f"hotlist_sync on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,"
           f" each row the median of {repeat} runs")  # fmt: skip
     print(f"{'case':<52}{'seconds':>9}{'peak RSS MB':>13}{'x plain':>9}{'x checked':>11}"
-          f"{'issuer MB':>11}")  # fmt: skip
+          f"{'issuer MB':>11}{'then match s':>14}{'match MB':>10}")  # fmt: skip
     baselines = {n: measure_baselines(n, repeat) for n in sorted({*args.sizes, args.delta})}
     rows = [row for size in args.sizes for row in measure(size, args.delta, repeat)]
     rows += [
@@ -426,8 +440,10 @@ def main() -> int:
             for kind in BASELINES
         ]
         issuer = f"{row['issuer_mb']:.0f}" if "issuer_mb" in row else ""
+        match = f"{row['match_s']:.3f}" if "match_s" in row else ""
+        match_mb = f"{row['match_mb']:.0f}" if "match_mb" in row else ""
         print(f"{name:<52}{row['seconds']:>9.3f}{row['rss_mb']:>13.0f}{ratios[0]:>9}"
-              f"{ratios[1]:>11}{issuer:>11}")  # fmt: skip
+              f"{ratios[1]:>11}{issuer:>11}{match:>14}{match_mb:>10}")  # fmt: skip
     return 0
 
 

@@ -51,6 +51,7 @@ def test_hot7_the_hotlist_sync_bench_prints_every_row() -> None:
         "baseline 2,000 (plain protobuf)",
         "baseline 2,000 (plain protobuf + entry checks)",
         "baseline 10 (plain protobuf)",
+        "then match s",
     ):
         assert row in printed, row
     assert "failed:" not in printed
