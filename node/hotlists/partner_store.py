@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -56,7 +56,7 @@ from node.store.models import utc
 STAGED_A_TRANSACTION = 16
 # Entries added or ended by the deltas remembered per partner for the match index to
 # patch its copy with: past that, it reads the list whole instead.
-KEPT_CHANGE_ENTRIES = 500_000
+KEPT_CHANGE_ENTRIES = 250_000
 # Chunks staged longer ago are a dead pull's: twice the longest a pull may stream (an
 # hour, federation.client.HOTLIST_TIMEOUT_SECONDS).
 STAGING_LIMIT = timedelta(hours=2)
@@ -146,14 +146,28 @@ class ListChange(NamedTuple):
     Attributes:
         before: The stamp of the list it applied to.
         after: The stamp of the list it made.
-        added: (entry id, plate or pattern) of each entry it added.
+        columns: Each chunk it added: its entry ids as joined, and its plates (the very
+            objects the list's index holds, so remembering them costs next to nothing).
         ended: The ids of the entries it ended.
     """
 
     before: ListStamp
     after: ListStamp
-    added: list[tuple[str, str]]
+    columns: list[tuple[bytes, list[str]]]
     ended: list[str]
+
+    @property
+    def size(self) -> int:
+        """How many entries it added and ended."""
+        return sum(len(plates) for _, plates in self.columns) + len(self.ended)
+
+    def added(self) -> list[tuple[str, str]]:
+        """(entry id, plate or pattern) of each entry it added."""
+        return [
+            pair
+            for ids, plates in self.columns
+            for pair in zip(split_column(ids), plates, strict=True)
+        ]
 
 
 class InForce(NamedTuple):
@@ -416,8 +430,11 @@ class PartnerHotlists:
             if staged is not None:
                 self._changes.pop(issuer, None)
             elif taken.replaced is not None:
-                added = [pair for chunk in _pairs(delta) for pair in chunk]
-                self._remember(issuer, ListChange(taken.replaced, taken.now, added, list(ended)))
+                columns = [
+                    (chunk.entry_ids, plates)
+                    for chunk, plates in zip(delta.chunks, delta.chunk_plates, strict=True)
+                ]
+                self._remember(issuer, ListChange(taken.replaced, taken.now, columns, list(ended)))
             index = staged or self._indexes.get(issuer)
             if staged is None and (index is None or index.stamp != taken.replaced):
                 # A delta to a list this process has not indexed: the index is built
@@ -433,7 +450,7 @@ class PartnerHotlists:
     def _remember(self, issuer: str, change: ListChange) -> None:
         """Keep `change` after those before it, while they add `KEPT_CHANGE_ENTRIES` at most."""
         kept = [*self._changes.get(issuer, []), change]
-        while kept and sum(len(c.added) + len(c.ended) for c in kept) > KEPT_CHANGE_ENTRIES:
+        while kept and sum(change.size for change in kept) > KEPT_CHANGE_ENTRIES:
             kept.pop(0)
         self._changes[issuer] = kept
 
@@ -738,12 +755,6 @@ class _ChunkReader:
         except ValidationError:
             return None  # passed the bulk checks on receipt, but not the full ones
         return PartnerMatch(self._issuer, entry_id, message.list_name, entry)
-
-
-def _pairs(columns: ReceivedEntries) -> Iterator[Iterator[tuple[str, str]]]:
-    """(entry id, plate) of each entry of `columns`, a chunk at a time."""
-    for chunk, plates in zip(columns.chunks, columns.chunk_plates, strict=True):
-        yield zip(split_column(chunk.entry_ids), plates, strict=True)
 
 
 def _index_chunks(index: _ListIndex, first_chunk: int, columns: ReceivedEntries) -> None:

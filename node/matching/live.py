@@ -157,7 +157,7 @@ class LiveIndex:
             if changes and changes[-1].after == stamp:
                 for change in changes:
                     self.index.remove(issuer, change.ended)
-                    self.index.add(issuer, [IndexedEntry(i, plate) for i, plate in change.added])
+                    self.index.add(issuer, [IndexedEntry(i, plate) for i, plate in change.added()])
                 self.index.set_expiry(issuer, expires_at)
             else:
                 entries = [IndexedEntry(i, plate) for i, plate in self._partners.listed(issuer)]

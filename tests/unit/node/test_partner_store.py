@@ -158,7 +158,7 @@ class TestChanges:
         [now] = store.in_force().values()
         changes = store.changes_since(LASD, full.stamp)
         assert changes is not None
-        assert [(c.added, c.ended) for c in changes] == [
+        assert [(c.added(), c.ended) for c in changes] == [
             ([("e-2", "9ZZZ999")], ["e-0"]),
             ([("e-3", "8XY?4*")], []),
         ]
