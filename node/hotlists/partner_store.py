@@ -450,7 +450,7 @@ class PartnerHotlists:
     def _remember(self, issuer: str, change: ListChange) -> None:
         """Keep `change` after those before it, while they add `KEPT_CHANGE_ENTRIES` at most."""
         kept = [*self._changes.get(issuer, []), change]
-        while kept and sum(change.size for change in kept) > KEPT_CHANGE_ENTRIES:
+        while kept and sum(one.size for one in kept) > KEPT_CHANGE_ENTRIES:
             kept.pop(0)
         self._changes[issuer] = kept
 
