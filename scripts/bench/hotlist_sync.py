@@ -18,7 +18,8 @@ A "floor" row per size is no pull at all: in one process, the chunks' bytes
 only, sealed beforehand, are opened, digested, sealed again under the data key and
 written to a fresh SQLite file 16 chunks a transaction, as a receiver must, with no
 per-entry work and no network: what any pull of this format costs at least.
-Peak RSS is the receiving process's own (VmHWM), not inherited from this one; "issuer MB"
+Peak RSS is the receiving process's own (VmHWM), not inherited from this one (for a delta,
+a node already holding the list and its match index); "issuer MB"
 is the serving issuer's peak since it started, read after each pull. "then match s" is
 what the pull leaves to the next read committed: bringing the node's match index up to
 the list taken (a delta patches it, a full snapshot is read into it whole), with the
