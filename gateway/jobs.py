@@ -7,7 +7,7 @@ reference. Every run is audited as ``job.run``.
 - ``refresh_partners`` (every 6 hours): pull every partner's hotlists that an agreement
   in force lets us receive, well before their 24 hours run out (HOT-6). A failed pull,
   whatever the error, is audited and retried for that partner alone with exponential
-  backoff.
+  backoff. A list taken is indexed for matching at once, not by the next read committed.
 - ``purge`` (every 5 minutes): delete partner lists past their expiry (HOT-6; they
   stopped matching at that instant already) and nonces too old to be replayed, and
   flag exchanges we answered that were left unacknowledged (AUD-6).
@@ -97,7 +97,7 @@ async def refresh_partner(partner_ori: str, attempt: int = 0) -> bool:
     """
     services = _bound()
     try:
-        result = await services.sharing.pull(partner_ori)
+        result = await services.pull_partner(partner_ori)
     except Exception as error:  # any failure: audited and retried, never lost
         delay = retry_delay(attempt + 1)
         _audit("refresh_partner", partner=partner_ori, ok=False,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -10,7 +12,7 @@ from federation.agreements import AgreementBook
 from federation.client import PartnerClient
 from federation.exchange import ExchangeLedger, RequestChecker
 from federation.gate import ExchangeGate
-from federation.hotlist_sharing import HotlistSharing
+from federation.hotlist_sharing import HotlistSharing, PullResult
 from federation.peers import PeerRegistry
 from federation.plate_queries import PlateQueries
 from federation.read_images import ReadImages
@@ -41,6 +43,8 @@ from node.session_watch import SessionWatch
 from node.sessions import Sessions
 from node.shared_reads import SharedReads
 from node.users import UserDirectory
+
+log = logging.getLogger("alpr.services")
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,20 @@ class Services:
     frames: FrameReader
     frame_limit: CameraRateLimit
     read_limit: CameraRateLimit
+
+    async def pull_partner(self, partner_ori: str, *, requesting_user: str = "") -> PullResult:
+        """Pull a partner's hotlists (`HotlistSharing.pull`), then index the list taken.
+
+        Indexing a full snapshot of a million entries for matching takes seconds: done
+        here, off the event loop, rather than by the next camera read committed. If it
+        fails, the pull stands and that read indexes the list instead.
+        """
+        result = await self.sharing.pull(partner_ori, requesting_user=requesting_user)
+        try:
+            await asyncio.to_thread(self.index.refresh)
+        except Exception:
+            log.exception("the match index was not refreshed after pulling %s", partner_ori)
+        return result
 
     @classmethod
     def build(cls, node: OpenedNode, *, clock: Clock) -> Services:

@@ -19,7 +19,7 @@ class PartnerHotlistAdmin:
         """Pull a partner's hotlists under the agreement in force, on the operator's behalf."""
         if not request.partner_ori:
             raise ValidationError("partner_ori", "is required")
-        result = await self.services.sharing.pull(
+        result = await self.services.pull_partner(
             request.partner_ori, requesting_user=current_caller().spiffe_id
         )
         return pb.PullPartnerHotlistResponse(

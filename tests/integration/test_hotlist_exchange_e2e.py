@@ -782,3 +782,5 @@ class TestOperatorPull:
         assert "verified and acknowledged" in out
         [received] = lapd.audit_events("exchange.hotlist_received")
         assert received.actor == f"spiffe://test.alpr/agency/{LAPD}/user/sgt-ray"
+        # Indexed for matching already: the next camera read does not index the list.
+        assert lapd.node.services.index.index.size(LASD) == 2

@@ -110,9 +110,29 @@ class TestJobs:
         finally:
             lapd.node.run(_shutdown(scheduler))
         assert len(lapd.node.services.partner_lists.find("7ABC123")) == 1
+        # In the match index already: the next camera read does not index the list.
+        assert lapd.node.services.index.index.size(LASD) == 1
         run, summary = job_runs(lapd)
         assert (run["job"], run["partner"], run["ok"]) == ("refresh_partner", LASD, True)
         assert summary == {"job": "refresh_partners", "refreshed": [LASD], "failed": []}
+
+    def test_hot6_a_list_pulled_stands_when_indexing_it_fails(
+        self, pair: tuple[Agency, Agency], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        lapd, _ = pair
+
+        def failing() -> None:
+            raise RuntimeError("out of memory")
+
+        monkeypatch.setattr(lapd.node.services.index, "refresh", failing)
+        scheduler = start(lapd)
+        try:
+            assert lapd.node.run(jobs.refresh_partners()) == [LASD]
+        finally:
+            lapd.node.run(_shutdown(scheduler))
+        assert len(lapd.node.services.partner_lists.find("7ABC123")) == 1
+        run, _ = job_runs(lapd)
+        assert (run["partner"], run["ok"]) == (LASD, True)
 
     @pytest.mark.parametrize(
         ("breakage", "error"),
