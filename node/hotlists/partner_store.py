@@ -48,7 +48,7 @@ from node.hotlists.codec import (
     split_column,
 )
 from node.hotlists.entry import HotlistEntry, PlatePattern
-from node.store.engine import insert_rows, table_of
+from node.store.engine import insert_rows, lock_for_write, table_of
 from node.store.hotlist_models import PartnerChunkRecord, PartnerEndedRecord, PartnerHotlistRecord
 from node.store.models import utc
 
@@ -364,7 +364,10 @@ class PartnerHotlists:
         now = self._clock()
         issuer = received.issuer_ori
         with Session(self._engine) as session:
-            record = session.get(PartnerHotlistRecord, issuer)
+            # Locked before it is read: two pulls of one delta that commit at once (from
+            # two processes) must not both find the version it applies to.
+            lock_for_write(session)
+            record = session.get(PartnerHotlistRecord, issuer, with_for_update=True)
             held = record.version if record and utc(record.expires_at) > now else 0
             held_stamp = _stamp_of(record) if record else None
             if received.since_version and held != received.since_version:
