@@ -24,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import pairwise
+from itertools import compress, pairwise
 from typing import NamedTuple
 
 from sqlalchemy import delete as sa_delete
@@ -161,13 +161,14 @@ class ListChange(NamedTuple):
         """How many entries it added and ended."""
         return sum(len(plates) for _, plates in self.columns) + len(self.ended)
 
-    def added(self) -> list[tuple[str, str]]:
-        """(entry id, plate or pattern) of each entry it added."""
-        return [
-            pair
-            for ids, plates in self.columns
-            for pair in zip(split_column(ids), plates, strict=True)
-        ]
+    def added(self) -> tuple[list[str], list[str]]:
+        """The entries it added, as columns: their ids, and their plates or patterns."""
+        ids: list[str] = []
+        plates: list[str] = []
+        for joined, listed in self.columns:
+            ids += split_column(joined)
+            plates += listed
+        return ids, plates
 
 
 class InForce(NamedTuple):
@@ -510,21 +511,29 @@ class PartnerHotlists:
             ).all()
             return {r.issuer_ori: InForce(_stamp_of(r), utc(r.expires_at)) for r in records}
 
-    def listed(self, issuer_ori: str) -> list[tuple[str, str]]:
-        """(entry id, plate or pattern) of every entry in force on `issuer_ori`'s list."""
+    def listed(self, issuer_ori: str) -> tuple[list[str], list[str]]:
+        """Every entry in force on `issuer_ori`'s list, as columns: ids, plates or patterns.
+
+        Columns, not a tuple per entry: a million-entry list is read whole into the
+        match index after every full snapshot.
+        """
+        ids: list[str] = []
+        plates: list[str] = []
         with Session(self._engine) as session:
             record = session.get(PartnerHotlistRecord, issuer_ori)
             if record is None:
-                return []
+                return ids, plates
             index = self._index(session, record)
-            return [
-                (entry_id, plate)
-                for chunk, entry_ids in index.entry_ids.items()
-                for entry_id, plate in zip(
-                    split_column(entry_ids), index.plates[chunk], strict=True
-                )
-                if entry_id not in index.ended
-            ]
+        with self._lock:  # a delta taken meanwhile patches the index in place
+            chunks = [(index.entry_ids[c], index.plates[c]) for c in index.entry_ids]
+            ended = set(index.ended)
+        for entry_ids, listed in chunks:
+            ids += split_column(entry_ids)
+            plates += listed
+        if ended:
+            kept = [entry_id not in ended for entry_id in ids]
+            ids, plates = list(compress(ids, kept)), list(compress(plates, kept))
+        return ids, plates
 
     def _index(self, session: Session, record: PartnerHotlistRecord) -> _ListIndex:
         """The in-memory index of a list, rebuilt from its chunks if it changed since."""

@@ -7,6 +7,7 @@ partners' and patches it as they change.
 from node.matching.canonical import CONFUSABLE_CLASSES, Difference, canonical
 from node.matching.index import (
     CONFIDENCE,
+    EntryColumns,
     IndexedEntry,
     IndexedList,
     Match,
@@ -18,6 +19,7 @@ __all__ = [
     "CONFIDENCE",
     "CONFUSABLE_CLASSES",
     "Difference",
+    "EntryColumns",
     "IndexedEntry",
     "IndexedList",
     "Match",

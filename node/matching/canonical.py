@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Each class maps to its first character.
@@ -40,6 +41,13 @@ def canonical(text: str) -> bytes:
 def canonical_bytes(raw: bytes) -> bytes:
     """`canonical` of a plate already encoded as ASCII bytes."""
     return raw.translate(_CANONICAL)
+
+
+def canonical_column(texts: Sequence[str]) -> list[bytes]:
+    """`canonical` of each of `texts` (none holding a newline), in one pass in C."""
+    if not texts:
+        return []
+    return "\n".join(texts).encode("ascii").translate(_CANONICAL).split(b"\n")
 
 
 def spellings(plate: str, limit: int) -> list[str] | None:

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import threading
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import compress, repeat
 from typing import NamedTuple
 
 from node.errors import NotFoundError, ValidationError
@@ -43,6 +45,7 @@ from node.matching.canonical import (
     Difference,
     canonical,
     canonical_bytes,
+    canonical_column,
     edit_differences,
     one_edit,
     partial_differences,
@@ -57,6 +60,8 @@ MAX_LIST_ID = 100
 MIN_EDIT_PLATE = 4
 _WIDTH = MAX_PLATE
 _EMPTY = bytes(_WIDTH)
+# Newline-joined whole plates: as `_is_whole` checks each, for a column at once.
+_WHOLE_PLATES = re.compile(rf"(?:[A-Z0-9]{{1,{MAX_PLATE}}}\n)*[A-Z0-9]{{1,{MAX_PLATE}}}")
 
 
 class MatchKind(enum.Enum):
@@ -122,6 +127,21 @@ class IndexedEntry(NamedTuple):
     expires_at: datetime | None = None
 
 
+class EntryColumns(NamedTuple):
+    """Entries to index as two columns, none with an expiry of its own: a partner's list.
+
+    A million entries as columns are checked and indexed mostly in C, a batch at a time,
+    instead of through a tuple per entry: a second where entries one by one took four.
+
+    Attributes:
+        entry_ids: Each entry's id, as `IndexedEntry.entry_id`.
+        plates: Each entry's plate or pattern, in the same order.
+    """
+
+    entry_ids: Sequence[str]
+    plates: Sequence[str]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Match:
     """A read that matched an entry in force.
@@ -146,9 +166,14 @@ class Match:
 
 
 class _List:
-    """A list's state: its number, whether it is the one in force for its id, its entries."""
+    """A list's state: its number, whether it is the one in force for its id, its entries.
 
-    __slots__ = ("allow_edit", "entries", "expires", "info", "live", "number")
+    Its whole plates are filed in a dict of its own, by canonical form: a list that
+    replaces it is filled without touching it, and once replaced it is not unfiled entry
+    by entry, only its slots freed. A read looks its plate up in each list in force.
+    """
+
+    __slots__ = ("allow_edit", "entries", "expires", "info", "live", "number", "whole")
 
     def __init__(self, info: IndexedList, number: int) -> None:
         self.info = info
@@ -157,14 +182,57 @@ class _List:
         self.expires = _timestamp(info.expires_at)
         self.live = False
         self.entries: dict[str, int] = {}
+        self.whole: dict[bytes, int | list[int]] = {}
 
 
-class _Prepared(NamedTuple):
-    entry_id: str
-    text: str
-    canonical: bytes
-    partial: bool
-    expires: float | None
+_Row = tuple[str, str, bytes, bool, float | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    """Entries checked and ready to index, as columns.
+
+    Attributes:
+        partial: Whether each text is a pattern, or None when none is.
+        expires: Each entry's expiry as a timestamp, or None when none has one.
+    """
+
+    ids: Sequence[str]
+    texts: Sequence[str]
+    keys: Sequence[bytes]
+    partial: Sequence[bool] | None
+    expires: Sequence[float | None] | None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def part(self, start: int, stop: int) -> _Checked:
+        """The entries from `start` to `stop`."""
+        return _Checked(
+            self.ids[start:stop],
+            self.texts[start:stop],
+            self.keys[start:stop],
+            None if self.partial is None else self.partial[start:stop],
+            None if self.expires is None else self.expires[start:stop],
+        )
+
+    @property
+    def whole_only(self) -> bool:
+        """Whether every entry is a whole plate without an expiry of its own."""
+        return (self.partial is None or not any(self.partial)) and (
+            self.expires is None or all(e is None for e in self.expires)
+        )
+
+    def rows(self) -> Iterator[_Row]:
+        """Each entry: id, text, canonical key, whether a pattern, expiry."""
+        return zip(
+            self.ids,
+            self.texts,
+            self.keys,
+            repeat(False) if self.partial is None else self.partial,
+            repeat(None) if self.expires is None else self.expires,
+            strict=False,  # `repeat` stands for a column of one value
+        )
 
 
 class MatchIndex:
@@ -181,7 +249,6 @@ class MatchIndex:
         self._owner = array("I")
         self._ids: list[str | None] = []
         self._free: list[int] = []
-        self._whole: dict[bytes, int | list[int]] = {}
         self._edit_whole: dict[bytes, int | list[int]] = {}
         self._deletions: dict[bytes, int | list[int]] = {}
         self._edit_entries = 0
@@ -202,20 +269,16 @@ class MatchIndex:
             ValidationError: ``reference_time`` is naive.
         """
         _check_aware("reference_time", reference_time)
-        if not (
-            0 < len(plate) <= MAX_PLATE
-            and plate.isascii()
-            and plate.isalnum()
-            and (plate.isupper() or plate.isdigit())
-        ):
+        if not _is_whole(plate):
             return []
         raw = plate.encode("ascii")
         key = canonical_bytes(raw)
         with self._lock:
             found: list[tuple[int, MatchKind]] = []
-            held = self._whole.get(key)
-            if held is not None:
-                found.extend((s, MatchKind.EXACT) for s in _slots(held))
+            for hotlist in self._lists.values():
+                held = hotlist.whole.get(key)
+                if held is not None:
+                    found.extend((s, MatchKind.EXACT) for s in _slots(held))
             if self._patterns:
                 patterns = self._patterns.patterns
                 for slot in self._patterns.candidates(key):
@@ -318,7 +381,9 @@ class MatchIndex:
 
     # Patching.
 
-    def put_list(self, info: IndexedList, entries: Iterable[IndexedEntry] = ()) -> None:
+    def put_list(
+        self, info: IndexedList, entries: Iterable[IndexedEntry] | EntryColumns = ()
+    ) -> None:
         """Index a list whole, replacing any list with its id at one instant.
 
         Reads matched while it is filled see the old version, then the new.
@@ -326,13 +391,13 @@ class MatchIndex:
         Raises:
             ValidationError: An entry's id or plate is not acceptable (nothing changes).
         """
-        prepared = _prepare(entries)
+        checked = _check(entries)
         with self._write_lock:
             with self._lock:
                 fresh = _List(info, self._next_number)
                 self._next_number += 1
                 self._numbered[fresh.number] = fresh
-            self._insert(fresh, prepared)
+            self._insert(fresh, checked)
             with self._lock:
                 old = self._lists.get(info.list_id)
                 fresh.live = True
@@ -342,18 +407,18 @@ class MatchIndex:
             if old is not None:
                 self._clear(old)
 
-    def add(self, list_id: str, entries: Iterable[IndexedEntry]) -> None:
+    def add(self, list_id: str, entries: Iterable[IndexedEntry] | EntryColumns) -> None:
         """Add entries to a list; an entry whose id is already there is replaced.
 
         Raises:
             NotFoundError: No such list.
             ValidationError: An entry's id or plate is not acceptable (nothing changes).
         """
-        prepared = _prepare(entries)
+        checked = _check(entries)
         with self._write_lock:
             with self._lock:
                 hotlist = self._require(list_id)
-            self._insert(hotlist, prepared)
+            self._insert(hotlist, checked)
 
     def remove(self, list_id: str, entry_ids: Iterable[str]) -> int:
         """Take entries off a list (removed, or cancelled as in error: HOT-5).
@@ -446,38 +511,79 @@ class MatchIndex:
         self._clear(hotlist)
         return count
 
-    def _insert(self, hotlist: _List, prepared: Sequence[_Prepared]) -> None:
-        for start in range(0, len(prepared), PATCH_BATCH):
+    def _insert(self, hotlist: _List, checked: _Checked) -> None:
+        for start in range(0, len(checked), PATCH_BATCH):
+            part = checked.part(start, start + PATCH_BATCH)
             with self._lock:
-                for entry in prepared[start : start + PATCH_BATCH]:
-                    self._insert_one(hotlist, entry)
+                if not self._insert_whole(hotlist, part):
+                    for row in part.rows():
+                        self._insert_one(hotlist, row)
 
-    def _insert_one(self, hotlist: _List, entry: _Prepared) -> None:
-        old = hotlist.entries.get(entry.entry_id)
+    def _insert_whole(self, hotlist: _List, part: _Checked) -> bool:
+        """Index a batch of whole plates new to their list at once; False if it is not one.
+
+        The usual batch of a partner's list: no patterns, no expiries of their own, no id
+        listed twice, on a list without edits. What `_insert_one` does entry by entry,
+        done a column at a time.
+        """
+        count, ids = len(part), part.ids
+        if not part.whole_only or hotlist.allow_edit:
+            return False
+        free = self._free
+        reused = free[len(free) - min(count, len(free)) :]
+        first = len(self._ids)
+        slots = [*reused, *range(first, first + count - len(reused))]
+        placed = dict(zip(ids, slots, strict=True))
+        if len(placed) < count or not hotlist.entries.keys().isdisjoint(placed):
+            return False  # an id listed twice: the entry is replaced, one by one
+        del free[len(free) - len(reused) :]
+        for slot, entry_id, text in zip(reused, ids, part.texts, strict=False):
+            self._ids[slot] = entry_id
+            self._owner[slot] = hotlist.number
+            self._plates[slot * _WIDTH : slot * _WIDTH + len(text)] = text.encode("ascii")
+        appended = part.texts[len(reused) :]
+        self._ids.extend(ids[len(reused) :])
+        self._owner.extend(array("I", [hotlist.number]) * len(appended))
+        self._plates += "".join(map(str.ljust, appended, repeat(_WIDTH), repeat("\0"))).encode()
+        hotlist.entries.update(placed)
+        fresh: dict[bytes, int | list[int]] = dict(zip(part.keys, slots, strict=True))
+        if len(fresh) < count:  # plates alike but for confusables: the slots it left out
+            left = [(k, s) for k, s in zip(part.keys, slots, strict=True) if fresh[k] != s]
+            for key, slot in left:
+                _put(fresh, key, slot)
+        whole = hotlist.whole
+        for key in fresh.keys() & whole.keys():
+            fresh[key] = [*_slots(whole[key]), *_slots(fresh[key])]
+        whole.update(fresh)
+        return True
+
+    def _insert_one(self, hotlist: _List, row: _Row) -> None:
+        entry_id, text, key, partial, expires = row
+        old = hotlist.entries.get(entry_id)
         if old is not None:
             self._delete_one(hotlist, old)
         if self._free:
             slot = self._free.pop()
-            self._ids[slot] = entry.entry_id
+            self._ids[slot] = entry_id
             self._owner[slot] = hotlist.number
         else:
             slot = len(self._ids)
-            self._ids.append(entry.entry_id)
+            self._ids.append(entry_id)
             self._owner.append(hotlist.number)
             self._plates += _EMPTY
-        hotlist.entries[entry.entry_id] = slot
-        if entry.expires is not None:
-            self._entry_expiry[slot] = entry.expires
-        if entry.partial:
-            self._patterns.add(slot, entry.text, entry.canonical)
+        hotlist.entries[entry_id] = slot
+        if expires is not None:
+            self._entry_expiry[slot] = expires
+        if partial:
+            self._patterns.add(slot, text, key)
             return
         start = slot * _WIDTH
-        self._plates[start : start + len(entry.text)] = entry.text.encode("ascii")
-        _put(self._whole, entry.canonical, slot)
-        if hotlist.allow_edit and len(entry.canonical) >= MIN_EDIT_PLATE:
+        self._plates[start : start + len(text)] = text.encode("ascii")
+        _put(hotlist.whole, key, slot)
+        if hotlist.allow_edit and len(key) >= MIN_EDIT_PLATE:
             self._edit_entries += 1
-            _put(self._edit_whole, entry.canonical, slot)
-            for shorter in _deletions(entry.canonical):
+            _put(self._edit_whole, key, slot)
+            for shorter in _deletions(key):
                 _put(self._deletions, shorter, slot)
 
     def _delete(self, hotlist: _List, slots: Sequence[int]) -> None:
@@ -487,9 +593,35 @@ class MatchIndex:
                     self._delete_one(hotlist, slot)
 
     def _clear(self, hotlist: _List) -> None:
-        self._delete(hotlist, list(hotlist.entries.values()))
+        """Free the slots of a list no longer live, and forget it.
+
+        Its own dicts go with it. Only what is filed outside it, patterns and plates on a
+        list that allows edits, is unfiled entry by entry.
+        """
+        slots = list(hotlist.entries.values())
+        patterns = self._patterns.patterns
+        for start in range(0, len(slots), PATCH_BATCH):
+            batch = slots[start : start + PATCH_BATCH]
+            with self._lock:
+                if hotlist.allow_edit or not patterns.keys().isdisjoint(batch):
+                    for slot in batch:
+                        self._delete_one(hotlist, slot)
+                else:
+                    self._release(batch)
         with self._lock:
             self._numbered.pop(hotlist.number, None)
+
+    def _release(self, slots: Sequence[int]) -> None:
+        """Free `slots`, whose entries are filed nowhere but in the lists they were on."""
+        ids, owner, plates = self._ids, self._owner, self._plates
+        for slot in slots:
+            ids[slot] = None
+            owner[slot] = 0
+            plates[slot * _WIDTH : (slot + 1) * _WIDTH] = _EMPTY
+        if self._entry_expiry:
+            for slot in slots:
+                self._entry_expiry.pop(slot, None)
+        self._free.extend(slots)
 
     def _delete_one(self, hotlist: _List, slot: int) -> None:
         entry_id = self._ids[slot]
@@ -498,7 +630,7 @@ class MatchIndex:
         self._entry_expiry.pop(slot, None)
         if self._patterns.remove(slot) is None:
             key = canonical(self._listed(slot))
-            _take(self._whole, key, slot)
+            _take(hotlist.whole, key, slot)
             if hotlist.allow_edit and len(key) >= MIN_EDIT_PLATE:
                 self._edit_entries -= 1
                 _take(self._edit_whole, key, slot)
@@ -511,32 +643,55 @@ class MatchIndex:
         self._free.append(slot)
 
 
-def _prepare(entries: Iterable[IndexedEntry]) -> list[_Prepared]:
-    """Check every entry before any is indexed.
+def _check(entries: Iterable[IndexedEntry] | EntryColumns) -> _Checked:
+    """Check every entry before any is indexed: whole columns at once when they pass.
 
     Raises:
-        ValidationError: An entry's id, plate or expiry is not acceptable.
+        ValidationError: An entry's id, plate or expiry is not acceptable, or the columns
+            differ in length.
     """
-    prepared = []
-    for entry in entries:
-        entry_id, text = entry.entry_id, entry.plate
-        if not (0 < len(entry_id) <= MAX_ENTRY_ID and entry_id.isprintable()):
-            raise ValidationError(
-                "entry_id", f"{entry_id!r}: 1 to {MAX_ENTRY_ID} printable characters"
-            )
-        whole = (
-            0 < len(text) <= MAX_PLATE
-            and text.isascii()
-            and text.isalnum()
-            and (text.isupper() or text.isdigit())
-        )
-        if not whole:
+    expires: list[float | None] | None = None
+    if isinstance(entries, EntryColumns):
+        ids, texts = list(entries.entry_ids), list(entries.plates)
+        if len(ids) != len(texts):
+            raise ValidationError("entries", f"{len(ids)} ids for {len(texts)} plates")
+    else:
+        listed = list(entries)
+        ids, texts = [e.entry_id for e in listed], [e.plate for e in listed]
+        if any(e.expires_at is not None for e in listed):
+            for entry in listed:
+                _check_aware("expires_at", entry.expires_at)
+            expires = [_timestamp(e.expires_at) for e in listed]
+    if ids and not (
+        min(map(len, ids)) > 0 and max(map(len, ids)) <= MAX_ENTRY_ID and "".join(ids).isprintable()
+    ):
+        for entry_id in ids:
+            if not (0 < len(entry_id) <= MAX_ENTRY_ID and entry_id.isprintable()):
+                raise ValidationError(
+                    "entry_id", f"{entry_id!r}: 1 to {MAX_ENTRY_ID} printable characters"
+                )
+    joined = "\n".join(texts)
+    partial = None
+    if (
+        "?" in joined
+        or "*" in joined
+        or not _WHOLE_PLATES.fullmatch(joined)
+        or joined.count("\n") != len(texts) - 1
+    ):
+        partial = [not _is_whole(text) for text in texts]
+        for text in compress(texts, partial):
             PlatePattern(text)  # raises unless it is a canonical pattern
-        _check_aware("expires_at", entry.expires_at)
-        prepared.append(
-            _Prepared(entry_id, text, canonical(text), not whole, _timestamp(entry.expires_at))
-        )
-    return prepared
+    return _Checked(ids, texts, canonical_column(texts), partial, expires)
+
+
+def _is_whole(text: str) -> bool:
+    """Whether `text` is a plate as `normalize_plate` gives it (not a pattern)."""
+    return (
+        0 < len(text) <= MAX_PLATE
+        and text.isascii()
+        and text.isalnum()
+        and (text.isupper() or text.isdigit())
+    )
 
 
 def _check_aware(field: str, value: datetime | None) -> None:

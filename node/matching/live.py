@@ -21,7 +21,7 @@ from node.errors import NotFoundError
 from node.hotlists.entry import HotlistEntry
 from node.hotlists.partner_store import ListStamp, PartnerHotlists
 from node.hotlists.store import HotlistStore, StoredEntry
-from node.matching.index import IndexedEntry, IndexedList, Match, MatchIndex
+from node.matching.index import EntryColumns, IndexedEntry, IndexedList, Match, MatchIndex
 
 OWN_PREFIX = "own:"
 
@@ -157,10 +157,9 @@ class LiveIndex:
             if changes and changes[-1].after == stamp:
                 for change in changes:
                     self.index.remove(issuer, change.ended)
-                    self.index.add(issuer, [IndexedEntry(i, plate) for i, plate in change.added()])
+                    self.index.add(issuer, EntryColumns(*change.added()))
                 self.index.set_expiry(issuer, expires_at)
             else:
-                entries = [IndexedEntry(i, plate) for i, plate in self._partners.listed(issuer)]
                 info = IndexedList(list_id=issuer, name=issuer, expires_at=expires_at)
-                self.index.put_list(info, entries)
+                self.index.put_list(info, EntryColumns(*self._partners.listed(issuer)))
             self._partner_stamps[issuer] = stamp

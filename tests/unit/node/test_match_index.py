@@ -15,6 +15,7 @@ from node.matching import (
     CONFIDENCE,
     CONFUSABLE_CLASSES,
     Difference,
+    EntryColumns,
     IndexedEntry,
     IndexedList,
     Match,
@@ -22,6 +23,7 @@ from node.matching import (
     MatchKind,
     canonical,
 )
+from node.matching import index as match_index
 from node.matching.canonical import spellings
 from node.matching.index import MIN_EDIT_PLATE
 from tests.support.clock import START
@@ -291,6 +293,58 @@ class TestPatchingProperty:
             assert {m.listed for m in index.match(read, START)} <= set(model.values())
 
 
+WHOLE_PLATES = st.text("AB8O", min_size=1, max_size=8)
+# Mostly whole plates, as a partner's list is, alike but for confusables more often than not.
+COLUMNS = st.lists(
+    st.tuples(st.integers(0, 9), st.one_of(WHOLE_PLATES, WHOLE_PLATES, PLATES_AND_PATTERNS)),
+    max_size=12,
+)
+
+
+class TestColumnsProperty:
+    """Entries given as columns are indexed a batch at a time: as one by one would."""
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        steps=st.lists(
+            st.tuples(st.sampled_from(["put", "add", "remove"]), st.booleans(), COLUMNS),
+            max_size=8,
+        ),
+        reads=st.lists(st.text("AB8O", min_size=1, max_size=8), min_size=1, max_size=10),
+    )
+    def test_succeeds_as_a_dict_patched_alike(
+        self, steps: list[tuple[str, bool, list[tuple[int, str]]]], reads: list[str]
+    ) -> None:
+        lists = {"own:stolen": STOLEN, "CA0190000": PARTNER}
+        index, model = MatchIndex(), {list_id: dict[str, str]() for list_id in lists}
+        for info in lists.values():
+            index.put_list(info)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(match_index, "PATCH_BATCH", 3)  # batches of every kind, mixed
+            for action, partner, entries in steps:
+                list_id = "CA0190000" if partner else "own:stolen"
+                ids, plates = [f"e{n}" for n, _ in entries], [text for _, text in entries]
+                if action == "remove":
+                    index.remove(list_id, ids)
+                    for entry_id in ids:
+                        model[list_id].pop(entry_id, None)
+                    continue
+                if action == "put":
+                    index.put_list(lists[list_id], EntryColumns(ids, plates))
+                    model[list_id] = {}
+                else:
+                    index.add(list_id, EntryColumns(ids, plates))
+                model[list_id].update(zip(ids, plates, strict=True))
+        assert len(index) == sum(len(entries) for entries in model.values())
+        listed = {text for _, _, entries in steps for _, text in entries if text.isalnum()}
+        for read in sorted(listed) + reads:
+            assert {(m.list_id, m.entry_id) for m in index.match(read, START)} == {
+                (list_id, entry_id)
+                for list_id, entries in model.items()
+                for entry_id in brute_force(entries, read)
+            }
+
+
 class TestPatching:
     def test_succeeds_adding_to_a_list(self) -> None:
         index = index_of((STOLEN, [("s1", "7ABC123")]))
@@ -374,6 +428,27 @@ class TestPatching:
         index = index_of((STOLEN, [("s1", "7ABC123")]))
         with pytest.raises(ValidationError) as raised:
             index.add("own:stolen", [IndexedEntry("s2", "8XYZ999"), entry])
+        assert raised.value.field == field
+        assert (len(index), found(index, "8XYZ999")) == (1, [])
+
+    @pytest.mark.parametrize(
+        ("columns", "field"),
+        [
+            (EntryColumns(["s2", ""], ["8XYZ999", "7ABC123"]), "entry_id"),
+            (EntryColumns(["s2", "s\n9"], ["8XYZ999", "7ABC123"]), "entry_id"),
+            (EntryColumns(["s2", "s9"], ["8XYZ999", "7ABC\n123"]), "plate"),
+            (EntryColumns(["s2", "s9"], ["8XYZ999", "7abc123"]), "plate"),
+            (EntryColumns(["s2", "s9"], ["8XYZ999", "7A**"]), "plate"),
+            (EntryColumns(["s2", "s9"], ["8XYZ999", ""]), "plate"),
+            (EntryColumns(["s2", "s9"], ["8XYZ999"]), "entries"),
+        ],
+    )
+    def test_fails_on_bad_columns_and_changes_nothing(
+        self, columns: EntryColumns, field: str
+    ) -> None:
+        index = index_of((STOLEN, [("s1", "7ABC123")]))
+        with pytest.raises(ValidationError) as raised:
+            index.add("own:stolen", columns)
         assert raised.value.field == field
         assert (len(index), found(index, "8XYZ999")) == (1, [])
 

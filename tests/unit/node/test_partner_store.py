@@ -159,8 +159,8 @@ class TestChanges:
         changes = store.changes_since(LASD, full.stamp)
         assert changes is not None
         assert [(c.added(), c.ended) for c in changes] == [
-            ([("e-2", "9ZZZ999")], ["e-0"]),
-            ([("e-3", "8XY?4*")], []),
+            ((["e-2"], ["9ZZZ999"]), ["e-0"]),
+            ((["e-3"], ["8XY?4*"]), []),
         ]
         assert (changes[0].before, changes[-1].after) == (full.stamp, now.stamp)
         assert store.changes_since(LASD, changes[1].before) == changes[1:]
