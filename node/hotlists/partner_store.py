@@ -204,79 +204,54 @@ class PartnerMatch:
 
 @dataclass
 class _ListIndex:
-    """One partner list's plates in memory, for the list version it was built from.
+    """One partner list's entries in memory, for the list version it was built from.
 
-    A place is ``chunk * CHUNK_SIZE + slot``: one int per entry rather than a tuple in
-    a list, which keeps a million-entry list to tens of megabytes. Each chunk's entry
-    ids are kept joined, as stored (`column_item` finds the one a hit needs).
+    Each chunk's entry ids as joined, as stored (`column_item` finds the one a hit needs),
+    its plates, and the few partial patterns, parsed. A place is
+    ``chunk * CHUNK_SIZE + slot``.
 
-    Attributes:
-        distinct: Whether no whole plate is listed twice so far, which lets a chunk of
-            whole plates be indexed by one update in C, checked afterwards.
+    There is no dict by plate. Reads are matched by the node's match index, which is
+    built from these columns, and an entry is found here by scanning the plates in C:
+    milliseconds for a million. A dict filled on every pull was a fifth of a
+    million-entry pull's time and some 80 MB.
     """
 
     stamp: ListStamp
-    exact: dict[str, int | list[int]] = field(default_factory=dict)
-    partial: list[tuple[PlatePattern, int]] = field(default_factory=list)
     entry_ids: dict[int, bytes] = field(default_factory=dict)
     plates: dict[int, list[str]] = field(default_factory=dict)
+    partial: list[tuple[PlatePattern, int]] = field(default_factory=list)
     ended: set[str] = field(default_factory=set)
-    distinct: bool = True
 
     def add_chunk(self, chunk: int, entry_ids: bytes, plates: list[str]) -> None:
-        """Index the entries of one chunk, whose ids `join_column` joined."""
+        """Hold the entries of one chunk, whose ids `join_column` joined."""
         self.entry_ids[chunk] = entry_ids
         self.plates[chunk] = plates
-        exact, base = self.exact, chunk * CHUNK_SIZE
-        places = dict(zip(plates, range(base, base + len(plates)), strict=True))
         joined = "".join(plates)
-        if len(places) < len(plates) or "?" in joined or "*" in joined:
-            self._add_each(chunk, plates)
-        elif self.distinct:
-            # The usual chunk: whole plates, none listed before. One update in C
-            # instead of a loop per entry (a third of a million-entry pull's indexing),
-            # and no lookup before it: the size afterwards tells whether one was.
-            size = len(exact)
-            exact.update(places)
-            if len(exact) != size + len(places):  # it replaced a place: index anew
-                self.exact, self.partial = {}, []
-                for number, listed in self.plates.items():
-                    self._add_each(number, listed)
-        elif places.keys().isdisjoint(exact.keys()):
-            exact.update(places)
-        else:
-            self._add_each(chunk, plates)
-
-    def _add_each(self, chunk: int, plates: list[str]) -> None:
-        """Index the entries of one chunk one by one: patterns, and plates listed again."""
-        exact, base = self.exact, chunk * CHUNK_SIZE
-        for slot, plate in enumerate(plates):
-            if "?" in plate or "*" in plate:
-                self.partial.append((PlatePattern(plate), base + slot))
-                continue
-            held = exact.get(plate)
-            if held is None:
-                exact[plate] = base + slot
-                continue
-            self.distinct = False
-            if isinstance(held, int):
-                exact[plate] = [held, base + slot]
-            else:
-                held.append(base + slot)
+        if "?" in joined or "*" in joined:
+            base = chunk * CHUNK_SIZE
+            self.partial += [
+                (PlatePattern(plate), base + slot)
+                for slot, plate in enumerate(plates)
+                if "?" in plate or "*" in plate
+            ]
 
     def lookup(self, plate: str) -> list[tuple[str, int, int]]:
         """(entry id, chunk, slot) of every entry in force that matches `plate`."""
-        held = self.exact.get(plate)
-        places = [] if held is None else [held] if isinstance(held, int) else list(held)
+        places = self._listed_as(plate)
         places += [place for pattern, place in self.partial if pattern.matches(plate)]
         return self._found(places)
 
     def places(self, listed: str) -> list[tuple[str, int, int]]:
         """(entry id, chunk, slot) of every entry in force listed as `listed` exactly."""
-        held = self.exact.get(listed)
-        places = [] if held is None else [held] if isinstance(held, int) else list(held)
-        places += [place for pattern, place in self.partial if pattern.text == listed]
-        return self._found(places)
+        return self._found(self._listed_as(listed))
+
+    def _listed_as(self, text: str) -> list[int]:
+        places = []
+        for chunk, plates in list(self.plates.items()):  # a delta taken may add chunks
+            if text in plates:
+                base = chunk * CHUNK_SIZE
+                places += [base + slot for slot, plate in enumerate(plates) if plate == text]
+        return places
 
     def _found(self, places: list[int]) -> list[tuple[str, int, int]]:
         found = [

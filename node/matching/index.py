@@ -217,10 +217,28 @@ class _Checked:
         )
 
     @property
-    def whole_only(self) -> bool:
-        """Whether every entry is a whole plate without an expiry of its own."""
-        return (self.partial is None or not any(self.partial)) and (
-            self.expires is None or all(e is None for e in self.expires)
+    def expiring(self) -> bool:
+        """Whether an entry has an expiry of its own."""
+        return self.expires is not None and any(e is not None for e in self.expires)
+
+    def new_to(self, entries: dict[str, int]) -> bool:
+        """Whether no id is listed twice, here or in `entries`."""
+        return len(set(self.ids)) == len(self.ids) and entries.keys().isdisjoint(self.ids)
+
+    def split(self) -> tuple[_Checked, _Checked]:
+        """The whole plates, then the patterns."""
+        if self.partial is None or not any(self.partial):
+            return self, _Checked([], [], [], None, None)
+        whole = [not partial for partial in self.partial]
+        return self._select(whole), self._select(self.partial)
+
+    def _select(self, chosen: Sequence[bool]) -> _Checked:
+        return _Checked(
+            list(compress(self.ids, chosen)),
+            list(compress(self.texts, chosen)),
+            list(compress(self.keys, chosen)),
+            None if self.partial is None else list(compress(self.partial, chosen)),
+            None if self.expires is None else list(compress(self.expires, chosen)),
         )
 
     def rows(self) -> Iterator[_Row]:
@@ -512,30 +530,35 @@ class MatchIndex:
         return count
 
     def _insert(self, hotlist: _List, checked: _Checked) -> None:
+        """Index `checked` on `hotlist`, a batch at a time: whole plates at once if it can.
+
+        The usual batch of a partner's list: ids new to the list, no expiries of their
+        own, on a list without edits. Its whole plates are filed a column at a time, its
+        patterns one by one. Any other batch is indexed one entry at a time.
+        """
         for start in range(0, len(checked), PATCH_BATCH):
             part = checked.part(start, start + PATCH_BATCH)
             with self._lock:
-                if not self._insert_whole(hotlist, part):
-                    for row in part.rows():
-                        self._insert_one(hotlist, row)
+                if hotlist.allow_edit or part.expiring or not part.new_to(hotlist.entries):
+                    rows = part.rows()
+                else:
+                    whole, patterns = part.split()
+                    self._insert_whole(hotlist, whole)
+                    rows = patterns.rows()
+                for row in rows:
+                    self._insert_one(hotlist, row)
 
-    def _insert_whole(self, hotlist: _List, part: _Checked) -> bool:
-        """Index a batch of whole plates new to their list at once; False if it is not one.
+    def _insert_whole(self, hotlist: _List, part: _Checked) -> None:
+        """What `_insert_one` does for each entry of `part`, done a column at a time.
 
-        The usual batch of a partner's list: no patterns, no expiries of their own, no id
-        listed twice, on a list without edits. What `_insert_one` does entry by entry,
-        done a column at a time.
+        Only for whole plates with ids new to a list without edits, and no expiries of
+        their own.
         """
         count, ids = len(part), part.ids
-        if not part.whole_only or hotlist.allow_edit:
-            return False
         free = self._free
         reused = free[len(free) - min(count, len(free)) :]
         first = len(self._ids)
         slots = [*reused, *range(first, first + count - len(reused))]
-        placed = dict(zip(ids, slots, strict=True))
-        if len(placed) < count or not hotlist.entries.keys().isdisjoint(placed):
-            return False  # an id listed twice: the entry is replaced, one by one
         del free[len(free) - len(reused) :]
         for slot, entry_id, text in zip(reused, ids, part.texts, strict=False):
             self._ids[slot] = entry_id
@@ -545,7 +568,7 @@ class MatchIndex:
         self._ids.extend(ids[len(reused) :])
         self._owner.extend(array("I", [hotlist.number]) * len(appended))
         self._plates += "".join(map(str.ljust, appended, repeat(_WIDTH), repeat("\0"))).encode()
-        hotlist.entries.update(placed)
+        hotlist.entries.update(zip(ids, slots, strict=True))
         fresh: dict[bytes, int | list[int]] = dict(zip(part.keys, slots, strict=True))
         if len(fresh) < count:  # plates alike but for confusables: the slots it left out
             left = [(k, s) for k, s in zip(part.keys, slots, strict=True) if fresh[k] != s]
@@ -555,7 +578,6 @@ class MatchIndex:
         for key in fresh.keys() & whole.keys():
             fresh[key] = [*_slots(whole[key]), *_slots(fresh[key])]
         whole.update(fresh)
-        return True
 
     def _insert_one(self, hotlist: _List, row: _Row) -> None:
         entry_id, text, key, partial, expires = row
