@@ -129,6 +129,20 @@ class Changes:
         return [entry_from_message(plate, fields) for plate, fields in pairs]
 
 
+class StreamedChanges(NamedTuple):
+    """`Changes` whose chunks are read and decrypted a few at a time as they are iterated.
+
+    Attributes:
+        version: The version the changes bring a holder to.
+        chunks: The entries added, as in `Changes`; iterate once.
+        ended: Ids of entries removed or cancelled after the version.
+    """
+
+    version: int
+    chunks: Iterator[EntryChunk]
+    ended: list[str]
+
+
 class _StoredChunk(NamedTuple):
     """A full stored chunk none of whose entries ended: sent as stored, named by its digest."""
 
@@ -504,8 +518,21 @@ class HotlistStore:
         Raises:
             ValidationError: `version` is negative or ahead of ours.
         """
+        current, chunks, ended = self.streamed_since(version)
+        return Changes(current, list(chunks), ended)
+
+    def streamed_since(self, version: int) -> StreamedChanges:
+        """What `changes_since` gives, each chunk read only as the iteration reaches it.
+
+        A reader of a large list holds a few chunks at a time, not the list. The chunks
+        are those in force at the call: an entry ended meanwhile is among the changes
+        after the version this returns.
+
+        Raises:
+            ValidationError: `version` is negative or ahead of ours.
+        """
         current, ended, parts = self._parts_since(version)
-        return Changes(current, list(self._sent(parts)), ended)
+        return StreamedChanges(current, self._sent(parts), ended)
 
     def outgoing_since(self, version: int) -> OutgoingChanges:
         """Everything that changed after `version`, as a snapshot sends it; from 0, all in force.

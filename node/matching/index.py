@@ -3,7 +3,7 @@
 A read is matched against:
 
 - whole plates, exactly, and through OCR-confusable characters (``7A8C123`` finds
-  ``7ABC123``): both by one dict lookup of the read's canonical form;
+  ``7ABC123``): both by one dict lookup of the read's canonical form in each list;
 - partial patterns (CAP-5): each is filed under one literal n-gram of its canonical form,
   anchored to the plate's start or end where the pattern fixes it, so a read looks up its own
   few n-grams and checks only the patterns filed there (`node.matching._patterns`);
@@ -18,8 +18,8 @@ whether or not anything has been purged yet (HOT-6).
 
 Memory: an entry is a slot number. Its plate lives in one shared byte array (8 bytes a slot),
 its id in a list (the same string the list's id map holds), and its list in an integer array;
-the dict keyed by canonical plate holds the slot's int. Only partial patterns, about 1% of a
-list, are objects of their own. Lists that allow edits cost more: a key per character.
+each list's dict keyed by canonical plate holds the slot's int. Only partial patterns, about
+1% of a list, are objects of their own. Lists that allow edits cost more: a key per character.
 
 Threads: every read and every mutation holds one lock, for microseconds when matching and for
 at most `PATCH_BATCH` entries when patching, so reads wait little behind a large change.
@@ -617,18 +617,20 @@ class MatchIndex:
     def _clear(self, hotlist: _List) -> None:
         """Free the slots of a list no longer live, and forget it.
 
-        Its own dicts go with it. Only what is filed outside it, patterns and plates on a
-        list that allows edits, is unfiled entry by entry.
+        Its own dicts go with it. Only what is filed outside it is unfiled: patterns,
+        and plates on a list that allows edits (entry by entry).
         """
         slots = list(hotlist.entries.values())
         patterns = self._patterns.patterns
         for start in range(0, len(slots), PATCH_BATCH):
             batch = slots[start : start + PATCH_BATCH]
             with self._lock:
-                if hotlist.allow_edit or not patterns.keys().isdisjoint(batch):
+                if hotlist.allow_edit:
                     for slot in batch:
                         self._delete_one(hotlist, slot)
                 else:
+                    for slot in patterns.keys() & set(batch):
+                        self._patterns.remove(slot)
                     self._release(batch)
         with self._lock:
             self._numbered.pop(hotlist.number, None)

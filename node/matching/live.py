@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import compress
 
+from alpr.common.v1 import hotlist_pb2
 from node.errors import NotFoundError
+from node.hotlists.codec import EntryChunk, split_column
 from node.hotlists.entry import HotlistEntry
 from node.hotlists.partner_store import ListStamp, PartnerHotlists
 from node.hotlists.store import HotlistStore, StoredEntry
@@ -110,20 +112,29 @@ class LiveIndex:
         )
 
     def _refresh_own(self) -> None:
-        """Apply what changed on our own lists since the version indexed.
+        """Apply what changed on our own lists since the version indexed, chunk by chunk.
 
-        As columns per list: an entry without an expiry of its own (nearly all) is no
-        tuple of its own, so a million-entry extract is indexed at start in a second or
-        two. Entries with an expiry are added one by one.
+        A chunk at a time, so that a million-entry extract is indexed at start holding a
+        few chunks besides the index, not the list.
         """
         version = self._own.version()
         if version == self._own_version:
             return
-        changes = self._own.changes_since(self._own_version)
-        fields = changes.fields()
+        changes = self._own.streamed_since(self._own_version)
         for list_id in self._own_list_ids():
             self.index.remove(list_id, changes.ended)
-        ids, plates = changes.entry_ids, changes.plates
+        for chunk in changes.chunks:
+            self._add_own(chunk)
+        self._own_version = changes.version
+
+    def _add_own(self, chunk: EntryChunk) -> None:
+        """Index the entries of one chunk of our lists, on the list each names.
+
+        As columns per list: an entry without an expiry of its own (nearly all) is no
+        tuple of its own. Entries with one are added one by one.
+        """
+        fields = hotlist_pb2.HotlistEntryFieldsList.FromString(chunk.fields).fields
+        ids, plates = split_column(chunk.entry_ids), split_column(chunk.plates)
         names = [entry_fields.list_name for entry_fields in fields]
         dated = [entry_fields.HasField("expires_at") for entry_fields in fields]
         for name in dict.fromkeys(names):
@@ -140,7 +151,6 @@ class LiveIndex:
             ]
             if expiring:
                 self.index.add(list_id, expiring)
-        self._own_version = changes.version
 
     def _own_list_ids(self) -> list[str]:
         return [held.list_id for held in self.index.lists() if held.list_id.startswith(OWN_PREFIX)]
