@@ -119,6 +119,15 @@ class PartnerClient:
             self._channels[key] = channel
         return channel
 
+    def connect(self, peer: Peer) -> None:
+        """Start connecting to `peer` (TCP and the TLS handshake) and return at once.
+
+        A caller with local work to do before its call (reading what it holds, signing
+        the request) calls this first, so that the handshake runs meanwhile in gRPC's
+        own threads instead of after it. A channel already connected is left as it is.
+        """
+        self._channel(peer.endpoint).get_state(try_to_connect=True)
+
     async def close(self) -> None:
         """Close the channels this client opened on the running loop."""
         loop = asyncio.get_running_loop()

@@ -213,6 +213,7 @@ class HotlistSharing:
         turn, so pulls that end together close in one batch.
         """
         peer = self.peers.require(partner_ori)
+        self.client.connect(peer)  # the handshake, while we read what we hold and sign
         async with self._pulling.setdefault(partner_ori, asyncio.Lock()):
             fetched = await self._fetch(peer, requesting_user)
         closed = await self.receipting.close(peer, fetched.to_close)

@@ -104,6 +104,29 @@ class TestPull:
         assert partial.entry.is_partial
         assert lapd.node.services.partner_lists.find("7ABC124") == []
 
+    def test_connecting_first_starts_the_handshake_before_any_call(
+        self, pair: tuple[Agency, Agency, str]
+    ) -> None:
+        """A pull connects before it reads and signs, so the TLS handshake overlaps that work."""
+        lapd, _, _ = pair
+        config = lapd.node.config
+        tls = TLSConfig.from_files(ca=config.tls_ca, cert=config.tls_cert, key=config.tls_key)
+        client = PartnerClient(tls.channel_credentials())
+        peer = lapd.node.services.peers.require(LASD)
+
+        async def connect_and_wait() -> grpc.ChannelConnectivity:
+            client.connect(peer)
+            channel = client._channel(peer.endpoint)  # the channel connect() opened
+            idle = grpc.ChannelConnectivity.IDLE
+            if channel.get_state() is idle:  # without connect(), it would stay idle
+                await asyncio.wait_for(channel.wait_for_state_change(idle), 10)
+            await asyncio.wait_for(channel.channel_ready(), 10)
+            state = channel.get_state()
+            await client.close()
+            return state
+
+        assert lapd.node.run(connect_and_wait()) is grpc.ChannelConnectivity.READY
+
     def test_aud6_both_sides_hold_the_others_signature(
         self, pair: tuple[Agency, Agency, str]
     ) -> None:
