@@ -5,7 +5,10 @@
 For each size it builds two nodes (issuer and receiver) with an agreement between them,
 fills the issuer's list (not timed), serves the issuer as a real `alpr serve` process,
 and in a fresh receiver process times a full pull: sign, encrypt, send, verify,
-decrypt, store. Then it adds `--delta` entries to the issuer and times the delta pull.
+decrypt, store. Then it adds `--delta` entries to the issuer and times the delta pull,
+and times a pull with nothing new ("delta 0"): the exchange alone, what every pull
+costs whatever it carries (the mTLS handshake, the signed request, receipt and
+acknowledgement, the nonce and the audit events on both sides, two RPCs).
 The baselines, in the same run, stream as many entries as plain protobuf chunks of a
 thousand (serialized before the clock starts) over an insecure gRPC channel. "Plain"
 only parses them. "Checked" also runs on each chunk the receiver's own checks of its
@@ -24,10 +27,11 @@ is the serving issuer's peak since it started, read after each pull. "then match
 what the pull leaves to the next read committed: bringing the node's match index up to
 the list taken (a delta patches it, a full snapshot is read into it whole), with the
 receiver's peak RSS after it ("match MB").
-Each case is timed `--repeat` times, each in a fresh process (a delta with new entries
-each time), and its row is the median run: single runs on these shared machines vary by
-a second on a million entries. The lists are built in a child process too, so that the
-processes timed never share the machine with one freeing gigabytes.
+Each case is timed `--repeat` times (a delta `2 * repeat + 1` times), each in a fresh
+process (a delta with new entries each time), and its row is the median run: single
+runs on these shared machines vary by a second on a million entries. The lists are
+built in a child process too, so that the processes timed never share the machine with
+one freeing gigabytes.
 Targets (issue "Exchange"): 1M entries under 15 s and 1.5 GB; a 1k delta under 200 ms;
 crypto and store at most 3x the baseline.
 """
@@ -342,6 +346,14 @@ def add_entries(issuer: Path, count: int, offset: int) -> None:
     node.engine.dispose()
 
 
+def delta_runs(repeat: int) -> int:
+    """How many times a delta is timed: more than a full pull, being short and cheap.
+
+    A delta's tens of milliseconds vary by a third from run to run on these machines.
+    """
+    return 2 * repeat + 1
+
+
 def measure(size: int, delta: int, repeat: int) -> list[tuple[str, dict[str, float], int]]:
     """The rows for one list size: name, median measurement, and the entry count it carried.
 
@@ -374,8 +386,10 @@ def measure(size: int, delta: int, repeat: int) -> list[tuple[str, dict[str, flo
         try:
             full = median_run([pull(whole=True) for _ in range(repeat)])
             rows.append((f"full pull {size:,}", full, size))
-            delta_row = median_run([pull_delta(run) for run in range(repeat)])
+            delta_row = median_run([pull_delta(run) for run in range(delta_runs(repeat))])
             rows.append((f"delta {delta:,} on {size:,}", delta_row, delta))
+            unchanged = median_run([pull(whole=False) for _ in range(delta_runs(repeat))])
+            rows.append((f"delta 0 on {size:,} (the exchange alone)", unchanged, 0))
             cut, cut_again = [], []
             for run in range(repeat):
                 end_one_a_chunk(issuer, slot=7 + run)
@@ -412,7 +426,7 @@ def main() -> int:
         print(json.dumps(answer))
         return 0
     print(f"hotlist_sync on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,"
-          f" each row the median of {repeat} runs")  # fmt: skip
+          f" each row the median of {repeat} runs, a delta's of {delta_runs(repeat)}")  # fmt: skip
     print(f"{'case':<52}{'seconds':>9}{'peak RSS MB':>13}{'x plain':>9}{'x checked':>11}"
           f"{'issuer MB':>11}{'then match s':>14}{'match MB':>10}")  # fmt: skip
     baselines = {n: measure_baselines(n, repeat) for n in sorted({*args.sizes, args.delta})}

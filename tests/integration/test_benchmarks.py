@@ -45,6 +45,7 @@ def test_hot7_the_hotlist_sync_bench_prints_every_row() -> None:
     for row in (
         "full pull 2,000 ",
         "delta 10 on 2,000",
+        "delta 0 on 2,000 (the exchange alone)",
         "full pull 2,000, 1 more a chunk ended",
         "full pull 2,000, the same pulled again",
         "floor 2,000",
