@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlmodel import Session, SQLModel
 
 from node.errors import ValidationError
+from node.store.wal import BACKSTOP_PAGES, CHECKPOINTS
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_CACHE_KIB = 64 * 1024
@@ -37,7 +38,8 @@ def create_engine(url: str) -> Engine:
     """Make an engine for `url`: a SQLite file or a PostgreSQL server.
 
     SQLite connections run in WAL mode with foreign keys enforced and a busy
-    timeout, so a reader never blocks the writer and a brief lock is waited out.
+    timeout, so a reader never blocks the writer and a brief lock is waited out; the
+    log is checkpointed in a thread of its own (`node.store.wal`), not by commits.
     A ``postgresql://`` URL is driven by psycopg 3 (the ``postgres`` extra).
 
     Raises:
@@ -62,6 +64,10 @@ def create_engine(url: str) -> Engine:
         ) from error
     if dialect == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
+        if parsed.database and parsed.database != ":memory:":
+            database = Path(parsed.database).resolve()
+            event.listen(engine, "commit", lambda _connection: CHECKPOINTS.note(database))
+            event.listen(engine, "engine_disposed", lambda _engine: CHECKPOINTS.forget(database))
     return engine
 
 
@@ -72,6 +78,7 @@ def _configure_sqlite(connection: Any, _record: object) -> None:  # noqa: ANN401
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")  # the rest: `node.store.wal`
     cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
