@@ -49,6 +49,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent import futures
@@ -149,14 +150,20 @@ def build(base: Path, size: int) -> tuple[Path, Path]:
 
 
 def serve_issuer(directory: Path) -> tuple[subprocess.Popen[str], int]:
-    """`alpr serve` the issuer; the process and its port."""
+    """`alpr serve` the issuer; the process and its port.
+
+    Its log is read to the end in a thread: a pipe left unread fills after a hundred
+    pulls or so, and the issuer would then block writing its next line.
+    """
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", str(directory)],
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    for line in process.stderr or ():
+    log = process.stderr
+    while log is not None and (line := log.readline()):
         entry = json.loads(line)
         if entry["msg"] == "serving":
+            threading.Thread(target=log.read, daemon=True).start()
             return process, int(entry["port"])
     raise RuntimeError("the issuer did not start")
 
