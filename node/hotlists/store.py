@@ -9,11 +9,12 @@ clear; the other fields are encrypted with the node's data key (HOT-2).
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -40,6 +41,7 @@ from node.hotlists.codec import (
 from node.hotlists.entry import HotlistEntry
 from node.store.engine import fetch_tuples, insert_rows, lock_for_write, table_of
 from node.store.hotlist_models import (
+    HotlistChunkCutRecord,
     HotlistChunkRecord,
     HotlistEntryRecord,
     HotlistRecord,
@@ -144,11 +146,16 @@ class StreamedChanges(NamedTuple):
 
 
 class _StoredChunk(NamedTuple):
-    """A full stored chunk none of whose entries ended: sent as stored, named by its digest."""
+    """A full chunk sent as stored, named by the digest stored with it.
+
+    Either none of its entries ended, or (`ended` given) its cut without the entries at
+    those slots is stored (`HotlistChunkCutRecord`) and sent.
+    """
 
     chunk_id: int
     size: int
     digest: bytes
+    ended: frozenset[int] = frozenset()
 
 
 class _Piece(NamedTuple):
@@ -250,10 +257,10 @@ def _joined(pieces: Iterable[_StoredChunk | _Piece]) -> list[_Part]:
 class _CutDigests:
     """The digests of chunks cut to send, by what each was cut from; the most recent kept.
 
-    A chunk that is not a stored one sent whole (entries of it ended, or small ones
-    joined) is read, decrypted and cut once to name it in a manifest and again to send
-    it. Remembering its digest saves the first for every later snapshot that sends it
-    alike: the next partner's pull, or the next full pull. A stored chunk never changes,
+    A chunk that is not a stored one sent whole (a full one more than half ended, or
+    small ones joined) is read, decrypted and cut once to name it in a manifest and again
+    to send it. Remembering its digest saves the first for every later snapshot that
+    sends it alike: the next partner's pull, or the next full pull. A stored chunk never changes,
     so the stored chunks a part was cut from and the slots left out of each determine its
     bytes for good. Small pieces are joined in order, so one that changes can shift how
     those after it join, and those are cut anew. Kept in memory: a restart forgets them.
@@ -338,11 +345,78 @@ def _read_chunks(session: Session, key: DataKey, chunk_ids: Sequence[int]) -> di
         )
     if len(rows) != len(set(chunk_ids)):
         raise NotFoundError("a hotlist chunk is missing from the store")
+    return _opened(key, rows)
+
+
+def _read_cuts(
+    session: Session, key: DataKey, ended: Mapping[int, frozenset[int]]
+) -> dict[int, EntryChunk]:
+    """The stored cuts of these chunks, by chunk id, each if it still leaves out its `ended`.
+
+    A cut is rewritten when another entry of its chunk ends: a snapshot named before that
+    must cut the chunk itself, as it named it.
+    """
+    if not ended:
+        return {}
+    table = table_of(HotlistChunkCutRecord)
+    rows = fetch_tuples(
+        session,
+        sa_select(
+            table.c.id, table.c.ended_slots, table.c.size, table.c.entry_ids, table.c.plates,
+            table.c.fields,
+        ).where(table.c.id.in_(sorted(ended))),
+    )  # fmt: skip
+    return _opened(key, [(row[0], *row[2:]) for row in rows if _slots(row[1]) == ended[row[0]]])
+
+
+def _named_cuts(
+    session: Session, ended: Mapping[int, frozenset[int]]
+) -> dict[int, tuple[int, bytes]]:
+    """Of these full chunks, those whose stored cut leaves out exactly their `ended` slots.
+
+    Each with the cut's size and sealed digest, read without its large columns.
+    """
+    table = table_of(HotlistChunkCutRecord)
+    chunk_ids = sorted(ended)
+    named: dict[int, tuple[int, bytes]] = {}
+    for start in range(0, len(chunk_ids), 500):
+        rows = fetch_tuples(
+            session,
+            sa_select(table.c.id, table.c.ended_slots, table.c.size, table.c.digest).where(
+                table.c.id.in_(chunk_ids[start : start + 500])
+            ),
+        )
+        for chunk_id, slots, size, sealed in rows:
+            if _slots(slots) == ended[chunk_id]:
+                named[chunk_id] = (size, sealed)
+    return named
+
+
+def _opened(
+    key: DataKey, rows: Sequence[tuple[int, int, bytes, bytes, bytes]]
+) -> dict[int, EntryChunk]:
+    """Rows of (id, size, entry ids, plates, sealed fields) as chunks by id, in one pass."""
     plain = key.decrypt_many(row[4] for row in rows)
     return {
         row[0]: EntryChunk(row[1], row[2], row[3], fields)
         for row, fields in zip(rows, plain, strict=True)
     }
+
+
+def _slots(packed: bytes) -> frozenset[int]:
+    """The slots a cut leaves out, as `HotlistChunkCutRecord.ended_slots` holds them (`_packed`)."""
+    slots = array("H", packed)
+    if sys.byteorder == "big":
+        slots.byteswap()
+    return frozenset(slots)
+
+
+def _packed(slots: Iterable[int]) -> bytes:
+    """`slots` as `HotlistChunkCutRecord.ended_slots` holds them: 16-bit, little-endian."""
+    packed = array("H", sorted(slots))
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
 
 
 class HotlistStore:
@@ -538,8 +612,9 @@ class HotlistStore:
         """Everything that changed after `version`, as a snapshot sends it; from 0, all in force.
 
         Every chunk is named before any is sent: a full chunk none of whose entries ended
-        by the digest stored with it, the others (with ended entries, small ones joined,
-        or stored before chunks had digests) by the digest remembered from an earlier
+        by the digest stored with it, a full chunk with entries ended by the one stored
+        with its cut (`_recut`), the others (more than half ended, small ones joined, or
+        stored before chunks had digests) by the digest remembered from an earlier
         snapshot, or by reading them `CHUNKS_A_READ` at a time and hashing them. The
         chunks are then read again as they are sent, so a snapshot holds a few chunks at
         a time, never the list.
@@ -570,8 +645,9 @@ class HotlistStore:
     def _parts_since(self, version: int) -> tuple[int, list[str], list[_Part]]:
         """The version now, the ids of entries ended after `version`, and the chunks to send.
 
-        Reads a row per entry ended after `version` and the size and digest of each chunk
-        added after it (from an index, not the chunks' rows).
+        Reads a row per entry ended after `version`, the size and digest of each chunk
+        added after it (from an index, not the chunks' rows), and of each stored cut of
+        one of those chunks with entries ended.
 
         Raises:
             ValidationError: `version` is negative or ahead of ours.
@@ -595,14 +671,24 @@ class HotlistStore:
                 .where(chunk_table.c.version > version)
                 .order_by(chunk_table.c.version, chunk_table.c.id),
             )
-        ended_slots: dict[int, set[int]] = {}
-        for _, chunk_id, slot in ended_rows:
-            ended_slots.setdefault(chunk_id, set()).add(slot)
+            slots: dict[int, set[int]] = {}
+            for _, chunk_id, slot in ended_rows:
+                slots.setdefault(chunk_id, set()).add(slot)
+            ended_slots = {chunk_id: frozenset(ended) for chunk_id, ended in slots.items()}
+            cut = _named_cuts(
+                session,
+                {
+                    chunk_id: ended_slots[chunk_id]
+                    for chunk_id, size, _ in added
+                    if size == CHUNK_SIZE and chunk_id in ended_slots
+                },
+            )
         whole = [
             (chunk_id, sealed)
             for chunk_id, size, sealed in added
             if sealed is not None and size == CHUNK_SIZE and chunk_id not in ended_slots
         ]
+        whole += [(chunk_id, sealed) for chunk_id, (_, sealed) in cut.items()]
         digests = dict(
             zip(
                 [chunk_id for chunk_id, _ in whole],
@@ -612,30 +698,40 @@ class HotlistStore:
         )
         pieces: list[_StoredChunk | _Piece] = []
         for chunk_id, size, _ in added:
+            gone = ended_slots.get(chunk_id, frozenset())
             if chunk_id in digests:
-                pieces.append(_StoredChunk(chunk_id, size, digests[chunk_id]))
-                continue
-            gone = frozenset(ended_slots.get(chunk_id, ()))
-            if len(gone) < size:
+                kept = cut[chunk_id][0] if chunk_id in cut else size
+                pieces.append(_StoredChunk(chunk_id, kept, digests[chunk_id], gone))
+            elif len(gone) < size:
                 pieces.append(_Piece(chunk_id, size - len(gone), gone))
         # A full snapshot replaces the list: nothing to end.
         ended = [entry_id for entry_id, _, _ in ended_rows] if version else []
         return current, ended, _joined(pieces)
 
     def _sent(self, parts: Sequence[_Part]) -> Iterator[EntryChunk]:
-        """Each part as a chunk, read and decrypted `CHUNKS_A_READ` parts at a time."""
+        """Each part as a chunk, read and decrypted `CHUNKS_A_READ` parts at a time.
+
+        A chunk named by its stored cut is cut here from the chunk instead if the cut
+        changed since (another entry of it ended): the snapshot sends what it named.
+        """
         for start in range(0, len(parts), CHUNKS_A_READ):
             batch = parts[start : start + CHUNKS_A_READ]
-            wanted = {
-                piece.chunk_id
-                for part in batch
-                for piece in ([part] if isinstance(part, _StoredChunk) else part)
-            }
             with Session(self._engine) as session:
+                cuts = _read_cuts(
+                    session,
+                    self._key,
+                    {p.chunk_id: p.ended for p in batch if isinstance(p, _StoredChunk) and p.ended},
+                )
+                wanted = {
+                    piece.chunk_id
+                    for part in batch
+                    for piece in ([part] if isinstance(part, _StoredChunk) else part)
+                    if piece.chunk_id not in cuts
+                }
                 read = _read_chunks(session, self._key, sorted(wanted))
             for part in batch:
                 if isinstance(part, _StoredChunk):
-                    yield read[part.chunk_id]
+                    yield cuts.get(part.chunk_id) or _kept(read[part.chunk_id], part.ended)
                 else:
                     yield _join([_kept(read[piece.chunk_id], piece.ended) for piece in part])
 
@@ -649,8 +745,40 @@ class HotlistStore:
                 raise PreconditionError(f"hotlist entry {entry_id} was already {record.ended_how}")
             record.ended_at, record.ended_how, record.version = self._clock(), how, version
             session.add(record)
+            self._recut(session, record.chunk_id, record.slot)
             session.commit()
             return self._stored(record, _Chunks(session, self._key))
+
+    def _recut(self, session: Session, chunk_id: int, slot: int) -> None:
+        """Store the cut of a full chunk whose entry at `slot` just ended, for snapshots to send.
+
+        Kept while at least half the chunk is in force; a sparser chunk is cut as it is
+        sent and joined with the pieces beside it, and has no stored cut.
+        """
+        chunk = _read_chunks(session, self._key, [chunk_id])[chunk_id]
+        if chunk.size != CHUNK_SIZE:
+            return  # sent as pieces, joined, whatever ends
+        stored = session.get(HotlistChunkCutRecord, chunk_id)
+        ended = {slot, *(_slots(stored.ended_slots) if stored else ())}
+        if len(ended) > CHUNK_SIZE // 2:
+            if stored is not None:
+                session.delete(stored)
+            return
+        kept = _kept(chunk, frozenset(ended))
+        values = {
+            "id": chunk_id,
+            "ended_slots": _packed(ended),
+            "size": kept.size,
+            "digest": self._key.encrypt(chunk_digest(kept.entry_ids, kept.plates, kept.fields)),
+            "entry_ids": kept.entry_ids,
+            "plates": kept.plates,
+            "fields": self._key.encrypt(kept.fields),
+        }
+        if stored is None:
+            stored = HotlistChunkCutRecord.model_validate(values)
+        else:
+            stored.sqlmodel_update(values)
+        session.add(stored)
 
     def _next_version(self, session: Session) -> int:
         """Raise the version under the write lock; first thing in the session's transaction."""

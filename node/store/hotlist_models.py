@@ -51,6 +51,31 @@ class HotlistChunkRecord(SQLModel, table=True):
     digest: bytes | None = None
 
 
+class HotlistChunkCutRecord(SQLModel, table=True):
+    """A full own chunk some of whose entries ended, as it is sent: the entries in force only.
+
+    Written, in the transaction that ends an entry, for a full chunk (one a snapshot sends
+    as stored while nothing of it ends) that keeps at least half its entries in force: a
+    snapshot then sends it as stored here, named by `digest`, instead of reading and
+    cutting the chunk twice (to name it, and to send it). `ended_slots` are the slots of
+    the chunk left out, as an array of 16-bit integers: a snapshot uses the row only when
+    they are exactly the chunk's ended entries (an entry ended before this table existed
+    is in none). Columns as in `HotlistChunkRecord`, fields and digest encrypted (HOT-2);
+    the small ones first, so that naming reads no overflow page.
+    """
+
+    __tablename__ = "hotlist_chunk_cut"
+
+    id: int = Field(primary_key=True, foreign_key="hotlist_chunk.id")
+    """The chunk's."""
+    ended_slots: bytes
+    size: int
+    digest: bytes
+    entry_ids: bytes
+    plates: bytes
+    fields: bytes
+
+
 class HotlistEntryRecord(SQLModel, table=True):
     """An entry of an own hotlist. Removed and cancelled entries stay as tombstones for deltas."""
 

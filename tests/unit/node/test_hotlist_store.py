@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from alpr.common.v1.hotlist_pb2 import HotlistEntryFieldsList
 from node.ed25519 import DataKey
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
-from node.hotlists.codec import chunk_digest
+from node.hotlists.codec import chunk_digest, split_column
 from node.hotlists.entry import HotlistEntry, ListType
 from node.hotlists.store import Changes, HotlistStore
 from node.store import create_engine
@@ -161,12 +161,12 @@ class TestVersions:
         [gone] = store.add("stolen", [PARTIAL])
         store.remove(gone.entry_id)  # a chunk with nothing left in force: not sent
         first = store.add("stolen", [STOLEN] * 1000)[0]
-        store.remove(first.entry_id)  # a full chunk with one entry ended: named by reading it
+        store.remove(first.entry_id)  # a full chunk with one entry ended: sent as its stored cut
         key.chunks = 0
         outgoing = store.outgoing_since(0)
-        assert key.chunks == 2  # the small chunk and the one with an ended entry, to name them
+        assert key.chunks == 1  # the small chunk, to name it
         chunks = list(outgoing.chunks)
-        assert key.chunks == 6  # all four as they are sent: the full ones only then
+        assert key.chunks == 5  # all four as they are sent: the others only then
         assert [chunk.size for chunk in chunks] == [1000, 1000, 10, 999]
         assert outgoing.digests == [
             chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields) for chunk in chunks
@@ -177,11 +177,12 @@ class TestVersions:
     def test_succeeds_naming_a_cut_chunk_from_memory_until_more_of_it_ends(
         self, engine: Engine
     ) -> None:
-        """Every full pull cuts the chunks with ended entries; each is read to name it once."""
+        """A chunk not full, with ended entries, is cut as sent; read to name it once."""
         key = _CountingKey(DataKey.generate().key)
         store = HotlistStore(engine, data_key=key, clock=ManualClock())
         store.create_list("stolen")
-        added = store.add("stolen", [STOLEN] * 1000 + [PARTIAL] * 10)
+        added = store.add("stolen", [STOLEN] * 999)
+        store.add("stolen", [PARTIAL] * 10)
         store.remove(added[0].entry_id)
         key.chunks = 0
         first = store.outgoing_since(0)
@@ -195,11 +196,77 @@ class TestVersions:
         outgoing = store.outgoing_since(0)
         assert key.chunks == 1  # only the chunk that lost another entry, cut anew
         chunks = list(outgoing.chunks)
-        assert [chunk.size for chunk in chunks] == [998, 10]
+        assert [chunk.size for chunk in chunks] == [997, 10]
         assert outgoing.digests == [
             chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields) for chunk in chunks
         ]
         assert outgoing.digests[1] == first.digests[1]
+
+    def test_succeeds_sending_a_full_chunk_with_entries_ended_as_its_stored_cut(
+        self, engine: Engine
+    ) -> None:
+        """Ending an entry stores its chunk as sent: no snapshot reads nor cuts it to name it."""
+        key = _CountingKey(DataKey.generate().key)
+        store = HotlistStore(engine, data_key=key, clock=ManualClock())
+        store.create_list("stolen")
+        added = store.add("stolen", [STOLEN] * 1000 + [PARTIAL] * 10)
+        for stored in (added[3], added[500]):
+            store.remove(stored.entry_id)
+        key.chunks = 0
+        outgoing = store.outgoing_since(0)
+        assert key.chunks == 1  # the small chunk only, to name it
+        chunks = list(outgoing.chunks)
+        assert key.chunks == 3  # each chunk read once as it is sent
+        in_force = [s.entry_id for i, s in enumerate(added) if i not in (3, 500)]
+        assert [chunk.size for chunk in chunks] == [998, 10]
+        assert [i for c in chunks for i in split_column(c.entry_ids)] == in_force
+        assert outgoing.digests == [chunk_digest(c.entry_ids, c.plates, c.fields) for c in chunks]
+        assert store.changes_since(0).entries() == [STOLEN] * 998 + [PARTIAL] * 10
+
+    def test_succeeds_joining_a_chunk_more_than_half_ended_with_the_next(
+        self, store: HotlistStore, engine: Engine
+    ) -> None:
+        store.create_list("stolen")
+        added = store.add("stolen", [STOLEN] * 1000 + [PARTIAL] * 10)
+        for stored in added[:501]:
+            store.remove(stored.entry_id)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM hotlist_chunk_cut")).scalar() == 0
+        outgoing = store.outgoing_since(0)
+        chunks = list(outgoing.chunks)
+        assert [chunk.size for chunk in chunks] == [509]  # 499 in force and the 10, joined
+        assert outgoing.digests == [chunk_digest(c.entry_ids, c.plates, c.fields) for c in chunks]
+
+    def test_succeeds_cutting_a_chunk_whose_stored_cut_misses_an_ended_entry(
+        self, engine: Engine
+    ) -> None:
+        """An entry ended before cuts were stored is in no cut: its chunk is cut as it is sent."""
+        key = _CountingKey(DataKey.generate().key)
+        store = HotlistStore(engine, data_key=key, clock=ManualClock())
+        store.create_list("stolen")
+        added = store.add("stolen", [STOLEN] * 1000)
+        store.remove(added[0].entry_id)
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM hotlist_chunk_cut"))
+        store.remove(added[1].entry_id)  # its cut leaves out slot 1 only
+        key.chunks = 0
+        outgoing = store.outgoing_since(0)
+        assert key.chunks == 1  # read to name it
+        [chunk] = list(outgoing.chunks)
+        assert split_column(chunk.entry_ids) == [s.entry_id for s in added[2:]]
+        assert outgoing.digests == [chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields)]
+
+    def test_succeeds_sending_what_it_named_when_an_entry_ends_meanwhile(
+        self, store: HotlistStore
+    ) -> None:
+        store.create_list("stolen")
+        added = store.add("stolen", [STOLEN] * 1000)
+        store.remove(added[0].entry_id)
+        outgoing = store.outgoing_since(0)  # named as the cut without slot 0
+        store.remove(added[1].entry_id)  # the stored cut changes before it is sent
+        [chunk] = list(outgoing.chunks)
+        assert split_column(chunk.entry_ids) == [s.entry_id for s in added[1:]]
+        assert outgoing.digests == [chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields)]
 
     def test_succeeds_naming_small_chunks_joined_anew_when_one_before_them_shrinks(
         self, store: HotlistStore
@@ -231,6 +298,21 @@ class TestVersions:
         assert store.outgoing_since(0).digests[0] == chunk_digest(
             full.entry_ids, full.plates, full.fields
         )
+
+    def test_hot2_a_stored_cut_keeps_fields_and_digest_sealed(
+        self, store: HotlistStore, engine: Engine
+    ) -> None:
+        store.create_list("stolen")
+        added = store.add("stolen", [STOLEN] * 1000)
+        store.remove(added[0].entry_id)
+        [chunk] = store.changes_since(0).chunks
+        with engine.connect() as connection:
+            fields, digest = connection.execute(
+                text("SELECT fields, digest FROM hotlist_chunk_cut")
+            ).one()
+        assert STOLEN.reason.encode() in chunk.fields
+        assert STOLEN.reason.encode() not in fields
+        assert digest != chunk_digest(chunk.entry_ids, chunk.plates, chunk.fields)
 
     def test_succeeds_naming_chunks_stored_before_they_had_digests(
         self, store: HotlistStore, engine: Engine
