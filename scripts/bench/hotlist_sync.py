@@ -366,10 +366,9 @@ def measure(size: int, delta: int, repeat: int) -> list[tuple[str, dict[str, flo
 
     A full pull carries `size` entries and a delta `delta`; each is compared with the
     baseline that carries as many (the delta's own, not the full list's). Then, before
-    each run, one more entry of every chunk is removed and the list pulled whole: the
-    issuer reads and cuts every chunk to name it in the manifest, and again to send it.
-    Each such pull is followed by another, as the next partner's would be: the issuer
-    then names the cut chunks by the digests it remembers, and cuts them only to send.
+    each run, one more entry of every chunk is removed and the list pulled whole: each
+    removal stored its chunk's cut, which the issuer names and sends as stored. Each
+    such pull is followed by another, as the next partner's would be.
     """
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
