@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from sqlmodel import Session
+
 from alpr.federation.v1 import exchange_pb2
 from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
 from federation.agreements import AgreementBook
@@ -148,6 +150,10 @@ class HotlistSharing:
     ) -> tuple[OpenedSnapshot, Envelope, PreconditionError | None]:
         """Take the list once every chunk came and matched, audit refusals; our acknowledgement.
 
+        The list, the audit events of entries refused and of the exchange, and our
+        acknowledgement commit in one transaction: no list is held that our log does not
+        show received, and none is acknowledged that we did not take.
+
         A verified answer is acknowledged even when the list held changed while it came
         (another pull took a newer version, or the purge took the list), so that it
         could not be taken: the partner answered, and our audit event says why nothing
@@ -155,43 +161,62 @@ class HotlistSharing:
         """
         try:
             opened = reader.finish()
-            not_taken = _commit(incoming, opened.ended)
+            with self.receipting.transaction() as writing:
+                try:
+                    taken = incoming.take(writing, opened.ended)
+                except PreconditionError as error:
+                    acknowledgement = self._acknowledge(
+                        sent, receipt, opened, writing, taken=False, why=str(error)
+                    )
+                    not_taken: PreconditionError | None = error
+                else:
+                    for entry_id, plate, reason in opened.refused:
+                        self.audit.append(
+                            "hotlist.refused",
+                            actor=sent.user,
+                            agency=self.ori,
+                            details={
+                                "issuer": sent.peer.ori,
+                                "entry_id": entry_id,
+                                "plate": plate,
+                                "reason": reason,
+                            },
+                            session=writing,
+                        )
+                    acknowledgement = self._acknowledge(sent, receipt, opened, writing, taken=True)
+                    not_taken = None
         except BaseException:
             incoming.discard()
             raise
         if not_taken is not None:
             incoming.discard()
-            details = {"version": opened.received.version, "taken": False, "why": str(not_taken)}
-            acknowledgement = self.receipting.acknowledge(
-                sent, receipt, opened.received.digest, kind=HOTLIST, details=details
-            )
-            return opened, acknowledgement, not_taken
-        for entry_id, plate, reason in opened.refused:
-            self.audit.append(
-                "hotlist.refused",
-                actor=sent.user,
-                agency=self.ori,
-                details={
-                    "issuer": sent.peer.ori,
-                    "entry_id": entry_id,
-                    "plate": plate,
-                    "reason": reason,
-                },
-            )
-        acknowledgement = self.receipting.acknowledge(
-            sent,
-            receipt,
-            opened.received.digest,
-            kind=HOTLIST,
-            details={
-                "version": opened.received.version,
+        else:
+            incoming.use(taken)
+        return opened, acknowledgement, not_taken
+
+    def _acknowledge(
+        self,
+        sent: SentRequest,
+        receipt: Envelope,
+        opened: OpenedSnapshot,
+        session: Session,
+        *,
+        taken: bool,
+        why: str = "",
+    ) -> Envelope:
+        """Our audit event of the list received, and our acknowledgement, in `session`."""
+        details: dict[str, object] = {"version": opened.received.version, "taken": taken}
+        if taken:
+            details |= {
                 "entries": opened.kept,
                 "ended": len(opened.ended),
                 "refused": len(opened.refused),
-                "taken": True,
-            },
+            }
+        else:
+            details["why"] = why
+        return self.receipting.acknowledge(
+            sent, receipt, opened.received.digest, kind=HOTLIST, details=details, session=session
         )
-        return opened, acknowledgement, None
 
     async def pull(self, partner_ori: str, *, requesting_user: str = "") -> PullResult:
         """Fetch a partner's list under the agreement in force, verify it, store it, acknowledge.
@@ -290,15 +315,6 @@ class _Fetched(NamedTuple):
     not_taken: PreconditionError | None
 
 
-def _commit(incoming: IncomingList, ended: list[str]) -> PreconditionError | None:
-    """Make `incoming` the list held; why it cannot, if the list held changed meanwhile."""
-    try:
-        incoming.commit(ended)
-    except PreconditionError as error:
-        return error
-    return None
-
-
 async def _read_chunks(
     responses: AsyncIterator[GetHotlistResponse], reader: SnapshotReader, incoming: IncomingList
 ) -> None:
@@ -340,6 +356,8 @@ async def _read_chunks(
                     await write_next()
             while opening:
                 await write_next()
+            if (rest := incoming.rest()) is not None:
+                writing.append(loop.run_in_executor(writer, incoming.write, rest))
             while writing:
                 await writing.popleft()
         finally:

@@ -376,14 +376,15 @@ class Receipting:
         *,
         kind: str,
         details: Mapping[str, object],
+        session: Session | None = None,
     ) -> Envelope:
         """As requester, once answer and receipt verified: audit, sign and keep our acknowledgement.
 
         The audit event is ``exchange.<kind>_received`` and holds the receipt's digest; it
         and the ledger's row, with the receipt and our acknowledgement, commit in one
-        transaction.
+        transaction (`session`, the caller's, if given: what the answer put on file).
         """
-        with write_transaction(self.ledger.engine) as writing:
+        with write_transaction(self.ledger.engine, session) as writing:
             event = self._audit_sent(
                 sent,
                 f"exchange.{kind}_received",

@@ -48,7 +48,7 @@ from node.hotlists.codec import (
     split_column,
 )
 from node.hotlists.entry import HotlistEntry, PlatePattern
-from node.store.engine import insert_rows, lock_for_write, table_of
+from node.store.engine import insert_rows, table_of, write_transaction
 from node.store.hotlist_models import PartnerChunkRecord, PartnerEndedRecord, PartnerHotlistRecord
 from node.store.models import utc
 
@@ -178,18 +178,22 @@ class InForce(NamedTuple):
     expires_at: datetime
 
 
-class _Taken(NamedTuple):
-    """What `PartnerHotlists._take` made of a list.
+class Taken(NamedTuple):
+    """What `IncomingList.take` made of a list, for `IncomingList.use` once committed.
 
     Attributes:
         replaced: The stamp of the list it replaced, if any.
         now: The stamp of the list now.
         first_chunk: The number given to the first chunk of the delta it wrote.
+        delta: The delta's entries (none for a full snapshot).
+        ended: The entries it tombstoned.
     """
 
     replaced: ListStamp | None
     now: ListStamp
     first_chunk: int
+    delta: ReceivedEntries
+    ended: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -326,8 +330,9 @@ class PartnerHotlists:
         delta: ReceivedEntries,
         ended: Sequence[str],
         staged: int,
-    ) -> _Taken:
-        """Make `received` the list held, in one transaction.
+        session: Session,
+    ) -> Taken:
+        """Make `received` the list held, in the caller's write transaction `session`.
 
         A full snapshot (`generation` given) takes the `staged` chunks written under
         `generation` and drops the list it replaces; a delta adds its chunks to the list
@@ -336,75 +341,73 @@ class PartnerHotlists:
         Raises:
             PreconditionError: A delta is for another version than the one held, or the
                 chunks staged are no longer all there (the list was purged meanwhile).
+                Raised before anything is written: the transaction may go on.
         """
         now = self._clock()
         issuer = received.issuer_ori
-        with Session(self._engine) as session:
-            # Locked before it is read: two pulls of one delta that commit at once (from
-            # two processes) must not both find the version it applies to.
-            lock_for_write(session)
-            record = session.get(PartnerHotlistRecord, issuer, with_for_update=True)
-            held = record.version if record and utc(record.expires_at) > now else 0
-            held_stamp = _stamp_of(record) if record else None
-            if received.since_version and held != received.since_version:
-                raise PreconditionError(
-                    f"the delta from {issuer} applies to version {received.since_version}, "
-                    f"we hold {held}"
-                )
-            if generation is not None:
-                if _count(session, issuer, generation) != staged:
-                    raise PreconditionError(
-                        f"the snapshot from {issuer} was removed while it was received"
-                    )
-                if record is not None:
-                    # Only the list replaced: another snapshot of it may be coming in.
-                    session.exec(_chunks_of(issuer, record.generation))
-                session.exec(
-                    delete(PartnerEndedRecord).where(col(PartnerEndedRecord.issuer_ori) == issuer)
-                )
-            else:
-                generation = record.generation if record else 0
-            values = {
-                "issuer_ori": issuer,
-                "version": received.version,
-                "issued_at": received.issued_at,
-                "expires_at": received.expires_at,
-                "received_at": now,
-                "agreement_id": received.agreement_id,
-                "snapshot_digest": received.digest,
-                "generation": generation,
-            }
-            if record is None:
-                record = PartnerHotlistRecord.model_validate(values)
-            else:
-                record.sqlmodel_update(values)
-            session.add(record)
-            session.flush()
-            first_chunk = _next_chunk(session, issuer, generation)
-            rows = self._chunk_rows(issuer, delta, first_chunk, generation)
-            insert_rows(session, table_of(PartnerChunkRecord), _CHUNK_COLUMNS, rows)
-            insert_rows(
-                session,
-                table_of(PartnerEndedRecord),
-                ("issuer_ori", "entry_id"),
-                ((issuer, entry_id) for entry_id in ended),
+        # Locked before it is read (the transaction took the write lock first): two
+        # pulls of one delta that commit at once (from two processes) must not both
+        # find the version it applies to.
+        record = session.get(PartnerHotlistRecord, issuer, with_for_update=True)
+        held = record.version if record and utc(record.expires_at) > now else 0
+        held_stamp = _stamp_of(record) if record else None
+        if received.since_version and held != received.since_version:
+            raise PreconditionError(
+                f"the delta from {issuer} applies to version {received.since_version}, "
+                f"we hold {held}"
             )
-            session.commit()
-        return _Taken(held_stamp, (received.version, now, generation), first_chunk)
+        if generation is not None:
+            if _count(session, issuer, generation) != staged:
+                raise PreconditionError(
+                    f"the snapshot from {issuer} was removed while it was received"
+                )
+            if record is not None:
+                # Only the list replaced: another snapshot of it may be coming in.
+                session.exec(_chunks_of(issuer, record.generation))
+            session.exec(
+                delete(PartnerEndedRecord).where(col(PartnerEndedRecord.issuer_ori) == issuer)
+            )
+        else:
+            generation = record.generation if record else 0
+        values = {
+            "issuer_ori": issuer,
+            "version": received.version,
+            "issued_at": received.issued_at,
+            "expires_at": received.expires_at,
+            "received_at": now,
+            "agreement_id": received.agreement_id,
+            "snapshot_digest": received.digest,
+            "generation": generation,
+        }
+        if record is None:
+            record = PartnerHotlistRecord.model_validate(values)
+        else:
+            record.sqlmodel_update(values)
+        session.add(record)
+        session.flush()
+        first_chunk = _next_chunk(session, issuer, generation)
+        rows = self._chunk_rows(issuer, delta, first_chunk, generation)
+        insert_rows(session, table_of(PartnerChunkRecord), _CHUNK_COLUMNS, rows)
+        insert_rows(
+            session,
+            table_of(PartnerEndedRecord),
+            ("issuer_ori", "entry_id"),
+            ((issuer, entry_id) for entry_id in ended),
+        )
+        return Taken(held_stamp, (received.version, now, generation), first_chunk, delta, ended)
 
     def _index_taken(
         self,
         issuer: str,
-        taken: _Taken,
+        taken: Taken,
         staged: _ListIndex | None,
-        delta: ReceivedEntries,
-        ended: Sequence[str],
     ) -> None:
-        """Index what `_take` made the list: the `staged` index, or `delta` on the one held.
+        """Index what `_take` made the list: the `staged` index, or its delta on the one held.
 
         A delta is also remembered as a `ListChange`, for the node's match index to patch
         its copy of the list with (`changes_since`).
         """
+        delta, ended = taken.delta, taken.ended
         with self._lock:
             if staged is not None:
                 self._changes.pop(issuer, None)
@@ -605,10 +608,11 @@ class IncomingList:
 
     A full snapshot's entries are indexed as they are added, and written in batches of
     `STAGED_A_TRANSACTION` chunks under a new generation (`add` hands each batch back, to
-    `write` in another thread while the next chunks are opened); `commit` makes that
-    generation the list's. If the pull fails, `discard` deletes them; if the process dies
-    first, the next full snapshot of the same issuer or, `STAGING_LIMIT` later, the purge
-    does. A delta is held until `commit` writes it.
+    `write` in another thread while the next chunks are opened, and `rest` the last);
+    `take` makes that generation the list's, in the caller's transaction, and `use`
+    matches it once committed (`commit` does all three). If the pull fails, `discard`
+    deletes them; if the process dies first, the next full snapshot of the same issuer
+    or, `STAGING_LIMIT` later, the purge does. A delta is held until `take` writes it.
     """
 
     def __init__(self, lists: PartnerHotlists, received: ReceivedList) -> None:
@@ -651,24 +655,50 @@ class IncomingList:
             session.commit()
         self._staged += len(rows)
 
-    def commit(self, ended: Sequence[str] = ()) -> None:
-        """Make the list received the one held and matched, with `ended` entries tombstoned.
+    def rest(self) -> StagedBatch | None:
+        """A full snapshot's chunks added and not yet handed back, to `write` before `take`."""
+        if self._generation is None or not self._waiting:
+            return None
+        return self._batch()
 
-        Call it once every batch handed back is written.
+    def take(self, session: Session, ended: Sequence[str] = ()) -> Taken:
+        """Make the list received the one held, with `ended` entries tombstoned, in `session`.
+
+        `session` is the caller's write transaction, so that what else records the
+        exchange (its audit event and acknowledgement) commits with the list, or nothing
+        does. Call it once every batch handed back, and the `rest`, is written; then,
+        once the transaction committed, `use` what it returns.
 
         Raises:
             PreconditionError: A delta is for another version than the one held, or the
                 snapshot's chunks are not all written (the purge took them meanwhile).
+                Nothing is written then: the transaction may go on.
         """
-        lists, generation = self._lists, self._generation
-        delta = ReceivedEntries.joined(self._held) if self._held else _NONE
-        if generation is not None:
-            self.write(self._batch())
-        taken = lists._take(
-            self._received, generation=generation, delta=delta, ended=ended, staged=self._added
+        return self._lists._take(
+            self._received,
+            generation=self._generation,
+            delta=ReceivedEntries.joined(self._held) if self._held else _NONE,
+            ended=ended,
+            staged=self._added,
+            session=session,
         )
-        staged = self._index if generation is not None else None
-        lists._index_taken(self._received.issuer_ori, taken, staged, delta, ended)
+
+    def use(self, taken: Taken) -> None:
+        """Match the list `take` made the one held, once its transaction committed."""
+        staged = self._index if self._generation is not None else None
+        self._lists._index_taken(self._received.issuer_ori, taken, staged)
+
+    def commit(self, ended: Sequence[str] = ()) -> None:
+        """Write the `rest`, `take` the list in a transaction of its own, and `use` it.
+
+        Raises:
+            PreconditionError: As `take`.
+        """
+        if (batch := self.rest()) is not None:
+            self.write(batch)
+        with write_transaction(self._lists._engine) as session:
+            taken = self.take(session, ended)
+        self.use(taken)
 
     def discard(self) -> None:
         """Delete what was written of a snapshot, unless the list took it (then nothing)."""

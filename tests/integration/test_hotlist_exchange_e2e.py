@@ -35,6 +35,7 @@ from federation.exchange import check_exchange, sign_request
 from federation.gate import DENIED
 from federation.hotlist_sharing import PullResult
 from federation.peers import Peer
+from federation.receipting import Receipting
 from federation.witness import Witnessed
 from gateway.cli import main
 from gateway.servicers.federation import hotlist_responses
@@ -291,6 +292,33 @@ class TestPull:
         assert sorted(d["taken"] for d in received) == [False, True, True]
         [why] = [d["why"] for d in received if not d["taken"]]
         assert why == str(overtaken)
+
+    @pytest.mark.parametrize("delta", [False, True], ids=["snapshot", "delta"])
+    def test_aud6_a_list_is_taken_only_with_our_audit_event_and_acknowledgement(
+        self, pair: tuple[Agency, Agency, str], monkeypatch: pytest.MonkeyPatch, delta: bool
+    ) -> None:
+        """If our event or acknowledgement cannot be kept, the list is not taken either."""
+        lapd, lasd, _ = pair
+        if delta:
+            pull(lapd, LASD)
+            lasd.node.services.hotlists.add("stolen", [replace(STOLEN, plate="7ABC124")])
+        lists, held = lapd.node.services.partner_lists, 1 if delta else 0
+
+        def failing(*_: object, **__: object) -> Envelope:
+            raise OSError("the disk is full")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(Receipting, "acknowledge", failing)
+            with pytest.raises(OSError, match="the disk is full"):
+                pull(lapd, LASD)
+        assert (lists.held_version(LASD), lists.find("7ABC124")) == (held, [])
+        assert len(lapd.audit_events("exchange.hotlist_received")) == held
+        with _engine(lapd) as engine, engine.connect() as connection:
+            chunks = connection.execute(text("SELECT count(*) FROM partner_chunk")).scalar()
+        assert chunks == held  # a snapshot's staged chunks discarded
+        result = pull(lapd, LASD)
+        assert (result.version, result.acknowledged) == (2 if delta else 1, True)
+        assert len(lists.find("7ABC124")) == (1 if delta else 0)
 
 
 class TestDenials:
