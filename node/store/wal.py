@@ -9,12 +9,12 @@ million-entry list paid ten).
 Here a commit only notes its file; one daemon thread per process then checkpoints the
 files noted, `PASSIVE`ly (never waiting on readers or writers), once commits pause
 (`QUIET_SECONDS`): a burst of writes, a pull's batches, is checkpointed once, after it
-and off its path, while the node is idle. Were commits never to pause, it checkpoints
-`MOST_SECONDS` after the first; and SQLite's own checkpoint stays as a bound
-(`BACKSTOP_PAGES`): were this thread ever behind, the log still could not grow past it.
-That also bounds how long a commit stays only in the log: with ``synchronous=NORMAL``
-the log is synced at checkpoints, so a quiet node's last commits reach the disk within
-seconds, not after a thousand pages.
+and off its path, while the node is idle; or as its engine is disposed, if sooner. Were
+commits never to pause, it checkpoints `MOST_SECONDS` after the first; and SQLite's own
+checkpoint stays as a bound (`BACKSTOP_PAGES`): were this thread ever behind, the log
+still could not grow past it. That also bounds how long a commit stays only in the log:
+with ``synchronous=NORMAL`` the log is synced at checkpoints, so a quiet node's last
+commits reach the disk within seconds, not after a thousand pages.
 """
 
 from __future__ import annotations
@@ -76,12 +76,20 @@ class Checkpointer:
                 self._wake.set()
 
     def forget(self, database: Path) -> None:
-        """Leave `database` alone from now on (its engine is disposed), until noted again.
+        """Checkpoint `database` now if a commit to it is noted, then leave it alone.
 
-        Returns once a checkpoint of it under way has ended: the caller may then delete it.
+        Called as its engine is disposed, until noted again. A process that wrote to a
+        node's database and is done (a command, a tool) so leaves its commits copied into
+        the file and synced, not in the log for the next process that commits there to
+        checkpoint: the serving node, in the middle of a partner's pull. Returns once that
+        checkpoint, and any under way, has ended: the caller may then delete the file.
         """
-        with self._checkpointing, self._lock:
-            self._noted.discard(database)
+        with self._checkpointing:
+            with self._lock:
+                noted = database in self._noted
+                self._noted.discard(database)
+            if noted:
+                checkpoint(database)
 
     def _run(self) -> None:
         while True:

@@ -75,13 +75,29 @@ class TestCheckpointer:
         assert eventually(lambda: rows_in_file_alone(database, tmp_path) == 5)
         reader.close()
 
-    def test_leaves_a_file_forgotten_alone(self, tmp_path: Path) -> None:
+    def test_succeeds_as_a_file_noted_is_forgotten_then_leaves_it_alone(
+        self, tmp_path: Path
+    ) -> None:
+        """A process done writing leaves no log for the next one's commit to checkpoint."""
         database = tmp_path / "x.db"
         reader = logged_only(database, 3)
         checkpoints = Checkpointer(quiet_seconds=3600)
         checkpoints.note(database)
         checkpoints.forget(database)  # its engine disposed: the file may be deleted now
+        assert rows_in_file_alone(database, tmp_path) == 3
+        writer = sqlite3.connect(database)
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute("INSERT INTO t VALUES (3)")
+        writer.commit()
+        writer.close()
         checkpoints.run_noted()
+        assert rows_in_file_alone(database, tmp_path) == 3
+        reader.close()
+
+    def test_leaves_a_file_not_noted_alone_as_it_is_forgotten(self, tmp_path: Path) -> None:
+        database = tmp_path / "x.db"
+        reader = logged_only(database, 3)
+        Checkpointer(quiet_seconds=3600).forget(database)
         assert rows_in_file_alone(database, tmp_path) == 0
         reader.close()
 
