@@ -1,15 +1,22 @@
-"""FederationService: what partner nodes call. Every refusal is the uniform denial (SHR-6)."""
+"""FederationService: what partner nodes call. Every refusal is the uniform denial (SHR-6).
+
+Each call's database work, its admission included, runs in a worker thread, never on
+the event loop: a partner's call waiting on the database (a PostgreSQL round trip, or
+SQLite's write lock held by another process) holds up none of the node's other calls,
+its patrol cars' alert streams among them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
+from alpr.common.v1 import envelope_pb2
 from alpr.federation.v1 import federation_service_pb2 as pb
 from alpr.federation.v1 import federation_service_pb2_grpc as pb_grpc
+from federation.agreements import Agreement
 from federation.client import Answered, Carried
 from federation.envelope import Envelope
 from federation.hotlist_exchange import SignedSnapshot
@@ -17,6 +24,8 @@ from federation.peers import Peer
 from gateway.interceptors import Context, current_caller, peer_ip
 from gateway.services import Services
 from node.hotlists.store import CHUNKS_A_READ
+
+_T = TypeVar("_T")
 
 
 class FederationServicer(pb_grpc.FederationServiceServicer):
@@ -26,14 +35,31 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         """Serve with the node's `services`."""
         self._services = services
 
-    @contextmanager
-    def _partner(self, method: str, context: Context) -> Iterator[Peer]:
-        """Admit the calling partner; deny uniformly whatever fails inside."""
+    async def _for_partner(self, method: str, context: Context, work: Callable[[Peer], _T]) -> _T:
+        """Admit the calling partner and do `work` for it in a worker thread.
+
+        Whatever fails in `work` is the uniform, audited denial.
+        """
         caller, address = current_caller(), peer_ip(context)
         gate = self._services.gate
-        peer = gate.admit(caller, method=method, peer_ip=address)
-        with gate.guard(caller, method=method, peer_ip=address):
-            yield peer
+
+        def admitted() -> _T:
+            peer = gate.admit(caller, method=method, peer_ip=address)
+            with gate.guard(caller, method=method, peer_ip=address):
+                return work(peer)
+
+        return await asyncio.to_thread(admitted)
+
+    async def _for_witness(self, method: str, context: Context, work: Callable[[Peer], _T]) -> _T:
+        """Admit a registered partner to witness our log and do `work` for it, in a worker thread.
+
+        No agreement is needed: witnessing outlives agreements.
+        """
+        caller, address = current_caller(), peer_ip(context)
+        gate = self._services.gate
+        return await asyncio.to_thread(
+            lambda: work(gate.admit(caller, method=method, peer_ip=address))
+        )
 
     async def GetNodeInfo(  # noqa: N802 (gRPC method name)
         self, request: pb.GetNodeInfoRequest, context: Context
@@ -45,34 +71,66 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         self, request: pb.ProposeAgreementRequest, context: Context
     ) -> pb.ProposeAgreementResponse:
         """Take a partner's signed proposal for our operator to accept."""
-        with self._partner("ProposeAgreement", context) as peer:
-            agreement = self._services.agreements.receive_proposal(
-                Envelope.from_proto(request.terms), peer
-            )
-            self._audit_agreement("agreement.proposal_received", peer, agreement.id, context)
+        agreements = self._services.agreements
+        await self._agreement_received(
+            "ProposeAgreement",
+            context,
+            request.terms,
+            agreements.receive_proposal,
+            "agreement.proposal_received",
+        )
         return pb.ProposeAgreementResponse()
 
     async def AcceptAgreement(  # noqa: N802 (gRPC method name)
         self, request: pb.AcceptAgreementRequest, context: Context
     ) -> pb.AcceptAgreementResponse:
         """Activate our proposal, countersigned by the partner."""
-        with self._partner("AcceptAgreement", context) as peer:
-            agreement = self._services.agreements.receive_acceptance(
-                Envelope.from_proto(request.terms), peer
-            )
-            self._audit_agreement("agreement.activated", peer, agreement.id, context)
+        agreements = self._services.agreements
+        await self._agreement_received(
+            "AcceptAgreement",
+            context,
+            request.terms,
+            agreements.receive_acceptance,
+            "agreement.activated",
+        )
         return pb.AcceptAgreementResponse()
 
     async def RevokeAgreement(  # noqa: N802 (gRPC method name)
         self, request: pb.RevokeAgreementRequest, context: Context
     ) -> pb.RevokeAgreementResponse:
         """Revoke an agreement because the partner did."""
-        with self._partner("RevokeAgreement", context) as peer:
-            agreement = self._services.agreements.receive_revocation(
-                Envelope.from_proto(request.notice), peer
-            )
-            self._audit_agreement("agreement.revoked_by_partner", peer, agreement.id, context)
+        agreements = self._services.agreements
+        await self._agreement_received(
+            "RevokeAgreement",
+            context,
+            request.notice,
+            agreements.receive_revocation,
+            "agreement.revoked_by_partner",
+        )
         return pb.RevokeAgreementResponse()
+
+    async def _agreement_received(
+        self,
+        method: str,
+        context: Context,
+        signed: envelope_pb2.SignedEnvelope,
+        receive: Callable[[Envelope, Peer], Agreement],
+        kind: str,
+    ) -> None:
+        """Admit the partner, `receive` the agreement it `signed`, and audit it as `kind`."""
+        address = peer_ip(context)
+
+        def received(peer: Peer) -> None:
+            agreement = receive(Envelope.from_proto(signed), peer)
+            self._services.audit.append(
+                kind,
+                actor=peer.spiffe_id,
+                agency=peer.ori,
+                peer_ip=address,
+                details={"agreement_id": agreement.id},
+            )
+
+        await self._for_partner(method, context, received)
 
     async def GetHotlist(  # noqa: N802 (gRPC method name)
         self, request: pb.GetHotlistRequest, context: Context
@@ -89,8 +147,7 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
             snapshot, receipt = services.sharing.serve(signed, peer, address)
             return snapshot, receipt, services.receipting.proof_for(request.witnessed_size, receipt)
 
-        with self._partner("GetHotlist", context) as peer:
-            snapshot, receipt, proof = await asyncio.to_thread(answer, peer)
+        snapshot, receipt, proof = await self._for_partner("GetHotlist", context, answer)
         responses = hotlist_responses(snapshot, receipt, proof)
         yield next(responses)  # the manifest and receipt: the partner checks them meanwhile
         while batch := await asyncio.to_thread(list, islice(responses, CHUNKS_A_READ)):
@@ -101,48 +158,51 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         self, request: pb.QueryReadsRequest, context: Context
     ) -> pb.QueryReadsResponse:
         """Answer a partner's signed plate query with our signed answer and a receipt."""
-        with self._partner("QueryReads", context) as peer:
-            answered = await self._served(self._services.queries.serve, request, peer, context)
+        answered = await self._served("QueryReads", self._services.queries.serve, request, context)
         return pb.QueryReadsResponse(**_answered(answered))
 
     async def GetReadImages(  # noqa: N802 (gRPC method name)
         self, request: pb.GetReadImagesRequest, context: Context
     ) -> pb.GetReadImagesResponse:
         """Answer a partner's signed request for images of reads we sent it, with a receipt."""
-        with self._partner("GetReadImages", context) as peer:
-            answered = await self._served(self._services.read_images.serve, request, peer, context)
+        answered = await self._served(
+            "GetReadImages", self._services.read_images.serve, request, context
+        )
         return pb.GetReadImagesResponse(**_answered(answered))
 
     async def _served(
         self,
+        method: str,
         serve: Callable[[Envelope, Peer, str], tuple[Envelope, Envelope]],
         request: pb.QueryReadsRequest | pb.GetReadImagesRequest,
-        peer: Peer,
         context: Context,
     ) -> Answered:
-        """Keep what the request carries and answer it by `serve`, off the event loop."""
-        carried = Carried(
-            [Envelope.from_proto(envelope) for envelope in request.acknowledgements],
-            request.witnessed_size,
-        )
-        envelope, address = Envelope.from_proto(request.request), peer_ip(context)
-        return await asyncio.to_thread(
-            self._services.receipting.served,
-            carried,
-            peer,
-            lambda: serve(envelope, peer, address),
-        )
+        """Admit the partner, keep what its request carries and answer it by `serve`."""
+        address = peer_ip(context)
+
+        def answer(peer: Peer) -> Answered:
+            carried = Carried(
+                [Envelope.from_proto(envelope) for envelope in request.acknowledgements],
+                request.witnessed_size,
+            )
+            envelope = Envelope.from_proto(request.request)
+            return self._services.receipting.served(
+                carried, peer, lambda: serve(envelope, peer, address)
+            )
+
+        return await self._for_partner(method, context, answer)
 
     async def AcknowledgeReceipts(  # noqa: N802 (gRPC method name)
         self, request: pb.AcknowledgeReceiptsRequest, context: Context
     ) -> pb.AcknowledgeReceiptsResponse:
         """Keep a partner's signed acknowledgements of our receipts (AUD-6), each on its own."""
-        with self._partner("AcknowledgeReceipts", context) as peer:
-            refused = await asyncio.to_thread(
-                self._services.ledger.accept_acknowledgements,
-                [Envelope.from_proto(envelope) for envelope in request.acknowledgements],
-                peer,
-            )
+        refused = await self._for_partner(
+            "AcknowledgeReceipts",
+            context,
+            lambda peer: self._services.ledger.accept_acknowledgements(
+                [Envelope.from_proto(envelope) for envelope in request.acknowledgements], peer
+            ),
+        )
         return pb.AcknowledgeReceiptsResponse(
             refused=[pb.RefusedAcknowledgement(index=i, reason=why) for i, why in refused]
         )
@@ -151,16 +211,21 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         self, request: pb.GetCheckpointRequest, context: Context
     ) -> pb.GetCheckpointResponse:
         """Our audit log's latest checkpoint, signed now, for a partner to witness (AUD-7)."""
-        self._witness("GetCheckpoint", context)
-        return pb.GetCheckpointResponse(checkpoint=self._services.witnessed.checkpoint())
+        witnessed = self._services.witnessed
+        checkpoint = await self._for_witness(
+            "GetCheckpoint", context, lambda peer: witnessed.checkpoint()
+        )
+        return pb.GetCheckpointResponse(checkpoint=checkpoint)
 
     async def GetConsistencyProofs(  # noqa: N802 (gRPC method name)
         self, request: pb.GetConsistencyProofsRequest, context: Context
     ) -> pb.GetConsistencyProofsResponse:
         """Prove our log at each old size is a prefix of it at the new size (AUD-7)."""
-        self._witness("GetConsistencyProofs", context)
-        proofs = await asyncio.to_thread(
-            self._services.witnessed.consistency, request.old_sizes, request.new_size
+        witnessed = self._services.witnessed
+        proofs = await self._for_witness(
+            "GetConsistencyProofs",
+            context,
+            lambda peer: witnessed.consistency(request.old_sizes, request.new_size),
         )
         return pb.GetConsistencyProofsResponse(
             proofs=[pb.ConsistencyPath(hashes=hashes) for hashes in proofs]
@@ -170,37 +235,35 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         self, request: pb.GetInclusionProofRequest, context: Context
     ) -> pb.GetInclusionProofResponse:
         """Prove our audit event of an exchange with the caller is in our log (AUD-6, AUD-7)."""
-        peer = self._witness("GetInclusionProof", context)
-        return self._services.witnessed.inclusion(peer, request.exchange_id).to_proto()
+        witnessed = self._services.witnessed
+        answer = await self._for_witness(
+            "GetInclusionProof",
+            context,
+            lambda peer: witnessed.inclusion(peer, request.exchange_id),
+        )
+        return answer.to_proto()
 
     async def CosignCheckpoint(  # noqa: N802 (gRPC method name)
         self, request: pb.CosignCheckpointRequest, context: Context
     ) -> pb.CosignCheckpointResponse:
         """Keep a partner's cosignature on one of our checkpoints (AUD-7)."""
-        peer = self._witness("CosignCheckpoint", context)
-        self._services.witnessed.cosigned(peer, request.checkpoint)
+        witnessed = self._services.witnessed
+        await self._for_witness(
+            "CosignCheckpoint", context, lambda peer: witnessed.cosigned(peer, request.checkpoint)
+        )
         return pb.CosignCheckpointResponse()
 
     async def ReportInconsistency(  # noqa: N802 (gRPC method name)
         self, request: pb.ReportInconsistencyRequest, context: Context
     ) -> pb.ReportInconsistencyResponse:
         """Raise the alarm a partner raised about two checkpoints of our log (AUD-7)."""
-        peer = self._witness("ReportInconsistency", context)
-        self._services.witnessed.reported(peer, request.held, request.offered, request.detail)
-        return pb.ReportInconsistencyResponse()
-
-    def _witness(self, method: str, context: Context) -> Peer:
-        """Admit a registered partner to witness our log: no agreement needed, it outlives them."""
-        return self._services.gate.admit(current_caller(), method=method, peer_ip=peer_ip(context))
-
-    def _audit_agreement(self, kind: str, peer: Peer, agreement_id: str, context: Context) -> None:
-        self._services.audit.append(
-            kind,
-            actor=peer.spiffe_id,
-            agency=peer.ori,
-            peer_ip=peer_ip(context),
-            details={"agreement_id": agreement_id},
+        witnessed = self._services.witnessed
+        await self._for_witness(
+            "ReportInconsistency",
+            context,
+            lambda peer: witnessed.reported(peer, request.held, request.offered, request.detail),
         )
+        return pb.ReportInconsistencyResponse()
 
 
 def hotlist_responses(

@@ -7,10 +7,12 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -19,6 +21,7 @@ from grpc_status import rpc_status
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from alpr.admin.v1 import admin_service_pb2
 from alpr.common.v1 import hotlist_pb2
 from alpr.federation.v1 import (
     agreement_pb2,
@@ -50,7 +53,7 @@ from node.identity import PrincipalKind
 from node.matching import IndexedEntry, IndexedList
 from node.reads import NewRead
 from node.store import create_engine
-from tests.support.agencies import Agency, agree, running_agencies
+from tests.support.agencies import TIMEOUT, Agency, agree, running_agencies
 from tests.support.clock import ManualClock
 from tests.support.operator import Operator
 from tests.support.pki import LAPD, LASD, SPD, Federation
@@ -319,6 +322,35 @@ class TestPull:
         result = pull(lapd, LASD)
         assert (result.version, result.acknowledged) == (2 if delta else 1, True)
         assert len(lists.find("7ABC124")) == (1 if delta else 0)
+
+
+class TestServing:
+    def test_a_partner_call_waiting_on_the_database_holds_up_no_other_call(
+        self, pair: tuple[Agency, Agency, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Admission and each partner call's database work run off the node's event loop."""
+        lapd, lasd, _ = pair
+        gate = lasd.node.services.gate
+        admit, entered, go_on = gate.admit, threading.Event(), threading.Event()
+
+        def slow_admit(*args: Any, **kwargs: Any) -> Peer:
+            entered.set()  # as a database slow to answer, or a write lock held elsewhere
+            go_on.wait(3 * TIMEOUT)
+            return admit(*args, **kwargs)
+
+        monkeypatch.setattr(gate, "admit", slow_admit)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pulling = pool.submit(pull, lapd, LASD)
+            try:
+                assert entered.wait(TIMEOUT)
+                # LASD answers its operator while LAPD's pull waits on LASD's database.
+                info = lasd.admin.GetNodeInfo(
+                    admin_service_pb2.GetNodeInfoRequest(), timeout=TIMEOUT
+                )
+            finally:
+                go_on.set()
+            assert info.node.ori == LASD
+            assert pulling.result(TIMEOUT).acknowledged
 
 
 class TestDenials:
