@@ -182,10 +182,17 @@ def _unary_wrapper(
 
     A call with one request and one response is checked when it starts and is short; one
     that reads or writes a stream may stay open, so it runs under the guard.
+
+    A servicer method that is a plain function (not a coroutine) runs in a worker thread,
+    as gRPC's own threaded server would run it: its database work, which may wait on a
+    lock or a network round trip, holds up none of the node's other calls.
     """
+    in_thread = not open_long and not inspect.iscoroutinefunction(inner)
 
     async def unary(request: Any, context: Context) -> Any:  # noqa: ANN401
         async with scope(method, context) as guard:
+            if in_thread:
+                return await asyncio.to_thread(inner, request, context)
             response = inner(request, context)
             if not inspect.isawaitable(response):
                 return response
@@ -435,7 +442,8 @@ class AuthorizationInterceptor(ScopedInterceptor):
             raise PermissionDeniedError(f"{method} is not open to this caller")
         use = None
         if self.needs_session(method):
-            use = self._sessions.authenticate(
+            use = await asyncio.to_thread(  # it reads and writes the database
+                self._sessions.authenticate,
                 _session_token(context),
                 current_presenter(context),
                 roles=self._table[method].roles,

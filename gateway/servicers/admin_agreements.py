@@ -91,7 +91,7 @@ class AgreementAdmin:
             details={"agreement_id": agreement_id, **details},
         )
 
-    async def CreateAgreement(  # noqa: N802 (gRPC method name)
+    def CreateAgreement(  # noqa: N802 (gRPC method name)
         self, request: pb.CreateAgreementRequest, context: Context
     ) -> pb.CreateAgreementResponse:
         """Draft an agreement, signed by us."""
@@ -150,7 +150,7 @@ class AgreementAdmin:
             )
         return pb.RevokeAgreementResponse(agreement=self._proto(revoked), partner_notified=True)
 
-    async def RenewAgreement(  # noqa: N802 (gRPC method name)
+    def RenewAgreement(  # noqa: N802 (gRPC method name)
         self, request: pb.RenewAgreementRequest, context: Context
     ) -> pb.RenewAgreementResponse:
         """Draft the next term after the compliance review and SB 34 check (SHR-4)."""
@@ -164,7 +164,7 @@ class AgreementAdmin:
         self._audit("agreement.renewal_drafted", renewal.id, context, renews=request.agreement_id)
         return pb.RenewAgreementResponse(agreement=self._proto(renewal))
 
-    async def ListAgreements(  # noqa: N802 (gRPC method name)
+    def ListAgreements(  # noqa: N802 (gRPC method name)
         self, request: pb.ListAgreementsRequest, context: Context
     ) -> pb.ListAgreementsResponse:
         """List agreements, oldest first, a page at a time."""
@@ -179,7 +179,7 @@ class AgreementAdmin:
             next_page_token=token,
         )
 
-    async def ImportNonComplianceList(  # noqa: N802 (gRPC method name)
+    def ImportNonComplianceList(  # noqa: N802 (gRPC method name)
         self, request: pb.ImportNonComplianceListRequest, context: Context
     ) -> pb.ImportNonComplianceListResponse:
         """Replace the Attorney General's SB 34 non-compliance list."""

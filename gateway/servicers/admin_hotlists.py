@@ -9,7 +9,6 @@ retrospective, streamed to every patrol client like any other.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import UTC
 
@@ -144,17 +143,17 @@ class HotlistAdmin:
         """Audit a hotlist event by the caller."""
         audit_call(self.services.audit, kind, context, **details)
 
-    async def _search_back(self, stored: Sequence[StoredEntry]) -> None:
+    def _search_back(self, stored: Sequence[StoredEntry]) -> None:
         """Raise retrospective hits for entries just added (once they are committed)."""
         if stored:
-            await asyncio.to_thread(self.services.reads.search_back, stored)
+            self.services.reads.search_back(stored)
 
     def _require_list(self, name: str) -> None:
         """Check that a list of that name exists, before work that might add nothing to it."""
         if all(info.name != name for info in self.services.hotlists.lists()):
             raise NotFoundError(f"no hotlist named {name!r}")
 
-    async def CreateHotlist(  # noqa: N802 (gRPC method name)
+    def CreateHotlist(  # noqa: N802 (gRPC method name)
         self, request: pb.CreateHotlistRequest, context: Context
     ) -> pb.CreateHotlistResponse:
         """Create an empty list."""
@@ -164,7 +163,7 @@ class HotlistAdmin:
         self._record("hotlist.created", context, list=info.name, description=info.description)
         return pb.CreateHotlistResponse(hotlist=hotlist_to_proto(info))
 
-    async def ListHotlists(  # noqa: N802 (gRPC method name)
+    def ListHotlists(  # noqa: N802 (gRPC method name)
         self, request: pb.ListHotlistsRequest, context: Context
     ) -> pb.ListHotlistsResponse:
         """List the lists by name, a page at a time, with the current version."""
@@ -177,7 +176,7 @@ class HotlistAdmin:
             next_page_token=token,
         )
 
-    async def AddHotlistEntries(  # noqa: N802 (gRPC method name)
+    def AddHotlistEntries(  # noqa: N802 (gRPC method name)
         self, request: pb.AddHotlistEntriesRequest, context: Context
     ) -> pb.AddHotlistEntriesResponse:
         """Add entries in one version, or none if any is refused; audit ACC-7 refusals."""
@@ -211,10 +210,10 @@ class HotlistAdmin:
             version=stored[0].version,
             entries=_plates(stored),
         )
-        await self._search_back(stored)
+        self._search_back(stored)
         return pb.AddHotlistEntriesResponse(entries=[entry_to_proto(s) for s in stored])
 
-    async def ListHotlistEntries(  # noqa: N802 (gRPC method name)
+    def ListHotlistEntries(  # noqa: N802 (gRPC method name)
         self, request: pb.ListHotlistEntriesRequest, context: Context
     ) -> pb.ListHotlistEntriesResponse:
         """List the entries in force, oldest first, a page at a time."""
@@ -224,7 +223,7 @@ class HotlistAdmin:
             entries=[entry_to_proto(s) for s in entries], next_page_token=token
         )
 
-    async def RemoveHotlistEntry(  # noqa: N802 (gRPC method name)
+    def RemoveHotlistEntry(  # noqa: N802 (gRPC method name)
         self, request: pb.RemoveHotlistEntryRequest, context: Context
     ) -> pb.RemoveHotlistEntryResponse:
         """Take an entry entered by mistake off its list."""
@@ -238,7 +237,7 @@ class HotlistAdmin:
         )
         return pb.RemoveHotlistEntryResponse(entry=entry_to_proto(removed))
 
-    async def CancelHotlistEntry(  # noqa: N802 (gRPC method name)
+    def CancelHotlistEntry(  # noqa: N802 (gRPC method name)
         self, request: pb.CancelHotlistEntryRequest, context: Context
     ) -> pb.CancelHotlistEntryResponse:
         """Cancel an entry found to be in error (HOT-5), auditing why."""
@@ -260,7 +259,7 @@ class HotlistAdmin:
         )
         return pb.CancelHotlistEntryResponse(entry=entry_to_proto(cancelled))
 
-    async def ImportHotlist(  # noqa: N802 (gRPC method name)
+    def ImportHotlist(  # noqa: N802 (gRPC method name)
         self, request: pb.ImportHotlistRequest, context: Context
     ) -> pb.ImportHotlistResponse:
         """Parse a file on the node and add what it accepts, in one version; report the rest."""
@@ -292,7 +291,7 @@ class HotlistAdmin:
             rejected=len(result.rejected),
             entries=_plates(stored),
         )
-        await self._search_back(stored)
+        self._search_back(stored)
         return pb.ImportHotlistResponse(
             imported=len(stored),
             rejected=[

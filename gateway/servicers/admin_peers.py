@@ -54,7 +54,7 @@ class PeerAdmin:
             signing_public_key=message.signing_public_key,
         )
 
-    async def AddPeer(  # noqa: N802 (gRPC method name)
+    def AddPeer(  # noqa: N802 (gRPC method name)
         self, request: peers_pb2.AddPeerRequest, context: Context
     ) -> peers_pb2.AddPeerResponse:
         """Register a partner."""
@@ -63,7 +63,7 @@ class PeerAdmin:
         peer = self.peers.add(self._peer_from_proto(request.peer))
         return peers_pb2.AddPeerResponse(peer=peer_to_proto(peer))
 
-    async def ListPeers(  # noqa: N802 (gRPC method name)
+    def ListPeers(  # noqa: N802 (gRPC method name)
         self, request: peers_pb2.ListPeersRequest, context: Context
     ) -> peers_pb2.ListPeersResponse:
         """List partners a page at a time."""
@@ -73,7 +73,7 @@ class PeerAdmin:
             next_page_token=page.next_page_token,
         )
 
-    async def UpdatePeer(  # noqa: N802 (gRPC method name)
+    def UpdatePeer(  # noqa: N802 (gRPC method name)
         self, request: peers_pb2.UpdatePeerRequest, context: Context
     ) -> peers_pb2.UpdatePeerResponse:
         """Change the fields the update mask names."""
@@ -93,7 +93,7 @@ class PeerAdmin:
         peer = self.peers.update(request.peer.ori, changes)
         return peers_pb2.UpdatePeerResponse(peer=peer_to_proto(peer))
 
-    async def RemovePeer(  # noqa: N802 (gRPC method name)
+    def RemovePeer(  # noqa: N802 (gRPC method name)
         self, request: peers_pb2.RemovePeerRequest, context: Context
     ) -> peers_pb2.RemovePeerResponse:
         """Forget a partner."""

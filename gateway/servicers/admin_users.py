@@ -130,7 +130,7 @@ class UserAdmin:
         )
         return pb.CreateUserResponse(user=self._user_proto(user))
 
-    async def ListUsers(  # noqa: N802 (gRPC method name)
+    def ListUsers(  # noqa: N802 (gRPC method name)
         self, request: pb.ListUsersRequest, context: Context
     ) -> pb.ListUsersResponse:
         """List accounts in name order, a page at a time."""
@@ -140,7 +140,7 @@ class UserAdmin:
             users=[self._user_proto(user) for user in users], next_page_token=token
         )
 
-    async def DeactivateUser(  # noqa: N802 (gRPC method name)
+    def DeactivateUser(  # noqa: N802 (gRPC method name)
         self, request: pb.DeactivateUserRequest, context: Context
     ) -> pb.DeactivateUserResponse:
         """Deactivate at once; sessions already issued stop working (ACC-4, ACC-5)."""
@@ -173,7 +173,7 @@ class UserAdmin:
         audit_call(self.services.audit, "user.password_reset", context, user=user.name)
         return pb.ResetPasswordResponse(user=self._user_proto(user), temporary_password=temporary)
 
-    async def ReactivateUser(  # noqa: N802 (gRPC method name)
+    def ReactivateUser(  # noqa: N802 (gRPC method name)
         self, request: pb.ReactivateUserRequest, context: Context
     ) -> pb.ReactivateUserResponse:
         """Make a deactivated account usable again, subject to ACC-2."""
@@ -181,7 +181,7 @@ class UserAdmin:
         audit_call(self.services.audit, "user.reactivated", context, user=user.name)
         return pb.ReactivateUserResponse(user=self._user_proto(user))
 
-    async def RecordUserStep(  # noqa: N802 (gRPC method name)
+    def RecordUserStep(  # noqa: N802 (gRPC method name)
         self, request: pb.RecordUserStepRequest, context: Context
     ) -> pb.RecordUserStepResponse:
         """Record training, the yearly acknowledgement or a reorientation, now (ACC-2)."""
@@ -192,7 +192,7 @@ class UserAdmin:
         audit_call(self.services.audit, kind, context, user=user.name)
         return pb.RecordUserStepResponse(user=self._user_proto(user))
 
-    async def ListRefusedLogins(  # noqa: N802 (gRPC method name)
+    def ListRefusedLogins(  # noqa: N802 (gRPC method name)
         self, request: pb.ListRefusedLoginsRequest, context: Context
     ) -> pb.ListRefusedLoginsResponse:
         """Report refused logins and refused sessions, oldest first (ACC-4)."""

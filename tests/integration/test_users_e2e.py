@@ -9,10 +9,13 @@ refused, audited and reported), and the session's binding to its certificate.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -312,6 +315,43 @@ class TestOpenStreams:
             grpc.StatusCode.UNAUTHENTICATED, "the session has expired; log in again",
         )  # fmt: skip
         assert patrolled.cuts() == [("officer", "session_expired", STREAM_HITS)]
+
+
+@pytest.mark.parametrize("waiting", ["its session check", "its own work"])
+def test_an_admin_call_waiting_on_the_database_holds_up_no_patrol_stream(
+    patrolled: Site, waiting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session checks and admin calls run in worker threads, never on the event loop."""
+    stream = patrolled.hit_stream("officer")
+    services = patrolled.node.services
+    owner, name = (
+        (services.sessions, "authenticate") if "session" in waiting else (services.peers, "list")
+    )
+    slowed, entered, go_on = getattr(owner, name), threading.Event(), threading.Event()
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        entered.set()  # as a database slow to answer, or a write lock held elsewhere
+        go_on.wait(3 * TIMEOUT)
+        return slowed(*args, **kwargs)
+
+    admin = patrolled.stub(patrolled.client("admin"))
+    session = patrolled.login("admin")
+    monkeypatch.setattr(owner, name, slow)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        listing = pool.submit(
+            admin.ListPeers, peers_pb2.ListPeersRequest(), metadata=session, timeout=3 * TIMEOUT
+        )
+        try:
+            assert entered.wait(TIMEOUT)
+            stream.drain()
+            # Two heartbeats: at most one was on its way before the call began to wait.
+            assert [stream.next(skip_heartbeats=False).HasField("heartbeat") for _ in "12"] == [
+                True,
+                True,
+            ]
+        finally:
+            go_on.set()
+        assert list(listing.result(TIMEOUT).peers) == []
 
 
 def change_password(site: Site, name: str, password: str, new: str) -> pb.User:

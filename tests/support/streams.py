@@ -44,6 +44,14 @@ class Stream:
             if not (skip_heartbeats and message.HasField("heartbeat")):
                 return message
 
+    def drain(self) -> None:
+        """Forget the messages arrived so far."""
+        while True:
+            try:
+                self._received.get_nowait()
+            except queue.Empty:
+                return
+
     def events(self, count: int) -> list[pb.StreamHitsResponse]:
         """The next `count` messages other than heartbeats."""
         return [self.next() for _ in range(count)]
