@@ -237,7 +237,7 @@ class HotlistSharing:
         only to find it taken. Acknowledging and witnessing come after, outside that
         turn, so pulls that end together close in one batch.
         """
-        peer = self.peers.require(partner_ori)
+        peer = await asyncio.to_thread(self.peers.require, partner_ori)
         self.client.connect(peer)  # the handshake, while we read what we hold and sign
         async with self._pulling.setdefault(partner_ori, asyncio.Lock()):
             fetched = await self._fetch(peer, requesting_user)
@@ -256,25 +256,30 @@ class HotlistSharing:
             closed.witnessed,
         )
 
-    async def _fetch(self, peer: Peer, requesting_user: str) -> _Fetched:
-        """Ask `peer` for its list, verify, store and acknowledge it: what is left to close."""
-        partner_ori = peer.ori
-        agreement = self.agreements.in_force(
-            partner_ori, Grant.RECEIVE_HOTLISTS, grantor=partner_ori
-        )
+    def _request(self, peer: Peer, requesting_user: str) -> SentRequest:
+        """Our signed request for what changed in `peer`'s list since the version we hold.
+
+        Raises:
+            PreconditionError: No agreement in force lets us receive its lists.
+        """
+        agreement = self.agreements.in_force(peer.ori, Grant.RECEIVE_HOTLISTS, grantor=peer.ori)
         if agreement is None:
-            raise PreconditionError(f"no agreement in force lets us receive {partner_ori}'s lists")
-        sent = self.receipting.sign(
+            raise PreconditionError(f"no agreement in force lets us receive {peer.ori}'s lists")
+        return self.receipting.sign(
             peer,
             agreement,
             user=requesting_user or self.spiffe_id,
             purpose=agreement.terms.purposes[0],
             case_number=SCHEDULED,
             query=exchange_pb2.HotlistQuery(
-                since_version=self.partner_lists.held_version(partner_ori)
+                since_version=self.partner_lists.held_version(peer.ori)
             ),
         )
-        witnessed_size = await self.receipting.witness.held_size(partner_ori)
+
+    async def _fetch(self, peer: Peer, requesting_user: str) -> _Fetched:
+        """Ask `peer` for its list, verify, store and acknowledge it: what is left to close."""
+        sent = await asyncio.to_thread(self._request, peer, requesting_user)
+        witnessed_size = await self.receipting.witness.held_size(peer.ori)
         responses = self.client.get_hotlist(peer, sent.envelope, witnessed_size)
         try:
             first = await anext(responses, None)
@@ -298,7 +303,9 @@ class HotlistSharing:
                 self._accept, sent, reader, incoming, receipt
             )
         except InvalidEnvelopeError as error:
-            self.receipting.reject(sent, kind=HOTLIST, problem=error.diagnostics())
+            await asyncio.to_thread(
+                self.receipting.reject, sent, kind=HOTLIST, problem=error.diagnostics()
+            )
             raise
         finally:
             await responses.aclose()
