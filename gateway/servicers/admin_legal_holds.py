@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from alpr.admin.v1 import legal_holds_pb2 as pb
 from gateway.interceptors import Context, current_caller, peer_ip
 from gateway.services import Services
@@ -18,7 +16,7 @@ class LegalHoldAdmin:
 
     services: Services
 
-    async def PlaceLegalHold(  # noqa: N802 (gRPC method name)
+    def PlaceLegalHold(  # noqa: N802 (gRPC method name)
         self, request: pb.PlaceLegalHoldRequest, context: Context
     ) -> pb.PlaceLegalHoldResponse:
         """Place a hold on the reads of a plate in a window."""
@@ -26,8 +24,7 @@ class LegalHoldAdmin:
         for name in ("since", "until"):
             if not wanted.HasField(name):
                 raise ValidationError(name, "is required")
-        placed = await asyncio.to_thread(
-            self.services.holds.place,
+        placed = self.services.holds.place(
             NewHold(
                 plate=wanted.plate,
                 since=utc(wanted.since.ToDatetime()),
@@ -42,28 +39,26 @@ class LegalHoldAdmin:
         self._audit_hold("legal_hold.placed", placed, context)
         return pb.PlaceLegalHoldResponse(hold=self._hold(placed))
 
-    async def ListLegalHolds(  # noqa: N802 (gRPC method name)
+    def ListLegalHolds(  # noqa: N802 (gRPC method name)
         self, request: pb.ListLegalHoldsRequest, context: Context
     ) -> pb.ListLegalHoldsResponse:
         """The holds in force, oldest first."""
-        holds = await asyncio.to_thread(self.services.holds.active)
+        holds = self.services.holds.active()
         return pb.ListLegalHoldsResponse(holds=[self._hold(hold) for hold in holds])
 
-    async def ReviewLegalHold(  # noqa: N802 (gRPC method name)
+    def ReviewLegalHold(  # noqa: N802 (gRPC method name)
         self, request: pb.ReviewLegalHoldRequest, context: Context
     ) -> pb.ReviewLegalHoldResponse:
         """Record a hold's two-yearly review."""
-        reviewed = await asyncio.to_thread(self.services.holds.review, request.hold_id)
+        reviewed = self.services.holds.review(request.hold_id)
         self._audit_hold("legal_hold.reviewed", reviewed, context)
         return pb.ReviewLegalHoldResponse(hold=self._hold(reviewed))
 
-    async def ReleaseLegalHold(  # noqa: N802 (gRPC method name)
+    def ReleaseLegalHold(  # noqa: N802 (gRPC method name)
         self, request: pb.ReleaseLegalHoldRequest, context: Context
     ) -> pb.ReleaseLegalHoldResponse:
         """Release a hold: its reads go at the next retention run."""
-        released = await asyncio.to_thread(
-            self.services.holds.release, request.hold_id, user=current_caller().spiffe_id
-        )
+        released = self.services.holds.release(request.hold_id, user=current_caller().spiffe_id)
         self._audit_hold("legal_hold.released", released, context)
         return pb.ReleaseLegalHoldResponse()
 

@@ -8,8 +8,6 @@ audited with who, when and why.
 
 from __future__ import annotations
 
-import asyncio
-
 from alpr.admin.v1 import partner_requests_pb2 as pb
 from gateway.interceptors import Context, current_caller, current_user, peer_ip
 from gateway.servicers.paging import page
@@ -31,12 +29,12 @@ class PartnerRequestAdmin:
 
     services: Services
 
-    async def ListPartnerRequests(  # noqa: N802 (gRPC method name)
+    def ListPartnerRequests(  # noqa: N802 (gRPC method name)
         self, request: pb.ListPartnerRequestsRequest, context: Context
     ) -> pb.ListPartnerRequestsResponse:
         """The partners' queries waiting for approval, oldest first."""
         self._approver()
-        pending = await asyncio.to_thread(self.services.requests.pending)
+        pending = self.services.requests.pending()
         shown, token = page(pending, request.page_size, request.page_token, "partner_requests")
         caller = current_caller()
         self.services.audit.append(  # partners' plates, purposes and cases (AUD-1)
@@ -50,18 +48,18 @@ class PartnerRequestAdmin:
             requests=[_request(record) for record in shown], next_page_token=token
         )
 
-    async def ApprovePartnerRequest(  # noqa: N802 (gRPC method name)
+    def ApprovePartnerRequest(  # noqa: N802 (gRPC method name)
         self, request: pb.ApprovePartnerRequestRequest, context: Context
     ) -> pb.ApprovePartnerRequestResponse:
         """Approve a held query: the partner collects its answer."""
-        record = await self._decide(request.reference, request.reason, context, approve=True)
+        record = self._decide(request.reference, request.reason, context, approve=True)
         return pb.ApprovePartnerRequestResponse(request=_request(record))
 
-    async def DenyPartnerRequest(  # noqa: N802 (gRPC method name)
+    def DenyPartnerRequest(  # noqa: N802 (gRPC method name)
         self, request: pb.DenyPartnerRequestRequest, context: Context
     ) -> pb.DenyPartnerRequestResponse:
         """Deny a held query: the partner collects the uniform denial (SHR-6)."""
-        record = await self._decide(request.reference, request.reason, context, approve=False)
+        record = self._decide(request.reference, request.reason, context, approve=False)
         return pb.DenyPartnerRequestResponse(request=_request(record))
 
     def _approver(self) -> None:
@@ -77,17 +75,13 @@ class PartnerRequestAdmin:
                 "only " + ", ".join(allowed) + " may decide partners' requests (SHR-5)"
             )
 
-    async def _decide(
+    def _decide(
         self, reference: str, reason: str, context: Context, *, approve: bool
     ) -> PartnerRequestRecord:
         self._approver()
         caller = current_caller()
-        record = await asyncio.to_thread(
-            self.services.requests.decide,
-            reference,
-            approve=approve,
-            user=caller.spiffe_id,
-            reason=reason,
+        record = self.services.requests.decide(
+            reference, approve=approve, user=caller.spiffe_id, reason=reason
         )
         self.services.audit.append(
             f"partner_request.{record.state}",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from alpr.admin.v1 import records_pb2 as pb
 from gateway.interceptors import Context, current_caller, peer_ip
 from gateway.services import Services
@@ -17,17 +15,13 @@ class RecordsAdmin:
 
     services: Services
 
-    async def CorrectRead(  # noqa: N802 (gRPC method name)
+    def CorrectRead(  # noqa: N802 (gRPC method name)
         self, request: pb.CorrectReadRequest, context: Context
     ) -> pb.CorrectReadResponse:
         """Record what a misread should have been; the read stays as read."""
         caller = current_caller()
-        correction = await asyncio.to_thread(
-            self.services.corrections.correct,
-            request.read_id,
-            request.plate,
-            request.reason,
-            user=caller.spiffe_id,
+        correction = self.services.corrections.correct(
+            request.read_id, request.plate, request.reason, user=caller.spiffe_id
         )
         self.services.audit.append(
             "read.corrected",
@@ -38,7 +32,7 @@ class RecordsAdmin:
         )
         return pb.CorrectReadResponse(correction_id=correction.id)
 
-    async def RecordIncident(  # noqa: N802 (gRPC method name)
+    def RecordIncident(  # noqa: N802 (gRPC method name)
         self, request: pb.RecordIncidentRequest, context: Context
     ) -> pb.RecordIncidentResponse:
         """Record a breach; 500 persons or more marks it for the Attorney General's form."""
@@ -46,8 +40,7 @@ class RecordsAdmin:
         if not wanted.HasField("discover_time"):
             raise ValidationError("discover_time", "is required")
         caller = current_caller()
-        incident = await asyncio.to_thread(
-            self.services.incidents.record,
+        incident = self.services.incidents.record(
             wanted.description,
             discovered_at=utc(wanted.discover_time.ToDatetime()),
             affected_records=wanted.affected_records,
@@ -67,11 +60,11 @@ class RecordsAdmin:
         )
         return pb.RecordIncidentResponse(incident=_incident(incident))
 
-    async def ListIncidents(  # noqa: N802 (gRPC method name)
+    def ListIncidents(  # noqa: N802 (gRPC method name)
         self, request: pb.ListIncidentsRequest, context: Context
     ) -> pb.ListIncidentsResponse:
         """Every incident, most recently discovered first."""
-        incidents = await asyncio.to_thread(self.services.incidents.all)
+        incidents = self.services.incidents.all()
         return pb.ListIncidentsResponse(incidents=[_incident(i) for i in incidents])
 
 

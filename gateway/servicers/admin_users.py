@@ -9,7 +9,6 @@ open too (`node.session_watch`, ACC-5).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC
 
@@ -95,16 +94,13 @@ class UserAdmin:
     def _user_proto(self, user: User) -> pb.User:
         return user_to_proto(user, self.services)
 
-    async def Login(  # noqa: N802 (gRPC method name)
+    def Login(  # noqa: N802 (gRPC method name)
         self, request: pb.LoginRequest, context: Context
     ) -> pb.LoginResponse:
         """Log a user in over the caller's certificate (audited, refused or not)."""
-        # argon2id takes tens of milliseconds on purpose: off the event loop.
-        issued = await asyncio.to_thread(
-            self.services.sessions.login,
-            _required(request.user_name, "user_name"),
-            request.password,
-            current_presenter(context),
+        # argon2id takes tens of milliseconds on purpose: a plain function, run in a worker thread.
+        issued = self.services.sessions.login(
+            _required(request.user_name, "user_name"), request.password, current_presenter(context)
         )
         return pb.LoginResponse(
             session_token=issued.token,
@@ -112,14 +108,13 @@ class UserAdmin:
             user=self._user_proto(issued.user),
         )
 
-    async def CreateUser(  # noqa: N802 (gRPC method name)
+    def CreateUser(  # noqa: N802 (gRPC method name)
         self, request: pb.CreateUserRequest, context: Context
     ) -> pb.CreateUserResponse:
         """Create an account; it has no access until ACC-2's steps are recorded."""
         if not request.HasField("user"):
             raise ValidationError("user", "is required")
-        user = await asyncio.to_thread(
-            self.services.users.create,
+        user = self.services.users.create(
             name=request.user.name,
             display_name=request.user.display_name,
             roles=_roles(list(request.user.roles)),
@@ -150,12 +145,11 @@ class UserAdmin:
         )
         return pb.DeactivateUserResponse(user=self._user_proto(user))
 
-    async def ChangePassword(  # noqa: N802 (gRPC method name)
+    def ChangePassword(  # noqa: N802 (gRPC method name)
         self, request: pb.ChangePasswordRequest, context: Context
     ) -> pb.ChangePasswordResponse:
         """Change a user's password, knowing the current one (audited, refused or not)."""
-        user = await asyncio.to_thread(
-            self.services.sessions.change_password,
+        user = self.services.sessions.change_password(
             _required(request.user_name, "user_name"),
             request.password,
             request.new_password,
@@ -163,13 +157,11 @@ class UserAdmin:
         )
         return pb.ChangePasswordResponse(user=self._user_proto(user))
 
-    async def ResetPassword(  # noqa: N802 (gRPC method name)
+    def ResetPassword(  # noqa: N802 (gRPC method name)
         self, request: pb.ResetPasswordRequest, context: Context
     ) -> pb.ResetPasswordResponse:
         """Give a user a temporary password, to change before any other use; sessions end."""
-        user, temporary = await asyncio.to_thread(
-            self.services.users.reset_password, _required(request.name, "name")
-        )
+        user, temporary = self.services.users.reset_password(_required(request.name, "name"))
         audit_call(self.services.audit, "user.password_reset", context, user=user.name)
         return pb.ResetPasswordResponse(user=self._user_proto(user), temporary_password=temporary)
 

@@ -50,22 +50,19 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         """Serve with the node's `services`."""
         self._services = services
 
-    async def SearchReads(  # noqa: N802 (gRPC method name)
+    def SearchReads(  # noqa: N802 (gRPC method name)
         self, request: pb.SearchReadsRequest, context: Context
     ) -> pb.SearchReadsResponse:
         """The reads of a plate in a window, for a stated purpose and case."""
         query = _query(request)
         user = current_user()
-        page = await asyncio.to_thread(
-            self._services.search.search,
+        page = self._services.search.search(
             query,
             user=current_caller().spiffe_id,
             peer_ip=peer_ip(context),
             roles=user.roles if user else frozenset(),
         )
-        corrections = await asyncio.to_thread(
-            self._services.corrections.of, [read.id for read in page.reads]
-        )
+        corrections = self._services.corrections.of([read.id for read in page.reads])
         return pb.SearchReadsResponse(
             reads=[_read(read, corrections.get(read.id, [])) for read in page.reads],
             next_page_token=page.next_page_token,
@@ -134,16 +131,14 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         )
         return pb.CollectPartnerAnswerResponse(partner=_partner(reply))
 
-    async def ListHeldQueries(  # noqa: N802 (gRPC method name)
+    def ListHeldQueries(  # noqa: N802 (gRPC method name)
         self, request: pb.ListHeldQueriesRequest, context: Context
     ) -> pb.ListHeldQueriesResponse:
         """The caller's queries partners hold, or refused when collected; oldest first."""
         user = current_user()
         everyone = user is not None and Role.SYSTEM_ADMINISTRATOR in user.roles
-        held = await asyncio.to_thread(
-            self._services.held.listed,
-            None if everyone else current_caller().spiffe_id,
-            outcomes=tuple(_HELD_STATES),
+        held = self._services.held.listed(
+            None if everyone else current_caller().spiffe_id, outcomes=tuple(_HELD_STATES)
         )
         shown, token = page(held, request.page_size, request.page_token, "held_queries")
         caller = current_caller()
