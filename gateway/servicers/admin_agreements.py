@@ -7,6 +7,7 @@ revocation, which stops flow on our side at once whether or not the partner hear
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -14,7 +15,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from alpr.admin.v1 import agreements_pb2 as pb
 from alpr.federation.v1 import agreement_pb2
 from federation.agreements import Agreement, AgreementState, ComplianceReview
+from federation.envelope import Envelope
 from federation.errors import FederationError
+from federation.peers import Peer
 from federation.terms import Grant
 from gateway.interceptors import Context, current_caller, peer_ip
 from gateway.servicers.admin_peers import timestamp
@@ -112,12 +115,20 @@ class AgreementAdmin:
     ) -> pb.ProposeAgreementResponse:
         """Send a draft to the partner."""
         book = self.services.agreements
-        agreement = book.our_draft(_required(request.agreement_id, "agreement_id"))
-        partner = self.services.peers.require(agreement.terms.accepter_ori)
+
+        def draft() -> tuple[Agreement, Peer]:
+            agreement = book.our_draft(_required(request.agreement_id, "agreement_id"))
+            return agreement, self.services.peers.require(agreement.terms.accepter_ori)
+
+        agreement, partner = await asyncio.to_thread(draft)
         await self.services.partners.propose_agreement(partner, agreement.envelope)
-        proposed = book.mark_proposed(agreement.id)
-        self._audit("agreement.proposed", agreement.id, context, partner=partner.ori)
-        return pb.ProposeAgreementResponse(agreement=self._proto(proposed))
+
+        def proposed() -> Agreement:
+            marked = book.mark_proposed(agreement.id)
+            self._audit("agreement.proposed", agreement.id, context, partner=partner.ori)
+            return marked
+
+        return pb.ProposeAgreementResponse(agreement=self._proto(await asyncio.to_thread(proposed)))
 
     async def AcceptAgreement(  # noqa: N802 (gRPC method name)
         self, request: pb.AcceptAgreementRequest, context: Context
@@ -125,12 +136,21 @@ class AgreementAdmin:
         """Countersign a partner's proposal; it becomes active once the partner has it too."""
         book = self.services.agreements
         agreement_id = _required(request.agreement_id, "agreement_id")
-        countersigned = book.countersign(agreement_id)
-        partner = self.services.peers.require(book.require(agreement_id).terms.proposer_ori)
-        await self.services.partners.accept_agreement(partner, countersigned)
-        active = book.activate(agreement_id, countersigned)
-        self._audit("agreement.accepted", agreement_id, context, partner=partner.ori)
-        return pb.AcceptAgreementResponse(agreement=self._proto(active))
+
+        def countersigned() -> tuple[Envelope, Peer]:
+            signed = book.countersign(agreement_id)
+            proposer = book.require(agreement_id).terms.proposer_ori
+            return signed, self.services.peers.require(proposer)
+
+        both, partner = await asyncio.to_thread(countersigned)
+        await self.services.partners.accept_agreement(partner, both)
+
+        def activated() -> Agreement:
+            active = book.activate(agreement_id, both)
+            self._audit("agreement.accepted", agreement_id, context, partner=partner.ori)
+            return active
+
+        return pb.AcceptAgreementResponse(agreement=self._proto(await asyncio.to_thread(activated)))
 
     async def RevokeAgreement(  # noqa: N802 (gRPC method name)
         self, request: pb.RevokeAgreementRequest, context: Context
@@ -138,10 +158,15 @@ class AgreementAdmin:
         """Revoke at once on our side, then tell the partner."""
         book = self.services.agreements
         agreement_id = _required(request.agreement_id, "agreement_id")
-        notice = book.revoke(agreement_id, request.reason)
-        revoked = book.require(agreement_id)
-        self._audit("agreement.revoked", agreement_id, context, reason=request.reason)
-        partner = self.services.peers.require(revoked.terms.partner_of(self.services.identity.ori))
+
+        def revoke() -> tuple[Envelope, Agreement, Peer]:
+            notice = book.revoke(agreement_id, request.reason)
+            revoked = book.require(agreement_id)
+            self._audit("agreement.revoked", agreement_id, context, reason=request.reason)
+            partner_ori = revoked.terms.partner_of(self.services.identity.ori)
+            return notice, revoked, self.services.peers.require(partner_ori)
+
+        notice, revoked, partner = await asyncio.to_thread(revoke)
         try:
             await self.services.partners.revoke_agreement(partner, notice)
         except (UnavailableError, FederationError) as error:

@@ -117,7 +117,8 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             user=user,
             deadline=_deadline(request.deadline_ms),
         )
-        self._services.audit.append(
+        await asyncio.to_thread(
+            self._services.audit.append,
             "search.partner_answer_collected",
             actor=user,
             agency=self._services.identity.ori,
@@ -185,7 +186,8 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             user=user,
             deadline=_deadline(request.deadline_ms),
         )
-        self._services.audit.append(
+        await asyncio.to_thread(
+            self._services.audit.append,
             "search.partner_images",
             actor=user,
             agency=self._services.identity.ori,
