@@ -25,6 +25,7 @@ reference. Every run is audited as ``job.run``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import Counter
@@ -100,11 +101,12 @@ async def refresh_partner(partner_ori: str, attempt: int = 0) -> bool:
         result = await services.pull_partner(partner_ori)
     except Exception as error:  # any failure: audited and retried, never lost
         delay = retry_delay(attempt + 1)
-        _audit("refresh_partner", partner=partner_ori, ok=False,
-               error=_failure(error, partner_ori),
-               retry_in_seconds=int(delay.total_seconds()))  # fmt: skip
-        if _scheduler is not None:
-            _scheduler.add_job(
+        await asyncio.to_thread(_audit, "refresh_partner", partner=partner_ori, ok=False,
+                                error=_failure(error, partner_ori),
+                                retry_in_seconds=int(delay.total_seconds()))  # fmt: skip
+        if _scheduler is not None:  # the job store is the node's database: not on the loop
+            await asyncio.to_thread(
+                _scheduler.add_job,
                 refresh_partner,
                 "date",
                 run_date=services.clock() + delay,
@@ -113,8 +115,9 @@ async def refresh_partner(partner_ori: str, attempt: int = 0) -> bool:
                 replace_existing=True,
             )
         return False
-    _audit("refresh_partner", partner=partner_ori, ok=True, version=result.version,
-           added=result.added, ended=result.ended, refused=result.refused)  # fmt: skip
+    await asyncio.to_thread(_audit, "refresh_partner", partner=partner_ori, ok=True,
+                            version=result.version, added=result.added, ended=result.ended,
+                            refused=result.refused)  # fmt: skip
     return True
 
 
@@ -124,18 +127,24 @@ async def refresh_partners() -> list[str]:
     The run is audited even when no partner lets us receive anything, so an auditor
     sees that the 6-hourly refresh ran (each partner's pull is audited too).
     """
-    services = _bound()
     refreshed: list[str] = []
     failed: list[str] = []
+    for partner in await asyncio.to_thread(_giving_us_lists):
+        (refreshed if await refresh_partner(partner) else failed).append(partner)
+    await asyncio.to_thread(_audit, "refresh_partners", refreshed=refreshed, failed=failed)
+    return refreshed
+
+
+def _giving_us_lists() -> list[str]:
+    """The partners an agreement in force lets us receive hotlists from, in agreement order."""
+    services, partners = _bound(), []
     for agreement in services.agreements.list():
         partner = agreement.terms.partner_of(services.identity.ori)
-        if partner in refreshed or partner in failed:
-            continue
-        in_force = services.agreements.in_force(partner, Grant.RECEIVE_HOTLISTS, grantor=partner)
-        if in_force is not None:
-            (refreshed if await refresh_partner(partner) else failed).append(partner)
-    _audit("refresh_partners", refreshed=refreshed, failed=failed)
-    return refreshed
+        if partner not in partners and services.agreements.in_force(
+            partner, Grant.RECEIVE_HOTLISTS, grantor=partner
+        ):
+            partners.append(partner)
+    return partners
 
 
 def purge() -> list[str]:
@@ -197,12 +206,12 @@ async def witness_partners() -> dict[str, str]:
     """Witness every partner's latest checkpoint; what became of each, by ORI."""
     services = _bound()
     outcomes: dict[str, str] = {}
-    for peer in services.peers.every():
+    for peer in await asyncio.to_thread(services.peers.every):
         try:
             outcomes[peer.ori] = (await services.witness.observe_latest(peer)).value
         except NodeError as error:
             outcomes[peer.ori] = f"not witnessed: {error.diagnostics()}"
-    _audit("witness_partners", outcomes=outcomes)
+    await asyncio.to_thread(_audit, "witness_partners", outcomes=outcomes)
     return outcomes
 
 
