@@ -480,7 +480,7 @@ class Receipting:
         except PartnerRefusedError:
             return Asked(Outcome.REFUSED)
         except InvalidEnvelopeError as error:
-            self.reject(sent, kind=kind, problem=error.diagnostics())
+            await asyncio.to_thread(self.reject, sent, kind=kind, problem=error.diagnostics())
             return Asked(Outcome.INVALID, detail=error.diagnostics())
         self.owed.owe(sent.peer, [acknowledgement])
         given = proved(witnessed_size, answered.receipt, answered.consistency)

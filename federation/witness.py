@@ -392,7 +392,8 @@ class Witness:
 
     async def _cosign(self, peer: Peer, checkpoint: Checkpoint, cosigned: bytes) -> None:
         """Audit our cosignature of `checkpoint` (kept) and give it to the partner."""
-        self._audit.append(
+        await asyncio.to_thread(
+            self._audit.append,
             "witness.cosigned",
             actor=peer.spiffe_id,
             agency=self._ori,
@@ -404,8 +405,8 @@ class Witness:
             # We witnessed it either way; the partner lacks one cosignature.
             log.warning("cosignature not delivered to %s: %s", peer.ori, error.diagnostics())
 
-    async def _alarm(self, peer: Peer, held: bytes, offered: bytes, detail: str) -> None:
-        """Keep both checkpoints as evidence, audit the alarm, and tell the partner."""
+    def _keep_alarm(self, peer: Peer, held: bytes, offered: bytes, detail: str) -> None:
+        """Keep both checkpoints as evidence, and audit the alarm."""
         with Session(self._engine) as session:
             session.add(
                 LogAlarmRecord(
@@ -424,6 +425,10 @@ class Witness:
             agency=self._ori,
             details={"partner": peer.ori, "detail": detail},
         )
+
+    async def _alarm(self, peer: Peer, held: bytes, offered: bytes, detail: str) -> None:
+        """Keep both checkpoints as evidence, audit the alarm, and tell the partner."""
+        await asyncio.to_thread(self._keep_alarm, peer, held, offered, detail)
         log.error("partner %s's audit log is not consistent with what we witnessed", peer.ori)
         try:
             await self._client.report_inconsistency(peer, held, offered, detail)
