@@ -358,7 +358,9 @@ class PlateQueries:
             # The partner's approver released it for that investigator's case (SHR-5).
             raise PermissionDeniedError("only the investigator who asked collects the answer")
         found = [
-            (peer, agreement) for peer, agreement in self.partners() if peer.ori == partner_ori
+            (peer, agreement)
+            for peer, agreement in await asyncio.to_thread(self.partners)
+            if peer.ori == partner_ori
         ]
         if not found:
             raise PreconditionError(f"no agreement in force lets us ask {partner_ori} now")
