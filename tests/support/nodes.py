@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from gateway.config import NodeConfig
@@ -113,9 +115,20 @@ def serving(
         await stop_background(services, background)
 
     server, port, background = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
+    running = RunningNode(config, port, services, loop)
+    on_loop: list[str] = []
+
+    def watch(*_: Any) -> None:
+        if threading.current_thread() is thread:
+            on_loop.append("".join(traceback.format_stack(limit=12)))
+
+    # No database work on the event loop while the node serves: a call waiting on the
+    # database there would hold up every other call. Starting and stopping may.
+    event.listen(node.engine, "before_cursor_execute", watch)
     try:
-        yield RunningNode(config, port, services, loop)
+        yield running
     finally:
+        event.remove(node.engine, "before_cursor_execute", watch)
         # Generous: on a loaded machine a PostgreSQL node's stop once took over 30 s.
         asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=STOP_SECONDS)
         services.frames.close()
@@ -123,6 +136,10 @@ def serving(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+    assert not on_loop, (
+        f"{len(on_loop)} database statements ran on the node's event loop; the first:\n"
+        + on_loop[0]
+    )
 
 
 @contextmanager
