@@ -27,7 +27,7 @@ from node.capture.limits import FRAMES_PER_SECOND, READS_PER_SECOND
 from node.errors import ValidationError
 from node.identity import validate_federation, validate_ori
 from node.reads import MAX_CALL_IMAGE_BYTES
-from node.store import sqlite_url
+from node.store import DEFAULT_CONNECTIONS, sqlite_url
 
 CONFIG_FILE = "node.toml"
 DATABASE_FILE = "node.db"
@@ -35,6 +35,7 @@ PROFILE_FILE = "profile.toml"
 ENV_PREFIX = "ALPR_"
 MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024
 MAX_WORKERS = 64
+MAX_WORKER_THREADS = 256
 # The least a node takes in one message: one SubmitFrames call with a frame of the largest
 # size, or a SubmitReads call with the most images a call may hold (with room for times,
 # places, ids and the camera), so that every valid frame and every valid call of reads can
@@ -55,6 +56,8 @@ class NodeConfig:
         shutdown_grace_seconds: How long in-flight calls may finish after SIGTERM.
         max_message_bytes: The largest message the server receives; a larger one is refused
             with RESOURCE_EXHAUSTED naming the limit. At least `MIN_MESSAGE_BYTES`.
+        worker_threads: The threads that run the node's blocking work (database, crypto)
+            for its calls and jobs; its database pool is sized to match (`create_engine`).
         tls_ca: The federation CA certificate.
         tls_cert: The node's certificate.
         tls_key: The node's TLS private key.
@@ -96,6 +99,7 @@ class NodeConfig:
     listen: str = "127.0.0.1:50051"
     shutdown_grace_seconds: float = 10.0
     max_message_bytes: int = 4 * 1024 * 1024
+    worker_threads: int = DEFAULT_CONNECTIONS  # a connection for each
     tls_ca: Path
     tls_cert: Path
     tls_key: Path
@@ -189,12 +193,17 @@ def score(value: object) -> float:
     return number
 
 
-def _workers(value: object) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_WORKERS:
-        raise ValueError(f"{value!r} is not a whole number from 0 to {MAX_WORKERS}")
-    return value
+def _whole_number(low: int, high: int) -> Callable[[object], int]:
+    """A parser of whole numbers from `low` to `high`, given as such or as digits."""
+
+    def parse(value: object) -> int:
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{value!r} is not a whole number from {low} to {high}")
+        return value
+
+    return parse
 
 
 def _positive_int(value: object) -> int:
@@ -257,6 +266,11 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
         _message_bytes,
         NodeConfig.max_message_bytes,
     ),
+    ("server", "worker_threads"): (
+        "worker_threads",
+        _whole_number(1, MAX_WORKER_THREADS),
+        NodeConfig.worker_threads,
+    ),
     ("tls", "ca"): ("tls_ca", _text, "tls/ca.crt"),
     ("tls", "cert"): ("tls_cert", _text, "tls/node.crt"),
     ("tls", "key"): ("tls_key", _text, "tls/node.key"),
@@ -270,7 +284,11 @@ _SCHEMA: dict[tuple[str, str], tuple[str, Callable[[object], Any], object]] = {
     ("capture", "ocr_config"): ("ocr_config", str, ""),
     ("capture", "min_score"): ("min_score", score, NodeConfig.min_score),
     ("capture", "min_confidence"): ("min_confidence", fraction, NodeConfig.min_confidence),
-    ("capture", "workers"): ("capture_workers", _workers, NodeConfig.capture_workers),
+    ("capture", "workers"): (
+        "capture_workers",
+        _whole_number(0, MAX_WORKERS),
+        NodeConfig.capture_workers,
+    ),
     ("capture", "frames_per_second"): (
         "frames_per_second",
         _positive_float,
@@ -377,6 +395,11 @@ shutdown_grace_seconds = {NodeConfig.shutdown_grace_seconds}
 # A larger call is refused with RESOURCE_EXHAUSTED; `alpr capture watch` splits its
 # batches to fit (its --batch-bytes, by default this default).
 max_message_bytes = {NodeConfig.max_message_bytes}
+# Threads that do the node's blocking work for its calls and jobs: database, signatures,
+# encryption. Each holds at most one database connection at a time, and the node opens
+# that many connections, and as many again for its other threads (see the operator guide).
+# A call finding every thread busy waits for one; the event loop and open streams do not.
+worker_threads = {NodeConfig.worker_threads}
 
 [tls]
 # Issued by the federation CA: `alpr pki issue-node`.

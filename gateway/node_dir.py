@@ -139,7 +139,7 @@ def open_node(config: NodeConfig, *, now: datetime) -> OpenedNode:
         profile = load_profile(config.profile)
         signer = Ed25519Signer.load(config.signing_key)
         data_key = DataKey.load_or_create(config.data_key)
-        engine = create_engine(config.store_url)
+        engine = create_engine(config.store_url, connections=config.worker_threads)
     except NodeError as error:
         raise ConfigError(error.diagnostics()) from error
     try:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +48,7 @@ from node.profile import APPROVER_ROLES, Role
 
 log = logging.getLogger("alpr.server")
 BACKGROUND_GRACE_SECONDS = 5.0
+WORKER_THREAD_NAME = "node-worker"
 HealthServicer = Any  # grpc_health ships no types
 
 _ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
@@ -194,6 +196,19 @@ def create_server(
     return server, port, health_servicer
 
 
+def use_worker_threads(threads: int) -> None:
+    """Run the node's work off the event loop on `threads` threads of its own.
+
+    That work is every `asyncio.to_thread`, every servicer method that is a plain
+    function, and every scheduled job, all of which use the loop's default executor.
+    asyncio's own default, ``min(32, cores + 4)`` threads, follows the machine the node
+    happens to run on; the node's database pool follows `[server] worker_threads`, and
+    so does this. Call it on the running loop before the server starts.
+    """
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=WORKER_THREAD_NAME)
+    asyncio.get_running_loop().set_default_executor(executor)
+
+
 def start_background(services: Services) -> list[asyncio.Task[None]]:
     """Start the node's background work on the running loop.
 
@@ -265,6 +280,7 @@ async def serve(config: NodeConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    use_worker_threads(config.worker_threads)
     await server.start()
     background = start_background(services)
     scheduler = start_scheduler(services, node.engine)

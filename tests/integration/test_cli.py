@@ -106,11 +106,15 @@ class TestBadConfiguration:
                 "[server] max_message_bytes: 10 is not a byte count",
             ),
             (
+                lambda t: t.replace("worker_threads = 16", "worker_threads = 0"),
+                "[server] worker_threads: 0 is not a whole number from 1 to 256",
+            ),
+            (
                 lambda t: t.replace('ori = "CA0194200"', 'ori = "CA0190000"'),
                 "names spiffe://test.alpr/agency/CA0194200, not this node",
             ),
         ],
-        ids=["toml", "ori", "section", "key", "size", "certificate of another agency"],
+        ids=["toml", "ori", "section", "key", "size", "threads", "certificate of another agency"],
     )
     def test_fails_in_one_line_with_exit_2(
         self, site: Path, capsys: pytest.CaptureFixture[str], edit: object, expected: str

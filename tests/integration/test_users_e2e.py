@@ -25,6 +25,7 @@ from alpr.admin.v1 import admin_service_pb2_grpc, hotlists_pb2, peers_pb2
 from alpr.admin.v1 import users_pb2 as pb
 from alpr.patrol.v1 import patrol_service_pb2 as patrol_pb
 from alpr.patrol.v1 import patrol_service_pb2_grpc as patrol_grpc
+from gateway.config import NodeConfig
 from gateway.tls import TLSConfig
 from node.identity import PrincipalKind
 from node.profile import Role
@@ -91,11 +92,17 @@ class Site:
 
 
 def make_site(
-    federation: Federation, tmp_path: Path, *, require_login: bool, store_url: str = ""
+    federation: Federation,
+    tmp_path: Path,
+    *,
+    require_login: bool,
+    store_url: str = "",
+    worker_threads: int = NodeConfig.worker_threads,
 ) -> Iterator[Site]:
     config = replace(
         make_node(federation, tmp_path / "lapd", LAPD, store_url=store_url),
         require_login=require_login,
+        worker_threads=worker_threads,
         heartbeat_seconds=0.2,
         poll_seconds=3600,  # no sweep of its own during a test: tests sweep when they mean to
     )
@@ -352,6 +359,45 @@ def test_an_admin_call_waiting_on_the_database_holds_up_no_patrol_stream(
         finally:
             go_on.set()
         assert list(listing.result(TIMEOUT).peers) == []
+
+
+@pytest.fixture
+def two_workers(federation: Federation, tmp_path: Path, database_url: str) -> Iterator[Site]:
+    """A node with `[server] worker_threads = 2`, on each database."""
+    yield from make_site(
+        federation, tmp_path, require_login=False, store_url=database_url, worker_threads=2
+    )
+
+
+def test_calls_work_on_as_many_threads_as_configured_and_wait_for_one_when_all_are_busy(
+    two_workers: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`[server] worker_threads` sizes the threads that do the node's work, and its pool."""
+    services = two_workers.node.services
+    listed, entered, go_on = services.peers.list, threading.Semaphore(0), threading.Event()
+    workers: list[str] = []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        workers.append(threading.current_thread().name)
+        entered.release()
+        go_on.wait(3 * TIMEOUT)  # as a database slow to answer
+        return listed(*args, **kwargs)
+
+    monkeypatch.setattr(services.peers, "list", slow)
+    admin = two_workers.stub(two_workers.client("admin"))
+    request = peers_pb2.ListPeersRequest()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        calls = [pool.submit(admin.ListPeers, request, timeout=3 * TIMEOUT) for _ in "123"]
+        try:
+            assert entered.acquire(timeout=TIMEOUT)
+            assert entered.acquire(timeout=TIMEOUT)  # two calls at once: a thread each
+        finally:
+            go_on.set()
+        # The third waited for a thread to come free, and was answered.
+        assert [list(call.result(TIMEOUT).peers) for call in calls] == [[], [], []]
+    assert len(workers) == 3
+    assert set(workers) <= {"node-worker_0", "node-worker_1"}
+    assert two_workers.node.engine.pool.size() == 2  # type: ignore[attr-defined]
 
 
 def change_password(site: Site, name: str, password: str, new: str) -> pb.User:

@@ -19,12 +19,19 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from gateway.config import NodeConfig
 from gateway.interceptors import Access
 from gateway.node_dir import init_node, open_node
-from gateway.server import ACCESS, create_server, start_background, stop_background
+from gateway.server import (
+    ACCESS,
+    create_server,
+    start_background,
+    stop_background,
+    use_worker_threads,
+)
 from gateway.services import Services
 from gateway.tls import TLSConfig
 from node.clock import Clock, system_clock
@@ -45,6 +52,7 @@ class RunningNode:
     port: int
     services: Services
     loop: asyncio.AbstractEventLoop
+    engine: Engine
 
     def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run `coroutine` on the node's event loop, as the node's own work runs."""
@@ -107,6 +115,7 @@ def serving(
         server, port, _ = create_server(
             node, access=access, extra_handlers=extra_handlers, services=services
         )
+        use_worker_threads(config.worker_threads)
         await server.start()
         return server, port, start_background(services)
 
@@ -115,7 +124,7 @@ def serving(
         await stop_background(services, background)
 
     server, port, background = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
-    running = RunningNode(config, port, services, loop)
+    running = RunningNode(config, port, services, loop, node.engine)
     on_loop: list[str] = []
 
     def watch(*_: Any) -> None:

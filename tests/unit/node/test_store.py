@@ -216,6 +216,19 @@ class TestEngine:
                 assert connection.execute(text("PRAGMA page_size")).scalar() == size
             engine.dispose()
 
+    def test_keeps_a_connection_for_each_worker_thread_and_as_many_more_at_need(
+        self, database_url: str
+    ) -> None:
+        engine = create_engine(database_url, connections=3)
+        held = [engine.connect() for _ in range(6)]
+        try:
+            assert engine.pool.size() == 3  # type: ignore[attr-defined]
+            assert engine.pool.checkedout() == 6  # type: ignore[attr-defined]
+        finally:
+            for connection in held:
+                connection.close()
+            engine.dispose()
+
     @pytest.mark.parametrize("url", ["mysql://x/y", "not a url", "oracle://u@h/db"])
     def test_fails_for_an_unsupported_url(self, url: str) -> None:
         with pytest.raises(ValidationError) as raised:
