@@ -53,6 +53,9 @@ def test_hot7_the_hotlist_sync_bench_prints_every_row() -> None:
         "baseline 2,000 (plain protobuf + entry checks)",
         "baseline 10 (plain protobuf)",
         "then match s",
+        'targets (issue "Exchange")',
+        "delta 10 on 2,000 under 200 ms",
+        "full pull 2,000: at most 3x the checked baseline",
     ):
         assert row in printed, row
     assert "failed:" not in printed
