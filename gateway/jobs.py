@@ -2,7 +2,8 @@
 
 Jobs are stored in the node's own database (APScheduler's SQLAlchemy job store), so a
 restart loses no schedule, and each is a module-level function APScheduler names by
-reference. Every run is audited as ``job.run``.
+reference. Every run is audited as ``job.run``. The scheduler reads and writes that
+store in a worker thread, never on the event loop (`_Scheduler`).
 
 - ``refresh_partners`` (every 6 hours): pull every partner's hotlists that an agreement
   in force lets us receive, well before their 24 hours run out (HOT-6). A failed pull,
@@ -29,10 +30,13 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from sqlalchemy.engine import Engine
 
 from federation.terms import Grant
@@ -55,6 +59,46 @@ ACKNOWLEDGE_WITHIN = timedelta(minutes=10)
 
 _services: Services | None = None
 _scheduler: AsyncIOScheduler | None = None
+
+
+class _Scheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler 3 is untyped
+    """An `AsyncIOScheduler` that reads and writes its job store in a worker thread.
+
+    At every wakeup upstream's finds the jobs due and stores each one's next run on the
+    event loop: statements on the node's database, which would hold up every call of the
+    node while the database is slow to answer, or SQLite's write lock is held by another
+    process. Here that runs in the loop's default executor (the node's worker threads),
+    and the jobs found due are handed back to the loop, where they run.
+    """
+
+    def wakeup(self) -> None:
+        """Process the jobs due now (called from any thread, as upstream's)."""
+        self._eventloop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._stop_timer()
+        processing = self._eventloop.run_in_executor(None, self._process_jobs)
+        processing.add_done_callback(self._processed)
+
+    def _processed(self, processing: asyncio.Future[float | None]) -> None:
+        """Wake up again when the next job is due (or, after a failure, to try again)."""
+        if processing.cancelled() or self.state == STATE_STOPPED:
+            return
+        if (error := processing.exception()) is not None:
+            log.error("the scheduler could not process its jobs", exc_info=error)
+            self._start_timer(self.jobstore_retry_interval)
+            return
+        self._start_timer(processing.result())
+
+    def _create_default_executor(self) -> AsyncIOExecutor:
+        return _LoopExecutor()
+
+
+class _LoopExecutor(AsyncIOExecutor):  # type: ignore[misc]  # APScheduler 3 is untyped
+    """Starts each job on the event loop, whichever thread found it due."""
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        self._eventloop.call_soon_threadsafe(super()._do_submit_job, job, run_times)
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -227,7 +271,7 @@ def start_scheduler(
     """
     global _services, _scheduler  # noqa: PLW0603 (APScheduler calls module-level functions)
     _services = services
-    scheduler = AsyncIOScheduler(
+    scheduler = _Scheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         timezone="UTC",

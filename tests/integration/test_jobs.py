@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from alpr.federation.v1 import agreement_pb2
 from federation.client import PartnerClient
@@ -26,6 +29,7 @@ from tests.support.agencies import Agency, agree, running_agencies
 from tests.support.clock import START, ManualClock
 from tests.support.pki import LAPD, LASD, Federation
 
+JOB_ENDED = EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
 STOLEN = HotlistEntry(plate="7ABC123", list_type=ListType.STOLEN_VEHICLE)
 
 
@@ -91,6 +95,46 @@ class TestSchedule:
                 "witness_partners",
             ]
         engine.dispose()
+
+    def test_keeps_its_jobs_in_the_database_without_a_statement_on_the_event_loop(
+        self, pair: tuple[Agency, Agency]
+    ) -> None:
+        """Finding the jobs due and storing their next runs would hold up every call there."""
+        lapd, _ = pair
+        engine = create_engine(lapd.node.config.store_url)
+        watching, ended = threading.Event(), threading.Semaphore(0)
+        on_loop: list[str] = []
+        off_loop: list[str] = []
+
+        def record(*_: object) -> None:
+            if watching.is_set():
+                (on_loop if in_loop() else off_loop).append(threading.current_thread().name)
+
+        def in_loop() -> bool:
+            try:
+                return asyncio.get_running_loop() is lapd.node.loop
+            except RuntimeError:
+                return False
+
+        async def on_loop_start() -> AsyncIOScheduler:
+            scheduler = jobs.start_scheduler(lapd.node.services, engine)  # not paused
+            scheduler.add_listener(lambda _: ended.release(), JOB_ENDED)
+            watching.set()  # from here on: the wakeup that start() asked for, and those after
+            return scheduler
+
+        event.listen(engine, "before_cursor_execute", record)
+        # Every job's first run was due days ago (on the test's clock): each runs, or is
+        # missed if past its grace time, and its next run is stored.
+        scheduler = lapd.node.run(on_loop_start())
+        try:
+            for _ in range(6):
+                assert ended.acquire(timeout=60)
+        finally:
+            lapd.node.run(_shutdown(scheduler))
+            event.remove(engine, "before_cursor_execute", record)
+            engine.dispose()
+        assert off_loop
+        assert on_loop == []
 
     @pytest.mark.parametrize(
         ("attempt", "minutes"), [(1, 1), (2, 2), (3, 4), (6, 32), (7, 60), (30, 60)]
