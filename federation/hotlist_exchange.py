@@ -33,7 +33,7 @@ from alpr.common.v1 import hotlist_pb2
 from alpr.federation.v1 import exchange_pb2
 from federation.envelope import Envelope, parse_payload
 from federation.errors import InvalidEnvelopeError
-from federation.exchange import digest
+from federation.exchange import ALLOWED_SKEW, digest
 from federation.peers import Peer
 from node.ed25519 import DataKey, DecryptionError, Ed25519Signer
 from node.hotlists.codec import (
@@ -117,6 +117,29 @@ class OpenedSnapshot:
     refused: list[tuple[str, str, str]]  # (entry id, plate, reason)
 
 
+def _life(snapshot: exchange_pb2.HotlistSnapshot, now: datetime) -> tuple[datetime, datetime]:
+    """When the snapshot was issued and when it expires, if it may be used `now` (HOT-6).
+
+    Its life is at most 24 hours from its issue, and its issue no later than now, give or
+    take the clocks' allowed skew: an issuer whose clock runs ahead (or that dates its
+    list in the future) would otherwise have its list used for longer than 24 hours.
+
+    Raises:
+        InvalidEnvelopeError: It expired, claims more than 24 hours, was issued in the
+            future, or a time is out of range.
+    """
+    try:
+        issued_at = snapshot.issued_at.ToDatetime(UTC)
+        expires_at = snapshot.expires_at.ToDatetime(UTC)
+    except ValueError as error:
+        raise InvalidEnvelopeError(f"the snapshot's times are out of range: {error}") from error
+    if issued_at > now + ALLOWED_SKEW:
+        raise InvalidEnvelopeError(f"the snapshot claims to be issued in the future ({issued_at})")
+    if not now < expires_at <= issued_at + VALIDITY:
+        raise InvalidEnvelopeError(f"the snapshot expired or claims too long a life ({expires_at})")
+    return issued_at, expires_at
+
+
 class SnapshotReader:
     """Opens a snapshot as it streams in: the manifest first, then each chunk as it comes.
 
@@ -137,8 +160,8 @@ class SnapshotReader:
 
         Raises:
             InvalidEnvelopeError: Bad signature, wrong issuer, recipient or agreement, an
-                expiry past or more than 24 hours after issue, too many entries, or a key
-                not sealed to us.
+                expiry past or more than 24 hours after issue, an issue in the future, too
+                many entries, or a key not sealed to us.
         """
         payload = manifest.verify([issuer.key], 1, SNAPSHOT_TYPE).payload
         snapshot = parse_payload(exchange_pb2.HotlistSnapshot, payload)
@@ -150,12 +173,7 @@ class SnapshotReader:
             raise InvalidEnvelopeError(
                 "the snapshot is not from its issuer to us under our agreement"
             )
-        issued_at = snapshot.issued_at.ToDatetime(UTC)
-        expires_at = snapshot.expires_at.ToDatetime(UTC)
-        if not now < expires_at <= issued_at + VALIDITY:
-            raise InvalidEnvelopeError(
-                f"the snapshot expired or claims too long a life ({expires_at})"
-            )
+        issued_at, expires_at = _life(snapshot, now)
         if snapshot.entry_count > MAX_SNAPSHOT_ENTRIES:
             raise InvalidEnvelopeError(
                 f"the snapshot holds {snapshot.entry_count} entries, over {MAX_SNAPSHOT_ENTRIES}"

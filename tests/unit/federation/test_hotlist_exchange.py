@@ -13,6 +13,7 @@ from alpr.common.v1 import hotlist_pb2
 from alpr.federation.v1 import exchange_pb2
 from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
+from federation.exchange import ALLOWED_SKEW
 from federation.hotlist_exchange import (
     MAX_SNAPSHOT_ENTRIES,
     SNAPSHOT_TYPE,
@@ -206,6 +207,32 @@ class TestOpen:
         )
         with pytest.raises(InvalidEnvelopeError, match="too long a life"):
             open_(longer)
+
+    def test_hot6_fails_when_the_issuer_dates_its_list_in_the_future(self) -> None:
+        """Else a list from an issuer whose clock runs ahead is used past 24 hours."""
+        ahead = ALLOWED_SKEW + timedelta(seconds=1)
+
+        def dated_ahead(message: exchange_pb2.HotlistSnapshot) -> None:
+            message.issued_at.FromDatetime(START + ahead)
+            message.expires_at.FromDatetime(START + ahead + VALIDITY)
+
+        with pytest.raises(InvalidEnvelopeError, match="issued in the future"):
+            open_(resign(snapshot(), dated_ahead), now=START)
+
+    def test_a_clock_ahead_within_the_allowed_skew_is_taken(self) -> None:
+        def dated_ahead(message: exchange_pb2.HotlistSnapshot) -> None:
+            message.issued_at.FromDatetime(START + ALLOWED_SKEW)
+            message.expires_at.FromDatetime(START + ALLOWED_SKEW + VALIDITY)
+
+        opened = open_(resign(snapshot(), dated_ahead), now=START)
+        assert opened.received.issued_at == START + ALLOWED_SKEW
+
+    def test_fails_on_a_time_out_of_range(self) -> None:
+        def far(message: exchange_pb2.HotlistSnapshot) -> None:
+            message.expires_at.seconds = 10**12
+
+        with pytest.raises(InvalidEnvelopeError, match="out of range"):
+            open_(resign(snapshot(), far))
 
     def test_acc7_a_forbidden_category_from_a_partner_is_refused(self) -> None:
         fields = [
