@@ -3,7 +3,8 @@
 Every refusal of a partner's call is answered the same way, PERMISSION_DENIED with
 the same message, whatever the reason: unknown peer, a certificate that does not
 match the peer record, a bad signature, no agreement, wrong scope, expiry,
-revocation or replay. The real reason is kept in our own audit log.
+revocation or replay. The real reason is kept in our own audit log. A failure of our
+own database is no refusal: the partner is told to try again.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
 from federation.peers import Peer, PeerRegistry
 from node.audit import AuditLog
-from node.errors import NodeError, PermissionDeniedError
+from node.errors import NodeError, PermissionDeniedError, UnavailableError
 from node.identity import Principal, PrincipalKind
 
 DENIED = "the request was denied"
+BUSY = "the node cannot answer now; try again"
 log = logging.getLogger(__name__)
 
 
@@ -54,7 +59,12 @@ class ExchangeGate:
         """Turn anything raised inside into the uniform, audited denial.
 
         Not only refusals: an unexpected failure (a disk error reading an image) answered
-        as INTERNAL would tell the partner that there was something to read.
+        as INTERNAL would tell the partner that there was something to read. A failure of
+        our database is answered UNAVAILABLE (`BUSY`): passing, and the same for any call.
+
+        Raises:
+            PermissionDeniedError: The uniform denial, for anything raised but that.
+            UnavailableError: The database failed (locked, or its server unreachable).
         """
         try:
             yield
@@ -64,6 +74,13 @@ class ExchangeGate:
             self.deny(caller, method=method, peer_ip=peer_ip, reason=error.diagnostics())
         except NodeError as error:
             self.deny(caller, method=method, peer_ip=peer_ip, reason=error.diagnostics())
+        except (OperationalError, PoolTimeoutError) as error:
+            # Our database failed, not the partner's call: its write lock held by another
+            # process, its server unreachable. Said so, the partner tries again; the
+            # denial is final to it (it would drop the acknowledgements it came to give).
+            # Any call may meet this, answered or refused: it tells nothing of what we hold.
+            log.warning("%s for %s: the database failed: %s", method, caller.spiffe_id, error)
+            raise UnavailableError(BUSY) from error
         except Exception as error:
             log.exception("%s for %s failed", method, caller.spiffe_id)
             reason = f"internal error: {type(error).__name__}: {error}"

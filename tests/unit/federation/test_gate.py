@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from federation.gate import DENIED, ExchangeGate
 from federation.peers import PeerRegistry
 from node.audit import AuditLog
-from node.errors import NotFoundError, PermissionDeniedError
+from node.errors import NotFoundError, PermissionDeniedError, UnavailableError
 from node.identity import Principal, PrincipalKind
 from tests.support.clock import ManualClock
 from tests.support.pki import FEDERATION, LAPD, LASD
@@ -48,3 +50,16 @@ def test_shr6_whatever_fails_inside_is_the_uniform_denial_with_the_reason_audite
     assert str(denied.value) == DENIED
     [event] = audit.events(kinds=["exchange.denied"])
     assert json.loads(event.details)["reason"].startswith(reason)
+
+
+def test_a_failure_of_our_database_is_no_denial_but_unavailable_to_try_again(
+    gate: ExchangeGate, audit: AuditLog
+) -> None:
+    """A denial is final to the partner: it would drop the acknowledgements it came to give."""
+    locked = OperationalError("INSERT INTO exchange ...", {}, sqlite3.OperationalError("locked"))
+    with (
+        pytest.raises(UnavailableError, match="try again"),
+        gate.guard(CALLER, method="AcknowledgeReceipts", peer_ip="10.0.0.7"),
+    ):
+        raise locked
+    assert audit.events(kinds=["exchange.denied"]) == []
