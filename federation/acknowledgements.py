@@ -10,8 +10,9 @@ idle one within about a second, far inside the window after which an exchange le
 unacknowledged is flagged on its side.
 
 Nothing owed is dropped: one whose request failed is owed again, and a batch the partner
-could not be reached for waits for the next request to it or the next flush (`flush`,
-which the node's stop awaits, delivers everything owed at once). The ledger keeps each
+could not take (unreachable, or busy) goes with the next request to it or is tried again
+alone, each wait twice the last up to a minute (`flush`, which the node's stop awaits,
+delivers everything owed at once). The ledger keeps each
 acknowledgement owed until the partner took or refused it, so what a node that stopped
 without delivering still owed is owed again when it starts (`restore`). The partner
 keeps an acknowledgement given twice once (one delivered just before a crash may go
@@ -33,6 +34,8 @@ from node.errors import UnavailableError
 
 FLUSH_AFTER = 1.0
 """Seconds an owed acknowledgement waits for a request to ride before it is sent alone."""
+RETRY_AT_MOST = 60.0
+"""The longest wait, in seconds, before owed acknowledgements are tried again."""
 log = logging.getLogger(__name__)
 
 
@@ -140,29 +143,46 @@ class OwedAcknowledgements:
             self._flushes[peer.ori] = (asyncio.create_task(self._flush(peer.ori, hurry)), hurry)
 
     async def _flush(self, ori: str, hurry: asyncio.Event) -> None:
+        """Deliver what is owed to `ori` after `FLUSH_AFTER` seconds, trying again until done.
+
+        A partner that could not take them (unreachable, or its database busy) is tried
+        again after twice the last wait, up to `RETRY_AT_MOST` seconds, and so well
+        within the window after which it flags an exchange left unacknowledged. The
+        node's stop tries once more, at once; what is still owed then stays in the ledger.
+        """
+        wait = FLUSH_AFTER
         try:
-            await _bound(hurry)
-            peer = self._peers[ori]  # as the latest request to it knew it (its endpoint)
-            while batch := self.take(peer):
-                try:
-                    refused = await self._client.acknowledge_receipts(peer, batch)
-                except (PartnerRefusedError, UnavailableError) as error:
-                    if isinstance(error, PartnerRefusedError) and error.final:
-                        # All of them, for good: its ledger flags them.
-                        log.warning("acknowledgements refused by %s: %s", ori,
-                                    error.diagnostics())  # fmt: skip
-                        self.delivered(peer, batch, [])
-                        continue
-                    log.warning("acknowledgements not delivered to %s: %s", ori,
-                                error.diagnostics())  # fmt: skip
-                    self._put(peer, batch)  # for the next request to it, or the next flush
-                    return
-                self.delivered(peer, batch, refused)
+            await _bound(hurry, wait)
+            while not await self._deliver_owed(self._peers[ori]) and not hurry.is_set():
+                wait = min(2 * wait, RETRY_AT_MOST)
+                await _bound(hurry, wait)
         finally:
             del self._flushes[ori]
 
+    async def _deliver_owed(self, peer: Peer) -> bool:
+        """Give `peer` all it is owed; False if it could not take them now.
 
-async def _bound(hurry: asyncio.Event) -> None:
-    """Wait `FLUSH_AFTER` seconds, or less if `flush` hurries it."""
+        `peer` as the latest request to it knew it: its endpoint may have changed.
+        """
+        while batch := self.take(peer):
+            try:
+                refused = await self._client.acknowledge_receipts(peer, batch)
+            except (PartnerRefusedError, UnavailableError) as error:
+                if isinstance(error, PartnerRefusedError) and error.final:
+                    # All of them, for good: its ledger flags them.
+                    log.warning("acknowledgements refused by %s: %s", peer.ori,
+                                error.diagnostics())  # fmt: skip
+                    self.delivered(peer, batch, [])
+                    continue
+                log.warning("acknowledgements not delivered to %s: %s", peer.ori,
+                            error.diagnostics())  # fmt: skip
+                self._put(peer, batch)  # for the next request to it, or the next try
+                return False
+            self.delivered(peer, batch, refused)
+        return True
+
+
+async def _bound(hurry: asyncio.Event, seconds: float = FLUSH_AFTER) -> None:
+    """Wait `seconds`, or less if `flush` hurries it."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(hurry.wait(), FLUSH_AFTER)
+        await asyncio.wait_for(hurry.wait(), seconds)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +22,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from alpr.admin.v1 import admin_service_pb2
 from alpr.common.v1 import hotlist_pb2
@@ -779,6 +782,32 @@ class TestReceiptsVerify:
         lapd.node.run(lapd.node.services.queries.settled())
         assert lasd.node.services.ledger.unacknowledged(timedelta(0)) == []
         assert lapd.node.services.ledger.owed() == []
+
+    def test_aud6_acknowledgements_a_partner_too_busy_to_keep_are_given_until_kept(
+        self, pair: tuple[Agency, Agency, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A failure of the partner's database is no refusal: nothing owed is dropped."""
+        monkeypatch.setattr(acknowledgements, "FLUSH_AFTER", 0.05)  # then 0.1 s, 0.2 s ...
+        lapd, lasd, _ = pair
+        ledger = lasd.node.services.ledger
+        accept, busy = ledger.accept_acknowledgements, [2]
+
+        def locked_twice(*args: Any, **kwargs: Any) -> Any:
+            if busy[0]:
+                busy[0] -= 1
+                raise OperationalError("UPDATE exchange", {}, sqlite3.OperationalError("locked"))
+            return accept(*args, **kwargs)
+
+        monkeypatch.setattr(ledger, "accept_acknowledgements", locked_twice)
+        result = pull(lapd, LASD)
+        assert not result.acknowledged  # LASD's database failed as the pull gave it
+        # Owed, then given alone (busy again), and again: kept.
+        deadline = time.monotonic() + TIMEOUT
+        while ledger.unacknowledged(timedelta(0)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ledger.unacknowledged(timedelta(0)) == []
+        assert busy == [0]
+        assert lasd.audit_events("exchange.denied") == []
 
     @pytest.mark.parametrize("failing", ["acknowledging", "witnessing"])
     def test_aud6_an_unexpected_failure_closing_the_exchange_leaves_the_rest_done(
