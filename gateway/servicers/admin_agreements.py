@@ -8,9 +8,6 @@ revocation, which stops flow on our side at once whether or not the partner hear
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from alpr.admin.v1 import agreements_pb2 as pb
 from alpr.federation.v1 import agreement_pb2
@@ -20,8 +17,8 @@ from federation.errors import FederationError
 from federation.peers import Peer
 from federation.terms import Grant
 from gateway.interceptors import Context, current_caller, peer_ip
-from gateway.servicers.admin_peers import timestamp
 from gateway.servicers.paging import page
+from gateway.servicers.times import required_time, timestamp
 from gateway.services import Services
 from node.errors import UnavailableError, ValidationError
 
@@ -55,12 +52,6 @@ def agreement_to_proto(agreement: Agreement, our_ori: str) -> pb.Agreement:
         revoked_reason=agreement.revoked_reason,
         compliance_review=agreement.compliance_review,
     )
-
-
-def _moment(stamp: Timestamp, field: str) -> datetime:
-    if stamp.seconds == 0 and stamp.nanos == 0:
-        raise ValidationError(field, "is required")
-    return stamp.ToDatetime(UTC)
 
 
 def _grants(values: list[agreement_pb2.Grant.ValueType], field: str) -> set[Grant]:
@@ -100,8 +91,8 @@ class AgreementAdmin:
         """Draft an agreement, signed by us."""
         agreement = self.services.agreements.create(
             partner_ori=_required(request.partner_ori, "partner_ori"),
-            starts_at=_moment(request.starts_at, "starts_at"),
-            sunsets_at=_moment(request.sunsets_at, "sunsets_at"),
+            starts_at=required_time(request, "starts_at"),
+            sunsets_at=required_time(request, "sunsets_at"),
             we_grant=_grants(list(request.we_grant), "we_grant"),
             they_grant=_grants(list(request.they_grant), "they_grant"),
             purposes=list(request.purposes),
@@ -182,8 +173,8 @@ class AgreementAdmin:
         review = ComplianceReview(reviewer=request.reviewer, summary=request.review_summary)
         renewal = self.services.agreements.renew(
             _required(request.agreement_id, "agreement_id"),
-            starts_at=_moment(request.starts_at, "starts_at"),
-            sunsets_at=_moment(request.sunsets_at, "sunsets_at"),
+            starts_at=required_time(request, "starts_at"),
+            sunsets_at=required_time(request, "sunsets_at"),
             review=review,
         )
         self._audit("agreement.renewal_drafted", renewal.id, context, renews=request.agreement_id)

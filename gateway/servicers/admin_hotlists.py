@@ -10,12 +10,11 @@ retrospective, streamed to every patrol client like any other.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
 
 from alpr.admin.v1 import hotlists_pb2 as pb
 from gateway.interceptors import Context, audit_call
-from gateway.servicers.admin_peers import timestamp
 from gateway.servicers.paging import page
+from gateway.servicers.times import optional_time, timestamp
 from gateway.services import Services
 from node.errors import NotFoundError, ValidationError
 from node.hotlists.entry import (
@@ -81,7 +80,7 @@ def entry_from_proto(message: pb.HotlistEntry) -> HotlistEntry:
         reason=message.reason,
         case_number=message.case_number,
         ncic_number=message.ncic_number.upper(),
-        expires_at=message.expires_at.ToDatetime(UTC) if message.HasField("expires_at") else None,
+        expires_at=optional_time(message, "expires_at"),
         contact=message.contact,
     )
 

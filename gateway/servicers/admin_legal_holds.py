@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from alpr.admin.v1 import legal_holds_pb2 as pb
 from gateway.interceptors import Context, current_caller, peer_ip
+from gateway.servicers.times import required_time
 from gateway.services import Services
-from node.errors import ValidationError
 from node.retention import NewHold
 from node.store.capture_models import LegalHoldRecord
-from node.store.models import utc
 
 
 class LegalHoldAdmin:
@@ -21,14 +20,11 @@ class LegalHoldAdmin:
     ) -> pb.PlaceLegalHoldResponse:
         """Place a hold on the reads of a plate in a window."""
         wanted = request.hold
-        for name in ("since", "until"):
-            if not wanted.HasField(name):
-                raise ValidationError(name, "is required")
         placed = self.services.holds.place(
             NewHold(
                 plate=wanted.plate,
-                since=utc(wanted.since.ToDatetime()),
-                until=utc(wanted.until.ToDatetime()),
+                since=required_time(wanted, "since"),
+                until=required_time(wanted, "until"),
                 case_number=wanted.case_number,
                 reason=wanted.reason,
                 investigator_contact=wanted.investigator_contact,

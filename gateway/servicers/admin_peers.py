@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from alpr.admin.v1 import peers_pb2
 from federation.peers import Peer, PeerRegistry
 from gateway.interceptors import Context
+from gateway.servicers.times import timestamp
 from node.errors import ValidationError
 from node.identity import Principal, PrincipalKind
-
-
-def timestamp(moment: datetime | None) -> Timestamp | None:
-    """A datetime on the wire."""
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def peer_to_proto(peer: Peer) -> peers_pb2.Peer:

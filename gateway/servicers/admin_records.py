@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from alpr.admin.v1 import records_pb2 as pb
 from gateway.interceptors import Context, current_caller, peer_ip
+from gateway.servicers.times import required_time
 from gateway.services import Services
-from node.errors import ValidationError
 from node.store.capture_models import IncidentRecord
-from node.store.models import utc
 
 
 class RecordsAdmin:
@@ -37,12 +36,10 @@ class RecordsAdmin:
     ) -> pb.RecordIncidentResponse:
         """Record a breach; 500 persons or more marks it for the Attorney General's form."""
         wanted = request.incident
-        if not wanted.HasField("discover_time"):
-            raise ValidationError("discover_time", "is required")
         caller = current_caller()
         incident = self.services.incidents.record(
             wanted.description,
-            discovered_at=utc(wanted.discover_time.ToDatetime()),
+            discovered_at=required_time(wanted, "discover_time"),
             affected_records=wanted.affected_records,
             affected_persons=wanted.affected_persons,
             user=caller.spiffe_id,

@@ -10,12 +10,11 @@ open too (`node.session_watch`, ACC-5).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC
 
 from alpr.admin.v1 import users_pb2 as pb
 from gateway.interceptors import Context, audit_call, current_presenter
-from gateway.servicers.admin_peers import timestamp
 from gateway.servicers.paging import page
+from gateway.servicers.times import optional_time, timestamp
 from gateway.services import Services
 from node.errors import ValidationError
 from node.profile import Role
@@ -188,7 +187,7 @@ class UserAdmin:
         self, request: pb.ListRefusedLoginsRequest, context: Context
     ) -> pb.ListRefusedLoginsResponse:
         """Report refused logins and refused sessions, oldest first (ACC-4)."""
-        since = request.since.ToDatetime(UTC) if request.HasField("since") else None
+        since = optional_time(request, "since")
         attempts = self.services.sessions.refused(since=since)
         shown, token = page(attempts, request.page_size, request.page_token, "refused")
         return pb.ListRefusedLoginsResponse(

@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from alpr.capture.v1 import capture_service_pb2 as pb
 from alpr.capture.v1 import capture_service_pb2_grpc as pb_grpc
 from gateway.interceptors import Context, current_caller, peer_ip
+from gateway.servicers.times import time_of
 from gateway.services import Services
 from node.capture.frames import check_frames
 from node.errors import ValidationError
@@ -31,7 +32,6 @@ from node.reads import (
     check_keys,
     check_reads,
 )
-from node.store.models import utc
 
 
 class CaptureServicer(pb_grpc.CaptureServiceServicer):
@@ -164,10 +164,7 @@ def _captured_at(sent: pb.PlateRead | pb.CameraFrame, where: str, now: datetime)
     """
     if not sent.HasField("captured_at"):
         raise ValidationError(f"{where}.captured_at", "is required: when the camera took it")
-    try:
-        moment = utc(sent.captured_at.ToDatetime())
-    except (ValueError, OverflowError) as error:
-        raise ValidationError(f"{where}.captured_at", "is not a valid time") from error
+    moment = time_of(sent.captured_at, f"{where}.captured_at")
     check_captured_at(moment, where, now)
     return moment
 

@@ -22,12 +22,12 @@ from federation.read_images import ImageRequest
 from federation.receipting import Outcome
 from gateway.interceptors import Context, current_caller, current_user, peer_ip
 from gateway.servicers.paging import page
+from gateway.servicers.times import required_time
 from gateway.services import Services
 from node.errors import ValidationError
 from node.profile import Role
 from node.search import ArchivedBasis, ReadQuery
 from node.store.capture_models import ReadCorrectionRecord, ReadRecord
-from node.store.models import utc
 from node.store.sharing import HeldQueryRecord
 
 DEFAULT_DEADLINE_MS = 5000
@@ -225,14 +225,11 @@ def _deadline(deadline_ms: int) -> float:
 
 def _query(request: pb.SearchReadsRequest | pb.SearchPartnersRequest) -> ReadQuery:
     """The query a request states; the window's bounds are required."""
-    for name in ("since", "until"):
-        if not request.HasField(name):
-            raise ValidationError(name, "is required")
     paging = request if isinstance(request, pb.SearchReadsRequest) else None
     return ReadQuery(
         plate=request.plate,
-        since=utc(request.since.ToDatetime()),
-        until=utc(request.until.ToDatetime()),
+        since=required_time(request, "since"),
+        until=required_time(request, "until"),
         purpose=request.purpose,
         case_number=request.case_number,
         judicial_warrant=request.judicial_warrant,

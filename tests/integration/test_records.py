@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -116,16 +116,32 @@ class TestIncidents:
         assert listed.incident_id == recorded.incident_id
         assert [e.kind for e in node.services.audit.events()][-1] == "incident.recorded"
 
-    def test_fails_without_a_description_or_with_negative_counts(
-        self, admin: admin_service_pb2_grpc.AdminServiceStub
+    @pytest.mark.parametrize(
+        ("description", "persons", "discovered", "field"),
+        [
+            (" ", 1, START, "description"),
+            ("x", -1, START, "affected_persons"),
+            ("x", 1, None, "discover_time"),
+            ("x", 1, 10**12, "discover_time"),  # seconds past the year 9999
+        ],
+        ids=["no description", "negative count", "no time", "time out of range"],
+    )
+    def test_fails_without_a_description_or_time_or_with_negative_counts(
+        self,
+        admin: admin_service_pb2_grpc.AdminServiceStub,
+        description: str,
+        persons: int,
+        discovered: datetime | int | None,
+        field: str,
     ) -> None:
-        for incident in (
-            records_pb2.Incident(description=" ", affected_persons=1),
-            records_pb2.Incident(description="x", affected_persons=-1),
-        ):
-            incident.discover_time.FromDatetime(START)
-            with pytest.raises(grpc.RpcError) as raised:
-                admin.RecordIncident(
-                    records_pb2.RecordIncidentRequest(incident=incident), timeout=TIMEOUT
-                )
-            assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        incident = records_pb2.Incident(description=description, affected_persons=persons)
+        if isinstance(discovered, datetime):
+            incident.discover_time.FromDatetime(discovered)
+        elif discovered is not None:
+            incident.discover_time.seconds = discovered
+        with pytest.raises(grpc.RpcError) as raised:
+            admin.RecordIncident(
+                records_pb2.RecordIncidentRequest(incident=incident), timeout=TIMEOUT
+            )
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert field in str(raised.value.details())
