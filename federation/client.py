@@ -67,14 +67,20 @@ class PartnerRefusedError(FederationError):
 
     Attributes:
         final: Whether it refused the request itself (denied, invalid, not possible now),
-            so that sending it again would be refused again; not a failure on its side
-            (INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED …) that may pass.
+            so that sending it again would be refused again; False for a
+            `PartnerFailedError`.
     """
 
-    def __init__(self, message: str, *, final: bool = True) -> None:
-        """Say what the partner answered, and whether it is `final`."""
-        super().__init__(message)
-        self.final = final
+    final = True
+
+
+class PartnerFailedError(PartnerRefusedError):
+    """The partner answered with a failure on its side, which may pass.
+
+    INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED …: the same request may be taken later.
+    """
+
+    final = False
 
 
 class PartnerTimeoutError(UnavailableError):
@@ -344,12 +350,10 @@ def _mapped_errors(peer: Peer) -> Iterator[None]:
             ) from error
         if code is grpc.StatusCode.UNAVAILABLE:
             raise UnavailableError(
-                f"partner {peer.ori} at {peer.endpoint} is unreachable ({code.name})"
+                f"partner {peer.ori} at {peer.endpoint} is unavailable: {error.details()}"
             ) from error
-        raise PartnerRefusedError(
-            f"partner {peer.ori} refused: {code.name} {error.details()}",
-            final=code in _FINAL_REFUSALS,
-        ) from error
+        refusal = PartnerRefusedError if code in _FINAL_REFUSALS else PartnerFailedError
+        raise refusal(f"partner {peer.ori} refused: {code.name} {error.details()}") from error
 
 
 def _carrying(carried: Carried) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from federation.client import PartnerFailedError, PartnerRefusedError
+from federation.errors import FederationError
 from gateway.logs import fields
 from node.audit import AuditLog
 from node.errors import (
@@ -251,6 +253,11 @@ STATUS_OF_ERROR: dict[type[NodeError], tuple[grpc.StatusCode, str]] = {
     AlreadyExistsError: (grpc.StatusCode.ALREADY_EXISTS, "ALREADY_EXISTS"),
     PreconditionError: (grpc.StatusCode.FAILED_PRECONDITION, "FAILED_PRECONDITION"),
     UnavailableError: (grpc.StatusCode.UNAVAILABLE, "PARTNER_UNAVAILABLE"),
+    # A partner's answer, to an operator's call that asked it: refused, failed on its side
+    # (may pass), or not verifying (nothing of it was used).
+    PartnerRefusedError: (grpc.StatusCode.FAILED_PRECONDITION, "PARTNER_REFUSED"),
+    PartnerFailedError: (grpc.StatusCode.UNAVAILABLE, "PARTNER_UNAVAILABLE"),
+    FederationError: (grpc.StatusCode.FAILED_PRECONDITION, "EXCHANGE_FAILED"),
     RateLimitedError: (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED"),
 }
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import pytest
@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from alpr.admin.v1 import admin_service_pb2
+from alpr.admin.v1 import admin_service_pb2, partner_hotlists_pb2
 from alpr.common.v1 import hotlist_pb2
 from alpr.federation.v1 import (
     agreement_pb2,
@@ -34,12 +34,17 @@ from alpr.federation.v1 import (
 )
 from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
 from federation import acknowledgements, hotlist_sharing
-from federation.client import PartnerClient, PartnerRefusedError, PartnerTimeoutError
+from federation.client import (
+    PartnerClient,
+    PartnerFailedError,
+    PartnerRefusedError,
+    PartnerTimeoutError,
+)
 from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
 from federation.exchange import check_exchange, sign_request
 from federation.gate import DENIED
-from federation.hotlist_sharing import PullResult
+from federation.hotlist_sharing import HotlistSharing, PullResult
 from federation.peers import Peer
 from federation.receipting import Receipting
 from federation.witness import Witnessed
@@ -754,7 +759,7 @@ class TestReceiptsVerify:
         "failure",
         [
             UnavailableError("partner CA0190000 went off the network"),
-            PartnerRefusedError("partner CA0190000 refused: INTERNAL database locked", final=False),
+            PartnerFailedError("partner CA0190000 refused: INTERNAL database locked"),
         ],
         ids=["unreachable", "failing on its side"],
     )
@@ -880,7 +885,44 @@ def _engine(agency: Agency) -> Iterator[Engine]:
         engine.dispose()
 
 
+def _database_locked(*_: object) -> NoReturn:
+    raise OperationalError("INSERT INTO audit_event", {}, sqlite3.OperationalError("locked"))
+
+
 class TestOperatorPull:
+    @pytest.mark.parametrize(
+        ("answer", "code", "said"),
+        [
+            (
+                "refused",
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"refused: PERMISSION_DENIED {DENIED}",
+            ),
+            ("busy", grpc.StatusCode.UNAVAILABLE, "cannot answer now; try again"),
+        ],
+    )
+    def test_fails_with_a_precise_status_saying_what_the_partner_answered(
+        self,
+        pair: tuple[Agency, Agency, str],
+        monkeypatch: pytest.MonkeyPatch,
+        answer: str,
+        code: grpc.StatusCode,
+        said: str,
+    ) -> None:
+        """Refused (the agreement revoked on its side), or its database failing: not INTERNAL."""
+        lapd, lasd, agreement_id = pair
+        if answer == "refused":
+            lasd.node.services.agreements.revoke(agreement_id, "partner left the program")
+        else:
+            monkeypatch.setattr(HotlistSharing, "serve", _database_locked)  # only LASD serves
+        with pytest.raises(grpc.RpcError) as raised:
+            lapd.admin.PullPartnerHotlist(
+                partner_hotlists_pb2.PullPartnerHotlistRequest(partner_ori=LASD), timeout=TIMEOUT
+            )
+        assert raised.value.code() is code
+        assert said in str(raised.value.details())
+        assert lapd.node.services.partner_lists.find(STOLEN.plate) == []
+
     def test_succeeds_through_the_admin_rpc_and_cli(
         self,
         pair: tuple[Agency, Agency, str],
