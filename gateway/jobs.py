@@ -139,11 +139,18 @@ async def refresh_partner(partner_ori: str, attempt: int = 0) -> bool:
 
     Any failure, an unexpected one too, is audited and retried with backoff: APScheduler
     would only log an exception that escaped, and a retry job that raised would be gone.
+    Retries end once no agreement in force lets us receive the partner's lists (its
+    sunset passed, it was revoked, or the partner removed): nothing is left to refresh.
     """
     services = _bound()
     try:
         result = await services.pull_partner(partner_ori)
     except Exception as error:  # any failure: audited and retried, never lost
+        if partner_ori not in await asyncio.to_thread(_giving_us_lists):
+            await asyncio.to_thread(_audit, "refresh_partner", partner=partner_ori, ok=False,
+                                    error=_failure(error, partner_ori),
+                                    retry_in_seconds=None)  # fmt: skip
+            return False
         delay = retry_delay(attempt + 1)
         await asyncio.to_thread(_audit, "refresh_partner", partner=partner_ori, ok=False,
                                 error=_failure(error, partner_ori),

@@ -211,6 +211,26 @@ class TestJobs:
         assert traced == set(re.findall(r"error id (\w+)", str(run["error"])))
         assert lasd.audit_events("exchange.hotlist_served") == []
 
+    def test_retries_end_once_no_agreement_lets_us_receive_the_partners_lists(
+        self, pair: tuple[Agency, Agency], clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A partner down past its agreement's sunset is not pulled every hour for ever."""
+        lapd, _ = pair
+        _unreachable(lapd, monkeypatch)
+        scheduler = start(lapd)
+        try:
+            assert lapd.node.run(jobs.refresh_partners()) == []
+            assert scheduler.get_job(f"retry-{LASD}").args == (LASD, 1)
+            clock.advance(timedelta(days=30))  # the agreement's sunset
+            assert not lapd.node.run(jobs.refresh_partner(LASD, 1))
+            # Not replaced by the next retry, (LASD, 2): that one was the last.
+            assert scheduler.get_job(f"retry-{LASD}").args == (LASD, 1)
+        finally:
+            lapd.node.run(_shutdown(scheduler))
+        *_, last = job_runs(lapd)
+        assert (last["ok"], last["retry_in_seconds"]) == (False, None)
+        assert "no agreement in force" in str(last["error"])
+
     def test_refresh_is_audited_even_with_no_partner_to_refresh(
         self, pair: tuple[Agency, Agency]
     ) -> None:
