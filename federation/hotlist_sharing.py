@@ -95,6 +95,8 @@ class HotlistSharing:
             NodeError: Any check failed (the gate turns it into the uniform denial).
         """
         checked = self.checker.check(request, sender, Grant.RECEIVE_HOTLISTS)
+        if checked.request.WhichOneof("query") != "hotlist":
+            raise InvalidEnvelopeError("the request is not a hotlist pull")
         since = checked.request.hotlist.since_version
         if since > self.own.version():
             since = 0  # a version we never issued: send everything

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -407,6 +407,7 @@ class RawPull:
         purpose: The purpose it states.
         skew: How far its time is from the responder's clock.
         times: How often the same signed request is sent (a replay sends it twice).
+        query: What it asks.
     """
 
     caller_ori: str = LAPD
@@ -415,6 +416,9 @@ class RawPull:
     purpose: str = "stolen vehicle recovery"
     skew: timedelta = timedelta(0)
     times: int = 1
+    query: exchange_pb2.HotlistQuery | exchange_pb2.ReadQuery = field(
+        default_factory=lambda: exchange_pb2.HotlistQuery(since_version=0)
+    )
 
 
 @dataclass(frozen=True)
@@ -483,6 +487,10 @@ def _replayed(_: Scene) -> RawPull:
     return RawPull(times=2)
 
 
+def _not_a_pull(_: Scene) -> RawPull:
+    return RawPull(query=exchange_pb2.ReadQuery(plate="7ABC123"))
+
+
 # Each way a partner's pull is refused, and what the responder's own audit log says of it.
 DENIALS = [
     pytest.param(_unknown_peer, "no such peer", id="unknown-peer"),
@@ -497,6 +505,7 @@ DENIALS = [
     pytest.param(_ahead, "outside the skew", id="ahead-of-skew"),
     pytest.param(_behind, "outside the skew", id="behind-skew"),
     pytest.param(_replayed, "used before", id="replay"),
+    pytest.param(_not_a_pull, "not a hotlist pull", id="not-a-pull"),
 ]
 
 
@@ -542,7 +551,7 @@ def _send_raw_pull(
         purpose=raw.purpose,
         case_number="26-001",
         now=now + raw.skew,
-        query=exchange_pb2.HotlistQuery(since_version=0),
+        query=raw.query,
     )
     outcomes: list[grpc.RpcError | None] = []
     credentials = federation.client(raw.caller_ori, PrincipalKind.NODE, "")
