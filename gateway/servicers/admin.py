@@ -36,6 +36,7 @@ class AdminServicer(
         self._identity = services.identity
         self.federation = services.identity.federation
         self.peers = services.peers
+        self.audit = services.audit
 
     async def GetNodeInfo(  # noqa: N802 (gRPC method name)
         self, request: pb.GetNodeInfoRequest, context: Context

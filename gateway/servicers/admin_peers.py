@@ -1,11 +1,16 @@
-"""AdminService's peer RPCs: operators register the partner nodes they deal with."""
+"""AdminService's peer RPCs: operators register the partner nodes they deal with.
+
+Each change is audited (AUD-1) with the key's fingerprint before and after: a peer
+record is what every exchange with that partner is trusted by.
+"""
 
 from __future__ import annotations
 
 from alpr.admin.v1 import peers_pb2
 from federation.peers import Peer, PeerRegistry
-from gateway.interceptors import Context
+from gateway.interceptors import Context, audit_call
 from gateway.servicers.times import timestamp
+from node.audit import AuditLog
 from node.errors import ValidationError
 from node.identity import Principal, PrincipalKind
 
@@ -29,6 +34,7 @@ class PeerAdmin:
 
     peers: PeerRegistry
     federation: str
+    audit: AuditLog
 
     def _peer_from_proto(self, message: peers_pb2.Peer) -> Peer:
         spiffe_id = message.spiffe_id
@@ -49,6 +55,9 @@ class PeerAdmin:
         if not request.HasField("peer"):
             raise ValidationError("peer", "is required")
         peer = self.peers.add(self._peer_from_proto(request.peer))
+        audit_call(self.audit, "peer.added", context, ori=peer.ori, name=peer.name,
+                   endpoint=peer.endpoint, spiffe_id=peer.spiffe_id,
+                   fingerprint=peer.fingerprint)  # fmt: skip
         return peers_pb2.AddPeerResponse(peer=peer_to_proto(peer))
 
     def ListPeers(  # noqa: N802 (gRPC method name)
@@ -78,7 +87,12 @@ class PeerAdmin:
         unknown = sorted(set(paths) - set(changes))
         if unknown:
             raise ValidationError("update_mask", f"no such field: {', '.join(unknown)}")
+        before = self.peers.require(request.peer.ori)
         peer = self.peers.update(request.peer.ori, changes)
+        audit_call(self.audit, "peer.updated", context, ori=peer.ori, fields=sorted(changes),
+                   endpoint=peer.endpoint, spiffe_id=peer.spiffe_id,
+                   fingerprint_before=before.fingerprint,
+                   fingerprint=peer.fingerprint)  # fmt: skip
         return peers_pb2.UpdatePeerResponse(peer=peer_to_proto(peer))
 
     def RemovePeer(  # noqa: N802 (gRPC method name)
@@ -87,5 +101,8 @@ class PeerAdmin:
         """Forget a partner."""
         if not request.ori:
             raise ValidationError("ori", "is required")
+        removed = self.peers.require(request.ori)
         self.peers.remove(request.ori)
+        audit_call(self.audit, "peer.removed", context, ori=removed.ori,
+                   fingerprint=removed.fingerprint)  # fmt: skip
         return peers_pb2.RemovePeerResponse()

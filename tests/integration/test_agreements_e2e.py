@@ -206,3 +206,39 @@ class TestUniformDenials:
         )
         [denial] = lasd.audit_events("exchange.denied")
         assert "not a RevocationNotice" in json.loads(denial.details)["reason"]
+
+
+class TestPeers:
+    def test_aud1_adding_changing_and_removing_a_peer_is_audited_with_its_key(
+        self, agencies: dict[str, Agency]
+    ) -> None:
+        """A peer record is what every exchange with that partner is trusted by."""
+        lapd, spd = agencies[LAPD], agencies[SPD]
+        lapd.add_peer(spd)
+        fingerprint = lapd.node.services.peers.require(SPD).fingerprint
+        rotated = spd.node_key[::-1]  # a new key, read to us by phone
+        lapd.admin.UpdatePeer(
+            peers_pb2.UpdatePeerRequest(
+                peer=peers_pb2.Peer(ori=SPD, signing_public_key=rotated),
+                update_mask=field_mask_pb2.FieldMask(paths=["signing_public_key"]),
+            ),
+            timeout=TIMEOUT,
+        )
+        new_fingerprint = lapd.node.services.peers.require(SPD).fingerprint
+        lapd.admin.RemovePeer(peers_pb2.RemovePeerRequest(ori=SPD), timeout=TIMEOUT)
+        events = [e for e in lapd.node.services.audit.events() if e.kind.startswith("peer.")]
+        said = [(e.kind, json.loads(e.details)) for e in events if SPD in e.details]
+        assert [(kind, details["ori"]) for kind, details in said] == [
+            ("peer.added", SPD),
+            ("peer.updated", SPD),
+            ("peer.removed", SPD),
+        ]
+        added, updated, removed = (details for _, details in said)
+        assert added["fingerprint"] == fingerprint
+        assert updated["fields"] == ["signing_public_key"]
+        assert (updated["fingerprint_before"], updated["fingerprint"]) == (
+            fingerprint,
+            new_fingerprint,
+        )
+        assert removed["fingerprint"] == new_fingerprint
+        assert all(f"/agency/{LAPD}/" in e.actor for e in events)  # LAPD's operator
