@@ -25,8 +25,16 @@ from federation.peers import Peer, PeerRegistry
 from federation.terms import REQUIRED_CLAUSES, TERMS_TYPE, Grant, Terms
 from node.clock import Clock
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
+from node.identity import validate_ori
 from node.signing import Signer
 from node.store.sharing import AgreementRecord, NonCompliantAgency
+
+MAX_REVIEWER = 200
+MAX_REVIEW_SUMMARY = 4000
+# The Attorney General's SB 34 list names tens of agencies; its columns bound the rest.
+MAX_NONCOMPLIANT = 10_000
+MAX_LISTED_NAME = 200
+MAX_SOURCE = 300
 
 NOTICE_TYPE = "application/vnd.alpr.revocation-notice.v1+protobuf"
 
@@ -52,12 +60,20 @@ class ComplianceReview:
         """Validate.
 
         Raises:
-            ValidationError: The reviewer or summary is empty.
+            ValidationError: The reviewer or summary is empty or too long.
         """
-        if not self.reviewer.strip():
-            raise ValidationError("compliance_review.reviewer", "is required for a renewal (SHR-4)")
-        if not self.summary.strip():
-            raise ValidationError("compliance_review.summary", "is required for a renewal (SHR-4)")
+        for field, text, most in (
+            ("reviewer", self.reviewer, MAX_REVIEWER),
+            ("summary", self.summary, MAX_REVIEW_SUMMARY),
+        ):
+            if not text.strip():
+                raise ValidationError(
+                    f"compliance_review.{field}", "is required for a renewal (SHR-4)"
+                )
+            if len(text) > most:
+                raise ValidationError(
+                    f"compliance_review.{field}", f"must be at most {most} characters"
+                )
 
 
 @dataclass(frozen=True)
@@ -373,12 +389,28 @@ class AgreementBook:
 
     # --- the SB 34 list ---------------------------------------------------------------
 
-    def import_noncompliance(self, agencies: Iterable[tuple[str, str]], source: str) -> int:
-        """Replace the SB 34 non-compliance list with `agencies` ((name, ORI or "") pairs)."""
+    def import_noncompliance(self, agencies: Sequence[tuple[str, str]], source: str) -> int:
+        """Replace the SB 34 non-compliance list with `agencies` ((name, ORI or "") pairs).
+
+        Raises:
+            ValidationError: Naming the field: more than `MAX_NONCOMPLIANT` agencies, a
+                name too long, an ORI malformed, or a source empty or too long.
+        """
+        if not source.strip() or len(source) > MAX_SOURCE:
+            raise ValidationError("source", f"must be 1 to {MAX_SOURCE} characters")
+        if len(agencies) > MAX_NONCOMPLIANT:
+            raise ValidationError("agencies", f"at most {MAX_NONCOMPLIANT} in one list")
         now = self._clock()
         rows = [
-            NonCompliantAgency(name=name.strip(), ori=ori.strip(), source=source, imported_at=now)
-            for name, ori in agencies
+            NonCompliantAgency(
+                name=_listed_name(name, f"agencies[{index}].name"),
+                ori=validate_ori(ori.strip().upper(), f"agencies[{index}].ori")
+                if ori.strip()
+                else "",
+                source=source,
+                imported_at=now,
+            )
+            for index, (name, ori) in enumerate(agencies)
             if name.strip() or ori.strip()
         ]
         with Session(self._engine) as session:
@@ -459,3 +491,14 @@ def _to_agreement(record: AgreementRecord) -> Agreement:
         revoked_reason=record.revoked_reason,
         compliance_review=record.compliance_review,
     )
+
+
+def _listed_name(name: str, field: str) -> str:
+    """An agency's name as the SB 34 list gives it, trimmed.
+
+    Raises:
+        ValidationError: Naming `field`: it is too long.
+    """
+    if len(name.strip()) > MAX_LISTED_NAME:
+        raise ValidationError(field, f"must be at most {MAX_LISTED_NAME} characters")
+    return name.strip()

@@ -16,6 +16,7 @@ from node.identity import validate_federation, validate_ori
 
 TERMS_TYPE = "application/vnd.alpr.agreement-terms.v1+protobuf"
 MAX_PURPOSES = 50
+MAX_CLAUSES = 50
 MAX_TEXT = 500
 
 # What SHR-2 binds every partner to; an operator may add clauses, never remove these.
@@ -90,9 +91,12 @@ class Terms:
             )
         if not self.proposer_grants and not self.accepter_grants:
             raise ValidationError("grants", "an agreement must let at least one party do something")
-        if not self.purposes or len(self.purposes) > MAX_PURPOSES:
-            raise ValidationError("purposes", f"name 1 to {MAX_PURPOSES} authorized purposes")
-        for field, texts in (("purposes", self.purposes), ("clauses", self.clauses)):
+        for field, texts, most in (
+            ("purposes", self.purposes, MAX_PURPOSES),
+            ("clauses", self.clauses, MAX_CLAUSES),  # the SHR-2 clauses included
+        ):
+            if not texts or len(texts) > most:
+                raise ValidationError(field, f"name 1 to {most}")
             if any(not text.strip() or len(text) > MAX_TEXT for text in texts):
                 raise ValidationError(field, f"each must be 1 to {MAX_TEXT} characters")
         missing = [clause for clause in REQUIRED_CLAUSES if clause not in self.clauses]

@@ -201,7 +201,7 @@ class AgreementAdmin:
         """Replace the Attorney General's SB 34 non-compliance list."""
         source = _required(request.source, "source")
         count = self.services.agreements.import_noncompliance(
-            ((agency.name, agency.ori) for agency in request.agencies), source
+            [(agency.name, agency.ori) for agency in request.agencies], source
         )
         self._audit("sb34.imported", "", context, source=source, agencies=count)
         return pb.ImportNonComplianceListResponse(imported=count)

@@ -10,11 +10,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from federation.agreements import AgreementBook, AgreementState, ComplianceReview
+from federation.agreements import (
+    MAX_LISTED_NAME,
+    MAX_NONCOMPLIANT,
+    MAX_REVIEW_SUMMARY,
+    MAX_REVIEWER,
+    MAX_SOURCE,
+    AgreementBook,
+    AgreementState,
+    ComplianceReview,
+)
 from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
 from federation.peers import Peer, PeerRegistry
-from federation.terms import REQUIRED_CLAUSES, TERMS_TYPE, Grant, one_year_after
+from federation.terms import MAX_CLAUSES, REQUIRED_CLAUSES, TERMS_TYPE, Grant, one_year_after
 from node.ed25519 import Ed25519Signer
 from node.errors import PreconditionError, ValidationError
 from node.store import create_engine, sqlite_url, upgrade
@@ -117,8 +126,9 @@ class TestTerms:
             ({"we_grant": set(), "they_grant": set()}, "grants"),
             ({"purposes": []}, "purposes"),
             ({"purposes": [" "]}, "purposes"),
+            ({"extra_clauses": [f"Clause {n}." for n in range(MAX_CLAUSES)]}, "clauses"),
         ],
-        ids=["sunset at start", "nothing granted", "no purpose", "blank purpose"],
+        ids=["sunset at start", "nothing granted", "no purpose", "blank purpose", "clauses"],
     )
     def test_fails_on_invalid_terms(
         self, parties: tuple[Party, Party], changes: dict[str, object], field: str
@@ -261,7 +271,44 @@ class TestRenewal:
         with pytest.raises(PreconditionError, match="SB 34"):
             lapd.book.renew(first, starts_at=START, sunsets_at=YEAR_LATER, review=REVIEW)
 
-    def test_shr4_fails_without_a_compliance_review(self) -> None:
+    @pytest.mark.parametrize(
+        ("reviewer", "summary", "field"),
+        [
+            ("Lt. Ortiz", " ", "compliance_review.summary"),
+            (" ", "reviewed", "compliance_review.reviewer"),
+            ("Lt. Ortiz", "x" * (MAX_REVIEW_SUMMARY + 1), "compliance_review.summary"),
+            ("x" * (MAX_REVIEWER + 1), "reviewed", "compliance_review.reviewer"),
+        ],
+        ids=["no summary", "no reviewer", "summary too long", "reviewer too long"],
+    )
+    def test_shr4_fails_without_a_compliance_review_or_with_one_too_long(
+        self, reviewer: str, summary: str, field: str
+    ) -> None:
         with pytest.raises(ValidationError) as raised:
-            ComplianceReview(reviewer="Lt. Ortiz", summary=" ")
-        assert raised.value.field == "compliance_review.summary"
+            ComplianceReview(reviewer=reviewer, summary=summary)
+        assert raised.value.field == field
+
+    @pytest.mark.parametrize(
+        ("agencies", "source", "field"),
+        [
+            ([("Some PD", "CA12")], "ag.csv", "agencies[0].ori"),
+            ([("Some PD", ""), ("x" * (MAX_LISTED_NAME + 1), "")], "ag.csv", "agencies[1].name"),
+            ([("Some PD", "")] * (MAX_NONCOMPLIANT + 1), "ag.csv", "agencies"),
+            ([("Some PD", "")], "x" * (MAX_SOURCE + 1), "source"),
+        ],
+        ids=["malformed ORI", "name too long", "too many", "source too long"],
+    )
+    def test_shr4_an_sb34_list_out_of_bounds_is_refused_and_the_one_held_kept(
+        self,
+        parties: tuple[Party, Party],
+        agencies: list[tuple[str, str]],
+        source: str,
+        field: str,
+    ) -> None:
+        lapd, _ = parties
+        lapd.book.import_noncompliance([("LA County Sheriff", "ca0190000")], "ag-2026-10.csv")
+        with pytest.raises(ValidationError) as raised:
+            lapd.book.import_noncompliance(agencies, source)
+        assert raised.value.field == field
+        listed = lapd.book.noncompliance_listing(lapd.peers.require(LASD))
+        assert listed == "as LA County Sheriff, imported from ag-2026-10.csv"
