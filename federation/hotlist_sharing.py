@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -26,9 +27,9 @@ from federation.hotlist_exchange import (
     sign_snapshot,
 )
 from federation.peers import Peer, PeerRegistry
-from federation.receipting import Receipting, SentRequest, ToClose, proved
+from federation.receipting import Closed, Receipting, SentRequest, ToClose, proved
 from federation.terms import Grant
-from federation.witness import Witnessed
+from federation.witness import Span, Witnessed
 from node.audit import AuditLog
 from node.clock import Clock
 from node.ed25519 import Ed25519Signer
@@ -46,6 +47,9 @@ SCHEDULED = "scheduled hotlist refresh"
 CHUNKS_IN_FLIGHT = 16
 # Batches of opened chunks waiting to be written (`STAGED_A_TRANSACTION` chunks each).
 BATCHES_IN_FLIGHT = 2
+
+_Accepted = tuple[OpenedSnapshot, Envelope, PreconditionError | None]
+"""The list taken, our acknowledgement, and why the list was not taken, if it was not."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class HotlistSharing:
     client: PartnerClient
     clock: Clock
     _pulling: dict[str, asyncio.Lock] = field(default_factory=dict, init=False, compare=False)
+    _closing: set[asyncio.Task[Closed]] = field(default_factory=set, init=False, compare=False)
 
     def serve(
         self, request: Envelope, sender: Peer, peer_ip: str
@@ -149,7 +154,7 @@ class HotlistSharing:
 
     def _accept(
         self, sent: SentRequest, reader: SnapshotReader, incoming: IncomingList, receipt: Envelope
-    ) -> tuple[OpenedSnapshot, Envelope, PreconditionError | None]:
+    ) -> _Accepted:
         """Take the list once every chunk came and matched, audit refusals; our acknowledgement.
 
         The list, the audit events of entries refused and of the exchange, and our
@@ -237,7 +242,8 @@ class HotlistSharing:
         asked for while another is under way (an operator's during the scheduled one)
         waits, then asks only for what changed since, instead of fetching the same list
         only to find it taken. Acknowledging and witnessing come after, outside that
-        turn, so pulls that end together close in one batch.
+        turn, so pulls that end together close in one batch. A pull cancelled once the
+        list was taken (an operator's call timing out) still closes the exchange.
         """
         peer = await asyncio.to_thread(self.peers.require, partner_ori)
         self.client.connect(peer)  # the handshake, while we read what we hold and sign
@@ -257,6 +263,27 @@ class HotlistSharing:
             closed.acknowledged,
             closed.witnessed,
         )
+
+    def _close_once_accepted(
+        self,
+        peer: Peer,
+        receipt: Envelope,
+        paths: dict[Span, Sequence[bytes]],
+        accepting: asyncio.Future[_Accepted],
+    ) -> None:
+        """Close the exchange of a pull cancelled while its list was taken, once acknowledged.
+
+        Our acknowledgement is committed with the list taken; left undelivered, it would
+        wait for the node's next start while the partner flags the exchange (AUD-6).
+        """
+        if accepting.cancelled() or accepting.exception() is not None:
+            return  # nothing acknowledged
+        _, acknowledgement, _ = accepting.result()
+        closing = asyncio.ensure_future(
+            self.receipting.close(peer, ToClose(receipt, acknowledgement, paths))
+        )
+        self._closing.add(closing)  # held until done: the loop keeps only weak references
+        closing.add_done_callback(self._closing.discard)
 
     def _request(self, peer: Peer, requesting_user: str) -> SentRequest:
         """Our signed request for what changed in `peer`'s list since the version we hold.
@@ -300,10 +327,18 @@ class HotlistSharing:
                 await asyncio.to_thread(incoming.discard)  # its writer thread is done
                 raise
             # Runs to its end even if the pull is cancelled meanwhile: a list taken is
-            # acknowledged (AUD-6).
-            opened, acknowledgement, not_taken = await asyncio.to_thread(
-                self._accept, sent, reader, incoming, receipt
+            # acknowledged (AUD-6), and the exchange then closed all the same.
+            accepting = asyncio.ensure_future(
+                asyncio.to_thread(self._accept, sent, reader, incoming, receipt)
             )
+            try:
+                opened, acknowledgement, not_taken = await asyncio.shield(accepting)
+            except asyncio.CancelledError:
+                paths = proved(witnessed_size, receipt, path)
+                accepting.add_done_callback(
+                    functools.partial(self._close_once_accepted, peer, receipt, paths)
+                )
+                raise
         except InvalidEnvelopeError as error:
             await asyncio.to_thread(
                 self.receipting.reject, sent, kind=HOTLIST, problem=error.diagnostics()

@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -101,6 +101,16 @@ def pair(
 
 def pull(agency: Agency, partner: str) -> PullResult:
     return agency.node.run(agency.node.services.sharing.pull(partner))
+
+
+def _until(condition: Callable[[], bool]) -> bool:
+    """Whether `condition` came true within `TIMEOUT`: for what a node does on its own."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 class TestPull:
@@ -817,12 +827,47 @@ class TestReceiptsVerify:
         result = pull(lapd, LASD)
         assert not result.acknowledged  # LASD's database failed as the pull gave it
         # Owed, then given alone (busy again), and again: kept.
-        deadline = time.monotonic() + TIMEOUT
-        while ledger.unacknowledged(timedelta(0)) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert ledger.unacknowledged(timedelta(0)) == []
+        assert _until(lambda: ledger.unacknowledged(timedelta(0)) == [])
         assert busy == [0]
         assert lasd.audit_events("exchange.denied") == []
+
+    @pytest.mark.parametrize("cancelled", ["taking the list", "closing"])
+    def test_aud6_a_pull_cancelled_once_the_list_is_taken_still_closes_the_exchange(
+        self, pair: tuple[Agency, Agency, str], monkeypatch: pytest.MonkeyPatch, cancelled: str
+    ) -> None:
+        """An operator's call timing out cancels its pull: LASD still gets our acknowledgement."""
+        monkeypatch.setattr(acknowledgements, "FLUSH_AFTER", 3600.0)  # no flush does it for us
+        lapd, lasd, _ = pair
+        services, entered, go_on = lapd.node.services, threading.Event(), threading.Event()
+        if cancelled == "taking the list":
+            acknowledge = Receipting.acknowledge
+
+            def slow_acknowledge(*args: Any, **kwargs: Any) -> Envelope:
+                entered.set()  # in the worker thread, inside the transaction taking the list
+                go_on.wait(TIMEOUT)
+                return acknowledge(*args, **kwargs)
+
+            monkeypatch.setattr(Receipting, "acknowledge", slow_acknowledge)
+        else:
+            deliver = services.partners.acknowledge_receipts
+
+            async def slow_delivery(peer: Peer, given: Sequence[Envelope]) -> object:
+                entered.set()
+                await asyncio.to_thread(go_on.wait, TIMEOUT)
+                return await deliver(peer, given)
+
+            monkeypatch.setattr(services.partners, "acknowledge_receipts", slow_delivery)
+        pulling = asyncio.run_coroutine_threadsafe(services.sharing.pull(LASD), lapd.node.loop)
+        try:
+            assert entered.wait(TIMEOUT)
+            assert pulling.cancel()
+        finally:
+            go_on.set()
+        with pytest.raises(CancelledError):
+            pulling.result(TIMEOUT)
+        # Taken in its worker thread, which the cancel does not stop, then acknowledged.
+        assert _until(lambda: len(services.partner_lists.find(STOLEN.plate)) == 1)
+        assert _until(lambda: lasd.node.services.ledger.unacknowledged(timedelta(0)) == [])
 
     @pytest.mark.parametrize("failing", ["acknowledging", "witnessing"])
     def test_aud6_an_unexpected_failure_closing_the_exchange_leaves_the_rest_done(
