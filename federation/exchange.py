@@ -33,7 +33,7 @@ from federation.errors import (
     ReplayError,
     StaleRequestError,
 )
-from federation.peers import Peer
+from federation.peers import Peer, PeerRegistry
 from federation.terms import Grant
 from node.audit import AuditRecord
 from node.checkpoint import (
@@ -46,6 +46,7 @@ from node.clock import Clock
 from node.errors import NodeError, NotFoundError, ValidationError
 from node.signing import Key, Signer
 from node.store.engine import table_of, write_transaction
+from node.store.models import utc
 from node.store.sharing import ExchangeRecord, OwedAcknowledgementRecord, SeenNonce
 
 REQUEST_TYPE = "application/vnd.alpr.exchange-request.v1+protobuf"
@@ -495,14 +496,17 @@ class ReceiptCheck:
     problems: Sequence[str]
 
 
-def check_exchange(record: ExchangeRecord, *, ours: Key, theirs: Key) -> ReceiptCheck:
-    """Check the receipt and acknowledgement of one exchange against both parties' keys."""
-    responder, requester = (ours, theirs) if record.we_responded else (theirs, ours)
+def check_exchange(record: ExchangeRecord, *, ours: Key, theirs: Sequence[Key]) -> ReceiptCheck:
+    """Check the receipt and acknowledgement of one exchange against both parties' keys.
+
+    `theirs` are the keys the partner may have signed with when the exchange was made.
+    """
+    responder, requester = ([ours], theirs) if record.we_responded else (theirs, [ours])
     problems = []
     try:
         receipt = Envelope.from_bytes(record.receipt)
         parsed = parse_payload(
-            exchange_pb2.Receipt, receipt.verify([responder], 1, RECEIPT_TYPE).payload
+            exchange_pb2.Receipt, receipt.verify(responder, 1, RECEIPT_TYPE).payload
         )
         if (parsed.request_digest, parsed.response_digest) != (
             record.request_digest,
@@ -519,7 +523,7 @@ def check_exchange(record: ExchangeRecord, *, ours: Key, theirs: Key) -> Receipt
             acknowledgement = parse_payload(
                 exchange_pb2.Acknowledgement,
                 Envelope.from_bytes(record.acknowledgement)
-                .verify([requester], 1, ACKNOWLEDGEMENT_TYPE)
+                .verify(requester, 1, ACKNOWLEDGEMENT_TYPE)
                 .payload,
             )
             if acknowledgement.receipt_digest != digest(receipt.payload):
@@ -529,17 +533,19 @@ def check_exchange(record: ExchangeRecord, *, ours: Key, theirs: Key) -> Receipt
     return ReceiptCheck(record.id, record.partner_ori, problems)
 
 
-def check_ledger(ledger: ExchangeLedger, *, ours: Key, peers: Sequence[Peer]) -> list[ReceiptCheck]:
-    """Check every exchange held against our key and its partner's current key.
+def check_ledger(ledger: ExchangeLedger, *, ours: Key, peers: PeerRegistry) -> list[ReceiptCheck]:
+    """Check every exchange held against our key and the keys its partner had then.
 
-    An exchange with a partner no longer registered is reported as such.
+    Those are its current key and any our operator replaced since the exchange
+    (`PeerRegistry.keys_in_force`): a partner's key rotation leaves what it signed
+    before verifying. An exchange with a partner no longer registered is reported as such.
     """
-    by_ori = {peer.ori: peer for peer in peers}
     checks = []
     for record in ledger.exchanges():
-        partner = by_ori.get(record.partner_ori)
-        if partner is None:
+        try:
+            theirs = peers.keys_in_force(record.partner_ori, at=utc(record.created_at))
+        except NotFoundError:
             checks.append(ReceiptCheck(record.id, record.partner_ori, ["partner not registered"]))
-        else:
-            checks.append(check_exchange(record, ours=ours, theirs=partner.key))
+            continue
+        checks.append(check_exchange(record, ours=ours, theirs=theirs))
     return checks

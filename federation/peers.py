@@ -16,7 +16,7 @@ from node.ed25519 import PUBLIC_KEY_BYTES, Ed25519Key, fingerprint
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
 from node.identity import Principal, PrincipalKind, validate_ori
 from node.store.models import utc
-from node.store.sharing import AgreementRecord, PeerRecord
+from node.store.sharing import AgreementRecord, PeerRecord, RetiredPeerKey
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -179,12 +179,34 @@ class PeerRegistry:
             if record is None:
                 raise NotFoundError(f"no peer {ori} is registered")
             merged = Peer(**{**_to_peer(record).__dict__, **changes})  # validates
+            now = self._clock()
+            if merged.signing_public_key != record.signing_public_key:
+                session.add(
+                    RetiredPeerKey(
+                        ori=ori, signing_public_key=record.signing_public_key, retired_at=now
+                    )
+                )
             for name in changes:
                 setattr(record, name, getattr(merged, name))
-            record.updated_at = self._clock()
+            record.updated_at = now
             session.add(record)
             session.commit()
             return _to_peer(record)
+
+    def keys_in_force(self, ori: str, at: datetime) -> tuple[Ed25519Key, ...]:
+        """The keys `ori` may have signed with `at`: its current one, and any replaced since.
+
+        Raises:
+            NotFoundError: No such peer.
+        """
+        current = self.require(ori).key
+        with Session(self._engine) as session:
+            retired = session.exec(
+                select(RetiredPeerKey.signing_public_key).where(
+                    col(RetiredPeerKey.ori) == ori, col(RetiredPeerKey.retired_at) > at
+                )
+            ).all()
+        return (current, *(Ed25519Key(key) for key in retired))
 
     def remove(self, ori: str) -> None:
         """Forget a peer that never had an agreement with us.

@@ -30,6 +30,21 @@ class PeerRecord(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
+class RetiredPeerKey(SQLModel, table=True):
+    """A signing key a partner used before its current one, and when our operator replaced it.
+
+    What the partner signed under it before then (receipts, acknowledgements) still
+    verifies under it (`alpr receipts verify`); nothing signed after does.
+    """
+
+    __tablename__ = "peer_key_retired"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ori: str = Field(max_length=9, index=True)
+    signing_public_key: bytes
+    retired_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
 class AgreementRecord(SQLModel, table=True):
     """One term of an inter-agency agreement, as this node holds it.
 

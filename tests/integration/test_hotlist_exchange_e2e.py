@@ -18,13 +18,14 @@ from typing import Any, NoReturn
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from alpr.admin.v1 import admin_service_pb2, partner_hotlists_pb2
+from alpr.admin.v1 import admin_service_pb2, partner_hotlists_pb2, peers_pb2
 from alpr.common.v1 import hotlist_pb2
 from alpr.federation.v1 import (
     agreement_pb2,
@@ -157,7 +158,7 @@ class TestPull:
         key_of = {a.ori: Ed25519Key(a.node_key) for a in (lapd, lasd)}
         for agency, partner in ((lapd, LASD), (lasd, LAPD)):
             [record] = agency.node.services.ledger.exchanges()
-            check = check_exchange(record, ours=key_of[agency.ori], theirs=key_of[partner])
+            check = check_exchange(record, ours=key_of[agency.ori], theirs=[key_of[partner]])
             assert check.problems == []
         assert lasd.node.services.ledger.unacknowledged(timedelta(0)) == []
         served = lasd.audit_events("exchange.hotlist_served")
@@ -774,6 +775,27 @@ class TestReceiptsVerify:
             assert code == 0
             assert "ok: both signatures verify" in out
             assert "1 exchanges: 1 complete, 0 unacknowledged (flagged), 0 failing" in out
+
+    def test_aud6_what_a_partner_signed_before_its_key_was_replaced_still_verifies(
+        self,
+        pair: tuple[Agency, Agency, str],
+        capsys: pytest.CaptureFixture[str],
+        clock: ManualClock,
+    ) -> None:
+        lapd, _, _ = pair
+        pull(lapd, LASD)  # signed under LASD's key of then
+        clock.advance(timedelta(days=30))
+        rotated = Ed25519Signer.generate().public_key.public_bytes  # read to us by phone
+        lapd.admin.UpdatePeer(
+            peers_pb2.UpdatePeerRequest(
+                peer=peers_pb2.Peer(ori=LASD, signing_public_key=rotated),
+                update_mask=field_mask_pb2.FieldMask(paths=["signing_public_key"]),
+            ),
+            timeout=TIMEOUT,
+        )
+        code, out = self.run_verify(lapd, capsys)
+        assert code == 0, out
+        assert "1 exchanges: 1 complete, 0 unacknowledged (flagged), 0 failing" in out
 
     @pytest.mark.parametrize(
         "failure",

@@ -211,7 +211,7 @@ class TestHeldForApproval:
         for agency in (lapd, spd):
             services = agency.node.services
             ours = Ed25519Key(agency.node_key)
-            checks = check_ledger(services.ledger, ours=ours, peers=services.peers.every())
+            checks = check_ledger(services.ledger, ours=ours, peers=services.peers)
             assert [check.problems for check in checks] == [[], []]
         served = [json.loads(e.details) for e in spd.audit_events("exchange.plate_query_served")]
         assert [

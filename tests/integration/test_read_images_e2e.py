@@ -161,7 +161,7 @@ class TestImagesOfAnAnswer:
         for agency in (lapd, lasd):
             services = agency.node.services
             checks = check_ledger(
-                services.ledger, ours=Ed25519Key(agency.node_key), peers=services.peers.every()
+                services.ledger, ours=Ed25519Key(agency.node_key), peers=services.peers
             )
             assert [check.problems for check in checks if check.partner_ori != SPD] == [[], []]
         assert lasd.node.services.ledger.unacknowledged(timedelta(0)) == []

@@ -117,3 +117,20 @@ class TestRegistry:
         with pytest.raises(PreconditionError, match="agreement"):
             registry.remove(LASD.ori)
         assert registry.get(LASD.ori) is not None
+
+    def test_aud6_a_replaced_key_stays_in_force_for_what_was_signed_before(
+        self, registry: PeerRegistry, clock: ManualClock
+    ) -> None:
+        registry.add(LASD)
+        signed_before = clock()
+        clock.advance(timedelta(days=30))
+        rotated = Ed25519Signer.generate().public_key.public_bytes
+        registry.update(LASD.ori, {"name": "LASD"})  # the key unchanged: nothing retired
+        registry.update(LASD.ori, {"signing_public_key": rotated})
+        signed_after = clock() + timedelta(seconds=1)
+        before = registry.keys_in_force(LASD.ori, at=signed_before)
+        after = registry.keys_in_force(LASD.ori, at=signed_after)
+        assert [key.public_bytes for key in before] == [rotated, KEY]
+        assert [key.public_bytes for key in after] == [rotated]
+        with pytest.raises(NotFoundError):
+            registry.keys_in_force("CA0010000", at=signed_after)
