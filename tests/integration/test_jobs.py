@@ -180,7 +180,10 @@ class TestJobs:
 
     @pytest.mark.parametrize(
         ("breakage", "error"),
-        [(_unreachable, "unreachable"), (_unexpected, "unexpected RuntimeError")],
+        [
+            (_unreachable, "is unavailable: failed to connect"),
+            (_unexpected, "unexpected RuntimeError"),
+        ],
     )
     def test_a_failed_refresh_is_audited_and_retried_with_backoff(
         self,
