@@ -396,8 +396,8 @@ shutdown_grace_seconds = {NodeConfig.shutdown_grace_seconds}
 # batches to fit (its --batch-bytes, by default this default).
 max_message_bytes = {NodeConfig.max_message_bytes}
 # Threads that do the node's blocking work for its calls and jobs: database, signatures,
-# encryption. Each holds at most one database connection at a time, and the node opens
-# that many connections, and as many again for its other threads (see the operator guide).
+# encryption. Each holds at most one database connection at a time; the node allows that
+# many connections, and as many again for its other threads (see the operator guide).
 # A call finding every thread busy waits for one; the event loop and open streams do not.
 worker_threads = {NodeConfig.worker_threads}
 

@@ -26,6 +26,8 @@ Hotlist chunks are rows of about 160 KB: a million-entry list's chunks were writ
 and log. Larger pages cost small transactions more (each changed page is logged whole).
 """
 INSERT_BATCH = 20_000
+SQLITE_KEPT = 5
+"""SQLite connections a pool keeps open at most, as SQLAlchemy's default pool did."""
 DEFAULT_CONNECTIONS = 16
 """Connections a pool keeps: one for each of a node's worker threads (`[server] worker_threads`)."""
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
@@ -44,11 +46,12 @@ def create_engine(url: str, *, connections: int = DEFAULT_CONNECTIONS) -> Engine
     log is checkpointed in a thread of its own (`node.store.wal`), not by commits.
     A ``postgresql://`` URL is driven by psycopg 3 (the ``postgres`` extra).
 
-    The pool keeps `connections` open, one for each of the node's worker threads, and
-    opens as many more when they are all in use: for the threads outside that pool (a
-    pull's chunk writer, the scheduler's job store) and a session opened inside another.
-    Past that a thread waits for one. SQLAlchemy's default, 5 and 10 more, was fewer than
-    the default worker threads of a machine of 12 cores or more (`os.cpu_count() + 4`).
+    The pool allows `connections` at once, one for each of the node's worker threads,
+    and as many more: for the threads outside that pool (a pull's chunk writer, the
+    scheduler's job store) and a session opened inside another. Past that a thread
+    waits for one. SQLAlchemy's default, 5 and 10 more, was fewer than the default
+    worker threads of a machine of 12 cores or more (`os.cpu_count() + 4`). PostgreSQL
+    keeps `connections` open; SQLite at most `SQLITE_KEPT` (`_pool_size`).
 
     Raises:
         ValidationError: The URL is malformed or names another database.
@@ -84,13 +87,19 @@ def create_engine(url: str, *, connections: int = DEFAULT_CONNECTIONS) -> Engine
 
 
 def _pool_size(url: URL, connections: int) -> dict[str, int]:
-    """The pool's size for `connections` worker threads; none for an in-memory SQLite one.
+    """The pool's size for `connections` worker threads: at most twice that many at once.
 
-    SQLAlchemy keeps an in-memory SQLite database in one connection a thread, unsized.
+    A SQLite pool keeps at most `SQLITE_KEPT` open, each caching up to
+    `SQLITE_CACHE_KIB` of pages for as long as it stays open; the others are opened at
+    need and closed when returned. SQLAlchemy keeps an in-memory SQLite database in one
+    connection a thread, unsized.
     """
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+    if url.get_backend_name() != "sqlite":
+        return {"pool_size": connections, "max_overflow": connections}
+    if url.database in (None, "", ":memory:"):
         return {}
-    return {"pool_size": connections, "max_overflow": connections}
+    kept = min(connections, SQLITE_KEPT)
+    return {"pool_size": kept, "max_overflow": 2 * connections - kept}
 
 
 def _configure_sqlite(connection: Any, _record: object) -> None:  # noqa: ANN401 (DB-API connection)
