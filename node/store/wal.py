@@ -43,14 +43,21 @@ class Checkpointer:
         """Checkpoint the files noted once commits pause for `quiet_seconds`."""
         self._quiet = quiet_seconds
         self._noted: set[Path] = set()
-        self._lock = threading.Lock()  # over what is noted
+        self._lock = threading.Lock()  # over what is noted and when
+        self._first: float | None = None  # the first commit noted since the last round
+        self._last = 0.0  # the last commit noted
         self._checkpointing = threading.Lock()  # over a round of checkpoints
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         os.register_at_fork(after_in_child=self._forget_thread)
 
     def note(self, database: Path) -> None:
-        """Note a commit to `database`: it will be checkpointed soon, in the thread."""
+        """Note a commit to `database`: it will be checkpointed soon, in the thread.
+
+        Only the first commit of a burst wakes the thread; the rest only move the time
+        it waits for, instead of each handing the thread a wake-up it only spends
+        going back to wait.
+        """
         with self._lock:
             self._noted.add(database)
             if self._thread is None:
@@ -58,7 +65,9 @@ class Checkpointer:
                     target=self._run, name="sqlite-checkpoints", daemon=True
                 )
                 self._thread.start()
-        self._wake.set()
+            wake = self._began()
+        if wake:
+            self._wake.set()
 
     def run_noted(self) -> None:
         """Checkpoint every file noted so far, now, in the calling thread.
@@ -73,7 +82,9 @@ class Checkpointer:
             if behind:
                 with self._lock:
                     self._noted.update(behind)
-                self._wake.set()
+                    wake = self._began()
+                if wake:
+                    self._wake.set()
 
     def forget(self, database: Path) -> None:
         """Checkpoint `database` now if a commit to it is noted, then leave it alone.
@@ -91,21 +102,38 @@ class Checkpointer:
             if noted:
                 checkpoint(database)
 
+    def _began(self) -> bool:
+        """Note, holding the lock, a commit now; whether it begins a burst (the thread waits)."""
+        self._last = time.monotonic()
+        if self._first is not None:
+            return False
+        self._first = self._last
+        return True
+
     def _run(self) -> None:
         while True:
             self._wake.wait()
-            first = time.monotonic()
-            while time.monotonic() - first < MOST_SECONDS:
-                self._wake.clear()
-                if not self._wake.wait(self._quiet):
-                    break  # quiet: the burst of writes is over
+            self._wake.clear()
+            while (wait := self._until_due()) > 0:
+                time.sleep(wait)
             self.run_noted()
+
+    def _until_due(self) -> float:
+        """Seconds until the burst noted is due a checkpoint; at 0, the next burst begins."""
+        with self._lock:
+            if self._first is None:
+                return 0.0
+            due = min(self._last + self._quiet, self._first + MOST_SECONDS)
+            wait = due - time.monotonic()
+            if wait <= 0:
+                self._first = None  # a commit from now on wakes the thread again
+            return wait
 
     def _forget_thread(self) -> None:
         """In a forked child, which has none of the parent's threads: start one when needed."""
         self._lock, self._checkpointing = threading.Lock(), threading.Lock()
         self._wake = threading.Event()
-        self._thread = None
+        self._thread, self._first = None, None
 
 
 def checkpoint(database: Path) -> bool:

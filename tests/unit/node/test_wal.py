@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from node.store import create_engine
@@ -74,6 +76,24 @@ class TestCheckpointer:
         Checkpointer(quiet_seconds=0.01).note(database)
         assert eventually(lambda: rows_in_file_alone(database, tmp_path) == 5)
         reader.close()
+
+    def test_succeeds_waking_its_thread_once_a_burst_of_commits(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each commit waking the thread cost a handoff between threads: only the first does."""
+        woken: list[None] = []
+
+        class CountedEvent(threading.Event):
+            def set(self) -> None:
+                woken.append(None)
+                super().set()
+
+        with monkeypatch.context() as patched:  # the checkpointer's event, not its thread's
+            patched.setattr(threading, "Event", CountedEvent)
+            checkpoints = Checkpointer(quiet_seconds=3600)
+        for _ in range(100):
+            checkpoints.note(tmp_path / "x.db")
+        assert len(woken) == 1
 
     def test_succeeds_as_a_file_noted_is_forgotten_then_leaves_it_alone(
         self, tmp_path: Path
