@@ -8,7 +8,6 @@ terms with both parties' signatures.
 
 from __future__ import annotations
 
-import enum
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -27,7 +26,7 @@ from node.clock import Clock
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
 from node.identity import validate_ori
 from node.signing import Signer
-from node.store.sharing import AgreementRecord, NonCompliantAgency
+from node.store.sharing import AgreementRecord, AgreementState, NonCompliantAgency
 
 MAX_REVIEWER = 200
 MAX_REVIEW_SUMMARY = 4000
@@ -37,16 +36,6 @@ MAX_LISTED_NAME = 200
 MAX_SOURCE = 300
 
 NOTICE_TYPE = "application/vnd.alpr.revocation-notice.v1+protobuf"
-
-
-class AgreementState(enum.StrEnum):
-    """Where an agreement is in its life."""
-
-    DRAFT = "draft"
-    PROPOSED = "proposed"
-    ACTIVE = "active"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -349,12 +338,20 @@ class AgreementBook:
     # --- questions ------------------------------------------------------------------
 
     def in_force(self, partner_ori: str, grant: Grant, *, grantor: str) -> Agreement | None:
-        """The agreement in force now under which `grantor` gives `grant` to the other party."""
+        """The agreement in force now under which `grantor` gives `grant` to the other party.
+
+        Of two in force (a renewal's term begun before the old one's sunset), the one that
+        sunsets last: a partner's list taken under it is used until that sunset.
+        """
         now = self._clock()
         with Session(self._engine) as session:
-            query = select(AgreementRecord).where(
-                col(AgreementRecord.partner_ori) == partner_ori,
-                col(AgreementRecord.state) == AgreementState.ACTIVE.value,
+            query = (
+                select(AgreementRecord)
+                .where(
+                    col(AgreementRecord.partner_ori) == partner_ori,
+                    col(AgreementRecord.state) == AgreementState.ACTIVE.value,
+                )
+                .order_by(col(AgreementRecord.sunsets_at).desc())
             )
             for record in session.exec(query).all():
                 agreement = _to_agreement(record)

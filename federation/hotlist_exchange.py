@@ -154,9 +154,14 @@ class SnapshotReader:
         recipient: Ed25519Signer,
         recipient_ori: str,
         agreement_id: str,
+        sunsets_at: datetime,
         now: datetime,
     ) -> None:
         """Verify the manifest from `issuer` for us and unseal its key (HOT-7 before HOT-2).
+
+        The list received is used until the snapshot expires, but never more than 24 hours
+        after we received it (an issuer's clock may run ahead by the allowed skew) nor past
+        the sunset of the agreement it came under (SHR-3): `received.expires_at`.
 
         Raises:
             InvalidEnvelopeError: Bad signature, wrong issuer, recipient or agreement, an
@@ -188,7 +193,7 @@ class SnapshotReader:
             version=snapshot.version,
             since_version=snapshot.since_version,
             issued_at=issued_at,
-            expires_at=expires_at,
+            expires_at=min(expires_at, now + VALIDITY, sunsets_at),
             digest=digest(payload),
         )
         self._digests = list(snapshot.chunk_digests)

@@ -141,6 +141,7 @@ class HotlistSharing:
             recipient=self.signer,
             recipient_ori=self.ori,
             agreement_id=sent.agreement.id,
+            sunsets_at=sent.agreement.terms.sunsets_at,
             now=self.clock(),
         )
         verify_receipt(

@@ -11,7 +11,7 @@ import asyncio
 
 from alpr.admin.v1 import agreements_pb2 as pb
 from alpr.federation.v1 import agreement_pb2
-from federation.agreements import Agreement, AgreementState, ComplianceReview
+from federation.agreements import Agreement, ComplianceReview
 from federation.envelope import Envelope
 from federation.errors import FederationError
 from federation.peers import Peer
@@ -21,6 +21,7 @@ from gateway.servicers.paging import page
 from gateway.servicers.times import required_time, timestamp
 from gateway.services import Services
 from node.errors import UnavailableError, ValidationError
+from node.store.sharing import AgreementState
 
 _STATE = {
     AgreementState.DRAFT: pb.AGREEMENT_STATE_DRAFT,

@@ -1,8 +1,10 @@
 """Hotlists received from partners: kept only while fresh (HOT-6), fields encrypted at rest (HOT-2).
 
 A partner's list is usable from the moment its verified snapshot is stored until the
-snapshot's `expires_at` (issued + 24 h). `find` never returns an entry of a list past
-that instant, whether or not the purge job has run; `purge_expired` then deletes it.
+snapshot's `expires_at` (issued + 24 h, and no later than its agreement's sunset), and
+only while the agreement it came under is in force (SHR-2): revoked, its lists stop at
+once on both sides. `find` never returns an entry of a list past either, whether or not
+the purge job has run; `purge_expired` then deletes it.
 
 A list is stored as chunks of a thousand entries: ids and plates in clear, the other
 fields encrypted together with the node's data key. Plates are matched from an
@@ -27,12 +29,13 @@ from datetime import datetime, timedelta
 from itertools import compress, pairwise
 from typing import NamedTuple
 
+from sqlalchemy import and_, func, not_
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import exists as sa_exists
-from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.dml import Delete
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, delete, select
 
 from alpr.common.v1 import hotlist_pb2
@@ -51,6 +54,7 @@ from node.hotlists.entry import HotlistEntry, PlatePattern
 from node.store.engine import insert_rows, table_of, write_transaction
 from node.store.hotlist_models import PartnerChunkRecord, PartnerEndedRecord, PartnerHotlistRecord
 from node.store.models import utc
+from node.store.sharing import AgreementRecord, AgreementState
 
 # Chunks of a full snapshot written a transaction: about 1.6 MB (fields encrypted).
 STAGED_A_TRANSACTION = 16
@@ -134,6 +138,32 @@ class ReceivedEntries:
 _NONE = ReceivedEntries([], [])
 ListStamp = tuple[int, datetime, int]
 """A list's version, when it was received and its generation: what an index was built from."""
+
+
+def _usable(now: datetime) -> ColumnElement[bool]:
+    """Where a partner list may be used at `now`: in its life and under its agreement.
+
+    Within its life (HOT-6), and under the agreement it came under, in force (SHR-2,
+    SHR-3): a revocation, on either side, stops it at once, not when its 24 hours run out.
+    """
+    agreement = table_of(AgreementRecord)
+    under_agreement = sa_exists().where(
+        agreement.c.id == col(PartnerHotlistRecord.agreement_id),
+        agreement.c.state == AgreementState.ACTIVE.value,
+        agreement.c.starts_at <= now,
+        agreement.c.sunsets_at > now,
+    )
+    return and_(col(PartnerHotlistRecord.expires_at) > now, under_agreement)
+
+
+def _usable_version(session: Session, issuer_ori: str, now: datetime) -> int:
+    """The version of `issuer_ori`'s list held, if usable `now`; else 0 (ask for all)."""
+    version = session.exec(
+        select(PartnerHotlistRecord.version).where(
+            col(PartnerHotlistRecord.issuer_ori) == issuer_ori, _usable(now)
+        )
+    ).first()
+    return version or 0
 
 
 def _stamp_of(record: PartnerHotlistRecord) -> ListStamp:
@@ -280,10 +310,7 @@ class PartnerHotlists:
     def held_version(self, issuer_ori: str) -> int:
         """The version held of `issuer_ori`'s list, if still in force; else 0 (ask for all)."""
         with Session(self._engine) as session:
-            record = session.get(PartnerHotlistRecord, issuer_ori)
-            if record is None or utc(record.expires_at) <= self._clock():
-                return 0
-            return record.version
+            return _usable_version(session, issuer_ori, self._clock())
 
     def receiving(self, received: ReceivedList) -> IncomingList:
         """A verified snapshot or delta to write as its entries come, then `commit`."""
@@ -349,7 +376,7 @@ class PartnerHotlists:
         # pulls of one delta that commit at once (from two processes) must not both
         # find the version it applies to.
         record = session.get(PartnerHotlistRecord, issuer, with_for_update=True)
-        held = record.version if record and utc(record.expires_at) > now else 0
+        held = _usable_version(session, issuer, now) if record else 0
         held_stamp = _stamp_of(record) if record else None
         if received.since_version and held != received.since_version:
             raise PreconditionError(
@@ -456,9 +483,7 @@ class PartnerHotlists:
         now = self._clock()
         found = []
         with Session(self._engine) as session:
-            fresh = session.exec(
-                select(PartnerHotlistRecord).where(col(PartnerHotlistRecord.expires_at) > now)
-            ).all()
+            fresh = session.exec(select(PartnerHotlistRecord).where(_usable(now))).all()
             for record in fresh:
                 index = self._index(session, record)
                 chunks = _ChunkReader(session, record, self._key)
@@ -484,9 +509,7 @@ class PartnerHotlists:
         """Each partner list held and in force now, by issuer."""
         now = self._clock()
         with Session(self._engine) as session:
-            records = session.exec(
-                select(PartnerHotlistRecord).where(col(PartnerHotlistRecord.expires_at) > now)
-            ).all()
+            records = session.exec(select(PartnerHotlistRecord).where(_usable(now))).all()
             return {r.issuer_ori: InForce(_stamp_of(r), utc(r.expires_at)) for r in records}
 
     def listed(self, issuer_ori: str) -> tuple[list[str], list[str]]:
@@ -541,16 +564,17 @@ class PartnerHotlists:
             return index
 
     def purge_expired(self) -> list[str]:
-        """Delete every partner list past its expiry, with its entries (HOT-6); their issuers.
+        """Delete every partner list no longer usable, with its entries; their issuers.
+
+        Those past their expiry (HOT-6), and those whose agreement is no longer in force:
+        revoked, expired or past its sunset (SHR-2, SHR-3).
 
         Also deletes chunks staged more than `STAGING_LIMIT` ago for no list: a pull that
         died. A snapshot still coming in for an expired list is left to come.
         """
         now = self._clock()
         with Session(self._engine) as session:
-            expired = session.exec(
-                select(PartnerHotlistRecord).where(col(PartnerHotlistRecord.expires_at) <= now)
-            ).all()
+            expired = session.exec(select(PartnerHotlistRecord).where(not_(_usable(now)))).all()
             issuers = []
             for record in expired:
                 issuer = record.issuer_ori

@@ -6,6 +6,7 @@ use them live in `federation`.
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 from sqlalchemy import DateTime
@@ -43,6 +44,16 @@ class RetiredPeerKey(SQLModel, table=True):
     ori: str = Field(max_length=9, index=True)
     signing_public_key: bytes
     retired_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class AgreementState(enum.StrEnum):
+    """Where an agreement is in its life."""
+
+    DRAFT = "draft"
+    PROPOSED = "proposed"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
 
 
 class AgreementRecord(SQLModel, table=True):

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from alpr.admin.v1 import admin_service_pb2, partner_hotlists_pb2, peers_pb2
+from alpr.admin.v1 import admin_service_pb2, agreements_pb2, partner_hotlists_pb2, peers_pb2
 from alpr.common.v1 import hotlist_pb2
 from alpr.federation.v1 import (
     agreement_pb2,
@@ -102,6 +102,12 @@ def pair(
 
 def pull(agency: Agency, partner: str) -> PullResult:
     return agency.node.run(agency.node.services.sharing.pull(partner))
+
+
+def hits_of_a_read(agency: Agency, clock: ManualClock, plate: str = "7ABC123") -> int:
+    """How many hits a camera's read of `plate` raises at `agency` now."""
+    read = NewRead(plate=plate, confidence=0.9, captured_at=clock())
+    return len(agency.node.services.reads.commit("cam-1", [read]).hit_cursors)
 
 
 def _until(condition: Callable[[], bool]) -> bool:
@@ -191,20 +197,47 @@ class TestPull:
         lapd, _, _ = pair
         pull(lapd, LASD)
         lists = lapd.node.services.partner_lists
-
-        def hits_of_a_read() -> int:
-            read = NewRead(plate="7ABC123", confidence=0.9, captured_at=clock())
-            return len(lapd.node.services.reads.commit("cam-1", [read]).hit_cursors)
-
         clock.advance(timedelta(hours=24) - timedelta(seconds=1))
         assert len(lists.find("7ABC123")) == 1
-        assert hits_of_a_read() == 1  # a camera's read still raises a hit on it
+        assert hits_of_a_read(lapd, clock) == 1  # a camera's read still raises a hit on it
         assert lists.purge_expired() == []
         clock.advance(timedelta(seconds=2))
         assert lists.find("7ABC123") == []
-        assert hits_of_a_read() == 0  # at that instant, before any purge
+        assert hits_of_a_read(lapd, clock) == 0  # at that instant, before any purge
         assert lists.purge_expired() == [LASD]
         assert lists.entry_count(LASD) == 0
+
+    @pytest.mark.parametrize("revoker", ["receiver", "issuer"])
+    def test_shr2_a_revocation_on_either_side_stops_the_list_at_once(
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock, revoker: str
+    ) -> None:
+        """Revoked, a partner's list raises no hit and is purged, its 24 hours not run out."""
+        lapd, lasd, agreement_id = pair
+        pull(lapd, LASD)
+        services = lapd.node.services
+        assert hits_of_a_read(lapd, clock) == 1
+        side = lapd if revoker == "receiver" else lasd
+        side.admin.RevokeAgreement(
+            agreements_pb2.RevokeAgreementRequest(agreement_id=agreement_id, reason="audit"),
+            timeout=TIMEOUT,
+        )  # the issuer's revocation reaches the receiver as its notice
+        assert services.partner_lists.find("7ABC123") == []
+        assert hits_of_a_read(lapd, clock) == 0
+        assert services.partner_lists.purge_expired() == [LASD]
+
+    def test_shr3_the_list_stops_at_the_agreements_sunset(
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock
+    ) -> None:
+        """A list pulled an hour before the sunset is used for that hour, not 24."""
+        lapd, _, agreement_id = pair
+        sunset = lapd.node.services.agreements.require(agreement_id).terms.sunsets_at
+        clock.advance(sunset - clock() - timedelta(hours=1))
+        pull(lapd, LASD)
+        clock.advance(timedelta(hours=1) - timedelta(seconds=1))
+        assert hits_of_a_read(lapd, clock) == 1
+        clock.advance(timedelta(seconds=1))
+        assert hits_of_a_read(lapd, clock) == 0  # at that instant, before any job ran
+        assert lapd.node.services.partner_lists.purge_expired() == [LASD]
 
     def test_hot5_a_cancellation_reaches_the_partner_in_the_next_delta(
         self, pair: tuple[Agency, Agency, str], clock: ManualClock

@@ -17,7 +17,6 @@ from federation.agreements import (
     MAX_REVIEWER,
     MAX_SOURCE,
     AgreementBook,
-    AgreementState,
     ComplianceReview,
 )
 from federation.envelope import Envelope
@@ -27,6 +26,7 @@ from federation.terms import MAX_CLAUSES, REQUIRED_CLAUSES, TERMS_TYPE, Grant, o
 from node.ed25519 import Ed25519Signer
 from node.errors import PreconditionError, ValidationError
 from node.store import create_engine, sqlite_url, upgrade
+from node.store.sharing import AgreementState
 from tests.support.clock import START, ManualClock
 from tests.support.pki import FEDERATION, LAPD, LASD
 

@@ -71,6 +71,7 @@ def reader(manifest: Envelope, **changes: Any) -> SnapshotReader:
         "recipient": RECIPIENT,
         "recipient_ori": LAPD,
         "agreement_id": "a-1",
+        "sunsets_at": START + timedelta(days=90),
         "now": START + timedelta(hours=1),
     }
     return SnapshotReader(manifest, **(arguments | changes))
@@ -226,6 +227,12 @@ class TestOpen:
 
         opened = open_(resign(snapshot(), dated_ahead), now=START)
         assert opened.received.issued_at == START + ALLOWED_SKEW
+        assert opened.received.expires_at == START + VALIDITY  # 24 h from receipt, not issue
+
+    def test_shr3_a_list_is_used_no_longer_than_its_agreement(self) -> None:
+        sunset = START + timedelta(hours=3)
+        opened = open_(snapshot(), now=START + timedelta(hours=1), sunsets_at=sunset)
+        assert opened.received.expires_at == sunset
 
     def test_fails_on_a_time_out_of_range(self) -> None:
         def far(message: exchange_pb2.HotlistSnapshot) -> None:

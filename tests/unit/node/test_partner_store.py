@@ -24,6 +24,7 @@ from node.hotlists.partner_store import (
     ReceivedList,
 )
 from tests.support.clock import START, ManualClock
+from tests.support.in_force import agreement_in_force
 
 LASD = "CA0190000"
 KEY = DataKey.generate()
@@ -52,6 +53,12 @@ def received(version: int, since: int = 0) -> ReceivedList:
 
 def lists(engine: Engine, clock: ManualClock) -> PartnerHotlists:
     return PartnerHotlists(engine, data_key=KEY, clock=clock)
+
+
+@pytest.fixture(autouse=True)
+def in_force(engine: Engine) -> None:
+    """The agreement `received` lists come under, in force."""
+    agreement_in_force(engine, LASD)
 
 
 class TestPartnerLists:
@@ -110,6 +117,30 @@ class TestPartnerLists:
         assert store.held_version(LASD) == 0
         assert store.purge_expired() == [LASD]
         assert store.entry_count(LASD) == 0
+
+    @pytest.mark.parametrize("ended", ["revoked", "expired"])
+    def test_shr2_nothing_matches_once_its_agreement_ended_and_the_purge_deletes_it(
+        self, engine: Engine, clock: ManualClock, ended: str
+    ) -> None:
+        store = lists(engine, clock)
+        store.store(received(1), entries(["7ABC123"]))
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE agreement SET state = :ended"), {"ended": ended})
+        assert (store.find("7ABC123"), store.in_force(), store.held_version(LASD)) == ([], {}, 0)
+        assert store.purge_expired() == [LASD]
+        assert store.entry_count(LASD) == 0
+
+    def test_shr3_nothing_matches_past_the_agreements_sunset(
+        self, engine: Engine, clock: ManualClock
+    ) -> None:
+        agreement_in_force(engine, LASD, "a-2", sunsets_at=START + timedelta(hours=1))
+        store = lists(engine, clock)
+        store.store(replace(received(1), agreement_id="a-2"), entries(["7ABC123"]))
+        clock.advance(timedelta(hours=1) - timedelta(seconds=1))
+        assert len(store.find("7ABC123")) == 1
+        clock.advance(timedelta(seconds=1))
+        assert store.find("7ABC123") == []
+        assert store.purge_expired() == [LASD]
 
     def test_succeeds_finding_every_entry_of_a_plate_listed_more_than_once(
         self, engine: Engine, clock: ManualClock

@@ -23,6 +23,7 @@ from node.store import create_engine, upgrade
 from node.store.migrate import current_revision, downgrade, head, schema_differences
 from node.store.models import NodeIdentity, utc
 from node.store.sharing import HeldQueryRecord
+from tests.support.in_force import agreement_in_force
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 KEY = bytes(range(32))
@@ -120,6 +121,7 @@ class TestMigrations:
                  "fields": key.encrypt(frame_fields([encode_fields(entry, "stolen")]))},
             )  # fmt: skip
         upgrade(engine)
+        agreement_in_force(engine, "CA0190000", starts_at=NOW, sunsets_at=NOW + timedelta(days=1))
         lists = PartnerHotlists(engine, data_key=key, clock=lambda: NOW)
         assert [(m.entry_id, m.entry) for m in lists.find("7ABC123")] == [("e-1", entry)]
         assert lists.entry_count("CA0190000") == 1
