@@ -2,8 +2,9 @@
 
 Jobs are stored in the node's own database (APScheduler's SQLAlchemy job store), so a
 restart loses no schedule, and each is a module-level function APScheduler names by
-reference. Every run is audited as ``job.run``. The scheduler reads and writes that
-store in a worker thread, never on the event loop (`_Scheduler`).
+reference. Every run is audited as ``job.run``: one that raised or was missed too, with
+``ok`` false (`_audit_unsuccessful`), where APScheduler would only log it. The scheduler
+reads and writes that store in a worker thread, never on the event loop (`_Scheduler`).
 
 - ``refresh_partners`` (every 6 hours): pull every partner's hotlists that an agreement
   in force lets us receive, well before their 24 hours run out (HOT-6). A failed pull,
@@ -32,6 +33,7 @@ import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -54,6 +56,10 @@ RETENTION_EVERY = timedelta(days=1)
 FIRST_RETRY = timedelta(minutes=1)
 LAST_RETRY = timedelta(hours=1)
 FIRST_RUN_AFTER = timedelta(seconds=10)
+# A run that cannot start within this of its time (the node was down, or busy) is missed.
+MISFIRE_GRACE = timedelta(hours=1)
+# The most of a failed run's error its audit record keeps: the trace is in the node's log.
+MAX_ERROR = 500
 # A requester acknowledges in the same pull that got our receipt; longer than this is flagged.
 ACKNOWLEDGE_WITHIN = timedelta(minutes=10)
 
@@ -120,6 +126,31 @@ def _audit(job: str, **details: object) -> None:
         agency=services.identity.ori,
         details={"job": job, **details},
     )
+
+
+def _audit_unsuccessful(event: JobExecutionEvent) -> None:
+    """Audit a run that raised or was missed past its grace time; APScheduler only logs it.
+
+    APScheduler calls this on the event loop, where its executor hands back what became of a
+    run, so the audit log (the node's database) is written in a worker thread.
+    """
+    if event.exception is not None:
+        error = f"{type(event.exception).__name__}: {event.exception}"
+        outcome: dict[str, object] = {"error": error[:MAX_ERROR]}
+    else:
+        outcome = {"missed": event.scheduled_run_time.isoformat()}
+    asyncio.get_running_loop().run_in_executor(None, _audit_or_log, event.job_id, outcome)
+
+
+def _audit_or_log(job: str, outcome: dict[str, object]) -> None:
+    """Audit a failed or missed run; when even that fails (the database is down), log it.
+
+    Nothing is raised: the worker thread has no one to raise it to, and the scheduler goes on.
+    """
+    try:
+        _audit(job, ok=False, **outcome)
+    except Exception:  # any failure: the run is in the node's log instead
+        log.exception("could not audit a job's run", extra=fields(job=job, ok=False, **outcome))
 
 
 def _failure(error: Exception, partner_ori: str) -> str:
@@ -280,7 +311,11 @@ def start_scheduler(
     _services = services
     scheduler = _Scheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
+        },
         timezone="UTC",
     )
     soon = services.clock() + FIRST_RUN_AFTER
@@ -300,6 +335,7 @@ def start_scheduler(
             id=job.__name__,
             replace_existing=True,
         )
+    scheduler.add_listener(_audit_unsuccessful, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     scheduler.start(paused=paused)
     _scheduler = scheduler
     log.info("scheduler started", extra=fields(jobs=[j.id for j in scheduler.get_jobs()]))

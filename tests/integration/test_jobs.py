@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import queue
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from logging.handlers import QueueHandler
 from pathlib import Path
 
 import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
 from alpr.federation.v1 import agreement_pb2
 from federation.client import PartnerClient
@@ -73,6 +77,27 @@ def start(agency: Agency) -> AsyncIOScheduler:
 
 def job_runs(agency: Agency) -> list[dict[str, object]]:
     return [json.loads(e.details) for e in agency.audit_events("job.run")]
+
+
+def _locked(*_: object, **__: object) -> object:
+    """What a statement raises while another process holds SQLite's write lock (one long one)."""
+    ids = ", ".join(["?"] * 500)
+    statement = f"DELETE FROM partner_list WHERE id IN ({ids})"  # noqa: S608 (never run)
+    raise OperationalError(statement, {}, sqlite3.OperationalError("database is locked"))
+
+
+def fail_purge_and_miss_sunsets(scheduler: AsyncIOScheduler) -> datetime:
+    """Let the scheduler run only `purge`, now, and `expire_sunsets`, missed; when that was due.
+
+    APScheduler tells a missed run by the system's clock, not the node's.
+    """
+    now = datetime.now(UTC)
+    scheduler.remove_all_jobs()
+    scheduler.add_job(jobs.purge, "date", run_date=now, id="purge")
+    due = now - jobs.MISFIRE_GRACE - timedelta(minutes=1)
+    scheduler.add_job(jobs.expire_sunsets, "date", run_date=due, id="expire_sunsets")
+    scheduler.resume()
+    return due
 
 
 class TestSchedule:
@@ -135,6 +160,62 @@ class TestSchedule:
             engine.dispose()
         assert off_loop
         assert on_loop == []
+
+    def test_audits_a_run_that_failed_or_was_missed(
+        self, pair: tuple[Agency, Agency], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """APScheduler only logs them: an auditor would see nothing of a run that did not happen."""
+        lapd, _ = pair
+        services = lapd.node.services
+        monkeypatch.setattr(services.partner_lists, "purge_expired", _locked)
+        audited: queue.Queue[str] = queue.Queue()
+        append = services.audit.append
+
+        def appending(kind: str, **given: object) -> object:
+            record = append(kind, **given)  # type: ignore[arg-type]
+            audited.put(kind)
+            return record
+
+        monkeypatch.setattr(services.audit, "append", appending)
+        scheduler = start(lapd)
+        try:
+            due = fail_purge_and_miss_sunsets(scheduler)
+            assert [audited.get(timeout=60) for _ in range(2)] == ["job.run", "job.run"]
+        finally:
+            lapd.node.run(_shutdown(scheduler))
+        failed, missed = sorted(job_runs(lapd), key=lambda run: str(run["job"]), reverse=True)
+        assert missed == {"job": "expire_sunsets", "ok": False, "missed": due.isoformat()}
+        assert (failed["job"], failed["ok"]) == ("purge", False)
+        error = str(failed["error"])
+        assert error.startswith("OperationalError: (sqlite3.OperationalError) database is locked")
+        assert len(error) == jobs.MAX_ERROR
+
+    def test_logs_a_failed_or_missed_run_it_cannot_audit_and_goes_on(
+        self, pair: tuple[Agency, Agency], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The database is down: the audit log cannot be written either."""
+        lapd, _ = pair
+        services = lapd.node.services
+        monkeypatch.setattr(services.partner_lists, "purge_expired", _locked)
+        monkeypatch.setattr(services.audit, "append", _locked)
+        logged: queue.Queue[logging.LogRecord] = queue.Queue()
+        handler = QueueHandler(logged)
+        handler.setLevel(logging.ERROR)
+        jobs.log.addHandler(handler)
+        scheduler = start(lapd)
+        try:
+            due = fail_purge_and_miss_sunsets(scheduler)
+            records = [logged.get(timeout=60) for _ in range(2)]
+            assert scheduler.running
+        finally:
+            lapd.node.run(_shutdown(scheduler))
+            jobs.log.removeHandler(handler)
+        unaudited = sorted((getattr(r, FIELDS) for r in records), key=lambda run: run["job"])
+        assert [run["job"] for run in unaudited] == ["expire_sunsets", "purge"]
+        assert unaudited[0]["missed"] == due.isoformat()
+        assert "database is locked" in unaudited[1]["error"]
+        assert all("could not audit" in r.getMessage() for r in records)
+        assert job_runs(lapd) == []
 
     @pytest.mark.parametrize(
         ("attempt", "minutes"), [(1, 1), (2, 2), (3, 4), (6, 32), (7, 60), (30, 60)]
