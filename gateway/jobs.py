@@ -177,30 +177,47 @@ async def refresh_partner(partner_ori: str, attempt: int = 0) -> bool:
     try:
         result = await services.pull_partner(partner_ori)
     except Exception as error:  # any failure: audited and retried, never lost
-        if partner_ori not in await asyncio.to_thread(_giving_us_lists):
-            await asyncio.to_thread(_audit, "refresh_partner", partner=partner_ori, ok=False,
-                                    error=_failure(error, partner_ori),
-                                    retry_in_seconds=None)  # fmt: skip
-            return False
-        delay = retry_delay(attempt + 1)
+        failure = _failure(error, partner_ori)
+        delay = await _retry(partner_ori, attempt + 1)  # first: the audit may fail as well
         await asyncio.to_thread(_audit, "refresh_partner", partner=partner_ori, ok=False,
-                                error=_failure(error, partner_ori),
-                                retry_in_seconds=int(delay.total_seconds()))  # fmt: skip
-        if _scheduler is not None:  # the job store is the node's database: not on the loop
-            await asyncio.to_thread(
-                _scheduler.add_job,
-                refresh_partner,
-                "date",
-                run_date=services.clock() + delay,
-                args=[partner_ori, attempt + 1],
-                id=f"retry-{partner_ori}",
-                replace_existing=True,
-            )
+                                error=failure, retry_in_seconds=delay)  # fmt: skip
         return False
     await asyncio.to_thread(_audit, "refresh_partner", partner=partner_ori, ok=True,
                             version=result.version, added=result.added, ended=result.ended,
                             refused=result.refused)  # fmt: skip
     return True
+
+
+async def _retry(partner_ori: str, attempt: int) -> int | None:
+    """Schedule retry `attempt` of a partner's refresh; its delay in seconds, or None if none.
+
+    A partner no agreement in force lets us receive lists from gets none. Whether one does
+    is read from the database, which may be what failed the pull (locked, or down): then
+    the retry is scheduled all the same, and checks again. The retry chain is lost only if
+    the job store, the same database, cannot take the retry either.
+    """
+    try:
+        giving = partner_ori in await asyncio.to_thread(_giving_us_lists)
+    except Exception:  # any failure: retrying is what keeps the partner's lists fresh
+        log.exception(
+            "could not tell whether a partner still gives us lists; retrying",
+            extra=fields(partner=partner_ori),
+        )
+        giving = True
+    if not giving:
+        return None
+    delay = retry_delay(attempt)
+    if _scheduler is not None:  # the job store is the node's database: not on the loop
+        await asyncio.to_thread(
+            _scheduler.add_job,
+            refresh_partner,
+            "date",
+            run_date=_bound().clock() + delay,
+            args=[partner_ori, attempt],
+            id=f"retry-{partner_ori}",
+            replace_existing=True,
+        )
+    return int(delay.total_seconds())
 
 
 async def refresh_partners() -> list[str]:

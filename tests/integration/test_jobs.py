@@ -86,6 +86,17 @@ def _locked(*_: object, **__: object) -> object:
     raise OperationalError(statement, {}, sqlite3.OperationalError("database is locked"))
 
 
+def refuse_once(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
+    """Make `owner.name` fail as a locked database would, the first time it is called."""
+    kept = getattr(owner, name)
+
+    def refusing(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(owner, name, kept)
+        return _locked(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, refusing)
+
+
 def fail_purge_and_miss_sunsets(scheduler: AsyncIOScheduler) -> datetime:
     """Let the scheduler run only `purge`, now, and `expire_sunsets`, missed; when that was due.
 
@@ -294,6 +305,37 @@ class TestJobs:
         traced = {getattr(r, FIELDS)["error_id"] for r in caplog.records if r.exc_info}
         assert traced == set(re.findall(r"error id (\w+)", str(run["error"])))
         assert lasd.audit_events("exchange.hotlist_served") == []
+
+    def test_a_failed_refresh_is_retried_even_when_its_audit_fails(
+        self, pair: tuple[Agency, Agency], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Else the backoff ends there, and the partner's lists expire before the next refresh."""
+        lapd, _ = pair
+        _unexpected(lapd, monkeypatch)
+        refuse_once(monkeypatch, lapd.node.services.audit, "append")
+        scheduler = start(lapd)
+        try:
+            with pytest.raises(OperationalError, match="database is locked"):
+                lapd.node.run(jobs.refresh_partner(LASD))
+            assert scheduler.get_job(f"retry-{LASD}").args == (LASD, 1)
+        finally:
+            lapd.node.run(_shutdown(scheduler))
+
+    def test_a_failed_refresh_is_retried_when_its_agreements_cannot_be_read(
+        self, pair: tuple[Agency, Agency], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The retry reads them again, and ends if no agreement lets us receive the lists."""
+        lapd, _ = pair
+        _unexpected(lapd, monkeypatch)
+        refuse_once(monkeypatch, lapd.node.services.agreements, "list")
+        scheduler = start(lapd)
+        try:
+            assert not lapd.node.run(jobs.refresh_partner(LASD))
+            assert scheduler.get_job(f"retry-{LASD}").args == (LASD, 1)
+        finally:
+            lapd.node.run(_shutdown(scheduler))
+        [run] = job_runs(lapd)
+        assert (run["ok"], run["retry_in_seconds"]) == (False, 60)
 
     def test_retries_end_once_no_agreement_lets_us_receive_the_partners_lists(
         self, pair: tuple[Agency, Agency], clock: ManualClock, monkeypatch: pytest.MonkeyPatch
