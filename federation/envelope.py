@@ -21,6 +21,10 @@ from federation.errors import InvalidEnvelopeError
 from node.signing import Key, Signature, Signer, VerificationError, pae
 
 MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
+MAX_SIGNATURES = 4
+"""The most signatures an envelope from the wire may carry: ours carry one, or two (an
+agreement's parties). Each costs a pass over the payload to verify: unbounded, a partner's
+single 4 MB request could hold the node's worker for a minute."""
 
 
 _Message = TypeVar("_Message", bound=Message)
@@ -89,10 +93,12 @@ class Envelope:
         signed = pae(payload_type, self.payload)
         by_id = {key.key_id: key for key in keys}
         accepted: dict[str, Key] = {}
+        tried: set[str] = set()
         for signature in self.signatures:
             key = by_id.get(signature.key_id)
-            if key is None or key.key_id in accepted:
-                continue
+            if key is None or key.key_id in tried:
+                continue  # each key is tried once: a second signature under it counts for none
+            tried.add(key.key_id)
             try:
                 key.verify_signature(signature, signed)
             except VerificationError:
@@ -125,12 +131,16 @@ class Envelope:
         """An envelope received on the wire.
 
         Raises:
-            InvalidEnvelopeError: It has no type or no signature.
+            InvalidEnvelopeError: It has no type, no signature, or more than `MAX_SIGNATURES`.
         """
         if not message.payload_type:
             raise InvalidEnvelopeError("the envelope has no payload type")
         if not message.signatures:
             raise InvalidEnvelopeError("the envelope has no signature")
+        if len(message.signatures) > MAX_SIGNATURES:
+            raise InvalidEnvelopeError(
+                f"the envelope has {len(message.signatures)} signatures, over {MAX_SIGNATURES}"
+            )
         signatures = tuple(Signature(s.key_id, s.signature) for s in message.signatures)
         return cls(message.payload, message.payload_type, signatures)
 

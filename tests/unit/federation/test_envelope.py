@@ -67,6 +67,23 @@ class TestVerify:
         with pytest.raises(InvalidEnvelopeError):
             Envelope(b"x", HOTLIST, (forged,)).verify([LAPD.public_key], 1, HOTLIST)
 
+    def test_tries_each_key_once_however_many_signatures_name_it(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each verification hashes the payload: repeats of a bad one must not each cost one."""
+        forged = Signature(LAPD.public_key.key_id, STRANGER.sign(pae(HOTLIST, b"x")).signature)
+        tried: list[bytes] = []
+        verify = type(LAPD.public_key).verify_signature
+
+        def counted(key: object, signature: Signature, signed: bytes) -> None:
+            tried.append(signature.signature)
+            verify(key, signature, signed)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(type(LAPD.public_key), "verify_signature", counted)
+        with pytest.raises(InvalidEnvelopeError):
+            Envelope(b"x", HOTLIST, (forged,) * 3).verify([LAPD.public_key], 1, HOTLIST)
+        assert len(tried) == 1
+
     def test_fails_on_a_threshold_that_is_not_positive(self) -> None:
         with pytest.raises(ValueError, match="threshold"):
             Envelope.sign(b"x", HOTLIST, LAPD).verify([LAPD.public_key], 0, HOTLIST)
@@ -88,8 +105,14 @@ class TestWire:
             b"\xff\xff\xff",
             Envelope(b"x", "", ()).to_bytes(),
             Envelope(b"x", HOTLIST, ()).to_bytes(),
+            Envelope.sign(b"x", HOTLIST, LAPD)
+            .add_signature(LASD)
+            .add_signature(STRANGER)
+            .add_signature(LAPD)
+            .add_signature(LASD)
+            .to_bytes(),
         ],
-        ids=["garbage", "no type", "no signature"],
+        ids=["garbage", "no type", "no signature", "too many signatures"],
     )
     def test_fails_on_malformed_bytes(self, data: bytes) -> None:
         with pytest.raises(InvalidEnvelopeError):
