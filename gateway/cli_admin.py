@@ -104,16 +104,25 @@ def _call(args: argparse.Namespace, action: Callable[[Stub, grpc.Channel], None]
 
 
 def parse_moment(text: str, field: str) -> datetime:
-    """An ISO 8601 date or time from the command line; UTC unless it names a zone.
+    """An ISO 8601 date or time from the command line, as UTC; a time with no zone is UTC.
+
+    A zoned time is converted here, so that one past either end of the calendar once in
+    UTC (9999-12-31T23:59:59-05:00 is in the year 10000) is refused naming its option,
+    not by a traceback where a protobuf Timestamp is made of it.
 
     Raises:
-        ValidationError: It is not ISO 8601.
+        ValidationError: It is not ISO 8601, or not within years 1 to 9999 in UTC.
     """
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as error:
         raise ValidationError(field, f"{text!r} is not an ISO 8601 date or time") from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as error:
+        raise ValidationError(field, f"{text!r} is outside years 1 to 9999 in UTC") from error
 
 
 def _timestamp(text: str, field: str) -> Timestamp:

@@ -89,3 +89,18 @@ class TestAgreementLifecycleByCli:
                    expect=1)  # fmt: skip
         assert err.count("\n") == 1
         assert "INVALID_ARGUMENT sunsets_at: must be at most one year after starts_at" in err
+
+    @pytest.mark.parametrize("option", ["--starts", "--sunsets"])
+    def test_fails_with_usage_for_a_time_past_the_calendar_in_utc(
+        self,
+        nodes: dict[str, RunningNode],
+        federation: Federation,
+        capsys: pytest.CaptureFixture[str],
+        option: str,
+    ) -> None:
+        lapd = Operator(nodes[LAPD], federation, capsys)
+        late = "9999-12-31T23:59:59-05:00"  # in the year 10000 in UTC
+        times = {"--starts": "2026-11-25", "--sunsets": "2027-05-25", option: late}
+        err = lapd("agreements", "create", "--partner", LASD, "--starts", times["--starts"],
+                   "--sunsets", times["--sunsets"], "--purpose", "x", expect=2)  # fmt: skip
+        assert err == f"alpr: error: {option}: {late!r} is outside years 1 to 9999 in UTC\n"

@@ -65,6 +65,14 @@ class TestHotlistsByCli:
         assert err.count("\n") == 1
         assert "INVALID_ARGUMENT entries[0].list_type: category forbidden by policy (ACC-7)" in err
 
+    @pytest.mark.parametrize("expires", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00+05:00"])
+    def test_fails_with_usage_for_an_expiry_past_the_calendar_in_utc(
+        self, alpr: Operator, expires: str
+    ) -> None:
+        err = alpr("add", "stolen", "--plate", "7ABC123", "--list-type", "stolen",
+                   "--expires", expires, expect=2)  # fmt: skip
+        assert err == f"alpr: error: --expires: {expires!r} is outside years 1 to 9999 in UTC\n"
+
     def test_fails_in_one_line_for_an_unknown_entry(self, alpr: Operator) -> None:
         err = alpr("cancel", "no-such-entry", "--reason", "in error", expect=1)
         assert err.count("\n") == 1
