@@ -18,6 +18,7 @@ from alpr.admin.v1 import hotlists_pb2 as pb
 from alpr.admin.v1 import partner_hotlists_pb2
 from gateway.cli_admin import Stub, _call, _connection_options, _print_rows, _timestamp
 from node.errors import ValidationError
+from node.hotlists.importers import CSV_FIELDS
 
 FORMATS = {
     "csv": pb.HOTLIST_FORMAT_CSV,
@@ -225,7 +226,13 @@ def add_hotlist_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     cancel.add_argument("--reason", required=True, help="how it was found in error (audited)")
     cancel.set_defaults(run=_end, how="cancel")
 
-    load = steps.add_parser("import", help="add a CSV, NCIC or CLEW file; the node parses it")
+    load = steps.add_parser(
+        "import",
+        help="add a CSV, NCIC or CLEW file; the node parses it",
+        description=f"A CSV's header row names our fields: {', '.join(CSV_FIELDS)} (plate and "
+        "list_type required; other columns ignored), or --map names yours for them. "
+        "expires_at is ISO 8601 with an offset, e.g. 2026-07-01T00:00:00Z, or empty.",
+    )
     load.add_argument("list")
     load.add_argument("file", type=Path)
     load.add_argument("--format", required=True, choices=sorted(FORMATS))
@@ -234,7 +241,8 @@ def add_hotlist_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         action="append",
         default=[],
         metavar="HEADER=FIELD",
-        help='CSV: your column to ours, e.g. "Plate Number=plate" (repeat)',
+        help='CSV: your column to our field, e.g. "Plate Number=plate" (repeat); a HEADER '
+        "the file lacks is refused",
     )
     load.add_argument("--list-type", help="CLEW: the type of lines with no category")
     load.set_defaults(run=_import)

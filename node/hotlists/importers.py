@@ -12,11 +12,12 @@ list_type, reason, case_number, ncic_number, expires_at, contact``; only ``plate
 ``list_type`` are required. An operator whose file names them otherwise passes ``mapping``,
 from their header names to ours, e.g. ``{"Plate Number": "plate", "Category": "list_type"}``.
 Header names match without regard to case or surrounding spaces; columns named neither in the
-mapping nor in `CSV_FIELDS` are ignored. Cells are trimmed. ``plate`` may be a partial pattern
-such as ``7AB?12*`` (CAP-5). ``list_type`` is read by `ListType.from_text`: a value or name in
-any case (``stolen_vehicle``, ``Stolen Vehicle``) or a synonym of `LIST_TYPE_SYNONYMS`
-(``stolen``, ``SV``, ``wanted``, ``amber``...). ``state`` is a USPS code in any case.
-``expires_at`` is ISO 8601 with an offset (``2026-07-01T00:00:00Z``), or empty.
+mapping nor in `CSV_FIELDS` are ignored, but a mapping naming a column the header lacks is
+refused, lest a misspelt name lose that column's values. Cells are trimmed. ``plate`` may be
+a partial pattern such as ``7AB?12*`` (CAP-5). ``list_type`` is read by `ListType.from_text`:
+a value or name in any case (``stolen_vehicle``, ``Stolen Vehicle``) or a synonym of
+`LIST_TYPE_SYNONYMS` (``stolen``, ``SV``, ``wanted``, ``amber``...). ``state`` is a USPS code
+in any case. ``expires_at`` is ISO 8601 with an offset (``2026-07-01T00:00:00Z``), or empty.
 
 NCIC LPR extract and CLEW hot file. Neither layout is published. The FBI says which NCIC files
 its extract draws on, not its columns, in
@@ -247,8 +248,8 @@ def _csv_columns(header: Sequence[str], mapping: Mapping[str, str]) -> dict[int,
     """Which field each header column fills, by position.
 
     Raises:
-        ValidationError: The mapping names an unknown field, two columns fill one field, or a
-            required column is missing.
+        ValidationError: The mapping names an unknown field or a column the header lacks, two
+            columns fill one field, or a required column is missing.
     """
     names = {name.strip().casefold(): target for name, target in mapping.items()}
     for target in names.values():
@@ -256,9 +257,12 @@ def _csv_columns(header: Sequence[str], mapping: Mapping[str, str]) -> dict[int,
             raise ValidationError(
                 "mapping", f"{target!r} is not a hotlist field: expected one of {CSV_FIELDS}"
             )
+    keys = [cell.removeprefix("\ufeff").strip().casefold() for cell in header]
+    for name in mapping:
+        if name.strip().casefold() not in keys:
+            raise ValidationError("mapping", f"{name!r} is no column of the header {header!r}")
     columns: dict[int, str] = {}
-    for position, cell in enumerate(header):
-        key = cell.removeprefix("\ufeff").strip().casefold()
+    for position, key in enumerate(keys):
         target = names.get(key) or (key if key in CSV_FIELDS else "")
         if not target:
             continue

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli import main
+from node.hotlists.importers import CSV_FIELDS
 from tests.support.nodes import make_node, serving
 from tests.support.operator import Operator
 from tests.support.pki import LAPD, Federation
@@ -126,6 +128,27 @@ class TestHotlistImportByCli:
         err = alpr("import", "stolen", str(DATA / "sample.csv"), "--format", "csv", *options,
                    expect=2)  # fmt: skip
         assert message in err
+
+    def test_fails_in_one_line_for_a_map_naming_no_column_of_the_file(
+        self, alpr: Operator, tmp_path: Path
+    ) -> None:
+        theirs = tmp_path / "theirs.csv"
+        theirs.write_text("Tag,list_type,Notes\n8XYZ456,Stolen,black pickup\n")
+        err = alpr("import", "stolen", str(theirs), "--format", "csv",
+                   "--map", "Tag=plate", "--map", "Note=reason", expect=1)  # fmt: skip
+        assert err.count("\n") == 1
+        assert "INVALID_ARGUMENT column_mapping: mapping: 'Note' is no column of the header" in err
+        assert "8XYZ456" not in alpr("entries")
+
+    def test_succeeds_showing_our_fields_and_the_expiry_format_in_help(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as exited:
+            main(["hotlists", "import", "--help"])
+        assert exited.value.code == 0
+        shown = " ".join(capsys.readouterr().out.split())
+        assert ", ".join(CSV_FIELDS) in shown
+        assert "expires_at is ISO 8601 with an offset, e.g. 2026-07-01T00:00:00Z" in shown
 
     def test_fails_with_usage_for_a_file_it_cannot_read(
         self, alpr: Operator, tmp_path: Path

@@ -432,6 +432,9 @@ class TestImportHotlist:
                 {"column_mapping": {"Tag": "vin"}}, "column_mapping", id="mapping-to-no-field"
             ),
             pytest.param(
+                {"column_mapping": {"Tag": "reason"}}, "column_mapping", id="mapping-no-column"
+            ),
+            pytest.param(
                 {"format": NCIC, "column_mapping": {"Tag": "plate"}},
                 "column_mapping",
                 id="mapping-for-ncic",

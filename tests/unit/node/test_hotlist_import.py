@@ -125,6 +125,12 @@ INVALID_CSV_FILES = {
     "no list type column": ("plate\nABC123\n", None, "header", "no list_type column"),
     "two plate columns": ("plate,Tag,list_type\n", {"Tag": "plate"}, "header", "two"),
     "unknown target": ("plate,list_type\n", {"Tag": "vin"}, "mapping", "'vin'"),
+    "mapped header missing": (
+        "Tag,list_type,Notes\n",
+        {"Tag": "plate", "Note": "reason"},
+        "mapping",
+        "'Note' is no column of the header",
+    ),
     "oversized cell": (HEADER + '"' + "x" * 200_000 + '"\n', None, "csv", "line 2"),
 }
 
