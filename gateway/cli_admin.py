@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -310,18 +311,51 @@ def _agreements_list(args: argparse.Namespace) -> int:
     return _call(args, action)
 
 
+def read_file(path: Path) -> bytes:
+    """The whole of a file named on the command line.
+
+    Raises:
+        ValidationError: Naming the file: it is missing or cannot be read.
+    """
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ValidationError(str(path), f"cannot be read: {error.strerror}") from error
+
+
+def _sb34_agencies(path: Path) -> list[agreements_pb2.NonCompliantAgency]:
+    """The agencies of a CSV whose columns are `name` and, optionally, `ori`.
+
+    The header matches in any case and after a byte order mark, as a list saved from a
+    spreadsheet has them: an `ORI` column left unread would leave a partner listed by its
+    ORI unmatched, and its renewal allowed (SHR-4).
+
+    Raises:
+        ValidationError: Naming the file: it cannot be read, is not UTF-8, is not CSV or
+            has no `name` column.
+    """
+    try:
+        text = read_file(path).decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValidationError(str(path), f"is not UTF-8 text ({error.reason})") from error
+    rows = csv.reader(io.StringIO(text, newline=""))
+    try:
+        names = [name.strip().casefold() for name in next(rows, [])]
+        if "name" not in names:
+            raise ValidationError(str(path), "needs a header row with a 'name' column")
+        records = [dict(zip(names, row, strict=False)) for row in rows]
+    except csv.Error as error:
+        raise ValidationError(str(path), f"line {rows.line_num}: {error}") from error
+    return [
+        agreements_pb2.NonCompliantAgency(name=record.get("name", ""), ori=record.get("ori", ""))
+        for record in records
+    ]
+
+
 def _sb34_import(args: argparse.Namespace) -> int:
-    """Import a CSV whose columns are `name` and, optionally, `ori`."""
-    with args.file.open(newline="") as file:
-        reader = csv.DictReader(file)
-        if reader.fieldnames is None or "name" not in reader.fieldnames:
-            raise ValidationError(str(args.file), "needs a header row with a 'name' column")
-        agencies = [
-            agreements_pb2.NonCompliantAgency(name=row["name"], ori=row.get("ori") or "")
-            for row in reader
-        ]
+    """Replace the node's SB 34 list with the agencies of a CSV (see `_sb34_agencies`)."""
     request = agreements_pb2.ImportNonComplianceListRequest(
-        agencies=agencies, source=args.source or args.file.name
+        agencies=_sb34_agencies(args.file), source=args.source or args.file.name
     )
 
     def action(admin: Stub, _: grpc.Channel) -> None:

@@ -16,7 +16,14 @@ import grpc
 
 from alpr.admin.v1 import hotlists_pb2 as pb
 from alpr.admin.v1 import partner_hotlists_pb2
-from gateway.cli_admin import Stub, _call, _connection_options, _print_rows, _timestamp
+from gateway.cli_admin import (
+    Stub,
+    _call,
+    _connection_options,
+    _print_rows,
+    _timestamp,
+    read_file,
+)
 from node.errors import ValidationError
 from node.hotlists.importers import CSV_FIELDS
 
@@ -170,14 +177,10 @@ def _end(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    try:
-        content = args.file.read_bytes()
-    except OSError as error:
-        raise ValidationError(str(args.file), f"cannot be read: {error.strerror}") from error
     request = pb.ImportHotlistRequest(
         list_name=args.list,
         format=FORMATS[args.format],
-        content=content,
+        content=read_file(args.file),
         column_mapping=_mapping(args.map),
         list_type=args.list_type or "",
     )

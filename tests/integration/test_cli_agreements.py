@@ -104,3 +104,65 @@ class TestAgreementLifecycleByCli:
         err = lapd("agreements", "create", "--partner", LASD, "--starts", times["--starts"],
                    "--sunsets", times["--sunsets"], "--purpose", "x", expect=2)  # fmt: skip
         assert err == f"alpr: error: {option}: {late!r} is outside years 1 to 9999 in UTC\n"
+
+
+class TestSb34ImportByCli:
+    @pytest.mark.parametrize(
+        "header",
+        ["name,ori", "name,ORI", "Name,ORI", " NAME , Ori ", "\ufeffname,ori"],
+        ids=["lower", "upper-ori", "capitalized", "spaced", "excel-bom"],
+    )
+    def test_shr4_succeeds_listing_a_partner_by_its_ori_whatever_the_header_case(
+        self,
+        nodes: dict[str, RunningNode],
+        federation: Federation,
+        capsys: pytest.CaptureFixture[str],
+        tmp_path: Path,
+        header: str,
+    ) -> None:
+        lapd = Operator(nodes[LAPD], federation, capsys)
+        lasd = Operator(nodes[LASD], federation, capsys)
+        lapd("peers", "add", "--ori", LASD, "--name", "LASD", "--endpoint", nodes[LASD].target,
+             "--public-key", public_key(lasd))  # fmt: skip
+        sb34 = tmp_path / "sb34.csv"
+        sb34.write_text(f"{header}\nLos Angeles County Sheriff,{LASD.lower()}\n")
+        assert "holds 1 agencies" in lapd("sb34", "import", str(sb34))
+        services = nodes[LAPD].services
+        listed = services.agreements.noncompliance_listing(services.peers.require(LASD))
+        assert listed == "as Los Angeles County Sheriff, imported from sb34.csv"
+
+    @pytest.mark.parametrize(
+        ("content", "problem"),
+        [
+            (None, "cannot be read: No such file or directory"),
+            (b"name,ori\nCity of \xe9\n", "is not UTF-8 text (invalid continuation byte)"),
+            (b"agency,ori\nX,\n", "needs a header row with a 'name' column"),
+            (b'name\n"' + b"x" * 200_000 + b'"\n', "line 2: field larger than field limit"),
+        ],
+        ids=["missing", "latin-1", "no-name-column", "not-csv"],
+    )
+    def test_fails_with_usage_in_one_line_for_a_file_it_cannot_use(
+        self,
+        nodes: dict[str, RunningNode],
+        federation: Federation,
+        capsys: pytest.CaptureFixture[str],
+        tmp_path: Path,
+        content: bytes | None,
+        problem: str,
+    ) -> None:
+        sb34 = tmp_path / "sb34.csv"
+        if content is not None:
+            sb34.write_bytes(content)
+        err = Operator(nodes[LAPD], federation, capsys)("sb34", "import", str(sb34), expect=2)
+        assert err.startswith(f"alpr: error: {sb34}: {problem}")
+        assert err.count("\n") == 1
+
+    def test_fails_with_usage_for_a_directory(
+        self,
+        nodes: dict[str, RunningNode],
+        federation: Federation,
+        capsys: pytest.CaptureFixture[str],
+        tmp_path: Path,
+    ) -> None:
+        err = Operator(nodes[LAPD], federation, capsys)("sb34", "import", str(tmp_path), expect=2)
+        assert err == f"alpr: error: {tmp_path}: cannot be read: Is a directory\n"
