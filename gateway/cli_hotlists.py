@@ -188,11 +188,13 @@ def _import(args: argparse.Namespace) -> int:
     def action(admin: Stub, _: grpc.Channel) -> None:
         answer = admin.ImportHotlist(request, timeout=args.timeout)
         print(f"imported {answer.imported} entries into {args.list} (version {answer.version})")
-        if answer.rejected:
-            print(f"rejected {len(answer.rejected)} lines:")
+        if answer.rejected_count:
+            print(f"rejected {answer.rejected_count} lines:")
         for rejected in answer.rejected:
             print(f"  line {rejected.line}: {rejected.field}: {rejected.reason}")
             print(f"    {rejected.raw}")
+        if answer.rejected_count > len(answer.rejected):
+            print(f"  ... and {answer.rejected_count - len(answer.rejected)} more")
 
     return _call(args, action)
 

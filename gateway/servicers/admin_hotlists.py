@@ -25,12 +25,24 @@ from node.hotlists.entry import (
     PlatePattern,
     ensure_allowed,
 )
-from node.hotlists.importers import ImportResult, parse_clew, parse_csv, parse_ncic
+from node.hotlists.importers import (
+    ImportResult,
+    RejectedLine,
+    parse_clew,
+    parse_csv,
+    parse_ncic,
+)
 from node.hotlists.store import MAX_BATCH, HotlistInfo, StoredEntry
 
 MAX_ADD = 10_000
 MAX_IMPORT_BYTES = 4 * 1024 * 1024
 MAX_DESCRIPTION = 500  # the width of hotlist.description
+# What an ImportHotlist reply shows of the lines it rejected. A 4 MiB file can reject
+# hundreds of thousands, each echoed with its reason: sent whole, the reply passed the
+# 4 MiB a gRPC client receives by default, so the operator saw an error for an import
+# that had committed, and imported again. Shown thus, it stays under 1 MiB.
+MAX_REJECTED_SHOWN = 100
+MAX_SHOWN_CHARS = 1000
 
 
 def hotlist_to_proto(info: HotlistInfo) -> pb.Hotlist:
@@ -126,6 +138,20 @@ def _required(value: str, field: str) -> str:
     if not value:
         raise ValidationError(field, "is required")
     return value
+
+
+def _shown(text: str) -> str:
+    """`text`, cut to `MAX_SHOWN_CHARS` with an ellipsis when longer."""
+    if len(text) <= MAX_SHOWN_CHARS:
+        return text
+    return text[: MAX_SHOWN_CHARS - 1] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def _rejected_to_proto(line: RejectedLine) -> pb.RejectedHotlistLine:
+    """A rejected line on the wire, its text and reason cut by `_shown`."""
+    return pb.RejectedHotlistLine(
+        line=line.line, raw=_shown(line.raw), field=line.field, reason=_shown(line.reason)
+    )
 
 
 def _plates(stored: Sequence[StoredEntry]) -> list[dict[str, str]]:
@@ -261,7 +287,10 @@ class HotlistAdmin:
     def ImportHotlist(  # noqa: N802 (gRPC method name)
         self, request: pb.ImportHotlistRequest, context: Context
     ) -> pb.ImportHotlistResponse:
-        """Parse a file on the node and add what it accepts, in one version; report the rest."""
+        """Parse a file on the node and add what it accepts, in one version; report the rest.
+
+        The reply counts every rejected line but shows only the first `MAX_REJECTED_SHOWN`.
+        """
         list_name = _required(request.list_name, "list_name")
         result = parse_import(request)
         if len(result.entries) > MAX_BATCH:
@@ -293,9 +322,7 @@ class HotlistAdmin:
         self._search_back(stored)
         return pb.ImportHotlistResponse(
             imported=len(stored),
-            rejected=[
-                pb.RejectedHotlistLine(line=r.line, raw=r.raw, field=r.field, reason=r.reason)
-                for r in result.rejected
-            ],
+            rejected=[_rejected_to_proto(r) for r in result.rejected[:MAX_REJECTED_SHOWN]],
             version=version,
+            rejected_count=len(result.rejected),
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.servicers import admin_hotlists
 from node.hotlists.importers import CSV_FIELDS
 from tests.support.nodes import make_node, serving
 from tests.support.operator import Operator
@@ -92,6 +93,25 @@ class TestHotlistImportByCli:
         assert lines[3].startswith("    5IMM100,CA,civil_immigration,")
         assert lines[4] == "  line 13: line: has 9 cells; the header has 8"
         assert "7AB?12*" in alpr("entries", "stolen")
+
+    def test_succeeds_importing_a_large_file_showing_its_first_rejected_lines(
+        self, alpr: Operator, tmp_path: Path
+    ) -> None:
+        # Every rejected line shown whole made a 13 MB reply: past the 4 MiB the CLI
+        # receives, so it reported RESOURCE_EXHAUSTED for an import that had committed.
+        good, bad = 1_000, 50_000
+        rows = [f"G{i:05d},stolen" if i % 51 == 0 else f"R{i:06d},nonsense"
+                for i in range(good + bad)]  # fmt: skip
+        large = tmp_path / "large.csv"
+        large.write_text("plate,list_type\n" + "\n".join(rows) + "\n")
+        lines = alpr("import", "stolen", str(large), "--format", "csv").splitlines()
+        shown = admin_hotlists.MAX_REJECTED_SHOWN
+        assert lines[:2] == [f"imported {good} entries into stolen (version 1)",
+                             f"rejected {bad} lines:"]  # fmt: skip
+        assert lines[2].startswith("  line 3: list_type: 'nonsense' is not a list type")
+        assert lines[3] == "    R000001,nonsense"
+        assert lines[2 + 2 * shown :] == [f"  ... and {bad - shown} more"]
+        assert re.search(rf"^stolen +{good} ", alpr("list"), re.M)
 
     def test_succeeds_importing_csv_through_a_column_mapping(
         self, alpr: Operator, tmp_path: Path

@@ -391,6 +391,25 @@ class TestImportHotlist:
         )
         assert [e["plate"] for e in audited["entries"]] == [e.plate for e in listed]
 
+    def test_succeeds_counting_every_rejected_line_and_showing_the_first_cut_short(
+        self, lapd: Operator
+    ) -> None:
+        lapd.create()
+        long_line = "7ABC123," + "x" * 5000  # its reason quotes the list type whole
+        lines = ["plate,list_type", "GOOD1,stolen", long_line]
+        lines += [f"R{i:05d},nonsense" for i in range(150)]
+        content = "\n".join(lines).encode()
+        answer = lapd.import_file("stolen", format=CSV, content=content)
+        assert (answer.imported, answer.rejected_count) == (1, 151)
+        shown, width = admin_hotlists.MAX_REJECTED_SHOWN, admin_hotlists.MAX_SHOWN_CHARS
+        assert [r.line for r in answer.rejected] == list(range(3, 3 + shown))
+        first, second = answer.rejected[:2]
+        assert first.raw == long_line[: width - 1] + "\N{HORIZONTAL ELLIPSIS}"
+        assert len(first.reason) == width
+        assert first.reason.endswith("\N{HORIZONTAL ELLIPSIS}")
+        assert (second.raw, second.field) == ("R00000,nonsense", "list_type")
+        assert lapd.audited_details("hotlist.imported")[0]["rejected"] == 151
+
     def test_cap5_succeeds_importing_a_partial_plate_from_csv(self, lapd: Operator) -> None:
         lapd.create()
         lapd.import_file("stolen", format=CSV, content=(DATA / "sample.csv").read_bytes())

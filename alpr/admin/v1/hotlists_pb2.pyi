@@ -171,11 +171,11 @@ class RejectedHotlistLine(_message.Message):
     line: _builtins.int
     """Its number in the file, from 1."""
     raw: _builtins.str
-    """The line as it was in the file."""
+    """The line as it was in the file; one longer than 1000 characters is cut, ending in "…"."""
     field: _builtins.str
     """The field at fault, or "line" when the line as a whole is."""
     reason: _builtins.str
-    """What is wrong with it."""
+    """What is wrong with it; cut as raw is."""
     def __init__(
         self,
         *,
@@ -577,13 +577,18 @@ class ImportHotlistResponse(_message.Message):
     IMPORTED_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    REJECTED_COUNT_FIELD_NUMBER: _builtins.int
     imported: _builtins.int
     """How many entries were added, in one version."""
     version: _builtins.int
     """The hotlists' version after the import."""
+    rejected_count: _builtins.int
+    """How many lines were not imported in all, of which rejected holds the first."""
     @_builtins.property
     def rejected(self) -> _containers.RepeatedCompositeFieldContainer[Global___RejectedHotlistLine]:
-        """Every line that was not, in file order."""
+        """The first 100 lines that were not, in file order: enough to see what is wrong, and a
+        reply any client can receive whatever the file.
+        """
 
     def __init__(
         self,
@@ -591,10 +596,11 @@ class ImportHotlistResponse(_message.Message):
         imported: _builtins.int = ...,
         rejected: _abc.Iterable[Global___RejectedHotlistLine] | None = ...,
         version: _builtins.int = ...,
+        rejected_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["imported", b"imported", "rejected", b"rejected", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["imported", b"imported", "rejected", b"rejected", "rejected_count", b"rejected_count", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
