@@ -18,6 +18,7 @@ from gateway.cli_capture import add_capture_commands
 from gateway.cli_holds import add_hold_commands
 from gateway.cli_hotlists import add_hotlist_commands
 from gateway.cli_patrol import add_patrol_command
+from gateway.cli_records import add_record_commands
 from gateway.cli_requests import add_request_commands
 from gateway.cli_search import add_search_commands
 from gateway.cli_users import add_user_commands
@@ -179,17 +180,21 @@ def _parser() -> argparse.ArgumentParser:
             who.add_argument("--device", help="a patrol device or camera id")
         issue.set_defaults(run=_cmd_pki_issue)
 
-    add_admin_commands(commands)
-    add_audit_commands(commands)
-    add_capture_commands(commands)
-    add_hotlist_commands(commands)
-    add_hold_commands(commands)
-    add_request_commands(commands)
-    add_search_commands(commands)
-    add_evidence_commands(commands)
-    add_demo_command(commands)
-    add_user_commands(commands)
-    add_patrol_command(commands)
+    for add_commands in (
+        add_admin_commands,
+        add_audit_commands,
+        add_capture_commands,
+        add_hotlist_commands,
+        add_hold_commands,
+        add_record_commands,
+        add_request_commands,
+        add_search_commands,
+        add_evidence_commands,
+        add_demo_command,
+        add_user_commands,
+        add_patrol_command,
+    ):
+        add_commands(commands)
     return parser
 
 
