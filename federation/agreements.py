@@ -129,9 +129,13 @@ class AgreementBook:
 
         Raises:
             NotFoundError: The partner is not registered.
+            PreconditionError: The partner is on the SB 34 list (SHR-4): a renewal refused
+                must not be had as a new agreement.
             ValidationError: The terms are invalid (e.g. a sunset more than a year out, SHR-3).
         """
-        self._peers.require(partner_ori)
+        self._refuse_if_listed(
+            self._peers.require(partner_ori), "renewal" if renews else "agreement"
+        )
         terms = Terms(
             agreement_id=str(uuid.uuid4()),
             federation=self._federation,
@@ -172,12 +176,6 @@ class AgreementBook:
         if previous.state is AgreementState.REVOKED:
             raise PreconditionError(f"agreement {agreement_id} was revoked; make a new one")
         partner = self._peers.require(previous.terms.partner_of(self._ori))
-        listed = self.noncompliance_listing(partner)
-        if listed is not None:
-            raise PreconditionError(
-                f"{partner.ori} ({partner.name}) is on the Attorney General's SB 34 "
-                f"non-compliance list ({listed}); renewal refused (SHR-4)"
-            )
         ours, theirs = previous.terms.grants_by(self._ori), previous.terms.grants_by(partner.ori)
         return self.create(
             partner_ori=partner.ori,
@@ -216,13 +214,16 @@ class AgreementBook:
         """Our signature added to a partner's proposal; it becomes active by `activate`.
 
         Raises:
-            PreconditionError: It is not a partner's proposal awaiting us.
+            PreconditionError: It is not a partner's proposal awaiting us, or the partner is
+                on the SB 34 list (SHR-4), whether it proposes a first term or a renewal.
         """
         agreement = self.require(agreement_id)
         if agreement.we_proposed or agreement.state is not AgreementState.PROPOSED:
             raise PreconditionError(
                 f"agreement {agreement_id} is {agreement.state}, not a proposal awaiting us"
             )
+        partner = self._peers.require(agreement.terms.partner_of(self._ori))
+        self._refuse_if_listed(partner, "renewal" if agreement.terms.term > 1 else "agreement")
         return agreement.envelope.add_signature(self._signer)
 
     def activate(self, agreement_id: str, envelope: Envelope) -> Agreement:
@@ -415,6 +416,19 @@ class AgreementBook:
             session.add_all(rows)
             session.commit()
         return len(rows)
+
+    def _refuse_if_listed(self, partner: Peer, what: str) -> None:
+        """Refuse an agreement or renewal with a partner on the SB 34 list (SHR-4).
+
+        Raises:
+            PreconditionError: It is listed, by ORI or by name.
+        """
+        listed = self.noncompliance_listing(partner)
+        if listed is not None:
+            raise PreconditionError(
+                f"{partner.ori} ({partner.name}) is on the Attorney General's SB 34 "
+                f"non-compliance list ({listed}); {what} refused (SHR-4)"
+            )
 
     def noncompliance_listing(self, peer: Peer) -> str | None:
         """How `peer` appears on the SB 34 list (by ORI or by name), or None."""

@@ -271,6 +271,33 @@ class TestRenewal:
         with pytest.raises(PreconditionError, match="SB 34"):
             lapd.book.renew(first, starts_at=START, sunsets_at=YEAR_LATER, review=REVIEW)
 
+    def test_shr4_a_listed_partner_gets_no_new_agreement_in_place_of_a_renewal(
+        self, parties: tuple[Party, Party]
+    ) -> None:
+        lapd, lasd = parties
+        activate(lapd, lasd, draft(lapd))
+        lapd.book.import_noncompliance([("", LASD)], "ag-2026-10.csv")
+        with pytest.raises(PreconditionError, match=r"SB 34.*agreement refused"):
+            draft(lapd)
+
+    @pytest.mark.parametrize("term", [1, 2], ids=["first term", "renewal"])
+    def test_shr4_a_listed_partners_proposal_is_not_accepted(
+        self, parties: tuple[Party, Party], term: int
+    ) -> None:
+        lapd, lasd = parties
+        proposal = draft(lapd)
+        if term == 2:
+            activate(lapd, lasd, proposal)
+            renewal = lapd.book.renew(
+                proposal, starts_at=START, sunsets_at=YEAR_LATER, review=REVIEW
+            )
+            proposal = renewal.id
+        lasd.book.receive_proposal(lapd.book.require(proposal).envelope, lasd.peers.require(LAPD))
+        lasd.book.import_noncompliance([("Los Angeles Police Department", "")], "ag-2026-10.csv")
+        with pytest.raises(PreconditionError, match="SB 34"):
+            lasd.book.countersign(proposal)
+        assert lasd.book.require(proposal).state is AgreementState.PROPOSED
+
     @pytest.mark.parametrize(
         ("reviewer", "summary", "field"),
         [
