@@ -157,7 +157,7 @@ class RequestChecker:
         issued_at = request.issued_at.ToDatetime(UTC)
         if abs(now - issued_at) > ALLOWED_SKEW:
             raise StaleRequestError(f"request time {issued_at:%H:%M:%S} is outside the skew")
-        self._remember_nonce(sender.ori, request.nonce, now)
+        self._remember_nonce(sender.ori, request.nonce, issued_at + ALLOWED_SKEW)
         return CheckedRequest(request, payload, agreement)
 
     def _covering(self, agreement_id: str, sender_ori: str, grant: Grant) -> Agreement:
@@ -187,10 +187,14 @@ class RequestChecker:
             f"(asked under {agreement_id or 'none'}: {why})"
         )
 
-    def _remember_nonce(self, partner_ori: str, nonce: bytes, now: datetime) -> None:
+    def _remember_nonce(self, partner_ori: str, nonce: bytes, expires_at: datetime) -> None:
+        """Keep `nonce` until `expires_at`: the last instant its request passes the skew check.
+
+        Raises:
+            ReplayError: It is kept already.
+        """
         try:
             with self._engine.begin() as connection:
-                expires_at = now + 2 * ALLOWED_SKEW
                 connection.execute(
                     _INSERT_NONCE,
                     {"partner_ori": partner_ori, "nonce": nonce, "expires_at": expires_at},
@@ -199,10 +203,13 @@ class RequestChecker:
             raise ReplayError(f"nonce {nonce.hex()} from {partner_ori} was used before") from error
 
     def forget_old_nonces(self) -> int:
-        """Delete nonces too old to be replayed within the skew; how many."""
+        """Delete nonces whose requests the skew check now refuses; how many.
+
+        Kept through `expires_at` itself, where the skew check still lets the request in.
+        """
         with Session(self._engine) as session:
             result = session.exec(
-                delete(SeenNonce).where(col(SeenNonce.expires_at) <= self._clock())
+                delete(SeenNonce).where(col(SeenNonce.expires_at) < self._clock())
             )
             session.commit()
             return int(result.rowcount or 0)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -43,7 +43,7 @@ from federation.client import (
 )
 from federation.envelope import Envelope
 from federation.errors import InvalidEnvelopeError
-from federation.exchange import check_exchange, sign_request
+from federation.exchange import ALLOWED_SKEW, check_exchange, sign_request
 from federation.gate import DENIED
 from federation.hotlist_sharing import HotlistSharing, PullResult
 from federation.peers import Peer
@@ -452,6 +452,8 @@ class RawPull:
         purpose: The purpose it states.
         skew: How far its time is from the responder's clock.
         times: How often the same signed request is sent (a replay sends it twice).
+        later: How long after the one before each later copy is sent, the responder's
+            purge job having forgotten the nonces it may forget meanwhile.
         query: What it asks.
     """
 
@@ -461,6 +463,7 @@ class RawPull:
     purpose: str = "stolen vehicle recovery"
     skew: timedelta = timedelta(0)
     times: int = 1
+    later: timedelta = timedelta(0)
     query: exchange_pb2.HotlistQuery | exchange_pb2.ReadQuery = field(
         default_factory=lambda: exchange_pb2.HotlistQuery(since_version=0)
     )
@@ -532,6 +535,11 @@ def _replayed(_: Scene) -> RawPull:
     return RawPull(times=2)
 
 
+def _replayed_at_the_skews_edge(_: Scene) -> RawPull:
+    """Dated as far ahead as the skew allows, and sent again as far behind as it allows."""
+    return RawPull(skew=ALLOWED_SKEW, times=2, later=2 * ALLOWED_SKEW)
+
+
 def _not_a_pull(_: Scene) -> RawPull:
     return RawPull(query=exchange_pb2.ReadQuery(plate="7ABC123"))
 
@@ -550,6 +558,7 @@ DENIALS = [
     pytest.param(_ahead, "outside the skew", id="ahead-of-skew"),
     pytest.param(_behind, "outside the skew", id="behind-skew"),
     pytest.param(_replayed, "used before", id="replay"),
+    pytest.param(_replayed_at_the_skews_edge, "used before", id="replay-at-the-skews-edge"),
     pytest.param(_not_a_pull, "not a hotlist pull", id="not-a-pull"),
 ]
 
@@ -568,7 +577,7 @@ class TestUniformDenialsAtTheResponder:
     ) -> None:
         lapd, lasd, agreement_id = pair
         raw = prepare(Scene(lapd, lasd, agreement_id, clock))
-        *answered, refused = _send_raw_pull(lapd, lasd, federation, raw, clock())
+        *answered, refused = _send_raw_pull(lapd, lasd, federation, raw, clock)
         assert answered == [None] * (raw.times - 1)  # a replay's first copy was fine
         assert refused is not None
         assert (refused.code(), refused.details()) == (grpc.StatusCode.PERMISSION_DENIED, DENIED)
@@ -582,7 +591,7 @@ class TestUniformDenialsAtTheResponder:
 
 
 def _send_raw_pull(
-    lapd: Agency, lasd: Agency, federation: Federation, raw: RawPull, now: datetime
+    lapd: Agency, lasd: Agency, federation: Federation, raw: RawPull, clock: ManualClock
 ) -> list[grpc.RpcError | None]:
     """Send a signed pull, as `raw` describes it, to LASD; what each sending got back."""
     services = lapd.node.services
@@ -595,14 +604,17 @@ def _send_raw_pull(
         requesting_user=f"spiffe://test.alpr/agency/{LAPD}/user/det-1",
         purpose=raw.purpose,
         case_number="26-001",
-        now=now + raw.skew,
+        now=clock() + raw.skew,
         query=raw.query,
     )
     outcomes: list[grpc.RpcError | None] = []
     credentials = federation.client(raw.caller_ori, PrincipalKind.NODE, "")
     with lasd.node.channel(credentials) as channel:
         stub = federation_service_pb2_grpc.FederationServiceStub(channel)
-        for _ in range(raw.times):
+        for copy in range(raw.times):
+            if copy:
+                clock.advance(raw.later)
+                lasd.node.services.checker.forget_old_nonces()
             try:
                 answer = stub.GetHotlist(
                     federation_service_pb2.GetHotlistRequest(request=envelope.to_proto()),
