@@ -41,8 +41,10 @@ class ExchangeGate:
 
         Raises:
             PermissionDeniedError: It names no registered peer, or not the SAN on record.
+            UnavailableError: The database failed reading the peer, or auditing the denial.
         """
-        peer = self._peers.get(caller.ori) if caller.kind is PrincipalKind.NODE else None
+        with _busy_if_the_database_fails(method, caller, "reading the peer"):
+            peer = self._peers.get(caller.ori) if caller.kind is PrincipalKind.NODE else None
         if peer is None:
             self.deny(caller, method=method, peer_ip=peer_ip, reason="no such peer")
         if peer.spiffe_id != caller.spiffe_id:
@@ -75,12 +77,7 @@ class ExchangeGate:
         except NodeError as error:
             self.deny(caller, method=method, peer_ip=peer_ip, reason=error.diagnostics())
         except (OperationalError, PoolTimeoutError) as error:
-            # Our database failed, not the partner's call: its write lock held by another
-            # process, its server unreachable. Said so, the partner tries again; the
-            # denial is final to it (it would drop the acknowledgements it came to give).
-            # Any call may meet this, answered or refused: it tells nothing of what we hold.
-            log.warning("%s for %s: the database failed: %s", method, caller.spiffe_id, error)
-            raise UnavailableError(BUSY) from error
+            _busy(method, caller, "answering", error)
         except Exception as error:
             log.exception("%s for %s failed", method, caller.spiffe_id)
             reason = f"internal error: {type(error).__name__}: {error}"
@@ -90,13 +87,44 @@ class ExchangeGate:
         """Audit the real reason, then refuse with the uniform denial.
 
         Raises:
-            PermissionDeniedError: Always.
+            PermissionDeniedError: Once the denial is audited.
+            UnavailableError: The database failed to audit it: answered as any call that
+                meets a failing database, the denial would tell the caller it was refused.
         """
-        self._audit.append(
-            "exchange.denied",
-            actor=caller.spiffe_id,
-            agency=caller.ori,
-            peer_ip=peer_ip,
-            details={"method": method, "reason": reason, "responder": self._ori},
-        )
+        with _busy_if_the_database_fails(method, caller, f"auditing a denial ({reason})"):
+            self._audit.append(
+                "exchange.denied",
+                actor=caller.spiffe_id,
+                agency=caller.ori,
+                peer_ip=peer_ip,
+                details={"method": method, "reason": reason, "responder": self._ori},
+            )
         raise PermissionDeniedError(DENIED)
+
+
+@contextmanager
+def _busy_if_the_database_fails(method: str, caller: Principal, doing: str) -> Iterator[None]:
+    """Turn a failure of our database inside into `UnavailableError` (`BUSY`).
+
+    Raises:
+        UnavailableError: The database failed.
+    """
+    try:
+        yield
+    except (OperationalError, PoolTimeoutError) as error:
+        _busy(method, caller, doing, error)
+
+
+def _busy(method: str, caller: Principal, doing: str, error: Exception) -> NoReturn:
+    """Log that our database failed `doing` a call, and answer that the node is busy.
+
+    Our database failed, not the partner's call: its write lock held by another process,
+    its server unreachable. Said so, the partner tries again; a denial is final to it (it
+    would drop the acknowledgements it came to give). Any call may meet this, answered or
+    refused: it tells nothing of what we hold.
+
+    Raises:
+        UnavailableError: Always.
+    """
+    log.warning("%s for %s: the database failed %s: %s", method, caller.spiffe_id, doing, error)
+    raise UnavailableError(BUSY) from error

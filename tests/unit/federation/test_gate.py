@@ -63,3 +63,21 @@ def test_a_failure_of_our_database_is_no_denial_but_unavailable_to_try_again(
     ):
         raise locked
     assert audit.events(kinds=["exchange.denied"]) == []
+
+
+@pytest.mark.parametrize("failing", ["reading the peer", "auditing the denial"])
+def test_a_denial_the_database_fails_is_answered_as_any_call_it_fails(
+    gate: ExchangeGate, audit: AuditLog, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """Were it INTERNAL, while admitted calls get UNAVAILABLE, a caller would learn it is denied."""
+    locked = OperationalError("SELECT ...", {}, sqlite3.OperationalError("locked"))
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise locked
+
+    if failing == "reading the peer":
+        monkeypatch.setattr(PeerRegistry, "get", fail)
+    else:
+        monkeypatch.setattr(audit, "append", fail)
+    with pytest.raises(UnavailableError, match="try again"):
+        gate.admit(CALLER, method="GetHotlist", peer_ip="10.0.0.7")  # LAPD: no such peer
