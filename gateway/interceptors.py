@@ -31,6 +31,7 @@ from grpc_status import rpc_status
 
 from federation.client import PartnerFailedError, PartnerRefusedError
 from federation.errors import FederationError
+from federation.gate import ExchangeGate
 from gateway.logs import fields
 from node.audit import AuditLog
 from node.errors import (
@@ -404,6 +405,7 @@ class AuthorizationInterceptor(ScopedInterceptor):
         sessions: Sessions,
         watch: SessionWatch,
         require_login: bool,
+        gate: ExchangeGate,
     ) -> None:
         """Authorize for the agency `ori` by `table` (full method name -> access).
 
@@ -413,12 +415,15 @@ class AuthorizationInterceptor(ScopedInterceptor):
             sessions: Checks the sessions calls carry.
             watch: Ends the calls left open by a session that ends.
             require_login: Whether `Login.CONFIGURED` methods need a session.
+            gate: Denies, uniformly and audited, a caller of a partners' method that is
+                no partner's node (SHR-6).
         """
         self._ori = ori
         self._table = table
         self._sessions = sessions
         self._watch = watch
         self._require_login = require_login
+        self._gate = gate
 
     def allows(self, method: str, caller: Principal) -> bool:
         """Whether `caller`'s certificate is of `method`'s audience."""
@@ -444,8 +449,23 @@ class AuthorizationInterceptor(ScopedInterceptor):
 
     @asynccontextmanager
     async def scope(self, method: str, context: Context) -> AsyncIterator[SessionGuard | None]:
-        """Refuse the call unless the table allows it; set `current_user()` for it."""
-        if not self.allows(method, current_caller()):
+        """Refuse the call unless the table allows it; set `current_user()` for it.
+
+        A partners' method is refused as the gate refuses a partner (SHR-6): a user's or a
+        device's certificate, or our own node's, learns no more than an unknown peer, and
+        the attempt is audited.
+        """
+        caller = current_caller()
+        if not self.allows(method, caller):
+            access = self._table.get(method)
+            if access is not None and access.audience is Audience.PARTNER_NODES:
+                await asyncio.to_thread(
+                    self._gate.deny,
+                    caller,
+                    method=method.rsplit("/", 1)[-1],
+                    peer_ip=peer_ip(context),
+                    reason=f"{caller.spiffe_id} is no partner's node",
+                )
             raise PermissionDeniedError(f"{method} is not open to this caller")
         use = None
         if self.needs_session(method):

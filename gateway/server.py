@@ -170,6 +170,7 @@ def create_server(
                 sessions=services.sessions,
                 watch=services.watch,
                 require_login=config.require_login,
+                gate=services.gate,
             ),
         ],
         options=[

@@ -86,6 +86,7 @@ from federation.exchange import (  # noqa: E402
     REQUEST_TYPE,
     ExchangeLedger,
 )
+from federation.gate import ExchangeGate  # noqa: E402
 from federation.peers import Peer, PeerRegistry  # noqa: E402
 from federation.plate_queries import ANSWER_TYPE, MAX_SHARED_READS  # noqa: E402
 from federation.witness import Witness  # noqa: E402
@@ -311,6 +312,7 @@ async def serve_plain(directory: Path, endpoints: dict[str, str]) -> None:
                 ),
                 watch=SessionWatch(audit, clock=system_clock),
                 require_login=False,
+                gate=ExchangeGate(peers, audit, ori=config.ori),
             ),
         ],
         options=[("grpc.max_receive_message_length", config.max_message_bytes)],

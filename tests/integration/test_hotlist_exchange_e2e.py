@@ -446,7 +446,8 @@ class RawPull:
     """A signed pull sent straight to LASD's FederationService, past LAPD's own checks.
 
     Attributes:
-        caller_ori: Whose node certificate the call presents.
+        caller_ori: Whose certificate the call presents.
+        caller_kind: Of what: a node's, a user's or a device's (named `caller_name`).
         agreement_id: The agreement the request names; "" for the one in force.
         signer: Who signs the request; None for LAPD's node key.
         purpose: The purpose it states.
@@ -458,6 +459,8 @@ class RawPull:
     """
 
     caller_ori: str = LAPD
+    caller_kind: PrincipalKind = PrincipalKind.NODE
+    caller_name: str = ""
     agreement_id: str = ""
     signer: Ed25519Signer | None = None
     purpose: str = "stolen vehicle recovery"
@@ -481,6 +484,18 @@ class Scene:
 
 def _unknown_peer(_: Scene) -> RawPull:
     return RawPull(caller_ori=SPD)
+
+
+def _partners_user(_: Scene) -> RawPull:
+    return RawPull(caller_kind=PrincipalKind.USER, caller_name="det-1")
+
+
+def _partners_device(_: Scene) -> RawPull:
+    return RawPull(caller_kind=PrincipalKind.DEVICE, caller_name="cam-1")
+
+
+def _our_own_node(_: Scene) -> RawPull:
+    return RawPull(caller_ori=LASD)
 
 
 def _san_mismatch(scene: Scene) -> RawPull:
@@ -547,6 +562,9 @@ def _not_a_pull(_: Scene) -> RawPull:
 # Each way a partner's pull is refused, and what the responder's own audit log says of it.
 DENIALS = [
     pytest.param(_unknown_peer, "no such peer", id="unknown-peer"),
+    pytest.param(_partners_user, "user/det-1 is no partner's node", id="partners-user"),
+    pytest.param(_partners_device, "device/cam-1 is no partner's node", id="partners-device"),
+    pytest.param(_our_own_node, f"agency/{LASD} is no partner's node", id="our-own-node"),
     pytest.param(_san_mismatch, "peer record spiffe://elsewhere.alpr", id="san-mismatch"),
     pytest.param(_bad_signature, "signatures", id="bad-signature"),
     pytest.param(_no_agreement, "we hold no such agreement", id="no-agreement"),
@@ -608,7 +626,7 @@ def _send_raw_pull(
         query=raw.query,
     )
     outcomes: list[grpc.RpcError | None] = []
-    credentials = federation.client(raw.caller_ori, PrincipalKind.NODE, "")
+    credentials = federation.client(raw.caller_ori, raw.caller_kind, raw.caller_name)
     with lasd.node.channel(credentials) as channel:
         stub = federation_service_pb2_grpc.FederationServiceStub(channel)
         for copy in range(raw.times):
