@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from sqlmodel import Session
@@ -17,7 +17,7 @@ from alpr.federation.v1.federation_service_pb2 import GetHotlistResponse
 from federation.agreements import AgreementBook
 from federation.client import PartnerClient
 from federation.envelope import Envelope
-from federation.errors import InvalidEnvelopeError
+from federation.errors import ExchangeRefusedError, InvalidEnvelopeError
 from federation.exchange import RequestChecker, verify_receipt
 from federation.hotlist_exchange import (
     MAX_DELTA_ENTRIES,
@@ -39,7 +39,7 @@ from node.hotlists.partner_store import (
     PartnerHotlists,
     StagedBatch,
 )
-from node.hotlists.store import HotlistStore
+from node.hotlists.store import CHUNKS_A_READ, HotlistStore
 
 HOTLIST = "hotlist"
 SCHEDULED = "scheduled hotlist refresh"
@@ -47,6 +47,9 @@ SCHEDULED = "scheduled hotlist refresh"
 CHUNKS_IN_FLIGHT = 16
 # Batches of opened chunks waiting to be written (`STAGED_A_TRANSACTION` chunks each).
 BATCHES_IN_FLIGHT = 2
+# A list being sent stops within this many chunks of its agreement's end: one read of it
+# each `CHUNKS_A_READ` chunks (16,000 entries), 62 for a million-entry list.
+IN_FORCE_CHECKED_EVERY = CHUNKS_A_READ
 
 _Accepted = tuple[OpenedSnapshot, Envelope, PreconditionError | None]
 """The list taken, our acknowledgement, and why the list was not taken, if it was not."""
@@ -131,7 +134,26 @@ class HotlistSharing:
                 "ended": len(changes.ended),
             },
         )
-        return snapshot, receipt
+        chunks = self._while_in_force(checked.agreement.id, snapshot.chunks)
+        return replace(snapshot, chunks=chunks), receipt
+
+    def _while_in_force(self, agreement_id: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """`chunks`, ended once the agreement they are sent under is no longer in force.
+
+        Checked every `IN_FORCE_CHECKED_EVERY` chunks: revoked while a million-entry list
+        streams (a minute to a slow partner), the rest is not sent (SHR-2).
+
+        Raises:
+            ExchangeRefusedError: The agreement ended midway; the gate denies it uniformly.
+        """
+        for sent, chunk in enumerate(chunks):
+            if sent and sent % IN_FORCE_CHECKED_EVERY == 0:
+                agreement = self.agreements.get(agreement_id)
+                if agreement is None or not agreement.in_force(self.clock()):
+                    raise ExchangeRefusedError(
+                        f"agreement {agreement_id} ended after {sent} chunks of its list were sent"
+                    )
+            yield chunk
 
     def _open(self, sent: SentRequest, snapshot: Envelope, receipt: Envelope) -> SnapshotReader:
         """Verify the snapshot's manifest (HOT-7), then the receipt over its digest."""

@@ -139,8 +139,10 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
 
         Chunks are read and encrypted in a worker thread, `CHUNKS_A_READ` at a time, as
         the partner takes them: a slow partner holds a few chunks of ours, not the list.
+        Whatever fails meanwhile (the agreement revoked midway) ends the stream with the
+        uniform, audited denial.
         """
-        services, address = self._services, peer_ip(context)
+        services, address, caller = self._services, peer_ip(context), current_caller()
 
         def answer(peer: Peer) -> tuple[SignedSnapshot, Envelope, tuple[bytes, ...] | None]:
             signed = Envelope.from_proto(request.request)
@@ -150,7 +152,12 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         snapshot, receipt, proof = await self._for_partner("GetHotlist", context, answer)
         responses = hotlist_responses(snapshot, receipt, proof)
         yield next(responses)  # the manifest and receipt: the partner checks them meanwhile
-        while batch := await asyncio.to_thread(list, islice(responses, CHUNKS_A_READ)):
+
+        def next_batch() -> list[pb.GetHotlistResponse]:
+            with services.gate.guard(caller, method="GetHotlist", peer_ip=address):
+                return list(islice(responses, CHUNKS_A_READ))
+
+        while batch := await asyncio.to_thread(next_batch):
             for response in batch:
                 yield response
 

@@ -54,7 +54,7 @@ from gateway.servicers.federation import hotlist_responses
 from gateway.tls import TLSConfig
 from node.ed25519 import DataKey, Ed25519Key, Ed25519Signer
 from node.errors import PreconditionError, UnavailableError
-from node.hotlists.codec import CHUNK_SIZE, entry_chunks
+from node.hotlists.codec import CHUNK_SIZE, EntryChunk, entry_chunks
 from node.hotlists.entry import FORBIDDEN_REASON, HotlistEntry, ListType
 from node.hotlists.partner_store import STAGED_A_TRANSACTION
 from node.hotlists.store import Changes, HotlistStore, OutgoingChanges
@@ -404,6 +404,58 @@ class TestServing:
                 go_on.set()
             assert info.node.ori == LASD
             assert pulling.result(TIMEOUT).acknowledged
+
+    def test_shr2_a_list_being_sent_stops_once_its_agreement_is_revoked(
+        self,
+        pair: tuple[Agency, Agency, str],
+        federation: Federation,
+        clock: ManualClock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Revocation stops all flow at once: the rest of a list under way is not sent."""
+        lapd, lasd, agreement_id = pair
+        hotlists = lasd.node.services.hotlists
+        hotlists.add("stolen", [replace(STOLEN, plate=f"{n:07d}") for n in range(CHUNK_SIZE)])
+        outgoing, revoked = hotlists.outgoing_since, threading.Event()
+
+        def paused_after_the_first_chunk(version: int) -> OutgoingChanges:
+            changes = outgoing(version)
+
+            def chunks() -> Iterator[EntryChunk]:
+                yield next(changes.chunks)
+                assert revoked.wait(TIMEOUT)
+                yield from changes.chunks
+
+            return replace(changes, chunks=chunks())
+
+        monkeypatch.setattr(hotlists, "outgoing_since", paused_after_the_first_chunk)
+        monkeypatch.setattr(hotlist_sharing, "IN_FORCE_CHECKED_EVERY", 1)
+        credentials = federation.client(LAPD, PrincipalKind.NODE, "")
+        _, envelope = sign_request(
+            lapd.node.services.sharing.signer,
+            agreement=lapd.node.services.agreements.require(agreement_id),
+            requesting_ori=LAPD,
+            requesting_user=f"spiffe://test.alpr/agency/{LAPD}/user/det-1",
+            purpose="stolen vehicle recovery",
+            case_number="26-001",
+            now=clock(),
+            query=exchange_pb2.HotlistQuery(since_version=0),
+        )
+        with lasd.node.channel(credentials) as channel:
+            stub = federation_service_pb2_grpc.FederationServiceStub(channel)
+            answer = stub.GetHotlist(
+                federation_service_pb2.GetHotlistRequest(request=envelope.to_proto()),
+                timeout=TIMEOUT,
+            )
+            assert next(iter(answer)).HasField("snapshot")
+            lasd.node.services.agreements.revoke(agreement_id, "audit finding")
+            revoked.set()
+            with pytest.raises(grpc.RpcError) as raised:
+                list(answer)
+        assert isinstance(raised.value, grpc.Call)
+        assert rpc_status.from_call(raised.value) == UNIFORM_DENIAL
+        [denial] = [json.loads(e.details) for e in lasd.audit_events("exchange.denied")]
+        assert "ended after 1 chunks" in denial["reason"]
 
 
 class TestDenials:
