@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
@@ -36,6 +37,14 @@ MAX_LISTED_NAME = 200
 MAX_SOURCE = 300
 
 NOTICE_TYPE = "application/vnd.alpr.revocation-notice.v1+protobuf"
+
+
+class OwedNotice(NamedTuple):
+    """A revocation notice of ours that its partner has not taken yet."""
+
+    agreement_id: str
+    partner_ori: str
+    notice: Envelope
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,13 +263,41 @@ class AgreementBook:
         agreement = self.require(agreement_id)
         if agreement.state in (AgreementState.EXPIRED, AgreementState.REVOKED):
             raise PreconditionError(f"agreement {agreement_id} is already {agreement.state}")
-        now = self._clock()
-        self._update(agreement_id, state=AgreementState.REVOKED, revoked_reason=reason)
         notice = agreement_pb2.RevocationNotice(
             agreement_id=agreement_id, revoked_by_ori=self._ori, reason=reason
         )
-        notice.revoked_at.FromDatetime(now)
-        return Envelope.sign(notice.SerializeToString(), NOTICE_TYPE, self._signer)
+        notice.revoked_at.FromDatetime(self._clock())
+        signed = Envelope.sign(notice.SerializeToString(), NOTICE_TYPE, self._signer)
+        self._update(
+            agreement_id, state=AgreementState.REVOKED, revoked_reason=reason, notice_owed=signed
+        )
+        return signed
+
+    def owed_notices(self) -> list[OwedNotice]:
+        """Our revocation notices a partner has not taken yet, while they still matter.
+
+        Past the agreement's sunset the partner stops on its own (SHR-3): not owed.
+        """
+        with Session(self._engine) as session:
+            owed = session.exec(
+                select(AgreementRecord).where(
+                    col(AgreementRecord.notice_owed).is_not(None),
+                    col(AgreementRecord.sunsets_at) > self._clock(),
+                )
+            ).all()
+            return [
+                OwedNotice(r.id, r.partner_ori, Envelope.from_bytes(r.notice_owed or b""))
+                for r in owed
+            ]
+
+    def notice_taken(self, agreement_id: str) -> None:
+        """Record that the partner took our revocation notice: no longer owed."""
+        with Session(self._engine) as session:
+            record = session.get(AgreementRecord, agreement_id)
+            if record is not None:
+                record.notice_owed = None
+                session.add(record)
+                session.commit()
 
     def expire_sunsets(self) -> list[str]:
         """Mark every active agreement past its sunset expired (SHR-3); their ids."""
@@ -477,6 +514,7 @@ class AgreementBook:
         state: AgreementState,
         envelope: Envelope | None = None,
         revoked_reason: str | None = None,
+        notice_owed: Envelope | None = None,
     ) -> Agreement:
         with Session(self._engine) as session:
             record = session.get(AgreementRecord, agreement_id)
@@ -487,6 +525,8 @@ class AgreementBook:
                 record.envelope = envelope.to_bytes()
             if revoked_reason is not None:
                 record.revoked_reason = revoked_reason
+            if notice_owed is not None:
+                record.notice_owed = notice_owed.to_bytes()
             record.updated_at = self._clock()
             session.add(record)
             session.commit()

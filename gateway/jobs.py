@@ -15,6 +15,9 @@ reads and writes that store in a worker thread, never on the event loop (`_Sched
   flag exchanges we answered that were left unacknowledged (AUD-6).
 - ``expire_sunsets`` (every 15 minutes): mark agreements past their sunset expired
   (SHR-3; nothing flowed under them from that instant already).
+- ``notify_revocations`` (every 5 minutes): send each revocation notice a partner could
+  not be given when our operator revoked, until it takes it, so that the partner stops
+  using what it holds under the agreement too.
 - ``sign_checkpoint`` (every 10 minutes): sign and keep a checkpoint of the audit log,
   which `alpr audit verify` checks and auditors and partners can hold the node to (AUD-5).
 - ``apply_retention`` (every day): archive reads past the profile's read period and
@@ -301,6 +304,23 @@ def apply_retention() -> tuple[int, int, int]:
     return done.archived, done.deleted, done.held
 
 
+async def notify_revocations() -> dict[str, str]:
+    """Send every revocation notice still owed; what became of each, by agreement."""
+    services = _bound()
+    outcomes: dict[str, str] = {}
+    for owed in await asyncio.to_thread(services.agreements.owed_notices):
+        try:
+            peer = await asyncio.to_thread(services.peers.require, owed.partner_ori)
+            await services.partners.revoke_agreement(peer, owed.notice)
+        except NodeError as error:
+            outcomes[owed.agreement_id] = f"owed still: {error.diagnostics()}"
+            continue
+        await asyncio.to_thread(services.agreements.notice_taken, owed.agreement_id)
+        outcomes[owed.agreement_id] = "taken"
+    await asyncio.to_thread(_audit, "notify_revocations", outcomes=outcomes)
+    return outcomes
+
+
 async def witness_partners() -> dict[str, str]:
     """Witness every partner's latest checkpoint; what became of each, by ORI."""
     services = _bound()
@@ -340,6 +360,7 @@ def start_scheduler(
         (refresh_partners, REFRESH_EVERY),
         (purge, PURGE_EVERY),
         (expire_sunsets, SUNSET_EVERY),
+        (notify_revocations, PURGE_EVERY),
         (sign_checkpoint, CHECKPOINT_EVERY),
         (witness_partners, CHECKPOINT_EVERY),
         (apply_retention, RETENTION_EVERY),

@@ -147,7 +147,10 @@ class AgreementAdmin:
     async def RevokeAgreement(  # noqa: N802 (gRPC method name)
         self, request: pb.RevokeAgreementRequest, context: Context
     ) -> pb.RevokeAgreementResponse:
-        """Revoke at once on our side, then tell the partner."""
+        """Revoke at once on our side, then tell the partner.
+
+        A partner that cannot be told now is told by the `notify_revocations` job.
+        """
         book = self.services.agreements
         agreement_id = _required(request.agreement_id, "agreement_id")
 
@@ -165,6 +168,7 @@ class AgreementAdmin:
             return pb.RevokeAgreementResponse(
                 agreement=self._proto(revoked), partner_notified=False, partner_error=str(error)
             )
+        await asyncio.to_thread(book.notice_taken, agreement_id)
         return pb.RevokeAgreementResponse(agreement=self._proto(revoked), partner_notified=True)
 
     def RenewAgreement(  # noqa: N802 (gRPC method name)

@@ -77,6 +77,8 @@ class AgreementRecord(SQLModel, table=True):
     envelope: bytes
     compliance_review: str = Field(default="")
     revoked_reason: str = Field(default="", max_length=500)
+    notice_owed: bytes | None = Field(default=None)
+    """Our signed revocation notice, until the partner took it (`notify_revocations`)."""
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=DateTime(timezone=True))
 

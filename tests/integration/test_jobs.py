@@ -20,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
+from alpr.admin.v1 import agreements_pb2
 from alpr.federation.v1 import agreement_pb2
 from federation.client import PartnerClient
 from federation.hotlist_sharing import HotlistSharing, PullResult
@@ -29,7 +30,7 @@ from node.errors import UnavailableError
 from node.hotlists.entry import HotlistEntry, ListType
 from node.reads import CameraKey, NewRead, Sent
 from node.store import create_engine
-from tests.support.agencies import Agency, agree, running_agencies
+from tests.support.agencies import TIMEOUT, Agency, agree, running_agencies
 from tests.support.clock import START, ManualClock
 from tests.support.pki import LAPD, LASD, Federation
 
@@ -125,6 +126,7 @@ class TestSchedule:
             assert list(ids) == [
                 "apply_retention",
                 "expire_sunsets",
+                "notify_revocations",
                 "purge",
                 "refresh_partners",
                 "sign_checkpoint",
@@ -390,6 +392,34 @@ class TestJobs:
         assert [run["unacknowledged"] for run in job_runs(lasd)] == [{}, {LAPD: 1}]
         [warning] = caplog.records
         assert getattr(warning, FIELDS) == {"by_partner": {LAPD: 1}, "oldest": pulled.exchange_id}
+
+    def test_a_revocation_the_partner_missed_is_sent_until_it_takes_it(
+        self, pair: tuple[Agency, Agency], clock: ManualClock
+    ) -> None:
+        """Both sides stop: the partner, down when we revoked, stops once it comes back."""
+        lapd, lasd = pair
+        lapd.node.run(lapd.node.services.sharing.pull(LASD))
+        [agreement] = lasd.node.services.agreements.list()
+        endpoint = lasd.node.services.peers.require(LAPD).endpoint
+        lasd.node.services.peers.update(LAPD, {"endpoint": "localhost:1"})  # LAPD is down
+        revoked = lasd.admin.RevokeAgreement(
+            agreements_pb2.RevokeAgreementRequest(agreement_id=agreement.id, reason="audit"),
+            timeout=TIMEOUT,
+        )
+        assert not revoked.partner_notified
+        scheduler = start(lasd)
+        try:
+            [missed] = lasd.node.run(jobs.notify_revocations()).values()
+            assert missed.startswith("owed still")
+            assert len(lapd.node.services.partner_lists.find(STOLEN.plate)) == 1
+            lasd.node.services.peers.update(LAPD, {"endpoint": endpoint})  # back up
+            assert lasd.node.run(jobs.notify_revocations()) == {agreement.id: "taken"}
+            assert lasd.node.run(jobs.notify_revocations()) == {}  # taken: owed no more
+        finally:
+            lasd.node.run(_shutdown(scheduler))
+        assert lapd.node.services.agreements.require(agreement.id).state.value == "revoked"
+        assert lapd.node.services.partner_lists.find(STOLEN.plate) == []
+        assert [run["job"] for run in job_runs(lasd)].count("notify_revocations") == 3
 
     def test_purge_and_sunset_jobs_run_and_are_audited(
         self, pair: tuple[Agency, Agency], clock: ManualClock
