@@ -5,6 +5,8 @@ restart loses no schedule, and each is a module-level function APScheduler names
 reference. Every run is audited as ``job.run``: one that raised or was missed too, with
 ``ok`` false (`_audit_unsuccessful`), where APScheduler would only log it. The scheduler
 reads and writes that store in a worker thread, never on the event loop (`_Scheduler`).
+Of several processes serving the agency, only the one holding the scheduler lease runs
+the jobs (`gateway.lease`); the others' schedulers wait, paused, to take over.
 
 - ``refresh_partners`` (every 6 hours): pull every partner's hotlists that an agreement
   in force lets us receive, well before their 24 hours run out (HOT-6). A failed pull,
@@ -41,10 +43,13 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.schedulers.base import STATE_STOPPED
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from federation.terms import Grant
+from gateway.lease import RENEW_EVERY, Lease, this_process
 from gateway.logs import fields
 from gateway.services import Services
 from node.errors import NodeError
@@ -68,6 +73,7 @@ ACKNOWLEDGE_WITHIN = timedelta(minutes=10)
 
 _services: Services | None = None
 _scheduler: AsyncIOScheduler | None = None
+_following: asyncio.Task[None] | None = None
 
 
 class _Scheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler 3 is untyped
@@ -339,12 +345,14 @@ def start_scheduler(
 ) -> AsyncIOScheduler:
     """Bind `services`, then start the scheduler on the running loop with jobs kept in `engine`.
 
+    It runs the jobs only while this process holds the scheduler lease (`follow_lease`).
+
     Args:
         services: The node's services, which the jobs use.
         engine: The node's database, where the jobs are kept.
         paused: Keep the jobs but run none (tests run them by hand, on their own clock).
     """
-    global _services, _scheduler  # noqa: PLW0603 (APScheduler calls module-level functions)
+    global _services, _scheduler, _following  # noqa: PLW0603 (APScheduler calls module-level functions)
     _services = services
     scheduler = _Scheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
@@ -374,7 +382,50 @@ def start_scheduler(
             replace_existing=True,
         )
     scheduler.add_listener(_audit_unsuccessful, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
-    scheduler.start(paused=paused)
+    scheduler.start(paused=True)
     _scheduler = scheduler
+    if not paused:
+        lease = Lease(engine, holder=this_process(), clock=services.clock)
+        _following = asyncio.get_running_loop().create_task(_follow(scheduler, lease))
     log.info("scheduler started", extra=fields(jobs=[j.id for j in scheduler.get_jobs()]))
     return scheduler
+
+
+async def stop_scheduler(scheduler: AsyncIOScheduler) -> None:
+    """Stop `scheduler`, and let the lease go for another process to take over at once."""
+    global _following  # noqa: PLW0603 (the task `start_scheduler` began)
+    scheduler.shutdown(wait=False)
+    if _following is not None:
+        _following.cancel()
+        await asyncio.gather(_following, return_exceptions=True)
+        _following = None
+
+
+async def _follow(scheduler: AsyncIOScheduler, lease: Lease) -> None:
+    """Follow the lease every `RENEW_EVERY` while the node runs; let it go at the end."""
+    try:
+        while True:
+            await follow_lease(scheduler, lease)
+            await asyncio.sleep(RENEW_EVERY.total_seconds())
+    finally:
+        await asyncio.shield(asyncio.to_thread(lease.release))
+
+
+async def follow_lease(scheduler: AsyncIOScheduler, lease: Lease) -> bool:
+    """Take or renew the lease; run the jobs if we hold it, pause them if not; whether we do.
+
+    A database that fails to answer leaves the scheduler as it was, until the next try: the
+    lease outlasts a few missed renewals.
+    """
+    try:
+        held = await asyncio.to_thread(lease.hold)
+    except (OperationalError, PoolTimeoutError) as error:
+        log.warning("could not renew the scheduler lease", extra=fields(error=str(error)))
+        return scheduler.state == STATE_RUNNING  # type: ignore[no-any-return]
+    if held and scheduler.state == STATE_PAUSED:
+        log.info("this process runs the scheduled jobs now")
+        scheduler.resume()
+    elif not held and scheduler.state == STATE_RUNNING:
+        log.info("another process runs the scheduled jobs now")
+        scheduler.pause()
+    return held

@@ -33,7 +33,7 @@ from gateway.interceptors import (
     IdentityInterceptor,
     Login,
 )
-from gateway.jobs import start_scheduler
+from gateway.jobs import start_scheduler, stop_scheduler
 from gateway.logs import fields
 from gateway.node_dir import OpenedNode, open_node
 from gateway.servicers.admin import AdminServicer
@@ -300,7 +300,7 @@ async def serve(config: NodeConfig) -> None:
     await stop.wait()
     log.info("stopping", extra=fields(grace_seconds=config.shutdown_grace_seconds))
     await _set_serving(health_servicer, serving=False)
-    scheduler.shutdown(wait=False)
+    await stop_scheduler(scheduler)
     await server.stop(config.shutdown_grace_seconds)
     await stop_background(services, background)
     await services.partners.close()

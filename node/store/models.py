@@ -160,3 +160,16 @@ class LogAlarmRecord(SQLModel, table=True):
     offered: bytes
     detail: str = Field(max_length=500)
     raised_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class SchedulerLease(SQLModel, table=True):
+    """Which of the processes serving the agency runs the scheduled jobs, and until when.
+
+    One row at most. Its holder renews it; another process takes it over once it expires.
+    """
+
+    __tablename__ = "scheduler_lease"
+
+    id: int = Field(default=1, primary_key=True)
+    holder: str = Field(max_length=200)
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))

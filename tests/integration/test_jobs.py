@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
@@ -25,6 +26,7 @@ from alpr.federation.v1 import agreement_pb2
 from federation.client import PartnerClient
 from federation.hotlist_sharing import HotlistSharing, PullResult
 from gateway import jobs
+from gateway.lease import LEASE, Lease
 from gateway.logs import FIELDS
 from node.errors import UnavailableError
 from node.hotlists.entry import HotlistEntry, ListType
@@ -229,6 +231,30 @@ class TestSchedule:
         assert "database is locked" in unaudited[1]["error"]
         assert all("could not audit" in r.getMessage() for r in records)
         assert job_runs(lapd) == []
+
+    def test_runs_its_jobs_only_while_this_process_holds_the_lease(
+        self, pair: tuple[Agency, Agency], clock: ManualClock
+    ) -> None:
+        """Several processes may serve one agency: each job must run in one of them only."""
+        lapd, _ = pair
+        engine = create_engine(lapd.node.config.store_url)
+        ours, theirs = (Lease(engine, holder=h, clock=clock) for h in ("ours", "theirs"))
+        scheduler = start(lapd)
+        try:
+            assert theirs.hold()  # another process runs the jobs
+            assert lapd.node.run(jobs.follow_lease(scheduler, ours)) is False
+            assert scheduler.state == STATE_PAUSED
+            clock.advance(LEASE + timedelta(seconds=1))  # and died
+            assert lapd.node.run(jobs.follow_lease(scheduler, ours)) is True
+            assert scheduler.state == STATE_RUNNING
+            with engine.begin() as connection:  # ours lapsed (the database was away) ...
+                connection.execute(text("DELETE FROM scheduler_lease"))
+            assert theirs.hold()  # ... and the other process took it over
+            assert lapd.node.run(jobs.follow_lease(scheduler, ours)) is False
+            assert scheduler.state == STATE_PAUSED
+        finally:
+            lapd.node.run(_shutdown(scheduler))
+            engine.dispose()
 
     @pytest.mark.parametrize(
         ("attempt", "minutes"), [(1, 1), (2, 2), (3, 4), (6, 32), (7, 60), (30, 60)]
@@ -442,7 +468,7 @@ class TestJobs:
 
 
 async def _shutdown(scheduler: AsyncIOScheduler) -> None:
-    scheduler.shutdown(wait=False)
+    await jobs.stop_scheduler(scheduler)
 
 
 class TestCheckpointJob:
