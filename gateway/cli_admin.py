@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from alpr.admin.v1 import admin_service_pb2, admin_service_pb2_grpc, agreements_pb2, peers_pb2
 from alpr.federation.v1 import agreement_pb2
+from federation.terms import REQUIRED_CLAUSES
 from gateway.interceptors import SESSION_METADATA
 from gateway.tls import TLSConfig
 from node.errors import ValidationError
@@ -229,15 +231,44 @@ def _peers_remove(args: argparse.Namespace) -> int:
 
 
 def _print_agreement(agreement: agreements_pb2.Agreement) -> None:
+    """An agreement as its operator must read it before countersigning it.
+
+    A proposal says whose move it is: ours to accept, or the partner's. The purposes and
+    the clauses beyond the SHR-2 ones every agreement carries are printed whole, and a
+    renewal names the agreement it renews and the compliance review behind it (SHR-4).
+    """
     state = agreements_pb2.AgreementState.Name(agreement.state).removeprefix("AGREEMENT_STATE_")
-    print(f"agreement {agreement.agreement_id}  {state.lower()}  with {agreement.partner_ori}")
+    whose = "drafted by us" if agreement.we_proposed else "drafted by the partner"
+    if agreement.state == agreements_pb2.AGREEMENT_STATE_PROPOSED:
+        state += ", awaiting the partner" if agreement.we_proposed else ", awaiting you"
+    print(
+        f"agreement {agreement.agreement_id}  {state.lower()}  "
+        f"with {agreement.partner_ori} ({whose})"
+    )
     print(
         f"    term {agreement.term}, {agreement.starts_at.ToDatetime(UTC):%Y-%m-%d %H:%M} to "
         f"{agreement.sunsets_at.ToDatetime(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{agreement.signature_count} of 2 signatures"
     )
+    if agreement.renews_agreement_id:
+        print(f"    renews {agreement.renews_agreement_id}")
+    if agreement.compliance_review:
+        review = json.loads(agreement.compliance_review)
+        print(
+            f"    compliance review by {review['reviewer']}, "
+            f"{datetime.fromisoformat(review['at']).astimezone(UTC):%Y-%m-%d %H:%M} UTC: "
+            f"{review['summary']}"
+        )
     print(f"    we grant: {', '.join(_GRANT_NAMES[g] for g in agreement.we_grant) or '-'}")
     print(f"    they grant: {', '.join(_GRANT_NAMES[g] for g in agreement.they_grant) or '-'}")
+    print(f"    purposes: {'; '.join(agreement.purposes)}")
+    extra = [clause for clause in agreement.clauses if clause not in REQUIRED_CLAUSES]
+    print(
+        f"    clauses: the {len(REQUIRED_CLAUSES)} SHR-2 requires"
+        + (", and:" if extra else " only")
+    )
+    for clause in extra:
+        print(f"      - {clause}")
     if agreement.revoked_reason:
         print(f"    revoked: {agreement.revoked_reason}")
 

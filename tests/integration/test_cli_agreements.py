@@ -74,6 +74,51 @@ class TestAgreementLifecycleByCli:
         assert "not told" not in revoked
         assert "revoked by CA0190000: policy review" in lapd("agreements", "list")
 
+    def test_succeeds_listing_what_an_operator_countersigns_and_whose_move_it_is(
+        self,
+        nodes: dict[str, RunningNode],
+        federation: Federation,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        lapd = Operator(nodes[LAPD], federation, capsys)
+        lasd = Operator(nodes[LASD], federation, capsys)
+        for us, them, ori in ((lapd, lasd, LASD), (lasd, lapd, LAPD)):
+            us("peers", "add", "--ori", ori, "--name", f"Agency {ori}",
+               "--endpoint", nodes[ori].target, "--public-key", public_key(them))  # fmt: skip
+        created = lapd("agreements", "create", "--partner", LASD,
+                       "--starts", "2026-11-25", "--sunsets", "2027-05-25",
+                       "--we-grant", "hotlists", "--purpose", "stolen vehicle recovery",
+                       "--purpose", "AMBER alerts",
+                       "--clause", "Hits are confirmed by phone before a stop.")  # fmt: skip
+        agreement_id = created.split()[1]
+        lapd("agreements", "propose", agreement_id)
+
+        ours, theirs = lapd("agreements", "list"), lasd("agreements", "list")
+        assert (
+            f"{agreement_id}  proposed, awaiting the partner  with {LASD} (drafted by us)" in ours
+        )
+        assert (
+            f"{agreement_id}  proposed, awaiting you  with {LAPD} (drafted by the partner)"
+            in theirs
+        )
+        assert "    purposes: stolen vehicle recovery; AMBER alerts\n" in theirs
+        assert theirs.endswith(
+            "    clauses: the 3 SHR-2 requires, and:\n"
+            "      - Hits are confirmed by phone before a stop.\n"
+        )
+
+        lasd("agreements", "accept", agreement_id)
+        renewal = lapd("agreements", "renew", agreement_id, "--starts", "2027-05-25",
+                       "--sunsets", "2028-05-25", "--reviewer", "Lt. Ortiz",
+                       "--summary", "audit logs sampled, no misuse")  # fmt: skip
+        assert f"    renews {agreement_id}\n" in renewal
+        assert re.search(
+            r"^    compliance review by Lt\. Ortiz, \d{4}-\d\d-\d\d \d\d:\d\d UTC: "
+            r"audit logs sampled, no misuse$",
+            lapd("agreements", "list"),
+            re.M,
+        )
+
     def test_fails_in_one_line_for_a_sunset_past_a_year(
         self,
         nodes: dict[str, RunningNode],
