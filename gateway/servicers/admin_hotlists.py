@@ -10,6 +10,7 @@ retrospective, streamed to every patrol client like any other.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from alpr.admin.v1 import hotlists_pb2 as pb
 from gateway.interceptors import Context, audit_call
@@ -24,6 +25,7 @@ from node.hotlists.entry import (
     ListType,
     PlatePattern,
     ensure_allowed,
+    ensure_unexpired,
 )
 from node.hotlists.importers import (
     ImportResult,
@@ -74,18 +76,19 @@ def entry_to_proto(stored: StoredEntry) -> pb.HotlistEntry:
     )
 
 
-def entry_from_proto(message: pb.HotlistEntry) -> HotlistEntry:
+def entry_from_proto(message: pb.HotlistEntry, reference_time: datetime) -> HotlistEntry:
     """The entry an operator sent, normalized and validated, its category checked first.
 
     The plate may be partial (CAP-5); it is normalized by `PlatePattern.parse`. The list
     type is read by `ListType.from_text`, and the state and NCIC number are uppercased.
+    Its expiry, if any, must be after `reference_time` (`ensure_unexpired`).
 
     Raises:
         ValidationError: A field, named as in the message, is not acceptable; ``list_type``
             with `FORBIDDEN_REASON` when the category is forbidden (ACC-7).
     """
     list_type = ensure_allowed(ListType.from_text(message.list_type))
-    return HotlistEntry(
+    entry = HotlistEntry(
         plate=PlatePattern.parse(message.plate).text,
         state=message.state.upper(),
         list_type=list_type,
@@ -95,10 +98,13 @@ def entry_from_proto(message: pb.HotlistEntry) -> HotlistEntry:
         expires_at=optional_time(message, "expires_at"),
         contact=message.contact,
     )
+    return ensure_unexpired(entry, reference_time)
 
 
-def parse_import(request: pb.ImportHotlistRequest) -> ImportResult:
+def parse_import(request: pb.ImportHotlistRequest, reference_time: datetime) -> ImportResult:
     """Parse the file of an ImportHotlist request with the importer of its format.
+
+    A CSV record that expires at or before `reference_time` is a rejected line.
 
     Raises:
         ValidationError: Naming the request's field: the content is too large, empty, not
@@ -122,7 +128,7 @@ def parse_import(request: pb.ImportHotlistRequest) -> ImportResult:
         raise ValidationError("content", f"is not UTF-8 text ({error.reason})") from error
     if request.format == csv:
         try:
-            return parse_csv(text, dict(request.column_mapping))
+            return parse_csv(text, dict(request.column_mapping), reference_time=reference_time)
         except ValidationError as error:
             field = "column_mapping" if error.field == "mapping" else "content"
             raise ValidationError(field, str(error)) from error
@@ -210,12 +216,13 @@ class HotlistAdmin:
             raise ValidationError(
                 "entries", f"holds {len(request.entries)}; give 1 to {MAX_ADD} at a time"
             )
+        now = self.services.clock()
         entries: list[HotlistEntry] = []
         first_error: ValidationError | None = None
         refused: list[dict[str, object]] = []
         for index, message in enumerate(request.entries):
             try:
-                entries.append(entry_from_proto(message))
+                entries.append(entry_from_proto(message, now))
             except ValidationError as error:
                 field = f"entries[{index}].{error.field}"
                 first_error = first_error or ValidationError(field, error.problem)
@@ -292,7 +299,7 @@ class HotlistAdmin:
         The reply counts every rejected line but shows only the first `MAX_REJECTED_SHOWN`.
         """
         list_name = _required(request.list_name, "list_name")
-        result = parse_import(request)
+        result = parse_import(request, self.services.clock())
         if len(result.entries) > MAX_BATCH:
             raise ValidationError(
                 "content", f"holds {len(result.entries)} entries; at most {MAX_BATCH} at a time"

@@ -12,6 +12,7 @@ from node.hotlists.entry import (
     ListType,
     PlatePattern,
     ensure_allowed,
+    ensure_unexpired,
     normalize_plate,
 )
 from node.hotlists.importers import (
@@ -47,6 +48,7 @@ __all__ = [
     "PlatePattern",
     "RejectedLine",
     "ensure_allowed",
+    "ensure_unexpired",
     "format_clew",
     "format_csv",
     "format_ncic",

@@ -300,3 +300,21 @@ class HotlistEntry:
     def is_partial(self) -> bool:
         """Whether the entry lists a partial plate (CAP-5) rather than a whole one."""
         return self.pattern.is_partial
+
+
+def ensure_unexpired(entry: HotlistEntry, reference_time: datetime) -> HotlistEntry:
+    """Return `entry` unless it expires at or before `reference_time`.
+
+    An entry put on a list already expired matches no read, yet is listed and counted as
+    in force: a typo in its expiry would hide that the plate is not being watched.
+
+    Raises:
+        ValidationError: ``expires_at``: it is at or before `reference_time`.
+    """
+    if entry.expires_at is not None and entry.expires_at <= reference_time:
+        raise ValidationError(
+            "expires_at",
+            f"{entry.expires_at.isoformat()} has passed: an entry must expire after now "
+            f"({reference_time.isoformat(timespec='seconds')})",
+        )
+    return entry

@@ -17,7 +17,8 @@ refused, lest a misspelt name lose that column's values. Cells are trimmed. ``pl
 a partial pattern such as ``7AB?12*`` (CAP-5). ``list_type`` is read by `ListType.from_text`:
 a value or name in any case (``stolen_vehicle``, ``Stolen Vehicle``) or a synonym of
 `LIST_TYPE_SYNONYMS` (``stolen``, ``SV``, ``wanted``, ``amber``...). ``state`` is a USPS code
-in any case. ``expires_at`` is ISO 8601 with an offset (``2026-07-01T00:00:00Z``), or empty.
+in any case. ``expires_at`` is ISO 8601 with an offset (``2026-07-01T00:00:00Z``), or empty;
+a record whose expiry is not after the import's reference time is rejected.
 
 NCIC LPR extract and CLEW hot file. Neither layout is published. The FBI says which NCIC files
 its extract draws on, not its columns, in
@@ -62,6 +63,7 @@ from node.hotlists.entry import (
     ListType,
     PlatePattern,
     ensure_allowed,
+    ensure_unexpired,
     normalize_plate,
 )
 from node.identity import validate_ori
@@ -297,11 +299,11 @@ def _utc(text: str) -> datetime:
     raise ValidationError("expires_at", f"{text!r} has no offset: add Z for UTC")
 
 
-def _csv_entry(cells: Mapping[str, str]) -> HotlistEntry:
+def _csv_entry(cells: Mapping[str, str], reference_time: datetime) -> HotlistEntry:
     """Make the entry one CSV record describes, its category checked first (ACC-7)."""
     list_type = ensure_allowed(ListType.from_text(cells["list_type"]))
     expires_at = cells.get("expires_at", "")
-    return HotlistEntry(
+    entry = HotlistEntry(
         plate=PlatePattern.parse(cells["plate"]).text,
         list_type=list_type,
         state=cells.get("state", "").upper(),
@@ -311,14 +313,18 @@ def _csv_entry(cells: Mapping[str, str]) -> HotlistEntry:
         expires_at=_utc(expires_at) if expires_at else None,
         contact=cells.get("contact", ""),
     )
+    return ensure_unexpired(entry, reference_time)
 
 
-def parse_csv(text: str, mapping: Mapping[str, str] | None = None) -> ImportResult:
+def parse_csv(
+    text: str, mapping: Mapping[str, str] | None = None, *, reference_time: datetime
+) -> ImportResult:
     """Read a CSV hotlist, as the module docstring describes.
 
     Args:
         text: The whole file.
         mapping: The operator's header names, to our field names.
+        reference_time: Now: a record that expires at or before it is rejected.
 
     Raises:
         ValidationError: The file is empty, has a record the CSV reader cannot read, or its
@@ -343,7 +349,7 @@ def parse_csv(text: str, mapping: Mapping[str, str] | None = None) -> ImportResu
                 result.rejected.append(RejectedLine(first, raw, "line", error))
                 continue
             cells = {target: row[position].strip() for position, target in columns.items()}
-            _take(result, first, raw, functools.partial(_csv_entry, cells))
+            _take(result, first, raw, functools.partial(_csv_entry, cells, reference_time))
     except csv.Error as error:
         raise ValidationError("csv", f"line {records.line_num}: {error}") from error
     return result

@@ -11,6 +11,7 @@ import pytest
 from gateway.cli import main
 from gateway.servicers import admin_hotlists
 from node.hotlists.importers import CSV_FIELDS
+from tests.support.clock import ManualClock
 from tests.support.nodes import make_node, serving
 from tests.support.operator import Operator
 from tests.support.pki import LAPD, Federation
@@ -23,7 +24,7 @@ ENTRY_ID = r"[0-9a-f-]{36}"
 def alpr(
     federation: Federation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Operator]:
-    with serving(make_node(federation, tmp_path / "lapd", LAPD)) as node:
+    with serving(make_node(federation, tmp_path / "lapd", LAPD), clock=ManualClock()) as node:
         operator = Operator(node, federation, capsys, prefix=("hotlists",))
         operator("create", "stolen", "--description", "stolen vehicles")
         yield operator
@@ -67,6 +68,13 @@ class TestHotlistsByCli:
         err = alpr("add", "stolen", "--plate", "5IMM100", "--list-type", "immigration", expect=1)
         assert err.count("\n") == 1
         assert "INVALID_ARGUMENT entries[0].list_type: category forbidden by policy (ACC-7)" in err
+
+    def test_fails_in_one_line_for_an_expiry_that_has_passed(self, alpr: Operator) -> None:
+        err = alpr("add", "stolen", "--plate", "7ABC123", "--list-type", "stolen",
+                   "--expires", "2001-01-01", expect=1)  # fmt: skip
+        assert err.count("\n") == 1
+        assert "INVALID_ARGUMENT entries[0].expires_at: 2001-01-01T00:00:00+00:00 has passed" in err
+        assert "7ABC123" not in alpr("entries")
 
     @pytest.mark.parametrize("expires", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00+05:00"])
     def test_fails_with_usage_for_an_expiry_past_the_calendar_in_utc(

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,12 @@ from sqlmodel import Session, col, select
 from alpr.admin.v1 import admin_service_pb2_grpc
 from alpr.admin.v1 import hotlists_pb2 as pb
 from gateway.servicers import admin_hotlists
+from gateway.servicers.times import timestamp
 from node.hotlists.entry import FORBIDDEN_REASON
 from node.identity import PrincipalKind
 from node.store import create_engine
 from node.store.models import AuditEvent
-from tests.support.clock import ManualClock
+from tests.support.clock import START, ManualClock
 from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.pki import LAPD, Federation
 
@@ -211,6 +213,16 @@ class TestAddHotlistEntries:
         lapd.create()
         error = refused(lapd.add, "stolen", entry(), entry(**changes))
         assert invalid_field(error) == f"entries[1].{field}"
+        assert lapd.entries() == [[]]
+
+    @pytest.mark.parametrize("expires", [START - timedelta(days=1), START], ids=["past", "now"])
+    def test_fails_invalid_argument_for_an_expiry_not_after_now(
+        self, lapd: Operator, expires: datetime
+    ) -> None:
+        lapd.create()
+        error = refused(lapd.add, "stolen", entry(), entry(expires_at=timestamp(expires)))
+        assert invalid_field(error) == "entries[1].expires_at"
+        assert "has passed" in str(error.details())
         assert lapd.entries() == [[]]
 
     @pytest.mark.parametrize("count", [0, 10_001])
@@ -431,6 +443,21 @@ class TestImportHotlist:
             "stolen_vehicle",
             "red sedan",
         )
+
+    def test_succeeds_rejecting_a_line_whose_expiry_is_not_after_now(self, lapd: Operator) -> None:
+        lapd.create()
+        content = (
+            "plate,list_type,expires_at\n"
+            "7ABC123,stolen,2026-11-25T12:00:00Z\n"  # the node's clock: START
+            "7ABC124,stolen,2026-11-25T12:00:01Z\n"
+        )
+        answer = lapd.import_file("stolen", format=CSV, content=content.encode())
+        assert answer.imported == 1
+        [rejected] = answer.rejected
+        assert (rejected.line, rejected.field) == (2, "expires_at")
+        assert "has passed" in rejected.reason
+        [[listed]] = lapd.entries()
+        assert listed.plate == "7ABC124"
 
     def test_succeeds_reporting_a_file_with_nothing_to_import(self, lapd: Operator) -> None:
         lapd.create()

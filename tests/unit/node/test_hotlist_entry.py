@@ -20,6 +20,7 @@ from node.hotlists import (
     ListType,
     PlatePattern,
     ensure_allowed,
+    ensure_unexpired,
     normalize_plate,
 )
 from node.hotlists.codec import frame_fields, problem_with, problems_in_bulk
@@ -280,6 +281,21 @@ class TestHotlistEntry:
     def test_succeeds_at_the_limits(self) -> None:
         made = entry(reason="r" * 500, case_number="c" * 64, contact="c" * 200, ncic_number="")
         assert len(made.reason) == 500
+
+
+class TestEnsureUnexpired:
+    EXPIRES = datetime(2026, 1, 1, tzinfo=UTC)
+
+    @pytest.mark.parametrize("now", [EXPIRES, EXPIRES + timedelta(days=1)], ids=["at", "after"])
+    def test_fails_for_an_expiry_at_or_before_the_reference_time(self, now: datetime) -> None:
+        with pytest.raises(ValidationError, match="has passed") as raised:
+            ensure_unexpired(entry(expires_at=self.EXPIRES), now)
+        assert raised.value.field == "expires_at"
+
+    @pytest.mark.parametrize("expires", [EXPIRES, None], ids=["later", "never"])
+    def test_succeeds_for_an_expiry_after_it_or_none(self, expires: datetime | None) -> None:
+        made = entry(expires_at=expires)
+        assert ensure_unexpired(made, self.EXPIRES - timedelta(microseconds=1)) is made
 
 
 class TestFraming:

@@ -40,6 +40,7 @@ ALNUM = string.ascii_uppercase + string.digits
 HEADER = "plate,state,list_type,reason,case_number,ncic_number,expires_at,contact\n"
 # The example line of OpenALPR's NCIC importer, which our assumed layout follows.
 OPENALPR_NCIC_LINE = "V123456789LA057020020190509AB123456  CA2009MC2009YAMACYLMCBLK"
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)  # an import's reference time
 
 plates = st.text(alphabet=ALNUM, min_size=1, max_size=8)
 states = st.sampled_from(["", *sorted(STATE_CODES)])
@@ -76,7 +77,8 @@ csv_entries = st.builds(
     reason=texts(40),
     case_number=texts(64),
     ncic_number=st.just("") | st.builds(lambda c, d: c + d, st.sampled_from(ALNUM[:26]), digits),
-    expires_at=st.none() | st.datetimes(timezones=st.just(UTC)),
+    expires_at=st.none()
+    | st.datetimes(min_value=datetime(2026, 11, 25, 12, 0, 1), timezones=st.just(UTC)),
     contact=texts(40),
 )
 
@@ -114,6 +116,7 @@ INVALID_CSV_ROWS = {
     "naive expiry": ("AB1,CA,bolo,,,,2026-01-01T00:00:00,", "expires_at", "no offset"),
     "not a date": ("AB1,CA,bolo,,,,next week,", "expires_at", "ISO 8601"),
     "expiry before year 1 in UTC": ("A1,,bolo,,,,0001-01-01T00:00+05:00,", "expires_at", "range"),
+    "expiry passed": ("AB1,CA,bolo,,,,2026-11-25T04:00:00-08:00,", "expires_at", "has passed"),
     "bad ncic number": ("AB1,CA,bolo,,,V12,,", "ncic_number", "letter then 9 digits"),
     "too few cells": ("AB1,CA,bolo", "line", "3 cells; the header has 8"),
     "lone star": ("*,CA,bolo,,,,,", "plate", "partial"),
@@ -170,7 +173,7 @@ def rejected(expected: list[tuple[int, str, str]], found: list[RejectedLine]) ->
 
 class TestCsv:
     def test_succeeds_on_the_sample(self) -> None:
-        result = parse_csv((DATA / "sample.csv").read_text())
+        result = parse_csv((DATA / "sample.csv").read_text(), reference_time=NOW)
         assert len(result.entries) == 10
         assert [(r.line, r.field) for r in result.rejected] == [(12, "list_type"), (13, "line")]
         assert result.rejected[0].reason == FORBIDDEN_REASON
@@ -178,10 +181,10 @@ class TestCsv:
         by_plate = {e.plate: e for e in result.entries}
         assert by_plate["8XYZ456"].state == "CA"
         assert by_plate["8XYZ456"].list_type is ListType.STOLEN_VEHICLE
-        assert by_plate["8BOL222"].expires_at == datetime(2026, 3, 15, 15, tzinfo=UTC)
+        assert by_plate["8BOL222"].expires_at == datetime(2027, 3, 15, 15, tzinfo=UTC)
 
     def test_cap5_succeeds_with_a_partial_plate_in_the_sample(self) -> None:
-        result = parse_csv((DATA / "sample.csv").read_text())
+        result = parse_csv((DATA / "sample.csv").read_text(), reference_time=NOW)
         partial = [e for e in result.entries if e.is_partial]
         assert [e.plate for e in partial] == ["7AB?12*"]
         assert partial[0].pattern.matches("7AB912X")
@@ -190,30 +193,32 @@ class TestCsv:
     @example([HotlistEntry(plate="7AB?12*", list_type=ListType.BOLO, reason='a, "b"')])
     @example([HotlistEntry(plate="A", list_type=ListType.AMBER_ALERT, reason="r" * 500)])
     def test_succeeds_round_trip(self, entries: list[HotlistEntry]) -> None:
-        result = parse_csv(format_csv(entries))
+        result = parse_csv(format_csv(entries), reference_time=NOW)
         assert (result.entries, result.rejected) == (entries, [])
 
     @given(st.text())
     @example("7abc123,ca,stolen,x,,,,\n")
     @example('"7AB?12*",,SV,"two\nlines",,,,\n')
     def test_succeeds_parse_then_round_trip(self, body: str) -> None:
-        entries = parse_csv(HEADER + body).entries
-        assert parse_csv(format_csv(entries)).entries == entries
+        entries = parse_csv(HEADER + body, reference_time=NOW).entries
+        assert parse_csv(format_csv(entries), reference_time=NOW).entries == entries
 
     def test_succeeds_with_an_operator_mapping(self) -> None:
         text = "\ufeffPlate Number, Category ,Notes\n7abc-123,SV,seen twice\n"
         mapping = {"plate number": "plate", "CATEGORY": "list_type", "Notes": "reason"}
-        result = parse_csv(text, mapping)
+        result = parse_csv(text, mapping, reference_time=NOW)
         assert result.entries == [
             HotlistEntry(plate="7ABC123", list_type=ListType.STOLEN_VEHICLE, reason="seen twice")
         ]
 
     def test_succeeds_ignoring_unmapped_columns(self) -> None:
-        result = parse_csv("plate,list_type,Vehicle Make\nABC123,bolo,Honda\n")
+        result = parse_csv("plate,list_type,Vehicle Make\nABC123,bolo,Honda\n", reference_time=NOW)
         assert result.entries == [HotlistEntry(plate="ABC123", list_type=ListType.BOLO)]
 
     def test_succeeds_numbering_a_record_over_two_lines_by_its_first(self) -> None:
-        result = parse_csv(HEADER + 'A1,,bolo,"two\nlines",,,,\nB2,,bolo,,,,,\n')
+        result = parse_csv(
+            HEADER + 'A1,,bolo,"two\nlines",,,,\nB2,,bolo,,,,,\n', reference_time=NOW
+        )
         rejected([(2, "reason", "non-printable")], result.rejected)
         assert result.rejected[0].raw == 'A1,,bolo,"two\nlines",,,,'
         assert [e.plate for e in result.entries] == ["B2"]
@@ -222,14 +227,14 @@ class TestCsv:
         ("row", "field", "reason"), INVALID_CSV_ROWS.values(), ids=INVALID_CSV_ROWS.keys()
     )
     def test_fails_a_bad_row_and_goes_on(self, row: str, field: str, reason: str) -> None:
-        result = parse_csv(HEADER + row + "\nGOOD1,CA,bolo,,,,,\n")
+        result = parse_csv(HEADER + row + "\nGOOD1,CA,bolo,,,,,\n", reference_time=NOW)
         rejected([(2, field, reason)], result.rejected)
         assert result.rejected[0].raw == row
         assert [e.plate for e in result.entries] == ["GOOD1"]
 
     @pytest.mark.parametrize("category", ["civil_immigration", "Immigration", "ICE"])
     def test_acc7_rejects_civil_immigration_before_anything_else(self, category: str) -> None:
-        result = parse_csv(f"{HEADER}not a plate!,XX,{category},,,,,\n")
+        result = parse_csv(f"{HEADER}not a plate!,XX,{category},,,,,\n", reference_time=NOW)
         assert result.entries == []
         rejected([(2, "list_type", re.escape(FORBIDDEN_REASON))], result.rejected)
 
@@ -242,7 +247,7 @@ class TestCsv:
         self, text: str, mapping: dict[str, str] | None, field: str, problem: str
     ) -> None:
         with pytest.raises(ValidationError, match=problem) as raised:
-            parse_csv(text, mapping)
+            parse_csv(text, mapping, reference_time=NOW)
         assert raised.value.field == field
 
 
