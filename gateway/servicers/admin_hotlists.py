@@ -187,9 +187,11 @@ class HotlistAdmin:
     def CreateHotlist(  # noqa: N802 (gRPC method name)
         self, request: pb.CreateHotlistRequest, context: Context
     ) -> pb.CreateHotlistResponse:
-        """Create an empty list."""
+        """Create an empty list; its description, printed in tables, must be one printable line."""
         if len(request.description) > MAX_DESCRIPTION:
             raise ValidationError("description", f"is longer than {MAX_DESCRIPTION} characters")
+        if not request.description.isprintable():
+            raise ValidationError("description", "holds a control or other non-printable character")
         info = self.services.hotlists.create_list(request.name, request.description)
         self._record("hotlist.created", context, list=info.name, description=info.description)
         return pb.CreateHotlistResponse(hotlist=hotlist_to_proto(info))

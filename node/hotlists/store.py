@@ -432,12 +432,19 @@ class HotlistStore:
     def create_list(self, name: str, description: str = "") -> HotlistInfo:
         """Make an empty list.
 
+        The name is printed in tables and audit lines: a newline or other control
+        character in it would break them, so it holds printable characters only.
+
         Raises:
-            ValidationError: The name is empty or too long.
+            ValidationError: The name is empty, too long, untrimmed or not printable.
             AlreadyExistsError: A list has that name.
         """
         if not name.strip() or len(name) > MAX_LIST_NAME or name != name.strip():
             raise ValidationError("name", f"must be 1 to {MAX_LIST_NAME} characters, trimmed")
+        if not name.isprintable():
+            raise ValidationError(
+                "name", f"{name!r} holds a control or other non-printable character"
+            )
         with Session(self._engine) as session:
             if self._find_list(session, name) is not None:
                 raise AlreadyExistsError(f"a hotlist named {name!r} exists")

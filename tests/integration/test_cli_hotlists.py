@@ -84,6 +84,12 @@ class TestHotlistsByCli:
                    "--expires", expires, expect=2)  # fmt: skip
         assert err == f"alpr: error: --expires: {expires!r} is outside years 1 to 9999 in UTC\n"
 
+    def test_fails_in_one_line_for_a_name_spanning_lines(self, alpr: Operator) -> None:
+        err = alpr("create", "stolen\nfake  99  2026-01-01", expect=1)
+        assert err.count("\n") == 1
+        assert "INVALID_ARGUMENT name: 'stolen\\nfake  99  2026-01-01' holds a control" in err
+        assert "fake" not in alpr("list")
+
     def test_fails_in_one_line_for_an_unknown_entry(self, alpr: Operator) -> None:
         err = alpr("cancel", "no-such-entry", "--reason", "in error", expect=1)
         assert err.count("\n") == 1

@@ -153,6 +153,8 @@ class TestHotlists:
             pytest.param({"name": ""}, "name", id="no-name"),
             pytest.param({"name": " padded "}, "name", id="untrimmed-name"),
             pytest.param({"name": "x", "description": "d" * 501}, "description", id="long"),
+            pytest.param({"name": "stolen\nfake row"}, "name", id="name-spanning-lines"),
+            pytest.param({"name": "x", "description": "a\rb"}, "description", id="control"),
         ],
     )
     def test_fails_invalid_argument_naming_the_field(

@@ -61,10 +61,14 @@ class TestLists:
         with pytest.raises(AlreadyExistsError):
             store.create_list("stolen")
 
-    @pytest.mark.parametrize("name", ["", " padded ", "x" * 101])
+    @pytest.mark.parametrize(
+        "name", ["", " padded ", "x" * 101, "two\nlines", "tab\there", "\x1b[31mred", "bidi\u202e"]
+    )
     def test_fails_on_a_bad_name(self, store: HotlistStore, name: str) -> None:
-        with pytest.raises(ValidationError):
+        with pytest.raises(ValidationError) as raised:
             store.create_list(name)
+        assert raised.value.field == "name"
+        assert store.lists() == []
 
     def test_fails_adding_to_a_missing_list(self, store: HotlistStore) -> None:
         with pytest.raises(NotFoundError):
