@@ -34,7 +34,6 @@ class AdminServicer(
         """Serve with the node's `services`."""
         self.services = services
         self._identity = services.identity
-        self.federation = services.identity.federation
         self.peers = services.peers
         self.audit = services.audit
 

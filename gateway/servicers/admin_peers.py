@@ -9,6 +9,7 @@ from __future__ import annotations
 from alpr.admin.v1 import peers_pb2
 from federation.peers import Peer, PeerRegistry
 from gateway.interceptors import Context, audit_call
+from gateway.servicers.identity import NodeIdentityView
 from gateway.servicers.times import timestamp
 from node.audit import AuditLog
 from node.errors import ValidationError
@@ -33,13 +34,24 @@ class PeerAdmin:
     """The peer RPCs of AdminService, mixed into its servicer."""
 
     peers: PeerRegistry
-    federation: str
+    _identity: NodeIdentityView
     audit: AuditLog
 
     def _peer_from_proto(self, message: peers_pb2.Peer) -> Peer:
+        """The peer an operator sent to register, never our own agency.
+
+        Raises:
+            ValidationError: The ORI is ours, or a field is malformed.
+        """
+        if message.ori == self._identity.ori:
+            raise ValidationError(
+                "peer.ori", f"{message.ori} is this node's own agency; a node is not its partner"
+            )
         spiffe_id = message.spiffe_id
         if not spiffe_id and message.ori:
-            spiffe_id = Principal(self.federation, message.ori, PrincipalKind.NODE).spiffe_id
+            spiffe_id = Principal(
+                self._identity.federation, message.ori, PrincipalKind.NODE
+            ).spiffe_id
         return Peer(
             ori=message.ori,
             name=message.name,
