@@ -37,26 +37,41 @@ class PeerAdmin:
     _identity: NodeIdentityView
     audit: AuditLog
 
+    def _partner_san(self, ori: str, spiffe_id: str) -> str:
+        """The SAN of agency `ori`'s node in our federation; `spiffe_id`, if given, must be it.
+
+        Our identity interceptor refuses a caller of any other trust domain, and the
+        partner's certificate names its node as `Principal.spiffe_id` does: a record with
+        any other SAN looks registered, yet no exchange with that partner could succeed.
+
+        Raises:
+            ValidationError: ``peer.spiffe_id``: it is given and is another SAN.
+        """
+        expected = Principal(self._identity.federation, ori, PrincipalKind.NODE).spiffe_id
+        if spiffe_id and spiffe_id != expected:
+            raise ValidationError(
+                "peer.spiffe_id",
+                f"{spiffe_id!r} is not the node of {ori} in federation "
+                f"{self._identity.federation}: it is {expected!r}",
+            )
+        return expected
+
     def _peer_from_proto(self, message: peers_pb2.Peer) -> Peer:
         """The peer an operator sent to register, never our own agency.
 
         Raises:
-            ValidationError: The ORI is ours, or a field is malformed.
+            ValidationError: The ORI is ours, the SAN is not its node's, or a field is
+                malformed.
         """
         if message.ori == self._identity.ori:
             raise ValidationError(
                 "peer.ori", f"{message.ori} is this node's own agency; a node is not its partner"
             )
-        spiffe_id = message.spiffe_id
-        if not spiffe_id and message.ori:
-            spiffe_id = Principal(
-                self._identity.federation, message.ori, PrincipalKind.NODE
-            ).spiffe_id
         return Peer(
             ori=message.ori,
             name=message.name,
             endpoint=message.endpoint,
-            spiffe_id=spiffe_id,
+            spiffe_id=self._partner_san(message.ori, message.spiffe_id),
             signing_public_key=message.signing_public_key,
         )
 
@@ -100,6 +115,8 @@ class PeerAdmin:
         if unknown:
             raise ValidationError("update_mask", f"no such field: {', '.join(unknown)}")
         before = self.peers.require(request.peer.ori)
+        if "spiffe_id" in changes:
+            changes["spiffe_id"] = self._partner_san(before.ori, request.peer.spiffe_id)
         peer = self.peers.update(request.peer.ori, changes)
         audit_call(self.audit, "peer.updated", context, ori=peer.ori, fields=sorted(changes),
                    endpoint=peer.endpoint, spiffe_id=peer.spiffe_id,

@@ -7,20 +7,30 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import make_node, serving
+from tests.support.nodes import RunningNode, make_node, serving
 from tests.support.operator import Operator
-from tests.support.pki import FEDERATION, LAPD, LASD, Federation
+from tests.support.pki import FEDERATION, LAPD, LASD, SPD, Federation
 
 KEY = "11" * 32  # any 32 bytes: the node only checks a key's length when it is registered
 LASD_NODE = f"spiffe://{FEDERATION}/agency/{LASD}"
+NOT_LASD_NODE = {
+    "other-trust-domain": f"spiffe://other.fed/agency/{LASD}",
+    "another-agency": f"spiffe://{FEDERATION}/agency/{SPD}",
+    "a-user": f"{LASD_NODE}/user/admin",
+    "trailing-slash": f"{LASD_NODE}/",
+    "not-spiffe": "https://lasd.test/",
+}
 
 
 @pytest.fixture
-def alpr(
-    federation: Federation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Operator]:
-    with serving(make_node(federation, tmp_path / "lapd", LAPD)) as node:
-        yield Operator(node, federation, capsys, prefix=("peers",))
+def node(federation: Federation, tmp_path: Path) -> Iterator[RunningNode]:
+    with serving(make_node(federation, tmp_path / "lapd", LAPD)) as running:
+        yield running
+
+
+@pytest.fixture
+def alpr(node: RunningNode, federation: Federation, capsys: pytest.CaptureFixture[str]) -> Operator:
+    return Operator(node, federation, capsys, prefix=("peers",))
 
 
 def add(alpr: Operator, ori: str, *options: str, expect: int = 0) -> str:
@@ -34,3 +44,34 @@ class TestAddPeerByCli:
         assert err.count("\n") == 1
         assert f"INVALID_ARGUMENT peer.ori: {LAPD} is this node's own agency" in err
         assert LAPD not in alpr("list")
+
+    @pytest.mark.parametrize("san", NOT_LASD_NODE.values(), ids=NOT_LASD_NODE.keys())
+    def test_fails_in_one_line_for_a_san_not_its_node_in_our_federation(
+        self, alpr: Operator, node: RunningNode, san: str
+    ) -> None:
+        err = add(alpr, LASD, "--spiffe-id", san, expect=1)
+        assert err.count("\n") == 1
+        assert (
+            f"INVALID_ARGUMENT peer.spiffe_id: {san!r} is not the node of {LASD} "
+            f"in federation {FEDERATION}: it is {LASD_NODE!r}"
+        ) in err
+        assert node.services.peers.get(LASD) is None
+
+    @pytest.mark.parametrize("options", [[], ["--spiffe-id", LASD_NODE]], ids=["default", "given"])
+    def test_succeeds_with_its_node_san(
+        self, alpr: Operator, node: RunningNode, options: list[str]
+    ) -> None:
+        add(alpr, LASD, *options)
+        assert node.services.peers.require(LASD).spiffe_id == LASD_NODE
+
+
+class TestUpdatePeerByCli:
+    @pytest.mark.parametrize("san", NOT_LASD_NODE.values(), ids=NOT_LASD_NODE.keys())
+    def test_fails_in_one_line_for_a_san_not_its_node_in_our_federation(
+        self, alpr: Operator, node: RunningNode, san: str
+    ) -> None:
+        add(alpr, LASD)
+        err = alpr("update", LASD, "--spiffe-id", san, expect=1)
+        assert err.count("\n") == 1
+        assert f"INVALID_ARGUMENT peer.spiffe_id: {san!r} is not the node of {LASD}" in err
+        assert node.services.peers.require(LASD).spiffe_id == LASD_NODE

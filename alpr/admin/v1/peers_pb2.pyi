@@ -43,7 +43,9 @@ class Peer(_message.Message):
     endpoint: _builtins.str
     """host:port where its node serves."""
     spiffe_id: _builtins.str
-    """The URI SAN its node certificate carries; defaults to spiffe://<our federation>/agency/<ori>."""
+    """The URI SAN its node certificate carries: spiffe://<our federation>/agency/<ori>, the
+    default; any other is refused.
+    """
     signing_public_key: _builtins.bytes
     """Its node's Ed25519 public signing key (32 bytes)."""
     signing_key_fingerprint: _builtins.str
