@@ -195,11 +195,14 @@ def _peers_list(args: argparse.Namespace) -> int:
             page = admin.ListPeers(
                 peers_pb2.ListPeersRequest(page_token=token), timeout=args.timeout
             )
-            rows += [(p.ori, p.name, p.endpoint, p.signing_key_fingerprint) for p in page.peers]
+            rows += [
+                (p.ori, p.name, p.endpoint, p.spiffe_id, p.signing_key_fingerprint)
+                for p in page.peers
+            ]
             token = page.next_page_token
             if not token:
                 break
-        _print_rows(("ORI", "NAME", "ENDPOINT", "KEY FINGERPRINT"), rows)
+        _print_rows(("ORI", "NAME", "ENDPOINT", "SAN", "KEY FINGERPRINT"), rows)
 
     return _call(args, action)
 

@@ -75,3 +75,13 @@ class TestUpdatePeerByCli:
         assert err.count("\n") == 1
         assert f"INVALID_ARGUMENT peer.spiffe_id: {san!r} is not the node of {LASD}" in err
         assert node.services.peers.require(LASD).spiffe_id == LASD_NODE
+
+
+class TestListPeersByCli:
+    def test_succeeds_showing_each_peers_san(self, alpr: Operator, node: RunningNode) -> None:
+        add(alpr, LASD)
+        fingerprint = node.services.peers.require(LASD).fingerprint
+        header, row = alpr("list").splitlines()
+        assert header.split() == ["ORI", "NAME", "ENDPOINT", "SAN", "KEY", "FINGERPRINT"]
+        assert row.startswith(f"{LASD}  Agency {LASD}  lasd.test:8443  {LASD_NODE}  ")
+        assert row.endswith(fingerprint)
