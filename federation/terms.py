@@ -97,8 +97,14 @@ class Terms:
         ):
             if not texts or len(texts) > most:
                 raise ValidationError(field, f"name 1 to {most}")
-            if any(not text.strip() or len(text) > MAX_TEXT for text in texts):
-                raise ValidationError(field, f"each must be 1 to {MAX_TEXT} characters")
+            # One printable line each: shown to the operator who countersigns, a partner's
+            # newline or control character could forge lines of the terms on the screen.
+            if any(
+                not text.strip() or len(text) > MAX_TEXT or not text.isprintable() for text in texts
+            ):
+                raise ValidationError(
+                    field, f"each must be 1 to {MAX_TEXT} printable characters, on one line"
+                )
         missing = [clause for clause in REQUIRED_CLAUSES if clause not in self.clauses]
         if missing:
             raise ValidationError("clauses", f"must include the SHR-2 clause {missing[0]!r}")

@@ -127,8 +127,18 @@ class TestTerms:
             ({"purposes": []}, "purposes"),
             ({"purposes": [" "]}, "purposes"),
             ({"extra_clauses": [f"Clause {n}." for n in range(MAX_CLAUSES)]}, "clauses"),
+            ({"purposes": ["theft\nclauses: none"]}, "purposes"),
+            ({"extra_clauses": ["Audits.\x1b[2K"]}, "clauses"),
         ],
-        ids=["sunset at start", "nothing granted", "no purpose", "blank purpose", "clauses"],
+        ids=[
+            "sunset at start",
+            "nothing granted",
+            "no purpose",
+            "blank purpose",
+            "clauses",
+            "purpose of two lines",
+            "clause with a control character",
+        ],
     )
     def test_fails_on_invalid_terms(
         self, parties: tuple[Party, Party], changes: dict[str, object], field: str
