@@ -14,7 +14,7 @@ from datetime import datetime
 
 from alpr.admin.v1 import hotlists_pb2 as pb
 from gateway.interceptors import Context, audit_call
-from gateway.servicers.paging import page
+from gateway.servicers.paging import page, page_size_of, place, token
 from gateway.servicers.times import optional_time, timestamp
 from gateway.services import Services
 from node.errors import NotFoundError, ValidationError
@@ -34,7 +34,7 @@ from node.hotlists.importers import (
     parse_csv,
     parse_ncic,
 )
-from node.hotlists.store import MAX_BATCH, HotlistInfo, StoredEntry
+from node.hotlists.store import MAX_BATCH, EntryPlace, HotlistInfo, StoredEntry
 
 MAX_ADD = 10_000
 MAX_IMPORT_BYTES = 4 * 1024 * 1024
@@ -250,11 +250,21 @@ class HotlistAdmin:
     def ListHotlistEntries(  # noqa: N802 (gRPC method name)
         self, request: pb.ListHotlistEntriesRequest, context: Context
     ) -> pb.ListHotlistEntriesResponse:
-        """List the entries in force, oldest first, a page at a time."""
-        found = self.services.hotlists.entries(request.list_name or None)
-        entries, token = page(found, request.page_size, request.page_token, "hotlist-entries")
+        """List the entries in force, oldest first, a page at a time.
+
+        The store pages from the place a token holds: a list of a million entries is too
+        large to read for every page.
+        """
+        kind = "hotlist-entries"
+        after = place(request.page_token, kind, len(EntryPlace._fields))
+        found = self.services.hotlists.entries(
+            request.list_name or None,
+            after=EntryPlace(*after) if after else None,
+            limit=page_size_of(request.page_size),
+        )
         return pb.ListHotlistEntriesResponse(
-            entries=[entry_to_proto(s) for s in entries], next_page_token=token
+            entries=[entry_to_proto(s) for s in found.entries],
+            next_page_token=token(kind, found.last) if found.last else "",
         )
 
     def RemoveHotlistEntry(  # noqa: N802 (gRPC method name)

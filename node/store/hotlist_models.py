@@ -77,12 +77,22 @@ class HotlistChunkCutRecord(SQLModel, table=True):
 
 
 class HotlistEntryRecord(SQLModel, table=True):
-    """An entry of an own hotlist. Removed and cancelled entries stay as tombstones for deltas."""
+    """An entry of an own hotlist. Removed and cancelled entries stay as tombstones for deltas.
+
+    An entry lies at (`chunk_id`, `slot`): chunks are numbered as they are added, so that
+    order is the order entries were added in, and it is unique. Operators list entries a
+    page at a time in it, each page starting where the last ended, on one list or all:
+    the two indexes find a page without reading or sorting the entries before it.
+    """
 
     __tablename__ = "hotlist_entry"
+    __table_args__ = (
+        Index("ix_hotlist_entry_chunk_slot", "chunk_id", "slot", unique=True),
+        Index("ix_hotlist_entry_list_chunk_slot", "hotlist_id", "chunk_id", "slot"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
-    hotlist_id: int = Field(foreign_key="hotlist.id", index=True)
+    hotlist_id: int = Field(foreign_key="hotlist.id")
     plate: str = Field(max_length=16, index=True)
     is_partial: bool
     chunk_id: int = Field(foreign_key="hotlist_chunk.id")

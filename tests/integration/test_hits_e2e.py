@@ -495,7 +495,8 @@ class TestRetrospective:
         assert isinstance(event.message, pb.Hit)
         assert (event.message.listed, event.message.retrospective) == ("2CD?345", True)
         services = site.node.services
-        assert services.reads.search_back(services.hotlists.entries("stolen")) == []
+        stolen = services.hotlists.entries("stolen", limit=10).entries
+        assert services.reads.search_back(stolen) == []
 
 
 class TestAccess:

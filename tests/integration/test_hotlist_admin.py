@@ -288,6 +288,11 @@ class TestListHotlistEntries:
             pytest.param({"page_size": -1}, "page_size", id="negative-page-size"),
             pytest.param({"page_token": "bm90IG91cnM="}, "page_token", id="foreign-token"),
             pytest.param({"page_token": "aG90bGlzdHM6Mg=="}, "page_token", id="lists-token"),
+            # "hotlist-entries:500", as an offset was: a place is a chunk and a slot.
+            pytest.param({"page_token": "aG90bGlzdC1lbnRyaWVzOjUwMA=="}, "page_token", id="offset"),
+            # "hotlist-entries:1:-2"
+            pytest.param({"page_token": "aG90bGlzdC1lbnRyaWVzOjE6LTI="}, "page_token", id="sign"),
+            pytest.param({"page_token": "%%%"}, "page_token", id="not-base64"),
         ],
     )
     def test_fails_invalid_argument_naming_the_field(

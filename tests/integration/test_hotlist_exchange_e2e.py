@@ -244,7 +244,11 @@ class TestPull:
     ) -> None:
         lapd, lasd, _ = pair
         pull(lapd, LASD)
-        [stolen] = [s for s in lasd.node.services.hotlists.entries() if s.entry.plate == "7ABC123"]
+        [stolen] = [
+            s
+            for s in lasd.node.services.hotlists.entries(limit=10).entries
+            if s.entry.plate == "7ABC123"
+        ]
         lasd.node.services.hotlists.cancel(stolen.entry_id)
         clock.advance(timedelta(hours=6))
         result = pull(lapd, LASD)
@@ -274,7 +278,9 @@ class TestPull:
         pull(lapd, LASD)
         assert (hits("7ABC123"), whole) == (1, [LASD])
         [added] = lasd.node.services.hotlists.add("stolen", [replace(STOLEN, plate="7ABC124")])
-        lasd.node.services.hotlists.cancel(lasd.node.services.hotlists.entries()[0].entry_id)
+        lasd.node.services.hotlists.cancel(
+            lasd.node.services.hotlists.entries(limit=1).entries[0].entry_id
+        )
         pull(lapd, LASD)
         pull(lapd, LASD)  # two deltas, one of them empty
         assert (hits("7ABC124"), hits("7ABC123"), hits("8XY947"), whole) == (1, 0, 1, [LASD])

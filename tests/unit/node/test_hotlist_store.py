@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pytest
 from sqlalchemy import text
@@ -13,7 +13,7 @@ from node.ed25519 import DataKey
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
 from node.hotlists.codec import chunk_digest, split_column
 from node.hotlists.entry import HotlistEntry, ListType
-from node.hotlists.store import Changes, HotlistStore
+from node.hotlists.store import Changes, EntryPage, HotlistStore
 from node.store import create_engine
 from tests.support.clock import ManualClock
 
@@ -105,9 +105,88 @@ class TestEntries:
         store.create_list("stolen")
         [stored] = store.add("stolen", [STOLEN])
         assert store.cancel(stored.entry_id).ended_how == "cancelled"
-        assert store.entries() == []
+        assert store.entries(limit=1) == EntryPage([], None)
         with pytest.raises(PreconditionError, match="already cancelled"):
             store.remove(stored.entry_id)
+
+
+def pages(store: HotlistStore, list_name: str | None, limit: int) -> Iterator[EntryPage]:
+    """Each page of `entries`, from the first to the last, each read as it is iterated."""
+    page = store.entries(list_name, limit=limit)
+    yield page
+    while page.last is not None:
+        page = store.entries(list_name, after=page.last, limit=limit)
+        yield page
+
+
+def paged_ids(store: HotlistStore, list_name: str | None, limit: int) -> list[list[str]]:
+    """The ids on each page."""
+    return [[s.entry_id for s in page.entries] for page in pages(store, list_name, limit)]
+
+
+class TestEntryPages:
+    def test_succeeds_giving_every_entry_in_force_once_oldest_first(
+        self, store: HotlistStore
+    ) -> None:
+        store.create_list("stolen")
+        store.create_list("amber")
+        first = store.add("stolen", [STOLEN] * 1200)
+        amber = store.add("amber", [PARTIAL] * 300)
+        last = store.add("stolen", [STOLEN] * 700)
+        for gone in (first[399], first[400], first[1199], amber[0], last[699]):
+            store.remove(gone.entry_id)
+        stolen = [s.entry_id for s in first[:399] + first[401:1199] + last[:699]]
+        in_force = stolen[:1197] + [s.entry_id for s in amber[1:]] + stolen[1197:]
+
+        pages = paged_ids(store, None, 400)
+        assert [len(page) for page in pages] == [400] * 5 + [195]
+        assert [i for page in pages for i in page] == in_force
+        assert paged_ids(store, None, 400) == pages  # the same pages again
+        pages = paged_ids(store, "stolen", 400)
+        assert [len(page) for page in pages] == [400] * 4 + [296]
+        assert [i for page in pages for i in page] == stolen
+        assert paged_ids(store, "amber", 299) == [[s.entry_id for s in amber[1:]]]
+
+    def test_succeeds_with_an_entry_added_or_ended_between_pages(self, store: HotlistStore) -> None:
+        """A page starts after the last one's place: no entry is skipped or given twice."""
+        store.create_list("stolen")
+        added = store.add("stolen", [STOLEN] * 4)
+        page = store.entries(limit=2)
+        store.remove(added[1].entry_id)  # on the page given
+        store.remove(added[2].entry_id)  # on the next
+        [late] = store.add("stolen", [PARTIAL])
+        rest = store.entries(after=page.last, limit=2)
+        assert [s.entry_id for s in page.entries + rest.entries] == [
+            added[0].entry_id,
+            added[1].entry_id,
+            added[3].entry_id,
+            late.entry_id,
+        ]
+        assert rest.last is None
+        assert (rest.entries[-1].list_name, rest.entries[-1].entry) == ("stolen", PARTIAL)
+
+    @pytest.mark.parametrize(("limit", "decrypted"), [(500, [1] * 6), (750, [1, 2, 2, 1])])
+    def test_hot2_decrypts_only_the_chunks_holding_each_page(
+        self, engine: Engine, limit: int, decrypted: list[int]
+    ) -> None:
+        key = _CountingKey(DataKey.generate().key)
+        store = HotlistStore(engine, data_key=key, clock=ManualClock())
+        store.create_list("stolen")
+        added = store.add("stolen", [STOLEN] * 3000)
+        key.chunks, counts, ids = 0, [], []
+        for page in pages(store, None, limit):
+            counts.append(key.chunks)
+            ids += [stored.entry_id for stored in page.entries]
+            key.chunks = 0
+        assert (counts, ids) == (decrypted, [stored.entry_id for stored in added])
+
+    def test_fails_on_a_limit_below_one(self, store: HotlistStore) -> None:
+        with pytest.raises(ValidationError, match="limit"):
+            store.entries(limit=0)
+
+    def test_fails_on_a_missing_list(self, store: HotlistStore) -> None:
+        with pytest.raises(NotFoundError):
+            store.entries("nope", limit=1)
 
 
 class TestVersions:
