@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, func, literal_column, tuple_
+from sqlalchemy import ColumnElement, func, literal_column, tuple_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -102,6 +102,30 @@ class EntryPage:
 
     entries: list[StoredEntry]
     last: EntryPlace | None
+
+
+class EndedEntry(NamedTuple):
+    """An entry just ended, as its change is audited: its id and plate (AUD-1)."""
+
+    entry_id: str
+    plate: str
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """What `HotlistStore.replace` did to a list.
+
+    Attributes:
+        version: The hotlists' version after it: unchanged if nothing was added or removed.
+        added: The entries added, in the order given.
+        kept: How many entries in force were kept as they were.
+        removed: The entries removed.
+    """
+
+    version: int
+    added: list[StoredEntry]
+    kept: int
+    removed: list[EndedEntry]
 
 
 @dataclass(frozen=True)
@@ -418,6 +442,22 @@ def _opened(
     }
 
 
+def _check_batch(entries: Sequence[HotlistEntry]) -> None:
+    """Refuse a batch larger than one transaction should write, or an empty one."""
+    if not 0 < len(entries) <= MAX_BATCH:
+        raise ValidationError("entries", f"give 1 to {MAX_BATCH} entries at a time")
+
+
+def _entry_key(plate: bytes, fields: bytes) -> bytes:
+    """What identifies an entry of a list in every field: its plate and serialized fields.
+
+    `encode_fields` serializes the same fields to the same bytes (no map fields), so an
+    entry stored from the same row of a file has the same key. One stored in another
+    encoding would differ and be replaced, never wrongly kept.
+    """
+    return plate + b"\n" + fields  # a plate holds no newline
+
+
 def _slots(packed: bytes) -> frozenset[int]:
     """The slots a cut leaves out, as `HotlistChunkCutRecord.ended_slots` holds them (`_packed`)."""
     slots = array("H", packed)
@@ -491,59 +531,57 @@ class HotlistStore:
             NotFoundError: No list has that name.
             ValidationError: More than `MAX_BATCH` entries at once, or none.
         """
-        if not 0 < len(entries) <= MAX_BATCH:
-            raise ValidationError("entries", f"give 1 to {MAX_BATCH} entries at a time")
-        now = self._clock()
+        _check_batch(entries)
         with Session(self._engine) as session:
             version = self._next_version(session)
-            hotlist_id = self._require_list(session, list_name).id
-            assert hotlist_id is not None  # noqa: S101 (a stored row has its key)
-            ids = [str(uuid.uuid4()) for _ in entries]
-            for start in range(0, len(entries), CHUNK_SIZE):
-                part = entries[start : start + CHUNK_SIZE]
-                part_ids = ids[start : start + CHUNK_SIZE]
-                framed = frame_fields([encode_fields(entry, list_name) for entry in part])
-                joined_ids, joined_plates = (
-                    join_column(part_ids),
-                    join_column(e.plate for e in part),
-                )
-                chunk = HotlistChunkRecord(
-                    version=version,
-                    entry_ids=joined_ids,
-                    plates=joined_plates,
-                    fields=self._key.encrypt(framed),
-                    size=len(part),
-                    digest=self._key.encrypt(chunk_digest(joined_ids, joined_plates, framed))
-                    if len(part) == CHUNK_SIZE
-                    else None,
-                )
-                session.add(chunk)
-                session.flush()
-                insert_rows(
-                    session,
-                    table_of(HotlistEntryRecord),
-                    _ENTRY_COLUMNS,
-                    (
-                        (
-                            entry_id,
-                            hotlist_id,
-                            entry.plate,
-                            entry.is_partial,
-                            chunk.id,
-                            slot,
-                            version,
-                            now,
-                            None,
-                            "",
-                        )
-                        for slot, (entry_id, entry) in enumerate(zip(part_ids, part, strict=True))
-                    ),
-                )
+            stored = self._insert(session, self._require_list(session, list_name), entries, version)
             session.commit()
-        return [
-            StoredEntry(entry_id, list_name, entry, version)
-            for entry_id, entry in zip(ids, entries, strict=True)
-        ]
+        return stored
+
+    def replace(self, list_name: str, entries: Sequence[HotlistEntry]) -> Replaced:
+        """Make a list hold exactly `entries`, in one transaction: readers see it before or after.
+
+        For a full extract reissued (NCIC's, twice a day): an entry in force identical to
+        one of `entries` in every field is kept as it is (same id and version, so no delta
+        sends it again); the others in force are removed as `remove` removes one, so a
+        partner's next delta ends them (HOT-5); those of `entries` left are added, a
+        duplicate once. When nothing is added or removed the transaction is rolled back:
+        the version stays and partners have nothing to pull.
+
+        Entries are compared by `_entry_key`, one lookup each: `entries`' keys are held
+        (at most `MAX_BATCH`), the list's entries read a few stored chunks at a time
+        (`_in_force`), so a million-entry list is never held whole.
+
+        Raises:
+            NotFoundError: No list has that name.
+            ValidationError: More than `MAX_BATCH` entries, or none.
+        """
+        _check_batch(entries)
+        with Session(self._engine) as session:
+            version = self._next_version(session)
+            hotlist = self._require_list(session, list_name)
+            wanted: dict[bytes, HotlistEntry] = {}
+            for entry in entries:
+                key = _entry_key(entry.plate.encode(), encode_fields(entry, list_name))
+                wanted.setdefault(key, entry)
+            distinct = len(wanted)
+            removed: list[EndedEntry] = []
+            ended: dict[int, set[int]] = {}
+            for chunk_id, chunk, in_force in self._in_force(session, hotlist):
+                ids, plates = chunk.entry_ids.split(b"\n"), chunk.plates.split(b"\n")
+                frames = hotlist_pb2.HotlistEntryFieldsFrames.FromString(chunk.fields).fields
+                for slot in in_force:
+                    if wanted.pop(_entry_key(plates[slot], frames[slot]), None) is None:
+                        ended.setdefault(chunk_id, set()).add(slot)
+                        removed.append(EndedEntry(ids[slot].decode(), plates[slot].decode()))
+            kept = distinct - len(wanted)
+            if not wanted and not removed:
+                session.rollback()
+                return Replaced(version - 1, [], kept, [])
+            self._remove_many(session, [r.entry_id for r in removed], ended, version)
+            added = self._insert(session, hotlist, list(wanted.values()), version)
+            session.commit()
+        return Replaced(version, added, kept, removed)
 
     def remove(self, entry_id: str) -> StoredEntry:
         """Take an entry off its list (entered by mistake).
@@ -789,12 +827,115 @@ class HotlistStore:
                 raise PreconditionError(f"hotlist entry {entry_id} was already {record.ended_how}")
             record.ended_at, record.ended_how, record.version = self._clock(), how, version
             session.add(record)
-            self._recut(session, record.chunk_id, record.slot)
+            self._recut(session, record.chunk_id, {record.slot})
             session.commit()
             return self._stored(record, _Chunks(session, self._key))
 
-    def _recut(self, session: Session, chunk_id: int, slot: int) -> None:
-        """Store the cut of a full chunk whose entry at `slot` just ended, for snapshots to send.
+    def _insert(
+        self,
+        session: Session,
+        hotlist: HotlistRecord,
+        entries: Sequence[HotlistEntry],
+        version: int,
+    ) -> list[StoredEntry]:
+        """Store `entries` on `hotlist` at `version`, in chunks of `CHUNK_SIZE`; no commit."""
+        assert hotlist.id is not None  # noqa: S101 (a stored row has its key)
+        now = self._clock()
+        ids = [str(uuid.uuid4()) for _ in entries]
+        for start in range(0, len(entries), CHUNK_SIZE):
+            part = entries[start : start + CHUNK_SIZE]
+            part_ids = ids[start : start + CHUNK_SIZE]
+            framed = frame_fields([encode_fields(entry, hotlist.name) for entry in part])
+            joined_ids, joined_plates = join_column(part_ids), join_column(e.plate for e in part)
+            chunk = HotlistChunkRecord(
+                version=version,
+                entry_ids=joined_ids,
+                plates=joined_plates,
+                fields=self._key.encrypt(framed),
+                size=len(part),
+                digest=self._key.encrypt(chunk_digest(joined_ids, joined_plates, framed))
+                if len(part) == CHUNK_SIZE
+                else None,
+            )
+            session.add(chunk)
+            session.flush()
+            insert_rows(
+                session,
+                table_of(HotlistEntryRecord),
+                _ENTRY_COLUMNS,
+                (
+                    (
+                        entry_id,
+                        hotlist.id,
+                        entry.plate,
+                        entry.is_partial,
+                        chunk.id,
+                        slot,
+                        version,
+                        now,
+                        None,
+                        "",
+                    )
+                    for slot, (entry_id, entry) in enumerate(zip(part_ids, part, strict=True))
+                ),
+            )
+        return [
+            StoredEntry(entry_id, hotlist.name, entry, version)
+            for entry_id, entry in zip(ids, entries, strict=True)
+        ]
+
+    def _in_force(
+        self, session: Session, hotlist: HotlistRecord
+    ) -> Iterator[tuple[int, EntryChunk, list[int]]]:
+        """Each stored chunk of `hotlist` with entries in force, decrypted, and their slots.
+
+        Read `CHUNKS_A_READ` chunks at a time. As `_parts_since` does, it reads the ids of
+        the list's chunks and a row per ended entry, not one per entry in force.
+        """
+        table = table_of(HotlistEntryRecord)
+        of_list = table.c.hotlist_id == hotlist.id
+        chunk_ids = [
+            chunk_id
+            for (chunk_id,) in fetch_tuples(
+                session,
+                sa_select(table.c.chunk_id)
+                .where(of_list, table.c.ended_at.is_(None))
+                .distinct()
+                .order_by(table.c.chunk_id),
+            )
+        ]
+        ended: dict[int, set[int]] = {}
+        for chunk_id, slot in fetch_tuples(
+            session,
+            sa_select(table.c.chunk_id, table.c.slot).where(of_list, table.c.ended_at.is_not(None)),
+        ):
+            ended.setdefault(chunk_id, set()).add(slot)
+        for start in range(0, len(chunk_ids), CHUNKS_A_READ):
+            read = _read_chunks(session, self._key, chunk_ids[start : start + CHUNKS_A_READ])
+            for chunk_id, chunk in sorted(read.items()):
+                gone = ended.get(chunk_id, set())
+                yield chunk_id, chunk, [slot for slot in range(chunk.size) if slot not in gone]
+
+    def _remove_many(
+        self,
+        session: Session,
+        entry_ids: Sequence[str],
+        slots: Mapping[int, set[int]],
+        version: int,
+    ) -> None:
+        """End entries in force as `remove` ends one, at `version`; `slots` theirs by chunk."""
+        now, table = self._clock(), table_of(HotlistEntryRecord)
+        for start in range(0, len(entry_ids), 500):
+            session.exec(
+                update(table)
+                .where(table.c.id.in_(entry_ids[start : start + 500]))
+                .values(ended_at=now, ended_how=REMOVED, version=version)
+            )
+        for chunk_id, ended in slots.items():
+            self._recut(session, chunk_id, ended)
+
+    def _recut(self, session: Session, chunk_id: int, slots: Iterable[int]) -> None:
+        """Store the cut of a full chunk whose entries at `slots` just ended, for snapshots.
 
         Kept while at least half the chunk is in force; a sparser chunk is cut as it is
         sent and joined with the pieces beside it, and has no stored cut.
@@ -803,7 +944,7 @@ class HotlistStore:
         if chunk.size != CHUNK_SIZE:
             return  # sent as pieces, joined, whatever ends
         stored = session.get(HotlistChunkCutRecord, chunk_id)
-        ended = {slot, *(_slots(stored.ended_slots) if stored else ())}
+        ended = {*slots, *(_slots(stored.ended_slots) if stored else ())}
         if len(ended) > CHUNK_SIZE // 2:
             if stored is not None:
                 session.delete(stored)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import text
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Engine
 from alpr.common.v1.hotlist_pb2 import HotlistEntryFieldsList
 from node.ed25519 import DataKey
 from node.errors import AlreadyExistsError, NotFoundError, PreconditionError, ValidationError
+from node.hotlists import store as store_module
 from node.hotlists.codec import chunk_digest, split_column
 from node.hotlists.entry import HotlistEntry, ListType
 from node.hotlists.store import Changes, EntryPage, HotlistStore
@@ -423,6 +425,97 @@ class TestVersions:
         with pytest.raises(ValidationError) as raised:
             store.changes_since(version)
         assert raised.value.field == "since_version"
+
+
+def plates(count: int, prefix: str = "7AB") -> list[HotlistEntry]:
+    """`count` stolen-vehicle entries on distinct whole plates."""
+    return [replace(STOLEN, plate=f"{prefix}{n:04d}") for n in range(count)]
+
+
+class TestReplace:
+    def test_succeeds_keeping_the_same_removing_the_gone_and_adding_the_new(
+        self, store: HotlistStore
+    ) -> None:
+        store.create_list("stolen")
+        kept, gone, changed = plates(3)
+        first = store.replace("stolen", [kept, gone, changed])
+        before = store.version()
+        new, changed_now = plates(1, "8XY")[0], replace(changed, reason="recovered, then again")
+        replaced = store.replace("stolen", [kept, changed_now, new])
+        assert (replaced.version, replaced.kept) == (before + 1, 1)
+        assert [s.entry for s in replaced.added] == [changed_now, new]
+        assert [(r.entry_id, r.plate) for r in replaced.removed] == [
+            (s.entry_id, s.entry.plate) for s in first.added[1:]
+        ]
+        in_force = store.entries("stolen", limit=10_000).entries
+        assert (in_force[0].entry_id, in_force[0].entry) == (first.added[0].entry_id, kept)
+        assert [s.entry for s in in_force] == [kept, changed_now, new]
+        assert store.get(first.added[1].entry_id).ended_how == "removed"
+        # A partner's next delta ends the two and sends the two added, not the one kept.
+        delta = store.changes_since(before)
+        assert sorted(delta.ended) == sorted(s.entry_id for s in first.added[1:])
+        assert delta.entry_ids == [s.entry_id for s in replaced.added]
+
+    def test_succeeds_changing_nothing_for_the_same_entries_again(
+        self, store: HotlistStore
+    ) -> None:
+        """No change raises no version: partners pulling find nothing to take."""
+        store.create_list("stolen")
+        store.replace("stolen", plates(3))
+        version = store.version()
+        again = store.replace("stolen", plates(3))
+        assert (again.version, again.added, again.kept, again.removed) == (version, [], 3, [])
+        assert store.version() == version
+
+    def test_succeeds_counting_a_duplicate_once_given_or_stored(self, store: HotlistStore) -> None:
+        store.create_list("stolen")
+        store.add("stolen", [STOLEN, STOLEN])
+        replaced = store.replace("stolen", [STOLEN, STOLEN, PARTIAL, PARTIAL])
+        assert (replaced.kept, len(replaced.removed), [s.entry for s in replaced.added]) == (
+            1,
+            1,
+            [PARTIAL],
+        )
+        assert [s.entry for s in store.entries("stolen", limit=10_000).entries] == [STOLEN, PARTIAL]
+
+    def test_succeeds_leaving_other_lists_and_ended_entries_alone(
+        self, store: HotlistStore
+    ) -> None:
+        store.create_list("stolen")
+        store.create_list("amber")
+        [other] = store.add("amber", [STOLEN])
+        [cancelled] = store.add("stolen", [STOLEN])
+        store.cancel(cancelled.entry_id)
+        replaced = store.replace("stolen", [PARTIAL])
+        assert (replaced.kept, replaced.removed) == (0, [])
+        assert [s.entry_id for s in store.entries("amber", limit=10_000).entries] == [
+            other.entry_id
+        ]
+        assert store.get(cancelled.entry_id).ended_how == "cancelled"
+
+    def test_succeeds_across_chunks_read_a_few_at_a_time(
+        self, store: HotlistStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Removals spread over full chunks leave snapshots that send what they name."""
+        monkeypatch.setattr(store_module, "CHUNKS_A_READ", 1)
+        store.create_list("stolen")
+        everything = plates(2500)
+        store.add("stolen", everything)
+        wanted = everything[::2] + plates(10, "8XY")
+        replaced = store.replace("stolen", wanted)
+        assert (replaced.kept, len(replaced.removed), len(replaced.added)) == (1250, 1250, 10)
+        assert sorted(
+            s.entry.plate for s in store.entries("stolen", limit=10_000).entries
+        ) == sorted(e.plate for e in wanted)
+        outgoing = store.outgoing_since(0)
+        chunks = list(outgoing.chunks)
+        assert outgoing.digests == [chunk_digest(c.entry_ids, c.plates, c.fields) for c in chunks]
+        assert sorted(store.changes_since(0).plates) == sorted(e.plate for e in wanted)
+
+    def test_fails_for_a_missing_list(self, store: HotlistStore) -> None:
+        with pytest.raises(NotFoundError, match="nope"):
+            store.replace("nope", [STOLEN])
+        assert store.version() == 0
 
 
 def chunk_sizes(changes: Changes) -> list[int]:

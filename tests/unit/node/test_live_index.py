@@ -59,3 +59,19 @@ class TestOwnLists:
         live.refresh()
         assert found(live, "8XYZ999", HOUR) == {("own:amber", "8XYZ999")}
         assert len(live.index) == 6
+
+    def test_hot5_a_list_replaced_stops_matching_what_it_no_longer_holds(
+        self, engine: Engine
+    ) -> None:
+        key, clock = DataKey.generate(), ManualClock()
+        own = HotlistStore(engine, data_key=key, clock=clock)
+        live = LiveIndex(own, PartnerHotlists(engine, data_key=key, clock=clock), ori="CA0194200")
+        own.create_list("stolen")
+        own.replace("stolen", [entry("7ABC123"), entry("8XYZ999")])
+        live.refresh()
+        own.replace("stolen", [entry("7ABC123"), entry("5SAM123")])
+        live.refresh()
+        assert found(live, "8XYZ999") == set()
+        assert found(live, "7ABC123") == {("own:stolen", "7ABC123")}
+        assert found(live, "5SAM123") == {("own:stolen", "5SAM123")}
+        assert len(live.index) == 2
