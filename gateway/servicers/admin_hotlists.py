@@ -1,10 +1,12 @@
 """AdminService's hotlist RPCs: operators keep their agency's own hotlists on the node.
 
 Entries arrive one by one (AddHotlistEntries) or as a whole CSV, NCIC or CLEW file that the
-node parses itself (ImportHotlist). Either way a civil-immigration entry is refused and the
-refusal audited (ACC-7), every change is audited with the plates it touched (AUD-1), and the
-agency's recent reads are searched for what was added: each read found raises a hit flagged
-retrospective, streamed to every patrol client like any other.
+node parses itself (ImportHotlist), which may instead replace the list with the file: a full
+extract reissued (NCIC's, twice a day) then ends the records it no longer holds. Either way a
+civil-immigration entry is refused and the refusal audited (ACC-7), every change is audited
+with the plates it touched (AUD-1), and the agency's recent reads are searched for what was
+added: each read found raises a hit flagged retrospective, streamed to every patrol client
+like any other.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from node.hotlists.importers import (
     parse_csv,
     parse_ncic,
 )
-from node.hotlists.store import MAX_BATCH, EntryPlace, HotlistInfo, StoredEntry
+from node.hotlists.store import MAX_BATCH, EntryPlace, HotlistInfo, Replaced, StoredEntry
 
 MAX_ADD = 10_000
 MAX_IMPORT_BYTES = 4 * 1024 * 1024
@@ -163,6 +165,19 @@ def _rejected_to_proto(line: RejectedLine) -> pb.RejectedHotlistLine:
 def _plates(stored: Sequence[StoredEntry]) -> list[dict[str, str]]:
     """What the audit records of entries a change touched: their ids and plates (AUD-1)."""
     return [{"entry_id": s.entry_id, "plate": s.entry.plate} for s in stored]
+
+
+def _replaced_details(replaced: Replaced | None) -> dict[str, object]:
+    """What the audit of an import adds when it replaced the list: counts, and what ended."""
+    if replaced is None:
+        return {}
+    return {
+        "replace": True,
+        "added": len(replaced.added),
+        "kept": replaced.kept,
+        "removed": len(replaced.removed),
+        "removed_entries": [ended._asdict() for ended in replaced.removed],
+    }
 
 
 class HotlistAdmin:
@@ -308,7 +323,11 @@ class HotlistAdmin:
     ) -> pb.ImportHotlistResponse:
         """Parse a file on the node and add what it accepts, in one version; report the rest.
 
-        The reply counts every rejected line but shows only the first `MAX_REJECTED_SHOWN`.
+        With `replace` the list is made to hold exactly what the file accepts
+        (`HotlistStore.replace`), and the removed entries are audited with the added ones.
+        A file that accepts nothing is then refused rather than empty the list: a wrong
+        format or a truncated extract would otherwise end every entry at once. The reply
+        counts every rejected line but shows only the first `MAX_REJECTED_SHOWN`.
         """
         list_name = _required(request.list_name, "list_name")
         result = parse_import(request, self.services.clock())
@@ -327,8 +346,15 @@ class HotlistAdmin:
             )
         self._require_list(list_name)
         store = self.services.hotlists
-        stored = store.add(list_name, result.entries) if result.entries else []
-        version = stored[0].version if stored else store.version()
+        replaced: Replaced | None = None
+        if request.replace:
+            if not result.entries:
+                raise ValidationError("content", "holds no usable entry: replacing would empty")
+            replaced = store.replace(list_name, result.entries)
+            stored, version = replaced.added, replaced.version
+        else:
+            stored = store.add(list_name, result.entries) if result.entries else []
+            version = stored[0].version if stored else store.version()
         self._record(
             "hotlist.imported",
             context,
@@ -337,6 +363,7 @@ class HotlistAdmin:
             version=version,
             rejected=len(result.rejected),
             entries=_plates(stored),
+            **_replaced_details(replaced),
         )
         self._search_back(stored)
         return pb.ImportHotlistResponse(
@@ -344,4 +371,6 @@ class HotlistAdmin:
             rejected=[_rejected_to_proto(r) for r in result.rejected[:MAX_REJECTED_SHOWN]],
             version=version,
             rejected_count=len(result.rejected),
+            kept=replaced.kept if replaced else 0,
+            removed=len(replaced.removed) if replaced else 0,
         )

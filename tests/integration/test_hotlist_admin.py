@@ -33,6 +33,7 @@ DATA = Path(__file__).parent.parent / "data" / "hotlists"
 OPERATOR = f"spiffe://test.alpr/agency/{LAPD}/user/operator"
 CSV, NCIC, CLEW = pb.HOTLIST_FORMAT_CSV, pb.HOTLIST_FORMAT_NCIC, pb.HOTLIST_FORMAT_CLEW
 MIB = 1024 * 1024
+EXTRACT_A = (DATA / "sample_ncic.txt").read_bytes()
 
 
 @dataclass
@@ -519,6 +520,79 @@ class TestImportHotlist:
         content = (DATA / "sample_ncic.txt").read_bytes()
         error = refused(lapd.import_file, "nope", format=NCIC, content=content)
         assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+def extract_b() -> bytes:
+    """The sample NCIC extract reissued: 7ABC123 cleared, 5KLM789 repainted, 8NEW001 entered."""
+    lines = (DATA / "sample_ncic.txt").read_text().splitlines(keepends=True)
+    gone = [line for line in lines if "7ABC123" in line]
+    changed = [line.replace("4D WHI", "4D BLK") if "5KLM789" in line else line for line in lines]
+    new = "V423456789CA0194200202506028NEW001   CA      2022 TESL M3  4D RED\n"
+    return "".join(line for line in changed if line not in gone).encode() + new.encode()
+
+
+class TestReplaceHotlist:
+    def test_hot5_succeeds_leaving_exactly_the_reissued_extracts_entries(
+        self, lapd: Operator
+    ) -> None:
+        lapd.create()
+        first = lapd.import_file("stolen", format=NCIC, content=EXTRACT_A, replace=True)
+        assert (first.imported, first.kept, first.removed, first.version) == (9, 0, 0, 1)
+        [before] = lapd.entries("stolen")
+        answer = lapd.import_file("stolen", format=NCIC, content=extract_b(), replace=True)
+        assert (answer.imported, answer.kept, answer.removed) == (2, 7, 2)
+        assert (answer.version, answer.rejected_count) == (2, 3)
+        [after] = lapd.entries("stolen")
+        plates = sorted(e.plate for e in after)
+        assert plates == sorted({e.plate for e in before} - {"7ABC123"} | {"8NEW001"})
+        [repainted] = [e for e in after if e.plate == "5KLM789"]
+        assert repainted.reason.endswith("BLK")
+        unchanged = {e.plate: e.entry_id for e in before if e.plate not in ("7ABC123", "5KLM789")}
+        assert {e.plate: e.entry_id for e in after if e.plate in unchanged} == unchanged
+        audited = lapd.audited_details("hotlist.imported")[-1]
+        assert (audited["replace"], audited["added"], audited["kept"], audited["removed"]) == (
+            True,
+            2,
+            7,
+            2,
+        )
+        assert sorted(e["plate"] for e in audited["removed_entries"]) == ["5KLM789", "7ABC123"]
+        assert sorted(e["plate"] for e in audited["entries"]) == ["5KLM789", "8NEW001"]
+
+    def test_succeeds_changing_nothing_for_the_same_extract_twice(self, lapd: Operator) -> None:
+        """No change raises no version: partners find nothing new to pull."""
+        lapd.create()
+        lapd.import_file("stolen", format=NCIC, content=EXTRACT_A, replace=True)
+        [before] = lapd.entries("stolen")
+        again = lapd.import_file("stolen", format=NCIC, content=EXTRACT_A, replace=True)
+        assert (again.imported, again.kept, again.removed, again.version) == (0, 9, 0, 1)
+        assert lapd.entries("stolen") == [before]
+
+    def test_acc7_succeeds_keeping_nothing_for_a_refused_line(self, lapd: Operator) -> None:
+        """A forbidden line is refused and audited again, and keeps no entry it matched."""
+        lapd.create()
+        lapd.import_file("stolen", format=CSV, content=b"plate,list_type\n7ABC123,stolen\n")
+        content = b"plate,list_type\n7ABC123,civil_immigration\n5KLM789,stolen\n"
+        answer = lapd.import_file("stolen", format=CSV, content=content, replace=True)
+        assert (answer.imported, answer.kept, answer.removed, answer.rejected_count) == (1, 0, 1, 1)
+        assert [e.plate for e in lapd.entries("stolen")[0]] == ["5KLM789"]
+        assert len(lapd.audited("hotlist.refused")) == 1
+
+    def test_fails_invalid_argument_for_a_file_with_nothing_to_keep(self, lapd: Operator) -> None:
+        """A wrong format or a truncated extract must not empty the list at once."""
+        lapd.create()
+        lapd.import_file("stolen", format=NCIC, content=EXTRACT_A)
+        content = b"plate,list_type\n5IMM100,civil_immigration\n"
+        error = refused(lapd.import_file, "stolen", format=CSV, content=content, replace=True)
+        assert invalid_field(error) == "content"
+        assert len(lapd.entries("stolen")[0]) == 9
+        [*_, refusal] = lapd.audited_details("hotlist.refused")
+        assert refusal["lines"] == [{"line": 2, "raw": "5IMM100,civil_immigration"}]
+
+    def test_fails_not_found_naming_a_missing_list(self, lapd: Operator) -> None:
+        error = refused(lapd.import_file, "nope", format=NCIC, content=EXTRACT_A, replace=True)
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        assert "'nope'" in str(error.details())
 
 
 class TestImportSizeLimits:

@@ -537,6 +537,7 @@ class ImportHotlistRequest(_message.Message):
     CONTENT_FIELD_NUMBER: _builtins.int
     COLUMN_MAPPING_FIELD_NUMBER: _builtins.int
     LIST_TYPE_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
     list_name: _builtins.str
     """The list to add the file's entries to."""
     format: Global___HotlistFormat.ValueType
@@ -546,6 +547,15 @@ class ImportHotlistRequest(_message.Message):
     list_type: _builtins.str
     """CLEW only: the list type of lines whose category column is blank, e.g.
     "stolen_vehicle" for svs.tbl.
+    """
+    replace: _builtins.bool
+    """Make the list hold exactly the file's usable entries, for a full extract reissued
+    (NCIC's, twice a day): an entry in force identical to a line of the file in every
+    field is kept (same id, not sent to partners again), the others in force are removed
+    (partners' next delta ends them), the lines new to the list are added; a duplicate
+    line counts once, and a rejected line keeps nothing. One transaction; no version is
+    raised when nothing changes. Refused for a file with no usable entry, which would
+    empty the list.
     """
     @_builtins.property
     def column_mapping(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
@@ -559,10 +569,11 @@ class ImportHotlistRequest(_message.Message):
         content: _builtins.bytes = ...,
         column_mapping: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         list_type: _builtins.str = ...,
+        replace: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["column_mapping", b"column_mapping", "content", b"content", "format", b"format", "list_name", b"list_name", "list_type", b"list_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column_mapping", b"column_mapping", "content", b"content", "format", b"format", "list_name", b"list_name", "list_type", b"list_type", "replace", b"replace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -578,12 +589,18 @@ class ImportHotlistResponse(_message.Message):
     REJECTED_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     REJECTED_COUNT_FIELD_NUMBER: _builtins.int
+    KEPT_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
     imported: _builtins.int
     """How many entries were added, in one version."""
     version: _builtins.int
     """The hotlists' version after the import."""
     rejected_count: _builtins.int
     """How many lines were not imported in all, of which rejected holds the first."""
+    kept: _builtins.int
+    """With replace: how many entries in force were kept as they were."""
+    removed: _builtins.int
+    """With replace: how many entries in force were removed, not being in the file."""
     @_builtins.property
     def rejected(self) -> _containers.RepeatedCompositeFieldContainer[Global___RejectedHotlistLine]:
         """The first 100 lines that were not, in file order: enough to see what is wrong, and a
@@ -597,10 +614,12 @@ class ImportHotlistResponse(_message.Message):
         rejected: _abc.Iterable[Global___RejectedHotlistLine] | None = ...,
         version: _builtins.int = ...,
         rejected_count: _builtins.int = ...,
+        kept: _builtins.int = ...,
+        removed: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["imported", b"imported", "rejected", b"rejected", "rejected_count", b"rejected_count", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["imported", b"imported", "kept", b"kept", "rejected", b"rejected", "rejected_count", b"rejected_count", "removed", b"removed", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
