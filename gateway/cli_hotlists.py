@@ -183,11 +183,16 @@ def _import(args: argparse.Namespace) -> int:
         content=read_file(args.file),
         column_mapping=_mapping(args.map),
         list_type=args.list_type or "",
+        replace=args.replace,
     )
 
     def action(admin: Stub, _: grpc.Channel) -> None:
         answer = admin.ImportHotlist(request, timeout=args.timeout)
-        print(f"imported {answer.imported} entries into {args.list} (version {answer.version})")
+        if args.replace:
+            print(f"replaced {args.list}: {answer.imported} added, {answer.kept} kept, "
+                  f"{answer.removed} removed (version {answer.version})")  # fmt: skip
+        else:
+            print(f"imported {answer.imported} entries into {args.list} (version {answer.version})")
         if answer.rejected_count:
             print(f"rejected {answer.rejected_count} lines:")
         for rejected in answer.rejected:
@@ -233,7 +238,7 @@ def add_hotlist_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 
     load = steps.add_parser(
         "import",
-        help="add a CSV, NCIC or CLEW file; the node parses it",
+        help="add a CSV, NCIC or CLEW file, or replace the list with it; the node parses it",
         description=f"A CSV's header row names our fields: {', '.join(CSV_FIELDS)} (plate and "
         "list_type required; other columns ignored), or --map names yours for them. "
         "expires_at is ISO 8601 with an offset, e.g. 2026-07-01T00:00:00Z, or empty.",
@@ -250,6 +255,13 @@ def add_hotlist_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "the file lacks is refused",
     )
     load.add_argument("--list-type", help="CLEW: the type of lines with no category")
+    load.add_argument(
+        "--replace",
+        action="store_true",
+        help="make the list hold exactly the file's entries (a reissued NCIC extract): keep "
+        "those unchanged, remove those not in the file (partners' next pull ends them), add "
+        "the new",
+    )
     load.set_defaults(run=_import)
     pull = steps.add_parser("pull", help="pull a partner's hotlists now, as the refresh job does")
     pull.add_argument("partner", help="the partner's ORI")

@@ -147,6 +147,27 @@ class TestHotlistImportByCli:
         out = alpr("import", "stolen", str(DATA / "sample_ncic.txt"), "--format", "ncic")
         assert out.startswith("imported 9 entries into stolen (version 1)\nrejected 3 lines:\n")
 
+    def test_hot5_succeeds_replacing_a_list_with_a_reissued_ncic_extract(
+        self, alpr: Operator, tmp_path: Path
+    ) -> None:
+        extract = DATA / "sample_ncic.txt"
+        alpr("import", "stolen", str(extract), "--format", "ncic")
+        reissued = tmp_path / "reissued.txt"
+        reissued.write_text("".join(line for line in extract.read_text().splitlines(True)
+                                    if "7ABC123" not in line))  # fmt: skip
+        out = alpr("import", "stolen", str(reissued), "--format", "ncic", "--replace")
+        assert out.startswith("replaced stolen: 0 added, 8 kept, 1 removed (version 2)\n"
+                              "rejected 3 lines:\n")  # fmt: skip
+        assert "7ABC123" not in alpr("entries", "stolen")
+        again = alpr("import", "stolen", str(reissued), "--format", "ncic", "--replace")
+        assert again.startswith("replaced stolen: 0 added, 8 kept, 0 removed (version 2)\n")
+
+    def test_fails_in_one_line_replacing_a_missing_list(self, alpr: Operator) -> None:
+        err = alpr("import", "nope", str(DATA / "sample_ncic.txt"), "--format", "ncic",
+                   "--replace", expect=1)  # fmt: skip
+        assert err.count("\n") == 1
+        assert "NOT_FOUND no hotlist named 'nope'" in err
+
     @pytest.mark.parametrize(
         ("options", "message"),
         [
