@@ -256,6 +256,24 @@ class TestPull:
         assert lapd.node.services.partner_lists.find("7ABC123") == []
         assert len(lapd.node.services.partner_lists.find("8XY947")) == 1
 
+    def test_hot5_a_list_replaced_ends_what_it_dropped_in_the_partners_next_delta(
+        self, pair: tuple[Agency, Agency, str], clock: ManualClock
+    ) -> None:
+        """An entry kept is not sent again; one dropped stops matching on both sides."""
+        lapd, lasd, _ = pair
+        pull(lapd, LASD)
+        new = replace(STOLEN, plate="7ABC124")
+        replaced = lasd.node.services.hotlists.replace("stolen", [STOLEN, new])
+        assert (replaced.kept, len(replaced.added), len(replaced.removed)) == (1, 1, 1)
+        clock.advance(timedelta(hours=6))
+        result = pull(lapd, LASD)
+        assert (result.added, result.ended) == (1, 1)
+        assert lapd.node.services.partner_lists.find("8XY947") == []
+        assert len(lapd.node.services.partner_lists.find("7ABC123")) == 1
+        assert len(lapd.node.services.partner_lists.find("7ABC124")) == 1
+        assert hits_of_a_read(lasd, clock, "8XY947") == 0
+        assert hits_of_a_read(lasd, clock, "7ABC124") == 1
+
     def test_hot1_a_delta_patches_the_match_index_a_snapshot_replaces_it(
         self, pair: tuple[Agency, Agency, str], clock: ManualClock, monkeypatch: pytest.MonkeyPatch
     ) -> None:
