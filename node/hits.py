@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, insert, text, update
@@ -35,6 +35,7 @@ from node.store.models import utc
 
 MAX_NOTE = 500
 MAX_PAGE = 500
+_IDS_A_QUERY = 500  # entry ids an IN list holds, well under any database's bound
 _CURSOR = table_of(HitCursorRecord)
 _LOCK_CURSOR = sa_select(_CURSOR.c.last).where(_CURSOR.c.id == 1).with_for_update()
 _SET_CURSOR = update(_CURSOR).where(_CURSOR.c.id == 1).values(last=bindparam("new_last"))
@@ -147,19 +148,47 @@ class HitFeed:
 
     def record_cancellation(self, entry_id: str, list_name: str) -> int:
         """Tell every unit an entry was cancelled, naming its hits so far (HOT-5); the cursor."""
+        [cursor] = self._cancel({entry_id: list_name}, every=True)
+        return cursor
+
+    def record_withdrawn(self, ended: Mapping[str, str]) -> list[int]:
+        """Tell every unit of each entry `ended` (id -> list name) that raised hits; cursors.
+
+        An entry taken off its list (removed as entered by mistake, or gone from a reissued
+        extract: the car recovered) is cancelled to the units that may be acting on its
+        hits, as a cancelled entry is (HOT-5). One that raised no hit needs no word: units
+        hold hits, not lists.
+        """
+        return self._cancel(ended, every=False)
+
+    def _cancel(self, ended: Mapping[str, str], *, every: bool) -> list[int]:
+        """A cancellation naming its hits so far for each entry `ended`, or those with hits."""
+        ids = list(ended)
+        hit_ids: dict[str, list[str]] = {entry_id: [] for entry_id in ids} if every else {}
         with Session(self._engine) as session:
             lock_for_write(session)
-            hit_ids = session.exec(
-                select(HitRecord.id)
-                .where(col(HitRecord.entry_id) == entry_id)
-                .order_by(col(HitRecord.created_at))
-            ).all()
-            message = patrol_pb2.Cancellation(
-                entry_id=entry_id, list_name=list_name, hit_ids=list(hit_ids)
-            )
-            [cursor] = self._append(session, [(FeedEventKind.CANCELLATION, "", entry_id, message)])
+            for start in range(0, len(ids), _IDS_A_QUERY):
+                found = session.exec(
+                    select(HitRecord.entry_id, HitRecord.id)
+                    .where(col(HitRecord.entry_id).in_(ids[start : start + _IDS_A_QUERY]))
+                    .order_by(col(HitRecord.created_at))
+                ).all()
+                for entry_id, hit_id in found:
+                    hit_ids.setdefault(entry_id, []).append(hit_id)
+            events: list[tuple[FeedEventKind, str, str, Message]] = [
+                (
+                    FeedEventKind.CANCELLATION,
+                    "",
+                    entry_id,
+                    patrol_pb2.Cancellation(
+                        entry_id=entry_id, list_name=ended[entry_id], hit_ids=hits
+                    ),
+                )
+                for entry_id, hits in hit_ids.items()
+            ]
+            cursors = self._append(session, events)
             session.commit()
-            return cursor
+            return cursors
 
     def hit(self, hit_id: str) -> HitRecord:
         """One hit as stored.

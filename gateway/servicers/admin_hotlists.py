@@ -287,6 +287,7 @@ class HotlistAdmin:
     ) -> pb.RemoveHotlistEntryResponse:
         """Take an entry entered by mistake off its list."""
         removed = self.services.hotlists.remove(_required(request.entry_id, "entry_id"))
+        self._withdraw({removed.entry_id: removed.list_name})
         self._record(
             "hotlist.entry_removed",
             context,
@@ -295,6 +296,11 @@ class HotlistAdmin:
             entries=_plates([removed]),
         )
         return pb.RemoveHotlistEntryResponse(entry=entry_to_proto(removed))
+
+    def _withdraw(self, ended: dict[str, str]) -> None:
+        """Tell the units acting on hits of entries just taken off a list (HOT-5)."""
+        if self.services.hits.record_withdrawn(ended):
+            self.services.broker.wake()
 
     def CancelHotlistEntry(  # noqa: N802 (gRPC method name)
         self, request: pb.CancelHotlistEntryRequest, context: Context
@@ -352,6 +358,7 @@ class HotlistAdmin:
                 raise ValidationError("content", "holds no usable entry: replacing would empty")
             replaced = store.replace(list_name, result.entries)
             stored, version = replaced.added, replaced.version
+            self._withdraw({ended.entry_id: list_name for ended in replaced.removed})
         else:
             stored = store.add(list_name, result.entries) if result.entries else []
             version = stored[0].version if stored else store.version()

@@ -445,6 +445,39 @@ class TestDispositionsAndCancellations:
                 )  # fmt: skip
         assert site.read("7ABC123").hit_count == 0
 
+    @pytest.mark.parametrize("how", ["removed", "gone from a reissued extract"])
+    def test_hot5_an_entry_taken_off_its_list_is_cancelled_to_every_stream(
+        self, site: Site, how: str
+    ) -> None:
+        """A unit on its way to a stop learns the record is gone; an entry with no hit, nothing."""
+        site.read("7ABC123")
+        [event] = site.node.services.hits.after(0)
+        assert isinstance(event.message, pb.Hit)
+        admin = site.admin()
+        with streams(site, 2, after=1) as opened:
+            if how == "removed":
+                admin.RemoveHotlistEntry(
+                    hotlists_pb2.RemoveHotlistEntryRequest(entry_id=event.message.entry_id),
+                    timeout=TIMEOUT,
+                )
+            else:  # the extract no longer lists 7ABC123 (nor the AMBER pattern, which hit nothing)
+                admin.ImportHotlist(
+                    hotlists_pb2.ImportHotlistRequest(
+                        list_name="stolen",
+                        format=hotlists_pb2.HOTLIST_FORMAT_CSV,
+                        content=b"plate,list_type\n5KLM789,stolen_vehicle\n",
+                        replace=True,
+                    ),
+                    timeout=TIMEOUT,
+                )
+            for stream in opened:
+                cancellation = stream.next().cancellation
+                assert (cancellation.entry_id, list(cancellation.hit_ids)) == (
+                    event.message.entry_id, [event.message.hit_id],
+                )  # fmt: skip
+        assert [e.cursor for e in site.node.services.hits.after(1)] == [2]  # and nothing else
+        assert site.read("7ABC123").hit_count == 0
+
 
 class TestRetrospective:
     def test_hot1_an_added_entry_is_searched_for_in_the_recent_reads(
