@@ -233,12 +233,19 @@ async def refresh_partners() -> list[str]:
     """Pull from every partner that lets us receive its hotlists; the partners refreshed.
 
     The run is audited even when no partner lets us receive anything, so an auditor
-    sees that the 6-hourly refresh ran (each partner's pull is audited too).
+    sees that the 6-hourly refresh ran (each partner's pull is audited too). A partner's
+    refresh that raises (its own audit could not be written) is counted failed, and the
+    partners after it are refreshed all the same.
     """
     refreshed: list[str] = []
     failed: list[str] = []
     for partner in await asyncio.to_thread(_giving_us_lists):
-        (refreshed if await refresh_partner(partner) else failed).append(partner)
+        try:
+            done = await refresh_partner(partner)
+        except Exception:  # any failure: the next partner's lists must not wait 6 hours
+            log.exception("a partner's refresh failed", extra=fields(partner=partner))
+            done = False
+        (refreshed if done else failed).append(partner)
     await asyncio.to_thread(_audit, "refresh_partners", refreshed=refreshed, failed=failed)
     return refreshed
 

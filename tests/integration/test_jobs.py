@@ -34,7 +34,7 @@ from node.reads import CameraKey, NewRead, Sent
 from node.store import create_engine
 from tests.support.agencies import TIMEOUT, Agency, agree, running_agencies
 from tests.support.clock import START, ManualClock
-from tests.support.pki import LAPD, LASD, Federation
+from tests.support.pki import LAPD, LASD, SPD, Federation
 
 JOB_ENDED = EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
 STOLEN = HotlistEntry(plate="7ABC123", list_type=ListType.STOLEN_VEHICLE)
@@ -333,6 +333,31 @@ class TestJobs:
         traced = {getattr(r, FIELDS)["error_id"] for r in caplog.records if r.exc_info}
         assert traced == set(re.findall(r"error id (\w+)", str(run["error"])))
         assert lasd.audit_events("exchange.hotlist_served") == []
+
+    def test_a_refresh_that_raises_does_not_hold_up_the_partners_after_it(
+        self,
+        federation: Federation,
+        tmp_path: Path,
+        clock: ManualClock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        with running_agencies(federation, tmp_path, clock, (LAPD, LASD, SPD)) as found:
+            lapd = found[LAPD]
+            for issuer in (found[LASD], found[SPD]):
+                lapd.add_peer(issuer)
+                issuer.add_peer(lapd)
+                agree(issuer, lapd, we_grant=[agreement_pb2.GRANT_RECEIVE_HOTLISTS], they_grant=[])
+                issuer.node.services.hotlists.create_list("stolen")
+                issuer.node.services.hotlists.add("stolen", [STOLEN])
+            refuse_once(monkeypatch, jobs, "_audit")  # the first partner's refresh raises
+            scheduler = start(lapd)
+            try:
+                refreshed = lapd.node.run(jobs.refresh_partners())
+            finally:
+                lapd.node.run(_shutdown(scheduler))
+            *_, summary = job_runs(lapd)
+            assert summary["job"] == "refresh_partners"
+            assert (summary["failed"], summary["refreshed"], refreshed) == ([LASD], [SPD], [SPD])
 
     def test_a_failed_refresh_is_retried_even_when_its_audit_fails(
         self, pair: tuple[Agency, Agency], monkeypatch: pytest.MonkeyPatch
